@@ -1,0 +1,35 @@
+"""Open the configured database: migrate it and, when empty, load the sample city."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gis.registry import import_manifest
+from gis.repository import Database
+from gis.settings import Settings, get_settings
+
+__all__ = ["open_database"]
+
+
+def open_database(
+    settings: Settings | None = None,
+    *,
+    step: Callable[[str], None] | None = None,
+) -> Database:
+    """Return a ready database: schema migrated, sample city loaded on first use.
+
+    The sample city is loaded only into a database without any unit and
+    only when ``TONGGE_LOAD_SAMPLE_CITY`` is true (the default, so that the
+    embedded database works out of the box).
+    """
+    settings = settings or get_settings()
+    db = Database(settings.database_url, spatialite_library=settings.spatialite_library)
+    db.migrate()
+    if settings.load_sample_city:
+        with db.reader() as repo:
+            empty = repo.is_empty()
+        if empty:
+            from boundaries import SAMPLE_CITY  # data package, needed on first use only
+
+            import_manifest(db, manifest=SAMPLE_CITY / "manifest.json", step=step)
+    return db

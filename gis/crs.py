@@ -1,0 +1,167 @@
+"""Coordinate reference systems: parsing user input, storage CRS, local projections.
+
+Every coordinate the service touches has an explicit CRS. Geometries are
+stored in CGCS2000 (EPSG:4490). Areas and distances are computed in a local
+projected CRS: the CGCS2000 3-degree Gauss-Kruger zone inside China, a
+Lambert azimuthal equal-area projection centred on the data elsewhere.
+
+GCJ-02 and BD-09 are not CRSs PROJ knows; they are handled explicitly by
+:mod:`gis.datum` and must be declared by the caller, never guessed.
+
+Examples
+--------
+>>> parse_crs("gcj02").datum
+'gcj02'
+>>> parse_crs("EPSG:4547").crs.to_epsg()
+4547
+>>> local_projected_crs(118.6, 24.9).to_epsg()
+4549
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import geopandas as gpd
+import numpy as np
+import shapely
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
+
+from gis import datum
+from gis.errors import InputError
+
+__all__ = [
+    "STORAGE_CRS",
+    "CoordinateSystem",
+    "local_projected_crs",
+    "parse_crs",
+    "to_storage_crs",
+    "transformer",
+]
+
+STORAGE_CRS = CRS.from_epsg(4490)
+_OFFSET_DATUMS = ("gcj02", "bd09")
+_ALIASES = {
+    "wgs84": "EPSG:4326",
+    "wgs-84": "EPSG:4326",
+    "cgcs2000": "EPSG:4490",
+    "cgcs-2000": "EPSG:4490",
+    "gcj02": "gcj02",
+    "gcj-02": "gcj02",
+    "bd09": "bd09",
+    "bd-09": "bd09",
+}
+
+
+@dataclass(frozen=True)
+class CoordinateSystem:
+    """A declared coordinate system: a PROJ CRS, or WGS84 plus a Chinese offset datum.
+
+    Attributes
+    ----------
+    name : str
+        What the user said, normalised (``"gcj02"``, ``"EPSG:4547"``...).
+    crs : pyproj.CRS
+        The CRS the coordinates are in once any offset is removed.
+    datum : str or None
+        ``"gcj02"`` or ``"bd09"`` when the coordinates carry that offset.
+    """
+
+    name: str
+    crs: CRS
+    datum: str | None = None
+
+
+def parse_crs(value: str | int | CRS) -> CoordinateSystem:
+    """Parse a CRS given as a name (wgs84, cgcs2000, gcj02, bd09), EPSG code or WKT.
+
+    Raises
+    ------
+    InputError
+        If the value is not a CRS PROJ or this module knows.
+    """
+    if isinstance(value, CRS):
+        return CoordinateSystem(name=value.to_string(), crs=value)
+    text = str(value).strip()
+    alias = _ALIASES.get(text.lower())
+    if alias in _OFFSET_DATUMS:
+        return CoordinateSystem(name=alias, crs=CRS.from_epsg(4326), datum=alias)
+    try:
+        crs = CRS.from_user_input(alias or (int(text) if text.isdigit() else text))
+    except CRSError:
+        known = ", ".join(sorted({"wgs84", "cgcs2000", "gcj02", "bd09"}))
+        raise InputError(
+            f"unknown CRS {text!r}: use one of {known} or an EPSG code such as EPSG:4490",
+            field="crs",
+        ) from None
+    return CoordinateSystem(name=alias or crs.to_string(), crs=crs)
+
+
+def transformer(source: CRS, target: CRS) -> Transformer:
+    """Return a PROJ transformer with x = longitude/easting, always."""
+    return Transformer.from_crs(source, target, always_xy=True)
+
+
+def local_projected_crs(lon: float, lat: float) -> CRS:
+    """Choose a projected CRS for measuring areas and distances around a point.
+
+    Inside China: the CGCS2000 3-degree Gauss-Kruger zone whose central
+    meridian is nearest (EPSG:4534-4554, no zone prefix on eastings).
+    Elsewhere: a Lambert azimuthal equal-area projection centred on the point.
+    """
+    if bool(datum.in_china([lon], [lat])[0]) and 73.5 <= lon <= 136.5:
+        central = int(np.clip(round(lon / 3.0) * 3, 75, 135))
+        return CRS.from_epsg(4534 + (central - 75) // 3)
+    return CRS.from_proj4(
+        f"+proj=laea +lat_0={lat:.6f} +lon_0={lon:.6f} +ellps=GRS80 +units=m +no_defs"
+    )
+
+
+def _offset_to_wgs84(geometries: np.ndarray, offset: str) -> np.ndarray:
+    inverse = datum.gcj02_to_wgs84 if offset == "gcj02" else datum.bd09_to_wgs84
+
+    def convert(coords: np.ndarray) -> np.ndarray:
+        x, y = inverse(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    return shapely.transform(geometries, convert)
+
+
+def to_storage_crs(
+    frame: gpd.GeoDataFrame, *, declared: CoordinateSystem | None = None
+) -> gpd.GeoDataFrame:
+    """Return ``frame`` in CGCS2000 (EPSG:4490).
+
+    Parameters
+    ----------
+    frame : GeoDataFrame
+        Data with a CRS, or without one when ``declared`` is given.
+    declared : CoordinateSystem, optional
+        The CRS the caller declares; required for GCJ-02/BD-09 and for data
+        without a CRS. A declared CRS that contradicts the file's is an error.
+
+    Raises
+    ------
+    InputError
+        With ``rule="crs_missing"`` when neither the data nor the caller says.
+    """
+    if declared is None:
+        if frame.crs is None:
+            raise InputError(
+                "the data has no CRS: declare one with --crs (e.g. --crs EPSG:4490, "
+                "--crs wgs84, --crs gcj02)",
+                rule="crs_missing",
+            )
+        return frame.to_crs(STORAGE_CRS)
+    if frame.crs is not None and declared.datum is None and not CRS(frame.crs).equals(declared.crs):
+        raise InputError(
+            f"the file says its CRS is {CRS(frame.crs).to_string()} but --crs says "
+            f"{declared.name}; drop --crs or fix the file",
+            field="crs",
+        )
+    if declared.datum is not None:
+        frame = frame.set_crs(declared.crs, allow_override=True)
+        converted = _offset_to_wgs84(np.asarray(frame.geometry.values), declared.datum)
+        frame = frame.set_geometry(gpd.GeoSeries(converted, index=frame.index, crs=declared.crs))
+        return frame.to_crs(STORAGE_CRS)
+    return frame.set_crs(declared.crs, allow_override=True).to_crs(STORAGE_CRS)

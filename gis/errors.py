@@ -1,0 +1,53 @@
+"""Domain errors. Interfaces map them to HTTP statuses and exit codes in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ConflictError",
+    "InputError",
+    "NotFoundError",
+    "TonggeError",
+    "ValidationFailedError",
+]
+
+
+class TonggeError(Exception):
+    """Base class of every error the domain raises on purpose."""
+
+    title = "Error"
+
+    def __init__(self, message: str, *, rule: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.rule = rule
+        self.details = details
+
+
+class InputError(TonggeError):
+    """The input cannot be used at all (unreadable file, unknown field, no CRS...)."""
+
+    title = "Unusable input"
+
+
+class NotFoundError(TonggeError):
+    """A layer, level or unit that does not exist (or is not visible)."""
+
+    title = "Not found"
+
+
+class ConflictError(TonggeError):
+    """The request contradicts the stored state (e.g. a layer with other levels)."""
+
+    title = "Conflict"
+
+
+class ValidationFailedError(TonggeError):
+    """Data was checked and has problems; ``report`` says which."""
+
+    title = "Validation failed"
+
+    def __init__(self, message: str, *, report: Any) -> None:
+        super().__init__(message)
+        self.report = report

@@ -1,0 +1,97 @@
+"""Persistence of layers and dated unit versions (PostGIS or SpatiaLite).
+
+The only package that imports SQLAlchemy. Services get a :class:`Repository`
+from :meth:`Database.transaction` and see GeoDataFrames and dataclasses,
+never sessions or rows.
+
+Examples
+--------
+>>> db = Database("sqlite:///:memory:")  # doctest: +SKIP
+>>> db.migrate()  # doctest: +SKIP
+>>> with db.transaction() as repo:  # doctest: +SKIP
+...     repo.ensure_layer(GOVERNANCE)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, inspect
+from sqlalchemy.orm import Session, sessionmaker
+
+from gis.repository._dialect import make_engine
+from gis.repository._store import Repository
+from gis.repository._types import ImportSummary, LayerSummary, LevelSummary
+from gis.repository.models import Base
+
+__all__ = ["Database", "ImportSummary", "LayerSummary", "LevelSummary", "Repository"]
+
+
+class Database:
+    """A database holding the registry; cheap to create, connects lazily.
+
+    Parameters
+    ----------
+    url : str
+        ``sqlite:///PATH`` for SpatiaLite or ``postgresql+psycopg://...``.
+    spatialite_library : str
+        The SpatiaLite module SQLite loads.
+    """
+
+    def __init__(self, url: str, *, spatialite_library: str = "mod_spatialite") -> None:
+        self.url = url
+        self.engine: Engine = make_engine(url, spatialite_library=spatialite_library)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        """``"postgresql"`` or ``"sqlite"``."""
+        return self.engine.dialect.name
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (idempotent)."""
+        config = Config()
+        location = resources.files("gis.repository") / "migrations"
+        config.set_main_option("script_location", str(location))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def is_migrated(self) -> bool:
+        """Whether the schema exists."""
+        return inspect(self.engine).has_table("units")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Repository]:
+        """Yield a repository whose changes commit together, or not at all."""
+        session: Session = self._sessions()
+        try:
+            with session.begin():
+                yield Repository(session)
+        finally:
+            session.close()
+
+    @contextmanager
+    def reader(self) -> Iterator[Repository]:
+        """Yield a repository for reading; anything written is rolled back."""
+        session: Session = self._sessions()
+        try:
+            session.begin()
+            yield Repository(session)
+        finally:
+            session.rollback()
+            session.close()
+
+    def truncate(self) -> None:
+        """Delete every row of every table (test suites and demo resets only)."""
+        with self.engine.begin() as connection:
+            for table in reversed(Base.metadata.sorted_tables):
+                connection.execute(table.delete())
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

@@ -1,0 +1,89 @@
+"""Tables: layers, their ordered levels, dated unit versions, and import batches."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+STORAGE_SRID = 4490
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+
+class LayerRow(Base):
+    """A hierarchy of units over the ground (governance, police, urban, user-defined)."""
+
+    __tablename__ = "layers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    digits_only: Mapped[int] = mapped_column(Integer, default=0)
+    child_code_extends_parent: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class LevelRow(Base):
+    """One level of a layer; ``rank`` 0 is the top."""
+
+    __tablename__ = "levels"
+    __table_args__ = (UniqueConstraint("layer_id", "name"), UniqueConstraint("layer_id", "rank"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    layer_id: Mapped[int] = mapped_column(ForeignKey("layers.id"))
+    name: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200), default="")
+    rank: Mapped[int] = mapped_column(Integer)
+    code_lengths: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+
+
+class ImportRow(Base):
+    """One accepted import: where the units of a version came from."""
+
+    __tablename__ = "imports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    layer_id: Mapped[int] = mapped_column(ForeignKey("layers.id"))
+    level_id: Mapped[int] = mapped_column(ForeignKey("levels.id"))
+    source: Mapped[str] = mapped_column(Text)
+    unit_count: Mapped[int] = mapped_column(Integer)
+    valid_from: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class UnitRow(Base):
+    """One dated version of a unit's boundary; ``valid_to`` NULL means current.
+
+    Times are naive UTC. ``parent_code`` names the parent by code (not by row)
+    because parent and child versions change independently.
+    """
+
+    __tablename__ = "units"
+    __table_args__ = (
+        UniqueConstraint("layer_id", "code", "valid_from"),
+        Index("ix_units_layer_level_valid", "layer_id", "level_id", "valid_to"),
+        Index("ix_units_code", "code"),
+        Index("ix_units_parent", "layer_id", "parent_code"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    layer_id: Mapped[int] = mapped_column(ForeignKey("layers.id"))
+    level_id: Mapped[int] = mapped_column(ForeignKey("levels.id"))
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id"), nullable=True)
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16), default="comprehensive")
+    parent_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    valid_from: Mapped[datetime] = mapped_column(DateTime)
+    valid_to: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    geom: Mapped[Any] = mapped_column(
+        Geometry("MULTIPOLYGON", srid=STORAGE_SRID, spatial_index=True)
+    )

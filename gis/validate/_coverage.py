@@ -1,0 +1,116 @@
+"""Coverage rules within one level: overlaps between units, gaps inside the level's extent."""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+from shapely.geometry.base import BaseGeometry
+
+from gis.validate._report import Locator, ValidationReport, add_discrepancy
+
+_INTERIORS_INTERSECT = "2********"
+
+
+def polygonal(geometry: BaseGeometry) -> BaseGeometry:
+    """Keep only the polygonal parts of an overlay result (drop shared edges/points)."""
+    if geometry.is_empty or geometry.geom_type in ("Polygon", "MultiPolygon"):
+        return geometry
+    parts = shapely.get_parts(geometry)
+    parts = parts[np.isin(shapely.get_type_id(parts), (3, 6))]
+    return shapely.union_all(parts) if len(parts) else shapely.Polygon()
+
+
+def coverage_union(geometries: NDArray[np.object_], *, is_coverage: bool) -> BaseGeometry:
+    """Union polygons, with the fast coverage algorithm when they form a valid coverage."""
+    if len(geometries) == 0:
+        return shapely.Polygon()
+    if is_coverage:
+        return shapely.coverage_union_all(geometries)
+    return shapely.union_all(geometries)
+
+
+def check_overlaps(
+    codes: list[str],
+    geometries: NDArray[np.object_],
+    locator: Locator,
+    report: ValidationReport,
+    *,
+    is_coverage: bool,
+    first_checked: int = 0,
+) -> None:
+    """Report every pair of units whose interiors overlap.
+
+    Only rows from ``first_checked`` on are being checked; rows before it are
+    existing neighbours, reported only when they overlap a checked row.
+    """
+    if is_coverage or len(geometries) < 2:
+        return
+    # GEOS' coverage validator finds the few polygons with unmatched edges in
+    # linear time; only those need the expensive pairwise overlay.
+    edges = shapely.coverage_invalid_edges(geometries)
+    flagged = np.flatnonzero(~shapely.is_empty(edges) & ~shapely.is_missing(edges))
+    flagged = flagged[flagged >= first_checked] if first_checked else flagged
+    if len(flagged) == 0:
+        return
+    tree = shapely.STRtree(geometries)
+    query_idx, tree_idx = tree.query(geometries[flagged], predicate="intersects")
+    left = flagged[query_idx]
+    right = tree_idx
+    keep = left != right
+    left, right = left[keep], right[keep]
+    pairs = np.unique(np.sort(np.column_stack([left, right]), axis=1), axis=0)
+    if len(pairs) == 0:
+        return
+    interior = shapely.relate_pattern(
+        geometries[pairs[:, 0]], geometries[pairs[:, 1]], _INTERIORS_INTERSECT
+    )
+    for a, b in pairs[interior]:
+        shared = polygonal(shapely.intersection(geometries[a], geometries[b]))
+        first, second = sorted((codes[a], codes[b]))
+        add_discrepancy(
+            report,
+            locator,
+            "overlap",
+            (first, second),
+            shared,
+            f"units {first!r} and {second!r} overlap by {locator.area(shared):.1f} m²",
+        )
+
+
+def check_level_gaps(
+    codes: list[str],
+    geometries: NDArray[np.object_],
+    locator: Locator,
+    report: ValidationReport,
+    *,
+    is_coverage: bool,
+) -> None:
+    """Report holes in the union of a level: ground inside its extent owned by no unit.
+
+    Used when no parent layer is given (e.g. the top level). A hole in the
+    union is a gap whether it comes from a missing unit or from a ring inside
+    one unit; ground that really belongs to nobody must be a unit of its own.
+    """
+    union = coverage_union(geometries, is_coverage=is_coverage)
+    if union.is_empty:
+        return
+    tree = shapely.STRtree(geometries)
+    for part in shapely.get_parts(union):
+        for ring in _holes(part):
+            hole = shapely.Polygon(ring)
+            around = sorted(codes[i] for i in tree.query(hole, predicate="intersects"))
+            add_discrepancy(
+                report,
+                locator,
+                "gap",
+                around,
+                hole,
+                f"gap of {locator.area(hole):.1f} m² not covered by any unit, between "
+                f"{', '.join(repr(c) for c in around[:6])}",
+            )
+
+
+def _holes(polygon: BaseGeometry) -> list[BaseGeometry]:
+    count = shapely.get_num_interior_rings(polygon)
+    return [shapely.get_interior_ring(polygon, i) for i in range(int(count))]

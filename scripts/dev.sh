@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# tongge developer entry point; each command installs what it needs first.
+#
+#   bash scripts/dev.sh serve [--port 8000]   # API on the embedded SpatiaLite DB + sample city
+#   bash scripts/dev.sh test  [pytest args]   # lint + full test suite (SpatiaLite and PostGIS)
+#   bash scripts/dev.sh setup                 # only install (system packages, venv, test DB)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+export SPATIALITE_LIBRARY_PATH=${SPATIALITE_LIBRARY_PATH:-mod_spatialite}
+export TONGGE_TEST_POSTGRES_URL=${TONGGE_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/tongge_test}
+
+say() { printf '\033[1;34m[tongge]\033[0m %s\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+setup_python() {
+  if ! python3 -m venv --help >/dev/null 2>&1; then apt_install python3-venv python3-pip; fi
+  [ -x "$VENV/bin/python" ] || { say "creating $VENV"; python3 -m venv "$VENV"; }
+  local stamp="$VENV/.tongge-installed" want
+  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    say "installing Python dependencies (first run takes a few minutes)"
+    "$VENV/bin/pip" install -q --upgrade pip
+    "$VENV/bin/pip" install -q -e ".[dev]"
+    echo "$want" > "$stamp"
+  fi
+}
+
+setup_postgis() {
+  apt_install postgresql-15-postgis-3 postgresql-client
+  if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+    say "starting PostgreSQL"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+    for _ in $(seq 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+  fi
+  local db=${TONGGE_TEST_POSTGRES_URL##*/}
+  if ! psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1; then
+    say "creating test database $db"
+    psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $db"
+  fi
+  psql -h 127.0.0.1 -U postgres -d "$db" -qc "CREATE EXTENSION IF NOT EXISTS postgis" >/dev/null
+}
+
+case "${1:-}" in
+  setup)
+    apt_install libsqlite3-mod-spatialite
+    setup_python
+    setup_postgis
+    ;;
+  serve)
+    shift
+    apt_install libsqlite3-mod-spatialite
+    setup_python
+    exec "$VENV/bin/tongge" serve "$@"
+    ;;
+  test)
+    shift
+    apt_install libsqlite3-mod-spatialite
+    setup_python
+    setup_postgis
+    say "ruff"
+    "$VENV/bin/ruff" check .
+    say "mypy"
+    "$VENV/bin/mypy"
+    say "pytest"
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  *)
+    echo "usage: bash scripts/dev.sh serve|test|setup" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,208 @@
+"""Registry persistence on SpatiaLite and PostGIS: versions, scopes, transactions, bbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import geopandas as gpd
+import pytest
+import shapely
+from shapely import box
+
+from gis.errors import ConflictError, InputError, NotFoundError, ValidationFailedError
+from gis.layers import GOVERNANCE, POLICE, LayerSpec, LevelSpec
+from gis.registry import import_units, parse_time, unit_detail, units_page
+from gis.repository import Database
+
+# A county split into two streets, each split into two communities (degrees, EPSG:4490):
+#
+#   118.50      118.55      118.60
+#   +-----------+-----------+ 24.95
+#   | 001001    | 002001    |
+#   +-----------+-----------+ 24.925      county 350502
+#   | 001002    | 002002    |             streets 350502001 (west), 350502002 (east)
+#   +-----------+-----------+ 24.90       communities 350502001001 ... 350502002002
+COUNTY = box(118.50, 24.90, 118.60, 24.95)
+STREETS = {"350502001": box(118.50, 24.90, 118.55, 24.95), "350502002": box(118.55, 24.90, 118.60, 24.95)}
+COMMUNITIES = {
+    "350502001001": box(118.50, 24.925, 118.55, 24.95),
+    "350502001002": box(118.50, 24.90, 118.55, 24.925),
+    "350502002001": box(118.55, 24.925, 118.60, 24.95),
+    "350502002002": box(118.55, 24.90, 118.60, 24.925),
+}
+
+
+def frame(units: dict[str, shapely.Geometry], parent: str | None = None) -> gpd.GeoDataFrame:
+    """A unit frame in EPSG:4490 (parent code = code prefix unless given)."""
+    codes = list(units)
+    return gpd.GeoDataFrame(
+        {
+            "code": codes,
+            "name": [f"单元{c[-3:]}" for c in codes],
+            "parent_code": [parent or (c[:-3] if len(c) > 6 else None) for c in codes],
+            "kind": ["comprehensive"] * len(codes),
+            "attributes": [{"households": 400}] * len(codes),
+        },
+        geometry=list(units.values()),
+        crs=4490,
+    )
+
+
+def load_governance(db: Database, when: str = "2026-01-01") -> None:
+    """Import county, streets and communities."""
+    import_units(db, units=frame({"350502": COUNTY}), layer="governance", level="county",
+                 source="test", valid_from=when)
+    import_units(db, units=frame(STREETS), layer="governance", level="street", source="test",
+                 valid_from=when)
+    import_units(db, units=frame(COMMUNITIES), layer="governance", level="community",
+                 source="test", valid_from=when)
+
+
+def test_layers_are_created_once_and_cannot_change_levels(db: Database) -> None:
+    with db.transaction() as repo:
+        repo.ensure_layer(GOVERNANCE)
+        repo.ensure_layer(GOVERNANCE)
+        assert [lv.name for lv in repo.layer_spec(name="governance").levels] == [
+            "county", "street", "community", "grid", "micro_grid"
+        ]
+    other = LayerSpec("governance", levels=(LevelSpec("a"), LevelSpec("b")))
+    with pytest.raises(ConflictError), db.transaction() as repo:
+        repo.ensure_layer(other)
+
+
+def test_hierarchy_round_trip_with_ancestors_and_children(db: Database) -> None:
+    load_governance(db)
+    detail = unit_detail(db, code="350502002001")
+    assert [a["code"] for a in detail["ancestors"]] == ["350502", "350502002"]
+    assert detail["children"].empty
+    county = unit_detail(db, code="350502")
+    assert county["children"]["code"].tolist() == ["350502001", "350502002"]
+    stored = detail["unit"].geometry
+    assert shapely.equals_exact(stored, shapely.MultiPolygon([COMMUNITIES["350502002001"]]), 0)
+    assert detail["unit"]["attributes"] == {"households": 400}
+
+
+def test_new_version_keeps_history(db: Database) -> None:
+    load_governance(db)
+    # Move the street boundary 0.01° east from July on (communities follow).
+    west = box(118.50, 24.90, 118.56, 24.95)
+    east = box(118.56, 24.90, 118.60, 24.95)
+    summary = import_units(
+        db, units=frame({"350502001": west, "350502002": east}), layer="governance",
+        level="street", source="redraw", valid_from="2026-07-01",
+    ).summary
+    assert sorted(summary.updated) == ["350502001", "350502002"]
+    before, _ = units_page(db, layer="governance", level="street", at="2026-03-01")
+    after, _ = units_page(db, layer="governance", level="street", at="2026-08-01")
+    assert before.geometry.iloc[0].equals(shapely.MultiPolygon([STREETS["350502001"]]))
+    assert after.geometry.iloc[0].equals(shapely.MultiPolygon([west]))
+    assert after["valid_from"].iloc[0] == parse_time("2026-07-01")
+    assert before["valid_to"].iloc[0] == parse_time("2026-07-01")
+
+
+def test_unchanged_reimport_creates_no_version(db: Database) -> None:
+    load_governance(db)
+    result = import_units(db, units=frame(STREETS), layer="governance", level="street",
+                          source="again", valid_from="2026-02-01")
+    assert result.summary.counts() == {"created": 0, "updated": 0, "retired": 0, "unchanged": 2}
+
+
+def test_reimport_retires_units_missing_in_scope(db: Database) -> None:
+    load_governance(db)
+    # Street 001 is now one community: 001002 is merged into 001001.
+    merged = {"350502001001": STREETS["350502001"]}
+    summary = import_units(db, units=frame(merged), layer="governance", level="community",
+                           source="merge", valid_from="2026-05-01").summary
+    assert summary.retired == ["350502001002"]
+    assert summary.updated == ["350502001001"]
+    now, total = units_page(db, layer="governance", level="community")
+    assert total == 3  # the east street's communities were out of scope and stay
+    assert "350502002002" in set(now["code"])
+
+
+def test_import_older_than_stored_version_is_refused(db: Database) -> None:
+    load_governance(db, when="2026-03-01")
+    with pytest.raises(ConflictError, match="already has a version from"):
+        import_units(db, units=frame({"350502": COUNTY}), layer="governance", level="county",
+                     source="late", valid_from="2026-01-01")
+
+
+def test_faulty_import_writes_nothing(db: Database) -> None:
+    load_governance(db)
+    overlapping = dict(COMMUNITIES)
+    overlapping["350502001001"] = box(118.50, 24.92, 118.55, 24.95)  # overlaps 001002
+    with pytest.raises(ValidationFailedError) as raised:
+        import_units(db, units=frame(overlapping), layer="governance", level="community",
+                     source="bad", valid_from="2026-06-01")
+    assert "overlap" in raised.value.report.rules()
+    page, _ = units_page(db, layer="governance", level="community", at="2026-07-01")
+    assert page["valid_from"].max() == parse_time("2026-01-01")
+
+
+def test_failure_mid_import_rolls_everything_back(db: Database) -> None:
+    """An error after the first written chunk leaves the database exactly as it was."""
+    cells = {f"{i:04d}": box(i % 40 * 0.01, i // 40 * 0.01, i % 40 * 0.01 + 0.01, i // 40 * 0.01 + 0.01)
+             for i in range(1200)}
+    units = frame(cells, parent=None)
+
+    def explode(done: int, total: int) -> None:
+        raise RuntimeError(f"disk full after {done} of {total}")
+
+    with pytest.raises(RuntimeError, match="disk full after 500"):
+        import_units(db, units=units, layer="police", level="station", source="x",
+                     valid_from="2026-01-01", on_progress=explode)
+    with db.reader() as repo:
+        assert repo.is_empty()
+        assert repo.list_layers() == []
+
+
+def test_child_level_needs_its_parents_first(db: Database) -> None:
+    with pytest.raises(InputError, match="import the county level first"):
+        import_units(db, units=frame(STREETS), layer="governance", level="street", source="x")
+
+
+def test_unknown_layer_and_level(db: Database) -> None:
+    with pytest.raises(NotFoundError):
+        units_page(db, layer="nope")
+    load_governance(db)
+    with pytest.raises(NotFoundError, match="its levels are county, street"):
+        units_page(db, layer="governance", level="beat")
+
+
+def test_bbox_filter_matches_geos(db: Database) -> None:
+    load_governance(db)
+    window = (118.52, 24.93, 118.54, 24.94)  # inside community 350502001001 only
+    page, total = units_page(db, layer="governance", level="community", bbox=window)
+    assert page["code"].tolist() == ["350502001001"] and total == 1
+    everything, _ = units_page(db, layer="governance", limit=1000)
+    expected = everything[everything.intersects(box(*window))]["code"].tolist()
+    found, _ = units_page(db, layer="governance", bbox=window, limit=1000)
+    assert sorted(found["code"]) == sorted(expected)
+
+
+def test_paging_is_stable(db: Database) -> None:
+    load_governance(db)
+    first, total = units_page(db, layer="governance", limit=3, offset=0)
+    second, _ = units_page(db, layer="governance", limit=3, offset=3)
+    assert total == 7
+    assert first["code"].tolist() + second["code"].tolist() == [
+        "350502", "350502001", "350502002", "350502001001", "350502001002", "350502002001",
+        "350502002002",
+    ][:6]
+
+
+def test_times_are_stored_as_utc(db: Database) -> None:
+    load_governance(db, when="2026-01-01T08:00:00+08:00")
+    page, _ = units_page(db, layer="governance", level="county", at="2026-01-01T00:00:00Z")
+    assert page["valid_from"].iloc[0] == datetime(2026, 1, 1, 0, 0)
+    empty, _ = units_page(db, layer="governance", level="county", at="2025-12-31T23:59:59+00:00")
+    assert empty.empty
+
+
+def test_police_layer_codes_need_no_digits(db: Database) -> None:
+    with db.transaction() as repo:
+        repo.ensure_layer(POLICE)
+    stations = frame({"S1": box(0, 0, 0.01, 0.01)}, parent=None)
+    stations["parent_code"] = None
+    result = import_units(db, units=stations, layer="police", level="station", source="t")
+    assert result.summary.created == ["S1"]
