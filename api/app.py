@@ -44,7 +44,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         openapi_tags=[
             {"name": "health", "description": "Liveness and readiness."},
             {"name": "layers", "description": "Layers 图层 and their levels 层级."},
-            {"name": "units", "description": "Grid units 网格单元: boundaries, ancestors, children."},
+            {
+                "name": "units",
+                "description": "Grid units 网格单元: boundaries, ancestors, children.",
+            },
         ],
     )
     errors.install(app)

@@ -42,8 +42,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "path", "body")),
-             "message": e.get("msg", "")}
+            {
+                "field": ".".join(
+                    str(p) for p in e.get("loc", ()) if p not in ("query", "path", "body")
+                ),
+                "message": e.get("msg", ""),
+            }
             for e in error.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)

@@ -93,9 +93,13 @@ def layer_schema(summary: LayerSummary) -> Layer:
         name=summary.name,
         title=summary.title,
         levels=[
-            Level(name=lv.name, title=lv.title, rank=lv.rank,
-                  code_lengths=list(lv.code_lengths) if lv.code_lengths else None,
-                  unit_count=lv.unit_count)
+            Level(
+                name=lv.name,
+                title=lv.title,
+                rank=lv.rank,
+                code_lengths=list(lv.code_lengths) if lv.code_lengths else None,
+                unit_count=lv.unit_count,
+            )
             for lv in summary.levels
         ],
     )

@@ -21,6 +21,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import geopandas as gpd
 import numpy as np
 import shapely

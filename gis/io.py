@@ -66,12 +66,16 @@ def read_frame(path: str | Path) -> gpd.GeoDataFrame:
     try:
         if source.suffix.lower() == ".csv":
             frame = _read_wkt_csv(source)
+        elif source.suffix.lower() in (".parquet", ".geoparquet"):
+            frame = gpd.read_parquet(source)
         else:
             frame = pyogrio.read_dataframe(source)
     except InputError:
         raise
     except Exception as error:  # GDAL reports many distinct errors; all mean "unreadable"
-        raise InputError(f"{source}: cannot read it as a vector file ({error})", field="file") from None
+        raise InputError(
+            f"{source}: cannot read it as a vector file ({error})", field="file"
+        ) from None
     if not isinstance(frame, gpd.GeoDataFrame) or frame.geometry is None:
         raise InputError(f"{source}: has no geometry column", field="file")
     if len(frame) == 0:
@@ -133,7 +137,9 @@ def read_units(
             "code": _codes(storage[code_field]),
             "name": _text(storage[name_field]) if name_field else [None] * len(storage),
             "parent_code": _codes(storage[parent_field]) if parent_field else [None] * len(storage),
-            "kind": _kinds(source, storage[kind_field]) if kind_field else ["comprehensive"] * len(storage),
+            "kind": _kinds(source, storage[kind_field])
+            if kind_field
+            else ["comprehensive"] * len(storage),
             "attributes": [_attributes(row) for row in storage[rest].to_dict("records")],
         },
         geometry=storage.geometry.values,
@@ -156,8 +162,9 @@ def write_units(
     always WGS84) may be ``gcj02``/``bd09`` for phone apps.
     """
     if fmt not in EXPORT_FORMATS:
-        raise InputError(f"unknown format {fmt!r}: use one of {', '.join(EXPORT_FORMATS)}",
-                         field="format")
+        raise InputError(
+            f"unknown format {fmt!r}: use one of {', '.join(EXPORT_FORMATS)}", field="format"
+        )
     target = Path(path)
     flat = _flatten(units)
     flat = _reproject_for_export(flat, "wgs84" if fmt == "kml" and crs is None else crs)
@@ -174,6 +181,8 @@ def write_units(
         driver = {"geojson": "GeoJSON", "gpkg": "GPKG", "shp": "ESRI Shapefile", "kml": "KML"}[fmt]
         options: dict[str, Any] = {}
         if fmt == "shp":
+            # dBase field names have at most 10 characters.
+            flat = flat.rename(columns={"parent_code": "parent"})
             options["ENCODING"] = "UTF-8"
         pyogrio.write_dataframe(flat, target, driver=driver, **options)
     return target
@@ -195,7 +204,9 @@ def _flatten(units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
                 columns[column] = extra[column].map(
                     lambda v: json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v
                 )
-    return gpd.GeoDataFrame(columns, geometry=units.geometry.values, crs=units.crs, index=units.index)
+    return gpd.GeoDataFrame(
+        columns, geometry=units.geometry.values, crs=units.crs, index=units.index
+    )
 
 
 def _reproject_for_export(frame: gpd.GeoDataFrame, crs: str | None) -> gpd.GeoDataFrame:
@@ -225,13 +236,16 @@ def _read_wkt_csv(source: Path) -> gpd.GeoDataFrame:
     column = next((lower[c] for c in _WKT_CANDIDATES if c in lower), None)
     if column is None:
         raise InputError(
-            f"{source}: a CSV needs a WKT geometry column named one of {', '.join(_WKT_CANDIDATES)}",
+            f"{source}: a CSV needs a WKT geometry column named one of "
+            f"{', '.join(_WKT_CANDIDATES)}",
             field="wkt",
         )
     try:
         geometry = shapely.from_wkt(table[column].fillna("").replace("", None).values)
     except shapely.errors.GEOSException as error:
-        raise InputError(f"{source}: column {column!r} has invalid WKT ({error})", field=column) from None
+        raise InputError(
+            f"{source}: column {column!r} has invalid WKT ({error})", field=column
+        ) from None
     return gpd.GeoDataFrame(table.drop(columns=[column]), geometry=geometry, crs=None)
 
 
@@ -251,7 +265,8 @@ def _field(
         if given.lower() in folded:
             return folded[given.lower()]
         raise InputError(
-            f"{source}: no field {given!r} for the {role}; fields are: {', '.join(columns) or 'none'}",
+            f"{source}: no field {given!r} for the {role}; "
+            f"fields are: {', '.join(columns) or 'none'}",
             field=role,
         )
     folded = {c.lower(): c for c in columns}
@@ -289,14 +304,18 @@ def _code(value: object) -> str | None:
 
 
 def _text(values: pd.Series) -> list[str | None]:
-    return [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in values]
+    return [
+        None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in values
+    ]
 
 
 def _kinds(source: Path, values: pd.Series) -> list[str]:
     aliases = {"综合": "comprehensive", "专属": "dedicated", "": "comprehensive"}
     kinds = []
     for value in values:
-        text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+        text = (
+            "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+        )
         kind = aliases.get(text.strip(), text.strip().lower())
         if kind not in KINDS:
             raise InputError(

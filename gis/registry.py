@@ -30,6 +30,7 @@ from gis.validate import Problem, Tolerances, ValidationReport, validate_units
 __all__ = [
     "ImportResult",
     "check_file",
+    "define_layer",
     "export_layer",
     "import_file",
     "import_manifest",
@@ -108,8 +109,12 @@ def check_file(
         parents = read_units(parent_path, fields=parent_fields, crs=parent_crs)
     layer, level_spec = level_spec_for(level)
     return validate_units(
-        units, parents=parents, layer=layer, level=level_spec or level,
-        tolerances=tolerances, progress=announce,
+        units,
+        parents=parents,
+        layer=layer,
+        level=level_spec or level,
+        tolerances=tolerances,
+        progress=announce,
     )
 
 
@@ -134,8 +139,16 @@ def import_file(
     """
     units = read_units(path, fields=fields, crs=crs)
     return import_units(
-        db, units=units, layer=layer, level=level, source=str(path), valid_from=valid_from,
-        repair=repair, tolerances=tolerances, step=step, on_progress=on_progress,
+        db,
+        units=units,
+        layer=layer,
+        level=level,
+        source=str(path),
+        valid_from=valid_from,
+        repair=repair,
+        tolerances=tolerances,
+        step=step,
+        on_progress=on_progress,
     )
 
 
@@ -179,16 +192,26 @@ def import_units(
         neighbours = _neighbours(existing, units, scope)
         announce("validate")
         report = validate_units(
-            units, parents=parents, layer=spec, level=level_spec, neighbours=neighbours,
-            tolerances=tolerances, progress=announce,
+            units,
+            parents=parents,
+            layer=spec,
+            level=level_spec,
+            neighbours=neighbours,
+            tolerances=tolerances,
+            progress=announce,
         )
         repairs: list[Repair] = []
         if repair and report.warnings:
             units, repairs = repair_slivers(units, report.warnings, parents=parents)
             if repairs:
                 report = validate_units(
-                    units, parents=parents, layer=spec, level=level_spec, neighbours=neighbours,
-                    tolerances=tolerances, progress=announce,
+                    units,
+                    parents=parents,
+                    layer=spec,
+                    level=level_spec,
+                    neighbours=neighbours,
+                    tolerances=tolerances,
+                    progress=announce,
                 )
         if not report.ok:
             raise ValidationFailedError(
@@ -197,12 +220,23 @@ def import_units(
             )
         announce("write")
         summary = repo.replace_units(
-            layer=layer, level=level, units=units, valid_from=when, source=source,
-            scope_parents=scope, on_progress=on_progress,
+            layer=layer,
+            level=level,
+            units=units,
+            valid_from=when,
+            source=source,
+            scope_parents=scope,
+            on_progress=on_progress,
         )
     report.warnings.extend(
-        Problem("multi_part_unit", (j.code,), None, None, None,
-                f"{j.parts} features joined into one multi-part unit {j.code!r}")
+        Problem(
+            "multi_part_unit",
+            (j.code,),
+            None,
+            None,
+            None,
+            f"{j.parts} features joined into one multi-part unit {j.code!r}",
+        )
         for j in joins
     )
     return ImportResult(summary=summary, report=report, repairs=repairs)
@@ -230,7 +264,8 @@ def import_manifest(
         builtin = BUILTIN_LAYERS.get(layer["name"])
         if builtin is None:
             spec = LayerSpec(
-                name=layer["name"], title=layer.get("title", ""),
+                name=layer["name"],
+                title=layer.get("title", ""),
                 levels=tuple(LevelSpec(lv["name"], lv.get("title", "")) for lv in layer["levels"]),
             )
             with db.transaction() as repo:
@@ -240,8 +275,11 @@ def import_manifest(
                 step(f"{layer['name']}:{level['name']}")
             results.append(
                 import_file(
-                    db, path=path.parent / level["file"], layer=layer["name"],
-                    level=level["name"], valid_from=description.get("valid_from"),
+                    db,
+                    path=path.parent / level["file"],
+                    layer=layer["name"],
+                    level=level["name"],
+                    valid_from=description.get("valid_from"),
                     on_progress=on_progress,
                 )
             )
@@ -267,9 +305,23 @@ def export_layer(
             _level(spec, level)
         frame = repo.units_frame(layer=layer, level=level, at=parse_time(at))
     if frame.empty:
-        raise NotFoundError(f"layer {layer!r} has no units{f' at level {level!r}' if level else ''}")
+        raise NotFoundError(
+            f"layer {layer!r} has no units{f' at level {level!r}' if level else ''}"
+        )
     write_units(frame, out, fmt=fmt, crs=crs)
     return len(frame)
+
+
+def define_layer(db: Database, *, spec: LayerSpec) -> LayerSpec:
+    """Create a user-defined layer (or confirm an identical one exists)."""
+    if not spec.levels:
+        raise InputError(f"layer {spec.name!r} needs at least one level", field="levels")
+    names = [level.name for level in spec.levels]
+    if len(set(names)) != len(names):
+        raise InputError(f"layer {spec.name!r} repeats a level: {', '.join(names)}", field="levels")
+    with db.transaction() as repo:
+        repo.ensure_layer(spec)
+        return repo.layer_spec(name=spec.name)
 
 
 def list_layers(db: Database, *, at: str | datetime | None = None) -> list[LayerSummary]:
@@ -295,8 +347,9 @@ def units_page(
         spec = repo.layer_spec(name=layer)
         if level is not None:
             _level(spec, level)
-        frame = repo.units_frame(layer=layer, level=level, parent=parent, bbox=bbox, at=when,
-                                 limit=limit, offset=offset)
+        frame = repo.units_frame(
+            layer=layer, level=level, parent=parent, bbox=bbox, at=when, limit=limit, offset=offset
+        )
         total = repo.count_units(layer=layer, level=level, parent=parent, bbox=bbox, at=when)
     return frame, total
 
@@ -316,14 +369,16 @@ def unit_detail(
     with db.reader() as repo:
         found = repo.units_frame(layer=layer, codes=[code], at=when)
         if found.empty:
-            raise NotFoundError(f"no unit {code!r}" + (f" in layer {layer!r}" if layer else ""),
-                                field="code")
+            raise NotFoundError(
+                f"no unit {code!r}" + (f" in layer {layer!r}" if layer else ""), field="code"
+            )
         if len(found) > 1:
             layers = ", ".join(sorted(found["layer"]))
-            raise NotFoundError(f"code {code!r} exists in several layers ({layers}): name one",
-                                field="layer")
+            raise NotFoundError(
+                f"code {code!r} exists in several layers ({layers}): name one", field="layer"
+            )
         unit = found.iloc[0]
-        ancestors = []
+        ancestors: list[Any] = []
         parent = unit["parent_code"]
         while parent:
             row = repo.units_frame(layer=unit["layer"], codes=[parent], at=when)

@@ -48,7 +48,9 @@ def repair_slivers(
     row_of = {str(code): index for index, code in zip(fixed.index, fixed["code"], strict=True)}
     parent_geometry = {}
     if parents is not None:
-        parent_geometry = dict(zip(parents["code"].astype(str), parents.geometry.values, strict=True))
+        parent_geometry = dict(
+            zip(parents["code"].astype(str), parents.geometry.values, strict=True)
+        )
     repairs: list[Repair] = []
     name = fixed.geometry.name
     for warning in warnings:
@@ -59,15 +61,26 @@ def repair_slivers(
             if loser in row_of:
                 row = row_of[loser]
                 fixed.at[row, name] = shapely.difference(fixed.at[row, name], warning.geometry)
-                repairs.append(Repair(loser, "overlap", warning.area_m2,
-                                      f"removed overlap sliver shared with {min(warning.codes)!r}"))
+                repairs.append(
+                    Repair(
+                        loser,
+                        "overlap",
+                        warning.area_m2,
+                        f"removed overlap sliver shared with {min(warning.codes)!r}",
+                    )
+                )
         elif warning.rule == "outside_parent" and len(warning.codes) == 2:
             child, parent = warning.codes
             if child in row_of and parent in parent_geometry:
                 row = row_of[child]
-                fixed.at[row, name] = shapely.intersection(fixed.at[row, name], parent_geometry[parent])
-                repairs.append(Repair(child, "outside_parent", warning.area_m2,
-                                      f"clipped to parent {parent!r}"))
+                fixed.at[row, name] = shapely.intersection(
+                    fixed.at[row, name], parent_geometry[parent]
+                )
+                repairs.append(
+                    Repair(
+                        child, "outside_parent", warning.area_m2, f"clipped to parent {parent!r}"
+                    )
+                )
         elif warning.rule in ("parent_not_covered", "gap") and warning.codes:
             parent = warning.codes[0]
             for part in shapely.get_parts(warning.geometry):
@@ -75,15 +88,23 @@ def repair_slivers(
                 if taker is None:
                     continue
                 fixed.at[taker, name] = shapely.union(fixed.at[taker, name], part)
-                repairs.append(Repair(str(fixed.at[taker, "code"]), warning.rule, None,
-                                      f"absorbed an uncovered sliver of parent {parent!r}"))
+                repairs.append(
+                    Repair(
+                        str(fixed.at[taker, "code"]),
+                        warning.rule,
+                        None,
+                        f"absorbed an uncovered sliver of parent {parent!r}",
+                    )
+                )
     return fixed, repairs
 
 
 def _longest_shared_boundary(
     units: gpd.GeoDataFrame, parent: str, part: shapely.Geometry
 ) -> object | None:
-    candidates = units[units["parent_code"].astype(str) == parent] if "parent_code" in units else units
+    candidates = (
+        units[units["parent_code"].astype(str) == parent] if "parent_code" in units else units
+    )
     if candidates.empty:
         candidates = units
     boundary = part.boundary

@@ -39,7 +39,7 @@ def postgres_database() -> Iterator[Database]:
     db = Database(POSTGRES_URL)
     try:
         db.migrate()
-    except Exception as error:  # noqa: BLE001 - any connection failure means "unavailable"
+    except Exception as error:
         _unavailable(f"{POSTGRES_URL}: {error}".splitlines()[0])
     yield db
     db.dispose()
@@ -47,7 +47,7 @@ def postgres_database() -> Iterator[Database]:
 
 @pytest.fixture(params=DIALECTS)
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    """A migrated, empty database: a new SpatiaLite file, or the emptied PostGIS one."""
+    """Yield a migrated, empty database: a new SpatiaLite file, or the emptied PostGIS one."""
     if request.param == "sqlite":
         database = Database(f"sqlite:///{tmp_path / 'tongge.sqlite'}")
         database.migrate()
@@ -62,7 +62,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
 
 @pytest.fixture
 def chicago() -> Path:
-    """The real Chicago police data folder."""
+    """Return the real Chicago police data folder."""
     if not CHICAGO.exists():
         pytest.skip(f"real data folder {CHICAGO} is absent")
     return CHICAGO
@@ -72,5 +72,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Under CI a skipped test is a failure: nothing may silently not run."""
     skipped = terminalreporter.stats.get("skipped", [])
     if os.environ.get("CI") and skipped:
-        terminalreporter.write_line(f"CI: {len(skipped)} test(s) skipped — failing the run", red=True)
+        terminalreporter.write_line(
+            f"CI: {len(skipped)} test(s) skipped — failing the run", red=True
+        )
         terminalreporter._session.exitstatus = pytest.ExitCode.TESTS_FAILED  # type: ignore[attr-defined]

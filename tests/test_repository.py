@@ -11,8 +11,9 @@ from shapely import box
 
 from gis.errors import ConflictError, InputError, NotFoundError, ValidationFailedError
 from gis.layers import GOVERNANCE, POLICE, LayerSpec, LevelSpec
-from gis.registry import import_units, parse_time, unit_detail, units_page
+from gis.registry import define_layer, import_units, parse_time, unit_detail, units_page
 from gis.repository import Database
+from gis.validate import Tolerances
 
 # A county split into two streets, each split into two communities (degrees, EPSG:4490):
 #
@@ -23,7 +24,10 @@ from gis.repository import Database
 #   | 001002    | 002002    |             streets 350502001 (west), 350502002 (east)
 #   +-----------+-----------+ 24.90       communities 350502001001 ... 350502002002
 COUNTY = box(118.50, 24.90, 118.60, 24.95)
-STREETS = {"350502001": box(118.50, 24.90, 118.55, 24.95), "350502002": box(118.55, 24.90, 118.60, 24.95)}
+STREETS = {
+    "350502001": box(118.50, 24.90, 118.55, 24.95),
+    "350502002": box(118.55, 24.90, 118.60, 24.95),
+}
 COMMUNITIES = {
     "350502001001": box(118.50, 24.925, 118.55, 24.95),
     "350502001002": box(118.50, 24.90, 118.55, 24.925),
@@ -33,7 +37,7 @@ COMMUNITIES = {
 
 
 def frame(units: dict[str, shapely.Geometry], parent: str | None = None) -> gpd.GeoDataFrame:
-    """A unit frame in EPSG:4490 (parent code = code prefix unless given)."""
+    """Build a unit frame in EPSG:4490 (parent code = code prefix unless given)."""
     codes = list(units)
     return gpd.GeoDataFrame(
         {
@@ -50,12 +54,25 @@ def frame(units: dict[str, shapely.Geometry], parent: str | None = None) -> gpd.
 
 def load_governance(db: Database, when: str = "2026-01-01") -> None:
     """Import county, streets and communities."""
-    import_units(db, units=frame({"350502": COUNTY}), layer="governance", level="county",
-                 source="test", valid_from=when)
-    import_units(db, units=frame(STREETS), layer="governance", level="street", source="test",
-                 valid_from=when)
-    import_units(db, units=frame(COMMUNITIES), layer="governance", level="community",
-                 source="test", valid_from=when)
+    import_units(
+        db,
+        units=frame({"350502": COUNTY}),
+        layer="governance",
+        level="county",
+        source="test",
+        valid_from=when,
+    )
+    import_units(
+        db, units=frame(STREETS), layer="governance", level="street", source="test", valid_from=when
+    )
+    import_units(
+        db,
+        units=frame(COMMUNITIES),
+        layer="governance",
+        level="community",
+        source="test",
+        valid_from=when,
+    )
 
 
 def test_layers_are_created_once_and_cannot_change_levels(db: Database) -> None:
@@ -63,7 +80,11 @@ def test_layers_are_created_once_and_cannot_change_levels(db: Database) -> None:
         repo.ensure_layer(GOVERNANCE)
         repo.ensure_layer(GOVERNANCE)
         assert [lv.name for lv in repo.layer_spec(name="governance").levels] == [
-            "county", "street", "community", "grid", "micro_grid"
+            "county",
+            "street",
+            "community",
+            "grid",
+            "micro_grid",
         ]
     other = LayerSpec("governance", levels=(LevelSpec("a"), LevelSpec("b")))
     with pytest.raises(ConflictError), db.transaction() as repo:
@@ -88,8 +109,12 @@ def test_new_version_keeps_history(db: Database) -> None:
     west = box(118.50, 24.90, 118.56, 24.95)
     east = box(118.56, 24.90, 118.60, 24.95)
     summary = import_units(
-        db, units=frame({"350502001": west, "350502002": east}), layer="governance",
-        level="street", source="redraw", valid_from="2026-07-01",
+        db,
+        units=frame({"350502001": west, "350502002": east}),
+        layer="governance",
+        level="street",
+        source="redraw",
+        valid_from="2026-07-01",
     ).summary
     assert sorted(summary.updated) == ["350502001", "350502002"]
     before, _ = units_page(db, layer="governance", level="street", at="2026-03-01")
@@ -102,8 +127,14 @@ def test_new_version_keeps_history(db: Database) -> None:
 
 def test_unchanged_reimport_creates_no_version(db: Database) -> None:
     load_governance(db)
-    result = import_units(db, units=frame(STREETS), layer="governance", level="street",
-                          source="again", valid_from="2026-02-01")
+    result = import_units(
+        db,
+        units=frame(STREETS),
+        layer="governance",
+        level="street",
+        source="again",
+        valid_from="2026-02-01",
+    )
     assert result.summary.counts() == {"created": 0, "updated": 0, "retired": 0, "unchanged": 2}
 
 
@@ -111,8 +142,14 @@ def test_reimport_retires_units_missing_in_scope(db: Database) -> None:
     load_governance(db)
     # Street 001 is now one community: 001002 is merged into 001001.
     merged = {"350502001001": STREETS["350502001"]}
-    summary = import_units(db, units=frame(merged), layer="governance", level="community",
-                           source="merge", valid_from="2026-05-01").summary
+    summary = import_units(
+        db,
+        units=frame(merged),
+        layer="governance",
+        level="community",
+        source="merge",
+        valid_from="2026-05-01",
+    ).summary
     assert summary.retired == ["350502001002"]
     assert summary.updated == ["350502001001"]
     now, total = units_page(db, layer="governance", level="community")
@@ -123,8 +160,14 @@ def test_reimport_retires_units_missing_in_scope(db: Database) -> None:
 def test_import_older_than_stored_version_is_refused(db: Database) -> None:
     load_governance(db, when="2026-03-01")
     with pytest.raises(ConflictError, match="already has a version from"):
-        import_units(db, units=frame({"350502": COUNTY}), layer="governance", level="county",
-                     source="late", valid_from="2026-01-01")
+        import_units(
+            db,
+            units=frame({"350502": COUNTY}),
+            layer="governance",
+            level="county",
+            source="late",
+            valid_from="2026-01-01",
+        )
 
 
 def test_faulty_import_writes_nothing(db: Database) -> None:
@@ -132,8 +175,14 @@ def test_faulty_import_writes_nothing(db: Database) -> None:
     overlapping = dict(COMMUNITIES)
     overlapping["350502001001"] = box(118.50, 24.92, 118.55, 24.95)  # overlaps 001002
     with pytest.raises(ValidationFailedError) as raised:
-        import_units(db, units=frame(overlapping), layer="governance", level="community",
-                     source="bad", valid_from="2026-06-01")
+        import_units(
+            db,
+            units=frame(overlapping),
+            layer="governance",
+            level="community",
+            source="bad",
+            valid_from="2026-06-01",
+        )
     assert "overlap" in raised.value.report.rules()
     page, _ = units_page(db, layer="governance", level="community", at="2026-07-01")
     assert page["valid_from"].max() == parse_time("2026-01-01")
@@ -141,16 +190,25 @@ def test_faulty_import_writes_nothing(db: Database) -> None:
 
 def test_failure_mid_import_rolls_everything_back(db: Database) -> None:
     """An error after the first written chunk leaves the database exactly as it was."""
-    cells = {f"{i:04d}": box(i % 40 * 0.01, i // 40 * 0.01, i % 40 * 0.01 + 0.01, i // 40 * 0.01 + 0.01)
-             for i in range(1200)}
+    cells = {
+        f"{i:04d}": box(i % 40 * 0.01, i // 40 * 0.01, i % 40 * 0.01 + 0.01, i // 40 * 0.01 + 0.01)
+        for i in range(1200)
+    }
     units = frame(cells, parent=None)
 
     def explode(done: int, total: int) -> None:
         raise RuntimeError(f"disk full after {done} of {total}")
 
     with pytest.raises(RuntimeError, match="disk full after 500"):
-        import_units(db, units=units, layer="police", level="station", source="x",
-                     valid_from="2026-01-01", on_progress=explode)
+        import_units(
+            db,
+            units=units,
+            layer="police",
+            level="station",
+            source="x",
+            valid_from="2026-01-01",
+            on_progress=explode,
+        )
     with db.reader() as repo:
         assert repo.is_empty()
         assert repo.list_layers() == []
@@ -185,10 +243,18 @@ def test_paging_is_stable(db: Database) -> None:
     first, total = units_page(db, layer="governance", limit=3, offset=0)
     second, _ = units_page(db, layer="governance", limit=3, offset=3)
     assert total == 7
-    assert first["code"].tolist() + second["code"].tolist() == [
-        "350502", "350502001", "350502002", "350502001001", "350502001002", "350502002001",
-        "350502002002",
-    ][:6]
+    assert (
+        first["code"].tolist() + second["code"].tolist()
+        == [
+            "350502",
+            "350502001",
+            "350502002",
+            "350502001001",
+            "350502001002",
+            "350502002001",
+            "350502002002",
+        ][:6]
+    )
 
 
 def test_times_are_stored_as_utc(db: Database) -> None:
@@ -206,3 +272,48 @@ def test_police_layer_codes_need_no_digits(db: Database) -> None:
     stations["parent_code"] = None
     result = import_units(db, units=stations, layer="police", level="station", source="t")
     assert result.summary.created == ["S1"]
+
+
+def test_repair_fills_slivers_and_lists_each_fix(db: Database) -> None:
+    load_governance(db)
+    # Community 350502001002 stops ~1 cm short of the street's south-east corner.
+    sliver = dict(COMMUNITIES)
+    sliver["350502001002"] = box(118.50, 24.90, 118.5499999, 24.925)
+    plain = import_units
+    with pytest.raises(ValidationFailedError):
+        plain(
+            db,
+            units=frame(sliver),
+            layer="governance",
+            level="community",
+            source="x",
+            valid_from="2026-02-01",
+            tolerances=Tolerances(sliver_area_m2=0.001, sliver_width_m=0.001),
+        )
+    result = import_units(
+        db,
+        units=frame(sliver),
+        layer="governance",
+        level="community",
+        source="x",
+        valid_from="2026-02-01",
+        repair=True,
+    )
+    assert [(r.code, r.rule) for r in result.repairs] == [("350502001002", "parent_not_covered")]
+    stored, _ = units_page(db, layer="governance", level="community", parent="350502001")
+    street = shapely.MultiPolygon([STREETS["350502001"]])
+    assert shapely.difference(street, shapely.union_all(stored.geometry.values)).area < 1e-12
+
+
+def test_user_defined_layer(db: Database) -> None:
+    spec = LayerSpec("township", "乡镇工作片", (LevelSpec("zone", "片区", (9,)), LevelSpec("area")))
+    assert define_layer(db, spec=spec) == spec
+    import_units(
+        db,
+        units=frame({"350502001": STREETS["350502001"]}, parent=None),
+        layer="township",
+        level="zone",
+        source="t",
+    )
+    with pytest.raises(InputError, match="repeats a level"):
+        define_layer(db, spec=LayerSpec("x", levels=(LevelSpec("a"), LevelSpec("a"))))

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from api.cli import _boundaries, _service
+from api.cli import _boundaries, _layers, _service
 
 app = typer.Typer(
     name="tongge",
@@ -21,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 _boundaries.register(app)
+_layers.register(app)
 _service.register(app)
 
 

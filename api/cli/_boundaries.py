@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,18 +12,29 @@ from api.bootstrap import open_database
 from api.cli._output import EXIT_PROBLEMS, echo_json, err, fail, out, print_report, steps
 from gis.errors import TonggeError
 from gis.io import EXPORT_FORMATS, FieldMap
-from gis.registry import check_file, export_layer, import_file, list_layers
+from gis.registry import check_file, export_layer, import_file
 from gis.validate import Tolerances
 
 
-class ReportFormat(str, Enum):
+class ReportFormat(StrEnum):
     """How ``check`` prints its report."""
 
     text = "text"
     json = "json"
 
 
-ExportFormat = Enum("ExportFormat", {name: name for name in EXPORT_FORMATS}, type=str)  # type: ignore[misc]
+class ExportFormat(StrEnum):
+    """File formats ``export`` writes (see :data:`gis.io.EXPORT_FORMATS`)."""
+
+    geojson = "geojson"
+    gpkg = "gpkg"
+    shp = "shp"
+    kml = "kml"
+    parquet = "parquet"
+    csv = "csv"
+
+
+assert {f.value for f in ExportFormat} == set(EXPORT_FORMATS)
 
 CodeField = Annotated[str | None, typer.Option(help="Field holding the unit code (default: code).")]
 NameField = Annotated[str | None, typer.Option(help="Field holding the unit name (default: name).")]
@@ -35,7 +46,9 @@ Crs = Annotated[
     typer.Option(help="CRS of the file when it has none, or gcj02/bd09 (converted on read)."),
 ]
 SliverArea = Annotated[float, typer.Option(help="Discrepancies under this area (m²) are warnings.")]
-SliverWidth = Annotated[float, typer.Option(help="Discrepancies thinner than this (m) are warnings.")]
+SliverWidth = Annotated[
+    float, typer.Option(help="Discrepancies thinner than this (m) are warnings.")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -43,22 +56,32 @@ def register(app: typer.Typer) -> None:
     app.command("check")(check)
     app.command("import")(import_)
     app.command("export")(export)
-    app.command("layers")(layers)
 
 
 def check(
     file: Annotated[Path, typer.Argument(help="Boundary file (GeoJSON, GPKG, SHP, CSV+WKT...).")],
-    level: Annotated[str | None, typer.Option(help="Level of the units (grid, beat...): code rules.")] = None,
+    level: Annotated[
+        str | None, typer.Option(help="Level of the units (grid, beat...): code rules.")
+    ] = None,
     code_field: CodeField = None,
     name_field: NameField = None,
     parent_field: ParentField = None,
     parent: Annotated[Path | None, typer.Option(help="File with the parent level.")] = None,
-    parent_code_field: Annotated[str | None, typer.Option(help="Code field of the parent file.")] = None,
+    parent_code_field: Annotated[
+        str | None, typer.Option(help="Code field of the parent file.")
+    ] = None,
     crs: Crs = None,
-    parent_crs: Annotated[str | None, typer.Option(help="CRS of the parent file when it has none.")] = None,
+    parent_crs: Annotated[
+        str | None, typer.Option(help="CRS of the parent file when it has none.")
+    ] = None,
     sliver_area: SliverArea = 1.0,
     sliver_width: SliverWidth = 0.05,
-    format: Annotated[ReportFormat, typer.Option("--format", help="text or json.")] = ReportFormat.text,
+    format: Annotated[
+        ReportFormat, typer.Option("--format", help="text or json.")
+    ] = ReportFormat.text,
+    map: Annotated[
+        Path | None, typer.Option("--map", help="Also write an HTML map of the problems.")
+    ] = None,
 ) -> None:
     """Validate a boundary file without importing it (exit 0 valid, 1 problems, 2 unusable)."""
     as_json = format is ReportFormat.json
@@ -78,6 +101,13 @@ def check(
     except TonggeError as error:
         fail(error, as_json=as_json)
     print_report(report, as_json=as_json)
+    if map is not None:
+        from gis.io import read_units
+        from gis.maps import problems_map
+
+        units = read_units(file, fields=FieldMap(code=code_field), crs=crs)
+        problems_map(report, units=units).save(str(map))
+        err.print(f"map of the problems: {map}")
     if not report.ok:
         raise typer.Exit(EXIT_PROBLEMS)
 
@@ -92,9 +122,12 @@ def import_(
     kind_field: Annotated[str | None, typer.Option(help="Field with 综合/专属 kind.")] = None,
     crs: Crs = None,
     valid_from: Annotated[
-        str | None, typer.Option(help="Date (China time) or ISO time the version starts; default now.")
+        str | None,
+        typer.Option(help="Date (China time) or ISO time the version starts; default now."),
     ] = None,
-    repair: Annotated[bool, typer.Option(help="Fix slivers under the tolerance, listing each fix.")] = False,
+    repair: Annotated[
+        bool, typer.Option(help="Fix slivers under the tolerance, listing each fix.")
+    ] = False,
     sliver_area: SliverArea = 1.0,
     sliver_width: SliverWidth = 0.05,
     format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
@@ -105,60 +138,59 @@ def import_(
         with steps(f"importing {file.name}", quiet=as_json) as (step, advance):
             db = open_database(step=step)
             result = import_file(
-                db, path=file, layer=layer, level=level,
-                fields=FieldMap(code=code_field, name=name_field, parent=parent_field, kind=kind_field),
-                crs=crs, valid_from=valid_from, repair=repair,
+                db,
+                path=file,
+                layer=layer,
+                level=level,
+                fields=FieldMap(
+                    code=code_field, name=name_field, parent=parent_field, kind=kind_field
+                ),
+                crs=crs,
+                valid_from=valid_from,
+                repair=repair,
                 tolerances=Tolerances(sliver_area_m2=sliver_area, sliver_width_m=sliver_width),
-                step=step, on_progress=advance,
+                step=step,
+                on_progress=advance,
             )
     except TonggeError as error:
         fail(error, as_json=as_json)
     counts = result.summary.counts()
     if as_json:
-        echo_json({"ok": True, **counts, "valid_from": result.summary.valid_from.isoformat(),
-                   "repairs": [vars(r) for r in result.repairs],
-                   "warnings": [w.to_dict() for w in result.report.warnings]})
+        echo_json(
+            {
+                "ok": True,
+                **counts,
+                "valid_from": result.summary.valid_from.isoformat(),
+                "repairs": [vars(r) for r in result.repairs],
+                "warnings": [w.to_dict() for w in result.report.warnings],
+            }
+        )
         return
     for fix in result.repairs:
         out.print(f"repaired {fix.code}: {fix.message} ({fix.rule})")
     if result.report.warnings:
         print_report(result.report, as_json=False)
-    out.print(f"[green]✓ {layer}:{level}[/green] " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    out.print(
+        f"[green]✓ {layer}:{level}[/green] " + ", ".join(f"{k} {v}" for k, v in counts.items())
+    )
 
 
 def export(
     layer: Annotated[str, typer.Option(help="Layer to export.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="File to write.")],
-    format: Annotated[ExportFormat, typer.Option("--format", help="Output format.")],  # type: ignore[valid-type]
+    format: Annotated[ExportFormat, typer.Option("--format", help="Output format.")],
     level: Annotated[str | None, typer.Option(help="Only this level.")] = None,
-    crs: Annotated[str | None, typer.Option(help="Output CRS (default EPSG:4490; gcj02/bd09 too).")] = None,
+    crs: Annotated[
+        str | None, typer.Option(help="Output CRS (default EPSG:4490; gcj02/bd09 too).")
+    ] = None,
     at: Annotated[str | None, typer.Option(help="Boundaries valid at this date/time.")] = None,
 ) -> None:
     """Export a layer (or one level) to a file."""
     try:
         db = open_database()
-        count = export_layer(db, layer=layer, level=level, fmt=format.value, out=output, crs=crs, at=at)
+        count = export_layer(
+            db, layer=layer, level=level, fmt=format.value, out=output, crs=crs, at=at
+        )
     except TonggeError as error:
         fail(error)
     err.print(f"[green]✓[/green] wrote {count} units to {output}")
-
-
-def layers(
-    format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
-) -> None:
-    """List layers, their levels and unit counts."""
-    try:
-        summaries = list_layers(open_database())
-    except TonggeError as error:
-        fail(error)
-    if format is ReportFormat.json:
-        echo_json([
-            {"name": s.name, "title": s.title,
-             "levels": [{"name": lv.name, "title": lv.title, "units": lv.unit_count} for lv in s.levels]}
-            for s in summaries
-        ])
-        return
-    for summary in summaries:
-        out.print(f"[bold]{summary.name}[/bold] {summary.title}")
-        for level in summary.levels:
-            out.print(f"  {level.rank}. {level.name:<12} {level.title:<24} {level.unit_count:>6} units")

@@ -26,26 +26,47 @@ def fail(error: TonggeError, *, as_json: bool = False) -> NoReturn:
     """Print a domain error the way people (or scripts) want it, then exit."""
     if isinstance(error, ValidationFailedError):
         print_report(error.report, as_json=as_json)
-        err.print(f"[red]✗ {error.message}[/red]")
+        typer.secho(f"✗ {error.message}", err=True, fg="red")
         raise typer.Exit(EXIT_PROBLEMS)
     if as_json:
-        problems = []
+        problems: list[dict[str, Any]] = []
         if error.rule:
-            problems.append({"rule": error.rule, "codes": [], "lon": None, "lat": None,
-                             "area_m2": None, "message": error.message})
-        typer.echo(json.dumps({"ok": False, "error": error.message, "problems": problems,
-                               "warnings": []}, ensure_ascii=False))
-    err.print(f"[red]error:[/red] {error.message}", highlight=False)
+            problems.append(
+                {
+                    "rule": error.rule,
+                    "codes": [],
+                    "lon": None,
+                    "lat": None,
+                    "area_m2": None,
+                    "message": error.message,
+                }
+            )
+        typer.echo(
+            json.dumps(
+                {"ok": False, "error": error.message, "problems": problems, "warnings": []},
+                ensure_ascii=False,
+            )
+        )
+    # Plain echo: rich would wrap long paths across lines.
+    typer.secho(f"error: {error.message}", err=True, fg="red")
     code = EXIT_UNUSABLE if isinstance(error, InputError | NotFoundError) else EXIT_PROBLEMS
     raise typer.Exit(code)
 
 
 @contextmanager
-def steps(title: str, *, quiet: bool = False) -> Iterator[tuple[Callable[[str], None], Callable[[int, int], None]]]:
+def steps(
+    title: str, *, quiet: bool = False
+) -> Iterator[tuple[Callable[[str], None], Callable[[int, int], None]]]:
     """Show a spinner with the current step and a bar for counted work (on stderr)."""
     progress = Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=err, transient=True, disable=quiet,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=quiet,
     )
     task = progress.add_task(title, total=None)
 
@@ -64,23 +85,31 @@ def print_report(report: ValidationReport, *, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
         return
-    for title, items, style in (("Problems 问题", report.problems, "red"),
-                                ("Warnings 警告", report.warnings, "yellow")):
+    for title, items, style in (
+        ("Problems 问题", report.problems, "red"),
+        ("Warnings 警告", report.warnings, "yellow"),
+    ):
         if not items:
             continue
         table = Table(title=f"{title} ({len(items)})", title_style=style, show_lines=False)
         for column in ("rule", "codes", "lon, lat", "area m²", "message"):
             table.add_column(column, overflow="fold")
         for item in items[:200]:
-            where = f"{item.lon:.6f}, {item.lat:.6f}" if item.lon is not None and item.lat is not None else ""
+            where = (
+                f"{item.lon:.6f}, {item.lat:.6f}"
+                if item.lon is not None and item.lat is not None
+                else ""
+            )
             area = f"{item.area_m2:,.1f}" if item.area_m2 is not None else ""
             table.add_row(item.rule, " ".join(item.codes), where, area, item.message)
         out.print(table)
         if len(items) > 200:
             out.print(f"… and {len(items) - 200} more (use --format json for all)")
     if report.ok:
-        out.print(f"[green]✓ {report.unit_count} units: no problems[/green]"
-                  + (f", {len(report.warnings)} warning(s)" if report.warnings else ""))
+        out.print(
+            f"[green]✓ {report.unit_count} units: no problems[/green]"
+            + (f", {len(report.warnings)} warning(s)" if report.warnings else "")
+        )
     else:
         out.print(f"[red]✗ {report.unit_count} units: {len(report.problems)} problem(s)[/red]")
 

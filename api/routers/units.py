@@ -14,8 +14,10 @@ from gis.repository import Database
 
 router = APIRouter(tags=["units"])
 
-_AT = Query(description="Boundaries valid at this date (China time) or ISO time; default now.",
-            examples=["2026-06-01"])
+_AT = Query(
+    description="Boundaries valid at this date (China time) or ISO time; default now.",
+    examples=["2026-06-01"],
+)
 
 
 @router.get(
@@ -32,7 +34,10 @@ def list_units(
     parent: Annotated[str | None, Query(description="Only children of this unit code.")] = None,
     bbox: Annotated[
         str | None,
-        Query(description="minLon,minLat,maxLon,maxLat in CGCS2000", examples=["118.55,24.88,118.62,24.93"]),
+        Query(
+            description="minLon,minLat,maxLon,maxLat in CGCS2000",
+            examples=["118.55,24.88,118.62,24.93"],
+        ),
     ] = None,
     at: Annotated[str | None, _AT] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
@@ -45,9 +50,16 @@ def list_units(
     )
     links = []
     if offset + len(frame) < total:
-        links.append({"rel": "next", "href": str(request.url.include_query_params(offset=offset + limit))})
+        links.append(
+            {"rel": "next", "href": str(request.url.include_query_params(offset=offset + limit))}
+        )
     if offset > 0:
-        links.append({"rel": "prev", "href": str(request.url.include_query_params(offset=max(0, offset - limit)))})
+        links.append(
+            {
+                "rel": "prev",
+                "href": str(request.url.include_query_params(offset=max(0, offset - limit))),
+            }
+        )
     return {
         "type": "FeatureCollection",
         "features": [unit_feature(row) for _, row in frame.iterrows()],
@@ -84,7 +96,9 @@ def _bbox(text: str) -> tuple[float, float, float, float]:
     except ValueError:
         values = []
     if len(values) != 4 or any(v != v for v in values):
-        raise InputError(f"bbox {text!r} must be four numbers minLon,minLat,maxLon,maxLat", field="bbox")
+        raise InputError(
+            f"bbox {text!r} must be four numbers minLon,minLat,maxLon,maxLat", field="bbox"
+        )
     minx, miny, maxx, maxy = values
     if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
         raise InputError(f"bbox {text!r} is not a lon/lat box with min <= max", field="bbox")

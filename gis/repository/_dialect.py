@@ -41,7 +41,7 @@ def make_engine(url: str, *, spatialite_library: str = "mod_spatialite") -> Engi
 
 def _spatialite_engine(url: str, database: str | None, library: str) -> Engine:
     try:
-        import pysqlite3.dbapi2 as dbapi  # type: ignore[import-not-found]
+        import pysqlite3.dbapi2 as dbapi
     except ImportError:  # pragma: no cover - platforms without the wheel
         import sqlite3 as dbapi
     os.environ.setdefault("SPATIALITE_LIBRARY_PATH", library)
@@ -73,7 +73,9 @@ def _spatialite_engine(url: str, database: str | None, library: str) -> Engine:
     return engine
 
 
-def bbox_filter(dialect: str, column: Any, table: str, bbox: tuple[float, float, float, float]) -> ColumnElement[bool]:
+def bbox_filter(
+    dialect: str, column: Any, table: str, bbox: tuple[float, float, float, float]
+) -> ColumnElement[bool]:
     """Return a WHERE clause selecting rows whose geometry meets ``bbox`` (EPSG:4490).
 
     PostGIS uses its GiST index through ``&&``; SpatiaLite needs its
@@ -84,13 +86,17 @@ def bbox_filter(dialect: str, column: Any, table: str, bbox: tuple[float, float,
         envelope = func.ST_MakeEnvelope(minx, miny, maxx, maxy, _STORAGE_SRID)
         return func.ST_Intersects(column, envelope)
     frame = func.BuildMbr(minx, miny, maxx, maxy, _STORAGE_SRID)
-    candidates = select(text("rowid")).select_from(text("SpatialIndex")).where(
-        text("f_table_name = :spatial_table AND f_geometry_column = 'geom'").bindparams(
-            spatial_table=table
-        ),
-        text("search_frame = BuildMbr(:minx, :miny, :maxx, :maxy, 4490)").bindparams(
-            minx=minx, miny=miny, maxx=maxx, maxy=maxy
-        ),
+    candidates = (
+        select(text("rowid"))
+        .select_from(text("SpatialIndex"))
+        .where(
+            text("f_table_name = :spatial_table AND f_geometry_column = 'geom'").bindparams(
+                spatial_table=table
+            ),
+            text("search_frame = BuildMbr(:minx, :miny, :maxx, :maxy, 4490)").bindparams(
+                minx=minx, miny=miny, maxx=maxx, maxy=maxy
+            ),
+        )
     )
     return column.table.c.id.in_(candidates) & (func.ST_Intersects(column, frame) == 1)
 

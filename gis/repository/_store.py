@@ -19,11 +19,19 @@ from gis.errors import ConflictError, NotFoundError
 from gis.layers import LayerSpec, LevelSpec
 from gis.repository._dialect import bbox_filter, geometry_as_wkb
 from gis.repository._types import ImportSummary, LayerSummary, LevelSummary
-from gis.repository.models import ImportRow, LayerRow, LevelRow, UnitRow
+from gis.repository.models import STORAGE_SRID, ImportRow, LayerRow, LevelRow, UnitRow
 
 Progress = Callable[[int, int], None]
 _UNIT_COLUMNS = (
-    "code", "name", "layer", "level", "parent_code", "kind", "attributes", "valid_from", "valid_to"
+    "code",
+    "name",
+    "layer",
+    "level",
+    "parent_code",
+    "kind",
+    "attributes",
+    "valid_from",
+    "valid_to",
 )
 _CHUNK = 500
 
@@ -173,8 +181,16 @@ class Repository:
             .join(LayerRow, LayerRow.id == UnitRow.layer_id)
             .join(LevelRow, LevelRow.id == UnitRow.level_id)
         )
-        query = self._filter(query, layer=layer, level=level, at=at, parent=parent, codes=codes,
-                             bbox=bbox, all_versions=all_versions)
+        query = self._filter(
+            query,
+            layer=layer,
+            level=level,
+            at=at,
+            parent=parent,
+            codes=codes,
+            bbox=bbox,
+            all_versions=all_versions,
+        )
         query = query.order_by(LayerRow.id, LevelRow.rank, UnitRow.code, UnitRow.valid_from)
         if limit is not None:
             query = query.limit(limit)
@@ -209,8 +225,16 @@ class Repository:
             .join(LayerRow, LayerRow.id == UnitRow.layer_id)
             .join(LevelRow, LevelRow.id == UnitRow.level_id)
         )
-        query = self._filter(query, layer=layer, level=level, at=at, parent=parent, codes=None,
-                             bbox=bbox, all_versions=False)
+        query = self._filter(
+            query,
+            layer=layer,
+            level=level,
+            at=at,
+            parent=parent,
+            codes=None,
+            bbox=bbox,
+            all_versions=False,
+        )
         return int(self._session.scalar(query) or 0)
 
     def replace_units(
@@ -255,8 +279,13 @@ class Repository:
                 f"an import must be valid from that time or later, not {valid_from.isoformat()}"
             )
         import_row = ImportRow(
-            layer_id=layer_row.id, level_id=level_row.id, source=source, unit_count=len(units),
-            valid_from=valid_from, created_at=_now(), summary={},
+            layer_id=layer_row.id,
+            level_id=level_row.id,
+            source=source,
+            unit_count=len(units),
+            valid_from=valid_from,
+            created_at=_now(),
+            summary={},
         )
         self._session.add(import_row)
         self._session.flush()
@@ -264,7 +293,8 @@ class Repository:
         new_rows: list[dict[str, Any]] = []
         seen: set[str] = set()
         for record, geometry in zip(
-            units.drop(columns=units.geometry.name).to_dict("records"), units.geometry.values,
+            units.drop(columns=units.geometry.name).to_dict("records"),
+            units.geometry.values,
             strict=True,
         ):
             code = str(record["code"])
@@ -295,7 +325,7 @@ class Repository:
                     "attributes": record.get("attributes") or {},
                     "valid_from": valid_from,
                     "valid_to": None,
-                    "geom": from_shape(multi, srid=STORAGE_CRS.to_epsg()),
+                    "geom": from_shape(multi, srid=STORAGE_SRID),
                 }
             )
         scope = set(scope_parents) if scope_parents is not None else None
@@ -336,7 +366,9 @@ class Repository:
         )
         if level_row is None:
             names = self._session.scalars(
-                select(LevelRow.name).where(LevelRow.layer_id == layer_row.id).order_by(LevelRow.rank)
+                select(LevelRow.name)
+                .where(LevelRow.layer_id == layer_row.id)
+                .order_by(LevelRow.rank)
             ).all()
             raise NotFoundError(
                 f"layer {layer!r} has no level {level!r}; its levels are {', '.join(names)}",
@@ -344,9 +376,18 @@ class Repository:
             )
         return layer_row, level_row
 
-    def _filter(self, query: Any, *, layer: str | None, level: str | None, at: datetime | None,
-                parent: str | None, codes: Sequence[str] | None,
-                bbox: tuple[float, float, float, float] | None, all_versions: bool) -> Any:
+    def _filter(
+        self,
+        query: Any,
+        *,
+        layer: str | None,
+        level: str | None,
+        at: datetime | None,
+        parent: str | None,
+        codes: Sequence[str] | None,
+        bbox: tuple[float, float, float, float] | None,
+        all_versions: bool,
+    ) -> Any:
         if layer is not None:
             query = query.where(LayerRow.name == layer)
         if level is not None:
@@ -363,7 +404,9 @@ class Repository:
 
 
 def _valid_at(when: datetime) -> Any:
-    return and_(UnitRow.valid_from <= when, or_(UnitRow.valid_to.is_(None), UnitRow.valid_to > when))
+    return and_(
+        UnitRow.valid_from <= when, or_(UnitRow.valid_to.is_(None), UnitRow.valid_to > when)
+    )
 
 
 def _as_multipolygon(geometry: shapely.Geometry) -> shapely.MultiPolygon:
@@ -374,7 +417,9 @@ def _as_multipolygon(geometry: shapely.Geometry) -> shapely.MultiPolygon:
 
 def _same(row: UnitRow, record: dict[str, Any], geometry: shapely.MultiPolygon) -> bool:
     if (row.name, row.kind, row.parent_code) != (
-        record.get("name"), record.get("kind") or "comprehensive", record.get("parent_code")
+        record.get("name"),
+        record.get("kind") or "comprehensive",
+        record.get("parent_code"),
     ):
         return False
     if (row.attributes or {}) != (record.get("attributes") or {}):

@@ -40,12 +40,13 @@ from collections.abc import Callable
 import geopandas as gpd
 import numpy as np
 import shapely
+from pyproj import CRS
 
 from gis.crs import STORAGE_CRS, local_projected_crs
 from gis.layers import LayerSpec, LevelSpec
 from gis.unitframe import merge_multipart_units
 from gis.validate._codes import check_codes, is_missing
-from gis.validate._coverage import check_level_gaps, check_overlaps
+from gis.validate._coverage import check_level_gaps, check_overlaps, unmatched_edges
 from gis.validate._geometry import check_geometries
 from gis.validate._nesting import Parents, check_nesting, match_parents
 from gis.validate._report import (
@@ -128,7 +129,12 @@ def validate_units(
                     "are disjoint parts of one unit: joined into one MultiPolygon")
         )
     raw_codes = storage["code"].tolist() if "code" in storage else [None] * len(storage)
-    codes = [str(c) if not is_missing(c) else f"#{i}" for i, c in enumerate(raw_codes)]
+    missing = np.array([is_missing(c) for c in raw_codes], dtype=bool)
+    # A unit without a code is named after its row label: after multi-part
+    # joins the position no longer is the feature's number in the file.
+    codes = [
+        f"#{label}" if missing[i] else str(raw_codes[i]) for i, label in enumerate(storage.index)
+    ]
     storage_geoms = np.asarray(storage.geometry.values, dtype=object)
     projected_crs = _projected_crs_for(storage)
     locator = Locator(projected_crs, tolerances)
@@ -136,9 +142,10 @@ def validate_units(
 
     step("codes")
     check_codes(
-        [None if is_missing(c) else str(c) for c in raw_codes],
+        [None if missing[i] else codes[i] for i in range(len(codes))],
         lambda i: _lonlat(storage_geoms[i]),
         report,
+        names=codes,
         layer=layer,
         level=level_spec,
     )
@@ -152,10 +159,11 @@ def validate_units(
         checked = np.concatenate([others, checked])
         checked_codes = [str(c) for c in neighbours["code"]] + checked_codes
         first_checked = len(others)
-    is_coverage = bool(shapely.coverage_is_valid(checked)) if len(checked) else True
+    flagged = unmatched_edges(checked)
+    is_coverage = not flagged.any()
     check_overlaps(
         checked_codes, checked, locator, report,
-        is_coverage=is_coverage, first_checked=first_checked,
+        flagged_rows=flagged, first_checked=first_checked,
     )
 
     if parents is None:
@@ -169,12 +177,13 @@ def validate_units(
             refs = [None if is_missing(r) else str(r) for r in storage["parent_code"]]
         parent_of = match_parents(
             codes, refs, storage_geoms, usable, parent_set, locator, report,
-            layer=layer, level=level_spec,
+            layer=layer, level=level_spec, missing=missing,
         )
-        level_is_coverage = is_coverage and first_checked == 0
+        flagged_units = np.zeros(len(storage_geoms), dtype=bool)
+        flagged_units[np.flatnonzero(usable)] = flagged[first_checked:]
         check_nesting(
             codes, storage_geoms, usable, parent_of, parent_set, locator, report,
-            is_coverage=level_is_coverage, expect_all_parents=expect_all_parents,
+            flagged=flagged_units, expect_all_parents=expect_all_parents,
         )
     flush_slivers(report, locator)
     report.problems.sort(key=_order)
@@ -198,7 +207,7 @@ def _level_spec(layer: LayerSpec | None, level: str | LevelSpec | None) -> Level
     return LevelSpec(level)
 
 
-def _projected_crs_for(frame: gpd.GeoDataFrame):  # type: ignore[no-untyped-def]
+def _projected_crs_for(frame: gpd.GeoDataFrame) -> CRS:
     bounds = frame.geometry.total_bounds
     if not np.all(np.isfinite(bounds)):
         return local_projected_crs(0.0, 0.0)

@@ -23,15 +23,21 @@ def check_codes(
     *,
     layer: LayerSpec | None,
     level: LevelSpec | None,
+    names: list[str] | None = None,
 ) -> None:
-    """Report missing and duplicate codes, and format warnings."""
+    """Report missing and duplicate codes, and format warnings.
+
+    ``names`` are what other problems call each unit (``#<row>`` for a unit
+    without a code); a ``missing_code`` problem names the unit the same way.
+    """
     counts = Counter(code for code in codes if not is_missing(code))
     reported: set[str] = set()
     for i, code in enumerate(codes):
         if is_missing(code):
             lon, lat = where(i)
+            name = names[i] if names is not None else f"#{i}"
             report.problems.append(
-                Problem("missing_code", (), lon, lat, None, f"feature #{i} has no code")
+                Problem("missing_code", (name,), lon, lat, None, f"feature {name} has no code")
             )
             continue
         assert code is not None

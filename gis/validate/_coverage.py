@@ -30,26 +30,37 @@ def coverage_union(geometries: NDArray[np.object_], *, is_coverage: bool) -> Bas
     return shapely.union_all(geometries)
 
 
+def unmatched_edges(geometries: NDArray[np.object_]) -> NDArray[np.bool_]:
+    """Mark polygons with an edge not exactly matched by a neighbour's.
+
+    GEOS' coverage validator does this in one linear pass; an unflagged set
+    of polygons is a valid coverage, so only flagged ones need pairwise overlay.
+    """
+    if len(geometries) == 0:
+        return np.zeros(0, dtype=bool)
+    edges = shapely.coverage_invalid_edges(geometries)
+    return ~shapely.is_empty(edges) & ~shapely.is_missing(edges)
+
+
 def check_overlaps(
     codes: list[str],
     geometries: NDArray[np.object_],
     locator: Locator,
     report: ValidationReport,
     *,
-    is_coverage: bool,
+    flagged_rows: NDArray[np.bool_],
     first_checked: int = 0,
 ) -> None:
     """Report every pair of units whose interiors overlap.
 
     Only rows from ``first_checked`` on are being checked; rows before it are
     existing neighbours, reported only when they overlap a checked row.
+    ``flagged_rows`` comes from :func:`unmatched_edges`: only flagged units
+    can overlap anything.
     """
-    if is_coverage or len(geometries) < 2:
+    if not flagged_rows.any() or len(geometries) < 2:
         return
-    # GEOS' coverage validator finds the few polygons with unmatched edges in
-    # linear time; only those need the expensive pairwise overlay.
-    edges = shapely.coverage_invalid_edges(geometries)
-    flagged = np.flatnonzero(~shapely.is_empty(edges) & ~shapely.is_missing(edges))
+    flagged = np.flatnonzero(flagged_rows)
     flagged = flagged[flagged >= first_checked] if first_checked else flagged
     if len(flagged) == 0:
         return
@@ -98,8 +109,12 @@ def check_level_gaps(
     tree = shapely.STRtree(geometries)
     for part in shapely.get_parts(union):
         for ring in _holes(part):
-            hole = shapely.Polygon(ring)
-            around = sorted(codes[i] for i in tree.query(hole, predicate="intersects"))
+            # Units may lie inside the hole as islands: the gap is what they leave.
+            nearby = tree.query(shapely.Polygon(ring), predicate="intersects")
+            around = sorted(codes[i] for i in nearby)
+            hole = polygonal(
+                shapely.difference(shapely.Polygon(ring), shapely.union_all(geometries[nearby]))
+            )
             add_discrepancy(
                 report,
                 locator,

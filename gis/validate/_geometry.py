@@ -33,7 +33,8 @@ def check_geometries(
         if geometry is None or types[i] < 0:
             usable[i] = False
             report.problems.append(
-                Problem("invalid_geometry", (code,), None, None, None, f"unit {code!r} has no geometry")
+                Problem("invalid_geometry", (code,), None, None, None,
+                        f"unit {code!r} has no geometry")
             )
             continue
         if geometry.geom_type not in _POLYGONAL:
@@ -57,7 +58,8 @@ def check_geometries(
                 Problem("invalid_geometry", (code,), None, None, None, f"unit {code!r} is empty")
             )
     valid = shapely.is_valid(storage)
-    for i in np.flatnonzero(usable & ~valid):
+    for row in np.flatnonzero(usable & ~valid):
+        i = int(row)
         usable[i] = False
         reason = shapely.is_valid_reason(storage[i])
         match = _REASON_POINT.search(reason)

@@ -48,8 +48,16 @@ def match_parents(
     *,
     layer: LayerSpec | None,
     level: LevelSpec | None,
+    missing: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.int64]:
-    """Return, for each child, the row of its parent in ``parents`` (-1 if none)."""
+    """Return, for each child, the row of its parent in ``parents`` (-1 if none).
+
+    ``missing`` marks children without a code (already ``missing_code``): they
+    are matched by ``parent_code`` or by place, and have no code to check.
+    A child naming an unknown parent is still counted, for coverage, in the
+    parent it overlaps most, so its ground is not reported a second time as
+    uncovered.
+    """
     by_code = parents.index()
     by_stripped = {code.lstrip("0"): i for i, code in enumerate(parents.codes)}
     result = np.full(len(codes), -1, dtype=np.int64)
@@ -70,21 +78,26 @@ def match_parents(
                     _at(locator, geometries[i], "unknown_parent", (code, ref),
                         f"unit {code!r} names parent {ref!r}, which does not exist")
                 )
+                if usable[i]:
+                    result[i] = _most_overlapped(tree, parents, geometries[i], strict=True)
                 continue
         else:
-            prefixed = [p for p in parents.codes if code.startswith(p) and len(code) > len(p)]
+            has_code = missing is None or not missing[i]
+            prefixed = [
+                p for p in parents.codes if has_code and code.startswith(p) and len(code) > len(p)
+            ]
             if prefixed:
                 effective = max(prefixed, key=len)
                 result[i] = by_code[effective]
             elif usable[i]:
-                candidates = tree.query(geometries[i], predicate="intersects")
-                if len(candidates) == 0:
+                result[i] = _most_overlapped(tree, parents, geometries[i], strict=False)
+                if result[i] < 0:
                     continue  # reported as outside_parent by check_nesting
-                areas = shapely.area(shapely.intersection(geometries[i], parents.geometries[candidates]))
-                result[i] = candidates[int(np.argmax(areas))]
                 effective = parents.codes[result[i]]
             else:
                 continue
+        if missing is not None and missing[i]:
+            continue  # no code to compare (reported as missing_code)
         reason = code_under_parent(code, effective, layer=layer, level=level)
         if reason:
             report.problems.append(
@@ -101,6 +114,22 @@ def match_parents(
     return result
 
 
+def _most_overlapped(tree: shapely.STRtree, parents: Parents, geometry: object, *,
+                     strict: bool) -> int:
+    """Return the parent sharing most area with ``geometry`` (-1 if none intersects).
+
+    With ``strict`` a parent it only touches does not count.
+    """
+    candidates = tree.query(geometry, predicate="intersects")
+    if len(candidates) == 0:
+        return -1
+    areas = shapely.area(shapely.intersection(geometry, parents.geometries[candidates]))
+    best = int(np.argmax(areas))
+    if strict and areas[best] <= 0:
+        return -1
+    return int(candidates[best])
+
+
 def check_nesting(
     codes: list[str],
     geometries: NDArray[np.object_],
@@ -110,10 +139,14 @@ def check_nesting(
     locator: Locator,
     report: ValidationReport,
     *,
-    is_coverage: bool,
+    flagged: NDArray[np.bool_],
     expect_all_parents: bool,
 ) -> None:
-    """Report children outside their parent and parents not exactly covered."""
+    """Report children outside their parent and parents not exactly covered.
+
+    ``flagged`` marks units with edges that do not match their neighbours';
+    a parent whose children are all unflagged can use the fast coverage union.
+    """
     children: dict[int, list[int]] = defaultdict(list)
     orphans = {p.codes[0] for p in report.problems if p.rule == "unknown_parent" and p.codes}
     for i in np.flatnonzero(usable):
@@ -137,12 +170,17 @@ def check_nesting(
                 )
             continue
         child_geometries = geometries[rows]
-        union = coverage_union(child_geometries, is_coverage=is_coverage)
-        _outside(codes, rows, child_geometries, union, parent_code, parent_geometry, locator, report)
-        _uncovered(codes, rows, child_geometries, union, parent_code, parent_geometry, locator, report)
+        union = coverage_union(child_geometries, is_coverage=not flagged[rows].any())
+        if shapely.equals_exact(union, parent_geometry, tolerance=0.0):
+            continue  # the parent was built from these children: nothing to compare
+        if shapely.is_empty(shapely.symmetric_difference(union, parent_geometry)):
+            continue
+        args = (codes, rows, child_geometries, union, parent_code, parent_geometry, locator, report)
+        _outside(*args)
+        _uncovered(*args)
 
 
-def _outside(codes, rows, child_geometries, union, parent_code, parent_geometry, locator, report):  # type: ignore[no-untyped-def]
+def _outside(codes, rows, child_geometries, union, parent_code, parent_geometry, locator, report):
     outside = polygonal(shapely.difference(union, parent_geometry))
     if outside.is_empty:
         return
@@ -153,39 +191,46 @@ def _outside(codes, rows, child_geometries, union, parent_code, parent_geometry,
         part = polygonal(shapely.intersection(geometry, outside))
         add_discrepancy(
             report, locator, "outside_parent", (codes[row], parent_code), part,
-            f"unit {codes[row]!r} extends {locator.area(part):.1f} m² outside its parent {parent_code!r}",
+            f"unit {codes[row]!r} extends {locator.area(part):.1f} m² outside its parent "
+            f"{parent_code!r}",
         )
 
 
-def _uncovered(codes, rows, child_geometries, union, parent_code, parent_geometry, locator, report):  # type: ignore[no-untyped-def]
+def _uncovered(codes, rows, child_geometries, union, parent_code, parent_geometry, locator, report):
     missing = polygonal(shapely.difference(parent_geometry, union))
     if missing.is_empty:
         return
     holes = [shapely.Polygon(ring) for part in shapely.get_parts(union) for ring in _holes(part)]
+    hole_tree = shapely.STRtree(holes) if holes else None
     tree = shapely.STRtree(child_geometries)
     for part in shapely.get_parts(missing):
-        if locator.is_sliver(part):
-            # Slivers are grouped per parent; no need to tell gaps from edges.
-            add_discrepancy(report, locator, "parent_not_covered", (parent_code,), part, "")
-            continue
+        # A sliver is still a gap when the children enclose it (same rule as
+        # without parents); slivers are grouped per parent either way.
         probe = shapely.point_on_surface(part)
-        enclosed = any(hole.covers(probe) for hole in holes)
+        enclosed = hole_tree is not None and len(hole_tree.query(probe, predicate="within")) > 0
+        if locator.is_sliver(part):
+            rule = "gap" if enclosed else "parent_not_covered"
+            add_discrepancy(report, locator, rule, (parent_code,), part, "")
+            continue
         if enclosed:
             around = sorted(codes[rows[i]] for i in tree.query(part, predicate="intersects"))
             add_discrepancy(
                 report, locator, "gap", (parent_code, *around), part,
-                f"gap of {locator.area(part):.1f} m² inside parent {parent_code!r} between its children "
-                f"{', '.join(repr(c) for c in around[:6])}",
+                f"gap of {locator.area(part):.1f} m² inside parent {parent_code!r} between its "
+                f"children {', '.join(repr(c) for c in around[:6])}",
                 sliver_key=(parent_code,),
             )
         else:
             add_discrepancy(
                 report, locator, "parent_not_covered", (parent_code,), part,
-                f"{locator.area(part):.1f} m² of parent {parent_code!r} is not covered by any of its children",
+                f"{locator.area(part):.1f} m² of parent {parent_code!r} is not covered by any "
+                "of its children",
             )
 
 
-def _at(locator: Locator, geometry: object, rule: str, codes: tuple[str, ...], message: str) -> Problem:
+def _at(
+    locator: Locator, geometry: object, rule: str, codes: tuple[str, ...], message: str
+) -> Problem:
     if geometry is None or not isinstance(geometry, shapely.Geometry) or geometry.is_empty:
         return Problem(rule, codes, None, None, None, message)
     try:

@@ -67,8 +67,12 @@ def upgrade() -> None:
         sa.UniqueConstraint("layer_id", "code", "valid_from"),
     )
     op.create_geospatial_index(
-        "idx_units_geom", "units", ["geom"], unique=False,
-        postgresql_using="gist", postgresql_ops={},
+        "idx_units_geom",
+        "units",
+        ["geom"],
+        unique=False,
+        postgresql_using="gist",
+        postgresql_ops={},
     )
     op.create_index("ix_units_layer_level_valid", "units", ["layer_id", "level_id", "valid_to"])
     op.create_index("ix_units_code", "units", ["code"])

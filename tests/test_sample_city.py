@@ -1,0 +1,106 @@
+"""The bundled sample city (鲤城区 Licheng): clean nested coverages, loaded on first use."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import shapely
+
+from api.bootstrap import open_database
+from boundaries import SAMPLE_CITY, sample_city_manifest
+from gis.io import read_units
+from gis.layers import BUILTIN_LAYERS
+from gis.registry import list_layers, unit_detail
+from gis.settings import Settings
+from gis.validate import validate_units
+
+MANIFEST = sample_city_manifest()
+LEVELS = [
+    (layer["name"], index, level)
+    for layer in MANIFEST["layers"]
+    for index, level in enumerate(layer["levels"])
+]
+
+
+def level_file(layer: str, level: str) -> Path:
+    entry = next(
+        lv
+        for ly in MANIFEST["layers"]
+        if ly["name"] == layer
+        for lv in ly["levels"]
+        if lv["name"] == level
+    )
+    return SAMPLE_CITY / entry["file"]
+
+
+@pytest.mark.parametrize(
+    ("layer", "index", "level"), LEVELS, ids=[f"{a}:{c['name']}" for a, _, c in LEVELS]
+)
+def test_every_level_is_a_clean_coverage_of_its_parent(layer: str, index: int, level: dict) -> None:
+    spec = BUILTIN_LAYERS[layer]
+    units = read_units(SAMPLE_CITY / level["file"])
+    assert units.crs.to_epsg() == 4490
+    parents = None
+    if index > 0:
+        parent_level = spec.levels[index - 1].name
+        parents = read_units(level_file(layer, parent_level))
+    report = validate_units(
+        units, parents=parents, layer=spec, level=level["name"], expect_all_parents=True
+    )
+    assert report.ok, [p.to_dict() for p in report.problems[:5]]
+    assert not [w for w in report.warnings if w.rule != "multi_part_unit"], report.warnings[:3]
+
+
+def test_grid_sizes_follow_the_practice() -> None:
+    grids = gpd.read_file(level_file("governance", "grid"))
+    assert grids["households"].between(300, 500).mean() > 0.9
+    micro = gpd.read_file(level_file("governance", "micro_grid"))
+    assert micro["households"].between(10, 150).mean() > 0.9
+    assert set(grids["kind"]) == {"comprehensive", "dedicated"}
+    assert all(len(code) == 15 for code in grids["code"])
+    assert all(len(code) == 18 for code in micro["code"])
+
+
+def test_real_street_names_and_codes() -> None:
+    streets = gpd.read_file(level_file("governance", "street"))
+    assert "350502004" in set(streets["code"])
+    assert streets.set_index("code").loc["350502004", "name"] == "开元街道"
+
+
+def test_police_layer_has_the_documented_misalignments() -> None:
+    misalignments = json.loads((SAMPLE_CITY / "police" / "misalignments.json").read_text("utf-8"))
+    assert len(misalignments) >= 3
+    grids = gpd.read_file(level_file("governance", "grid")).set_index("code").to_crs(4549)
+    beats = gpd.read_file(level_file("police", "beat")).set_index("code").to_crs(4549)
+    split = [m for m in misalignments if m["kind"] == "grid_split_across_beats"]
+    assert split
+    for item in split:
+        grid = grids.loc[item["grid"]].geometry
+        shares = {
+            b: shapely.intersection(grid, beats.loc[b].geometry).area / grid.area
+            for b in item["beats"]
+        }
+        assert all(share > 0.01 for share in shares.values()), shares
+
+
+def test_embedded_database_loads_the_sample_city_on_first_use(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'city.sqlite'}", load_sample_city=True)
+    db = open_database(settings)
+    counts = {
+        (layer.name, lv.name): lv.unit_count for layer in list_layers(db) for lv in layer.levels
+    }
+    assert counts[("governance", "county")] == 1
+    assert counts[("governance", "micro_grid")] == len(
+        gpd.read_file(level_file("governance", "micro_grid"))
+    )
+    assert counts[("police", "beat")] > 0
+    detail = unit_detail(db, code="350502004", layer="governance")
+    assert [a["code"] for a in detail["ancestors"]] == ["350502"]
+    # Opening again neither reloads nor duplicates.
+    again = open_database(settings)
+    assert {
+        (ly.name, lv.name): lv.unit_count for ly in list_layers(again) for lv in ly.levels
+    } == counts
