@@ -129,7 +129,9 @@ def read_units(
     try:
         storage = to_storage_crs(frame, declared=declared)
     except InputError as error:
-        raise InputError(f"{source}: {error.message}", rule=error.rule, field="crs") from None
+        raise InputError(
+            f"{source}: {error.message}", rule=error.rule, field="crs", **_raw_location(frame)
+        ) from None
     used = {code_field, name_field, parent_field, kind_field}
     rest = [c for c in columns if c not in used]
     units = gpd.GeoDataFrame(
@@ -225,6 +227,15 @@ def _reproject_for_export(frame: gpd.GeoDataFrame, crs: str | None) -> gpd.GeoDa
     shifted = shapely.transform(np.asarray(out.geometry.values), convert)
     # The offset datums have no EPSG code: the file says WGS84 and the name says the rest.
     return out.set_geometry(gpd.GeoSeries(shifted, index=out.index, crs=target.crs))
+
+
+def _raw_location(frame: gpd.GeoDataFrame) -> dict[str, float]:
+    # Where the data is, for the crs_missing report: only when the raw
+    # coordinates can only be degrees (most CRS-less files are lon/lat).
+    minx, miny, maxx, maxy = frame.geometry.total_bounds
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        return {}
+    return {"lon": round((minx + maxx) / 2, 7), "lat": round((miny + maxy) / 2, 7)}
 
 
 def _read_wkt_csv(source: Path) -> gpd.GeoDataFrame:

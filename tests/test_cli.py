@@ -137,7 +137,9 @@ def test_check_no_crs_json_names_the_rule(tmp_path: Path) -> None:
     path.write_text(f'code,wkt\n1,"{box(0, 0, 1, 1).wkt}"\n')
     code, out, _ = tongge("check", path, "--format", "json")
     assert code == 2
-    assert [p["rule"] for p in json.loads(out)["problems"]] == ["crs_missing"]
+    problems = json.loads(out)["problems"]
+    assert [p["rule"] for p in problems] == ["crs_missing"]
+    assert (problems[0]["lon"], problems[0]["lat"]) == (0.5, 0.5)  # raw degrees, centre
     code, _, _ = tongge("check", path, "--crs", "EPSG:4490")
     assert code == 0
 

@@ -35,8 +35,8 @@ def fail(error: TonggeError, *, as_json: bool = False) -> NoReturn:
                 {
                     "rule": error.rule,
                     "codes": [],
-                    "lon": None,
-                    "lat": None,
+                    "lon": error.details.get("lon"),
+                    "lat": error.details.get("lat"),
                     "area_m2": None,
                     "message": error.message,
                 }
