@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -191,8 +192,8 @@ def import_units(
         existing = repo.units_frame(layer=layer, level=level, at=when)
         neighbours = _neighbours(existing, units, scope)
         announce("validate")
-        report = validate_units(
-            units,
+        check = partial(
+            validate_units,
             parents=parents,
             layer=spec,
             level=level_spec,
@@ -200,19 +201,12 @@ def import_units(
             tolerances=tolerances,
             progress=announce,
         )
+        report = check(units)
         repairs: list[Repair] = []
         if repair and report.warnings:
             units, repairs = repair_slivers(units, report.warnings, parents=parents)
             if repairs:
-                report = validate_units(
-                    units,
-                    parents=parents,
-                    layer=spec,
-                    level=level_spec,
-                    neighbours=neighbours,
-                    tolerances=tolerances,
-                    progress=announce,
-                )
+                report = check(units)
         if not report.ok:
             raise ValidationFailedError(
                 f"{source}: {len(report.problems)} problem(s); nothing was imported",
