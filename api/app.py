@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 from api import errors
 from api.bootstrap import open_database
-from api.routers import health, layers, units
+from api.fastpath import GeocodeFastPath
+from api.routers import alignment, geocode, health, layers, units
+from api.schemas_geocode import GeocodeRequest
 from gis import __version__
+from gis.locate import LocateService
 from gis.repository import Database
 from gis.settings import Settings, get_settings
 
@@ -30,6 +35,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = db or open_database(settings)
+        app.state.locator = LocateService(
+            app.state.db, refresh_seconds=settings.index_refresh_seconds
+        )
         try:
             yield
         finally:
@@ -48,10 +56,35 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
                 "name": "units",
                 "description": "Grid units 网格单元: boundaries, ancestors, children.",
             },
+            {"name": "geocode", "description": "Locate incidents in every layer 事件定位."},
+            {"name": "alignment", "description": "Same-grid check between layers 同格校核."},
         ],
     )
+    app.state.settings = settings
+    app.add_middleware(GeocodeFastPath)
     errors.install(app)
     app.include_router(health.router)
     app.include_router(layers.router, prefix="/api/v1")
     app.include_router(units.router, prefix="/api/v1")
+    app.include_router(geocode.router, prefix="/api/v1")
+    app.include_router(alignment.router, prefix="/api/v1")
+    _document_models(app, GeocodeRequest)
     return app
+
+
+def _document_models(app: FastAPI, *models: type[BaseModel]) -> None:
+    """Add schemas of bodies parsed by hand (hot paths) to the OpenAPI components."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in models:
+                components[model.__name__] = model.model_json_schema(
+                    ref_template="#/components/schemas/{model}"
+                )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

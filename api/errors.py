@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gis.errors import ConflictError, InputError, NotFoundError, TonggeError, ValidationFailedError
 
+_log = logging.getLogger("tongge.api")
 PROBLEM_JSON = "application/problem+json"
 _STATUS: list[tuple[type[TonggeError], int]] = [
     (NotFoundError, 404),
@@ -20,10 +23,44 @@ _STATUS: list[tuple[type[TonggeError], int]] = [
 ]
 
 
+def problem_body(status: int, title: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """Return the problem+json body."""
+    return {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+
+
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     """Return a problem+json response."""
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(
+        problem_body(status, title, detail, **extra), status_code=status, media_type=PROBLEM_JSON
+    )
+
+
+def domain_problem(error: TonggeError) -> dict[str, Any]:
+    """Return the problem body for a domain error (its ``status`` says the HTTP status)."""
+    status = error.details.get("status") or next(
+        (code for kind, code in _STATUS if isinstance(error, kind)), 400
+    )
+    extra: dict[str, Any] = {}
+    if error.details.get("field"):
+        extra["field"] = error.details["field"]
+    if isinstance(error, ValidationFailedError):
+        extra["report"] = error.report.to_dict()
+    return problem_body(status, error.title, error.message, **extra)
+
+
+def validation_problem(errors: Sequence[Any]) -> dict[str, Any]:
+    """Return the 422 problem body for request validation errors."""
+    fields = [
+        {
+            "field": ".".join(
+                str(p) for p in e.get("loc", ()) if p not in ("query", "path", "body")
+            ),
+            "message": e.get("msg", ""),
+        }
+        for e in errors
+    ]
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in fields)
+    return problem_body(422, "Invalid request", detail, errors=fields)
 
 
 def install(app: FastAPI) -> None:
@@ -31,27 +68,20 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(TonggeError)
     async def _domain(_request: Request, error: TonggeError) -> JSONResponse:
-        status = next((code for kind, code in _STATUS if isinstance(error, kind)), 400)
-        extra: dict[str, Any] = {}
-        if error.details.get("field"):
-            extra["field"] = error.details["field"]
-        if isinstance(error, ValidationFailedError):
-            extra["report"] = error.report.to_dict()
-        return problem(status, error.title, error.message, **extra)
+        body = domain_problem(error)
+        return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
-        errors = [
-            {
-                "field": ".".join(
-                    str(p) for p in e.get("loc", ()) if p not in ("query", "path", "body")
-                ),
-                "message": e.get("msg", ""),
-            }
-            for e in error.errors()
-        ]
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return problem(422, "Invalid request", detail, errors=errors)
+        return JSONResponse(
+            validation_problem(error.errors()), status_code=422, media_type=PROBLEM_JSON
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
+        # Never a traceback to the client; the server log has it.
+        _log.exception("unhandled error", exc_info=error)
+        return problem(500, "Internal error", "the server could not handle this request")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -21,6 +21,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import geopandas as gpd
 import numpy as np
@@ -83,7 +84,12 @@ def parse_crs(value: str | int | CRS) -> CoordinateSystem:
     """
     if isinstance(value, CRS):
         return CoordinateSystem(name=value.to_string(), crs=value)
-    text = str(value).strip()
+    return _parse_text(str(value).strip())
+
+
+@lru_cache(maxsize=256)
+def _parse_text(text: str) -> CoordinateSystem:
+    # Requests name a handful of CRSs over and over; PROJ parsing is not free.
     alias = _ALIASES.get(text.lower())
     if alias in _OFFSET_DATUMS:
         return CoordinateSystem(name=alias, crs=CRS.from_epsg(4326), datum=alias)

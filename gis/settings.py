@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, description="Upload size limit.")
     page_size_limit: int = Field(default=1000, description="Largest page the API returns.")
+    index_refresh_seconds: float = Field(
+        default=1.0, description="How often the locate indexes look for boundary changes."
+    )
 
 
 @lru_cache(maxsize=1)

@@ -109,7 +109,11 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
         "/api/v1/layers",
         "/api/v1/layers/{layer}/units",
         "/api/v1/units/{code}",
+        "/api/v1/geocode",
+        "/api/v1/geocode/batch",
+        "/api/v1/alignment",
     }
+    assert "GeocodeRequest" in spec["components"]["schemas"]
     for path, operations in spec["paths"].items():
         for operation in operations.values():
             assert operation.get("summary"), path

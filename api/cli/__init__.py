@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from api.cli import _boundaries, _layers, _service
+from api.cli import _align, _boundaries, _layers, _locate, _service, _staff
 
 app = typer.Typer(
     name="tongge",
@@ -22,6 +22,9 @@ app = typer.Typer(
 )
 _boundaries.register(app)
 _layers.register(app)
+_locate.register(app)
+_staff.register(app)
+_align.register(app)
 _service.register(app)
 
 

@@ -19,7 +19,14 @@ from gis.errors import ConflictError, NotFoundError
 from gis.layers import LayerSpec, LevelSpec
 from gis.repository._dialect import bbox_filter, geometry_as_wkb
 from gis.repository._types import ImportSummary, LayerSummary, LevelSummary
-from gis.repository.models import STORAGE_SRID, ImportRow, LayerRow, LevelRow, UnitRow
+from gis.repository.models import (
+    STORAGE_SRID,
+    ImportRow,
+    LayerRow,
+    LevelRow,
+    StaffRow,
+    UnitRow,
+)
 
 Progress = Callable[[int, int], None]
 _UNIT_COLUMNS = (
@@ -145,6 +152,41 @@ class Repository:
     def is_empty(self) -> bool:
         """Whether no unit is stored at all."""
         return self._session.scalar(select(func.count()).select_from(UnitRow)) == 0
+
+    def revision(self) -> int:
+        """Return a number that changes whenever any boundary changes (last import id)."""
+        return int(self._session.scalar(select(func.max(ImportRow.id))) or 0)
+
+    def staff_revision(self) -> tuple[int, int]:
+        """Return a value that changes whenever staff are added or end."""
+        newest = self._session.scalar(select(func.max(StaffRow.id))) or 0
+        ended = self._session.scalar(
+            select(func.count()).select_from(StaffRow).where(StaffRow.ended_at.is_not(None))
+        )
+        return int(newest), int(ended or 0)
+
+    def version_window(self, *, at: datetime) -> tuple[datetime | None, datetime | None]:
+        """Return the interval around ``at`` in which no unit version starts or ends.
+
+        Any ``at`` inside it sees exactly the same unit versions, so a spatial
+        index built for one such time serves the whole interval.
+        """
+        start = self._session.scalar(
+            select(func.max(UnitRow.valid_from)).where(UnitRow.valid_from <= at)
+        )
+        ended = self._session.scalar(
+            select(func.max(UnitRow.valid_to)).where(UnitRow.valid_to <= at)
+        )
+        if ended is not None and (start is None or ended > start):
+            start = ended
+        next_start = self._session.scalar(
+            select(func.min(UnitRow.valid_from)).where(UnitRow.valid_from > at)
+        )
+        next_end = self._session.scalar(
+            select(func.min(UnitRow.valid_to)).where(UnitRow.valid_to > at)
+        )
+        ends = [t for t in (next_start, next_end) if t is not None]
+        return start, (min(ends) if ends else None)
 
     # -- units --------------------------------------------------------------
 
@@ -354,6 +396,68 @@ class Repository:
             .values(valid_to=at)
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    # -- staff --------------------------------------------------------------
+
+    def add_staff(
+        self, *, layer: str, unit_code: str, role: str, name: str, phone: str | None, at: datetime
+    ) -> dict[str, Any]:
+        """Store a staff assignment; return it as a dict."""
+        layer_row = self._session.scalar(select(LayerRow).where(LayerRow.name == layer))
+        if layer_row is None:
+            raise NotFoundError(f"no layer {layer!r}", field="layer")
+        row = StaffRow(
+            layer_id=layer_row.id,
+            unit_code=unit_code,
+            role=role,
+            name=name,
+            phone=phone,
+            created_at=at,
+        )
+        self._session.add(row)
+        self._session.flush()
+        return {
+            "id": row.id,
+            "layer": layer,
+            "unit_code": unit_code,
+            "role": role,
+            "name": name,
+            "phone": phone,
+        }
+
+    def end_staff(self, *, staff_id: int, at: datetime) -> bool:
+        """End an active assignment; return whether one was ended."""
+        row = self._session.get(StaffRow, staff_id)
+        if row is None or row.ended_at is not None:
+            return False
+        row.ended_at = at
+        return True
+
+    def staff(
+        self, *, layer: str | None = None, unit_codes: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Return active staff assignments (ordered by id)."""
+        query = (
+            select(StaffRow, LayerRow.name)
+            .join(LayerRow, LayerRow.id == StaffRow.layer_id)
+            .where(StaffRow.ended_at.is_(None))
+            .order_by(StaffRow.id)
+        )
+        if layer is not None:
+            query = query.where(LayerRow.name == layer)
+        if unit_codes is not None:
+            query = query.where(StaffRow.unit_code.in_(list(unit_codes)))
+        return [
+            {
+                "id": row.id,
+                "layer": layer_name,
+                "unit_code": row.unit_code,
+                "role": row.role,
+                "name": row.name,
+                "phone": row.phone,
+            }
+            for row, layer_name in self._session.execute(query).all()
+        ]
 
     # -- helpers ------------------------------------------------------------
 

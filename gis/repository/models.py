@@ -87,3 +87,19 @@ class UnitRow(Base):
     geom: Mapped[Any] = mapped_column(
         Geometry("MULTIPOLYGON", srid=STORAGE_SRID, spatial_index=True)
     )
+
+
+class StaffRow(Base):
+    """A person responsible for a unit (网格员, 社区民警...): minimal contact data only."""
+
+    __tablename__ = "staff"
+    __table_args__ = (Index("ix_staff_unit", "layer_id", "unit_code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    layer_id: Mapped[int] = mapped_column(ForeignKey("layers.id"))
+    unit_code: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

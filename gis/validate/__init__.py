@@ -108,8 +108,14 @@ def validate_units(
     report = ValidationReport(unit_count=len(units))
     if units.crs is None:
         report.problems.append(
-            Problem("crs_missing", (), None, None, None,
-                    "the data has no CRS: declare it (e.g. --crs EPSG:4490 or --crs gcj02)")
+            Problem(
+                "crs_missing",
+                (),
+                None,
+                None,
+                None,
+                "the data has no CRS: declare it (e.g. --crs EPSG:4490 or --crs gcj02)",
+            )
         )
         return report
     if parents is not None and parents.crs is None:
@@ -124,9 +130,15 @@ def validate_units(
     for join in joins:
         lon, lat = _lonlat(storage.geometry[storage["code"] == join.code].iloc[0])
         report.warnings.append(
-            Problem("multi_part_unit", (join.code,), lon, lat, None,
-                    f"{join.parts} features with code {join.code!r} and equal properties "
-                    "are disjoint parts of one unit: joined into one MultiPolygon")
+            Problem(
+                "multi_part_unit",
+                (join.code,),
+                lon,
+                lat,
+                None,
+                f"{join.parts} features with code {join.code!r} and equal properties "
+                "are disjoint parts of one unit: joined into one MultiPolygon",
+            )
         )
     raw_codes = storage["code"].tolist() if "code" in storage else [None] * len(storage)
     missing = np.array([is_missing(c) for c in raw_codes], dtype=bool)
@@ -162,8 +174,12 @@ def validate_units(
     flagged = unmatched_edges(checked)
     is_coverage = not flagged.any()
     check_overlaps(
-        checked_codes, checked, locator, report,
-        flagged_rows=flagged, first_checked=first_checked,
+        checked_codes,
+        checked,
+        locator,
+        report,
+        flagged_rows=flagged,
+        first_checked=first_checked,
     )
 
     if parents is None:
@@ -176,14 +192,29 @@ def validate_units(
         if "parent_code" in storage:
             refs = [None if is_missing(r) else str(r) for r in storage["parent_code"]]
         parent_of = match_parents(
-            codes, refs, storage_geoms, usable, parent_set, locator, report,
-            layer=layer, level=level_spec, missing=missing,
+            codes,
+            refs,
+            storage_geoms,
+            usable,
+            parent_set,
+            locator,
+            report,
+            layer=layer,
+            level=level_spec,
+            missing=missing,
         )
         flagged_units = np.zeros(len(storage_geoms), dtype=bool)
         flagged_units[np.flatnonzero(usable)] = flagged[first_checked:]
         check_nesting(
-            codes, storage_geoms, usable, parent_of, parent_set, locator, report,
-            flagged=flagged_units, expect_all_parents=expect_all_parents,
+            codes,
+            storage_geoms,
+            usable,
+            parent_of,
+            parent_set,
+            locator,
+            report,
+            flagged=flagged_units,
+            expect_all_parents=expect_all_parents,
         )
     flush_slivers(report, locator)
     report.problems.sort(key=_order)

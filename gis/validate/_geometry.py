@@ -33,8 +33,9 @@ def check_geometries(
         if geometry is None or types[i] < 0:
             usable[i] = False
             report.problems.append(
-                Problem("invalid_geometry", (code,), None, None, None,
-                        f"unit {code!r} has no geometry")
+                Problem(
+                    "invalid_geometry", (code,), None, None, None, f"unit {code!r} has no geometry"
+                )
             )
             continue
         if geometry.geom_type not in _POLYGONAL:

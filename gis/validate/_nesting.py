@@ -75,8 +75,13 @@ def match_parents(
                 padded.append((ref, parents.codes[result[i]]))
             else:
                 report.problems.append(
-                    _at(locator, geometries[i], "unknown_parent", (code, ref),
-                        f"unit {code!r} names parent {ref!r}, which does not exist")
+                    _at(
+                        locator,
+                        geometries[i],
+                        "unknown_parent",
+                        (code, ref),
+                        f"unit {code!r} names parent {ref!r}, which does not exist",
+                    )
                 )
                 if usable[i]:
                     result[i] = _most_overlapped(tree, parents, geometries[i], strict=True)
@@ -107,15 +112,22 @@ def match_parents(
         pairs = sorted(set(padded))
         examples = ", ".join(f"{a!r}→{b!r}" for a, b in pairs[:5])
         report.warnings.append(
-            Problem("parent_code_padding", tuple(sorted({b for _, b in pairs})), None, None, None,
-                    f"{len(padded)} parent codes matched only when leading zeros are ignored "
-                    f"({examples}); make the codes agree")
+            Problem(
+                "parent_code_padding",
+                tuple(sorted({b for _, b in pairs})),
+                None,
+                None,
+                None,
+                f"{len(padded)} parent codes matched only when leading zeros are ignored "
+                f"({examples}); make the codes agree",
+            )
         )
     return result
 
 
-def _most_overlapped(tree: shapely.STRtree, parents: Parents, geometry: object, *,
-                     strict: bool) -> int:
+def _most_overlapped(
+    tree: shapely.STRtree, parents: Parents, geometry: object, *, strict: bool
+) -> int:
     """Return the parent sharing most area with ``geometry`` (-1 if none intersects).
 
     With ``strict`` a parent it only touches does not count.
@@ -155,7 +167,9 @@ def check_nesting(
         elif codes[i] not in orphans:
             report.problems.append(
                 locator.problem(
-                    "outside_parent", (codes[i],), geometries[i],
+                    "outside_parent",
+                    (codes[i],),
+                    geometries[i],
                     f"unit {codes[i]!r} lies outside every parent unit",
                 )
             )
@@ -165,8 +179,12 @@ def check_nesting(
         if not rows:
             if expect_all_parents:
                 report.warnings.append(
-                    locator.problem("no_children", (parent_code,), parent_geometry,
-                                    f"parent {parent_code!r} has no children in this data")
+                    locator.problem(
+                        "no_children",
+                        (parent_code,),
+                        parent_geometry,
+                        f"parent {parent_code!r} has no children in this data",
+                    )
                 )
             continue
         child_geometries = geometries[rows]
@@ -190,7 +208,11 @@ def _outside(codes, rows, child_geometries, union, parent_code, parent_geometry,
             continue
         part = polygonal(shapely.intersection(geometry, outside))
         add_discrepancy(
-            report, locator, "outside_parent", (codes[row], parent_code), part,
+            report,
+            locator,
+            "outside_parent",
+            (codes[row], parent_code),
+            part,
             f"unit {codes[row]!r} extends {locator.area(part):.1f} m² outside its parent "
             f"{parent_code!r}",
         )
@@ -215,14 +237,22 @@ def _uncovered(codes, rows, child_geometries, union, parent_code, parent_geometr
         if enclosed:
             around = sorted(codes[rows[i]] for i in tree.query(part, predicate="intersects"))
             add_discrepancy(
-                report, locator, "gap", (parent_code, *around), part,
+                report,
+                locator,
+                "gap",
+                (parent_code, *around),
+                part,
                 f"gap of {locator.area(part):.1f} m² inside parent {parent_code!r} between its "
                 f"children {', '.join(repr(c) for c in around[:6])}",
                 sliver_key=(parent_code,),
             )
         else:
             add_discrepancy(
-                report, locator, "parent_not_covered", (parent_code,), part,
+                report,
+                locator,
+                "parent_not_covered",
+                (parent_code,),
+                part,
                 f"{locator.area(part):.1f} m² of parent {parent_code!r} is not covered by any "
                 "of its children",
             )

@@ -1,0 +1,95 @@
+"""The ``align`` command: same-grid (同格) check between two layers, and its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from api.bootstrap import open_database
+from api.cli._boundaries import ReportFormat
+from api.cli._output import EXIT_PROBLEMS, echo_json, err, fail, out
+from gis.errors import TonggeError
+from gis.samegrid import align, apply_alignment, propose
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``align`` command to ``app``."""
+    app.command("align")(align_command)
+
+
+def align_command(
+    layer_a: Annotated[
+        str, typer.Option(help="LAYER:LEVEL that must nest, e.g. governance:grid.")
+    ] = "governance:grid",
+    layer_b: Annotated[
+        str, typer.Option(help="LAYER:LEVEL it must nest in, e.g. police:beat.")
+    ] = "police:beat",
+    at: Annotated[str | None, typer.Option(help="Boundaries valid at this time.")] = None,
+    proposal: Annotated[
+        bool, typer.Option(help="Also compute the least change that fixes it.")
+    ] = False,
+    apply: Annotated[
+        str | None, typer.Option(help="Store the proposal as a new version valid from this date.")
+    ] = None,
+    map: Annotated[
+        Path | None, typer.Option("--map", help="Write an HTML map of violations.")
+    ] = None,
+    format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
+) -> None:
+    """Check that layer A's units each lie in one unit of layer B (exit 1 when not aligned)."""
+    as_json = format is ReportFormat.json
+    try:
+        db = open_database()
+        state = align(db, a=layer_a, b=layer_b, at=at)
+        plan = propose(state) if (proposal or apply) and not state.report.aligned else None
+        if apply and plan is not None:
+            apply_alignment(db, state=state, proposal=plan, valid_from=apply)
+    except TonggeError as error:
+        fail(error, as_json=as_json)
+    report = state.report
+    if map is not None:
+        from gis.alignment import alignment_map
+
+        alignment_map(report, state.a_units, state.b_units).save(str(map))
+        err.print(f"map of the violations: {map}")
+    if as_json:
+        body = report.to_dict()
+        if plan is not None:
+            body["proposal"] = plan.to_dict()
+            body["applied"] = bool(apply)
+        echo_json(body)
+    else:
+        _print(report, plan, applied=bool(apply))
+    if not report.aligned and not (apply and plan is not None):
+        raise typer.Exit(EXIT_PROBLEMS)
+
+
+def _print(report, plan, *, applied: bool) -> None:  # type: ignore[no-untyped-def]
+    if report.aligned:
+        out.print(f"[green]✓ aligned[/green] ({report.checked} units checked)")
+        return
+    table = Table(title=f"同格 violations ({len(report.violations)})", title_style="red")
+    for column in ("kind", "codes", "lon, lat", "area m²", "message"):
+        table.add_column(column, overflow="fold")
+    for v in report.violations:
+        where = f"{v.lon:.6f}, {v.lat:.6f}" if v.lon is not None else ""
+        table.add_row(v.kind, " ".join(v.codes), where, f"{v.area_m2 or 0:,.0f}", v.message)
+    out.print(table)
+    if plan is not None:
+        moves = Table(title=f"proposal: {len(plan.moves)} move(s)", title_style="cyan")
+        for column in ("unit", "from", "to", "households", "area m²"):
+            moves.add_column(column)
+        for m in plan.moves:
+            moves.add_row(
+                m.a_code,
+                " ".join(m.from_b),
+                m.to_b,
+                f"{m.households or 0:,.0f}",
+                f"{m.area_m2:,.0f}",
+            )
+        out.print(moves)
+        state = "applied as a new version" if applied else "not applied (use --apply DATE)"
+        out.print(f"proposal {'aligns both layers' if plan.aligned else 'is incomplete'}; {state}")

@@ -1,0 +1,106 @@
+"""Locate commands: one point (``locate``) or a whole file (``geocode``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from api.bootstrap import open_database
+from api.cli._boundaries import ReportFormat
+from api.cli._output import echo_json, err, fail, out
+from gis.errors import TonggeError
+from gis.locate import LocateService
+from gis.locate.batch import geocode_file
+
+CrsOption = Annotated[
+    str, typer.Option(help="wgs84, cgcs2000, gcj02 (Amap/Tencent), bd09 (Baidu) or EPSG:...")
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the locate commands to ``app``."""
+    app.command("locate")(locate)
+    app.command("geocode")(geocode)
+
+
+def locate(
+    lon: Annotated[float, typer.Argument(help="Longitude (or easting).")],
+    lat: Annotated[float, typer.Argument(help="Latitude (or northing).")],
+    crs: CrsOption = "cgcs2000",
+    accuracy: Annotated[float | None, typer.Option(help="Accuracy radius in metres (GPS).")] = None,
+    at: Annotated[str | None, typer.Option(help="Event time; default now.")] = None,
+    format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
+) -> None:
+    """Find the unit at every level of every layer for one point (同格 same-grid answer)."""
+    try:
+        service = LocateService(open_database(), refresh_seconds=0)
+        answer = service.locate(lon, lat, crs=crs, accuracy_m=accuracy, at=at)
+    except TonggeError as error:
+        fail(error, as_json=format is ReportFormat.json)
+    if format is ReportFormat.json:
+        echo_json(answer)
+        return
+    out.print(
+        f"[bold]{answer['status']}[/bold]  CGCS2000 {answer['lon']:.6f}, {answer['lat']:.6f}"
+        f"  (from {answer['input']['crs']} {lon}, {lat})"
+    )
+    table = Table("layer", "level", "code", "name", "status", "to boundary m")
+    for layer, body in answer["layers"].items():
+        for unit in body["units"]:
+            status = unit["status"]
+            if unit.get("nearest"):
+                near = unit["nearest"]
+                status += f" (nearest {near['code']} {near['distance_m']:.0f} m)"
+            distance = unit["boundary_distance_m"]
+            table.add_row(
+                layer,
+                unit["level"],
+                unit["code"] or "—",
+                unit["name"] or "",
+                status,
+                "" if distance is None else f"{distance:.1f}",
+            )
+    out.print(table)
+
+
+def geocode(
+    source: Annotated[Path, typer.Argument(help="CSV, Parquet or GeoJSON with points.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write (same format).")],
+    x: Annotated[str | None, typer.Option(help="Column with x/longitude (CSV, Parquet).")] = None,
+    y: Annotated[str | None, typer.Option(help="Column with y/latitude (CSV, Parquet).")] = None,
+    crs: CrsOption = "cgcs2000",
+    at: Annotated[str | None, typer.Option(help="Boundaries valid at this time.")] = None,
+    chunk_rows: Annotated[int, typer.Option(help="Rows per chunk (memory bound).")] = 250_000,
+) -> None:
+    """Locate every row of a file in chunks; writes the rows with the answer's columns."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    try:
+        service = LocateService(open_database(), refresh_seconds=0)
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("geocoding", total=None)
+            rows = geocode_file(
+                service,
+                source,
+                output,
+                x=x,
+                y=y,
+                crs=crs,
+                at=at,
+                chunk_rows=chunk_rows,
+                on_progress=lambda done: progress.update(
+                    task, description=f"geocoding: {done:,} rows"
+                ),
+            )
+    except TonggeError as error:
+        fail(error)
+    err.print(f"[green]✓[/green] {rows:,} rows located → {output}")

@@ -1,0 +1,195 @@
+"""HTTP locate throughput: tongge's ``POST /api/v1/geocode`` vs a plain FastAPI+STRtree endpoint.
+
+Both run under the same uvicorn settings (one worker, uvloop/httptools when
+installed) on loopback, one after the other in this run, loaded by ``wrk``
+with 16 connections for a bounded time each. tongge answers every level of
+every layer (7 levels) with distances; the baseline answers one level.
+
+Prints one JSON object: requests/s and latency percentiles of both, and the
+ratio. Needs Debian's ``wrk``; progress goes to stderr.
+
+Run: ``python benchmarks/geocode_http.py [--seconds 10] [--connections 16]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from api.bootstrap import open_database  # noqa: E402
+from boundaries import SAMPLE_CITY  # noqa: E402
+from gis.settings import Settings  # noqa: E402
+
+
+def main() -> None:
+    """Run both servers, load each, print the comparison as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install -y wrk")
+    work = Path(tempfile.mkdtemp(prefix="tongge-http-"))
+    url = f"sqlite:///{work / 'city.sqlite'}"
+    _log("loading the sample city")
+    open_database(Settings(database_url=url, load_sample_city=True)).dispose()
+    script = _wrk_script(work, _points(200))
+    results = {}
+    servers = {
+        "tongge": (
+            ["api.app:create_app"],
+            {"TONGGE_DATABASE_URL": url, "TONGGE_LOAD_SAMPLE_CITY": "false"},
+            "/api/v1/geocode",
+        ),
+        "fastapi_strtree": (
+            ["benchmarks._strtree_app:create_app"],
+            {"BASELINE_UNITS": str(SAMPLE_CITY / "governance" / "micro_grid.geojson")},
+            "/geocode",
+        ),
+    }
+    for name, (target, env, path) in servers.items():
+        port = _free_port()
+        _log(f"starting {name} on :{port}")
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                *target,
+                "--factory",
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **env},
+        )
+        try:
+            _wait(port)
+            endpoint = f"http://127.0.0.1:{port}{path}"
+            _load(endpoint, script, 2, args.connections, args.threads)  # warm-up
+            _log(f"loading {name} for {args.seconds} s")
+            results[name] = _load(endpoint, script, args.seconds, args.connections, args.threads)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    ratio = results["tongge"]["requests_per_s"] / results["fastapi_strtree"]["requests_per_s"]
+    print(
+        json.dumps(
+            {
+                "benchmark": "geocode_http",
+                "connections": args.connections,
+                "seconds": args.seconds,
+                "tongge": results["tongge"],
+                "fastapi_strtree": results["fastapi_strtree"],
+                "throughput_ratio": round(ratio, 2),
+                "target_ratio": 2.0,
+                "target_p99_ms": 10.0,
+                "meets_target": ratio >= 2.0 and results["tongge"]["p99_ms"] <= 10.0,
+                "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+            }
+        )
+    )
+
+
+def _points(count: int) -> np.ndarray:
+    import geopandas as gpd
+
+    micro = gpd.read_file(SAMPLE_CITY / "governance" / "micro_grid.geojson")
+    rng = np.random.default_rng(1)
+    chosen = micro.geometry.sample(count, random_state=1).representative_point()
+    jitter = rng.normal(0, 1e-5, (count, 2))
+    return np.column_stack([chosen.x, chosen.y]) + jitter
+
+
+def _wrk_script(folder: Path, points: np.ndarray) -> Path:
+    bodies = ",".join(f'\'{{"x": {x:.7f}, "y": {y:.7f}}}\'' for x, y in points)
+    path = folder / "post.lua"
+    path.write_text(
+        "wrk.method = 'POST'\n"
+        "wrk.headers['Content-Type'] = 'application/json'\n"
+        f"local bodies = {{{bodies}}}\n"
+        "local i = 0\n"
+        "request = function()\n"
+        "  i = i % #bodies + 1\n"
+        "  return wrk.format(nil, nil, nil, bodies[i])\n"
+        "end\n"
+    )
+    return path
+
+
+def _load(url: str, script: Path, seconds: int, connections: int, threads: int) -> dict:
+    output = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    latency = {
+        m.group(1): _ms(m.group(2), m.group(3))
+        for m in re.finditer(r"\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)", output)
+    }
+    return {
+        "requests_per_s": rps,
+        "p50_ms": latency.get("50"),
+        "p99_ms": latency.get("99"),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+    }
+
+
+def _ms(value: str, unit: str) -> float:
+    return round(float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit], 3)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(port: int, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"server on :{port} did not start")
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()

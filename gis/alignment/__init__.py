@@ -1,0 +1,50 @@
+"""The "same grid" (同格) check between two layers: civil grids in police beats.
+
+Civil grids, police beats and township work areas are run as one grid
+system: each grid lies in exactly one beat, and each beat is a union of whole
+grids inside one station and one community (or of whole communities). These
+functions compare two layers given as GeoDataFrames — layer A (grids, with
+parents such as communities) and layer B (beats, with parents such as
+stations) — with no database:
+
+- :func:`shares` - for every A unit, the B units overlapping it, with area
+  and household shares;
+- :func:`check_alignment` - the violations, located and measured
+  (:data:`KINDS`), slivers under the tolerances counted, not reported;
+- :func:`propose_alignment` - the least change of layer B that restores
+  nesting (whole grids move, beats and stations are rebuilt as unions of
+  whole grids), re-checked and validated;
+- :func:`alignment_map` - a folium map of a report.
+
+Topology is computed in CGCS2000 (EPSG:4490), where boundaries are defined
+and shared vertices stay shared; areas in m² in the local CGCS2000
+Gauss-Kruger zone; locations are CGCS2000 lon/lat.
+
+Examples
+--------
+>>> import geopandas as gpd
+>>> from shapely import box
+>>> grids = gpd.GeoDataFrame({"code": ["g1", "g2"]}, crs="EPSG:4490",
+...     geometry=[box(118.600, 24.900, 118.601, 24.901), box(118.601, 24.900, 118.602, 24.901)])
+>>> beats = gpd.GeoDataFrame({"code": ["b1"]}, crs="EPSG:4490",
+...     geometry=[box(118.600, 24.900, 118.602, 24.901)])
+>>> check_alignment(grids, beats).aligned
+True
+"""
+
+from gis.alignment._check import KINDS, AlignmentReport, Violation, check_alignment
+from gis.alignment._map import alignment_map
+from gis.alignment._propose import Move, Proposal, propose_alignment
+from gis.alignment._shares import shares
+
+__all__ = [
+    "KINDS",
+    "AlignmentReport",
+    "Move",
+    "Proposal",
+    "Violation",
+    "alignment_map",
+    "check_alignment",
+    "propose_alignment",
+    "shares",
+]

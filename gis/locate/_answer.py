@@ -1,0 +1,131 @@
+"""Per-level answers: the unit at a point, or the best unit for an uncertainty circle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+
+from gis.locate._indexes import LevelIndex
+
+#: Shares closer than this (10 percentage points) make a circle ambiguous.
+AMBIGUITY_MARGIN = 0.10
+
+
+@dataclass
+class Candidate:
+    """A unit overlapped by an uncertainty circle, with its share of the circle."""
+
+    code: str
+    name: str | None
+    share: float
+
+
+@dataclass
+class LevelAnswer:
+    """The answer at one level: the unit (or none), and why."""
+
+    level: str
+    code: str | None
+    name: str | None
+    status: str  # ok | outside | ambiguous
+    boundary_distance_m: float | None = None
+    nearest: dict[str, object] | None = None
+    candidates: list[Candidate] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the JSON form."""
+        data: dict[str, object] = {
+            "level": self.level,
+            "code": self.code,
+            "name": self.name,
+            "status": self.status,
+            "boundary_distance_m": self.boundary_distance_m,
+        }
+        if self.nearest is not None:
+            data["nearest"] = self.nearest
+        if self.candidates:
+            data["candidates"] = [vars(c) for c in self.candidates]
+        return data
+
+
+def answer_point(level: LevelIndex, row: int, point: shapely.Point) -> LevelAnswer:
+    """Answer for an exact point; ``row`` is the index lookup (-1 for none)."""
+    if row >= 0:
+        distance = float(shapely.distance(point, level.boundaries[row]))
+        return LevelAnswer(
+            level=level.level,
+            code=str(level.codes[row]),
+            name=_name(level.names[row]),
+            status="ok",
+            boundary_distance_m=round(distance, 2),
+        )
+    nearest, distance = level.tree.query_nearest(point, return_distance=True, all_matches=False)
+    if len(nearest) == 0:
+        return LevelAnswer(level=level.level, code=None, name=None, status="outside")
+    i = int(nearest[0])
+    return LevelAnswer(
+        level=level.level,
+        code=None,
+        name=None,
+        status="outside",
+        nearest={
+            "code": str(level.codes[i]),
+            "name": _name(level.names[i]),
+            "distance_m": round(float(distance[0]), 2),
+        },
+    )
+
+
+def answer_circle(
+    level: LevelIndex, row: int, point: shapely.Point, radius_m: float
+) -> LevelAnswer:
+    """Answer for a location with an uncertainty radius (the NG9-1-1 ECRF rule).
+
+    The unit that contains the whole circle wins; else the unit with the
+    largest share of it. Shares within :data:`AMBIGUITY_MARGIN` of each other
+    make the answer ``ambiguous`` (the largest still wins, flagged).
+    """
+    exact = answer_point(level, row, point)
+    circle = shapely.buffer(point, radius_m, quad_segs=16)
+    hits = level.tree.query(circle, predicate="intersects")
+    if len(hits) == 0:
+        return exact
+    areas = shapely.area(shapely.intersection(level.metric[hits], circle))
+    shares = areas / float(circle.area)
+    order = np.argsort(-shares, kind="stable")
+    candidates = [
+        Candidate(
+            str(level.codes[hits[i]]), _name(level.names[hits[i]]), round(float(shares[i]), 4)
+        )
+        for i in order
+        if shares[i] > 0
+    ]
+    if not candidates:
+        return exact
+    containing = [
+        c
+        for c, i in zip(candidates, order, strict=False)
+        if shapely.covers(level.metric[hits[i]], circle)
+    ]
+    winner = containing[0] if containing else candidates[0]
+    ambiguous = (
+        not containing
+        and len(candidates) > 1
+        and candidates[0].share - candidates[1].share < AMBIGUITY_MARGIN
+    )
+    row_of = {str(level.codes[h]): int(h) for h in hits}
+    distance = float(shapely.distance(point, level.boundaries[row_of[winner.code]]))
+    return LevelAnswer(
+        level=level.level,
+        code=winner.code,
+        name=winner.name,
+        status="ambiguous" if ambiguous else "ok",
+        boundary_distance_m=round(distance, 2),
+        candidates=candidates,
+    )
+
+
+def _name(value: object) -> str | None:
+    return None if value is None or (isinstance(value, float) and value != value) else str(value)

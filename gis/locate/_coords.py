@@ -1,0 +1,74 @@
+"""Incoming coordinates: declared CRS/datum in, CGCS2000 lon/lat out, bad values refused."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from gis import datum
+from gis.crs import STORAGE_CRS, CoordinateSystem, parse_crs, transformer
+from gis.errors import InputError
+
+FloatArray = NDArray[np.float64]
+
+
+def to_storage_lonlat(
+    x: ArrayLike, y: ArrayLike, crs: str | CoordinateSystem = "cgcs2000", *, strict: bool = True
+) -> tuple[FloatArray, FloatArray, NDArray[np.bool_]]:
+    """Convert coordinates in a declared CRS to CGCS2000 longitude/latitude.
+
+    Parameters
+    ----------
+    x, y : array_like
+        Longitude/latitude (geographic CRSs, GCJ-02, BD-09) or easting/northing.
+    crs : str or CoordinateSystem
+        ``wgs84``, ``cgcs2000``, ``gcj02``, ``bd09`` or any EPSG code. GCJ-02 and
+        BD-09 are converted with the iterative inverse inside China only.
+    strict : bool, default True
+        Raise on the first bad coordinate (single requests); when False, bad
+        rows are flagged in the returned mask and set to NaN (bulk work).
+
+    Returns
+    -------
+    lon, lat : ndarray
+        CGCS2000 degrees.
+    ok : ndarray of bool
+        Which rows were usable.
+
+    Examples
+    --------
+    >>> lon, lat, ok = to_storage_lonlat([118.5845], [24.9070], "gcj02")
+    >>> round(float(lon[0]), 4), round(float(lat[0]), 4), bool(ok[0])
+    (118.58, 24.91, True)
+    """
+    system = parse_crs(crs) if not isinstance(crs, CoordinateSystem) else crs
+    xs = np.asarray(x, dtype=np.float64).reshape(-1)
+    ys = np.asarray(y, dtype=np.float64).reshape(-1)
+    if xs.shape != ys.shape:
+        raise InputError(f"x and y differ in length ({len(xs)} != {len(ys)})", field="x")
+    ok = np.isfinite(xs) & np.isfinite(ys)
+    geographic = system.datum is not None or system.crs.is_geographic
+    if geographic:
+        ok &= (np.abs(xs) <= 180.0) & (np.abs(ys) <= 90.0)
+    if strict and not ok.all():
+        bad = int(np.flatnonzero(~ok)[0])
+        what = "longitude/latitude" if geographic else "coordinate"
+        raise InputError(
+            f"{what} ({xs[bad]}, {ys[bad]}) is not usable: need finite numbers"
+            + (", |longitude| <= 180 and |latitude| <= 90" if geographic else ""),
+            field="x" if not np.isfinite(xs[bad]) or abs(xs[bad]) > 180 else "y",
+        )
+    xs = np.where(ok, xs, np.nan)
+    ys = np.where(ok, ys, np.nan)
+    if system.datum == "gcj02":
+        xs, ys = datum.gcj02_to_wgs84(xs, ys)
+    elif system.datum == "bd09":
+        xs, ys = datum.bd09_to_wgs84(xs, ys)
+    if system.datum is None and not system.crs.equals(STORAGE_CRS):
+        xs, ys = transformer(system.crs, STORAGE_CRS).transform(xs, ys)
+        xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+        converted = np.isfinite(xs) & np.isfinite(ys)
+        if strict and not converted[ok].all():
+            raise InputError(f"coordinates are outside the area of {system.name}", field="x")
+        ok &= converted
+    return xs, ys, ok

@@ -1,0 +1,198 @@
+"""Same-grid (同格) service: check two stored layers against each other, apply the fix.
+
+Thin glue between the registry and :mod:`gis.alignment`: it loads the two
+levels (and their parent levels) valid at a time, takes household counts from
+the units' attributes as weights, and, when asked, stores the proposal as a
+new dated version of layer B (its parent level first, so that the new units
+validate against their new parents).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import geopandas as gpd
+import pandas as pd
+
+from gis.alignment import AlignmentReport, Proposal, check_alignment, propose_alignment
+from gis.errors import InputError
+from gis.registry import ImportResult, import_units, parse_time
+from gis.repository import Database
+
+__all__ = ["LayerLevel", "SameGrid", "align", "apply_alignment", "parse_layer_level"]
+
+_WEIGHT = "households"
+
+
+@dataclass(frozen=True)
+class LayerLevel:
+    """A ``layer:level`` reference such as ``governance:grid``."""
+
+    layer: str
+    level: str
+
+    def __str__(self) -> str:
+        return f"{self.layer}:{self.level}"
+
+
+@dataclass
+class SameGrid:
+    """The loaded layers and the alignment report between them."""
+
+    a: LayerLevel
+    b: LayerLevel
+    a_units: gpd.GeoDataFrame
+    b_units: gpd.GeoDataFrame
+    a_parents: gpd.GeoDataFrame | None
+    b_parents: gpd.GeoDataFrame | None
+    b_parent_level: str | None
+    report: AlignmentReport
+    at: datetime
+    weights: gpd.GeoDataFrame | str | None = None
+
+
+def parse_layer_level(text: str) -> LayerLevel:
+    """Parse ``layer:level``.
+
+    Examples
+    --------
+    >>> parse_layer_level("police:beat")
+    LayerLevel(layer='police', level='beat')
+    """
+    layer, _, level = text.partition(":")
+    if not layer or not level:
+        raise InputError(f"{text!r} must be LAYER:LEVEL, e.g. governance:grid", field="layer")
+    return LayerLevel(layer, level)
+
+
+def align(
+    db: Database,
+    *,
+    a: LayerLevel | str = "governance:grid",
+    b: LayerLevel | str = "police:beat",
+    at: str | date | datetime | None = None,
+) -> SameGrid:
+    """Check that every unit of ``a`` lies in one unit of ``b`` (and parents nest too)."""
+    a_ref = a if isinstance(a, LayerLevel) else parse_layer_level(a)
+    b_ref = b if isinstance(b, LayerLevel) else parse_layer_level(b)
+    when = parse_time(at)
+    a_units, a_parents, _ = _load(db, a_ref, when)
+    b_units, b_parents, b_parent_level = _load(db, b_ref, when)
+    weights = _weights(db, a_ref, a_units, when)
+    report = check_alignment(
+        a_units,
+        b_units,
+        a_parents=a_parents,
+        b_parents=b_parents,
+        weights=weights,
+        weight_column=_WEIGHT if isinstance(weights, gpd.GeoDataFrame) else None,
+    )
+    return SameGrid(
+        a_ref, b_ref, a_units, b_units, a_parents, b_parents, b_parent_level, report, when, weights
+    )
+
+
+def propose(state: SameGrid) -> Proposal:
+    """Return the least change of layer B that restores nesting."""
+    return propose_alignment(
+        state.a_units,
+        state.b_units,
+        a_parents=state.a_parents,
+        b_parents=state.b_parents,
+        weights=state.weights,
+        weight_column=_WEIGHT if isinstance(state.weights, gpd.GeoDataFrame) else None,
+    )
+
+
+def apply_alignment(
+    db: Database, *, state: SameGrid, proposal: Proposal, valid_from: str | date | datetime
+) -> list[ImportResult]:
+    """Store the proposal as a new dated version of layer B (parents first).
+
+    Raises
+    ------
+    InputError
+        When the proposal does not restore alignment (nothing is stored).
+    """
+    if not proposal.aligned:
+        raise InputError(
+            "the proposal does not restore alignment: "
+            + ("; ".join(proposal.unresolved) or "see its report"),
+            field="proposal",
+        )
+    results = []
+    if proposal.b_parents is not None and state.b_parent_level is not None:
+        results.append(
+            import_units(
+                db,
+                units=_unit_frame(proposal.b_parents),
+                layer=state.b.layer,
+                level=state.b_parent_level,
+                source=f"same-grid proposal {state.a}",
+                valid_from=valid_from,
+            )
+        )
+    results.append(
+        import_units(
+            db,
+            units=_unit_frame(proposal.b_units),
+            layer=state.b.layer,
+            level=state.b.level,
+            source=f"same-grid proposal {state.a}",
+            valid_from=valid_from,
+        )
+    )
+    return results
+
+
+def _load(
+    db: Database, ref: LayerLevel, when: datetime
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None, str | None]:
+    with db.reader() as repo:
+        spec = repo.layer_spec(name=ref.layer)
+        try:
+            spec.level(ref.level)
+        except KeyError:
+            names = ", ".join(lv.name for lv in spec.levels)
+            raise InputError(
+                f"layer {ref.layer!r} has no level {ref.level!r} ({names})", field="level"
+            ) from None
+        units = repo.units_frame(layer=ref.layer, level=ref.level, at=when)
+        parent = spec.parent_level(ref.level)
+        parents = repo.units_frame(layer=ref.layer, level=parent.name, at=when) if parent else None
+    if units.empty:
+        raise InputError(f"{ref} has no units at {when.isoformat()}", field="layer")
+    return _with_weights(units), _with_weights(parents), parent.name if parent else None
+
+
+def _weights(
+    db: Database, ref: LayerLevel, units: gpd.GeoDataFrame, when: datetime
+) -> gpd.GeoDataFrame | str | None:
+    # Households decide where a split grid goes. Best: the level below (micro-
+    # grids) counted where they lie; else the grid's own count spread by area.
+    with db.reader() as repo:
+        child = repo.layer_spec(name=ref.layer).child_level(ref.level)
+        below = repo.units_frame(layer=ref.layer, level=child.name, at=when) if child else None
+    below = _with_weights(below)
+    if below is not None and _WEIGHT in below:
+        return below[[_WEIGHT, below.geometry.name]]
+    return _WEIGHT if _WEIGHT in units else None
+
+
+def _with_weights(frame: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
+    if frame is None or frame.empty:
+        return None
+    counts = frame["attributes"].map(lambda a: (a or {}).get(_WEIGHT))
+    if counts.notna().all():
+        frame = frame.assign(**{_WEIGHT: pd.to_numeric(counts)})
+    return frame
+
+
+def _unit_frame(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    columns = ["code", "name", "parent_code", "kind", "attributes"]
+    out = frame[[c for c in columns if c in frame] + [frame.geometry.name]].copy()
+    for column in columns:
+        if column not in out:
+            out[column] = None
+    return gpd.GeoDataFrame(out, geometry=frame.geometry.name, crs=frame.crs)

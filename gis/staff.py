@@ -1,0 +1,124 @@
+"""People responsible for units (三员协同): roles, assignment to units, who answers where.
+
+Only what dispatch needs is kept: a name, a role and optionally a work phone.
+No ID numbers, no home addresses.
+
+Roles: ``grid_leader`` 网格长, ``grid_worker`` 网格员, ``community_police``
+社区民警, ``cadre`` 驻村干部, ``volunteer`` 志愿者.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from gis.errors import InputError, NotFoundError
+from gis.registry import parse_time
+from gis.repository import Database
+
+__all__ = ["ROLES", "StaffMember", "add_staff", "end_staff", "list_staff", "responsible_for"]
+
+ROLES = {
+    "grid_leader": "网格长 grid leader",
+    "grid_worker": "网格员 grid worker",
+    "community_police": "社区民警 community police officer",
+    "cadre": "驻村干部 village/community cadre",
+    "volunteer": "志愿者 volunteer",
+}
+_PHONE = re.compile(r"^\+?[0-9][0-9 -]{4,30}$")
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    """A person assigned to a unit."""
+
+    id: int
+    layer: str
+    unit_code: str
+    role: str
+    name: str
+    phone: str | None
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the JSON form (with the role's label)."""
+        return {
+            "id": self.id,
+            "layer": self.layer,
+            "unit_code": self.unit_code,
+            "role": self.role,
+            "role_title": ROLES[self.role],
+            "name": self.name,
+            "phone": self.phone,
+        }
+
+
+def add_staff(
+    db: Database,
+    *,
+    layer: str,
+    unit_code: str,
+    role: str,
+    name: str,
+    phone: str | None = None,
+) -> StaffMember:
+    """Assign a person to a current unit.
+
+    Raises
+    ------
+    InputError
+        Unknown role, empty name, malformed phone.
+    NotFoundError
+        No current unit with that code in the layer.
+    """
+    if role not in ROLES:
+        raise InputError(f"unknown role {role!r}: use one of {', '.join(ROLES)}", field="role")
+    if not name.strip() or len(name) > 100:
+        raise InputError("name must have 1 to 100 characters", field="name")
+    if phone is not None and not _PHONE.match(phone):
+        raise InputError(f"phone {phone!r} is not a phone number", field="phone")
+    with db.transaction() as repo:
+        if repo.units_frame(layer=layer, codes=[unit_code]).empty:
+            raise NotFoundError(f"no current unit {unit_code!r} in layer {layer!r}", field="unit")
+        row = repo.add_staff(
+            layer=layer,
+            unit_code=unit_code,
+            role=role,
+            name=name.strip(),
+            phone=phone,
+            at=parse_time(None),
+        )
+    return StaffMember(**row)
+
+
+def end_staff(db: Database, *, staff_id: int) -> None:
+    """End a person's assignment (kept for history, no longer responsible)."""
+    with db.transaction() as repo:
+        if not repo.end_staff(staff_id=staff_id, at=parse_time(None)):
+            raise NotFoundError(f"no active staff member {staff_id}", field="id")
+
+
+def list_staff(
+    db: Database, *, layer: str | None = None, unit_codes: list[str] | None = None
+) -> list[StaffMember]:
+    """Return the active staff, optionally of some units."""
+    with db.reader() as repo:
+        return [StaffMember(**row) for row in repo.staff(layer=layer, unit_codes=unit_codes)]
+
+
+def responsible_for(
+    staff: list[StaffMember], units: list[tuple[str, str]]
+) -> list[dict[str, object]]:
+    """Pick one person per role for a located place, most local unit first.
+
+    ``units`` lists ``(layer, code)`` from the most local (micro-grid, beat)
+    to the widest; for each role the first unit that has someone wins, so a
+    micro-grid's own worker is preferred to the grid's.
+    """
+    by_unit: dict[tuple[str, str], list[StaffMember]] = {}
+    for member in staff:
+        by_unit.setdefault((member.layer, member.unit_code), []).append(member)
+    chosen: dict[str, StaffMember] = {}
+    for unit in units:
+        for member in sorted(by_unit.get(unit, []), key=lambda m: m.id):
+            chosen.setdefault(member.role, member)
+    return [chosen[role].to_dict() for role in ROLES if role in chosen]
