@@ -11,6 +11,7 @@ from rich.table import Table
 from api.bootstrap import open_database
 from api.cli._boundaries import ReportFormat
 from api.cli._output import EXIT_PROBLEMS, echo_json, err, fail, out
+from gis.alignment import AlignmentReport, Proposal
 from gis.errors import TonggeError
 from gis.samegrid import align, apply_alignment, propose
 
@@ -62,14 +63,16 @@ def align_command(
             body["applied"] = bool(apply)
         echo_json(body)
     else:
-        _print(report, plan, applied=bool(apply))
+        _print(report, plan, applied=bool(apply), units=len(state.a_units))
     if not report.aligned and not (apply and plan is not None):
         raise typer.Exit(EXIT_PROBLEMS)
 
 
-def _print(report, plan, *, applied: bool) -> None:  # type: ignore[no-untyped-def]
+def _print(
+    report: AlignmentReport, plan: Proposal | None, *, applied: bool, units: int
+) -> None:
     if report.aligned:
-        out.print(f"[green]✓ aligned[/green] ({report.checked} units checked)")
+        out.print(f"[green]✓ aligned[/green] ({units} units checked)")
         return
     table = Table(title=f"同格 violations ({len(report.violations)})", title_style="red")
     for column in ("kind", "codes", "lon, lat", "area m²", "message"):
