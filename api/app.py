@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from api import errors
 from api.bootstrap import open_database
 from api.fastpath import GeocodeFastPath
-from api.routers import alignment, geocode, health, layers, units
+from api.routers import alignment, geocode, health, layers, units, workload
 from api.schemas_geocode import GeocodeRequest
 from gis import __version__
 from gis.locate import LocateService
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             },
             {"name": "geocode", "description": "Locate incidents in every layer 事件定位."},
             {"name": "alignment", "description": "Same-grid check between layers 同格校核."},
+            {"name": "workload", "description": "Workload per unit 负载均衡 (counts only)."},
         ],
     )
     app.state.settings = settings
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(units.router, prefix="/api/v1")
     app.include_router(geocode.router, prefix="/api/v1")
     app.include_router(alignment.router, prefix="/api/v1")
+    app.include_router(workload.router, prefix="/api/v1")
     _document_models(app, GeocodeRequest)
     return app
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
+from gis.places import import_buildings, import_households, import_pois
 from gis.registry import import_manifest
 from gis.repository import Database
 from gis.settings import Settings, get_settings
@@ -32,4 +34,21 @@ def open_database(
             from boundaries import SAMPLE_CITY  # data package, needed on first use only
 
             import_manifest(db, manifest=SAMPLE_CITY / "manifest.json", step=step)
+            _load_sample_places(db, SAMPLE_CITY / "places", step=step)
     return db
+
+
+def _load_sample_places(db: Database, folder: Path, *, step: Callable[[str], None] | None) -> None:
+    # The sample city's synthetic buildings, households and places, when bundled.
+    files = {
+        "buildings": folder / "buildings.parquet",
+        "households": folder / "households.parquet",
+        "pois": folder / "pois.geojson",
+    }
+    if not all(path.exists() for path in files.values()):
+        return
+    if step is not None:
+        step("places")
+    import_buildings(db, path=files["buildings"])
+    import_households(db, path=files["households"])
+    import_pois(db, path=files["pois"])

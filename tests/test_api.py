@@ -112,6 +112,7 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
         "/api/v1/geocode",
         "/api/v1/geocode/batch",
         "/api/v1/alignment",
+        "/api/v1/workload",
     }
     assert "GeocodeRequest" in spec["components"]["schemas"]
     for path, operations in spec["paths"].items():

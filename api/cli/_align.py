@@ -68,9 +68,7 @@ def align_command(
         raise typer.Exit(EXIT_PROBLEMS)
 
 
-def _print(
-    report: AlignmentReport, plan: Proposal | None, *, applied: bool, units: int
-) -> None:
+def _print(report: AlignmentReport, plan: Proposal | None, *, applied: bool, units: int) -> None:
     if report.aligned:
         out.print(f"[green]✓ aligned[/green] ({units} units checked)")
         return

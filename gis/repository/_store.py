@@ -18,6 +18,7 @@ from gis.crs import STORAGE_CRS
 from gis.errors import ConflictError, NotFoundError
 from gis.layers import LayerSpec, LevelSpec
 from gis.repository._dialect import bbox_filter, geometry_as_wkb
+from gis.repository._places import PlaceStore
 from gis.repository._types import ImportSummary, LayerSummary, LevelSummary
 from gis.repository.models import (
     STORAGE_SRID,
@@ -52,6 +53,11 @@ class Repository:
 
     def __init__(self, session: Session) -> None:
         self._session = session
+
+    @property
+    def places(self) -> PlaceStore:
+        """Buildings, households and points of interest."""
+        return PlaceStore(self._session)
 
     @property
     def dialect(self) -> str:

@@ -6,7 +6,17 @@ from datetime import datetime
 from typing import Any
 
 from geoalchemy2 import Geometry
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 STORAGE_SRID = 4490
@@ -103,3 +113,55 @@ class StaffRow(Base):
     phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class BuildingRow(Base):
+    """A building: footprint, standard address, floors; households hang on it."""
+
+    __tablename__ = "buildings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    address: Mapped[str | None] = mapped_column(Text, nullable=True)
+    floors: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    use: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    entrance_lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    entrance_lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    geom: Mapped[Any] = mapped_column(
+        Geometry("MULTIPOLYGON", srid=STORAGE_SRID, spatial_index=True)
+    )
+
+
+class HouseholdRow(Base):
+    """A household (实有人口 count only): a key, its building, where in it, how many people.
+
+    No names and no ID numbers are stored: dispatch and workload need counts.
+    """
+
+    __tablename__ = "households"
+    __table_args__ = (Index("ix_households_building", "building_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    building_key: Mapped[str] = mapped_column(String(64))
+    unit_no: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    floor: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    room: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    persons: Mapped[int] = mapped_column(Integer)
+
+
+class PlaceRow(Base):
+    """A point of interest or institution (school, hospital, enterprise, alarm post...)."""
+
+    __tablename__ = "places"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str | None] = mapped_column(Text, nullable=True)
+    building_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,0 +1,128 @@
+"""Places commands: import buildings/households/places, assign them, report workload."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from api.bootstrap import open_database
+from api.cli._boundaries import ReportFormat
+from api.cli._output import echo_json, err, fail, out, steps
+from gis.errors import TonggeError
+from gis.places import (
+    assign_places,
+    import_buildings,
+    import_households,
+    import_pois,
+    reassignment_diff,
+    unit_workload,
+)
+
+places_app = typer.Typer(
+    help="Buildings, households and places 实有房屋/人口/单位.", no_args_is_help=True
+)
+
+
+class PlaceKind(StrEnum):
+    """What a places file holds."""
+
+    buildings = "buildings"
+    households = "households"
+    pois = "pois"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the places commands to ``app``."""
+    app.add_typer(places_app, name="places")
+    app.command("assign")(assign)
+    app.command("workload")(workload_command)
+
+
+@places_app.command("import")
+def import_(
+    kind: Annotated[PlaceKind, typer.Argument(help="buildings, households or pois.")],
+    file: Annotated[Path, typer.Argument(help="GeoJSON/GeoPackage/GeoParquet, or CSV/Parquet.")],
+    crs: Annotated[str | None, typer.Option(help="CRS when the file has none (or gcj02).")] = None,
+) -> None:
+    """Import a places file, all or nothing (bad rows are named, nothing is written)."""
+    try:
+        with steps(f"importing {kind.value}") as (_, advance):
+            db = open_database()
+            if kind is PlaceKind.buildings:
+                result = import_buildings(db, path=file, crs=crs, on_progress=advance)
+            elif kind is PlaceKind.households:
+                result = import_households(db, path=file, on_progress=advance)
+            else:
+                result = import_pois(db, path=file, crs=crs)
+    except TonggeError as error:
+        fail(error)
+    err.print(f"[green]✓[/green] {result.count:,} {result.kind} imported")
+
+
+def assign(
+    layer: Annotated[str, typer.Option(help="Layer to assign to.")] = "governance",
+    level: Annotated[str, typer.Option(help="Level to assign to.")] = "micro_grid",
+    at: Annotated[str | None, typer.Option(help="Boundaries valid at this time.")] = None,
+    diff_from: Annotated[
+        str | None, typer.Option(help="Also list what moved since boundaries of this time.")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write CSV here.")] = None,
+) -> None:
+    """Assign every building to a unit (entrance → covering unit → largest overlap)."""
+    try:
+        db = open_database()
+        assignment = assign_places(db, layer=layer, level=level, at=at)
+        moved = (
+            reassignment_diff(db, layer=layer, level=level, before=diff_from, after=at)
+            if diff_from
+            else None
+        )
+    except TonggeError as error:
+        fail(error)
+    counts = assignment.counts()
+    out.print("  ".join(f"{rule}: {n:,}" for rule, n in counts.items()))
+    if output is not None:
+        assignment.frame.to_csv(output, index=False)
+        err.print(f"assignment written to {output}")
+    if moved is not None:
+        out.print(f"{len(moved):,} building(s) moved since {diff_from}")
+        table = Table("building", "from", "to")
+        for row in moved.head(50).itertuples():
+            table.add_row(str(row.key), str(row.from_unit), str(row.to_unit))
+        out.print(table)
+
+
+def workload_command(
+    layer: Annotated[str, typer.Option(help="Layer.")] = "governance",
+    level: Annotated[str | None, typer.Option(help="Only this level.")] = "grid",
+    at: Annotated[str | None, typer.Option(help="Boundaries valid at this time.")] = None,
+    format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
+) -> None:
+    """Workload per unit: buildings, households, persons, places vs targets (负载均衡)."""
+    try:
+        result = unit_workload(open_database(), layer=layer, at=at)
+    except TonggeError as error:
+        fail(error)
+    units = result.units
+    if level is not None:
+        units = units[units["level"] == level]
+    if format is ReportFormat.json:
+        echo_json(units.to_dict("records"))
+        return
+    table = Table(f"{layer} {level or ''} unit", "households", "persons", "buildings", "flag")
+    for row in units.itertuples():
+        flag = (
+            "over"
+            if getattr(row, "over", False)
+            else "under"
+            if getattr(row, "under", False)
+            else ""
+        )
+        table.add_row(
+            str(row.code), f"{row.households:,}", f"{row.persons:,}", f"{row.buildings:,}", flag
+        )
+    out.print(table)

@@ -1,0 +1,77 @@
+"""Workload per unit (counts only: no personal data leaves the service here)."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from api.deps import get_db
+from gis.places import unit_workload
+from gis.repository import Database
+
+router = APIRouter(tags=["workload"])
+
+
+class UnitLoad(BaseModel):
+    """Counts of one unit compared with its level's target."""
+
+    code: str
+    level: str
+    parent_code: str | None = None
+    buildings: int
+    households: int
+    persons: int
+    places: int | None = None
+    over: bool | None = Field(default=None, description="Above the level's target.")
+    under: bool | None = Field(default=None, description="Below the level's target.")
+
+
+class WorkloadResponse(BaseModel):
+    """Workload of a layer's units and per-level summaries."""
+
+    layer: str
+    units: list[UnitLoad]
+    levels: list[dict[str, Any]]
+
+
+@router.get(
+    "/workload",
+    summary="Workload per unit 负载 (buildings, households, persons)",
+    response_model=WorkloadResponse,
+)
+def workload(
+    db: Database = Depends(get_db),
+    layer: Annotated[str, Query(description="Layer.")] = "governance",
+    level: Annotated[str | None, Query(description="Only units of this level.")] = None,
+    at: Annotated[str | None, Query(description="Boundaries valid at this time.")] = None,
+) -> dict[str, Any]:
+    """Count buildings, households, persons and places per unit, rolled up every level.
+
+    Grids are compared with the household target (default 300–500); `over`
+    and `under` flag the units outside it.
+    """
+    result = unit_workload(db, layer=layer, at=at)
+    units = result.units
+    if level is not None:
+        units = units[units["level"] == level]
+    return {
+        "layer": layer,
+        "units": [_clean(r) for r in units.to_dict("records")],
+        "levels": [_clean(r) for r in result.by_level.to_dict("records")],
+    }
+
+
+def _clean(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (
+            None
+            if isinstance(v, float) and math.isnan(v)
+            else v.item()
+            if hasattr(v, "item")
+            else v
+        )
+        for k, v in record.items()
+    }

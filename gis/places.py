@@ -1,0 +1,377 @@
+"""Places service: import buildings, households and points of interest; assign; workload.
+
+Imports are validated first and written in one transaction: a file with any
+bad row is refused with the rows and fields named, and nothing is written.
+Households are personal data: only a key, the building, where in it and the
+number of persons are kept — no names, no ID numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from gis.assign import Assignment, Workload, assign_buildings, diff, workload
+from gis.crs import CoordinateSystem, parse_crs, to_storage_crs
+from gis.errors import InputError
+from gis.io import read_frame
+from gis.registry import parse_time
+from gis.repository import Database
+
+__all__ = [
+    "PlacesImport",
+    "assign_places",
+    "import_buildings",
+    "import_households",
+    "import_pois",
+    "reassignment_diff",
+    "unit_workload",
+]
+
+Progress = Callable[[int, int], None]
+_MAX_ERRORS = 10
+_MAX_PERSONS = 50
+
+
+@dataclass(frozen=True)
+class PlacesImport:
+    """What an import stored."""
+
+    kind: str
+    count: int
+
+
+def import_buildings(
+    db: Database,
+    *,
+    path: str | Path,
+    crs: str | None = None,
+    on_progress: Progress | None = None,
+) -> PlacesImport:
+    """Import building footprints (key, address, floors, use, entrance_lon/lat).
+
+    Raises
+    ------
+    InputError
+        Unreadable file, missing ``key``, duplicate keys, non-polygon or invalid
+        footprints, bad numbers — naming up to 10 offending rows.
+    """
+    frame = read_frame(path)
+    declared = parse_crs(crs) if crs else None
+    frame = _storage(frame, declared, path)
+    errors: list[str] = []
+    keys = _keys(frame, path, errors)
+    types = frame.geometry.geom_type.fillna("None")
+    for i in np.flatnonzero(~types.isin(["Polygon", "MultiPolygon"]).to_numpy()):
+        errors.append(f"building {keys[i]!r}: geometry is {types.iloc[i]}, expected a polygon")
+    valid = shapely.is_valid(frame.geometry.values)
+    for i in np.flatnonzero(~valid & types.isin(["Polygon", "MultiPolygon"]).to_numpy()):
+        reason = shapely.is_valid_reason(frame.geometry.values[i])
+        errors.append(f"building {keys[i]!r}: invalid footprint ({reason})")
+    floors = _integers(frame, "floors", keys, errors, minimum=0, maximum=200)
+    entrances = _entrances(frame, keys, errors)
+    _raise(errors, path)
+    known = {"key", "address", "floors", "use", "entrance_lon", "entrance_lat", frame.geometry.name}
+    extra = [c for c in frame.columns if c not in known]
+    table = gpd.GeoDataFrame(
+        {
+            "key": keys,
+            "address": _texts(frame, "address"),
+            "floors": floors,
+            "use": _texts(frame, "use"),
+            "entrance_lon": entrances[0],
+            "entrance_lat": entrances[1],
+            "attributes": [_plain(r) for r in frame[extra].to_dict("records")],
+        },
+        geometry=frame.geometry.values,
+        crs=frame.crs,
+    )
+    with db.transaction() as repo:
+        count = repo.places.upsert_buildings(table, on_progress=on_progress)
+    return PlacesImport("buildings", count)
+
+
+def import_households(
+    db: Database, *, path: str | Path, on_progress: Progress | None = None
+) -> PlacesImport:
+    """Import households (key, building_key, unit_no, floor, room, persons).
+
+    Every household must hang on a stored building (or fail, naming it).
+    """
+    table = _table(path)
+    errors: list[str] = []
+    keys = _keys(table, path, errors)
+    if "building_key" not in table:
+        raise InputError(f"{path}: no building_key column", field="building_key")
+    buildings = [None if _missing(b) else str(b) for b in table["building_key"]]
+    persons = _integers(
+        table, "persons", keys, errors, minimum=0, maximum=_MAX_PERSONS, required=True
+    )
+    floors = _integers(table, "floor", keys, errors, minimum=-10, maximum=200)
+    with db.reader() as repo:
+        stored = repo.places.building_keys([b for b in buildings if b])
+    for key, building in zip(keys, buildings, strict=True):
+        if building is None or building not in stored:
+            errors.append(f"household {key!r}: building {building!r} does not exist")
+            if len(errors) > _MAX_ERRORS:
+                break
+    _raise(errors, path)
+    rows = pd.DataFrame(
+        {
+            "key": keys,
+            "building_key": buildings,
+            "unit_no": _texts(table, "unit_no"),
+            "floor": floors,
+            "room": _texts(table, "room"),
+            "persons": persons,
+        }
+    )
+    with db.transaction() as repo:
+        count = repo.places.upsert_households(rows, on_progress=on_progress)
+    return PlacesImport("households", count)
+
+
+def import_pois(db: Database, *, path: str | Path, crs: str | None = None) -> PlacesImport:
+    """Import points of interest (key, name, category; points or lon/lat columns)."""
+    frame = read_frame(path)
+    if frame.crs is None and "lon" in frame and "lat" in frame and frame.geometry.isna().all():
+        frame = gpd.GeoDataFrame(
+            frame, geometry=gpd.points_from_xy(frame["lon"], frame["lat"]), crs=4490
+        )
+    frame = _storage(frame, parse_crs(crs) if crs else None, path)
+    errors: list[str] = []
+    keys = _keys(frame, path, errors)
+    for column in ("name", "category"):
+        if column not in frame:
+            raise InputError(f"{path}: no {column} column", field=column)
+    types = frame.geometry.geom_type.fillna("None").to_numpy()
+    for i in np.flatnonzero(types != "Point"):
+        errors.append(f"place {keys[i]!r}: geometry is {types[i]}, expected a point")
+    _raise(errors, path)
+    table = pd.DataFrame(
+        {
+            "key": keys,
+            "name": _texts(frame, "name"),
+            "category": _texts(frame, "category"),
+            "address": _texts(frame, "address"),
+            "building_key": _texts(frame, "building_key"),
+            "lon": shapely.get_x(frame.geometry.values),
+            "lat": shapely.get_y(frame.geometry.values),
+            "attributes": [{}] * len(frame),
+        }
+    )
+    with db.transaction() as repo:
+        count = repo.places.upsert_places(table)
+    return PlacesImport("places", count)
+
+
+def assign_places(
+    db: Database,
+    *,
+    layer: str = "governance",
+    level: str = "micro_grid",
+    at: str | date | datetime | None = None,
+) -> Assignment:
+    """Assign every stored building to the units of one level valid at ``at``."""
+    when = parse_time(at)
+    with db.reader() as repo:
+        units = repo.units_frame(layer=layer, level=level, at=when)
+        buildings = repo.places.buildings_frame()
+    if units.empty:
+        raise InputError(f"{layer}:{level} has no units at {when.isoformat()}", field="level")
+    if buildings.empty:
+        raise InputError("no buildings are stored: import some first", field="buildings")
+    entrance = gpd.points_from_xy(buildings["entrance_lon"], buildings["entrance_lat"], crs=4490)
+    buildings["entrance"] = [
+        None if p is None or p.is_empty or math.isnan(p.x) else p for p in entrance
+    ]
+    return assign_buildings(buildings, units, entrance="entrance")
+
+
+def reassignment_diff(
+    db: Database,
+    *,
+    before: str | date | datetime,
+    after: str | date | datetime | None = None,
+    layer: str = "governance",
+    level: str = "micro_grid",
+) -> pd.DataFrame:
+    """Return the buildings whose unit differs between two boundary versions."""
+    old = assign_places(db, layer=layer, level=level, at=before)
+    new = assign_places(db, layer=layer, level=level, at=after)
+    return diff(old, new)
+
+
+def unit_workload(
+    db: Database,
+    *,
+    layer: str = "governance",
+    at: str | date | datetime | None = None,
+) -> Workload:
+    """Count buildings, households, persons and places per unit of every level of a layer."""
+    when = parse_time(at)
+    with db.reader() as repo:
+        spec = repo.layer_spec(name=layer)
+        units = repo.units_frame(layer=layer, at=when)
+        households = repo.places.households_table()
+        places = repo.places.places_table()
+    present = set(units["level"])
+    lowest = next((lv.name for lv in reversed(spec.levels) if lv.name in present), None)
+    if lowest is None:
+        raise InputError(f"layer {layer!r} has no units at {when.isoformat()}", field="layer")
+    assignment = assign_places(db, layer=layer, level=lowest, at=when)
+    place_points = None
+    if not places.empty:
+        place_points = places.assign(building_key=places["building_key"])
+    return workload(
+        assignment,
+        households,
+        pd.DataFrame(units.drop(columns="geometry")),
+        levels=spec,
+        places=place_points,
+    )
+
+
+def _storage(
+    frame: gpd.GeoDataFrame, declared: CoordinateSystem | None, path: str | Path
+) -> gpd.GeoDataFrame:
+    try:
+        return to_storage_crs(frame, declared=declared)
+    except InputError as error:
+        raise InputError(f"{path}: {error.message}", rule=error.rule, field="crs") from None
+
+
+def _table(path: str | Path) -> pd.DataFrame:
+    source = Path(path)
+    if not source.exists():
+        raise InputError(f"{source}: no such file", field="file")
+    try:
+        if source.suffix.lower() in (".parquet", ".geoparquet"):
+            return pd.read_parquet(source)
+        return pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""])
+    except Exception as error:  # pandas/pyarrow raise many kinds; all mean unreadable
+        raise InputError(
+            f"{source}: cannot read it as CSV or Parquet ({error})", field="file"
+        ) from None
+
+
+def _keys(frame: pd.DataFrame, path: str | Path, errors: list[str]) -> list[str]:
+    if "key" not in frame:
+        raise InputError(f"{path}: no key column (a unique id per row)", field="key")
+    keys = ["" if _missing(k) else str(k).strip() for k in frame["key"]]
+    for i, key in enumerate(keys):
+        if not key:
+            errors.append(f"row {i + 1}: key is empty")
+    seen: set[str] = set()
+    for key in keys:
+        if key and key in seen:
+            errors.append(f"key {key!r} appears more than once")
+        seen.add(key)
+    return keys
+
+
+def _integers(
+    frame: pd.DataFrame,
+    column: str,
+    keys: list[str],
+    errors: list[str],
+    *,
+    minimum: int,
+    maximum: int,
+    required: bool = False,
+) -> list[int | None]:
+    if column not in frame:
+        if required:
+            raise InputError(f"no {column} column", field=column)
+        return [None] * len(frame)
+    values: list[int | None] = []
+    for key, raw in zip(keys, frame[column], strict=True):
+        if _missing(raw):
+            if required:
+                errors.append(f"{key!r}: {column} is missing")
+            values.append(None)
+            continue
+        try:
+            number = float(raw)
+            if not number.is_integer():
+                raise ValueError
+            value = int(number)
+        except (TypeError, ValueError):
+            errors.append(f"{key!r}: {column} {raw!r} is not a whole number")
+            values.append(None)
+            continue
+        if not minimum <= value <= maximum:
+            errors.append(f"{key!r}: {column} {value} is outside {minimum}..{maximum}")
+        values.append(value)
+    return values
+
+
+def _entrances(
+    frame: gpd.GeoDataFrame, keys: list[str], errors: list[str]
+) -> tuple[list[float | None], list[float | None]]:
+    if "entrance_lon" not in frame or "entrance_lat" not in frame:
+        return [None] * len(frame), [None] * len(frame)
+    lons: list[float | None] = []
+    lats: list[float | None] = []
+    for key, lon, lat, footprint in zip(
+        keys, frame["entrance_lon"], frame["entrance_lat"], frame.geometry.values, strict=True
+    ):
+        if _missing(lon) and _missing(lat):
+            lons.append(None)
+            lats.append(None)
+            continue
+        try:
+            x, y = float(lon), float(lat)
+        except (TypeError, ValueError):
+            errors.append(f"building {key!r}: entrance ({lon!r}, {lat!r}) is not numeric")
+            lons.append(None)
+            lats.append(None)
+            continue
+        # An entrance is on or next to its building (50 m ≈ 5e-4°).
+        if footprint is not None and shapely.distance(footprint, shapely.Point(x, y)) > 5e-4:
+            errors.append(f"building {key!r}: entrance ({x}, {y}) is far from its footprint")
+        lons.append(x)
+        lats.append(y)
+    return lons, lats
+
+
+def _texts(frame: pd.DataFrame, column: str) -> list[str | None]:
+    if column not in frame:
+        return [None] * len(frame)
+    return [None if _missing(v) else str(v) for v in frame[column]]
+
+
+def _missing(value: object) -> bool:
+    return (
+        value is None
+        or value is pd.NA
+        or (isinstance(value, float) and math.isnan(value))
+        or (isinstance(value, str) and not value.strip())
+    )
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if _missing(value):
+            continue
+        out[str(key)] = value.item() if isinstance(value, np.generic) else value
+    return out
+
+
+def _raise(errors: list[str], path: str | Path) -> None:
+    if errors:
+        shown = "; ".join(errors[:_MAX_ERRORS])
+        more = f" (and {len(errors) - _MAX_ERRORS} more)" if len(errors) > _MAX_ERRORS else ""
+        raise InputError(
+            f"{path}: {len(errors)} problem(s), nothing imported: {shown}{more}", field="file"
+        )

@@ -1,0 +1,150 @@
+"""Places on both dialects: import with validation (all or nothing), assignment, workload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+from shapely import Point, box
+
+from gis.errors import InputError
+from gis.places import (
+    assign_places,
+    import_buildings,
+    import_households,
+    import_pois,
+    reassignment_diff,
+    unit_workload,
+)
+from gis.registry import import_units
+from gis.repository import Database
+from tests.test_repository import frame, load_governance
+
+# Buildings over the communities of tests.test_repository (street boundary at 118.55):
+#
+#   118.54         118.55         118.56
+#     +-------------+-------------+ 24.94
+#     |  B1 [ ]     |     [ ] B3  |
+#     |        [ B2 | B2 ]        |    B2 straddles the street boundary (cut, 70/30)
+#     +-------------+-------------+ 24.93
+B1 = box(118.541, 24.935, 118.542, 24.936)
+B2 = box(118.5493, 24.932, 118.5503, 24.933)
+B3 = box(118.558, 24.935, 118.559, 24.936)
+
+
+def write_buildings(tmp_path: Path, **extra: list) -> Path:  # type: ignore[type-arg]
+    table = {
+        "key": ["B1", "B2", "B3"],
+        "address": ["中山南路1号", "中山南路2号", "中山南路3号"],
+        "floors": [6, 12, 3],
+        **extra,
+    }
+    path = tmp_path / "buildings.geojson"
+    gpd.GeoDataFrame(table, geometry=[B1, B2, B3], crs=4490).to_file(path)
+    return path
+
+
+def write_households(tmp_path: Path, rows: list[tuple[str, str, int]]) -> Path:
+    path = tmp_path / "households.csv"
+    pd.DataFrame(rows, columns=["key", "building_key", "persons"]).to_csv(path, index=False)
+    return path
+
+
+def test_import_assign_and_workload(db: Database, tmp_path: Path) -> None:
+    load_governance(db)
+    assert import_buildings(db, path=write_buildings(tmp_path)).count == 3
+    households = [(f"H{i}", "B1", 3) for i in range(4)] + [("H9", "B2", 2)]
+    assert import_households(db, path=write_households(tmp_path, households)).count == 5
+    pois = tmp_path / "pois.geojson"
+    gpd.GeoDataFrame(
+        {"key": ["P1"], "name": ["鲤城小学"], "category": ["school"]},
+        geometry=[Point(118.5415, 24.9355)],
+        crs=4490,
+    ).to_file(pois)
+    assert import_pois(db, path=pois).count == 1
+    assigned = assign_places(db, level="community").frame.set_index("key")
+    assert assigned.loc["B1", "unit"] == "350502001001"
+    assert assigned.loc["B2", "unit"] == "350502001001" and bool(assigned.loc["B2", "cut"])
+    assert assigned.loc["B3", "unit"] == "350502002001"
+    load = unit_workload(db).units.set_index("code")
+    assert load.loc["350502001001", "households"] == 5
+    assert load.loc["350502001", "persons"] == 14
+    assert load.loc["350502", "buildings"] == 3
+
+
+def test_reassignment_diff_after_a_boundary_change(db: Database, tmp_path: Path) -> None:
+    load_governance(db)
+    import_buildings(db, path=write_buildings(tmp_path))
+    west = {
+        "350502001": box(118.50, 24.90, 118.545, 24.95),
+        "350502002": box(118.545, 24.90, 118.60, 24.95),
+    }
+    import_units(
+        db,
+        units=frame(west),
+        layer="governance",
+        level="street",
+        source="redraw",
+        valid_from="2026-07-01",
+    )
+    moved = reassignment_diff(db, level="street", before="2026-03-01", after="2026-08-01")
+    assert moved.set_index("key").loc["B2", ["from_unit", "to_unit"]].tolist() == [
+        "350502001",
+        "350502002",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"floors": ["x", 1, 2]}, "floors 'x' is not a whole number"),
+        ({"key": ["B1", "B1", "B3"]}, "key 'B1' appears more than once"),
+        (
+            {"entrance_lon": [119.0, None, None], "entrance_lat": [25.0, None, None]},
+            "far from its footprint",
+        ),
+    ],
+)
+def test_bad_buildings_are_refused_whole(
+    db: Database, tmp_path: Path, extra: dict, message: str
+) -> None:
+    with pytest.raises(InputError, match=message):
+        import_buildings(db, path=write_buildings(tmp_path, **extra))
+    with db.reader() as repo:
+        assert repo.places.counts()["buildings"] == 0
+
+
+def test_households_need_their_building(db: Database, tmp_path: Path) -> None:
+    import_buildings(db, path=write_buildings(tmp_path))
+    bad = write_households(tmp_path, [("H1", "B1", 2), ("H2", "NOPE", 2)])
+    with pytest.raises(InputError, match="building 'NOPE' does not exist"):
+        import_households(db, path=bad)
+    with pytest.raises(InputError, match="persons 99 is outside"):
+        import_households(db, path=write_households(tmp_path, [("H1", "B1", 99)]))
+    with db.reader() as repo:
+        assert repo.places.counts()["households"] == 0
+
+
+def test_points_are_not_buildings(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "points.geojson"
+    gpd.GeoDataFrame({"key": ["X"]}, geometry=[Point(118.5, 24.9)], crs=4490).to_file(path)
+    with pytest.raises(InputError, match="expected a polygon"):
+        import_buildings(db, path=path)
+
+
+def test_workload_endpoint(db: Database, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from gis.settings import Settings
+
+    load_governance(db)
+    import_buildings(db, path=write_buildings(tmp_path))
+    import_households(db, path=write_households(tmp_path, [("H1", "B3", 4)]))
+    with TestClient(create_app(Settings(database_url=db.url, load_sample_city=False), db=db)) as c:
+        body = c.get("/api/v1/workload", params={"level": "street"}).json()
+        loads = {u["code"]: (u["households"], u["persons"]) for u in body["units"]}
+        assert loads == {"350502001": (0, 0), "350502002": (1, 4)}
+        assert c.get("/api/v1/workload", params={"layer": "nope"}).status_code == 404
