@@ -289,6 +289,56 @@ def test_random_coverages_match_geos(seed: int, cells: int) -> None:
     assert mismatches.size == 0, (x[mismatches[:5]], y[mismatches[:5]], got[mismatches[:5]])
 
 
+def lattice_layer(seed: int) -> tuple[NDArray[np.object_], NDArray[np.object_]]:
+    """Squares and triangle pairs on a lattice: bit-identical shared edges.
+
+    Some squares are missing (gaps), some duplicated (overlaps), rings go
+    either way round, and some neighbours are paired into (invalid)
+    MultiPolygons sharing an edge. Exercises the cells the index declares
+    fully covered by their candidates, and points on the lattice lines.
+    """
+    rng = np.random.default_rng(seed)
+    n, side = int(rng.integers(2, 6)), float(rng.choice([0.1, 1.0, 3.0]))
+    geoms: list[shapely.Geometry] = []
+    for i in range(n):
+        for j in range(n):
+            x0, y0, x1, y1 = i * side, j * side, (i + 1) * side, (j + 1) * side
+            draw = rng.random()
+            if draw < 0.1:
+                continue
+            if draw < 0.4:
+                geoms.append(shapely.Polygon([(x0, y0), (x1, y0), (x1, y1)]))
+                geoms.append(shapely.Polygon([(x0, y0), (x1, y1), (x0, y1)]))
+            else:
+                geoms.append(shapely.box(x0, y0, x1, y1, ccw=bool(rng.random() < 0.5)))
+                if rng.random() < 0.1:
+                    geoms.append(shapely.box(x0, y0, x1, y1))
+    units: list[shapely.Geometry] = []
+    while geoms:
+        g = geoms.pop(0)
+        if geoms and rng.random() < 0.2:
+            g = shapely.MultiPolygon([g, geoms.pop(0)])
+        units.append(g)
+    codes = [str(c) for c in rng.integers(0, 3 * len(units), len(units))]  # repeats allowed
+    return np.array(units, dtype=object), np.array(codes, dtype=object)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_lattice_layers_match_geos(seed: int) -> None:
+    geoms, codes = lattice_layer(seed)
+    rng = np.random.default_rng(seed)
+    xmin, ymin, xmax, ymax = shapely.total_bounds(geoms)
+    step = (xmax - xmin) / 16
+    gx, gy = np.meshgrid(
+        np.arange(xmin - step, xmax + 2 * step, step), np.arange(ymin - step, ymax + 2 * step, step)
+    )
+    ex, ey = edge_points(geoms, 1_000, rng)
+    x = np.concatenate([gx.ravel(), ex, rng.uniform(xmin, xmax, 1_000)])
+    y = np.concatenate([gy.ravel(), ey, rng.uniform(ymin, ymax, 1_000)])
+    got = GridIndex.from_geometries(geoms, codes).lookup(x, y)
+    assert (got == reference(geoms, codes, x, y)).all()
+
+
 # ------------------------------------------------------------- real data
 
 

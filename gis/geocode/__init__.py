@@ -9,11 +9,14 @@ is built on.
 Design (as timezonefinder, but exact and compiled with numba): a uniform
 grid over the layer's extent, about two cells per polygon edge. A cell that
 no edge touches is a shortcut: it lies inside one unit (or none), decided
-once at build time. Any other cell keeps its candidate units in code order,
-each with only the edges touching the cell and whether the cell's reference
-point is inside; a lookup counts, with exact predicates, the edges crossing
-the segment from the point to that reference point, and checks whether the
-point is on one of them.
+once at build time. Any other cell keeps one flat record: its candidate
+units in code order, each with only its edges touching the cell and whether
+the cell's reference point is inside. A lookup counts, with exact
+predicates, the edges crossing the segment from the point to that reference
+point, and checks whether the point is on one of them; the first candidate
+covering the point wins. When the candidates provably cover the whole cell
+(every edge in it shared, reversed, by another polygon), the last one needs
+no test.
 
 Examples
 --------

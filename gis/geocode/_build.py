@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from gis.geocode._predicates import orient
 
-__all__ = ["assemble", "choose_refs", "edge_cells", "walk_rows"]
+__all__ = ["assemble", "choose_refs", "complete_cells", "edge_cells", "walk_rows"]
 
 _GOLDEN = 0.6180339887498949  # low-discrepancy steps for trying reference points
 _PLASTIC = 0.7548776662466927
@@ -358,8 +358,93 @@ def walk_rows(
 
 
 @njit(nogil=True, cache=True)
+def complete_cells(
+    kept: NDArray[np.int64],
+    group_cell: NDArray[np.int64],
+    group_part: NDArray[np.int64],
+    group_ptr: NDArray[np.int64],
+    pair_edge: NDArray[np.int64],
+    edge_a: NDArray[np.int64],
+    edge_left: NDArray[np.uint8],
+    part_valid: NDArray[np.uint8],
+    owner_unit: NDArray[np.int64],
+    vx: NDArray[np.float64],
+    vy: NDArray[np.float64],
+) -> NDArray[np.uint8]:
+    """Flag the last candidate of each cell that the candidates cover entirely.
+
+    A cell without owner is covered by the closures of the units touching
+    it if every edge touching it, directed with its polygon's interior on
+    the left, has an exact reverse from another part: the interiors are
+    then on both sides of every edge and of every vertex, so the uncovered
+    part of the (connected) padded cell has no frontier in it, and being
+    smaller than the cell, is empty. A point covered by no earlier candidate
+    is then covered by the last one, which needs no test. Only valid parts
+    qualify: there ring orientation gives the interior side. Cells with
+    many edges are not checked (quadratic).
+
+    Returns, per position in ``kept``, 1 for such a last candidate.
+    """
+    auto = np.zeros(kept.size, dtype=np.uint8)
+    limit = 64
+    sx = np.empty(limit, dtype=np.float64)
+    sy = np.empty(limit, dtype=np.float64)
+    tx = np.empty(limit, dtype=np.float64)
+    ty = np.empty(limit, dtype=np.float64)
+    owner = np.empty(limit, dtype=np.int64)
+    i = 0
+    while i < kept.size:
+        cell = group_cell[kept[i]]
+        j = i
+        while j < kept.size and group_cell[kept[j]] == cell:
+            j += 1
+        ok = owner_unit[cell] < 0
+        m = 0
+        for q in range(i, j):
+            g = kept[q]
+            part = group_part[g]
+            if not ok or part_valid[part] == 0:
+                ok = False
+                break
+            for p in range(group_ptr[g], group_ptr[g + 1]):
+                e = pair_edge[p]
+                a = edge_a[e]
+                if vx[a] == vx[a + 1] and vy[a] == vy[a + 1]:
+                    continue  # a repeated vertex bounds nothing
+                if m == limit:
+                    ok = False
+                    break
+                b = a + 1
+                if edge_left[e] == 0:
+                    a, b = b, a
+                sx[m], sy[m], tx[m], ty[m] = vx[a], vy[a], vx[b], vy[b]
+                owner[m] = part
+                m += 1
+        for u in range(m if ok else 0):
+            matched = False
+            for v in range(m):
+                if (
+                    owner[v] != owner[u]
+                    and sx[v] == tx[u]
+                    and sy[v] == ty[u]
+                    and tx[v] == sx[u]
+                    and ty[v] == sy[u]
+                ):
+                    matched = True
+                    break
+            if not matched:
+                ok = False
+                break
+        if ok and m > 0:
+            auto[j - 1] = 1
+        i = j
+    return auto
+
+
+@njit(nogil=True, cache=True)
 def assemble(
     kept: NDArray[np.int64],
+    auto: NDArray[np.uint8],
     group_cell: NDArray[np.int64],
     group_part: NDArray[np.int64],
     group_ptr: NDArray[np.int64],
@@ -386,6 +471,9 @@ def assemble(
             n_cross edges ax, ay, bx, by, oriented with the reference strictly left
             n_flat edges ax, ay, bx, by whose line passes through the reference
 
+    A candidate flagged in ``auto`` (see :func:`complete_cells`) gets no
+    edges and "inside": it wins whenever the earlier ones do not.
+
     Writes ``-(offset + 1)`` of each record into ``cell_code``; returns the records.
     """
     nkept = kept.size
@@ -394,7 +482,9 @@ def assemble(
         g = kept[i]
         if i == 0 or group_cell[kept[i - 1]] != group_cell[g]:
             size += 4
-        size += 4 + 4 * (group_ptr[g + 1] - group_ptr[g])
+        size += 4
+        if auto[i] == 0:
+            size += 4 * (group_ptr[g + 1] - group_ptr[g])
     if size >= 2**31 - 1:
         raise ValueError("grid index too large: more than 2**31 values of cell records")
     blob = np.empty(size, dtype=np.float64)
@@ -419,6 +509,9 @@ def assemble(
         blob[o + 1] = inside[g]
         start = group_ptr[g]
         stop = group_ptr[g + 1]
+        if auto[i]:
+            blob[o + 1] = 1.0
+            stop = start
         n_cross = 0
         q = o + 4
         for p in range(start, stop):

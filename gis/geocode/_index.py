@@ -11,7 +11,7 @@ import numpy as np
 import shapely
 from numpy.typing import ArrayLike, NDArray
 
-from gis.geocode._build import assemble, choose_refs, edge_cells, walk_rows
+from gis.geocode._build import assemble, choose_refs, complete_cells, edge_cells, walk_rows
 from gis.geocode._lookup import lookup_parallel, lookup_serial
 
 __all__ = ["GridIndex"]
@@ -37,6 +37,17 @@ class GridIndex:
     Build it with :meth:`from_frame`. Coordinates are in the frame's CRS.
     Rows with the same code are indexed separately (e.g. a unit stored as
     several features); lookups return row positions of the frame or codes.
+    The index is immutable and its lookups release the GIL.
+
+    Notes
+    -----
+    Signs of orientation are computed exactly (:func:`gis.geocode.orient2d`).
+    GEOS computes them in double-double arithmetic, which is exact whenever
+    coordinate differences are representable in binary64, as they are for
+    neighbouring coordinates of a real layer; in contrived layers mixing
+    magnitudes some 2**40 apart, GEOS can misjudge a point lying exactly on
+    an edge, and the index keeps the exact answer. Polygons should be valid;
+    invalid ones are read with the even-odd rule, polygon by polygon.
 
     Examples
     --------
@@ -73,7 +84,7 @@ class GridIndex:
         ----------
         units : GeoDataFrame
             Polygon or MultiPolygon units (holes allowed; empty geometries
-            cover nothing), assumed valid.
+            cover nothing).
         code : str, default "code"
             Column of unit codes; values are compared and returned as ``str``.
 
@@ -154,6 +165,7 @@ class GridIndex:
             "cells": int(a["cell_code"].size),
             "candidate_cells": a["candidate_cells"],
             "candidates": a["candidates"],
+            "complete_cells": a["complete_cells"],
             "edges_per_candidate_cell": a["edge_entries"] / max(a["candidate_cells"], 1),
             "nbytes": int(sum(v.nbytes for v in a.values() if isinstance(v, np.ndarray))),
         }
@@ -262,6 +274,12 @@ def _build(geoms: NDArray[np.object_], codes: NDArray[np.object_]) -> dict[str, 
     # An edge joins two consecutive coordinates of the same (closed) ring.
     edge_a = np.flatnonzero(coord_ring[:-1] == coord_ring[1:]).astype(np.int64)
     edge_part = ring_part[coord_ring[edge_a]].astype(np.int64)
+    # Interior side of each edge, meaningful for valid parts: left along a
+    # counter-clockwise shell or a clockwise hole (rings come shell first).
+    first_ring = np.searchsorted(ring_part, ring_part)
+    is_hole = np.arange(len(rings)) > first_ring
+    edge_left = (shapely.is_ccw(rings) != is_hole)[coord_ring[edge_a]].astype(np.uint8)
+    part_valid = shapely.is_valid(parts).astype(np.uint8)
 
     # Rank of each row by (code, row): candidates are tried in this order.
     unit_rank = np.empty(len(codes), dtype=np.int64)
@@ -318,16 +336,32 @@ def _build(geoms: NDArray[np.object_], codes: NDArray[np.object_]) -> dict[str, 
         nx,
         ncells,
     )
+    owner_unit = np.full(ncells, -1, dtype=np.int64)
+    owner_rank = np.full(ncells, np.iinfo(np.int64).max, dtype=np.int64)
     has_owner = owner_part >= 0
-    owner_unit = np.where(has_owner, part_unit[np.maximum(owner_part, 0)], -1)
-    owner_rank = np.where(has_owner, part_rank[np.maximum(owner_part, 0)], np.iinfo(np.int64).max)
+    owner_unit[has_owner] = part_unit[owner_part[has_owner]]
+    owner_rank[has_owner] = part_rank[owner_part[has_owner]]
     del owner_part, has_owner
     # A candidate ranked after the cell's owner can never win: the owner covers the cell.
     kept = by_cell[group_rank[by_cell] < owner_rank[group_cell[by_cell]]]
     del owner_rank
     cell_code = (owner_unit + 1).astype(np.int32)
+    auto = complete_cells(
+        kept,
+        group_cell,
+        group_part,
+        group_ptr,
+        pair_edge,
+        edge_a,
+        edge_left,
+        part_valid,
+        owner_unit,
+        vx,
+        vy,
+    )
     blob = assemble(
         kept,
+        auto,
         group_cell,
         group_part,
         group_ptr,
@@ -352,5 +386,6 @@ def _build(geoms: NDArray[np.object_], codes: NDArray[np.object_]) -> dict[str, 
         "blob": blob,
         "candidate_cells": int(np.count_nonzero(cell_code < 0)),
         "candidates": int(kept.size),
-        "edge_entries": int(group_ptr[kept + 1].sum() - group_ptr[kept].sum()),
+        "complete_cells": int(auto.sum()),
+        "edge_entries": int(((group_ptr[kept + 1] - group_ptr[kept]) * (auto == 0)).sum()),
     }
