@@ -73,6 +73,11 @@ class CoordinateSystem:
     crs: CRS
     datum: str | None = None
 
+    @property
+    def epsg(self) -> int | None:
+        """The EPSG code of ``crs`` (cached: PROJ lookups are slow)."""
+        return _epsg(self.crs)
+
 
 def parse_crs(value: str | int | CRS) -> CoordinateSystem:
     """Parse a CRS given as a name (wgs84, cgcs2000, gcj02, bd09), EPSG code or WKT.
@@ -102,6 +107,11 @@ def _parse_text(text: str) -> CoordinateSystem:
             field="crs",
         ) from None
     return CoordinateSystem(name=alias or crs.to_string(), crs=crs)
+
+
+@lru_cache(maxsize=256)
+def _epsg(crs: CRS) -> int | None:
+    return crs.to_epsg()
 
 
 def transformer(source: CRS, target: CRS) -> Transformer:

@@ -79,13 +79,17 @@ class LocateService:
         layers = {}
         for layer, levels in indexes.layers().items():
             answers = []
-            for level in levels:
+            for depth, level in enumerate(levels):
                 row = int(level.index.lookup_index(lon, lat)[0])
                 if accuracy_m:
                     answers.append(answer_circle(level, row, point, accuracy_m))
                 else:
-                    answers.append(answer_point(level, row, point))
+                    # The boundary distance matters for the most local unit;
+                    # measuring it at every level would double the cost.
+                    lowest = depth == len(levels) - 1
+                    answers.append(answer_point(level, row, point, measure=lowest))
             layers[layer] = _layer(answers)
+        staff = self.cache.staff()
         return {
             "input": {
                 "x": x,
@@ -100,7 +104,7 @@ class LocateService:
             "at": when.replace(tzinfo=UTC).isoformat(),
             "status": _overall(layers),
             "layers": layers,
-            "responsible": responsible_for(self.cache.staff(), _local_first(layers)),
+            "responsible": responsible_for(staff, _local_first(layers)) if staff else [],
         }
 
     def locate_many(

@@ -50,16 +50,21 @@ class LevelAnswer:
         return data
 
 
-def answer_point(level: LevelIndex, row: int, point: shapely.Point) -> LevelAnswer:
-    """Answer for an exact point; ``row`` is the index lookup (-1 for none)."""
+def answer_point(
+    level: LevelIndex, row: int, point: shapely.Point, *, measure: bool = True
+) -> LevelAnswer:
+    """Answer for an exact point; ``row`` is the index lookup (-1 for none).
+
+    ``measure`` adds the distance to the unit's boundary (``None`` otherwise).
+    """
     if row >= 0:
-        distance = float(shapely.distance(point, level.boundaries[row]))
+        distance = float(shapely.distance(point, level.boundaries[row])) if measure else None
         return LevelAnswer(
             level=level.level,
             code=str(level.codes[row]),
             name=_name(level.names[row]),
             status="ok",
-            boundary_distance_m=round(distance, 2),
+            boundary_distance_m=None if distance is None else round(distance, 2),
         )
     nearest, distance = level.tree.query_nearest(point, return_distance=True, all_matches=False)
     if len(nearest) == 0:

@@ -10,6 +10,13 @@ from gis.crs import STORAGE_CRS, CoordinateSystem, parse_crs, transformer
 from gis.errors import InputError
 
 FloatArray = NDArray[np.float64]
+# WGS84 and CGCS2000 agree to centimetres; PROJ's transformation between them
+# is the identity (a "ballpark" null transformation), so skip the call.
+_IDENTITY_EPSG = {4326, 4490}
+
+
+def _same_as_storage(system: CoordinateSystem) -> bool:
+    return system.epsg in _IDENTITY_EPSG
 
 
 def to_storage_lonlat(
@@ -64,7 +71,7 @@ def to_storage_lonlat(
         xs, ys = datum.gcj02_to_wgs84(xs, ys)
     elif system.datum == "bd09":
         xs, ys = datum.bd09_to_wgs84(xs, ys)
-    if system.datum is None and not system.crs.equals(STORAGE_CRS):
+    if system.datum is None and not _same_as_storage(system):
         xs, ys = transformer(system.crs, STORAGE_CRS).transform(xs, ys)
         xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
         converted = np.isfinite(xs) & np.isfinite(ys)
