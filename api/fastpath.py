@@ -71,6 +71,9 @@ def answer_geocode(locator: Any, body: bytes) -> tuple[int, dict[str, Any]]:
     except ValidationError as error:
         return 422, validation_problem(error.errors(include_url=False))
     try:
+        if request.address is not None:
+            return 200, locator.locate_address(request.address, at=request.at)
+        assert request.x is not None and request.y is not None  # checked by the schema
         return 200, locator.locate(
             request.x, request.y, crs=request.crs, accuracy_m=request.accuracy_m, at=request.at
         )

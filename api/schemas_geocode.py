@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class GeocodeRequest(BaseModel):
-    """A point to locate; only ``x`` and ``y`` are required."""
+    """A place to locate: ``x`` and ``y``, or a Chinese standard ``address``."""
 
     model_config = ConfigDict(extra="forbid")
 
-    x: float = Field(allow_inf_nan=False, description="Longitude (or easting).", examples=[118.58])
-    y: float = Field(allow_inf_nan=False, description="Latitude (or northing).", examples=[24.91])
+    x: float | None = Field(
+        default=None, allow_inf_nan=False, description="Longitude (or easting).", examples=[118.58]
+    )
+    y: float | None = Field(
+        default=None, allow_inf_nan=False, description="Latitude (or northing).", examples=[24.91]
+    )
+    address: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="A standard address (标准地址), instead of x/y.",
+        examples=["福建省泉州市鲤城区开元街道中山南路123号"],
+    )
     crs: str = Field(
         default="cgcs2000",
         description="wgs84, cgcs2000, gcj02 (Amap/Tencent), bd09 (Baidu) or an EPSG code.",
@@ -31,6 +42,14 @@ class GeocodeRequest(BaseModel):
         description="Event time (ISO 8601; a date means 00:00 China time). Default now.",
         examples=["2026-01-01T08:00:00+08:00"],
     )
+
+    @model_validator(mode="after")
+    def _coordinates_or_address(self) -> GeocodeRequest:
+        if self.address is None and (self.x is None or self.y is None):
+            raise ValueError("give both x and y, or an address")
+        if self.address is not None and (self.x is not None or self.y is not None):
+            raise ValueError("give x and y, or an address, not both")
+        return self
 
 
 class Candidate(BaseModel):
@@ -73,22 +92,36 @@ class LayerAnswer(BaseModel):
 class GeocodeInput(BaseModel):
     """The request as received (raw coordinates kept)."""
 
-    x: float
-    y: float
-    crs: str
-    accuracy_m: float | None
-    at: str | None
+    x: float | None = None
+    y: float | None = None
+    address: str | None = None
+    crs: str | None = None
+    accuracy_m: float | None = None
+    at: str | None = None
+
+
+class AddressAnswer(BaseModel):
+    """How an address was understood and matched (standard address → building)."""
+
+    input: str
+    parsed: dict[str, str] = Field(description="Components: province … road, number, room.")
+    candidates: list[dict[str, Any]] = Field(description="Ranked standard addresses, scores.")
+    building_key: str | None = None
+    matched: str | None = Field(default=None, description="The standard address used.")
+    score: float | None = None
+    certain: bool | None = Field(default=None, description="Score ≥ 0.9, clear of the next.")
 
 
 class GeocodeAnswer(BaseModel):
     """Where a point is, in every layer at once."""
 
     input: GeocodeInput
-    lon: float = Field(description="CGCS2000 longitude.")
-    lat: float = Field(description="CGCS2000 latitude.")
+    lon: float | None = Field(default=None, description="CGCS2000 longitude.")
+    lat: float | None = Field(default=None, description="CGCS2000 latitude.")
     crs: Literal["EPSG:4490"] = "EPSG:4490"
-    at: str = Field(description="The time whose boundaries were used (UTC).")
-    status: Literal["ok", "outside", "ambiguous"]
+    at: str | None = Field(default=None, description="The time whose boundaries were used (UTC).")
+    status: Literal["ok", "outside", "ambiguous", "unmatched"]
+    address: AddressAnswer | None = Field(default=None, description="For address requests.")
     layers: dict[str, LayerAnswer]
     responsible: list[dict[str, str]] = Field(
         default_factory=list, description="People responsible (grid worker, police...)."

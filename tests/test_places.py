@@ -148,3 +148,41 @@ def test_workload_endpoint(db: Database, tmp_path: Path) -> None:
         loads = {u["code"]: (u["households"], u["persons"]) for u in body["units"]}
         assert loads == {"350502001": (0, 0), "350502002": (1, 4)}
         assert c.get("/api/v1/workload", params={"layer": "nope"}).status_code == 404
+
+
+def test_locate_by_standard_address(db: Database, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from gis.locate import LocateService
+    from gis.settings import Settings
+
+    load_governance(db)
+    import_buildings(
+        db,
+        path=write_buildings(
+            tmp_path,
+            address=[
+                "福建省泉州市鲤城区开元街道中山南路1号",
+                "福建省泉州市鲤城区开元街道中山南路2号",
+                "福建省泉州市鲤城区开元街道中山南路3号",
+            ],
+        ),
+    )
+    service = LocateService(db, refresh_seconds=0)
+    exact = service.locate_address("鲤城区中山南路1号2单元302室")
+    assert exact["status"] == "ok" and exact["address"]["building_key"] == "B1"
+    assert exact["address"]["certain"] is True
+    assert exact["address"]["parsed"]["room"] == "302室"
+    units = {u["level"]: u["code"] for u in exact["layers"]["governance"]["units"]}
+    assert units["community"] == "350502001001"
+    near = service.locate_address("中山南路5号")
+    assert near["status"] == "ambiguous" and near["address"]["certain"] is False
+    assert [c["key"] for c in near["address"]["candidates"]][0] == "B3"
+    assert service.locate_address("人民路9号")["status"] == "unmatched"
+    with TestClient(create_app(Settings(database_url=db.url, load_sample_city=False), db=db)) as c:
+        body = c.post("/api/v1/geocode", json={"address": "中山南路3号"}).json()
+        assert body["address"]["building_key"] == "B3" and body["status"] == "ok"
+        both = c.post("/api/v1/geocode", json={"address": "中山南路3号", "x": 1, "y": 2})
+        assert both.status_code == 422
+        assert c.post("/api/v1/geocode", json={"address": ""}).status_code == 422

@@ -24,6 +24,7 @@ from numpy.typing import ArrayLike
 
 from gis.crs import CoordinateSystem, parse_crs
 from gis.errors import InputError
+from gis.locate._addresses import AddressCache
 from gis.locate._answer import AMBIGUITY_MARGIN, LevelAnswer, answer_circle, answer_point
 from gis.locate._coords import to_storage_lonlat
 from gis.locate._indexes import IndexCache, IndexSet
@@ -49,6 +50,54 @@ class LocateService:
 
     def __init__(self, db: Database, *, refresh_seconds: float = 1.0) -> None:
         self.cache = IndexCache(db, refresh_seconds=refresh_seconds)
+        self.addresses = AddressCache(db)
+
+    def locate_address(
+        self,
+        text: str,
+        *,
+        at: str | date | datetime | None = None,
+        limit: int = 5,
+    ) -> dict[str, Any]:
+        """Locate a Chinese standard address: address → building → units.
+
+        The best match's building point (its entrance, else a point inside it)
+        is located like coordinates. The answer carries the parsed components,
+        the match score and the ranked candidates; a match that is not certain
+        makes the status ``ambiguous`` and one with no candidate ``unmatched``
+        — a guess is never presented as certain.
+        """
+        if not text or not text.strip() or len(text) > 200:
+            raise InputError("address must have 1 to 200 characters", field="address")
+        when = parse_time(at)
+        hit = self.addresses.match(text, indexes=self.cache.get(when), limit=limit)
+        details: dict[str, Any] = {
+            "input": text,
+            "parsed": hit.parsed,
+            "candidates": [m.to_dict() for m in hit.matches],
+        }
+        if not hit.matches:
+            return {
+                "input": {"address": text, "at": _iso(at)},
+                "status": "unmatched",
+                "address": details,
+                "layers": {},
+                "responsible": [],
+            }
+        best = hit.matches[0]
+        lon, lat = hit.points[str(best.key)]
+        answer = self.locate(lon, lat, crs="cgcs2000", at=at)
+        answer["input"] = {"address": text, "at": _iso(at)}
+        answer["address"] = {
+            **details,
+            "building_key": best.key,
+            "matched": best.address,
+            "score": best.score,
+            "certain": best.certain,
+        }
+        if not best.certain:
+            answer["status"] = "ambiguous"
+        return answer
 
     def locate(
         self,
@@ -96,7 +145,7 @@ class LocateService:
                 "y": y,
                 "crs": system.name,
                 "accuracy_m": accuracy_m,
-                "at": at.isoformat() if isinstance(at, date) else at,
+                "at": _iso(at),
             },
             "lon": round(float(lon[0]), 8),
             "lat": round(float(lat[0]), 8),
@@ -143,6 +192,10 @@ def locate_arrays(
     status[~ok] = "invalid"
     result["status"] = status
     return pd.DataFrame(result)
+
+
+def _iso(value: str | date | datetime | None) -> str | None:
+    return value.isoformat() if isinstance(value, date) else value
 
 
 def _local_first(layers: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
