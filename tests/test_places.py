@@ -178,7 +178,7 @@ def test_locate_by_standard_address(db: Database, tmp_path: Path) -> None:
     assert units["community"] == "350502001001"
     near = service.locate_address("中山南路5号")
     assert near["status"] == "ambiguous" and near["address"]["certain"] is False
-    assert [c["key"] for c in near["address"]["candidates"]][0] == "B3"
+    assert near["address"]["candidates"][0]["key"] == "B3"
     assert service.locate_address("人民路9号")["status"] == "unmatched"
     with TestClient(create_app(Settings(database_url=db.url, load_sample_city=False), db=db)) as c:
         body = c.post("/api/v1/geocode", json={"address": "中山南路3号"}).json()

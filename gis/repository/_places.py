@@ -170,17 +170,28 @@ class PlaceStore:
     def addresses(self) -> pd.DataFrame:
         """Return building keys, addresses and a point for each (entrance or inside)."""
         query = select(
-            BuildingRow.key, BuildingRow.address, BuildingRow.entrance_lon,
-            BuildingRow.entrance_lat, geometry_as_wkb(func.ST_PointOnSurface(BuildingRow.geom)),
+            BuildingRow.key,
+            BuildingRow.address,
+            BuildingRow.entrance_lon,
+            BuildingRow.entrance_lat,
+            geometry_as_wkb(func.ST_PointOnSurface(BuildingRow.geom)),
         ).where(BuildingRow.address.is_not(None))
         rows = self._session.execute(query).all()
-        points = shapely.from_wkb(np.array([bytes(r[4]) for r in rows], dtype=object)) if rows else []
-        return pd.DataFrame({
-            "key": [r[0] for r in rows],
-            "address": [r[1] for r in rows],
-            "lon": [r[2] if r[2] is not None else p.x for r, p in zip(rows, points, strict=True)],
-            "lat": [r[3] if r[3] is not None else p.y for r, p in zip(rows, points, strict=True)],
-        })
+        points = (
+            shapely.from_wkb(np.array([bytes(r[4]) for r in rows], dtype=object)) if rows else []
+        )
+        return pd.DataFrame(
+            {
+                "key": [r[0] for r in rows],
+                "address": [r[1] for r in rows],
+                "lon": [
+                    r[2] if r[2] is not None else p.x for r, p in zip(rows, points, strict=True)
+                ],
+                "lat": [
+                    r[3] if r[3] is not None else p.y for r, p in zip(rows, points, strict=True)
+                ],
+            }
+        )
 
     def counts(self) -> dict[str, int]:
         """Return how many buildings, households, persons and places are stored."""
