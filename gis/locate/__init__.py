@@ -26,7 +26,7 @@ from gis.crs import CoordinateSystem, parse_crs
 from gis.errors import InputError
 from gis.locate._addresses import AddressCache
 from gis.locate._answer import AMBIGUITY_MARGIN, LevelAnswer, answer_circle, answer_point
-from gis.locate._coords import to_storage_lonlat
+from gis.locate._coords import point_to_storage, to_storage_lonlat
 from gis.locate._indexes import IndexCache, IndexSet
 from gis.registry import parse_time
 from gis.repository import Database
@@ -122,9 +122,10 @@ class LocateService:
                 field="accuracy_m",
             )
         when = parse_time(at)
-        lon, lat, _ = to_storage_lonlat([x], [y], system)
+        lon_value, lat_value = point_to_storage(x, y, system)
+        lon, lat = np.array([lon_value]), np.array([lat_value])
         indexes = self.cache.get(when)
-        point = shapely.Point(*indexes.to_metric.transform(lon[0], lat[0]))
+        point = shapely.Point(*indexes.to_metric.transform(lon_value, lat_value))
         layers = {}
         for layer, levels in indexes.layers().items():
             answers = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -17,6 +19,19 @@ _IDENTITY_EPSG = {4326, 4490}
 
 def _same_as_storage(system: CoordinateSystem) -> bool:
     return system.epsg in _IDENTITY_EPSG
+
+
+def point_to_storage(x: float, y: float, system: CoordinateSystem) -> tuple[float, float]:
+    """Convert one point (see :func:`to_storage_lonlat`); raises on bad input.
+
+    WGS84/CGCS2000 points skip numpy entirely: this is the dispatch hot path.
+    """
+    if system.datum is None and _same_as_storage(system):
+        if not (math.isfinite(x) and math.isfinite(y) and abs(x) <= 180.0 and abs(y) <= 90.0):
+            to_storage_lonlat([x], [y], system)  # raises the detailed error
+        return float(x), float(y)
+    lon, lat, _ = to_storage_lonlat([x], [y], system)
+    return float(lon[0]), float(lat[0])
 
 
 def to_storage_lonlat(
