@@ -186,3 +186,12 @@ def test_locate_by_standard_address(db: Database, tmp_path: Path) -> None:
         both = c.post("/api/v1/geocode", json={"address": "中山南路3号", "x": 1, "y": 2})
         assert both.status_code == 422
         assert c.post("/api/v1/geocode", json={"address": ""}).status_code == 422
+
+
+def test_pois_from_csv_lon_lat(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "pois.csv"
+    path.write_text("key,name,category,lon,lat\nP1,鲤城医院,hospital,118.58,24.91\n", "utf-8")
+    assert import_pois(db, path=path).count == 1
+    path.write_text("key,name,category,lon,lat\nP1,鲤城医院,hospital,east,24.91\n", "utf-8")
+    with pytest.raises(InputError, match="row 1: lon/lat is not numeric"):
+        import_pois(db, path=path)
