@@ -142,12 +142,7 @@ def import_households(
 
 def import_pois(db: Database, *, path: str | Path, crs: str | None = None) -> PlacesImport:
     """Import points of interest (key, name, category; points or lon/lat columns)."""
-    frame = read_frame(path)
-    if frame.crs is None and "lon" in frame and "lat" in frame and frame.geometry.isna().all():
-        frame = gpd.GeoDataFrame(
-            frame, geometry=gpd.points_from_xy(frame["lon"], frame["lat"]), crs=4490
-        )
-    frame = _storage(frame, parse_crs(crs) if crs else None, path)
+    frame = _points_table(path, crs)
     errors: list[str] = []
     keys = _keys(frame, path, errors)
     for column in ("name", "category"):
@@ -172,6 +167,22 @@ def import_pois(db: Database, *, path: str | Path, crs: str | None = None) -> Pl
     with db.transaction() as repo:
         count = repo.places.upsert_places(table)
     return PlacesImport("places", count)
+
+
+def _points_table(path: str | Path, crs: str | None) -> gpd.GeoDataFrame:
+    # Points come as geometries (GeoJSON, GeoPackage...) or as lon/lat columns
+    # of a CSV/Parquet table (then in CGCS2000 unless --crs says otherwise).
+    if Path(path).suffix.lower() in (".csv", ".parquet") and "lon" in (table := _table(path)):
+        if "lat" not in table:
+            raise InputError(f"{path}: a lon column needs a lat column", field="lat")
+        x = pd.to_numeric(table["lon"], errors="coerce")
+        y = pd.to_numeric(table["lat"], errors="coerce")
+        bad = np.flatnonzero((x.isna() | y.isna()).to_numpy())
+        if len(bad):
+            raise InputError(f"{path}: row {bad[0] + 1}: lon/lat is not numeric", field="lon")
+        frame = gpd.GeoDataFrame(table, geometry=gpd.points_from_xy(x, y), crs=None)
+        return _storage(frame, parse_crs(crs or "cgcs2000"), path)
+    return _storage(read_frame(path), parse_crs(crs) if crs else None, path)
 
 
 def assign_places(
