@@ -39,8 +39,14 @@ def unit_edges(units: NDArray[np.object_]) -> tuple[Floats, NDArray[np.int64]]:
     >>> edges, unit = unit_edges(np.array([shapely.box(0, 0, 1, 1)]))
     >>> edges.shape, unit.tolist()
     ((4, 4), [0, 0, 0, 0])
+    >>> multi = shapely.MultiPolygon([shapely.box(0, 0, 1, 1), shapely.box(2, 0, 3, 1)])
+    >>> unit_edges(np.array([shapely.box(5, 5, 6, 6), multi]))[1].tolist()
+    [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1]
     """
-    rings, ring_unit = shapely.get_rings(units, return_index=True)  # holes are boundaries too
+    # get_rings only reads Polygons: split MultiPolygons (as stored) into parts first.
+    parts, part_unit = shapely.get_parts(units, return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)  # holes are boundaries too
+    ring_unit = part_unit[ring_part]
     coords, ring = shapely.get_coordinates(rings, return_index=True)
     same = np.flatnonzero(ring[:-1] == ring[1:])
     edges = np.column_stack([coords[same], coords[same + 1]])

@@ -6,10 +6,15 @@ never sessions or rows.
 
 Examples
 --------
->>> db = Database("sqlite:///:memory:")  # doctest: +SKIP
->>> db.migrate()  # doctest: +SKIP
->>> with db.transaction() as repo:  # doctest: +SKIP
+>>> import tempfile
+>>> from gis.layers import GOVERNANCE
+>>> db = Database(f"sqlite:///{tempfile.mkdtemp()}/example.sqlite")
+>>> db.migrate()
+>>> with db.transaction() as repo:
 ...     repo.ensure_layer(GOVERNANCE)
+>>> with db.reader() as repo:
+...     [level.name for level in repo.layer_spec(name="governance").levels][:3]
+['county', 'street', 'community']
 """
 
 from __future__ import annotations
