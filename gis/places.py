@@ -23,6 +23,7 @@ import shapely
 from gis.assign import Assignment, Workload, assign_buildings, diff, workload
 from gis.crs import CoordinateSystem, parse_crs, to_storage_crs
 from gis.errors import InputError
+from gis.geocode import GridIndex
 from gis.io import read_frame
 from gis.registry import parse_time
 from gis.repository import Database
@@ -242,7 +243,12 @@ def unit_workload(
     assignment = assign_places(db, layer=layer, level=lowest, at=when)
     place_points = None
     if not places.empty:
-        place_points = places.assign(building_key=places["building_key"])
+        # Places outside any building are counted by where they stand.
+        lowest_units = units[units["level"] == lowest]
+        index = GridIndex.from_frame(lowest_units, code="code")
+        rows = index.lookup_index(places["lon"].to_numpy(float), places["lat"].to_numpy(float))
+        codes = lowest_units["code"].to_numpy(dtype=object)
+        place_points = places.assign(point_unit=[codes[r] if r >= 0 else None for r in rows])
     return workload(
         assignment,
         households,

@@ -104,3 +104,30 @@ def test_embedded_database_loads_the_sample_city_on_first_use(tmp_path: Path) ->
     assert {
         (ly.name, lv.name): lv.unit_count for ly in list_layers(again) for lv in ly.levels
     } == counts
+
+
+def test_sample_places_are_assigned_cut_flagged_and_outside_reported(tmp_path: Path) -> None:
+    from gis.places import assign_places, unit_workload
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'city.sqlite'}", load_sample_city=True)
+    db = open_database(settings)
+    places = SAMPLE_CITY / "places"
+    cut = json.loads((places / "cut_buildings.json").read_text("utf-8"))
+    outside = json.loads((places / "outside_buildings.json").read_text("utf-8"))
+    frame = assign_places(db).frame.set_index("key")
+    assert frame.index.is_unique  # every building exactly once
+    for item in cut:
+        row = frame.loc[item["key"]]
+        assert bool(row["cut"]), item["key"]
+        assert row["unit"] == item["micro_grid"]  # most of it lies in its own micro-grid
+    for item in outside:
+        assert frame.loc[item["key"], "rule"] == "unassigned"
+        assert frame.loc[item["key"], "nearest"] is not None
+    load = unit_workload(db)
+    grids = gpd.read_file(level_file("governance", "grid")).set_index("code")
+    counted = load.units.set_index("code")
+    outside_households = sum(item["households"] for item in outside)
+    assert (
+        int(counted.loc["350502", "households"]) + outside_households == grids["households"].sum()
+    )
+    assert int(load.outside["households"]) == outside_households

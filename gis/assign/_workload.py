@@ -106,7 +106,8 @@ def workload(
         Levels without a target get no ``over``/``under`` flag.
     places : DataFrame, optional
         Places (实有单位: shops, offices, schools...) with ``building_key``;
-        without it ``places`` is missing (``<NA>``).
+        without it ``places`` is missing (``<NA>``). An optional
+        ``point_unit`` column gives the unit of places in no building.
     building_key : str, default "building_key"
         Column of households and places naming their building.
     persons : str or None, default "persons"
@@ -171,6 +172,9 @@ def workload(
         direct["places"] = np.nan
     else:
         spots = inherit(buildings, places, key=None, parent_key=building_key)
+        if "point_unit" in places.columns:
+            # Places outside any building (alarm posts, kiosks) count where they stand.
+            spots["unit"] = spots["unit"].where(spots["unit"].notna(), places["point_unit"])
         direct["places"] = _count(spots["unit"], frame["code"])
 
     outside = {
