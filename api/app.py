@@ -90,3 +90,14 @@ def _document_models(app: FastAPI, *models: type[BaseModel]) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def create_server_app() -> GeocodeFastPath:
+    """Build the application as served: the geocode hot path in front of everything.
+
+    Starlette's middleware stack costs about as much as the lookup itself, so
+    ``uvicorn`` serves the fast path outermost; every other request (and the
+    lifespan) goes to the FastAPI application unchanged.
+    """
+    app = create_app()
+    return GeocodeFastPath(app, owner=app)

@@ -34,8 +34,11 @@ _MAX_BODY = 64 * 1024
 class GeocodeFastPath:
     """ASGI middleware answering ``POST /api/v1/geocode`` directly."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, owner: Any = None) -> None:
         self.app = app
+        # When this wraps the application from outside (``create_server_app``)
+        # the scope has no "app" yet: read the locate service from ``owner``.
+        self.owner = owner
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer the geocode route; pass everything else on."""
@@ -60,7 +63,8 @@ class GeocodeFastPath:
                     },
                 )
                 return
-        status, answer = answer_geocode(scope["app"].state.locator, bytes(body))
+        owner = self.owner if self.owner is not None else scope["app"]
+        status, answer = answer_geocode(owner.state.locator, bytes(body))
         await _send(send, status, answer)
 
 

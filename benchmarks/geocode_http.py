@@ -52,7 +52,7 @@ def main() -> None:
     results = {}
     servers = {
         "tongge": (
-            ["api.app:create_app"],
+            ["api.app:create_server_app"],
             {"TONGGE_DATABASE_URL": url, "TONGGE_LOAD_SAMPLE_CITY": "false"},
             "/api/v1/geocode",
         ),

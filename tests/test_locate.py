@@ -401,3 +401,24 @@ def test_locate_names_one_person_per_role_most_local_first(db: Database) -> None
         add_staff(db, layer="governance", unit_code="350502", role="boss", name="x")
     with pytest.raises(NotFoundError):
         add_staff(db, layer="governance", unit_code="999", role="cadre", name="x")
+
+
+def test_served_app_answers_geocode_before_routing(
+    city: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.app import create_server_app
+    from gis.settings import get_settings
+
+    monkeypatch.setenv("TONGGE_DATABASE_URL", city.url)
+    monkeypatch.setenv("TONGGE_LOAD_SAMPLE_CITY", "false")
+    get_settings.cache_clear()
+    try:
+        with TestClient(create_server_app()) as client:
+            answer = client.post("/api/v1/geocode", json={"x": 118.58, "y": 24.91})
+            assert answer.status_code == 200 and answer.json()["status"] == "ok"
+            bad = client.post("/api/v1/geocode", json={"x": 118.58, "y": 95, "crs": "wgs84"})
+            assert bad.status_code == 400
+            assert bad.headers["content-type"].startswith("application/problem+json")
+            assert client.get("/health").json()["status"] == "ok"
+    finally:
+        get_settings.cache_clear()

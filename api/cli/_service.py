@@ -39,4 +39,4 @@ def serve(
     init()
     settings = get_settings()
     err.print(f"serving {settings.database_url} on http://{host}:{port} (docs: /docs)")
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
+    uvicorn.run("api.app:create_server_app", factory=True, host=host, port=port, workers=workers)

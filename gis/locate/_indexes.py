@@ -9,6 +9,7 @@ boundary changes are picked up without a restart.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections import OrderedDict
@@ -119,6 +120,10 @@ class IndexCache:
                 return cached
         with self._lock:
             built = _build(self._db, when, revision)
+            # Hundreds of thousands of long-lived geometry objects: keep the
+            # cyclic garbage collector from re-scanning them (latency spikes).
+            gc.collect()
+            gc.freeze()
             self._sets[(revision, built.start)] = built
             while len(self._sets) > self._keep:
                 self._sets.popitem(last=False)
