@@ -25,7 +25,6 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ import shapely
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import best_of, logger
 from _synthetic import PROJECTED_EPSG, SyntheticLayer, make_layer
 
 from gis.alignment import AlignmentReport, check_alignment, propose_alignment, shares
@@ -45,43 +45,7 @@ TOLERANCE_SHARE = 0.001  # check_alignment's defaults, used by the naive check t
 TOLERANCE_M2 = 1.0
 
 
-def log(message: str) -> None:
-    """Print a progress message to stderr.
-
-    Parameters
-    ----------
-    message : str
-        The message.
-    """
-    print(f"[align-bench] {message}", file=sys.stderr, flush=True)
-
-
-def best_of(func: Callable[[], Any], repeat: int, *, warmup: bool = True) -> tuple[float, Any]:
-    """Time ``func`` and return the best wall time and the last result.
-
-    Parameters
-    ----------
-    func : callable
-        Called without arguments.
-    repeat : int
-        Number of timed runs.
-    warmup : bool, default True
-        Run once untimed first.
-
-    Returns
-    -------
-    seconds : float
-        The fastest run.
-    result : object
-        What the last run returned.
-    """
-    result = func() if warmup else None
-    best = float("inf")
-    for _ in range(max(1, repeat)):
-        start = time.perf_counter()
-        result = func()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+log = logger("align-bench")
 
 
 def split_grids(

@@ -46,6 +46,7 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import best_of, logger
 from _synthetic import PROJECTED_EPSG, STORAGE_EPSG, SyntheticLayer, make_layer
 
 from gis.assign import Assignment, assign_buildings
@@ -55,43 +56,7 @@ TARGET_S = 3.0
 _CORNERS = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5], [-0.5, -0.5]])
 
 
-def log(message: str) -> None:
-    """Print a progress message to stderr.
-
-    Parameters
-    ----------
-    message : str
-        The message.
-    """
-    print(f"[assign-bench] {message}", file=sys.stderr, flush=True)
-
-
-def best_of(func: Callable[[], Any], repeat: int, *, warmup: bool = True) -> tuple[float, Any]:
-    """Time ``func`` and return the best wall time and the last result.
-
-    Parameters
-    ----------
-    func : callable
-        Called without arguments.
-    repeat : int
-        Number of timed runs.
-    warmup : bool, default True
-        Run once untimed first.
-
-    Returns
-    -------
-    seconds : float
-        The fastest run.
-    result : object
-        What the last run returned.
-    """
-    result = func() if warmup else None
-    best = float("inf")
-    for _ in range(max(1, repeat)):
-        start = time.perf_counter()
-        result = func()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+log = logger("assign-bench")
 
 
 def rectangles(centres: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.object_]:

@@ -33,7 +33,6 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import best_of, logger
 from _synthetic import make_layer, random_points
 
 from gis.geocode import GridIndex
@@ -87,43 +87,7 @@ print((kib("VmHWM:") - before) / 1024)
 """
 
 
-def log(message: str) -> None:
-    """Print a progress message to stderr.
-
-    Parameters
-    ----------
-    message : str
-        The message.
-    """
-    print(f"[geocode-bench] {message}", file=sys.stderr, flush=True)
-
-
-def best_of(func: Callable[[], Any], repeat: int, *, warmup: bool = True) -> tuple[float, Any]:
-    """Time ``func`` and return the best wall time and the last result.
-
-    Parameters
-    ----------
-    func : callable
-        Called without arguments.
-    repeat : int
-        Number of timed runs.
-    warmup : bool, default True
-        Run once untimed first.
-
-    Returns
-    -------
-    seconds : float
-        The fastest run.
-    result : object
-        What the last run returned.
-    """
-    result = func() if warmup else None
-    best = float("inf")
-    for _ in range(max(1, repeat)):
-        start = time.perf_counter()
-        result = func()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+log = logger("geocode-bench")
 
 
 def edge_points(

@@ -41,6 +41,7 @@ import shapely
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import best_of, logger
 from _synthetic import PROJECTED_EPSG, inject_faults, make_layer
 
 from gis.validate import ValidationReport, validate_units
@@ -49,43 +50,7 @@ TARGET_S = 2.0
 OVERLAP_MIN_M2 = 1.0  # same default as tongge's Tolerances.sliver_area_m2
 
 
-def log(message: str) -> None:
-    """Print a progress message to stderr.
-
-    Parameters
-    ----------
-    message : str
-        The message.
-    """
-    print(f"[validate-bench] {message}", file=sys.stderr, flush=True)
-
-
-def best_of(func: Callable[[], Any], repeat: int, *, warmup: bool = True) -> tuple[float, Any]:
-    """Time ``func`` and return the best wall time and the last result.
-
-    Parameters
-    ----------
-    func : callable
-        Called without arguments.
-    repeat : int
-        Number of timed runs.
-    warmup : bool, default True
-        Run once untimed first.
-
-    Returns
-    -------
-    seconds : float
-        The fastest run.
-    result : object
-        What the last run returned.
-    """
-    result = func() if warmup else None
-    best = float("inf")
-    for _ in range(max(1, repeat)):
-        start = time.perf_counter()
-        result = func()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+log = logger("validate-bench")
 
 
 def naive_overlay_check(children: gpd.GeoDataFrame, parents: gpd.GeoDataFrame) -> dict[str, int]:

@@ -1,0 +1,56 @@
+"""Helpers shared by the benchmark scripts: progress logging and best-of timing."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def logger(name: str) -> Callable[[str], None]:
+    """Return a function printing ``[name] message`` to stderr (stdout is for JSON).
+
+    Parameters
+    ----------
+    name : str
+        The prefix, e.g. ``"validate-bench"``.
+
+    Returns
+    -------
+    callable
+        ``log(message)``.
+    """
+
+    def log(message: str) -> None:
+        print(f"[{name}] {message}", file=sys.stderr, flush=True)
+
+    return log
+
+
+def best_of(func: Callable[[], Any], repeat: int, *, warmup: bool = True) -> tuple[float, Any]:
+    """Time ``func`` and return the best wall time and the last result.
+
+    Parameters
+    ----------
+    func : callable
+        Called without arguments.
+    repeat : int
+        Number of timed runs.
+    warmup : bool, default True
+        Run once untimed first.
+
+    Returns
+    -------
+    seconds : float
+        The fastest run.
+    result : object
+        What the last run returned.
+    """
+    result = func() if warmup else None
+    best = float("inf")
+    for _ in range(max(1, repeat)):
+        start = time.perf_counter()
+        result = func()
+        best = min(best, time.perf_counter() - start)
+    return best, result
