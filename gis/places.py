@@ -41,14 +41,16 @@ __all__ = [
 Progress = Callable[[int, int], None]
 _MAX_ERRORS = 10
 _MAX_PERSONS = 50
+_POI_COLUMNS = {"key", "name", "category", "address", "building_key", "lon", "lat", "geometry"}
 
 
 @dataclass(frozen=True)
 class PlacesImport:
-    """What an import stored."""
+    """What an import stored, and which columns it deliberately did not."""
 
     kind: str
     count: int
+    ignored_columns: tuple[str, ...] = ()
 
 
 def import_buildings(
@@ -138,7 +140,10 @@ def import_households(
     )
     with db.transaction() as repo:
         count = repo.places.upsert_households(rows, on_progress=on_progress)
-    return PlacesImport("households", count)
+    # Personal-data minimisation: anything else (names, ID numbers...) is not
+    # stored; say so rather than drop it silently.
+    kept = {"key", "building_key", "unit_no", "floor", "room", "persons"}
+    return PlacesImport("households", count, tuple(c for c in table.columns if c not in kept))
 
 
 def import_pois(db: Database, *, path: str | Path, crs: str | None = None) -> PlacesImport:
@@ -162,7 +167,12 @@ def import_pois(db: Database, *, path: str | Path, crs: str | None = None) -> Pl
             "building_key": _texts(frame, "building_key"),
             "lon": shapely.get_x(frame.geometry.values),
             "lat": shapely.get_y(frame.geometry.values),
-            "attributes": [{}] * len(frame),
+            "attributes": [
+                _plain(r)
+                for r in frame[[c for c in frame.columns if c not in _POI_COLUMNS]].to_dict(
+                    "records"
+                )
+            ],
         }
     )
     with db.transaction() as repo:

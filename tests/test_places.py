@@ -195,3 +195,28 @@ def test_pois_from_csv_lon_lat(db: Database, tmp_path: Path) -> None:
     path.write_text("key,name,category,lon,lat\nP1,鲤城医院,hospital,east,24.91\n", "utf-8")
     with pytest.raises(InputError, match="row 1: lon/lat is not numeric"):
         import_pois(db, path=path)
+
+
+def test_household_extra_columns_are_not_stored_and_said_so(db: Database, tmp_path: Path) -> None:
+    import_buildings(db, path=write_buildings(tmp_path))
+    path = tmp_path / "households.csv"
+    pd.DataFrame(
+        {
+            "key": ["H1"],
+            "building_key": ["B1"],
+            "persons": [3],
+            "name": ["张三"],
+            "id_number": ["350502199001011234"],
+        }
+    ).to_csv(path, index=False)
+    result = import_households(db, path=path)
+    assert result.ignored_columns == ("name", "id_number")
+    with db.reader() as repo:
+        assert list(repo.places.households_table().columns) == [
+            "key",
+            "building_key",
+            "unit_no",
+            "floor",
+            "room",
+            "persons",
+        ]

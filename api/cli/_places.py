@@ -61,6 +61,11 @@ def import_(
     except TonggeError as error:
         fail(error)
     err.print(f"[green]✓[/green] {result.count:,} {result.kind} imported")
+    if result.ignored_columns:
+        err.print(
+            "not stored (personal data is kept to the minimum): "
+            + ", ".join(result.ignored_columns)
+        )
 
 
 def assign(
