@@ -73,10 +73,15 @@ class CoordinateSystem:
     crs: CRS
     datum: str | None = None
 
+    def __post_init__(self) -> None:
+        # Looked up once: PROJ's to_epsg() (and even hashing a CRS) is slow.
+        object.__setattr__(self, "_epsg", self.crs.to_epsg())
+
     @property
     def epsg(self) -> int | None:
-        """The EPSG code of ``crs`` (cached: PROJ lookups are slow)."""
-        return _epsg(self.crs)
+        """The EPSG code of ``crs``, or ``None``."""
+        code: int | None = self.__dict__["_epsg"]
+        return code
 
 
 def parse_crs(value: str | int | CRS) -> CoordinateSystem:
@@ -107,11 +112,6 @@ def _parse_text(text: str) -> CoordinateSystem:
             field="crs",
         ) from None
     return CoordinateSystem(name=alias or crs.to_string(), crs=crs)
-
-
-@lru_cache(maxsize=256)
-def _epsg(crs: CRS) -> int | None:
-    return crs.to_epsg()
 
 
 def transformer(source: CRS, target: CRS) -> Transformer:

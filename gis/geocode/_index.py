@@ -214,6 +214,33 @@ class GridIndex:
         kernel(fx, fy, out, a["grid"], a["nx"], a["ny"], a["cell_code"], a["blob"])
         return out.reshape(xa.shape)
 
+    def lookup_point(self, x: float, y: float) -> int:
+        """Return the row of the unit covering one point (-1 if none), with least overhead.
+
+        Same answer as :meth:`lookup_index` on one point; for request-at-a-time
+        callers (the locate API), where array plumbing would cost more than
+        the lookup.
+
+        Examples
+        --------
+        >>> import shapely
+        >>> GridIndex.from_geometries([shapely.box(0, 0, 1, 1)], ["k"]).lookup_point(0.5, 0.5)
+        0
+        """
+        out = np.empty(1, dtype=np.int64)
+        a = self._arrays
+        lookup_serial(
+            np.array([x], dtype=np.float64),
+            np.array([y], dtype=np.float64),
+            out,
+            a["grid"],
+            a["nx"],
+            a["ny"],
+            a["cell_code"],
+            a["blob"],
+        )
+        return int(out[0])
+
     def lookup(
         self, x: ArrayLike, y: ArrayLike, *, parallel: bool | None = None
     ) -> NDArray[np.object_]:

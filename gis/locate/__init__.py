@@ -123,14 +123,13 @@ class LocateService:
             )
         when = parse_time(at)
         lon_value, lat_value = point_to_storage(x, y, system)
-        lon, lat = np.array([lon_value]), np.array([lat_value])
         indexes = self.cache.get(when)
         point = shapely.Point(*indexes.to_metric.transform(lon_value, lat_value))
         layers = {}
         for layer, levels in indexes.layers().items():
             answers = []
             for depth, level in enumerate(levels):
-                row = int(level.index.lookup_index(lon, lat)[0])
+                row = level.index.lookup_point(lon_value, lat_value)
                 if accuracy_m:
                     answers.append(answer_circle(level, row, point, accuracy_m))
                 else:
@@ -148,8 +147,8 @@ class LocateService:
                 "accuracy_m": accuracy_m,
                 "at": _iso(at),
             },
-            "lon": round(float(lon[0]), 8),
-            "lat": round(float(lat[0]), 8),
+            "lon": round(lon_value, 8),
+            "lat": round(lat_value, 8),
             "crs": "EPSG:4490",
             "at": when.replace(tzinfo=UTC).isoformat(),
             "status": _overall(layers),
