@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ __all__ = [
     "import_buildings",
     "import_households",
     "import_pois",
+    "moved_by_change",
     "reassignment_diff",
     "unit_workload",
 ]
@@ -402,3 +403,25 @@ def _raise(errors: list[str], path: str | Path) -> None:
         raise InputError(
             f"{path}: {len(errors)} problem(s), nothing imported: {shown}{more}", field="file"
         )
+
+
+def moved_by_change(
+    db: Database, *, layer: str, level: str, valid_from: datetime
+) -> pd.DataFrame | None:
+    """Return the buildings a boundary change at ``valid_from`` moves (``None``: no buildings).
+
+    Re-assignment after a boundary import: the assignment to the level's
+    units valid just before the change, against the one valid from it.
+    """
+    with db.reader() as repo:
+        if repo.places.counts()["buildings"] == 0:
+            return None
+        if repo.units_frame(layer=layer, level=level, at=valid_from - timedelta(seconds=1)).empty:
+            return None  # nothing to compare with: the level is new
+    return reassignment_diff(
+        db,
+        layer=layer,
+        level=level,
+        before=valid_from.replace(tzinfo=UTC) - timedelta(seconds=1),
+        after=valid_from.replace(tzinfo=UTC),
+    )

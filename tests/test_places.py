@@ -220,3 +220,48 @@ def test_household_extra_columns_are_not_stored_and_said_so(db: Database, tmp_pa
             "room",
             "persons",
         ]
+
+
+def test_boundary_import_reports_the_buildings_it_moves(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from gis.settings import get_settings
+
+    load_governance(db)
+    import_buildings(db, path=write_buildings(tmp_path))
+    redraw = tmp_path / "streets.geojson"
+    moved_west = {
+        "350502001": box(118.50, 24.90, 118.545, 24.95),
+        "350502002": box(118.545, 24.90, 118.60, 24.95),
+    }
+    frame(moved_west).drop(columns="attributes").to_file(redraw)
+    monkeypatch.setenv("TONGGE_DATABASE_URL", db.url)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(
+            app,
+            [
+                "import",
+                str(redraw),
+                "--layer",
+                "governance",
+                "--level",
+                "street",
+                "--valid-from",
+                "2026-07-01",
+                "--format",
+                "json",
+            ],
+        )
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    moved = json.loads(result.stdout)["moved_buildings"]
+    assert [(m["key"], m["from_unit"], m["to_unit"]) for m in moved] == [
+        ("B2", "350502001", "350502002")
+    ]

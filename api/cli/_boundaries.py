@@ -12,6 +12,7 @@ from api.bootstrap import open_database
 from api.cli._output import EXIT_PROBLEMS, echo_json, err, fail, out, print_report, steps
 from gis.errors import TonggeError
 from gis.io import EXPORT_FORMATS, FieldMap
+from gis.places import moved_by_change
 from gis.registry import check_file, export_layer, import_file
 from gis.validate import Tolerances
 
@@ -155,11 +156,16 @@ def import_(
     except TonggeError as error:
         fail(error, as_json=as_json)
     counts = result.summary.counts()
+    try:
+        moved = moved_by_change(db, layer=layer, level=level, valid_from=result.summary.valid_from)
+    except TonggeError:
+        moved = None  # re-assignment is a report; the import itself has succeeded
     if as_json:
         echo_json(
             {
                 "ok": True,
                 **counts,
+                "moved_buildings": None if moved is None else moved.to_dict("records"),
                 "valid_from": result.summary.valid_from.isoformat(),
                 "repairs": [vars(r) for r in result.repairs],
                 "warnings": [w.to_dict() for w in result.report.warnings],
@@ -173,6 +179,10 @@ def import_(
     out.print(
         f"[green]✓ {layer}:{level}[/green] " + ", ".join(f"{k} {v}" for k, v in counts.items())
     )
+    if moved is not None:
+        out.print(f"re-assignment: {len(moved):,} building(s) change {level} with this version")
+        for row in moved.head(20).itertuples():
+            out.print(f"  {row.key}: {row.from_unit} → {row.to_unit}")
 
 
 def export(
