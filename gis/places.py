@@ -148,7 +148,11 @@ def import_households(
 
 
 def import_pois(db: Database, *, path: str | Path, crs: str | None = None) -> PlacesImport:
-    """Import points of interest (key, name, category; points or lon/lat columns)."""
+    """Import points of interest (key, name, category; points or lon/lat columns).
+
+    Institutions may name the dedicated grid (专属网格) they own in a
+    ``dedicated_grid`` column; it is checked and kept with the place.
+    """
     frame = _points_table(path, crs)
     errors: list[str] = []
     keys = _keys(frame, path, errors)
@@ -158,6 +162,8 @@ def import_pois(db: Database, *, path: str | Path, crs: str | None = None) -> Pl
     types = frame.geometry.geom_type.fillna("None").to_numpy()
     for i in np.flatnonzero(types != "Point"):
         errors.append(f"place {keys[i]!r}: geometry is {types[i]}, expected a point")
+    if "dedicated_grid" in frame:
+        _check_dedicated(db, frame, keys, errors)
     _raise(errors, path)
     table = pd.DataFrame(
         {
@@ -179,6 +185,25 @@ def import_pois(db: Database, *, path: str | Path, crs: str | None = None) -> Pl
     with db.transaction() as repo:
         count = repo.places.upsert_places(table)
     return PlacesImport("places", count)
+
+
+def _check_dedicated(
+    db: Database, frame: gpd.GeoDataFrame, keys: list[str], errors: list[str]
+) -> None:
+    # An institution may own a dedicated grid (专属网格): it must be a current
+    # grid of kind "dedicated" that contains the institution.
+    wanted = {str(c) for c in frame["dedicated_grid"] if not _missing(c)}
+    with db.reader() as repo:
+        grids = repo.units_frame(codes=sorted(wanted)).set_index("code") if wanted else None
+    for key, code, point in zip(keys, frame["dedicated_grid"], frame.geometry.values, strict=True):
+        if _missing(code):
+            continue
+        if grids is None or str(code) not in grids.index:
+            errors.append(f"place {key!r}: dedicated grid {code!r} does not exist")
+        elif grids.loc[str(code), "kind"] != "dedicated":
+            errors.append(f"place {key!r}: grid {code!r} is not a dedicated (专属) grid")
+        elif not shapely.covers(grids.loc[str(code)].geometry, point):
+            errors.append(f"place {key!r}: lies outside its dedicated grid {code!r}")
 
 
 def _points_table(path: str | Path, crs: str | None) -> gpd.GeoDataFrame:

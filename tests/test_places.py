@@ -265,3 +265,38 @@ def test_boundary_import_reports_the_buildings_it_moves(
     assert [(m["key"], m["from_unit"], m["to_unit"]) for m in moved] == [
         ("B2", "350502001", "350502002")
     ]
+
+
+def test_institution_owns_a_dedicated_grid(db: Database, tmp_path: Path) -> None:
+    load_governance(db)
+    school = box(118.540, 24.930, 118.545, 24.935)
+    grids = frame(
+        {
+            "350502001001001": school,
+            "350502001001002": box(118.50, 24.925, 118.55, 24.95).difference(school),
+        }
+    )
+    grids.loc[0, "kind"] = "dedicated"
+    import_units(
+        db, units=grids, layer="governance", level="grid", source="t", valid_from="2026-01-01"
+    )
+    path = tmp_path / "pois.geojson"
+
+    def write(dedicated: str) -> Path:
+        gpd.GeoDataFrame(
+            {
+                "key": ["P1"],
+                "name": ["鲤城实验小学"],
+                "category": ["school"],
+                "dedicated_grid": [dedicated],
+            },
+            geometry=[Point(118.542, 24.932)],
+            crs=4490,
+        ).to_file(path)
+        return path
+
+    assert import_pois(db, path=write("350502001001001")).count == 1
+    with pytest.raises(InputError, match="is not a dedicated"):
+        import_pois(db, path=write("350502001001002"))
+    with pytest.raises(InputError, match="does not exist"):
+        import_pois(db, path=write("999"))
