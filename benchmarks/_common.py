@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import cProfile
+import io
+import pstats
 import sys
 import time
 from collections.abc import Callable
@@ -54,3 +57,29 @@ def best_of(func: Callable[[], Any], repeat: int, *, warmup: bool = True) -> tup
         result = func()
         best = min(best, time.perf_counter() - start)
     return best, result
+
+
+def profile_summary(func: Callable[[], Any], lines: int = 25) -> str:
+    """Profile one call of ``func`` and return the top of the cumulative-time table.
+
+    Parameters
+    ----------
+    func : callable
+        Called once without arguments.
+    lines : int, default 25
+        Number of rows to keep (sorted by cumulative and by own time).
+
+    Returns
+    -------
+    str
+        The formatted pstats tables.
+    """
+    profiler = cProfile.Profile()
+    profiler.enable()
+    func()
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(lines)
+    stats.sort_stats("tottime").print_stats(lines)
+    return out.getvalue()

@@ -26,15 +26,11 @@ Run with ``.venv/bin/python benchmarks/assign.py``.
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
 import json
 import os
 import platform
-import pstats
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +42,7 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import best_of, logger
+from _common import best_of, logger, profile_summary
 from _synthetic import PROJECTED_EPSG, STORAGE_EPSG, SyntheticLayer, make_layer
 
 from gis.assign import Assignment, assign_buildings
@@ -161,30 +157,6 @@ def geopandas_largest_overlap(buildings: gpd.GeoDataFrame, units: gpd.GeoDataFra
     )
     best = pairs.drop_duplicates("key")
     return best.set_index("key")["code"].reindex(buildings["key"])
-
-
-def profile_summary(func: Callable[[], Any], lines: int = 25) -> str:
-    """Profile one call of ``func`` and return the top of the cumulative-time table.
-
-    Parameters
-    ----------
-    func : callable
-        Called once without arguments.
-    lines : int, default 25
-        Number of rows to keep.
-
-    Returns
-    -------
-    str
-        The formatted pstats table.
-    """
-    profiler = cProfile.Profile()
-    profiler.enable()
-    func()
-    profiler.disable()
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("cumulative").print_stats(lines)
-    return out.getvalue()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,18 +22,13 @@ Run with ``.venv/bin/python benchmarks/validate.py``.
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
 import json
 import os
 import platform
-import pstats
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -41,7 +36,7 @@ import shapely
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import best_of, logger
+from _common import best_of, logger, profile_summary
 from _synthetic import PROJECTED_EPSG, inject_faults, make_layer
 
 from gis.validate import ValidationReport, validate_units
@@ -85,32 +80,6 @@ def naive_overlay_check(children: gpd.GeoDataFrame, parents: gpd.GeoDataFrame) -
         "overlap_pairs": int((overlap_area > OVERLAP_MIN_M2).sum()),
         "uncovered_parts": int((uncovered_parts.area > OVERLAP_MIN_M2).sum()),
     }
-
-
-def profile_summary(func: Callable[[], Any], lines: int = 25) -> str:
-    """Profile one call of ``func`` and return the top of the cumulative-time table.
-
-    Parameters
-    ----------
-    func : callable
-        Called once without arguments.
-    lines : int, default 25
-        Number of rows to keep (sorted by cumulative and by own time).
-
-    Returns
-    -------
-    str
-        The formatted pstats tables.
-    """
-    profiler = cProfile.Profile()
-    profiler.enable()
-    func()
-    profiler.disable()
-    out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out).strip_dirs()
-    stats.sort_stats("cumulative").print_stats(lines)
-    stats.sort_stats("tottime").print_stats(lines)
-    return out.getvalue()
 
 
 def main(argv: list[str] | None = None) -> int:
