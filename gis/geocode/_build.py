@@ -284,22 +284,7 @@ def walk_rows(
                     # ... cross the untouched run (no edges) and enter this cell.
                     ux = gx0 + (col - 0.5) * w
                     uy = cy
-                    status ^= _crossings(
-                        ux,
-                        uy,
-                        ref_x[t],
-                        ref_y[t],
-                        pair_edge,
-                        group_ptr[q],
-                        group_ptr[q + 1],
-                        empty,
-                        0,
-                        0,
-                        edge_a,
-                        vx,
-                        vy,
-                    )
-                elif prev < 0:
+                if col > prev_col + 1 or prev < 0:
                     status ^= _crossings(
                         ux,
                         uy,
