@@ -6,18 +6,38 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from api import errors
 from api.bootstrap import open_database
 from api.fastpath import GeocodeFastPath
-from api.routers import alignment, geocode, health, layers, units, workload
+from api.hardening import Hardening
+from api.permissions import PUBLIC, check_routes
+from api.routers import (
+    admin,
+    alignment,
+    auth,
+    geocode,
+    health,
+    layers,
+    places,
+    staff,
+    units,
+    workload,
+)
 from api.schemas_geocode import GeocodeRequest
+from api.security import Authenticator, RateLimiter, Security, guard
 from gis import __version__
+from gis.access import ScopeResolver
+from gis.access.credentials import TokenSigner
+from gis.errors import InputError
 from gis.locate import LocateService
 from gis.repository import Database
 from gis.settings import Settings, get_settings
+from gis.unit_places import UnitPlaces
 
 DESCRIPTION = """
 **同格 tongge** — grid layers for grid-based grassroots governance (网格化管理).
@@ -25,18 +45,42 @@ DESCRIPTION = """
 Hierarchical, versioned boundary layers (综治网格 governance grids, 警务网格 police
 beats, 城管 urban grids) stored in CGCS2000 (EPSG:4490). Coordinates in responses
 are CGCS2000 longitude/latitude. Errors are `application/problem+json`.
+
+**Access.** Sign in at `POST /api/v1/auth/token` (OAuth2 password flow) and send
+`Authorization: Bearer <token>`, or send a system's key as `X-API-Key`. Every
+endpoint except `/health` and sign-in needs one (401 otherwise). Roles (admin,
+planner, dispatcher, grid_worker, police, viewer) decide which endpoints you may
+call (403); your jurisdiction - the units you are bound to and everything
+below them - decides what you see: anything outside it answers 404, exactly
+like something that does not exist. Reads and exports of personal data and
+every change are written to the audit log.
 """
+
+
+_GUARD_RESPONSES = {
+    "401": {"description": "Not signed in, or the token/key is not valid"},
+    "403": {"description": "Your role may not use this endpoint"},
+    "429": {"description": "Rate limit exceeded (see Retry-After)"},
+}
 
 
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
     """Build the application; the database is opened when it starts, not at import."""
     settings = settings or get_settings()
+    signer = _token_signer(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = db or open_database(settings)
         app.state.locator = LocateService(
             app.state.db, refresh_seconds=settings.index_refresh_seconds
+        )
+        app.state.places = UnitPlaces(app.state.db)
+        app.state.security = Security(
+            authenticator=Authenticator(app.state.db, signer),
+            limiter=RateLimiter(),
+            scopes=ScopeResolver(app.state.db, refresh_seconds=settings.index_refresh_seconds),
+            settings=settings,
         )
         try:
             yield
@@ -49,8 +93,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(guard)],
         openapi_tags=[
             {"name": "health", "description": "Liveness and readiness."},
+            {"name": "auth", "description": "Sign in 登录, who am I, change password."},
             {"name": "layers", "description": "Layers 图层 and their levels 层级."},
             {
                 "name": "units",
@@ -59,33 +105,95 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             {"name": "geocode", "description": "Locate incidents in every layer 事件定位."},
             {"name": "alignment", "description": "Same-grid check between layers 同格校核."},
             {"name": "workload", "description": "Workload per unit 负载均衡 (counts only)."},
+            {
+                "name": "places",
+                "description": "Buildings 房屋 and households 住户 of a unit (audited).",
+            },
+            {"name": "staff", "description": "Staff responsible for units 网格人员."},
+            {"name": "admin", "description": "Users, API keys, audit log 管理 (admin only)."},
         ],
     )
     app.state.settings = settings
     app.add_middleware(GeocodeFastPath)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
+    app.add_middleware(
+        Hardening,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
     errors.install(app)
-    app.include_router(health.router)
-    app.include_router(layers.router, prefix="/api/v1")
-    app.include_router(units.router, prefix="/api/v1")
-    app.include_router(geocode.router, prefix="/api/v1")
-    app.include_router(alignment.router, prefix="/api/v1")
-    app.include_router(workload.router, prefix="/api/v1")
-    _document_models(app, GeocodeRequest)
+    routers = (
+        health.router,
+        auth.router,
+        layers.router,
+        units.router,
+        places.router,
+        staff.router,
+        geocode.router,
+        alignment.router,
+        workload.router,
+        admin.router,
+    )
+    for router in routers:
+        app.include_router(router)
+    # Routers carry their full prefix, so that a route's path is its full template.
+    check_routes(
+        (method, route.path)
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods or ()
+    )
+    _complete_openapi(app, GeocodeRequest)
     return app
 
 
-def _document_models(app: FastAPI, *models: type[BaseModel]) -> None:
-    """Add schemas of bodies parsed by hand (hot paths) to the OpenAPI components."""
+def _token_signer(settings: Settings) -> TokenSigner:
+    # Secrets come from the environment only; there is no default key.
+    if settings.secret_key is None:
+        raise InputError(
+            "TONGGE_SECRET_KEY is not set: export a random key of 32+ characters, e.g. "
+            "`export TONGGE_SECRET_KEY=$(python3 -c 'import secrets; "
+            "print(secrets.token_urlsafe(48))')` (scripts/dev.sh serve does this for you)",
+            field="secret_key",
+        )
+    return TokenSigner(
+        settings.secret_key.get_secret_value(), ttl_seconds=settings.token_ttl_seconds
+    )
+
+
+def _complete_openapi(app: FastAPI, *models: type[BaseModel]) -> None:
+    """Document the security schemes and the bodies parsed by hand (hot paths)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components = schema.setdefault("components", {})
             for model in models:
-                components[model.__name__] = model.model_json_schema(
+                components.setdefault("schemas", {})[model.__name__] = model.model_json_schema(
                     ref_template="#/components/schemas/{model}"
                 )
+            components["securitySchemes"] = {
+                "OAuth2": {
+                    "type": "oauth2",
+                    "flows": {"password": {"tokenUrl": "/api/v1/auth/token", "scopes": {}}},
+                },
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            }
+            schema["security"] = [{"OAuth2": []}, {"ApiKey": []}]
+            for path, operations in schema["paths"].items():
+                for method, operation in operations.items():
+                    if (method.upper(), path) in PUBLIC:
+                        operation["security"] = []
+                    else:
+                        operation.setdefault("responses", {}).update(_GUARD_RESPONSES)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -11,11 +11,23 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gis.errors import ConflictError, InputError, NotFoundError, TonggeError, ValidationFailedError
+from gis.errors import (
+    AuthenticationError,
+    ConflictError,
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+    RateLimitedError,
+    TonggeError,
+    ValidationFailedError,
+)
 
 _log = logging.getLogger("tongge.api")
 PROBLEM_JSON = "application/problem+json"
 _STATUS: list[tuple[type[TonggeError], int]] = [
+    (AuthenticationError, 401),
+    (ForbiddenError, 403),
+    (RateLimitedError, 429),
     (NotFoundError, 404),
     (ConflictError, 409),
     (ValidationFailedError, 422),
@@ -48,6 +60,15 @@ def domain_problem(error: TonggeError) -> dict[str, Any]:
     return problem_body(status, error.title, error.message, **extra)
 
 
+def problem_headers(error: TonggeError) -> dict[str, str]:
+    """Return the headers a domain error's response needs (challenge, retry time)."""
+    if isinstance(error, AuthenticationError):
+        return {"WWW-Authenticate": 'Bearer realm="tongge"'}
+    if isinstance(error, RateLimitedError):
+        return {"Retry-After": str(int(error.details.get("retry_after", 1)))}
+    return {}
+
+
 def validation_problem(errors: Sequence[Any]) -> dict[str, Any]:
     """Return the 422 problem body for request validation errors."""
     fields = [
@@ -69,7 +90,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(TonggeError)
     async def _domain(_request: Request, error: TonggeError) -> JSONResponse:
         body = domain_problem(error)
-        return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON)
+        return JSONResponse(
+            body,
+            status_code=body["status"],
+            media_type=PROBLEM_JSON,
+            headers=problem_headers(error),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:

@@ -17,8 +17,12 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from api.errors import PROBLEM_JSON, domain_problem, validation_problem
+from api.errors import PROBLEM_JSON, domain_problem, problem_headers, validation_problem
+from api.hardening import API_HEADERS
+from api.permissions import permission_for
 from api.schemas_geocode import GeocodeRequest
+from gis.access import Scope as Jurisdiction
+from gis.access import redact_locate_answer
 from gis.errors import TonggeError
 
 Scope = MutableMapping[str, Any]
@@ -45,6 +49,21 @@ class GeocodeFastPath:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
+        owner = self.owner if self.owner is not None else scope["app"]
+        security = owner.state.security
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in scope.get("headers") or []
+        }
+        try:
+            # The same checks as api.security.guard, in the same order.
+            principal = security.admit(headers)
+            permission_for("POST", PATH).check(principal)
+            jurisdiction = security.scopes.scope(principal)
+        except TonggeError as error:
+            problem = domain_problem(error)
+            await _send(send, int(problem["status"]), problem, extra=problem_headers(error))
+            return
         body = bytearray()
         more = True
         while more:
@@ -63,37 +82,48 @@ class GeocodeFastPath:
                     },
                 )
                 return
-        owner = self.owner if self.owner is not None else scope["app"]
-        status, answer = answer_geocode(owner.state.locator, bytes(body))
+        status, answer = answer_geocode(owner.state.locator, bytes(body), scope=jurisdiction)
         await _send(send, status, answer)
 
 
-def answer_geocode(locator: Any, body: bytes) -> tuple[int, dict[str, Any]]:
-    """Return the HTTP status and JSON body for a geocode request body."""
+def answer_geocode(locator: Any, body: bytes, *, scope: Jurisdiction) -> tuple[int, dict[str, Any]]:
+    """Return the HTTP status and JSON body for a geocode request body.
+
+    The answer is cut down to the caller's jurisdiction ``scope``.
+    """
     try:
         request = GeocodeRequest.model_validate_json(body)
     except ValidationError as error:
         return 422, validation_problem(error.errors(include_url=False))
     try:
         if request.address is not None:
-            return 200, locator.locate_address(request.address, at=request.at)
-        assert request.x is not None and request.y is not None  # checked by the schema
-        return 200, locator.locate(
-            request.x, request.y, crs=request.crs, accuracy_m=request.accuracy_m, at=request.at
-        )
+            answer = locator.locate_address(request.address, at=request.at)
+        else:
+            assert request.x is not None and request.y is not None  # checked by the schema
+            answer = locator.locate(
+                request.x, request.y, crs=request.crs, accuracy_m=request.accuracy_m, at=request.at
+            )
+        return 200, redact_locate_answer(answer, scope)
     except TonggeError as error:
         problem = domain_problem(error)
         return int(problem["status"]), problem
 
 
-async def _send(send: Send, status: int, body: dict[str, Any]) -> None:
+async def _send(
+    send: Send, status: int, body: dict[str, Any], *, extra: dict[str, str] | None = None
+) -> None:
     payload = orjson.dumps(body)
     media = b"application/json" if status == 200 else PROBLEM_JSON.encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", media), (b"content-length", str(len(payload)).encode())],
+            "headers": [
+                (b"content-type", media),
+                (b"content-length", str(len(payload)).encode()),
+                *API_HEADERS,
+                *((k.lower().encode(), v.encode()) for k, v in (extra or {}).items()),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": payload})

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AuthenticationError",
     "ConflictError",
+    "ForbiddenError",
     "InputError",
     "NotFoundError",
+    "RateLimitedError",
     "TonggeError",
     "ValidationFailedError",
 ]
@@ -35,6 +38,24 @@ class NotFoundError(TonggeError):
     """A layer, level or unit that does not exist (or is not visible)."""
 
     title = "Not found"
+
+
+class AuthenticationError(TonggeError):
+    """No valid credential: missing, malformed, expired, revoked or wrong."""
+
+    title = "Not authenticated"
+
+
+class ForbiddenError(TonggeError):
+    """The caller's role may not do this at all (regardless of jurisdiction)."""
+
+    title = "Forbidden"
+
+
+class RateLimitedError(TonggeError):
+    """Too many requests from one caller; ``retry_after`` says when to try again."""
+
+    title = "Too many requests"
 
 
 class ConflictError(TonggeError):

@@ -20,13 +20,15 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from gis.access.audit import append_audit
+from gis.access.principal import SYSTEM, Principal
 from gis.assign import Assignment, Workload, assign_buildings, diff, workload
 from gis.crs import CoordinateSystem, parse_crs, to_storage_crs
 from gis.errors import InputError
 from gis.geocode import GridIndex
 from gis.io import read_frame
 from gis.registry import parse_time
-from gis.repository import Database
+from gis.repository import Database, Repository
 
 __all__ = [
     "PlacesImport",
@@ -60,6 +62,7 @@ def import_buildings(
     path: str | Path,
     crs: str | None = None,
     on_progress: Progress | None = None,
+    actor: Principal = SYSTEM,
 ) -> PlacesImport:
     """Import building footprints (key, address, floors, use, entrance_lon/lat).
 
@@ -101,11 +104,16 @@ def import_buildings(
     )
     with db.transaction() as repo:
         count = repo.places.upsert_buildings(table, on_progress=on_progress)
+        _audit(repo, actor, "buildings", path, count)
     return PlacesImport("buildings", count)
 
 
 def import_households(
-    db: Database, *, path: str | Path, on_progress: Progress | None = None
+    db: Database,
+    *,
+    path: str | Path,
+    on_progress: Progress | None = None,
+    actor: Principal = SYSTEM,
 ) -> PlacesImport:
     """Import households (key, building_key, unit_no, floor, room, persons).
 
@@ -141,13 +149,16 @@ def import_households(
     )
     with db.transaction() as repo:
         count = repo.places.upsert_households(rows, on_progress=on_progress)
+        _audit(repo, actor, "households", path, count)
     # Personal-data minimisation: anything else (names, ID numbers...) is not
     # stored; say so rather than drop it silently.
     kept = {"key", "building_key", "unit_no", "floor", "room", "persons"}
     return PlacesImport("households", count, tuple(c for c in table.columns if c not in kept))
 
 
-def import_pois(db: Database, *, path: str | Path, crs: str | None = None) -> PlacesImport:
+def import_pois(
+    db: Database, *, path: str | Path, crs: str | None = None, actor: Principal = SYSTEM
+) -> PlacesImport:
     """Import points of interest (key, name, category; points or lon/lat columns).
 
     Institutions may name the dedicated grid (专属网格) they own in a
@@ -184,7 +195,19 @@ def import_pois(db: Database, *, path: str | Path, crs: str | None = None) -> Pl
     )
     with db.transaction() as repo:
         count = repo.places.upsert_places(table)
+        _audit(repo, actor, "pois", path, count)
     return PlacesImport("places", count)
+
+
+def _audit(repo: Repository, actor: Principal, kind: str, path: str | Path, count: int) -> None:
+    # File name and count only: the rows themselves are personal data.
+    append_audit(
+        repo,
+        actor=actor,
+        action=f"places.import.{kind}",
+        target=f"places:{kind}",
+        detail={"source": Path(path).name, "rows": count},
+    )
 
 
 def _check_dedicated(

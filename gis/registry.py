@@ -9,22 +9,24 @@ leaves the database as it was.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 
+from gis.access.audit import append_audit, record
+from gis.access.principal import SYSTEM, Principal
 from gis.crs import CoordinateSystem, parse_crs
 from gis.errors import InputError, NotFoundError, ValidationFailedError
 from gis.io import FieldMap, read_units, write_units
 from gis.layers import BUILTIN_LAYERS, LayerSpec, LevelSpec, level_spec_for
 from gis.repair import Repair, repair_slivers
 from gis.repository import Database, ImportSummary, LayerSummary
+from gis.times import parse_time
 from gis.unitframe import merge_multipart_units
 from gis.validate import Problem, Tolerances, ValidationReport, validate_units
 
@@ -44,7 +46,6 @@ __all__ = [
 Step = Callable[[str], None]
 Progress = Callable[[int, int], None]
 #: Dates without a time are midnight in China Standard Time (UTC+8).
-LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass
@@ -54,33 +55,6 @@ class ImportResult:
     summary: ImportSummary
     report: ValidationReport
     repairs: list[Repair] = field(default_factory=list)
-
-
-def parse_time(value: str | date | datetime | None) -> datetime:
-    """Return a naive UTC datetime; dates mean 00:00 China time; ``None`` means now.
-
-    Examples
-    --------
-    >>> parse_time("2026-01-01")
-    datetime.datetime(2025, 12, 31, 16, 0)
-    >>> parse_time("2026-01-01T08:00:00+08:00")
-    datetime.datetime(2026, 1, 1, 0, 0)
-    """
-    if value is None:
-        return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
-        except ValueError:
-            raise InputError(
-                f"{text!r} is not a date (YYYY-MM-DD) or ISO 8601 time", field="valid_from"
-            ) from None
-    if not isinstance(value, datetime):
-        value = datetime.combine(value, time(0, 0), tzinfo=LOCAL_ZONE)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=LOCAL_ZONE)
-    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def check_file(
@@ -132,11 +106,13 @@ def import_file(
     tolerances: Tolerances | None = None,
     step: Step | None = None,
     on_progress: Progress | None = None,
+    actor: Principal = SYSTEM,
 ) -> ImportResult:
     """Validate a file against the stored parent level and store it as a new version.
 
     All or nothing: when the data has problems, :class:`ValidationFailedError`
-    carries the report and nothing is written.
+    carries the report and nothing is written. The import is audited as
+    ``actor``'s, in the same transaction.
     """
     units = read_units(path, fields=fields, crs=crs)
     return import_units(
@@ -150,6 +126,7 @@ def import_file(
         tolerances=tolerances,
         step=step,
         on_progress=on_progress,
+        actor=actor,
     )
 
 
@@ -165,6 +142,7 @@ def import_units(
     tolerances: Tolerances | None = None,
     step: Step | None = None,
     on_progress: Progress | None = None,
+    actor: Principal = SYSTEM,
 ) -> ImportResult:
     """Import a unit frame (see :func:`import_file`)."""
     when = parse_time(valid_from)
@@ -222,6 +200,17 @@ def import_units(
             scope_parents=scope,
             on_progress=on_progress,
         )
+        append_audit(
+            repo,
+            actor=actor,
+            action="boundaries.import",
+            target=f"layer:{layer}:{level}",
+            detail={
+                "source": Path(source).name,
+                "import_id": summary.import_id,
+                **summary.counts(),
+            },
+        )
     report.warnings.extend(
         Problem(
             "multi_part_unit",
@@ -242,6 +231,7 @@ def import_manifest(
     manifest: str | Path,
     step: Step | None = None,
     on_progress: Progress | None = None,
+    actor: Principal = SYSTEM,
 ) -> list[ImportResult]:
     """Import every level of every layer a manifest lists (e.g. the sample city).
 
@@ -262,8 +252,7 @@ def import_manifest(
                 title=layer.get("title", ""),
                 levels=tuple(LevelSpec(lv["name"], lv.get("title", "")) for lv in layer["levels"]),
             )
-            with db.transaction() as repo:
-                repo.ensure_layer(spec)
+            define_layer(db, spec=spec, actor=actor)
         for level in layer["levels"]:
             if step is not None:
                 step(f"{layer['name']}:{level['name']}")
@@ -275,6 +264,7 @@ def import_manifest(
                     level=level["name"],
                     valid_from=description.get("valid_from"),
                     on_progress=on_progress,
+                    actor=actor,
                 )
             )
     return results
@@ -289,8 +279,12 @@ def export_layer(
     level: str | None = None,
     crs: str | None = None,
     at: str | date | datetime | None = None,
+    actor: Principal = SYSTEM,
 ) -> int:
-    """Write a layer's units valid at ``at`` (default now) to a file; return the count."""
+    """Write a layer's units valid at ``at`` (default now) to a file; return the count.
+
+    The export is audited as ``actor``'s.
+    """
     if crs is not None:
         parse_crs(crs)  # fail before touching the database
     with db.reader() as repo:
@@ -303,11 +297,18 @@ def export_layer(
             f"layer {layer!r} has no units{f' at level {level!r}' if level else ''}"
         )
     write_units(frame, out, fmt=fmt, crs=crs)
+    record(
+        db,
+        actor=actor,
+        action="units.export",
+        target=f"layer:{layer}",
+        detail={"format": fmt, "level": level, "units": len(frame), "file": Path(out).name},
+    )
     return len(frame)
 
 
-def define_layer(db: Database, *, spec: LayerSpec) -> LayerSpec:
-    """Create a user-defined layer (or confirm an identical one exists)."""
+def define_layer(db: Database, *, spec: LayerSpec, actor: Principal = SYSTEM) -> LayerSpec:
+    """Create a user-defined layer (or confirm an identical one exists); audited."""
     if not spec.levels:
         raise InputError(f"layer {spec.name!r} needs at least one level", field="levels")
     names = [level.name for level in spec.levels]
@@ -315,6 +316,13 @@ def define_layer(db: Database, *, spec: LayerSpec) -> LayerSpec:
         raise InputError(f"layer {spec.name!r} repeats a level: {', '.join(names)}", field="levels")
     with db.transaction() as repo:
         repo.ensure_layer(spec)
+        append_audit(
+            repo,
+            actor=actor,
+            action="layer.define",
+            target=f"layer:{spec.name}",
+            detail={"levels": [level.name for level in spec.levels]},
+        )
         return repo.layer_spec(name=spec.name)
 
 
@@ -322,6 +330,19 @@ def list_layers(db: Database, *, at: str | datetime | None = None) -> list[Layer
     """Return every layer with its levels and unit counts."""
     with db.reader() as repo:
         return repo.list_layers(at=parse_time(at) if at else None)
+
+
+def level_counts(
+    db: Database, *, layer: str, codes: Collection[str], at: str | datetime | None = None
+) -> dict[str, int]:
+    """Count, per level, the units of ``codes`` valid at ``at`` (a jurisdiction's share)."""
+    when = parse_time(at)
+    with db.reader() as repo:
+        spec = repo.layer_spec(name=layer)
+        return {
+            level.name: repo.count_units(layer=layer, level=level.name, at=when, codes=list(codes))
+            for level in spec.levels
+        }
 
 
 def units_page(
@@ -334,17 +355,31 @@ def units_page(
     at: str | datetime | None = None,
     limit: int = 100,
     offset: int = 0,
+    codes: Collection[str] | None = None,
 ) -> tuple[gpd.GeoDataFrame, int]:
-    """Return one page of a layer's units and the total number matching."""
+    """Return one page of a layer's units and the total number matching.
+
+    ``codes`` limits the page to those units (a caller's jurisdiction).
+    """
     when = parse_time(at)
     with db.reader() as repo:
         spec = repo.layer_spec(name=layer)
         if level is not None:
             _level(spec, level)
+        only = sorted(codes) if codes is not None else None
         frame = repo.units_frame(
-            layer=layer, level=level, parent=parent, bbox=bbox, at=when, limit=limit, offset=offset
+            layer=layer,
+            level=level,
+            parent=parent,
+            bbox=bbox,
+            at=when,
+            limit=limit,
+            offset=offset,
+            codes=only,
         )
-        total = repo.count_units(layer=layer, level=level, parent=parent, bbox=bbox, at=when)
+        total = repo.count_units(
+            layer=layer, level=level, parent=parent, bbox=bbox, at=when, codes=only
+        )
     return frame, total
 
 

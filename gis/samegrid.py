@@ -15,6 +15,7 @@ from datetime import date, datetime
 import geopandas as gpd
 import pandas as pd
 
+from gis.access.principal import SYSTEM, Principal
 from gis.alignment import AlignmentReport, Proposal, check_alignment, propose_alignment
 from gis.errors import InputError
 from gis.registry import ImportResult, import_units, parse_time
@@ -106,7 +107,12 @@ def propose(state: SameGrid) -> Proposal:
 
 
 def apply_alignment(
-    db: Database, *, state: SameGrid, proposal: Proposal, valid_from: str | date | datetime
+    db: Database,
+    *,
+    state: SameGrid,
+    proposal: Proposal,
+    valid_from: str | date | datetime,
+    actor: Principal = SYSTEM,
 ) -> list[ImportResult]:
     """Store the proposal as a new dated version of layer B (parents first).
 
@@ -131,6 +137,7 @@ def apply_alignment(
                 level=state.b_parent_level,
                 source=f"same-grid proposal {state.a}",
                 valid_from=valid_from,
+                actor=actor,
             )
         )
     results.append(
@@ -141,6 +148,7 @@ def apply_alignment(
             level=state.b.level,
             source=f"same-grid proposal {state.a}",
             valid_from=valid_from,
+            actor=actor,
         )
     )
     return results

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
@@ -32,6 +32,26 @@ class Settings(BaseSettings):
     page_size_limit: int = Field(default=1000, description="Largest page the API returns.")
     index_refresh_seconds: float = Field(
         default=1.0, description="How often the locate indexes look for boundary changes."
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Key signing access tokens (32+ characters); required to serve the API.",
+    )
+    token_ttl_seconds: int = Field(
+        default=8 * 3600, ge=60, le=7 * 24 * 3600, description="Access token lifetime."
+    )
+    rate_limit_per_minute: int = Field(
+        default=1200, ge=1, description="Requests per minute per signed-in user."
+    )
+    login_rate_per_minute: int = Field(
+        default=10, ge=1, description="Sign-in attempts per minute per client and user name."
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Size limit of a request body (not uploads)."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser (CORS off when empty).",
     )
 
 

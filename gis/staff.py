@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from gis.access.audit import append_audit
+from gis.access.principal import SYSTEM, Principal
 from gis.errors import InputError, NotFoundError
 from gis.registry import parse_time
 from gis.repository import Database
@@ -60,6 +62,7 @@ def add_staff(
     role: str,
     name: str,
     phone: str | None = None,
+    actor: Principal = SYSTEM,
 ) -> StaffMember:
     """Assign a person to a current unit.
 
@@ -87,14 +90,22 @@ def add_staff(
             phone=phone,
             at=parse_time(None),
         )
+        append_audit(
+            repo,
+            actor=actor,
+            action="staff.create",
+            target=f"unit:{layer}:{unit_code}",
+            detail={"staff_id": row["id"], "role": role},
+        )
     return StaffMember(**row)
 
 
-def end_staff(db: Database, *, staff_id: int) -> None:
+def end_staff(db: Database, *, staff_id: int, actor: Principal = SYSTEM) -> None:
     """End a person's assignment (kept for history, no longer responsible)."""
     with db.transaction() as repo:
         if not repo.end_staff(staff_id=staff_id, at=parse_time(None)):
             raise NotFoundError(f"no active staff member {staff_id}", field="id")
+        append_audit(repo, actor=actor, action="staff.end", target=f"staff:{staff_id}")
 
 
 def list_staff(

@@ -25,6 +25,7 @@ DIALECTS = ["sqlite", "postgresql"]
 
 os.environ.setdefault("SPATIALITE_LIBRARY_PATH", "mod_spatialite")
 os.environ["TONGGE_LOAD_SAMPLE_CITY"] = "false"
+os.environ.setdefault("TONGGE_SECRET_KEY", "tongge-test-signing-key-" + "k" * 32)
 
 
 def _unavailable(reason: str) -> None:

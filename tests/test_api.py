@@ -9,8 +9,10 @@ import shapely
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.permissions import ENDPOINTS, PUBLIC
 from gis.repository import Database
 from gis.settings import Settings
+from tests._client import signed_in
 from tests.test_repository import COMMUNITIES, load_governance
 
 
@@ -18,7 +20,7 @@ from tests.test_repository import COMMUNITIES, load_governance
 def client(db: Database) -> Iterator[TestClient]:
     load_governance(db)
     app = create_app(Settings(database_url=db.url, load_sample_city=False), db=db)
-    with TestClient(app) as test_client:
+    with signed_in(db, app=app) as test_client:
         yield test_client
 
 
@@ -104,19 +106,18 @@ def test_bad_requests_get_problem_json(
 
 def test_openapi_documents_every_route(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
-    assert set(spec["paths"]) == {
-        "/health",
-        "/api/v1/layers",
-        "/api/v1/layers/{layer}/units",
-        "/api/v1/units/{code}",
-        "/api/v1/geocode",
-        "/api/v1/geocode/batch",
-        "/api/v1/alignment",
-        "/api/v1/workload",
+    documented = {
+        (method.upper(), path)
+        for path, operations in spec["paths"].items()
+        for method in operations
     }
+    assert documented == set(ENDPOINTS) | PUBLIC
     assert "GeocodeRequest" in spec["components"]["schemas"]
+    assert set(spec["components"]["securitySchemes"]) == {"OAuth2", "ApiKey"}
     for path, operations in spec["paths"].items():
-        for operation in operations.values():
+        for method, operation in operations.items():
             assert operation.get("summary"), path
             assert operation.get("description"), path
-            assert "200" in operation["responses"], path
+            assert {"200", "201", "204"} & set(operation["responses"]), path
+            if (method.upper(), path) not in PUBLIC:
+                assert "401" in operation["responses"], path

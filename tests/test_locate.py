@@ -15,16 +15,18 @@ import shapely
 from fastapi.testclient import TestClient
 from shapely import box
 
-from api.app import create_app
 from api.bootstrap import open_database
 from boundaries import SAMPLE_CITY
 from gis import datum
+from gis.access import SYSTEM
+from gis.access.accounts import create_api_key
 from gis.errors import InputError, NotFoundError
 from gis.layers import POLICE
 from gis.locate import LocateService
 from gis.registry import import_units
 from gis.repository import Database
 from gis.settings import Settings
+from tests._client import signed_in
 from tests.test_repository import frame, load_governance
 
 MICRO = SAMPLE_CITY / "governance" / "micro_grid.geojson"
@@ -190,7 +192,7 @@ def client(city: Database) -> Iterator[TestClient]:
         max_upload_bytes=200_000,
         index_refresh_seconds=0,
     )
-    with TestClient(create_app(settings, db=city)) as test_client:
+    with signed_in(city, settings=settings) as test_client:
         yield test_client
 
 
@@ -414,8 +416,26 @@ def test_served_app_answers_geocode_before_routing(
     get_settings.cache_clear()
     try:
         with TestClient(create_server_app()) as client:
-            answer = client.post("/api/v1/geocode", json={"x": 118.58, "y": 24.91})
+            point = {"x": 118.58, "y": 24.91}
+            anonymous = client.post("/api/v1/geocode", json=point)
+            assert (
+                anonymous.status_code == 401 and "Bearer" in anonymous.headers["www-authenticate"]
+            )
+            assert anonymous.headers["x-content-type-options"] == "nosniff"
+            _, token = create_api_key(
+                city,
+                name="12345 hotline",
+                role="dispatcher",
+                units=["governance:350502"],
+                actor=SYSTEM,
+            )
+            client.headers["X-API-Key"] = token
+            answer = client.post("/api/v1/geocode", json=point)
             assert answer.status_code == 200 and answer.json()["status"] == "ok"
+            assert answer.headers["cache-control"] == "no-store"
+            client.headers["X-API-Key"] = token[:-2] + "xx"
+            assert client.post("/api/v1/geocode", json=point).status_code == 401
+            client.headers["X-API-Key"] = token
             bad = client.post("/api/v1/geocode", json={"x": 118.58, "y": 95, "crs": "wgs84"})
             assert bad.status_code == 400
             assert bad.headers["content-type"].startswith("application/problem+json")

@@ -20,6 +20,7 @@ from gis.places import (
 )
 from gis.registry import import_units
 from gis.repository import Database
+from tests._client import signed_in
 from tests.test_repository import frame, load_governance
 
 # Buildings over the communities of tests.test_repository (street boundary at 118.55):
@@ -135,15 +136,12 @@ def test_points_are_not_buildings(db: Database, tmp_path: Path) -> None:
 
 
 def test_workload_endpoint(db: Database, tmp_path: Path) -> None:
-    from fastapi.testclient import TestClient
 
-    from api.app import create_app
-    from gis.settings import Settings
 
     load_governance(db)
     import_buildings(db, path=write_buildings(tmp_path))
     import_households(db, path=write_households(tmp_path, [("H1", "B3", 4)]))
-    with TestClient(create_app(Settings(database_url=db.url, load_sample_city=False), db=db)) as c:
+    with signed_in(db) as c:
         body = c.get("/api/v1/workload", params={"level": "street"}).json()
         loads = {u["code"]: (u["households"], u["persons"]) for u in body["units"]}
         assert loads == {"350502001": (0, 0), "350502002": (1, 4)}
@@ -151,11 +149,8 @@ def test_workload_endpoint(db: Database, tmp_path: Path) -> None:
 
 
 def test_locate_by_standard_address(db: Database, tmp_path: Path) -> None:
-    from fastapi.testclient import TestClient
 
-    from api.app import create_app
     from gis.locate import LocateService
-    from gis.settings import Settings
 
     load_governance(db)
     import_buildings(
@@ -180,7 +175,7 @@ def test_locate_by_standard_address(db: Database, tmp_path: Path) -> None:
     assert near["status"] == "ambiguous" and near["address"]["certain"] is False
     assert near["address"]["candidates"][0]["key"] == "B3"
     assert service.locate_address("人民路9号")["status"] == "unmatched"
-    with TestClient(create_app(Settings(database_url=db.url, load_sample_city=False), db=db)) as c:
+    with signed_in(db) as c:
         body = c.post("/api/v1/geocode", json={"address": "中山南路3号"}).json()
         assert body["address"]["building_key"] == "B3" and body["status"] == "ok"
         both = c.post("/api/v1/geocode", json={"address": "中山南路3号", "x": 1, "y": 2})

@@ -12,6 +12,7 @@ from gis.registry import import_manifest, units_page
 from gis.repository import Database
 from gis.samegrid import align, apply_alignment, parse_layer_level, propose
 from gis.validate import validate_units
+from tests._client import signed_in
 
 
 def test_sample_city_misalignments_found_fixed_and_versioned(db: Database) -> None:
@@ -71,14 +72,10 @@ def test_align_command_exit_codes_json_and_map(tmp_path, monkeypatch) -> None:  
 
 
 def test_alignment_endpoint(db: Database) -> None:
-    from fastapi.testclient import TestClient
 
-    from api.app import create_app
-    from gis.settings import Settings
 
     import_manifest(db, manifest=SAMPLE_CITY / "manifest.json")
-    app = create_app(Settings(database_url=db.url, load_sample_city=False), db=db)
-    with TestClient(app) as client:
+    with signed_in(db) as client:
         body = client.get("/api/v1/alignment", params={"proposal": "true"}).json()
         assert body["aligned"] is False and body["counts"]["grid_split_across_beats"] == 3
         assert len(body["proposal"]["moves"]) == 5

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from api.cli import _align, _boundaries, _layers, _locate, _places, _service, _staff
+from api.cli import _access, _align, _boundaries, _layers, _locate, _places, _service, _staff
 
 app = typer.Typer(
     name="tongge",
@@ -27,6 +27,7 @@ _staff.register(app)
 _align.register(app)
 _places.register(app)
 _service.register(app)
+_access.register(app)
 
 
 def main() -> None:

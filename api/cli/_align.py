@@ -11,6 +11,7 @@ from rich.table import Table
 from api.bootstrap import open_database
 from api.cli._boundaries import ReportFormat
 from api.cli._output import EXIT_PROBLEMS, echo_json, err, fail, out
+from gis.access import cli_principal
 from gis.alignment import AlignmentReport, Proposal
 from gis.errors import TonggeError
 from gis.samegrid import align, apply_alignment, propose
@@ -47,7 +48,9 @@ def align_command(
         state = align(db, a=layer_a, b=layer_b, at=at)
         plan = propose(state) if (proposal or apply) and not state.report.aligned else None
         if apply and plan is not None:
-            apply_alignment(db, state=state, proposal=plan, valid_from=apply)
+            apply_alignment(
+                db, state=state, proposal=plan, valid_from=apply, actor=cli_principal()
+            )
     except TonggeError as error:
         fail(error, as_json=as_json)
     report = state.report

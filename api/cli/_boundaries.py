@@ -10,6 +10,7 @@ import typer
 
 from api.bootstrap import open_database
 from api.cli._output import EXIT_PROBLEMS, echo_json, err, fail, out, print_report, steps
+from gis.access import cli_principal
 from gis.errors import TonggeError
 from gis.io import EXPORT_FORMATS, FieldMap
 from gis.places import moved_by_change
@@ -152,6 +153,7 @@ def import_(
                 tolerances=Tolerances(sliver_area_m2=sliver_area, sliver_width_m=sliver_width),
                 step=step,
                 on_progress=advance,
+                actor=cli_principal(),
             )
     except TonggeError as error:
         fail(error, as_json=as_json)
@@ -199,7 +201,14 @@ def export(
     try:
         db = open_database()
         count = export_layer(
-            db, layer=layer, level=level, fmt=format.value, out=output, crs=crs, at=at
+            db,
+            layer=layer,
+            level=level,
+            fmt=format.value,
+            out=output,
+            crs=crs,
+            at=at,
+            actor=cli_principal(),
         )
     except TonggeError as error:
         fail(error)

@@ -10,6 +10,7 @@ import typer
 from api.bootstrap import open_database
 from api.cli._boundaries import ReportFormat
 from api.cli._output import echo_json, err, fail, out
+from gis.access import cli_principal
 from gis.errors import InputError, TonggeError
 from gis.layers import LayerSpec, LevelSpec
 from gis.registry import define_layer, list_layers
@@ -83,7 +84,7 @@ def define(
             digits_only=digits_only,
             child_code_extends_parent=prefix_codes,
         )
-        stored = define_layer(open_database(), spec=spec)
+        stored = define_layer(open_database(), spec=spec, actor=cli_principal())
     except TonggeError as error:
         fail(error)
     err.print(

@@ -12,6 +12,7 @@ from rich.table import Table
 from api.bootstrap import open_database
 from api.cli._boundaries import ReportFormat
 from api.cli._output import echo_json, err, fail, out, steps
+from gis.access import cli_principal
 from gis.errors import TonggeError
 from gis.places import (
     assign_places,
@@ -50,14 +51,17 @@ def import_(
 ) -> None:
     """Import a places file, all or nothing (bad rows are named, nothing is written)."""
     try:
+        actor = cli_principal()
         with steps(f"importing {kind.value}") as (_, advance):
             db = open_database()
             if kind is PlaceKind.buildings:
-                result = import_buildings(db, path=file, crs=crs, on_progress=advance)
+                result = import_buildings(
+                    db, path=file, crs=crs, on_progress=advance, actor=actor
+                )
             elif kind is PlaceKind.households:
-                result = import_households(db, path=file, on_progress=advance)
+                result = import_households(db, path=file, on_progress=advance, actor=actor)
             else:
-                result = import_pois(db, path=file, crs=crs)
+                result = import_pois(db, path=file, crs=crs, actor=actor)
     except TonggeError as error:
         fail(error)
     err.print(f"[green]✓[/green] {result.count:,} {result.kind} imported")

@@ -7,8 +7,10 @@ from typing import Annotated
 import typer
 
 from api.bootstrap import open_database
+from api.cli._access import show_secret
 from api.cli._output import err, fail, steps
-from gis.errors import TonggeError
+from gis.access.accounts import ensure_admin
+from gis.errors import InputError, TonggeError
 from gis.settings import get_settings
 
 
@@ -19,13 +21,28 @@ def register(app: typer.Typer) -> None:
 
 
 def init() -> None:
-    """Create/migrate the database and load the sample city if it is empty."""
+    """Create/migrate the database, load the sample city if empty, create the first admin.
+
+    The first administrator's password is generated and printed once; only
+    its hash is stored.
+    """
     try:
         with steps("preparing database") as (step, _):
             db = open_database(step=step)
+            password = ensure_admin(db)
     except TonggeError as error:
         fail(error)
     err.print(f"[green]✓[/green] database ready: {db.engine.url.render_as_string()}")
+    if password is not None:
+        show_secret(
+            "first administrator 管理员 — shown once, not stored",
+            [
+                "user: admin",
+                f"password: {password}",
+                "sign in at /docs (Authorize) or POST /api/v1/auth/token;",
+                "change it: POST /api/v1/auth/password, or `tongge users passwd admin`",
+            ],
+        )
 
 
 def serve(
@@ -36,7 +53,15 @@ def serve(
     """Start the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
 
-    init()
     settings = get_settings()
+    if settings.secret_key is None:
+        fail(
+            InputError(
+                "TONGGE_SECRET_KEY is not set: export a random key of 32+ characters "
+                "(scripts/dev.sh serve makes one in var/secret_key)",
+                field="secret_key",
+            )
+        )
+    init()
     err.print(f"serving {settings.database_url} on http://{host}:{port} (docs: /docs)")
     uvicorn.run("api.app:create_server_app", factory=True, host=host, port=port, workers=workers)

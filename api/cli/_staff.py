@@ -10,6 +10,7 @@ from rich.table import Table
 from api.bootstrap import open_database
 from api.cli._boundaries import ReportFormat
 from api.cli._output import echo_json, err, fail, out
+from gis.access import cli_principal
 from gis.errors import TonggeError
 from gis.staff import ROLES, add_staff, end_staff, list_staff
 
@@ -34,7 +35,11 @@ def add(
     """Assign a person to a unit."""
     try:
         member = add_staff(
-            open_database(), layer=layer, unit_code=unit, role=role, name=name, phone=phone
+            open_database(), layer=layer, unit_code=unit,
+            role=role,
+            name=name,
+            phone=phone,
+            actor=cli_principal(),
         )
     except TonggeError as error:
         fail(error)
@@ -65,7 +70,7 @@ def list_(
 def end(staff_id: Annotated[int, typer.Argument(help="Staff id (from `staff list`).")]) -> None:
     """End a person's assignment (kept in history)."""
     try:
-        end_staff(open_database(), staff_id=staff_id)
+        end_staff(open_database(), staff_id=staff_id, actor=cli_principal())
     except TonggeError as error:
         fail(error)
     err.print(f"[green]✓[/green] staff #{staff_id} ended")

@@ -11,14 +11,18 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 
+from api.deps import get_db
 from api.errors import PROBLEM_JSON
 from api.fastpath import answer_geocode
 from api.schemas_geocode import GeocodeAnswer
+from api.security import client_address, current_principal, current_scope
+from gis.access import Principal, Scope, record
 from gis.errors import InputError
 from gis.locate import LocateService
 from gis.locate.batch import geocode_file, table_format
+from gis.repository import Database
 
-router = APIRouter(tags=["geocode"])
+router = APIRouter(prefix="/api/v1", tags=["geocode"])
 
 _MEDIA = {
     "csv": "text/csv",
@@ -50,16 +54,17 @@ def get_locator(request: Request) -> LocateService:
         422: {"description": "Malformed request"},
     },
 )
-async def geocode(request: Request) -> Response:
+async def geocode(request: Request, scope: Scope = Depends(current_scope)) -> Response:
     """Return the unit at every level of every layer for one point (same-grid 同格 answer).
 
     Coordinates may be WGS84, CGCS2000, GCJ-02, BD-09 or any EPSG CRS; the raw
     input is echoed. With `accuracy_m` each level lists the units the circle
-    overlaps with their shares.
+    overlaps with their shares. Units outside your jurisdiction are answered
+    as `restricted`, without code or name.
     """
     # Served by api.fastpath.GeocodeFastPath before routing reaches here;
     # this route documents the endpoint and answers identically.
-    status, answer = answer_geocode(get_locator(request), await request.body())
+    status, answer = answer_geocode(get_locator(request), await request.body(), scope=scope)
     media = "application/json" if status == 200 else PROBLEM_JSON
     return Response(orjson.dumps(answer), status_code=status, media_type=media)
 
@@ -80,6 +85,9 @@ async def geocode_batch(
     request: Request,
     file: Annotated[UploadFile, File(description="CSV (x/y columns), GeoJSON or GeoParquet.")],
     locator: LocateService = Depends(get_locator),
+    scope: Scope = Depends(current_scope),
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
     x: Annotated[str | None, Query(description="Column with x/longitude (CSV, Parquet).")] = None,
     y: Annotated[str | None, Query(description="Column with y/latitude (CSV, Parquet).")] = None,
     crs: Annotated[
@@ -87,7 +95,10 @@ async def geocode_batch(
     ] = "cgcs2000",
     at: Annotated[str | None, Query(description="Boundaries valid at this time.")] = None,
 ) -> FileResponse:
-    """Return the uploaded table (same format) plus `status`, `lon`, `lat`, a column per level."""
+    """Return the uploaded table (same format) plus `status`, `lon`, `lat`, a column per level.
+
+    Codes outside your jurisdiction are left empty. Every run is audited.
+    """
     name = file.filename or "upload.csv"
     kind = table_format(name)
     limit = request.app.state.settings.max_upload_bytes
@@ -108,10 +119,18 @@ async def geocode_batch(
         raise InputError("the uploaded file is empty", field="file")
     target = workdir / f"out{Path(name).suffix.lower()}"
     try:
-        geocode_file(locator, source, target, x=x, y=y, crs=crs, at=at)
+        rows = geocode_file(locator, source, target, x=x, y=y, crs=crs, at=at, visible=scope.codes)
     except Exception:
         _cleanup(workdir)
         raise
+    record(
+        db,
+        actor=principal,
+        action="geocode.batch",
+        target=f"file:{Path(name).name}"[:300],
+        detail={"rows": rows, "bytes": size, "crs": crs},
+        client=client_address(request),
+    )
     return FileResponse(
         target,
         media_type=_MEDIA[kind],

@@ -1,23 +1,36 @@
-"""Unit endpoints: pages of a layer's units, and one unit with its relatives."""
+"""Unit endpoints: pages of a layer's units, one unit with its relatives, layer export."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import tempfile
+from pathlib import Path
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 
 from api.deps import get_db
 from api.schemas import UnitCollection, UnitDetail, unit_feature, unit_ref
+from api.security import client_address, current_principal, current_scope
 from gis import registry
-from gis.errors import InputError
+from gis.access import Principal, Scope, record
+from gis.errors import InputError, NotFoundError
+from gis.io import write_units
 from gis.repository import Database
 
-router = APIRouter(tags=["units"])
+router = APIRouter(prefix="/api/v1", tags=["units"])
 
 _AT = Query(
     description="Boundaries valid at this date (China time) or ISO time; default now.",
     examples=["2026-06-01"],
 )
+_EXPORT_MEDIA = {
+    "geojson": "application/geo+json",
+    "gpkg": "application/geopackage+sqlite3",
+    "kml": "application/vnd.google-earth.kml+xml",
+    "csv": "text/csv",
+}
 
 
 @router.get(
@@ -30,6 +43,7 @@ def list_units(
     request: Request,
     layer: str,
     db: Database = Depends(get_db),
+    scope: Scope = Depends(current_scope),
     level: Annotated[str | None, Query(description="Only this level, e.g. grid.")] = None,
     parent: Annotated[str | None, Query(description="Only children of this unit code.")] = None,
     bbox: Annotated[
@@ -41,12 +55,20 @@ def list_units(
     ] = None,
     at: Annotated[str | None, _AT] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Units to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Units to skip.")] = 0,
 ) -> dict[str, object]:
-    """Return one page of units as a GeoJSON FeatureCollection, ordered by level and code."""
+    """Return one page of the units in your jurisdiction as GeoJSON, by level and code."""
     box = _bbox(bbox) if bbox else None
     frame, total = registry.units_page(
-        db, layer=layer, level=level, parent=parent, bbox=box, at=at, limit=limit, offset=offset
+        db,
+        layer=layer,
+        level=level,
+        parent=parent,
+        bbox=box,
+        at=at,
+        limit=limit,
+        offset=offset,
+        codes=scope.codes(layer),
     )
     links = []
     if offset + len(frame) < total:
@@ -73,20 +95,101 @@ def list_units(
     "/units/{code}",
     summary="One unit with ancestors and children 单元详情",
     response_model=UnitDetail,
-    responses={404: {"description": "No unit with this code"}},
+    responses={404: {"description": "No unit with this code (in your jurisdiction)"}},
 )
 def get_unit(
     code: str,
     db: Database = Depends(get_db),
+    scope: Scope = Depends(current_scope),
     layer: Annotated[str | None, Query(description="Layer, when a code exists in several.")] = None,
     at: Annotated[str | None, _AT] = None,
 ) -> dict[str, object]:
-    """Return a unit as a GeoJSON Feature plus its ancestors (top first) and children."""
-    detail = registry.unit_detail(db, code=code, layer=layer, at=at)
-    feature = unit_feature(detail["unit"])
-    feature["ancestors"] = [unit_ref(row) for row in detail["ancestors"]]
-    feature["children"] = [unit_ref(row) for _, row in detail["children"].iterrows()]
+    """Return a unit as a GeoJSON Feature plus its ancestors (top first) and children.
+
+    Ancestors outside your jurisdiction are left out.
+    """
+    missing = NotFoundError(
+        f"no unit {code!r}" + (f" in layer {layer!r}" if layer else ""), field="code"
+    )
+    try:
+        detail = registry.unit_detail(db, code=code, layer=layer, at=at)
+    except NotFoundError:
+        if scope.unrestricted:
+            raise
+        # A clash between layers would tell that the code exists elsewhere.
+        raise missing from None
+    unit = detail["unit"]
+    if not scope.sees(unit["layer"], code):
+        raise missing
+    feature = unit_feature(unit)
+    feature["ancestors"] = [
+        unit_ref(row) for row in detail["ancestors"] if scope.sees(unit["layer"], row["code"])
+    ]
+    feature["children"] = [
+        unit_ref(row)
+        for _, row in detail["children"].iterrows()
+        if scope.sees(unit["layer"], row["code"])
+    ]
     return feature
+
+
+@router.get(
+    "/layers/{layer}/export",
+    summary="Export a layer's units 导出边界 (GeoJSON, GeoPackage, KML, CSV)",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {m: {} for m in _EXPORT_MEDIA.values()}, "description": "The file."},
+        404: {"description": "No such layer or level, or no unit in your jurisdiction"},
+    },
+)
+def export_units(
+    request: Request,
+    layer: str,
+    db: Database = Depends(get_db),
+    scope: Scope = Depends(current_scope),
+    principal: Principal = Depends(current_principal),
+    format: Annotated[
+        Literal["geojson", "gpkg", "kml", "csv"], Query(description="File format.")
+    ] = "geojson",
+    level: Annotated[str | None, Query(description="Only this level.")] = None,
+    crs: Annotated[
+        str | None, Query(description="Output CRS: cgcs2000 (default), wgs84, gcj02, bd09.")
+    ] = None,
+    at: Annotated[str | None, _AT] = None,
+) -> FileResponse:
+    """Download the units of your jurisdiction in a layer (audited)."""
+    frame, _ = registry.units_page(
+        db, layer=layer, level=level, at=at, limit=1_000_000, codes=scope.codes(layer)
+    )
+    if frame.empty:
+        raise NotFoundError(f"layer {layer!r} has no units to export here", field="layer")
+    workdir = Path(tempfile.mkdtemp(prefix="tongge-export-"))
+    target = workdir / f"{layer}.{format}"
+    try:
+        write_units(frame, target, fmt=format, crs=crs)
+    except Exception:
+        _cleanup(workdir)
+        raise
+    record(
+        db,
+        actor=principal,
+        action="units.export",
+        target=f"layer:{layer}",
+        detail={"format": format, "level": level, "units": len(frame), "crs": crs},
+        client=client_address(request),
+    )
+    return FileResponse(
+        target,
+        media_type=_EXPORT_MEDIA[format],
+        filename=target.name,
+        background=BackgroundTask(_cleanup, workdir),
+    )
+
+
+def _cleanup(folder: Path) -> None:
+    for path in folder.glob("*"):
+        path.unlink(missing_ok=True)
+    folder.rmdir()
 
 
 def _bbox(text: str) -> tuple[float, float, float, float]:

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from api.deps import get_db
+from api.security import current_scope
+from gis.access import Scope
 from gis.places import unit_workload
 from gis.repository import Database
 
-router = APIRouter(tags=["workload"])
+router = APIRouter(prefix="/api/v1", tags=["workload"])
 
 
 class UnitLoad(BaseModel):
@@ -44,7 +46,8 @@ class WorkloadResponse(BaseModel):
 )
 def workload(
     db: Database = Depends(get_db),
-    layer: Annotated[str, Query(description="Layer.")] = "governance",
+    scope: Scope = Depends(current_scope),
+    layer: Annotated[str, Query(max_length=64, description="Layer.")] = "governance",
     level: Annotated[str | None, Query(description="Only units of this level.")] = None,
     at: Annotated[str | None, Query(description="Boundaries valid at this time.")] = None,
 ) -> dict[str, Any]:

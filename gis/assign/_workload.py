@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,6 +72,23 @@ class Workload:
     by_level: pd.DataFrame
     balance: pd.DataFrame
     outside: dict[str, float] = field(default_factory=dict)
+
+    def restricted_to(self, codes: Collection[str]) -> Workload:
+        """Return the workload of ``codes`` only: summaries count those units alone.
+
+        For a caller who may see part of a layer; what lies outside every
+        unit is not reported.
+        """
+        keep = self.units["code"].isin(list(codes))
+        units = self.units[keep].reset_index(drop=True)
+        names = list(dict.fromkeys(self.by_level["level"]))
+        balance = self.balance[self.balance["parent_code"].isin(list(codes))]
+        return Workload(
+            units=units,
+            by_level=_by_level(units, names),
+            balance=balance.reset_index(drop=True),
+            outside={},
+        )
 
 
 def workload(

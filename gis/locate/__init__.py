@@ -14,6 +14,7 @@ has no unit at its lowest level, else ``ok``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -32,7 +33,10 @@ from gis.registry import parse_time
 from gis.repository import Database
 from gis.staff import responsible_for
 
-__all__ = ["AMBIGUITY_MARGIN", "LocateService", "to_storage_lonlat"]
+__all__ = ["AMBIGUITY_MARGIN", "LocateService", "Visible", "to_storage_lonlat"]
+
+#: ``visible(layer)``: the unit codes of a layer a caller may see (None: all).
+Visible = Callable[[str], Collection[str] | None]
 
 MAX_ACCURACY_M = 10_000.0
 
@@ -163,20 +167,27 @@ class LocateService:
         *,
         crs: str | CoordinateSystem = "cgcs2000",
         at: str | date | datetime | None = None,
+        visible: Visible | None = None,
     ) -> pd.DataFrame:
         """Locate many points at once; one row per point.
 
         Columns: ``lon``, ``lat`` (CGCS2000), ``status`` (``ok``, ``outside``
         or ``invalid`` for unusable coordinates) and one ``<layer>_<level>``
-        column of unit codes per level.
+        column of unit codes per level. ``visible(layer)`` returns the codes
+        the caller may see (None: all); other codes are left empty.
         """
         lon, lat, ok = to_storage_lonlat(x, y, crs, strict=False)
         indexes = self.cache.get(at)
-        return locate_arrays(indexes, lon, lat, ok)
+        return locate_arrays(indexes, lon, lat, ok, visible=visible)
 
 
 def locate_arrays(
-    indexes: IndexSet, lon: np.ndarray, lat: np.ndarray, ok: np.ndarray
+    indexes: IndexSet,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    ok: np.ndarray,
+    *,
+    visible: Visible | None = None,
 ) -> pd.DataFrame:
     """Locate CGCS2000 lon/lat arrays with a ready index set (see ``locate_many``)."""
     result: dict[str, Any] = {"lon": lon, "lat": lat}
@@ -186,6 +197,9 @@ def locate_arrays(
             rows = level.index.lookup_index(lon, lat)
             codes = level.codes[np.maximum(rows, 0)].copy()
             codes[rows < 0] = None
+            allowed = visible(layer) if visible is not None else None
+            if allowed is not None:
+                codes[~pd.Series(codes).isin(allowed).to_numpy()] = None
             result[f"{layer}_{level.level}"] = codes
         found_everywhere &= rows >= 0  # the layer's lowest level decides
     status = np.where(found_everywhere, "ok", "outside").astype(object)

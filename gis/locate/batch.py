@@ -22,7 +22,7 @@ import shapely
 from gis.crs import parse_crs
 from gis.errors import InputError
 from gis.io import read_frame
-from gis.locate import LocateService
+from gis.locate import LocateService, Visible
 
 __all__ = ["geocode_file", "geocode_table", "table_format"]
 
@@ -52,6 +52,7 @@ def geocode_table(
     y: str | None,
     crs: str = "cgcs2000",
     at: str | None = None,
+    visible: Visible | None = None,
 ) -> pd.DataFrame:
     """Return ``table`` with the locate columns added (x/y columns or point geometry)."""
     if isinstance(table, gpd.GeoDataFrame) and (x is None or y is None):
@@ -70,7 +71,7 @@ def geocode_table(
         xs = pd.to_numeric(table[x], errors="coerce").to_numpy(dtype=float)
         ys = pd.to_numeric(table[y], errors="coerce").to_numpy(dtype=float)
         system = crs
-    located = service.locate_many(xs, ys, crs=system, at=at)
+    located = service.locate_many(xs, ys, crs=system, at=at, visible=visible)
     located.index = table.index
     clash = [c for c in located.columns if c in table.columns]
     located = located.rename(columns={c: _RESULT_PREFIX + c for c in clash})
@@ -88,8 +89,12 @@ def geocode_file(
     at: str | None = None,
     chunk_rows: int = 250_000,
     on_progress: Progress | None = None,
+    visible: Visible | None = None,
 ) -> int:
-    """Geocode a CSV/Parquet/vector file into ``target`` (same format); return the row count."""
+    """Geocode a CSV/Parquet/vector file into ``target`` (same format); return the row count.
+
+    ``visible`` limits the codes written (see :meth:`LocateService.locate_many`).
+    """
     source, target = Path(source), Path(target)
     if not source.exists():
         raise InputError(f"{source}: no such file", field="file")
@@ -100,7 +105,7 @@ def geocode_file(
     rows = 0
     if kind == "vector":
         frame = read_frame(source)
-        result = geocode_table(service, frame, x=x, y=y, crs=crs, at=at)
+        result = geocode_table(service, frame, x=x, y=y, crs=crs, at=at, visible=visible)
         gpd.GeoDataFrame(result, geometry=frame.geometry.name, crs=frame.crs).to_file(target)
         rows = len(result)
         if on_progress:
@@ -110,7 +115,7 @@ def geocode_file(
     first = True
     try:
         for chunk in _chunks(source, kind, chunk_rows):
-            result = geocode_table(service, chunk, x=x, y=y, crs=crs, at=at)
+            result = geocode_table(service, chunk, x=x, y=y, crs=crs, at=at, visible=visible)
             if kind == "csv":
                 result.to_csv(target, mode="w" if first else "a", header=first, index=False)
             else:

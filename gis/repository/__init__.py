@@ -28,7 +28,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
-from gis.repository._dialect import make_engine
+from gis.repository._dialect import erase_append_only, make_engine
 from gis.repository._store import Repository
 from gis.repository._types import ImportSummary, LayerSummary, LevelSummary
 from gis.repository.models import Base
@@ -95,7 +95,10 @@ class Database:
         """Delete every row of every table (test suites and demo resets only)."""
         with self.engine.begin() as connection:
             for table in reversed(Base.metadata.sorted_tables):
-                connection.execute(table.delete())
+                if table.name == "audit_log":
+                    erase_append_only(connection, table)
+                else:
+                    connection.execute(table.delete())
 
     def dispose(self) -> None:
         """Close every pooled connection."""

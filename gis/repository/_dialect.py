@@ -12,7 +12,13 @@ from sqlalchemy.engine import make_url
 
 from gis.errors import InputError
 
-__all__ = ["bbox_filter", "geometry_as_wkb", "make_engine"]
+__all__ = [
+    "append_only_statements",
+    "bbox_filter",
+    "erase_append_only",
+    "geometry_as_wkb",
+    "make_engine",
+]
 
 _STORAGE_SRID = 4490
 
@@ -104,3 +110,52 @@ def bbox_filter(
 def geometry_as_wkb(column: Any) -> Any:
     """Select a geometry as plain ISO WKB in either dialect."""
     return func.ST_AsBinary(column, type_=None)
+
+
+_APPEND_ONLY = {
+    "postgresql": [
+        """
+        CREATE OR REPLACE FUNCTION tongge_append_only() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
+                USING ERRCODE = 'insufficient_privilege';
+        END $$
+        """,
+        "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+        "FOR EACH ROW EXECUTE FUNCTION tongge_append_only()",
+        "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
+        "FOR EACH STATEMENT EXECUTE FUNCTION tongge_append_only()",
+    ],
+    "sqlite": [
+        "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
+        "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: UPDATE refused'); END",
+        "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
+        "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: DELETE refused'); END",
+    ],
+}
+
+
+def append_only_statements(dialect: str) -> list[str]:
+    """Return the DDL that makes ``audit_log`` refuse UPDATE and DELETE."""
+    return _APPEND_ONLY[dialect]
+
+
+def erase_append_only(connection: Any, table: Any) -> None:
+    """Empty an append-only table (test suites and demo resets, never the application).
+
+    PostgreSQL lets the table's owner switch its triggers off inside the
+    transaction; SQLite triggers cannot be switched off, so they are dropped
+    and created again.
+    """
+    name = connection.dialect.name
+    if name == "postgresql":
+        connection.execute(text(f"ALTER TABLE {table.name} DISABLE TRIGGER USER"))
+        connection.execute(table.delete())
+        connection.execute(text(f"ALTER TABLE {table.name} ENABLE TRIGGER USER"))
+        return
+    connection.execute(text("DROP TRIGGER IF EXISTS audit_log_no_update"))
+    connection.execute(text("DROP TRIGGER IF EXISTS audit_log_no_delete"))
+    connection.execute(table.delete())
+    for statement in append_only_statements(name):
+        connection.execute(text(statement))

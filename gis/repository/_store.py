@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from gis.crs import STORAGE_CRS
 from gis.errors import ConflictError, NotFoundError
 from gis.layers import LayerSpec, LevelSpec
+from gis.repository._access import AccessStore
 from gis.repository._dialect import bbox_filter, geometry_as_wkb
 from gis.repository._places import PlaceStore
 from gis.repository._types import ImportSummary, LayerSummary, LevelSummary
@@ -53,6 +54,11 @@ class Repository:
 
     def __init__(self, session: Session) -> None:
         self._session = session
+
+    @property
+    def access(self) -> AccessStore:
+        """Users, API keys and the audit log."""
+        return AccessStore(self._session)
 
     @property
     def places(self) -> PlaceStore:
@@ -163,6 +169,15 @@ class Repository:
         """Return a number that changes whenever any boundary changes (last import id)."""
         return int(self._session.scalar(select(func.max(ImportRow.id))) or 0)
 
+    def unit_tree(self, *, layer: str, at: datetime) -> list[tuple[str, str | None]]:
+        """Return ``(code, parent_code)`` of a layer's units valid at ``at`` (no geometry)."""
+        query = (
+            select(UnitRow.code, UnitRow.parent_code)
+            .join(LayerRow, LayerRow.id == UnitRow.layer_id)
+            .where(LayerRow.name == layer, _valid_at(at))
+        )
+        return [(code, parent) for code, parent in self._session.execute(query).all()]
+
     def staff_revision(self) -> tuple[int, int]:
         """Return a value that changes whenever staff are added or end."""
         newest = self._session.scalar(select(func.max(StaffRow.id))) or 0
@@ -264,6 +279,7 @@ class Repository:
         level: str | None = None,
         at: datetime | None = None,
         parent: str | None = None,
+        codes: Sequence[str] | None = None,
         bbox: tuple[float, float, float, float] | None = None,
     ) -> int:
         """Count the units :meth:`units_frame` would return without paging."""
@@ -279,7 +295,7 @@ class Repository:
             level=level,
             at=at,
             parent=parent,
-            codes=None,
+            codes=codes,
             bbox=bbox,
             all_versions=False,
         )

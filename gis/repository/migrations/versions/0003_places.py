@@ -25,13 +25,15 @@ def upgrade() -> None:
         sa.Column("entrance_lon", sa.Float(), nullable=True),
         sa.Column("entrance_lat", sa.Float(), nullable=True),
         sa.Column("attributes", sa.JSON(), nullable=False),
-        sa.Column(
-            "geom", Geometry("MULTIPOLYGON", srid=4490, spatial_index=False), nullable=False
-        ),
+        sa.Column("geom", Geometry("MULTIPOLYGON", srid=4490, spatial_index=False), nullable=False),
     )
     op.create_geospatial_index(
-        "idx_buildings_geom", "buildings", ["geom"], unique=False,
-        postgresql_using="gist", postgresql_ops={},
+        "idx_buildings_geom",
+        "buildings",
+        ["geom"],
+        unique=False,
+        postgresql_using="gist",
+        postgresql_ops={},
     )
     op.create_table(
         "households",

@@ -1,0 +1,85 @@
+"""Who may call which endpoint: the one permission table of the API.
+
+Every route must appear here (``check_routes`` refuses to build an
+application otherwise), so that a new endpoint cannot be born unprotected.
+Where a permission applies - which units - is the jurisdiction's business,
+checked inside the route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from gis.access import Permission, Principal
+from gis.errors import ForbiddenError
+
+__all__ = ["ENDPOINTS", "PUBLIC", "Rule", "check_routes", "permission_for"]
+
+P = Permission
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A permission the caller's role must hold; None: any signed-in caller."""
+
+    permission: Permission | None
+
+    def check(self, principal: Principal) -> None:
+        """Raise ForbiddenError unless ``principal`` may call the endpoint."""
+        if self.permission is not None:
+            principal.require(self.permission)
+
+
+SIGNED_IN = Rule(None)
+
+#: Endpoints anyone may call, signed in or not.
+PUBLIC: frozenset[tuple[str, str]] = frozenset({("GET", "/health"), ("POST", "/api/v1/auth/token")})
+
+#: (method, path template) -> rule, for every other endpoint.
+ENDPOINTS: dict[tuple[str, str], Rule] = {
+    ("GET", "/api/v1/auth/me"): SIGNED_IN,
+    ("POST", "/api/v1/auth/password"): SIGNED_IN,
+    ("GET", "/api/v1/layers"): Rule(P.UNITS_READ),
+    ("GET", "/api/v1/layers/{layer}/units"): Rule(P.UNITS_READ),
+    ("GET", "/api/v1/layers/{layer}/export"): Rule(P.UNITS_EXPORT),
+    ("GET", "/api/v1/units/{code}"): Rule(P.UNITS_READ),
+    ("GET", "/api/v1/units/{code}/buildings"): Rule(P.PLACES_READ),
+    ("GET", "/api/v1/units/{code}/households"): Rule(P.HOUSEHOLDS_READ),
+    ("GET", "/api/v1/units/{code}/households/export"): Rule(P.HOUSEHOLDS_EXPORT),
+    ("GET", "/api/v1/buildings/{key}"): Rule(P.PLACES_READ),
+    ("GET", "/api/v1/staff"): Rule(P.STAFF_READ),
+    ("POST", "/api/v1/staff"): Rule(P.STAFF_WRITE),
+    ("DELETE", "/api/v1/staff/{staff_id}"): Rule(P.STAFF_WRITE),
+    ("POST", "/api/v1/geocode"): Rule(P.GEOCODE),
+    ("POST", "/api/v1/geocode/batch"): Rule(P.GEOCODE_BATCH),
+    ("GET", "/api/v1/alignment"): Rule(P.ALIGNMENT_READ),
+    ("GET", "/api/v1/workload"): Rule(P.WORKLOAD_READ),
+    ("GET", "/api/v1/admin/users"): Rule(P.ACCOUNTS_ADMIN),
+    ("POST", "/api/v1/admin/users"): Rule(P.ACCOUNTS_ADMIN),
+    ("GET", "/api/v1/admin/users/{username}"): Rule(P.ACCOUNTS_ADMIN),
+    ("PATCH", "/api/v1/admin/users/{username}"): Rule(P.ACCOUNTS_ADMIN),
+    ("POST", "/api/v1/admin/users/{username}/password"): Rule(P.ACCOUNTS_ADMIN),
+    ("GET", "/api/v1/admin/api-keys"): Rule(P.ACCOUNTS_ADMIN),
+    ("POST", "/api/v1/admin/api-keys"): Rule(P.ACCOUNTS_ADMIN),
+    ("DELETE", "/api/v1/admin/api-keys/{key_id}"): Rule(P.ACCOUNTS_ADMIN),
+    ("GET", "/api/v1/admin/audit"): Rule(P.AUDIT_READ),
+}
+
+
+def permission_for(method: str, path: str) -> Rule:
+    """Return the rule of an endpoint; an unlisted one is refused (fail closed)."""
+    rule = ENDPOINTS.get((method, path))
+    if rule is None:
+        raise ForbiddenError(f"no permission rule covers {method} {path}")
+    return rule
+
+
+def check_routes(routes: Iterable[tuple[str, str]]) -> None:
+    """Raise RuntimeError unless the table lists exactly the application's routes."""
+    served = set(routes)
+    listed = set(ENDPOINTS) | PUBLIC
+    if served != listed:
+        missing = sorted(served - listed)
+        stale = sorted(listed - served)
+        raise RuntimeError(f"permission table out of date: unlisted {missing}, stale {stale}")

@@ -1,0 +1,229 @@
+"""Buildings and households of a unit (personal data: jurisdiction-bound and audited)."""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from api.deps import get_db
+from api.security import client_address, current_principal, current_scope
+from gis.access import Principal, Scope, record
+from gis.errors import NotFoundError
+from gis.repository import Database
+from gis.unit_places import UnitPlaces
+
+router = APIRouter(prefix="/api/v1", tags=["places"])
+
+_LAYER = Query(description="Layer of the unit code.", max_length=64)
+_PAGE = Query(ge=1, le=5000, description="Page size.")
+_OFFSET = Query(ge=0, le=10_000_000, description="Rows to skip.")
+
+
+class Building(BaseModel):
+    """A building (实有房屋) with its household and person counts."""
+
+    key: str
+    address: str | None = None
+    floors: int | None = None
+    use: str | None = None
+    entrance_lon: float | None = Field(default=None, description="CGCS2000 longitude.")
+    entrance_lat: float | None = None
+    households: int
+    persons: int
+    cut: bool | None = Field(default=None, description="A unit boundary cuts the footprint.")
+
+
+class BuildingPage(BaseModel):
+    """A page of buildings."""
+
+    unit: str
+    layer: str
+    total: int
+    buildings: list[Building]
+
+
+class BuildingDetail(Building):
+    """A building and its unit in every layer of your jurisdiction."""
+
+    units: dict[str, str] = Field(description="Layer → code of the lowest unit.")
+
+
+class Household(BaseModel):
+    """A household (实有人口): where it lives and how many people; nothing else is kept."""
+
+    key: str
+    building_key: str
+    unit_no: str | None = None
+    floor: int | None = None
+    room: str | None = None
+    persons: int
+
+
+class HouseholdPage(BaseModel):
+    """A page of households."""
+
+    unit: str
+    layer: str
+    total: int
+    households: list[Household]
+
+
+def get_places(request: Request) -> UnitPlaces:
+    """Return the application's cached unit → places answers."""
+    places: UnitPlaces = request.app.state.places
+    return places
+
+
+def _visible_unit(db: Database, scope: Scope, layer: str, code: str) -> None:
+    # Missing and out-of-jurisdiction units answer alike.
+    with db.reader() as repo:
+        exists = not repo.units_frame(layer=layer, codes=[code]).empty
+    if not exists or not scope.sees(layer, code):
+        raise NotFoundError(f"no unit {code!r} in layer {layer!r}", field="code")
+
+
+@router.get(
+    "/units/{code}/buildings",
+    summary="Buildings of a unit 单元房屋",
+    response_model=BuildingPage,
+    responses={404: {"description": "No such unit in your jurisdiction"}},
+)
+def unit_buildings(
+    code: str,
+    db: Database = Depends(get_db),
+    scope: Scope = Depends(current_scope),
+    places: UnitPlaces = Depends(get_places),
+    layer: Annotated[str, _LAYER] = "governance",
+    limit: Annotated[int, _PAGE] = 500,
+    offset: Annotated[int, _OFFSET] = 0,
+) -> dict[str, Any]:
+    """Return the buildings assigned to the unit and the units below it, by key."""
+    _visible_unit(db, scope, layer, code)
+    table = places.buildings(layer=layer, code=code)
+    page = table.iloc[offset : offset + limit]
+    return {
+        "unit": code,
+        "layer": layer,
+        "total": len(table),
+        "buildings": [_clean(r) for r in page.to_dict("records")],
+    }
+
+
+@router.get(
+    "/units/{code}/households",
+    summary="Households of a unit 单元住户 (personal data, audited)",
+    response_model=HouseholdPage,
+    responses={404: {"description": "No such unit in your jurisdiction"}},
+)
+def unit_households(
+    request: Request,
+    code: str,
+    db: Database = Depends(get_db),
+    scope: Scope = Depends(current_scope),
+    principal: Principal = Depends(current_principal),
+    places: UnitPlaces = Depends(get_places),
+    layer: Annotated[str, _LAYER] = "governance",
+    limit: Annotated[int, _PAGE] = 500,
+    offset: Annotated[int, _OFFSET] = 0,
+) -> dict[str, Any]:
+    """Return the households living in the unit's buildings; every read is audited."""
+    _visible_unit(db, scope, layer, code)
+    table = places.households(layer=layer, code=code)
+    page = table.iloc[offset : offset + limit]
+    record(
+        db,
+        actor=principal,
+        action="households.read",
+        target=f"unit:{layer}:{code}",
+        detail={"rows": len(page), "offset": offset},
+        client=client_address(request),
+    )
+    return {
+        "unit": code,
+        "layer": layer,
+        "total": len(table),
+        "households": [_clean(r) for r in page.to_dict("records")],
+    }
+
+
+@router.get(
+    "/units/{code}/households/export",
+    summary="Export a unit's households 导出住户 (CSV or JSON, audited)",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/csv": {}, "application/json": {}}, "description": "The table."},
+        404: {"description": "No such unit in your jurisdiction"},
+    },
+)
+def export_households(
+    request: Request,
+    code: str,
+    db: Database = Depends(get_db),
+    scope: Scope = Depends(current_scope),
+    principal: Principal = Depends(current_principal),
+    places: UnitPlaces = Depends(get_places),
+    layer: Annotated[str, _LAYER] = "governance",
+    format: Annotated[Literal["csv", "json"], Query(description="File format.")] = "csv",
+) -> Response:
+    """Download every household of the unit; the export is audited."""
+    _visible_unit(db, scope, layer, code)
+    table = places.households(layer=layer, code=code)
+    record(
+        db,
+        actor=principal,
+        action="households.export",
+        target=f"unit:{layer}:{code}",
+        detail={"rows": len(table), "format": format},
+        client=client_address(request),
+    )
+    name = f"households-{layer}-{code}.{format}"
+    disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if format == "csv":
+        buffer = io.StringIO()
+        table.to_csv(buffer, index=False)
+        return Response(buffer.getvalue(), media_type="text/csv", headers=disposition)
+    return Response(
+        table.to_json(orient="records", force_ascii=False),
+        media_type="application/json",
+        headers=disposition,
+    )
+
+
+@router.get(
+    "/buildings/{key}",
+    summary="One building 房屋详情",
+    response_model=BuildingDetail,
+    responses={404: {"description": "No such building in your jurisdiction"}},
+)
+def building(
+    key: str,
+    db: Database = Depends(get_db),
+    scope: Scope = Depends(current_scope),
+    places: UnitPlaces = Depends(get_places),
+) -> dict[str, Any]:
+    """Return a building with its counts and its unit in each layer you may see."""
+    with db.reader() as repo:
+        layers = [summary.name for summary in repo.list_layers()]
+    found, units = places.building(key=key, layers=layers)
+    visible = {layer: code for layer, code in units.items() if scope.sees(layer, code)}
+    if not visible and not scope.unrestricted:
+        raise NotFoundError(f"no building {key!r}", field="key")
+    return {**_clean(found), "units": visible}
+
+
+def _clean(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (
+            None
+            if v is None or (isinstance(v, float) and math.isnan(v))
+            else v.item()
+            if hasattr(v, "item")
+            else v
+        )
+        for k, v in record.items()
+    }

@@ -1,0 +1,150 @@
+"""Who is calling: bearer tokens and API keys, rate limits, the per-endpoint guard.
+
+Every route of the API passes :func:`guard` (an application-wide
+dependency): it authenticates the caller, applies the rate limit and checks
+the role against :data:`api.permissions.ENDPOINTS`. Routes read the caller
+with :func:`current_principal` and their jurisdiction with :func:`current_scope`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from api.permissions import PUBLIC, permission_for
+from gis.access import Principal, Scope, ScopeResolver
+from gis.access.accounts import authenticate_api_key, generation, principal_for_user
+from gis.access.credentials import TokenSigner, parse_api_key
+from gis.errors import AuthenticationError, RateLimitedError
+from gis.repository import Database
+from gis.settings import Settings
+
+__all__ = [
+    "Authenticator",
+    "RateLimiter",
+    "Security",
+    "current_principal",
+    "current_scope",
+    "guard",
+]
+
+_CACHE_SECONDS = 5.0
+
+
+class Authenticator:
+    """Turns request credentials into a principal; caches answers for a few seconds.
+
+    Changes made in this process (disable a user, revoke a key) take effect
+    at once; changes made by another process within ``_CACHE_SECONDS``.
+    """
+
+    def __init__(self, db: Database, signer: TokenSigner) -> None:
+        self.db = db
+        self.signer = signer
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, int, Principal]] = {}
+
+    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        """Return the caller named by ``Authorization: Bearer`` or ``X-API-Key``."""
+        credential = headers.get("x-api-key")
+        if credential is None:
+            scheme, _, credential = headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not credential.strip():
+                raise AuthenticationError(
+                    "sign in first: send 'Authorization: Bearer <token>' or 'X-API-Key: <key>'"
+                )
+        credential = credential.strip()
+        digest = hashlib.sha256(credential.encode()).hexdigest()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(digest)
+        if hit is not None and hit[0] > now and hit[1] == generation():
+            return hit[2]
+        principal = self._verify(credential)
+        with self._lock:
+            if len(self._cache) > 50_000:
+                self._cache.clear()
+            self._cache[digest] = (now + _CACHE_SECONDS, generation(), principal)
+        return principal
+
+    def _verify(self, credential: str) -> Principal:
+        if parse_api_key(credential) is not None:
+            return authenticate_api_key(self.db, token=credential)
+        claims = self.signer.read(credential)
+        return principal_for_user(self.db, username=str(claims["sub"]), version=int(claims["ver"]))
+
+
+class RateLimiter:
+    """Token buckets per caller: ``rate`` requests per minute, bursts up to ``rate``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str, *, rate: int) -> None:
+        """Spend one request of ``key``'s budget; RateLimitedError when it is empty."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (float(rate), now))
+            tokens = min(float(rate), tokens + (now - last) * rate / 60.0)
+            if tokens < 1.0:
+                self._buckets[key] = (tokens, now)
+                wait = math.ceil((1.0 - tokens) * 60.0 / rate)
+                raise RateLimitedError(
+                    f"more than {rate} requests per minute: retry in {wait} s", retry_after=wait
+                )
+            if len(self._buckets) > 100_000:
+                self._buckets.clear()
+            self._buckets[key] = (tokens - 1.0, now)
+
+
+@dataclass
+class Security:
+    """Everything the guard needs, kept on ``app.state.security``."""
+
+    authenticator: Authenticator
+    limiter: RateLimiter
+    scopes: ScopeResolver
+    settings: Settings
+
+    def admit(self, headers: Mapping[str, str]) -> Principal:
+        """Authenticate and spend one request of the caller's rate budget."""
+        principal = self.authenticator.authenticate(headers)
+        rate = principal.rate_per_minute or self.settings.rate_limit_per_minute
+        self.limiter.take(principal.actor, rate=rate)
+        return principal
+
+
+def guard(request: Request) -> None:
+    """Application-wide dependency: authenticate, rate-limit, check the role."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", request.url.path)
+    if (request.method, path) in PUBLIC:
+        return
+    security: Security = request.app.state.security
+    principal = security.admit(request.headers)
+    permission_for(request.method, path).check(principal)
+    request.state.principal = principal
+
+
+def current_principal(request: Request) -> Principal:
+    """Return the authenticated caller (set by :func:`guard`)."""
+    principal: Principal = request.state.principal
+    return principal
+
+
+def current_scope(request: Request) -> Scope:
+    """Return the caller's jurisdiction."""
+    security: Security = request.app.state.security
+    return security.scopes.scope(current_principal(request))
+
+
+def client_address(request: Request) -> str | None:
+    """Return the peer address, for the audit log."""
+    return request.client.host if request.client else None

@@ -1,0 +1,173 @@
+"""Passwords, API key secrets and signed access tokens.
+
+Passwords are hashed with Argon2id (``argon2-cffi`` defaults); API keys are
+long random secrets, so a SHA-256 of the secret is enough to store and lets
+every request be checked in microseconds; access tokens are HS256 JWTs that
+expire and name the password version they were issued for, so that
+changing a password or disabling a user ends every token.
+
+Examples
+--------
+>>> digest = hash_password("correct horse battery")
+>>> verify_password(digest, "correct horse battery"), verify_password(digest, "wrong")
+(True, False)
+>>> key = new_api_key()
+>>> parse_api_key(key.token) == (key.key_id, key.secret)
+True
+>>> signer = TokenSigner("s" * 32, ttl_seconds=60)
+>>> signer.read(signer.issue(subject="wang", version=1))["sub"]
+'wang'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from gis.errors import AuthenticationError, InputError
+
+__all__ = [
+    "ApiKeySecret",
+    "TokenSigner",
+    "check_password_policy",
+    "generate_password",
+    "hash_password",
+    "hash_secret",
+    "new_api_key",
+    "parse_api_key",
+    "verify_password",
+]
+
+MIN_PASSWORD_LENGTH = 12
+MIN_SECRET_KEY_LENGTH = 32
+_KEY_PREFIX = "tg"
+_HASHER = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    """Return the Argon2id hash of ``password``."""
+    return _HASHER.hash(password)
+
+
+def verify_password(digest: str, password: str) -> bool:
+    """Whether ``password`` matches ``digest`` (never raises on a mismatch)."""
+    try:
+        return _HASHER.verify(digest, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def generate_password() -> str:
+    """Return a random 24-character password (shown once, never stored)."""
+    return secrets.token_urlsafe(18)
+
+
+def check_password_policy(password: str, *, username: str) -> None:
+    """Refuse passwords that are short, repetitive or contain the user name."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InputError(
+            f"password must have at least {MIN_PASSWORD_LENGTH} characters", field="password"
+        )
+    if len(password) > 256:
+        raise InputError("password must have at most 256 characters", field="password")
+    if len(set(password)) < 5:
+        raise InputError("password must use at least 5 different characters", field="password")
+    if username and username.lower() in password.lower():
+        raise InputError("password must not contain the user name", field="password")
+
+
+@dataclass(frozen=True)
+class ApiKeySecret:
+    """A new API key: ``token`` is what the client sends, shown once."""
+
+    key_id: str
+    secret: str
+
+    @property
+    def token(self) -> str:
+        """The full key, ``tg_<key_id>_<secret>``."""
+        return f"{_KEY_PREFIX}_{self.key_id}_{self.secret}"
+
+
+def new_api_key() -> ApiKeySecret:
+    """Return a new random key id and secret."""
+    return ApiKeySecret(key_id=secrets.token_hex(6), secret=secrets.token_urlsafe(32))
+
+
+def parse_api_key(token: str) -> tuple[str, str] | None:
+    """Split ``tg_<key_id>_<secret>`` into id and secret; None when it is not one."""
+    prefix, _, rest = token.partition("_")
+    key_id, _, secret = rest.partition("_")
+    if prefix != _KEY_PREFIX or len(key_id) != 12 or not secret:
+        return None
+    return key_id, secret
+
+
+def hash_secret(secret: str) -> str:
+    """Return the SHA-256 hex digest stored for an API key secret."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def secrets_equal(a: str, b: str) -> bool:
+    """Compare two digests in constant time."""
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+class TokenSigner:
+    """Issues and checks signed, expiring access tokens (JWT, HS256).
+
+    Parameters
+    ----------
+    secret : str
+        The signing key, from the environment (``TONGGE_SECRET_KEY``).
+    ttl_seconds : int
+        How long a token is valid.
+    """
+
+    algorithm = "HS256"
+    issuer = "tongge"
+
+    def __init__(self, secret: str, *, ttl_seconds: int) -> None:
+        if len(secret) < MIN_SECRET_KEY_LENGTH:
+            raise InputError(
+                f"the token signing key must have at least {MIN_SECRET_KEY_LENGTH} characters",
+                field="secret_key",
+            )
+        self._secret = secret
+        self.ttl_seconds = ttl_seconds
+
+    def issue(self, *, subject: str, version: int) -> str:
+        """Return a token for user ``subject`` at password ``version``."""
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "sub": subject,
+            "ver": version,
+            "iat": now,
+            "exp": now + self.ttl_seconds,
+        }
+        return jwt.encode(claims, self._secret, algorithm=self.algorithm)
+
+    def read(self, token: str) -> dict[str, Any]:
+        """Return the claims of a valid token; AuthenticationError otherwise."""
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[self.algorithm],
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "sub", "ver", "iss"]},
+            )
+        except jwt.ExpiredSignatureError as error:
+            raise AuthenticationError("the access token has expired: sign in again") from error
+        except jwt.InvalidTokenError as error:
+            raise AuthenticationError("the access token is not valid") from error
+        return claims

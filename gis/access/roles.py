@@ -1,0 +1,128 @@
+"""Roles and what each may do: the one table the API's permission map refers to.
+
+Permissions name *kinds* of access; where a permission applies (which units)
+is the jurisdiction's business (:mod:`gis.access.scope`).
+
+Examples
+--------
+>>> Role.GRID_WORKER.can(Permission.HOUSEHOLDS_READ)
+True
+>>> Role.VIEWER.can(Permission.HOUSEHOLDS_READ)
+False
+>>> Role.parse("网格员")
+<Role.GRID_WORKER: 'grid_worker'>
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from gis.errors import InputError
+
+__all__ = ["ROLE_PERMISSIONS", "Permission", "Role"]
+
+
+class Permission(StrEnum):
+    """A kind of access, checked per endpoint and per command."""
+
+    UNITS_READ = "units:read"
+    UNITS_EXPORT = "units:export"
+    PLACES_READ = "places:read"
+    HOUSEHOLDS_READ = "households:read"
+    HOUSEHOLDS_EXPORT = "households:export"
+    STAFF_READ = "staff:read"
+    STAFF_WRITE = "staff:write"
+    GEOCODE = "geocode"
+    GEOCODE_BATCH = "geocode:batch"
+    ALIGNMENT_READ = "alignment:read"
+    WORKLOAD_READ = "workload:read"
+    ACCOUNTS_ADMIN = "accounts:admin"
+    AUDIT_READ = "audit:read"
+
+
+class Role(StrEnum):
+    """What a user or API key is; each has a fixed set of permissions."""
+
+    ADMIN = "admin"
+    PLANNER = "planner"
+    DISPATCHER = "dispatcher"
+    GRID_WORKER = "grid_worker"
+    POLICE = "police"
+    VIEWER = "viewer"
+
+    @property
+    def label(self) -> str:
+        """Chinese label with the English name."""
+        return _TITLES[self]
+
+    def can(self, permission: Permission) -> bool:
+        """Whether this role holds ``permission``."""
+        return permission in ROLE_PERMISSIONS[self]
+
+    @classmethod
+    def parse(cls, text: str) -> Role:
+        """Return the role named ``text`` (English name or Chinese label)."""
+        value = text.strip().lower().replace("-", "_")
+        for role in cls:
+            if value in (role.value, _TITLES[role].split()[0]):
+                return role
+        raise InputError(
+            f"unknown role {text!r}: use one of {', '.join(r.value for r in cls)}", field="role"
+        )
+
+
+_TITLES = {
+    Role.ADMIN: "管理员 administrator",
+    Role.PLANNER: "规划员 planner",
+    Role.DISPATCHER: "调度员 dispatcher",
+    Role.GRID_WORKER: "网格员 grid worker",
+    Role.POLICE: "社区民警 police officer",
+    Role.VIEWER: "查看者 viewer",
+}
+
+_P = Permission
+_FIELD_WORK = frozenset(
+    {
+        _P.UNITS_READ,
+        _P.UNITS_EXPORT,
+        _P.PLACES_READ,
+        _P.HOUSEHOLDS_READ,
+        _P.HOUSEHOLDS_EXPORT,
+        _P.STAFF_READ,
+        _P.GEOCODE,
+        _P.WORKLOAD_READ,
+    }
+)
+
+#: Permissions per role. Planners redraw boundaries and need counts, not
+#: households; dispatchers locate and hand over; grid workers and police work
+#: their own units' households; viewers see boundaries and aggregates only.
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.PLANNER: frozenset(
+        {
+            _P.UNITS_READ,
+            _P.UNITS_EXPORT,
+            _P.PLACES_READ,
+            _P.STAFF_READ,
+            _P.STAFF_WRITE,
+            _P.GEOCODE,
+            _P.GEOCODE_BATCH,
+            _P.ALIGNMENT_READ,
+            _P.WORKLOAD_READ,
+        }
+    ),
+    Role.DISPATCHER: frozenset(
+        {
+            _P.UNITS_READ,
+            _P.PLACES_READ,
+            _P.STAFF_READ,
+            _P.GEOCODE,
+            _P.GEOCODE_BATCH,
+            _P.WORKLOAD_READ,
+        }
+    ),
+    Role.GRID_WORKER: _FIELD_WORK,
+    Role.POLICE: _FIELD_WORK,
+    Role.VIEWER: frozenset({_P.UNITS_READ, _P.ALIGNMENT_READ, _P.WORKLOAD_READ}),
+}

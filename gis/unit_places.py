@@ -1,0 +1,147 @@
+"""Buildings and households of a unit and everything under it.
+
+Buildings belong to units by the assignment rules of :mod:`gis.assign`
+(applied at the lowest level of the layer, on the current boundaries); a
+household belongs where its building does. Assignments are cached until
+boundaries or places change.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from gis.errors import NotFoundError
+from gis.places import assign_places
+from gis.registry import parse_time
+from gis.repository import Database
+
+__all__ = ["UnitPlaces"]
+
+_BUILDING_COLUMNS = [
+    "key",
+    "address",
+    "floors",
+    "use",
+    "entrance_lon",
+    "entrance_lat",
+    "households",
+    "persons",
+    "unit",
+    "rule",
+    "cut",
+]
+_HOUSEHOLD_COLUMNS = ["key", "building_key", "unit_no", "floor", "room", "persons"]
+
+
+class UnitPlaces:
+    """Answers "which buildings and households lie in this unit" from cached assignments.
+
+    Parameters
+    ----------
+    db : Database
+        The registry.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+        self._stamp: tuple[Any, ...] | None = None
+        self._layers: dict[str, pd.DataFrame] = {}
+        self._trees: dict[str, dict[str, list[str]]] = {}
+        self._buildings: gpd.GeoDataFrame | None = None
+        self._households: pd.DataFrame | None = None
+
+    def buildings(self, *, layer: str, code: str) -> pd.DataFrame:
+        """Return the buildings assigned to ``code`` or a unit below it (no footprints)."""
+        table = self._assigned(layer)
+        return table[table["unit"].isin(self._subtree(layer, code))].reset_index(drop=True)
+
+    def households(self, *, layer: str, code: str) -> pd.DataFrame:
+        """Return the households in the buildings of ``code`` and the units below it."""
+        keys = set(self.buildings(layer=layer, code=code)["key"])
+        table = self._household_table()
+        return table[table["building_key"].isin(keys)].reset_index(drop=True)
+
+    def building(self, *, key: str, layers: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
+        """Return one building and its unit in each of ``layers`` (NotFoundError if absent)."""
+        units: dict[str, str] = {}
+        record: dict[str, Any] | None = None
+        for layer in layers:
+            table = self._assigned(layer)
+            hit = table[table["key"] == key]
+            if hit.empty:
+                continue
+            record = hit.iloc[0].to_dict()
+            if record["unit"] is not None:
+                units[layer] = str(record["unit"])
+        if record is None:
+            raise NotFoundError(f"no building {key!r}", field="key")
+        record.pop("unit", None)
+        record.pop("rule", None)
+        return record, units
+
+    # -- caches -------------------------------------------------------------
+
+    def _check(self) -> None:
+        with self._db.reader() as repo:
+            stamp = (repo.revision(), repo.places.revision())
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self._layers.clear()
+            self._trees.clear()
+            self._buildings = None
+            self._households = None
+
+    def _assigned(self, layer: str) -> pd.DataFrame:
+        with self._lock:
+            self._check()
+            if layer not in self._layers:
+                self._layers[layer] = self._assign(layer)
+            return self._layers[layer]
+
+    def _assign(self, layer: str) -> pd.DataFrame:
+        when = parse_time(None)
+        with self._db.reader() as repo:
+            spec = repo.layer_spec(name=layer)
+            present = set(repo.units_frame(layer=layer, at=when)["level"])
+            if self._buildings is None:
+                self._buildings = repo.places.buildings_frame()
+        lowest = next((lv.name for lv in reversed(spec.levels) if lv.name in present), None)
+        if lowest is None or self._buildings.empty:
+            return pd.DataFrame(columns=_BUILDING_COLUMNS)
+        assignment = assign_places(self._db, layer=layer, level=lowest, at=when).frame
+        table = pd.DataFrame(self._buildings.drop(columns=["geometry", "attributes"]))
+        table = table.merge(assignment[["key", "unit", "rule", "cut"]], on="key", how="left")
+        table["rule"] = table["rule"].astype(str)
+        return table[_BUILDING_COLUMNS]
+
+    def _subtree(self, layer: str, code: str) -> set[str]:
+        with self._lock:
+            children = self._trees.get(layer)
+            if children is None:
+                with self._db.reader() as repo:
+                    pairs = repo.unit_tree(layer=layer, at=parse_time(None))
+                children = {}
+                for child, parent in pairs:
+                    children.setdefault(parent or "", []).append(child)
+                self._trees[layer] = children
+        found = {code}
+        stack = [code]
+        while stack:
+            for child in children.get(stack.pop(), []):
+                if child not in found:
+                    found.add(child)
+                    stack.append(child)
+        return found
+
+    def _household_table(self) -> pd.DataFrame:
+        with self._lock:
+            self._check()
+            if self._households is None:
+                with self._db.reader() as repo:
+                    self._households = repo.places.households_table()
+            return self._households[_HOUSEHOLD_COLUMNS]
