@@ -77,6 +77,9 @@ class Hardening:
             else self.max_body_bytes
         )
         extra = _DOCS_HEADERS if scope["path"].startswith(_DOCS) else API_HEADERS
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"").lower():
+            await send_problem(send, 400, "Unusable input", "the URL contains a NUL character")
+            return
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await send_problem(send, 413, "Too large", f"request body over {limit} bytes")

@@ -8,6 +8,7 @@ with :func:`current_principal` and their jurisdiction with :func:`current_scope`
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import threading
@@ -130,7 +131,7 @@ def guard(request: Request) -> None:
     security: Security = request.app.state.security
     principal = security.admit(request.headers)
     permission_for(request.method, path).check(principal)
-    request.state.principal = principal
+    request.state.principal = dataclasses.replace(principal, client=client_address(request))
 
 
 def current_principal(request: Request) -> Principal:

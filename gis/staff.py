@@ -75,8 +75,8 @@ def add_staff(
     """
     if role not in ROLES:
         raise InputError(f"unknown role {role!r}: use one of {', '.join(ROLES)}", field="role")
-    if not name.strip() or len(name) > 100:
-        raise InputError("name must have 1 to 100 characters", field="name")
+    if not name.strip() or len(name) > 100 or not name.isprintable():
+        raise InputError("name must have 1 to 100 printable characters", field="name")
     if phone is not None and not _PHONE.match(phone):
         raise InputError(f"phone {phone!r} is not a phone number", field="phone")
     with db.transaction() as repo:

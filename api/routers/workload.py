@@ -54,9 +54,13 @@ def workload(
     """Count buildings, households, persons and places per unit, rolled up every level.
 
     Grids are compared with the household target (default 300–500); `over`
-    and `under` flag the units outside it.
+    and `under` flag the units outside it. Only units of your jurisdiction are
+    listed and summed.
     """
     result = unit_workload(db, layer=layer, at=at)
+    visible = scope.codes(layer)
+    if visible is not None:
+        result = result.restricted_to(visible)
     units = result.units
     if level is not None:
         units = units[units["level"] == level]

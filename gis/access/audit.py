@@ -54,7 +54,7 @@ def append_audit(
         action=action,
         target=target[:300],
         detail=detail or {},
-        client=client,
+        client=client or actor.client,
     )
 
 

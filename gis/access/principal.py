@@ -35,6 +35,7 @@ class Principal:
     role: Role
     units: tuple[str, ...] = ()
     rate_per_minute: int | None = None
+    client: str | None = None  # where the request came from, for the audit log
 
     @property
     def unrestricted(self) -> bool:

@@ -26,8 +26,10 @@ from importlib import resources
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
+from gis.errors import InputError
 from gis.repository._dialect import erase_append_only, make_engine
 from gis.repository._store import Repository
 from gis.repository._types import ImportSummary, LayerSummary, LevelSummary
@@ -77,6 +79,8 @@ class Database:
         try:
             with session.begin():
                 yield Repository(session)
+        except DataError as error:
+            raise _unstorable(error) from None
         finally:
             session.close()
 
@@ -87,6 +91,8 @@ class Database:
         try:
             session.begin()
             yield Repository(session)
+        except DataError as error:
+            raise _unstorable(error) from None
         finally:
             session.rollback()
             session.close()
@@ -103,3 +109,11 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def _unstorable(error: DataError) -> InputError:
+    # A value the database refuses (NUL characters, out-of-range numbers):
+    # the caller's input, not a server fault. The message names the cause
+    # without echoing the statement or its parameters.
+    cause = str(error.orig).splitlines()[0] if error.orig is not None else "invalid value"
+    return InputError(f"a value cannot be stored or compared: {cause}")
