@@ -1,6 +1,9 @@
-"""Request dependencies: the database opened at start-up."""
+"""Request dependencies (the database opened at start-up) and request-scoped helpers."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 from fastapi import Request
 
@@ -11,3 +14,8 @@ def get_db(request: Request) -> Database:
     """Return the application's database."""
     db: Database = request.app.state.db
     return db
+
+
+def remove_folder(folder: Path) -> None:
+    """Delete a request's scratch folder (after its file response is sent)."""
+    shutil.rmtree(folder, ignore_errors=True)

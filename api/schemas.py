@@ -139,3 +139,17 @@ def _time(value: Any) -> str | None:
         return None
     stamp = pd.Timestamp(value)
     return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).isoformat()
+
+
+def plain(record: dict[str, Any]) -> dict[str, Any]:
+    """Return a frame record with JSON-ready values: NaN → None, numpy scalars → Python."""
+    return {
+        k: (
+            None
+            if v is None or (isinstance(v, float) and math.isnan(v))
+            else v.item()
+            if hasattr(v, "item")
+            else v
+        )
+        for k, v in record.items()
+    }

@@ -118,7 +118,7 @@ class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100, examples=["12345 hotline"])
     role: Role = Role.DISPATCHER
     units: list[str] = Field(default_factory=list, max_length=200)
-    rate_per_minute: int = Field(default=600, ge=1, le=100_000)
+    rate_per_minute: int = Field(default=600, ge=1, le=10_000_000)
 
 
 class ApiKeyCreated(ApiKeyOut):

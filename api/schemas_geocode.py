@@ -69,12 +69,12 @@ class Nearest(BaseModel):
 
 
 class LevelUnit(BaseModel):
-    """The unit at one level (code null when none covers the point)."""
+    """The unit at one level (code null when none covers it, or ``restricted``: not yours)."""
 
     level: str
     code: str | None
     name: str | None
-    status: Literal["ok", "outside", "ambiguous"]
+    status: Literal["ok", "outside", "ambiguous", "restricted"]
     boundary_distance_m: float | None = Field(description="Distance to the unit's boundary.")
     nearest: Nearest | None = None
     candidates: list[Candidate] | None = None
@@ -83,7 +83,7 @@ class LevelUnit(BaseModel):
 class LayerAnswer(BaseModel):
     """The answer in one layer, top level first."""
 
-    status: Literal["ok", "outside", "ambiguous"]
+    status: Literal["ok", "outside", "ambiguous", "restricted"]
     units: list[LevelUnit]
     boundary_distance_m: float | None
     nearest: Nearest | None

@@ -3,7 +3,9 @@
 Both run under the same uvicorn settings (one worker, uvloop/httptools when
 installed) on loopback, one after the other in this run, loaded by ``wrk``
 with 16 connections for a bounded time each. tongge answers every level of
-every layer (7 levels) with distances; the baseline answers one level.
+every layer (7 levels) with distances, as a dispatcher's API key (checked,
+rate-limited and cut to its jurisdiction on every request); the baseline
+answers one level, unauthenticated.
 
 Prints one JSON object: requests/s and latency percentiles of both, and the
 ratio. Needs Debian's ``wrk``; progress goes to stderr.
@@ -17,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -32,6 +35,10 @@ sys.path.insert(0, str(ROOT))
 
 from api.bootstrap import open_database  # noqa: E402
 from boundaries import SAMPLE_CITY  # noqa: E402
+from gis import registry  # noqa: E402
+from gis.access import SYSTEM  # noqa: E402
+from gis.access.accounts import MAX_KEY_RATE, create_api_key  # noqa: E402
+from gis.repository import Database  # noqa: E402
 from gis.settings import Settings  # noqa: E402
 
 
@@ -47,13 +54,19 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="tongge-http-"))
     url = f"sqlite:///{work / 'city.sqlite'}"
     _log("loading the sample city")
-    open_database(Settings(database_url=url, load_sample_city=True)).dispose()
-    script = _wrk_script(work, _points(200))
+    db = open_database(Settings(database_url=url, load_sample_city=True))
+    token = _dispatcher_key(db)
+    db.dispose()
+    secret = secrets.token_urlsafe(48)
     results = {}
     servers = {
         "tongge": (
             ["api.app:create_server_app"],
-            {"TONGGE_DATABASE_URL": url, "TONGGE_LOAD_SAMPLE_CITY": "false"},
+            {
+                "TONGGE_DATABASE_URL": url,
+                "TONGGE_LOAD_SAMPLE_CITY": "false",
+                "TONGGE_SECRET_KEY": secret,
+            },
             "/api/v1/geocode",
         ),
         "fastapi_strtree": (
@@ -63,6 +76,7 @@ def main() -> None:
         ),
     }
     for name, (target, env, path) in servers.items():
+        script = _wrk_script(work, _points(200), api_key=token if name == "tongge" else None)
         port = _free_port()
         _log(f"starting {name} on :{port}")
         process = subprocess.Popen(
@@ -119,13 +133,33 @@ def _points(count: int) -> np.ndarray:
     return np.column_stack([chosen.x, chosen.y]) + jitter
 
 
-def _wrk_script(folder: Path, points: np.ndarray) -> Path:
+def _dispatcher_key(db: Database) -> str:
+    # A dispatch system's key: the whole county and every police station.
+    units = []
+    for summary in registry.list_layers(db):
+        top = summary.levels[0].name
+        frame, _ = registry.units_page(db, layer=summary.name, level=top, limit=1000)
+        units += [f"{summary.name}:{code}" for code in frame["code"]]
+    _, token = create_api_key(
+        db,
+        name="benchmark dispatch",
+        role="dispatcher",
+        units=units,
+        rate_per_minute=MAX_KEY_RATE,
+        actor=SYSTEM,
+    )
+    return token
+
+
+def _wrk_script(folder: Path, points: np.ndarray, *, api_key: str | None) -> Path:
     bodies = ",".join(f'\'{{"x": {x:.7f}, "y": {y:.7f}}}\'' for x, y in points)
-    path = folder / "post.lua"
+    path = folder / ("tongge.lua" if api_key else "baseline.lua")
+    auth = f"wrk.headers['X-API-Key'] = '{api_key}'\n" if api_key else ""
     path.write_text(
         "wrk.method = 'POST'\n"
         "wrk.headers['Content-Type'] = 'application/json'\n"
-        f"local bodies = {{{bodies}}}\n"
+        + auth
+        + f"local bodies = {{{bodies}}}\n"
         "local i = 0\n"
         "request = function()\n"
         "  i = i % #bodies + 1\n"

@@ -11,11 +11,11 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 
-from api.deps import get_db
+from api.deps import get_db, remove_folder
 from api.errors import PROBLEM_JSON
 from api.fastpath import answer_geocode
 from api.schemas_geocode import GeocodeAnswer
-from api.security import client_address, current_principal, current_scope
+from api.security import current_principal, current_scope
 from gis.access import Principal, Scope, record
 from gis.errors import InputError
 from gis.locate import LocateService
@@ -109,19 +109,19 @@ async def geocode_batch(
         while chunk := await file.read(1 << 20):
             size += len(chunk)
             if size > limit:
-                _cleanup(workdir)
+                remove_folder(workdir)
                 raise InputError(
                     f"upload larger than the limit of {limit} bytes", field="file", status=413
                 )
             sink.write(chunk)
     if size == 0:
-        _cleanup(workdir)
+        remove_folder(workdir)
         raise InputError("the uploaded file is empty", field="file")
     target = workdir / f"out{Path(name).suffix.lower()}"
     try:
         rows = geocode_file(locator, source, target, x=x, y=y, crs=crs, at=at, visible=scope.codes)
     except Exception:
-        _cleanup(workdir)
+        remove_folder(workdir)
         raise
     record(
         db,
@@ -129,17 +129,10 @@ async def geocode_batch(
         action="geocode.batch",
         target=f"file:{Path(name).name}"[:300],
         detail={"rows": rows, "bytes": size, "crs": crs},
-        client=client_address(request),
     )
     return FileResponse(
         target,
         media_type=_MEDIA[kind],
         filename=f"located-{Path(name).name}",
-        background=BackgroundTask(_cleanup, workdir),
+        background=BackgroundTask(remove_folder, workdir),
     )
-
-
-def _cleanup(folder: Path) -> None:
-    for path in folder.glob("*"):
-        path.unlink(missing_ok=True)
-    folder.rmdir()

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import io
-import math
 from typing import Annotated, Any, Literal
 
+import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.deps import get_db
-from api.security import client_address, current_principal, current_scope
+from api.schemas import plain
+from api.security import current_principal, current_scope
 from gis.access import Principal, Scope, record
 from gis.errors import NotFoundError
 from gis.repository import Database
@@ -105,13 +106,7 @@ def unit_buildings(
     """Return the buildings assigned to the unit and the units below it, by key."""
     _visible_unit(db, scope, layer, code)
     table = places.buildings(layer=layer, code=code)
-    page = table.iloc[offset : offset + limit]
-    return {
-        "unit": code,
-        "layer": layer,
-        "total": len(table),
-        "buildings": [_clean(r) for r in page.to_dict("records")],
-    }
+    return _page("buildings", table, code=code, layer=layer, limit=limit, offset=offset)
 
 
 @router.get(
@@ -121,7 +116,6 @@ def unit_buildings(
     responses={404: {"description": "No such unit in your jurisdiction"}},
 )
 def unit_households(
-    request: Request,
     code: str,
     db: Database = Depends(get_db),
     scope: Scope = Depends(current_scope),
@@ -134,21 +128,15 @@ def unit_households(
     """Return the households living in the unit's buildings; every read is audited."""
     _visible_unit(db, scope, layer, code)
     table = places.households(layer=layer, code=code)
-    page = table.iloc[offset : offset + limit]
+    body = _page("households", table, code=code, layer=layer, limit=limit, offset=offset)
     record(
         db,
         actor=principal,
         action="households.read",
         target=f"unit:{layer}:{code}",
-        detail={"rows": len(page), "offset": offset},
-        client=client_address(request),
+        detail={"rows": len(body["households"]), "offset": offset},
     )
-    return {
-        "unit": code,
-        "layer": layer,
-        "total": len(table),
-        "households": [_clean(r) for r in page.to_dict("records")],
-    }
+    return body
 
 
 @router.get(
@@ -161,7 +149,6 @@ def unit_households(
     },
 )
 def export_households(
-    request: Request,
     code: str,
     db: Database = Depends(get_db),
     scope: Scope = Depends(current_scope),
@@ -179,7 +166,6 @@ def export_households(
         action="households.export",
         target=f"unit:{layer}:{code}",
         detail={"rows": len(table), "format": format},
-        client=client_address(request),
     )
     name = f"households-{layer}-{code}.{format}"
     disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
@@ -213,17 +199,11 @@ def building(
     visible = {layer: code for layer, code in units.items() if scope.sees(layer, code)}
     if not visible and not scope.unrestricted:
         raise NotFoundError(f"no building {key!r}", field="key")
-    return {**_clean(found), "units": visible}
+    return {**plain(found), "units": visible}
 
 
-def _clean(record: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: (
-            None
-            if v is None or (isinstance(v, float) and math.isnan(v))
-            else v.item()
-            if hasattr(v, "item")
-            else v
-        )
-        for k, v in record.items()
-    }
+def _page(
+    name: str, table: pd.DataFrame, *, code: str, layer: str, limit: int, offset: int
+) -> dict[str, Any]:
+    rows = table.iloc[offset : offset + limit].to_dict("records")
+    return {"unit": code, "layer": layer, "total": len(table), name: [plain(r) for r in rows]}

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import get_db
-from api.security import client_address, current_principal, current_scope
+from api.security import current_principal, current_scope
 from gis import staff as staff_service
 from gis.access import Principal, Scope, record
 from gis.errors import NotFoundError
@@ -45,7 +45,6 @@ class StaffCreate(BaseModel):
 
 @router.get("", summary="Staff of your units 网格人员", response_model=list[StaffOut])
 def list_staff(
-    request: Request,
     db: Database = Depends(get_db),
     scope: Scope = Depends(current_scope),
     principal: Principal = Depends(current_principal),
@@ -63,7 +62,6 @@ def list_staff(
         action="staff.read",
         target=f"unit:{layer or '*'}:{unit or '*'}",
         detail={"rows": len(visible)},
-        client=client_address(request),
     )
     return visible
 

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from api.deps import get_db
+from api.deps import get_db, remove_folder
 from api.schemas import UnitCollection, UnitDetail, unit_feature, unit_ref
-from api.security import client_address, current_principal, current_scope
+from api.security import current_principal, current_scope
 from gis import registry
 from gis.access import Principal, Scope, record
 from gis.errors import InputError, NotFoundError
@@ -143,7 +143,6 @@ def get_unit(
     },
 )
 def export_units(
-    request: Request,
     layer: str,
     db: Database = Depends(get_db),
     scope: Scope = Depends(current_scope),
@@ -168,7 +167,7 @@ def export_units(
     try:
         write_units(frame, target, fmt=format, crs=crs)
     except Exception:
-        _cleanup(workdir)
+        remove_folder(workdir)
         raise
     record(
         db,
@@ -176,20 +175,13 @@ def export_units(
         action="units.export",
         target=f"layer:{layer}",
         detail={"format": format, "level": level, "units": len(frame), "crs": crs},
-        client=client_address(request),
     )
     return FileResponse(
         target,
         media_type=_EXPORT_MEDIA[format],
         filename=target.name,
-        background=BackgroundTask(_cleanup, workdir),
+        background=BackgroundTask(remove_folder, workdir),
     )
-
-
-def _cleanup(folder: Path) -> None:
-    for path in folder.glob("*"):
-        path.unlink(missing_ok=True)
-    folder.rmdir()
 
 
 def _bbox(text: str) -> tuple[float, float, float, float]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from api.deps import get_db
+from api.schemas import plain
 from api.security import current_scope
 from gis.access import Scope
 from gis.places import unit_workload
@@ -66,19 +66,6 @@ def workload(
         units = units[units["level"] == level]
     return {
         "layer": layer,
-        "units": [_clean(r) for r in units.to_dict("records")],
-        "levels": [_clean(r) for r in result.by_level.to_dict("records")],
-    }
-
-
-def _clean(record: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: (
-            None
-            if isinstance(v, float) and math.isnan(v)
-            else v.item()
-            if hasattr(v, "item")
-            else v
-        )
-        for k, v in record.items()
+        "units": [plain(r) for r in units.to_dict("records")],
+        "levels": [plain(r) for r in result.by_level.to_dict("records")],
     }
