@@ -235,6 +235,21 @@ def test_grid_worker_of_a_cannot_read_infer_or_change_grid_b(
     assert governance["community"]["status"] == "restricted"
     assert located["layers"]["police"]["status"] == "restricted"
     assert [p["name"] for p in located["responsible"]] == ["李甲"]
+    # An address in B answers exactly like an address that does not exist.
+    in_b = client.post("/api/v1/geocode", json={"address": "中山南路2号"}).json()
+    nowhere = client.post("/api/v1/geocode", json={"address": "中山南路99号"}).json()
+    assert in_b["status"] == nowhere["status"] == "unmatched"
+    assert {k: v for k, v in in_b.items() if k != "input"} == {
+        k: v for k, v in nowhere.items() if k != "input"
+    } | {
+        "address": {
+            **nowhere["address"],
+            "input": "中山南路2号",
+            "parsed": in_b["address"]["parsed"],
+        }
+    }
+    mine = client.post("/api/v1/geocode", json={"address": "中山南路1号"}).json()
+    assert mine["status"] == "ok" and mine["address"]["building_key"] == "BA-1"
     listed = client.get("/api/v1/layers/governance/units").json()
     assert sorted(f["id"] for f in listed["features"]) == sorted([GRID_A, *MICRO_A])
     layers = {layer["name"]: layer for layer in client.get("/api/v1/layers").json()}

@@ -152,7 +152,8 @@ def redact_locate_answer(answer: dict[str, Any], scope: Scope) -> dict[str, Any]
 
     A unit outside it keeps its level but loses code, name and distances
     (status ``restricted``); candidates, nearest units, responsible staff and
-    address candidates outside it are dropped.
+    address candidates outside it are dropped; an address matched wholly
+    outside it answers exactly like an address that was not found.
     """
     if scope.unrestricted:
         return answer
@@ -182,8 +183,18 @@ def redact_locate_answer(answer: dict[str, Any], scope: Scope) -> dict[str, Any]
     ]
     address = answer.get("address")
     if address is not None:
-        address["candidates"] = []
         if not any_visible:
-            for key in ("building_key", "matched"):
-                address.pop(key, None)
+            # An address found outside the jurisdiction answers like one not found.
+            return {
+                "input": answer["input"],
+                "status": "unmatched",
+                "address": {
+                    "input": address["input"],
+                    "parsed": address["parsed"],
+                    "candidates": [],
+                },
+                "layers": {},
+                "responsible": [],
+            }
+        address["candidates"] = []
     return answer
