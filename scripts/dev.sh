@@ -64,10 +64,11 @@ case "${1:-}" in
     shift
     apt_install libsqlite3-mod-spatialite
     setup_python
+    umask 077  # the database holds households and password hashes: owner only
     if [ -z "${TONGGE_SECRET_KEY:-}" ]; then
       # A signing key of this checkout's own, readable by its owner only.
       mkdir -p var
-      [ -s var/secret_key ] || (umask 077; "$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(48))' > var/secret_key)
+      [ -s var/secret_key ] || ("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(48))' > var/secret_key)
       TONGGE_SECRET_KEY=$(cat var/secret_key)
       export TONGGE_SECRET_KEY
     fi

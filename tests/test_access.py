@@ -299,3 +299,23 @@ def test_cli_manages_users_keys_and_shows_the_audit(
     finally:
         get_settings.cache_clear()
     assert MICRO_A[0] in out.read_text(encoding="utf-8")
+
+
+def test_init_prints_a_one_time_admin_password_and_serve_needs_a_key(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TONGGE_DATABASE_URL", db.url)
+    monkeypatch.delenv("TONGGE_SECRET_KEY")
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        first = runner.invoke(cli, ["init"])
+        assert first.exit_code == 0 and "user: admin" in first.stderr
+        password = first.stderr.split("password: ")[1].split()[0]
+        assert acc.authenticate_password(db, username="admin", password=password).role is Role.ADMIN
+        again = runner.invoke(cli, ["init"])
+        assert again.exit_code == 0 and "password" not in again.stderr
+        refused = runner.invoke(cli, ["serve", "--port", "1"])
+        assert refused.exit_code == 2 and "TONGGE_SECRET_KEY" in refused.stderr
+    finally:
+        get_settings.cache_clear()

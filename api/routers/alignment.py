@@ -76,6 +76,8 @@ def _restricted(result: dict[str, Any], scope: Scope, a: str, b: str) -> dict[st
         v["a_parent_codes"] = [c for c in v["a_parent_codes"] if scope.sees(a, c)]
         v["b_parent_codes"] = [c for c in v["b_parent_codes"] if scope.sees(b, c)]
         v["codes"] = [c for c in v["codes"] if scope.sees(a, c) or scope.sees(b, c)]
+        # The full message may name neighbouring units: rebuild it from what is visible.
+        v["message"] = f"{v['kind']}: {', '.join(v['a_codes'] + v['b_codes'])}"
     counts: dict[str, int] = {}
     for violation in violations:
         counts[violation["kind"]] = counts.get(violation["kind"], 0) + 1
