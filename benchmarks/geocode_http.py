@@ -186,7 +186,10 @@ def _load(url: str, script: Path, seconds: int, connections: int, threads: int) 
         timeout=seconds + 60,
         check=True,
     ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    found = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if found is None:
+        sys.exit(f"wrk printed no throughput:\n{output}")
+    rps = float(found.group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     latency = {
         m.group(1): _ms(m.group(2), m.group(3))

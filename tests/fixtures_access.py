@@ -14,6 +14,7 @@ has a building with households and a grid worker::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ MICRO_A = ("350502001001001001", "350502001001001002")
 MICRO_B = ("350502001001002001", "350502001001002002")
 STATION, BEAT_X, BEAT_Y = "P01", "P01X", "P01Y"
 WHEN = "2026-01-01"
+Row = tuple[str, str, str | None, tuple[float, float, float, float]]
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,7 @@ B_SECRETS = Secrets(
 )
 
 
-def _units(
-    rows: list[tuple[str, str, str | None, tuple[float, float, float, float]]],
-) -> gpd.GeoDataFrame:
+def _units(rows: Sequence[Row]) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(
         {
             "code": [r[0] for r in rows],
@@ -79,11 +79,11 @@ def _units(
 def load_two_grids(db: Database, folder: Path) -> None:
     """Load governance down to micro-grids of A and B, police beats, places and staff."""
     load_governance(db, WHEN)
-    grids = [
+    grids: list[Row] = [
         (GRID_A, "甲网格", COMMUNITY, (118.50, 24.925, 118.525, 24.95)),
         (GRID_B, "乙网格", COMMUNITY, (118.525, 24.925, 118.55, 24.95)),
     ]
-    micro = [
+    micro: list[Row] = [
         (MICRO_A[0], "甲微网格一", GRID_A, (118.50, 24.925, 118.5125, 24.95)),
         (MICRO_A[1], "甲微网格二", GRID_A, (118.5125, 24.925, 118.525, 24.95)),
         (MICRO_B[0], "乙微网格一", GRID_B, (118.525, 24.925, 118.5375, 24.95)),
@@ -98,8 +98,8 @@ def load_two_grids(db: Database, folder: Path) -> None:
             source="fixture",
             valid_from=WHEN,
         )
-    stations = [(STATION, "城东派出所", None, (118.50, 24.90, 118.60, 24.95))]
-    beats = [
+    stations: list[Row] = [(STATION, "城东派出所", None, (118.50, 24.90, 118.60, 24.95))]
+    beats: list[Row] = [
         (BEAT_X, "甲责任区", STATION, (118.50, 24.90, 118.525, 24.95)),
         (BEAT_Y, "乙责任区", STATION, (118.525, 24.90, 118.60, 24.95)),
     ]

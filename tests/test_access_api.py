@@ -20,6 +20,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
+from pydantic import SecretStr
 
 from api.app import create_app
 from api.permissions import ENDPOINTS, PUBLIC
@@ -470,7 +471,8 @@ def test_app_refuses_to_start_without_a_signing_key(city: Database) -> None:
         )
     with pytest.raises(InputError, match="32"):
         create_app(
-            Settings(database_url=city.url, load_sample_city=False, secret_key="short"), db=city
+            Settings(database_url=city.url, load_sample_city=False, secret_key=SecretStr("short")),
+            db=city,
         )
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import shapely
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from api.app import create_app
 from api.permissions import ENDPOINTS, PUBLIC
@@ -24,7 +26,7 @@ def client(db: Database) -> Iterator[TestClient]:
         yield test_client
 
 
-def assert_problem(response, status: int) -> dict:  # type: ignore[no-untyped-def]
+def assert_problem(response: Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json()

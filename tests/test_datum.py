@@ -21,7 +21,7 @@ REFERENCES = [
 
 
 @pytest.mark.parametrize(("convert", "given_point", "expected"), REFERENCES)
-def test_published_reference_points(convert, given_point, expected) -> None:  # type: ignore[no-untyped-def]
+def test_published_reference_points(convert, given_point, expected) -> None:
     lon, lat = convert([given_point[0]], [given_point[1]])
     assert lon[0] == pytest.approx(expected[0], abs=1e-7)  # 1e-7° ≈ 1 cm
     assert lat[0] == pytest.approx(expected[1], abs=1e-7)

@@ -35,7 +35,7 @@ B2 = box(118.5493, 24.932, 118.5503, 24.933)
 B3 = box(118.558, 24.935, 118.559, 24.936)
 
 
-def write_buildings(tmp_path: Path, **extra: list) -> Path:  # type: ignore[type-arg]
+def write_buildings(tmp_path: Path, **extra: list[object]) -> Path:
     table = {
         "key": ["B1", "B2", "B3"],
         "address": ["中山南路1号", "中山南路2号", "中山南路3号"],

@@ -311,7 +311,7 @@ def test_sliver_overlap_is_a_warning_not_a_problem_and_not_silence(with_parents:
     grids = fg.sliver_overlap()
     report = run(grids, with_parents=with_parents)
     assert report.problems == []
-    warning = next(w for w in report.warnings if w.rule == "overlap" and w.area_m2 > 0.1)
+    warning = next(w for w in report.warnings if w.rule == "overlap" and (w.area_m2 or 0) > 0.1)
     assert warning.codes == ("0101", "0102")
     assert_near(warning, grids.fault)
     assert warning.area_m2 == pytest.approx(0.6, rel=1e-2)
