@@ -147,8 +147,9 @@ def create_user(
     role = Role.parse(role) if isinstance(role, str) else role
     generated = None
     if password is None:
-        password = generated = generate_password()
-    check_password_policy(password, username=name)
+        password = generated = generate_password()  # random: no policy to check
+    else:
+        check_password_policy(password, username=name)
     display = _display_name(display_name)
     digest = hash_password(password)
     with db.transaction() as repo:
@@ -226,8 +227,9 @@ def reset_password(
     """Set a new password (generated when not given); every earlier token stops working."""
     generated = None
     if password is None:
-        password = generated = generate_password()
-    check_password_policy(password, username=username)
+        password = generated = generate_password()  # random: no policy to check
+    else:
+        check_password_policy(password, username=username)
     digest = hash_password(password)
     with db.transaction() as repo:
         current = _existing(repo, username)

@@ -80,7 +80,7 @@ def check_password_policy(password: str, *, username: str) -> None:
         raise InputError("password must have at most 256 characters", field="password")
     if len(set(password)) < 5:
         raise InputError("password must use at least 5 different characters", field="password")
-    if username and username.lower() in password.lower():
+    if len(username) >= 3 and username.lower() in password.lower():
         raise InputError("password must not contain the user name", field="password")
 
 
