@@ -33,6 +33,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PATH = "/api/v1/geocode"
 _MAX_BODY = 64 * 1024
+_CREDENTIALS = (b"authorization", b"x-api-key")
+_JSON = [(b"content-type", b"application/json"), *API_HEADERS]
+_PROBLEM = [(b"content-type", PROBLEM_JSON.encode()), *API_HEADERS]
 
 
 class GeocodeFastPath:
@@ -51,9 +54,11 @@ class GeocodeFastPath:
             return
         owner = self.owner if self.owner is not None else scope["app"]
         security = owner.state.security
+        # Only the credential headers matter here (ASGI names are lower case).
         headers = {
-            name.decode("latin-1").lower(): value.decode("latin-1")
+            name.decode("latin-1"): value.decode("latin-1")
             for name, value in scope.get("headers") or []
+            if name in _CREDENTIALS
         }
         try:
             # The same checks as api.security.guard, in the same order.
@@ -113,17 +118,8 @@ async def _send(
     send: Send, status: int, body: dict[str, Any], *, extra: dict[str, str] | None = None
 ) -> None:
     payload = orjson.dumps(body)
-    media = b"application/json" if status == 200 else PROBLEM_JSON.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", media),
-                (b"content-length", str(len(payload)).encode()),
-                *API_HEADERS,
-                *((k.lower().encode(), v.encode()) for k, v in (extra or {}).items()),
-            ],
-        }
-    )
+    headers = [*(_JSON if status == 200 else _PROBLEM), (b"content-length", b"%d" % len(payload))]
+    if extra:
+        headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

@@ -49,7 +49,7 @@ class Authenticator:
         self.db = db
         self.signer = signer
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[float, int, Principal]] = {}
+        self._cache: dict[bytes, tuple[float, int, Principal]] = {}
 
     def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """Return the caller named by ``Authorization: Bearer`` or ``X-API-Key``."""
@@ -61,7 +61,7 @@ class Authenticator:
                     "sign in first: send 'Authorization: Bearer <token>' or 'X-API-Key: <key>'"
                 )
         credential = credential.strip()
-        digest = hashlib.sha256(credential.encode()).hexdigest()
+        digest = hashlib.sha256(credential.encode()).digest()
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(digest)

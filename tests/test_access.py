@@ -147,7 +147,10 @@ def test_redaction_of_a_locate_answer() -> None:
         ],
         "address": {"input": "x", "candidates": [{"key": "BB-1"}], "building_key": "BB-1"},
     }
-    scope = Scope.resolve(units=["governance:A"], trees={"governance": [("A", None), ("A1", "A")]})
+    scope = Scope.resolve(
+        units=["governance:A"],
+        trees={"governance": [("A", None), ("A1", "A"), ("B", None), ("B1", "B")]},
+    )
     out = redact_locate_answer(answer, scope)
     grid, micro = out["layers"]["governance"]["units"]
     assert grid["code"] == "A"

@@ -17,6 +17,8 @@ Community ``C`` has grids ``A`` and ``B``; grid ``A`` has micro-grid ``A1``::
 >>> scope = Scope.resolve(units=("governance:A",), trees=tree)
 >>> sorted(scope.codes("governance")), scope.sees("governance", "B")
 (['A', 'A1'], False)
+>>> Scope.resolve(units=("governance:C",), trees=tree).whole  # C is everything
+frozenset({'governance'})
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class Scope:
 
     unrestricted: bool
     visible: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    whole: frozenset[str] = frozenset()  # layers seen entirely
 
     @classmethod
     def everything(cls) -> Scope:
@@ -57,6 +60,7 @@ class Scope:
             layer, _, code = ref.partition(":")
             roots.setdefault(layer, set()).add(code)
         visible = {}
+        whole = set()
         for layer, codes in roots.items():
             children: dict[str, list[str]] = {}
             known = set()
@@ -72,7 +76,9 @@ class Scope:
                         seen.add(child)
                         stack.append(child)
             visible[layer] = frozenset(seen)
-        return cls(unrestricted=False, visible=visible)
+            if seen == known:
+                whole.add(layer)
+        return cls(unrestricted=False, visible=visible, whole=frozenset(whole))
 
     def codes(self, layer: str) -> frozenset[str] | None:
         """Return the visible codes of a layer; None means all of them."""
@@ -115,7 +121,7 @@ class ScopeResolver:
     def scope(self, principal: Principal) -> Scope:
         """Return the scope of ``principal``."""
         if principal.unrestricted:
-            return Scope.everything()
+            return _EVERYTHING
         with self._lock:
             self._refresh_revision()
             key = tuple(sorted(principal.units))
@@ -147,6 +153,9 @@ class ScopeResolver:
             return repo.unit_tree(layer=layer, at=parse_time(None))
 
 
+_EVERYTHING = Scope.everything()
+
+
 def redact_locate_answer(answer: dict[str, Any], scope: Scope) -> dict[str, Any]:
     """Cut a locate answer down to the caller's jurisdiction (in place; returned).
 
@@ -155,7 +164,7 @@ def redact_locate_answer(answer: dict[str, Any], scope: Scope) -> dict[str, Any]
     address candidates outside it are dropped; an address matched wholly
     outside it answers exactly like an address that was not found.
     """
-    if scope.unrestricted:
+    if scope.unrestricted or scope.whole.issuperset(answer.get("layers", ())):
         return answer
     any_visible = False
     for layer, body in answer.get("layers", {}).items():
