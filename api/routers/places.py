@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import pandas as pd
@@ -80,12 +81,32 @@ def get_places(request: Request) -> UnitPlaces:
     return places
 
 
-def _visible_unit(db: Database, scope: Scope, layer: str, code: str) -> None:
+@dataclass(frozen=True)
+class VisibleUnit:
+    """A current unit inside the caller's jurisdiction."""
+
+    layer: str
+    code: str
+
+    @property
+    def target(self) -> str:
+        """The audit log's name for it."""
+        return f"unit:{self.layer}:{self.code}"
+
+
+def visible_unit(
+    code: str,
+    db: Database = Depends(get_db),
+    scope: Scope = Depends(current_scope),
+    layer: Annotated[str, _LAYER] = "governance",
+) -> VisibleUnit:
+    """Return the unit of the path, or 404 when it is missing or outside the jurisdiction."""
     # Missing and out-of-jurisdiction units answer alike.
     with db.reader() as repo:
         exists = not repo.units_frame(layer=layer, codes=[code]).empty
     if not exists or not scope.sees(layer, code):
         raise NotFoundError(f"no unit {code!r} in layer {layer!r}", field="code")
+    return VisibleUnit(layer=layer, code=code)
 
 
 @router.get(
@@ -95,18 +116,14 @@ def _visible_unit(db: Database, scope: Scope, layer: str, code: str) -> None:
     responses={404: {"description": "No such unit in your jurisdiction"}},
 )
 def unit_buildings(
-    code: str,
-    db: Database = Depends(get_db),
-    scope: Scope = Depends(current_scope),
+    unit: VisibleUnit = Depends(visible_unit),
     places: UnitPlaces = Depends(get_places),
-    layer: Annotated[str, _LAYER] = "governance",
     limit: Annotated[int, _PAGE] = 500,
     offset: Annotated[int, _OFFSET] = 0,
 ) -> dict[str, Any]:
     """Return the buildings assigned to the unit and the units below it, by key."""
-    _visible_unit(db, scope, layer, code)
-    table = places.buildings(layer=layer, code=code)
-    return _page("buildings", table, code=code, layer=layer, limit=limit, offset=offset)
+    table = places.buildings(layer=unit.layer, code=unit.code)
+    return _page("buildings", table, unit=unit, limit=limit, offset=offset)
 
 
 @router.get(
@@ -116,24 +133,21 @@ def unit_buildings(
     responses={404: {"description": "No such unit in your jurisdiction"}},
 )
 def unit_households(
-    code: str,
+    unit: VisibleUnit = Depends(visible_unit),
     db: Database = Depends(get_db),
-    scope: Scope = Depends(current_scope),
     principal: Principal = Depends(current_principal),
     places: UnitPlaces = Depends(get_places),
-    layer: Annotated[str, _LAYER] = "governance",
     limit: Annotated[int, _PAGE] = 500,
     offset: Annotated[int, _OFFSET] = 0,
 ) -> dict[str, Any]:
     """Return the households living in the unit's buildings; every read is audited."""
-    _visible_unit(db, scope, layer, code)
-    table = places.households(layer=layer, code=code)
-    body = _page("households", table, code=code, layer=layer, limit=limit, offset=offset)
+    table = places.households(layer=unit.layer, code=unit.code)
+    body = _page("households", table, unit=unit, limit=limit, offset=offset)
     record(
         db,
         actor=principal,
         action="households.read",
-        target=f"unit:{layer}:{code}",
+        target=unit.target,
         detail={"rows": len(body["households"]), "offset": offset},
     )
     return body
@@ -149,25 +163,22 @@ def unit_households(
     },
 )
 def export_households(
-    code: str,
+    unit: VisibleUnit = Depends(visible_unit),
     db: Database = Depends(get_db),
-    scope: Scope = Depends(current_scope),
     principal: Principal = Depends(current_principal),
     places: UnitPlaces = Depends(get_places),
-    layer: Annotated[str, _LAYER] = "governance",
     format: Annotated[Literal["csv", "json"], Query(description="File format.")] = "csv",
 ) -> Response:
     """Download every household of the unit; the export is audited."""
-    _visible_unit(db, scope, layer, code)
-    table = places.households(layer=layer, code=code)
+    table = places.households(layer=unit.layer, code=unit.code)
     record(
         db,
         actor=principal,
         action="households.export",
-        target=f"unit:{layer}:{code}",
+        target=unit.target,
         detail={"rows": len(table), "format": format},
     )
-    name = f"households-{layer}-{code}.{format}"
+    name = f"households-{unit.layer}-{unit.code}.{format}"
     disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
     if format == "csv":
         buffer = io.StringIO()
@@ -203,7 +214,12 @@ def building(
 
 
 def _page(
-    name: str, table: pd.DataFrame, *, code: str, layer: str, limit: int, offset: int
+    name: str, table: pd.DataFrame, *, unit: VisibleUnit, limit: int, offset: int
 ) -> dict[str, Any]:
     rows = table.iloc[offset : offset + limit].to_dict("records")
-    return {"unit": code, "layer": layer, "total": len(table), name: [plain(r) for r in rows]}
+    return {
+        "unit": unit.code,
+        "layer": unit.layer,
+        "total": len(table),
+        name: [plain(r) for r in rows],
+    }
