@@ -28,9 +28,11 @@ from gis.errors import (
     NotFoundError,
     ValidationFailedError,
 )
-from gis.registry import export_layer, import_units
+from gis.layers import LayerSpec, LevelSpec
+from gis.registry import define_layer, export_layer, import_units
 from gis.repository import Database
 from gis.settings import get_settings
+from gis.staff import add_staff, end_staff
 from tests.fixtures_access import GRID_A, GRID_B, MICRO_A, load_two_grids
 from tests.test_repository import COMMUNITIES, frame, load_governance
 
@@ -164,6 +166,11 @@ def test_redaction_of_a_locate_answer() -> None:
 
 def test_users_keys_and_sign_in(db: Database, tmp_path: Path) -> None:
     load_two_grids(db, tmp_path)
+    imported = {e.action: e.detail for e in audit_log(db, action="places")[0]}
+    assert imported == {
+        "places.import.buildings": {"source": "buildings.geojson", "rows": 2},
+        "places.import.households": {"source": "households.csv", "rows": 4},
+    }
     assert acc.ensure_admin(db) is not None and acc.ensure_admin(db) is None
     user, password = acc.create_user(
         db, username="Li.Jia", role="网格员", units=[f"governance:{GRID_A}"], actor=SYSTEM
@@ -248,11 +255,22 @@ def test_changes_are_audited_in_their_transaction(db: Database) -> None:
             db, units=broken, layer="governance", level="community", source="bad", actor=operator
         )
     assert audit_log(db, actor="ops")[1] == 0  # nothing written, nothing audited
+    define_layer(db, spec=LayerSpec("fire", levels=(LevelSpec("zone"),)), actor=operator)
+    member = add_staff(
+        db, layer="governance", unit_code="350502001001", role="cadre", name="赵", actor=operator
+    )
+    end_staff(db, staff_id=member.id, actor=operator)
+    assert [(e.action, e.target) for e in reversed(audit_log(db, actor="ops")[0])] == [
+        ("layer.define", "layer:fire"),
+        ("staff.create", "unit:governance:350502001001"),
+        ("staff.end", f"staff:{member.id}"),
+    ]
     out = Path(db.url.rsplit("/", 1)[-1]).with_suffix(".geojson").name
     target = Path(tempfile.mkdtemp()) / out
     export_layer(db, layer="governance", out=target, fmt="geojson", actor=operator)
     exported = audit_log(db, actor="ops")[0]
-    assert [(e.action, e.detail["units"]) for e in exported] == [("units.export", 7)]
+    newest = exported[0]
+    assert (newest.action, newest.detail["units"]) == ("units.export", 7)
 
 
 def test_cli_manages_users_keys_and_shows_the_audit(

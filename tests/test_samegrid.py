@@ -7,6 +7,7 @@ import json
 import pytest
 
 from boundaries import SAMPLE_CITY
+from gis.access import Principal, Role, audit_log
 from gis.errors import InputError
 from gis.registry import import_manifest, units_page
 from gis.repository import Database
@@ -28,7 +29,13 @@ def test_sample_city_misalignments_found_fixed_and_versioned(db: Database) -> No
     plan = propose(state)
     assert plan.aligned
     assert sorted(m.households or 0 for m in plan.moves) == [79, 101, 136, 311, 431]
-    apply_alignment(db, state=state, proposal=plan, valid_from="2026-07-01")
+    planner = Principal(
+        kind="user", name="planner-li", role=Role.PLANNER, units=("governance:350502",)
+    )
+    apply_alignment(db, state=state, proposal=plan, valid_from="2026-07-01", actor=planner)
+    applied = audit_log(db, actor="planner-li")[0]
+    assert [e.target for e in applied] == ["layer:police:beat", "layer:police:station"]
+    assert all(e.action == "boundaries.import" and e.role == "planner" for e in applied)
     after = align(db, a="governance:grid", b="police:beat", at="2026-07-02")
     assert after.report.aligned
     beats, _ = units_page(db, layer="police", level="beat", at="2026-07-02", limit=1000)
@@ -72,7 +79,6 @@ def test_align_command_exit_codes_json_and_map(tmp_path, monkeypatch) -> None:
 
 
 def test_alignment_endpoint(db: Database) -> None:
-
 
     import_manifest(db, manifest=SAMPLE_CITY / "manifest.json")
     with signed_in(db) as client:
