@@ -6,6 +6,7 @@ are returned exactly once, when made, and only their hashes are stored.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -274,7 +275,9 @@ def authenticate_password(
     with db.reader() as repo:
         row = repo.access.user(username=username.strip().lower())
     user = _user(row) if row is not None else None
-    ok = row is not None and verify_password(row["password_hash"], password)
+    # An unknown name costs a hash check too, so that timing does not tell names apart.
+    digest = row["password_hash"] if row is not None else _dummy_hash()
+    ok = verify_password(digest, password) and row is not None
     if not ok or user is None or not user.active:
         stranger = Principal(kind="anonymous", name=username[:64] or "-", role=Role.VIEWER)
         with db.transaction() as repo:
@@ -395,6 +398,11 @@ def _bump() -> None:
 
 
 # -- helpers ----------------------------------------------------------------
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password(generate_password())
 
 
 def _now() -> datetime:
