@@ -1,9 +1,10 @@
-"""Buildings and households of a unit and everything under it.
+"""Buildings, households and workload of a unit and everything under it.
 
 Buildings belong to units by the assignment rules of :mod:`gis.assign`
 (applied at the lowest level of the layer, on the current boundaries); a
-household belongs where its building does. Assignments are cached until
-boundaries or places change.
+household belongs where its building does. Assignments and workloads are
+cached until boundaries or places change (an import, or a dated version
+starting or ending).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
+from gis.assign import Workload
 from gis.errors import NotFoundError
-from gis.places import assign_places
+from gis.places import assign_places, unit_workload
 from gis.registry import parse_time
 from gis.repository import Database
 
@@ -54,6 +56,23 @@ class UnitPlaces:
         self._trees: dict[str, dict[str, list[str]]] = {}
         self._buildings: gpd.GeoDataFrame | None = None
         self._households: pd.DataFrame | None = None
+        self._workloads: dict[str, Workload] = {}
+
+    def workload(self, *, layer: str, at: str | None = None) -> Workload:
+        """Return the workload of a layer's units (see :func:`gis.places.unit_workload`).
+
+        The current workload is cached; other times are computed on demand.
+        """
+        if at is not None:
+            return unit_workload(self._db, layer=layer, at=at)
+        with self._lock:
+            self._check()
+            found = self._workloads.get(layer)
+        if found is None:
+            found = unit_workload(self._db, layer=layer)
+            with self._lock:
+                self._workloads[layer] = found
+        return found
 
     def buildings(self, *, layer: str, code: str) -> pd.DataFrame:
         """Return the buildings assigned to ``code`` or a unit below it (no footprints)."""
@@ -88,9 +107,11 @@ class UnitPlaces:
 
     def _check(self) -> None:
         with self._db.reader() as repo:
-            stamp = (repo.revision(), repo.places.revision())
+            window = repo.version_window(at=parse_time(None))
+            stamp = (repo.revision(), repo.places.contents_revision(), window[0])
         if stamp != self._stamp:
             self._stamp = stamp
+            self._workloads.clear()
             self._layers.clear()
             self._trees.clear()
             self._buildings = None

@@ -295,3 +295,23 @@ def test_institution_owns_a_dedicated_grid(db: Database, tmp_path: Path) -> None
         import_pois(db, path=write("350502001001002"))
     with pytest.raises(InputError, match="does not exist"):
         import_pois(db, path=write("999"))
+
+
+def test_cached_workload_follows_new_places_and_boundaries(db: Database, tmp_path: Path) -> None:
+    from gis.unit_places import UnitPlaces
+
+    load_governance(db)
+    import_buildings(db, path=write_buildings(tmp_path))
+    import_households(db, path=write_households(tmp_path, [("H1", "B3", 4)]))
+    cached = UnitPlaces(db)
+    first = cached.workload(layer="governance").units.set_index("code")
+    assert first.loc["350502002", "households"] == 1
+    assert cached.workload(layer="governance") is cached.workload(layer="governance")
+    import_households(db, path=write_households(tmp_path, [("H1", "B3", 4), ("H2", "B3", 2)]))
+    second = cached.workload(layer="governance").units.set_index("code")
+    assert second.loc["350502002", "persons"] == 6
+    assert sorted(cached.households(layer="governance", code="350502002")["key"]) == ["H1", "H2"]
+    # The same keys again, new counts: SQLite may even reuse the row ids.
+    import_households(db, path=write_households(tmp_path, [("H1", "B3", 5), ("H2", "B3", 2)]))
+    third = cached.workload(layer="governance").units.set_index("code")
+    assert third.loc["350502002", "persons"] == 7

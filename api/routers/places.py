@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api.deps import get_db
+from api.deps import get_db, get_places
 from api.schemas import plain
 from api.security import current_principal, current_scope
 from gis.access import Principal, Scope, record
@@ -73,12 +73,6 @@ class HouseholdPage(BaseModel):
     layer: str
     total: int
     households: list[Household]
-
-
-def get_places(request: Request) -> UnitPlaces:
-    """Return the application's cached unit → places answers."""
-    places: UnitPlaces = request.app.state.places
-    return places
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from api.deps import get_db
+from api.deps import get_places
 from api.schemas import plain
 from api.security import current_scope
 from gis.access import Scope
-from gis.places import unit_workload
-from gis.repository import Database
+from gis.unit_places import UnitPlaces
 
 router = APIRouter(prefix="/api/v1", tags=["workload"])
 
@@ -45,7 +44,7 @@ class WorkloadResponse(BaseModel):
     response_model=WorkloadResponse,
 )
 def workload(
-    db: Database = Depends(get_db),
+    places: UnitPlaces = Depends(get_places),
     scope: Scope = Depends(current_scope),
     layer: Annotated[str, Query(max_length=64, description="Layer.")] = "governance",
     level: Annotated[str | None, Query(description="Only units of this level.")] = None,
@@ -57,7 +56,7 @@ def workload(
     and `under` flag the units outside it. Only units of your jurisdiction are
     listed and summed.
     """
-    result = unit_workload(db, layer=layer, at=at)
+    result = places.workload(layer=layer, at=at)
     visible = scope.codes(layer)
     if visible is not None:
         result = result.restricted_to(visible)

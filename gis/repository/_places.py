@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from gis.crs import STORAGE_CRS
 from gis.repository._dialect import bbox_filter, geometry_as_wkb
-from gis.repository.models import STORAGE_SRID, BuildingRow, HouseholdRow, PlaceRow
+from gis.repository.models import STORAGE_SRID, AuditRow, BuildingRow, HouseholdRow, PlaceRow
 
 Progress = Callable[[int, int], None]
 _CHUNK = 2000
@@ -166,6 +166,20 @@ class PlaceStore:
         newest = self._session.scalar(select(func.max(BuildingRow.id))) or 0
         count = self._session.scalar(select(func.count()).select_from(BuildingRow)) or 0
         return int(newest), int(count)
+
+    def contents_revision(self) -> tuple[int, ...]:
+        """Return a value that changes whenever buildings, households or places are imported.
+
+        Every import appends an audit entry in its transaction, and audit ids
+        only grow (SQLite may reuse the ids of deleted place rows).
+        """
+        imported = self._session.scalar(
+            select(func.max(AuditRow.id)).where(AuditRow.action.startswith("places.import"))
+        )
+        return int(imported or 0), *(
+            int(self._session.scalar(select(func.max(table.id))) or 0)
+            for table in (BuildingRow, HouseholdRow, PlaceRow)
+        )
 
     def addresses(self) -> pd.DataFrame:
         """Return building keys, addresses and a point for each (entrance or inside)."""
