@@ -52,7 +52,7 @@ class AddressCache:
 
     def _current(self, indexes: IndexSet) -> tuple[AddressIndex | None, AdminContext]:
         with self._db.reader() as repo:
-            places_revision = repo.places.revision()
+            places_revision = repo.places.contents_revision()
         key = (indexes.revision, indexes.start, places_revision)
         if key != self._key or self._context is None:
             with self._lock:

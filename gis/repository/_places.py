@@ -161,12 +161,6 @@ class PlaceStore:
         columns = ["key", "name", "category", "address", "building_key", "lon", "lat"]
         return pd.DataFrame([tuple(r) for r in self._session.execute(query).all()], columns=columns)
 
-    def revision(self) -> tuple[int, int]:
-        """Return a value that changes whenever buildings are imported."""
-        newest = self._session.scalar(select(func.max(BuildingRow.id))) or 0
-        count = self._session.scalar(select(func.count()).select_from(BuildingRow)) or 0
-        return int(newest), int(count)
-
     def contents_revision(self) -> tuple[int, ...]:
         """Return a value that changes whenever buildings, households or places are imported.
 
