@@ -74,6 +74,13 @@ class GridIndex:
     def __init__(self, codes: NDArray[np.object_], arrays: dict[str, Any], crs: Any = None):
         self._codes = codes
         self._arrays = arrays
+        self._kernel = (
+            arrays["grid"],
+            arrays["nx"],
+            arrays["ny"],
+            arrays["cell_code"],
+            arrays["blob"],
+        )
         self.crs = crs
 
     @classmethod
@@ -228,17 +235,26 @@ class GridIndex:
         0
         """
         out = np.empty(1, dtype=np.int64)
-        a = self._arrays
-        lookup_serial(
-            np.array([x], dtype=np.float64),
-            np.array([y], dtype=np.float64),
-            out,
-            a["grid"],
-            a["nx"],
-            a["ny"],
-            a["cell_code"],
-            a["blob"],
+        return self.lookup_into(
+            np.array([x], dtype=np.float64), np.array([y], dtype=np.float64), out
         )
+
+    def lookup_into(
+        self, x: NDArray[np.float64], y: NDArray[np.float64], out: NDArray[np.int64]
+    ) -> int:
+        """Look up the one point of ``x``, ``y`` into ``out``; return its row (-1 if none).
+
+        For callers asking several indexes about the same point: the
+        one-element arrays are made once and reused.
+
+        Examples
+        --------
+        >>> import numpy as np, shapely
+        >>> index = GridIndex.from_geometries([shapely.box(0, 0, 1, 1)], ["k"])
+        >>> index.lookup_into(np.array([0.5]), np.array([2.0]), np.empty(1, dtype=np.int64))
+        -1
+        """
+        lookup_serial(x, y, out, *self._kernel)
         return int(out[0])
 
     def lookup(

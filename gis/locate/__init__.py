@@ -130,10 +130,13 @@ class LocateService:
         indexes = self.cache.get(when)
         point = shapely.Point(*indexes.to_metric.transform(lon_value, lat_value))
         layers = {}
+        # One-element arrays shared by every level's lookup of this point.
+        xs, ys = np.array([lon_value]), np.array([lat_value])
+        out = np.empty(1, dtype=np.int64)
         for layer, levels in indexes.layers().items():
             answers = []
             for depth, level in enumerate(levels):
-                row = level.index.lookup_point(lon_value, lat_value)
+                row = level.index.lookup_into(xs, ys, out)
                 if accuracy_m:
                     answers.append(answer_circle(level, row, point, accuracy_m))
                 else:
