@@ -68,10 +68,13 @@ class UnitPlaces:
         with self._lock:
             self._check()
             found = self._workloads.get(layer)
+            stamp = self._stamp
         if found is None:
             found = unit_workload(self._db, layer=layer)
             with self._lock:
-                self._workloads[layer] = found
+                # Keep it only if nothing changed while it was computed.
+                if self._stamp == stamp:
+                    self._workloads[layer] = found
         return found
 
     def buildings(self, *, layer: str, code: str) -> pd.DataFrame:

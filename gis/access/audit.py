@@ -95,8 +95,8 @@ def audit_log(
             actor=actor,
             action=action,
             target=target,
-            since=parse_time(since) if since is not None else None,
-            until=parse_time(until) if until is not None else None,
+            since=parse_time(since, field="since") if since is not None else None,
+            until=parse_time(until, field="until") if until is not None else None,
             limit=limit,
             offset=offset,
         )
