@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 
 from api import errors
 from api.bootstrap import open_database
+from api.errors import ERROR_RESPONSES, PROBLEM_JSON, Problem
 from api.fastpath import GeocodeFastPath
 from api.hardening import Hardening
 from api.permissions import PUBLIC, check_routes
@@ -36,6 +38,7 @@ from gis.access.credentials import TokenSigner
 from gis.errors import InputError
 from gis.locate import LocateService
 from gis.repository import Database
+from gis.revisions import RevisionClock
 from gis.settings import Settings, get_settings
 from gis.unit_places import UnitPlaces
 
@@ -61,6 +64,7 @@ _GUARD_RESPONSES = {
     "401": {"description": "Not signed in, or the token/key is not valid"},
     "403": {"description": "Your role may not use this endpoint"},
     "429": {"description": "Rate limit exceeded (see Retry-After)"},
+    "500": {"description": "Unexpected server error (never with internals)"},
 }
 
 
@@ -72,14 +76,18 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = db or open_database(settings)
-        app.state.locator = LocateService(
-            app.state.db, refresh_seconds=settings.index_refresh_seconds
-        )
-        app.state.places = UnitPlaces(app.state.db)
+        # One clock for every cache: the database is asked at most once per interval.
+        clock = RevisionClock(app.state.db, refresh_seconds=settings.index_refresh_seconds)
+        app.state.locator = LocateService(app.state.db, clock=clock, background=True)
+        app.state.places = UnitPlaces(app.state.db, clock=clock)
+        app.state.batch_lock = threading.Lock()
+        app.state.batch_running = 0
+        # Build today's locate indexes now, in the background, not in the first request.
+        threading.Thread(target=app.state.locator.warm, name="tongge-warm", daemon=True).start()
         app.state.security = Security(
             authenticator=Authenticator(app.state.db, signer),
             limiter=RateLimiter(),
-            scopes=ScopeResolver(app.state.db, refresh_seconds=settings.index_refresh_seconds),
+            scopes=ScopeResolver(app.state.db, clock=clock),
             settings=settings,
         )
         try:
@@ -176,10 +184,12 @@ def _complete_openapi(app: FastAPI, *models: type[BaseModel]) -> None:
         if app.openapi_schema is None:
             schema = generate()
             components = schema.setdefault("components", {})
-            for model in models:
-                components.setdefault("schemas", {})[model.__name__] = model.model_json_schema(
-                    ref_template="#/components/schemas/{model}"
-                )
+            documented: tuple[type[BaseModel], ...] = (*models, Problem)
+            schemas = components.setdefault("schemas", {})
+            for model in documented:
+                body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                schemas.update(body.pop("$defs", {}))
+                schemas[model.__name__] = body
             components["securitySchemes"] = {
                 "OAuth2": {
                     "type": "oauth2",
@@ -188,12 +198,23 @@ def _complete_openapi(app: FastAPI, *models: type[BaseModel]) -> None:
                 "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
             }
             schema["security"] = [{"OAuth2": []}, {"ApiKey": []}]
+            problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
             for path, operations in schema["paths"].items():
                 for method, operation in operations.items():
+                    responses = operation.setdefault("responses", {})
                     if (method.upper(), path) in PUBLIC:
                         operation["security"] = []
                     else:
-                        operation.setdefault("responses", {}).update(_GUARD_RESPONSES)
+                        responses.update(_GUARD_RESPONSES)
+                    for status, description in ERROR_RESPONSES.items():
+                        responses.setdefault(status, {"description": description})
+                    # Every error answer is application/problem+json, whatever
+                    # FastAPI's defaults say.
+                    for status, response in responses.items():
+                        if status[0] in "45":
+                            response["content"] = problem
+            for unused in ("HTTPValidationError", "ValidationError"):
+                components.get("schemas", {}).pop(unused, None)
             app.openapi_schema = schema
         return app.openapi_schema
 

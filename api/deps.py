@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from datetime import datetime
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Query, Request
 
 from gis.repository import Database
+from gis.times import parse_time
 from gis.unit_places import UnitPlaces
 
 
@@ -26,3 +29,17 @@ def get_places(request: Request) -> UnitPlaces:
 def remove_folder(folder: Path) -> None:
     """Delete a request's scratch folder (after its file response is sent)."""
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def event_time(
+    at: Annotated[
+        str | None,
+        Query(
+            description="Boundaries valid at this time: ISO 8601 with offset, or a date "
+            "(00:00 China time); default now.",
+            examples=["2026-07-01", "2026-07-01T08:30:00+08:00"],
+        ),
+    ] = None,
+) -> datetime | None:
+    """Parse the ``at`` query parameter once, into an aware UTC time (None: now)."""
+    return None if at is None else parse_time(at, field="at")

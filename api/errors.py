@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gis.errors import (
@@ -33,6 +34,38 @@ _STATUS: list[tuple[type[TonggeError], int]] = [
     (ValidationFailedError, 422),
     (InputError, 400),
 ]
+
+
+class FieldProblem(BaseModel):
+    """One invalid field of a request."""
+
+    field: str = Field(description="Dotted path of the field, e.g. `x` or `units.0`.")
+    message: str
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457 problem details); ``detail`` names the field and the problem."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str = Field(examples=["Invalid input"])
+    status: int = Field(examples=[400])
+    detail: str = Field(examples=["at: '2026-13-01' is not a date (YYYY-MM-DD) or ISO 8601 time"])
+    field: str | None = Field(default=None, description="The request field at fault.")
+    errors: list[FieldProblem] | None = Field(
+        default=None, description="Every invalid field (422 only)."
+    )
+    report: dict[str, Any] | None = Field(
+        default=None, description="The validation report of refused boundaries (422)."
+    )
+
+
+#: Documented for every operation (problem+json); 401/403/429 come from the guard.
+ERROR_RESPONSES = {
+    "400": "Unusable input: the detail names the field and the problem",
+    "422": "Malformed request, or data refused by validation (see `errors`/`report`)",
+}
 
 
 def problem_body(status: int, title: str, detail: str, **extra: Any) -> dict[str, Any]:

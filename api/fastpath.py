@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import PROBLEM_JSON, domain_problem, problem_headers, validation_problem
 from api.hardening import API_HEADERS
@@ -32,7 +33,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PATH = "/api/v1/geocode"
-_MAX_BODY = 64 * 1024
 _CREDENTIALS = (b"authorization", b"x-api-key")
 _JSON = [(b"content-type", b"application/json"), *API_HEADERS]
 _PROBLEM = [(b"content-type", PROBLEM_JSON.encode()), *API_HEADERS]
@@ -69,37 +69,53 @@ class GeocodeFastPath:
             problem = domain_problem(error)
             await _send(send, int(problem["status"]), problem, extra=problem_headers(error))
             return
+        limit = owner.state.settings.max_body_bytes
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            # Refused before a byte of the body is read.
+            await _send(send, 413, _too_large(limit))
+            return
         body = bytearray()
         more = True
         while more:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-            if len(body) > _MAX_BODY:
-                await _send(
-                    send,
-                    413,
-                    {
-                        "type": "about:blank",
-                        "title": "Too large",
-                        "status": 413,
-                        "detail": f"request body over {_MAX_BODY} bytes",
-                    },
-                )
+            if len(body) > limit:
+                await _send(send, 413, _too_large(limit))
                 return
-        status, answer = answer_geocode(owner.state.locator, bytes(body), scope=jurisdiction)
+        locator = owner.state.locator
+        parsed = parse_geocode(bytes(body))
+        if isinstance(parsed, GeocodeRequest) and not locator.ready(
+            at=parsed.at, address=parsed.address is not None
+        ):
+            # The indexes for that time must be built first (seconds): off the
+            # event loop, so that every other request goes on meanwhile.
+            status, answer = await run_in_threadpool(
+                answer_geocode, locator, parsed, scope=jurisdiction
+            )
+        else:
+            status, answer = answer_geocode(locator, parsed, scope=jurisdiction)
         await _send(send, status, answer)
 
 
-def answer_geocode(locator: Any, body: bytes, *, scope: Jurisdiction) -> tuple[int, dict[str, Any]]:
-    """Return the HTTP status and JSON body for a geocode request body.
+def parse_geocode(body: bytes) -> GeocodeRequest | dict[str, Any]:
+    """Validate a geocode request body: the request, or a 422 problem."""
+    try:
+        return GeocodeRequest.model_validate_json(body)
+    except ValidationError as error:
+        return validation_problem(error.errors(include_url=False))
+
+
+def answer_geocode(
+    locator: Any, request: GeocodeRequest | dict[str, Any], *, scope: Jurisdiction
+) -> tuple[int, dict[str, Any]]:
+    """Return the HTTP status and JSON body for a parsed geocode request.
 
     The answer is cut down to the caller's jurisdiction ``scope``.
     """
-    try:
-        request = GeocodeRequest.model_validate_json(body)
-    except ValidationError as error:
-        return 422, validation_problem(error.errors(include_url=False))
+    if not isinstance(request, GeocodeRequest):
+        return 422, request
     try:
         if request.address is not None:
             answer = locator.locate_address(request.address, at=request.at)
@@ -112,6 +128,25 @@ def answer_geocode(locator: Any, body: bytes, *, scope: Jurisdiction) -> tuple[i
     except TonggeError as error:
         problem = domain_problem(error)
         return int(problem["status"]), problem
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers") or []:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _too_large(limit: int) -> dict[str, Any]:
+    return {
+        "type": "about:blank",
+        "title": "Too large",
+        "status": 413,
+        "detail": f"request body over the limit of {limit} bytes (TONGGE_MAX_BODY_BYTES)",
+    }
 
 
 async def _send(

@@ -8,9 +8,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class GeocodeRequest(BaseModel):
-    """A place to locate: ``x`` and ``y``, or a Chinese standard ``address``."""
+    """A place to locate: ``x`` and ``y``, or a Chinese standard ``address``.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict: numbers must be JSON numbers and text JSON strings (``"118.58"``
+    or ``true`` for ``x`` are refused, not coerced); unknown fields refused.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     x: float | None = Field(
         default=None, allow_inf_nan=False, description="Longitude (or easting).", examples=[118.58]

@@ -21,7 +21,7 @@ import geopandas as gpd
 from gis.access.audit import append_audit, record
 from gis.access.principal import SYSTEM, Principal
 from gis.crs import CoordinateSystem, parse_crs
-from gis.errors import InputError, NotFoundError, ValidationFailedError
+from gis.errors import ConflictError, InputError, NotFoundError, ValidationFailedError
 from gis.io import FieldMap, read_units, write_units
 from gis.layers import BUILTIN_LAYERS, LayerSpec, LevelSpec, level_spec_for
 from gis.repair import Repair, repair_slivers
@@ -144,16 +144,110 @@ def import_units(
     on_progress: Progress | None = None,
     actor: Principal = SYSTEM,
 ) -> ImportResult:
-    """Import a unit frame (see :func:`import_file`)."""
+    """Import a unit frame (see :func:`import_file`).
+
+    Validation reads a snapshot and runs outside any write transaction, so a
+    long check never holds the write lock; the short write transaction then
+    re-checks that no boundary changed meanwhile (else it validates again).
+    """
     when = parse_time(valid_from)
     tolerances = tolerances or Tolerances()
     announce = step or (lambda _name: None)
-    with db.transaction() as repo:
-        if layer in BUILTIN_LAYERS:
-            repo.ensure_layer(BUILTIN_LAYERS[layer])
+    if layer in BUILTIN_LAYERS:
+        with db.reader() as repo:
+            known = layer in {summary.name for summary in repo.list_layers()}
+        if not known:
+            with db.transaction() as repo:
+                repo.ensure_layer(BUILTIN_LAYERS[layer])
+    units, joins = merge_multipart_units(units)
+    for _attempt in range(_WRITE_ATTEMPTS):
+        plan = _plan_import(
+            db,
+            units=units,
+            layer=layer,
+            level=level,
+            when=when,
+            source=source,
+            repair=repair,
+            tolerances=tolerances,
+            announce=announce,
+        )
+        announce("write")
+        with db.transaction() as repo:
+            repo.lock_layer(layer=layer)  # writers of this layer wait here, in turn
+            if repo.revision() != plan.revision:
+                continue  # someone changed boundaries while we validated: again
+            summary = repo.replace_units(
+                layer=layer,
+                level=level,
+                units=plan.units,
+                valid_from=when,
+                source=source,
+                scope_parents=plan.scope,
+                on_progress=on_progress,
+            )
+            append_audit(
+                repo,
+                actor=actor,
+                action="boundaries.import",
+                target=f"layer:{layer}:{level}",
+                detail={
+                    "source": Path(source).name,
+                    "import_id": summary.import_id,
+                    **summary.counts(),
+                },
+            )
+        break
+    else:
+        raise ConflictError(
+            f"{layer}:{level}: boundaries kept changing while this import was validated; "
+            "try again"
+        )
+    report, repairs = plan.report, plan.repairs
+    report.warnings.extend(
+        Problem(
+            "multi_part_unit",
+            (j.code,),
+            None,
+            None,
+            None,
+            f"{j.parts} features joined into one multi-part unit {j.code!r}",
+        )
+        for j in joins
+    )
+    return ImportResult(summary=summary, report=report, repairs=repairs)
+
+
+_WRITE_ATTEMPTS = 3
+
+
+@dataclass
+class _ImportPlan:
+    """A validated import, and the boundaries revision it was validated against."""
+
+    revision: int
+    units: gpd.GeoDataFrame
+    scope: list[str] | None
+    report: ValidationReport
+    repairs: list[Repair]
+
+
+def _plan_import(
+    db: Database,
+    *,
+    units: gpd.GeoDataFrame,
+    layer: str,
+    level: str,
+    when: datetime,
+    source: str,
+    repair: bool,
+    tolerances: Tolerances,
+    announce: Step,
+) -> _ImportPlan:
+    with db.reader() as repo:
+        revision = repo.revision()
         spec = repo.layer_spec(name=layer)
         level_spec = _level(spec, level)
-        units, joins = merge_multipart_units(units)
         parent_level = spec.parent_level(level)
         parents = None
         scope = None
@@ -168,61 +262,31 @@ def import_units(
             units = _fill_parent_codes(units, parents)
             scope = sorted({str(c) for c in units["parent_code"].dropna()})
         existing = repo.units_frame(layer=layer, level=level, at=when)
-        neighbours = _neighbours(existing, units, scope)
-        announce("validate")
-        check = partial(
-            validate_units,
-            parents=parents,
-            layer=spec,
-            level=level_spec,
-            neighbours=neighbours,
-            tolerances=tolerances,
-            progress=announce,
-        )
-        report = check(units)
-        repairs: list[Repair] = []
-        if repair and report.warnings:
-            units, repairs = repair_slivers(units, report.warnings, parents=parents)
-            if repairs:
-                report = check(units)
-        if not report.ok:
-            raise ValidationFailedError(
-                f"{source}: {len(report.problems)} problem(s); nothing was imported",
-                report=report,
-            )
-        announce("write")
-        summary = repo.replace_units(
-            layer=layer,
-            level=level,
-            units=units,
-            valid_from=when,
-            source=source,
-            scope_parents=scope,
-            on_progress=on_progress,
-        )
-        append_audit(
-            repo,
-            actor=actor,
-            action="boundaries.import",
-            target=f"layer:{layer}:{level}",
-            detail={
-                "source": Path(source).name,
-                "import_id": summary.import_id,
-                **summary.counts(),
-            },
-        )
-    report.warnings.extend(
-        Problem(
-            "multi_part_unit",
-            (j.code,),
-            None,
-            None,
-            None,
-            f"{j.parts} features joined into one multi-part unit {j.code!r}",
-        )
-        for j in joins
+    neighbours = _neighbours(existing, units, scope)
+    announce("validate")
+    check = partial(
+        validate_units,
+        parents=parents,
+        layer=spec,
+        level=level_spec,
+        neighbours=neighbours,
+        tolerances=tolerances,
+        progress=announce,
     )
-    return ImportResult(summary=summary, report=report, repairs=repairs)
+    report = check(units)
+    repairs: list[Repair] = []
+    if repair and report.warnings:
+        units, repairs = repair_slivers(units, report.warnings, parents=parents)
+        if repairs:
+            report = check(units)
+    if not report.ok:
+        raise ValidationFailedError(
+            f"{source}: {len(report.problems)} problem(s); nothing was imported",
+            report=report,
+        )
+    return _ImportPlan(
+        revision=revision, units=units, scope=scope, report=report, repairs=repairs
+    )
 
 
 def import_manifest(

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Size limit of a request body (not uploads)."
     )
+    batch_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Batch geocoding jobs run at once (off the event loop); more get 429.",
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         description="Origins allowed to call the API from a browser (CORS off when empty).",

@@ -10,6 +10,7 @@ starting or ending).
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from typing import Any
 
 import geopandas as gpd
@@ -18,8 +19,9 @@ import pandas as pd
 from gis.assign import Workload
 from gis.errors import NotFoundError
 from gis.places import assign_places, unit_workload
-from gis.registry import parse_time
 from gis.repository import Database
+from gis.revisions import RevisionClock
+from gis.times import parse_time
 
 __all__ = ["UnitPlaces"]
 
@@ -46,10 +48,13 @@ class UnitPlaces:
     ----------
     db : Database
         The registry.
+    clock : RevisionClock
+        The shared change counters.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, clock: RevisionClock) -> None:
         self._db = db
+        self._clock = clock
         self._lock = threading.Lock()
         self._stamp: tuple[Any, ...] | None = None
         self._layers: dict[str, pd.DataFrame] = {}
@@ -58,7 +63,7 @@ class UnitPlaces:
         self._households: pd.DataFrame | None = None
         self._workloads: dict[str, Workload] = {}
 
-    def workload(self, *, layer: str, at: str | None = None) -> Workload:
+    def workload(self, *, layer: str, at: datetime | None = None) -> Workload:
         """Return the workload of a layer's units (see :func:`gis.places.unit_workload`).
 
         The current workload is cached; other times are computed on demand.
@@ -109,9 +114,8 @@ class UnitPlaces:
     # -- caches -------------------------------------------------------------
 
     def _check(self) -> None:
-        with self._db.reader() as repo:
-            window = repo.version_window(at=parse_time(None))
-            stamp = (repo.revision(), repo.places.contents_revision(), window[0])
+        revisions = self._clock.current()
+        stamp = (*revisions.current_boundaries, revisions.places)
         if stamp != self._stamp:
             self._stamp = stamp
             self._workloads.clear()

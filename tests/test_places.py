@@ -298,12 +298,13 @@ def test_institution_owns_a_dedicated_grid(db: Database, tmp_path: Path) -> None
 
 
 def test_cached_workload_follows_new_places_and_boundaries(db: Database, tmp_path: Path) -> None:
+    from gis.revisions import RevisionClock
     from gis.unit_places import UnitPlaces
 
     load_governance(db)
     import_buildings(db, path=write_buildings(tmp_path))
     import_households(db, path=write_households(tmp_path, [("H1", "B3", 4)]))
-    cached = UnitPlaces(db)
+    cached = UnitPlaces(db, clock=RevisionClock(db, refresh_seconds=0))
     first = cached.workload(layer="governance").units.set_index("code")
     assert first.loc["350502002", "households"] == 1
     assert cached.workload(layer="governance") is cached.workload(layer="governance")

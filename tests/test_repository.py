@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import geopandas as gpd
 import pytest
@@ -260,7 +260,7 @@ def test_paging_is_stable(db: Database) -> None:
 def test_times_are_stored_as_utc(db: Database) -> None:
     load_governance(db, when="2026-01-01T08:00:00+08:00")
     page, _ = units_page(db, layer="governance", level="county", at="2026-01-01T00:00:00Z")
-    assert page["valid_from"].iloc[0] == datetime(2026, 1, 1, 0, 0)
+    assert page["valid_from"].iloc[0] == datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
     empty, _ = units_page(db, layer="governance", level="county", at="2025-12-31T23:59:59+00:00")
     assert empty.empty
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from api.bootstrap import open_database
 from api.cli._boundaries import ReportFormat
-from api.cli._output import EXIT_PROBLEMS, echo_json, err, fail, out
+from api.cli._output import EXIT_PROBLEMS, AtOption, echo_json, err, fail, out
 from gis.access import cli_principal
 from gis.alignment import AlignmentReport, Proposal
 from gis.errors import TonggeError
@@ -29,7 +29,7 @@ def align_command(
     layer_b: Annotated[
         str, typer.Option(help="LAYER:LEVEL it must nest in, e.g. police:beat.")
     ] = "police:beat",
-    at: Annotated[str | None, typer.Option(help="Boundaries valid at this time.")] = None,
+    at: AtOption = None,
     proposal: Annotated[
         bool, typer.Option(help="Also compute the least change that fixes it.")
     ] = False,

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from api.bootstrap import open_database
-from api.cli._output import EXIT_PROBLEMS, echo_json, err, fail, out, print_report, steps
+from api.cli._output import EXIT_PROBLEMS, AtOption, echo_json, err, fail, out, print_report, steps
 from gis.access import cli_principal
 from gis.errors import TonggeError
 from gis.io import EXPORT_FORMATS, FieldMap
@@ -195,7 +195,7 @@ def export(
     crs: Annotated[
         str | None, typer.Option(help="Output CRS (default EPSG:4490; gcj02/bd09 too).")
     ] = None,
-    at: Annotated[str | None, typer.Option(help="Boundaries valid at this date/time.")] = None,
+    at: AtOption = None,
 ) -> None:
     """Export a layer (or one level) to a file."""
     try:

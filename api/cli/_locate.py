@@ -10,7 +10,7 @@ from rich.table import Table
 
 from api.bootstrap import open_database
 from api.cli._boundaries import ReportFormat
-from api.cli._output import echo_json, err, fail, out
+from api.cli._output import AtOption, echo_json, err, fail, out
 from gis.errors import TonggeError
 from gis.locate import LocateService
 from gis.locate.batch import geocode_file
@@ -31,7 +31,7 @@ def locate(
     lat: Annotated[float, typer.Argument(help="Latitude (or northing).")],
     crs: CrsOption = "cgcs2000",
     accuracy: Annotated[float | None, typer.Option(help="Accuracy radius in metres (GPS).")] = None,
-    at: Annotated[str | None, typer.Option(help="Event time; default now.")] = None,
+    at: AtOption = None,
     format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
 ) -> None:
     """Find the unit at every level of every layer for one point (同格 same-grid answer)."""
@@ -72,7 +72,7 @@ def geocode(
     x: Annotated[str | None, typer.Option(help="Column with x/longitude (CSV, Parquet).")] = None,
     y: Annotated[str | None, typer.Option(help="Column with y/latitude (CSV, Parquet).")] = None,
     crs: CrsOption = "cgcs2000",
-    at: Annotated[str | None, typer.Option(help="Boundaries valid at this time.")] = None,
+    at: AtOption = None,
     chunk_rows: Annotated[int, typer.Option(help="Rows per chunk (memory bound).")] = 250_000,
 ) -> None:
     """Locate every row of a file in chunks; writes the rows with the answer's columns."""

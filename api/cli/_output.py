@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from datetime import datetime
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -13,6 +14,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from gis.errors import InputError, NotFoundError, TonggeError, ValidationFailedError
+from gis.times import parse_time
 from gis.validate import ValidationReport
 
 err = Console(stderr=True)
@@ -20,6 +22,28 @@ out = Console()
 
 EXIT_PROBLEMS = 1
 EXIT_UNUSABLE = 2
+
+
+def parse_option_time(value: str | datetime) -> datetime:
+    """Parse a time option once, where it enters (typer ``parser``)."""
+    if isinstance(value, datetime):
+        return value
+    try:
+        return parse_time(value, field="at")
+    except InputError as error:
+        raise typer.BadParameter(error.message.partition(": ")[2] or error.message) from None
+
+
+#: ``--at``: the boundaries valid at this time (parsed once into aware UTC).
+AtOption = Annotated[
+    datetime | None,
+    typer.Option(
+        parser=parse_option_time,
+        metavar="TIME",
+        help="Boundaries valid at this time: YYYY-MM-DD (00:00 China time) or ISO 8601; "
+        "default now.",
+    ),
+]
 
 
 def fail(error: TonggeError, *, as_json: bool = False) -> NoReturn:

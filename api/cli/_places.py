@@ -11,7 +11,7 @@ from rich.table import Table
 
 from api.bootstrap import open_database
 from api.cli._boundaries import ReportFormat
-from api.cli._output import echo_json, err, fail, out, steps
+from api.cli._output import AtOption, echo_json, err, fail, out, steps
 from gis.access import cli_principal
 from gis.errors import TonggeError
 from gis.places import (
@@ -75,7 +75,7 @@ def import_(
 def assign(
     layer: Annotated[str, typer.Option(help="Layer to assign to.")] = "governance",
     level: Annotated[str, typer.Option(help="Level to assign to.")] = "micro_grid",
-    at: Annotated[str | None, typer.Option(help="Boundaries valid at this time.")] = None,
+    at: AtOption = None,
     diff_from: Annotated[
         str | None, typer.Option(help="Also list what moved since boundaries of this time.")
     ] = None,
@@ -108,7 +108,7 @@ def assign(
 def workload_command(
     layer: Annotated[str, typer.Option(help="Layer.")] = "governance",
     level: Annotated[str | None, typer.Option(help="Only this level.")] = "grid",
-    at: Annotated[str | None, typer.Option(help="Boundaries valid at this time.")] = None,
+    at: AtOption = None,
     format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
 ) -> None:
     """Workload per unit: buildings, households, persons, places vs targets (负载均衡)."""

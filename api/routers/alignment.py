@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from api.deps import get_db
+from api.deps import event_time, get_db
 from api.security import current_scope
 from gis.access import Scope
 from gis.repository import Database
@@ -43,7 +44,7 @@ def alignment(
     scope: Scope = Depends(current_scope),
     layer_a: Annotated[str, Query(description="LAYER:LEVEL that must nest.")] = "governance:grid",
     layer_b: Annotated[str, Query(description="LAYER:LEVEL it must nest in.")] = "police:beat",
-    at: Annotated[str | None, Query(description="Boundaries valid at this time.")] = None,
+    at: datetime | None = Depends(event_time),
     proposal: Annotated[bool, Query(description="Include the least change that fixes it.")] = False,
 ) -> dict[str, Any]:
     """Report, for every unit of layer A, whether it lies in exactly one unit of layer B.

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -10,14 +13,15 @@ import orjson
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
-from api.deps import get_db, remove_folder
+from api.deps import event_time, get_db, remove_folder
 from api.errors import PROBLEM_JSON
-from api.fastpath import answer_geocode
+from api.fastpath import answer_geocode, parse_geocode
 from api.schemas_geocode import GeocodeAnswer
 from api.security import current_principal, current_scope
 from gis.access import Principal, Scope, record
-from gis.errors import InputError
+from gis.errors import InputError, RateLimitedError
 from gis.locate import LocateService
 from gis.locate.batch import geocode_file, table_format
 from gis.repository import Database
@@ -29,6 +33,26 @@ _MEDIA = {
     "parquet": "application/vnd.apache.parquet",
     "vector": "application/geo+json",
 }
+
+
+@contextmanager
+def _batch_slot(request: Request) -> Iterator[None]:
+    """Hold one of the ``batch_concurrency`` slots, or refuse with 429 when all are taken."""
+    state = request.app.state
+    limit = state.settings.batch_concurrency
+    lock = state.batch_lock
+    with lock:
+        if state.batch_running >= limit:
+            raise RateLimitedError(
+                f"{limit} batch jobs are already running: retry in a few seconds",
+                retry_after=10,
+            )
+        state.batch_running += 1
+    try:
+        yield
+    finally:
+        with lock:
+            state.batch_running -= 1
 
 
 def get_locator(request: Request) -> LocateService:
@@ -64,7 +88,10 @@ async def geocode(request: Request, scope: Scope = Depends(current_scope)) -> Re
     """
     # Served by api.fastpath.GeocodeFastPath before routing reaches here;
     # this route documents the endpoint and answers identically.
-    status, answer = answer_geocode(get_locator(request), await request.body(), scope=scope)
+    parsed = parse_geocode(await request.body())
+    status, answer = await run_in_threadpool(
+        answer_geocode, get_locator(request), parsed, scope=scope
+    )
     media = "application/json" if status == 200 else PROBLEM_JSON
     return Response(orjson.dumps(answer), status_code=status, media_type=media)
 
@@ -93,7 +120,7 @@ async def geocode_batch(
     crs: Annotated[
         str, Query(description="CRS of x/y: wgs84, cgcs2000, gcj02, bd09, EPSG:...")
     ] = "cgcs2000",
-    at: Annotated[str | None, Query(description="Boundaries valid at this time.")] = None,
+    at: datetime | None = Depends(event_time),
 ) -> FileResponse:
     """Return the uploaded table (same format) plus `status`, `lon`, `lat`, a column per level.
 
@@ -119,7 +146,20 @@ async def geocode_batch(
         raise InputError("the uploaded file is empty", field="file")
     target = workdir / f"out{Path(name).suffix.lower()}"
     try:
-        rows = geocode_file(locator, source, target, x=x, y=y, crs=crs, at=at, visible=scope.codes)
+        # Seconds of numpy and file work: off the event loop, a few at a time,
+        # so that single locates and /health go on meanwhile.
+        with _batch_slot(request):
+            rows = await run_in_threadpool(
+                geocode_file,
+                locator,
+                source,
+                target,
+                x=x,
+                y=y,
+                crs=crs,
+                at=at,
+                visible=scope.codes,
+            )
     except Exception:
         remove_folder(workdir)
         raise

@@ -95,11 +95,14 @@ def visible_unit(
     layer: Annotated[str, _LAYER] = "governance",
 ) -> VisibleUnit:
     """Return the unit of the path, or 404 when it is missing or outside the jurisdiction."""
-    # Missing and out-of-jurisdiction units answer alike.
+    # Missing and out-of-jurisdiction units answer alike, and in the same
+    # time: the jurisdiction is checked before the database is asked.
+    missing = NotFoundError(f"no unit {code!r} in layer {layer!r}", field="code")
+    if not scope.sees(layer, code):
+        raise missing
     with db.reader() as repo:
-        exists = not repo.units_frame(layer=layer, codes=[code]).empty
-    if not exists or not scope.sees(layer, code):
-        raise NotFoundError(f"no unit {code!r} in layer {layer!r}", field="code")
+        if repo.units_frame(layer=layer, codes=[code]).empty:
+            raise missing
     return VisibleUnit(layer=layer, code=code)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from api.deps import get_db, remove_folder
+from api.deps import event_time, get_db, remove_folder
 from api.schemas import UnitCollection, UnitDetail, unit_feature, unit_ref
 from api.security import current_principal, current_scope
 from gis import registry
@@ -21,10 +22,6 @@ from gis.repository import Database
 
 router = APIRouter(prefix="/api/v1", tags=["units"])
 
-_AT = Query(
-    description="Boundaries valid at this date (China time) or ISO time; default now.",
-    examples=["2026-06-01"],
-)
 _EXPORT_MEDIA = {
     "geojson": "application/geo+json",
     "gpkg": "application/geopackage+sqlite3",
@@ -53,7 +50,7 @@ def list_units(
             examples=["118.55,24.88,118.62,24.93"],
         ),
     ] = None,
-    at: Annotated[str | None, _AT] = None,
+    at: datetime | None = Depends(event_time),
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000, description="Units to skip.")] = 0,
 ) -> dict[str, object]:
@@ -102,7 +99,7 @@ def get_unit(
     db: Database = Depends(get_db),
     scope: Scope = Depends(current_scope),
     layer: Annotated[str | None, Query(description="Layer, when a code exists in several.")] = None,
-    at: Annotated[str | None, _AT] = None,
+    at: datetime | None = Depends(event_time),
 ) -> dict[str, object]:
     """Return a unit as a GeoJSON Feature plus its ancestors (top first) and children.
 
@@ -111,6 +108,9 @@ def get_unit(
     missing = NotFoundError(
         f"no unit {code!r}" + (f" in layer {layer!r}" if layer else ""), field="code"
     )
+    # Jurisdiction first: a hidden unit must not cost more time than a missing one.
+    if not scope.sees_code(code, layer=layer):
+        raise missing
     try:
         detail = registry.unit_detail(db, code=code, layer=layer, at=at)
     except NotFoundError:
@@ -154,7 +154,7 @@ def export_units(
     crs: Annotated[
         str | None, Query(description="Output CRS: cgcs2000 (default), wgs84, gcj02, bd09.")
     ] = None,
-    at: Annotated[str | None, _AT] = None,
+    at: datetime | None = Depends(event_time),
 ) -> FileResponse:
     """Download the units of your jurisdiction in a layer (audited)."""
     frame, _ = registry.units_page(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from api.deps import get_places
+from api.deps import event_time, get_places
 from api.schemas import plain
 from api.security import current_scope
 from gis.access import Scope
@@ -48,7 +49,7 @@ def workload(
     scope: Scope = Depends(current_scope),
     layer: Annotated[str, Query(max_length=64, description="Layer.")] = "governance",
     level: Annotated[str | None, Query(description="Only units of this level.")] = None,
-    at: Annotated[str | None, Query(description="Boundaries valid at this time.")] = None,
+    at: datetime | None = Depends(event_time),
 ) -> dict[str, Any]:
     """Count buildings, households, persons and places per unit, rolled up every level.
 

@@ -351,13 +351,16 @@ def create_api_key(
 
 
 def revoke_api_key(db: Database, *, key_id: str, actor: Principal) -> ApiKey:
-    """Revoke a key at once (kept for the audit trail)."""
+    """Revoke a key at once (kept for the audit trail); revoking it again changes nothing."""
     with db.transaction() as repo:
-        row = repo.access.revoke_api_key(key_id=key_id, at=_now().replace(microsecond=0))
-        if row is None:
+        found = repo.access.revoke_api_key(key_id=key_id, at=_now().replace(microsecond=0))
+        if found is None:
             raise NotFoundError(f"no API key {key_id!r}", field="key_id")
-        append_audit(repo, actor=actor, action="api_key.revoke", target=f"api_key:{key_id}")
-    _bump()
+        row, revoked = found
+        if revoked:  # one audit entry per revocation, not per request
+            append_audit(repo, actor=actor, action="api_key.revoke", target=f"api_key:{key_id}")
+    if revoked:
+        _bump()
     return _key(row)
 
 
@@ -406,7 +409,7 @@ def _dummy_hash() -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    return datetime.now(UTC)
 
 
 def _username(text: str) -> str:

@@ -24,14 +24,15 @@ frozenset({'governance'})
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from gis.access.principal import Principal
 from gis.errors import NotFoundError
 from gis.repository import Database
+from gis.revisions import RevisionClock
 from gis.times import parse_time
 
 __all__ = ["Scope", "ScopeResolver", "redact_locate_answer"]
@@ -92,6 +93,17 @@ class Scope:
             return True
         return code is not None and code in self.visible.get(layer, ())
 
+    def sees_code(self, code: str, *, layer: str | None = None) -> bool:
+        """Whether ``code`` is visible in ``layer`` (any layer when None): no database access.
+
+        Checked *before* anything is loaded, so that a hidden unit costs the
+        same time as a missing one (no timing oracle).
+        """
+        if self.unrestricted:
+            return True
+        layers = [layer] if layer is not None else list(self.visible)
+        return any(code in self.visible.get(name, ()) for name in layers)
+
     def require(self, layer: str, code: str, *, message: str | None = None) -> None:
         """Raise the same NotFoundError a missing unit raises, unless visible."""
         if not self.sees(layer, code):
@@ -105,16 +117,15 @@ class ScopeResolver:
     ----------
     db : Database
         The registry.
-    refresh_seconds : float
-        How often to look for boundary changes.
+    clock : RevisionClock
+        The shared change counters (boundaries, and the version window).
     """
 
-    def __init__(self, db: Database, *, refresh_seconds: float = 1.0) -> None:
+    def __init__(self, db: Database, *, clock: RevisionClock) -> None:
         self._db = db
-        self._refresh = refresh_seconds
+        self._clock = clock
         self._lock = threading.Lock()
-        self._checked = 0.0
-        self._revision = -1
+        self._revision: tuple[int, datetime | None] | None = None
         self._trees: dict[str, Tree] = {}
         self._scopes: dict[tuple[str, ...], Scope] = {}
 
@@ -137,12 +148,7 @@ class ScopeResolver:
             return found
 
     def _refresh_revision(self) -> None:
-        now = time.monotonic()
-        if now - self._checked < self._refresh:
-            return
-        self._checked = now
-        with self._db.reader() as repo:
-            revision = repo.revision()
+        revision = self._clock.current().current_boundaries
         if revision != self._revision:
             self._revision = revision
             self._trees.clear()

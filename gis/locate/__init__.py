@@ -14,8 +14,9 @@ has no unit at its lowest level, else ``ok``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -29,11 +30,14 @@ from gis.locate._addresses import AddressCache
 from gis.locate._answer import AMBIGUITY_MARGIN, LevelAnswer, answer_circle, answer_point
 from gis.locate._coords import point_to_storage, to_storage_lonlat
 from gis.locate._indexes import IndexCache, IndexSet
-from gis.registry import parse_time
 from gis.repository import Database
+from gis.revisions import RevisionClock
 from gis.staff import responsible_for
+from gis.times import parse_time
 
 __all__ = ["AMBIGUITY_MARGIN", "LocateService", "Visible", "to_storage_lonlat"]
+
+_log = logging.getLogger(__name__)
 
 #: ``visible(layer)``: the unit codes of a layer a caller may see (None: all).
 Visible = Callable[[str], Collection[str] | None]
@@ -49,12 +53,43 @@ class LocateService:
     db : Database
         The registry; indexes are (re)built from it when boundaries change.
     refresh_seconds : float
-        How often to look for boundary changes (0: on every request).
+        How often to look for boundary changes (0: on every request); not
+        used when ``clock`` is given.
+    clock : RevisionClock, optional
+        The change counters shared with the application's other caches.
+    background : bool
+        Rebuild indexes in a background thread after a change, answering
+        from the previous ones meanwhile (a served application).
     """
 
-    def __init__(self, db: Database, *, refresh_seconds: float = 1.0) -> None:
-        self.cache = IndexCache(db, refresh_seconds=refresh_seconds)
-        self.addresses = AddressCache(db)
+    def __init__(
+        self,
+        db: Database,
+        *,
+        refresh_seconds: float = 1.0,
+        clock: RevisionClock | None = None,
+        background: bool = False,
+    ) -> None:
+        clock = clock or RevisionClock(db, refresh_seconds=refresh_seconds)
+        self.cache = IndexCache(db, clock=clock, background=background)
+        self.addresses = AddressCache(db, clock=clock)
+
+    def warm(self) -> None:
+        """Build the indexes of the boundaries valid now (at start-up; errors are logged)."""
+        try:
+            self.cache.get()
+        except Exception:  # a broken registry must not stop the server from starting
+            _log.exception("building the locate indexes at start-up failed")
+
+    def ready(self, *, at: str | date | datetime | None = None, address: bool = False) -> bool:
+        """Whether a locate at ``at`` would answer at once, without building an index."""
+        try:
+            when = parse_time(at, field="at")
+        except InputError:
+            return True  # answered at once, with the error
+        if not self.cache.ready(when):
+            return False
+        return not address or self.addresses.ready(self.cache.get(when))
 
     def locate_address(
         self,
@@ -73,7 +108,7 @@ class LocateService:
         """
         if not text or not text.strip() or len(text) > 200:
             raise InputError("address must have 1 to 200 characters", field="address")
-        when = parse_time(at)
+        when = parse_time(at, field="at")
         hit = self.addresses.match(text, indexes=self.cache.get(when), limit=limit)
         details: dict[str, Any] = {
             "input": text,
@@ -90,7 +125,7 @@ class LocateService:
             }
         best = hit.matches[0]
         lon, lat = hit.points[str(best.key)]
-        answer = self.locate(lon, lat, crs="cgcs2000", at=at)
+        answer = self.locate(lon, lat, crs="cgcs2000", at=when)
         answer["input"] = {"address": text, "at": _iso(at)}
         answer["address"] = {
             **details,
@@ -125,7 +160,7 @@ class LocateService:
                 f"accuracy_m must be between 0 and {MAX_ACCURACY_M:.0f} metres, not {accuracy_m}",
                 field="accuracy_m",
             )
-        when = parse_time(at)
+        when = parse_time(at, field="at")
         lon_value, lat_value = point_to_storage(x, y, system)
         indexes = self.cache.get(when)
         point = shapely.Point(*indexes.to_metric.transform(lon_value, lat_value))
@@ -157,7 +192,7 @@ class LocateService:
             "lon": round(lon_value, 8),
             "lat": round(lat_value, 8),
             "crs": "EPSG:4490",
-            "at": when.replace(tzinfo=UTC).isoformat(),
+            "at": when.isoformat(),
             "status": _overall(layers),
             "layers": layers,
             "responsible": responsible_for(staff, _local_first(layers)) if staff else [],
@@ -180,7 +215,7 @@ class LocateService:
         the caller may see (None: all); other codes are left empty.
         """
         lon, lat, ok = to_storage_lonlat(x, y, crs, strict=False)
-        indexes = self.cache.get(at)
+        indexes = self.cache.get(parse_time(at, field="at"))
         return locate_arrays(indexes, lon, lat, ok, visible=visible)
 
 

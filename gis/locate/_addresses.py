@@ -16,6 +16,7 @@ import pandas as pd
 from gis.address import AddressIndex, AdminContext, Match, parse_address
 from gis.locate._indexes import IndexSet
 from gis.repository import Database
+from gis.revisions import RevisionClock
 
 __all__ = ["AddressCache", "AddressHit"]
 
@@ -35,8 +36,9 @@ class AddressHit:
 class AddressCache:
     """Builds the address index on demand and keeps it while nothing changes."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, clock: RevisionClock) -> None:
         self._db = db
+        self._clock = clock
         self._key: tuple[object, ...] | None = None
         self._index: AddressIndex | None = None
         self._context: AdminContext | None = None
@@ -50,10 +52,15 @@ class AddressCache:
         matches = index.match(text, limit=limit) if index is not None else []
         return AddressHit(text=text, parsed=parsed, matches=matches, points=self._points)
 
+    def ready(self, indexes: IndexSet) -> bool:
+        """Whether :meth:`match` would answer without rebuilding the index."""
+        return self._key == self._key_for(indexes) and self._context is not None
+
+    def _key_for(self, indexes: IndexSet) -> tuple[object, ...]:
+        return (indexes.revision, indexes.start, self._clock.current().places)
+
     def _current(self, indexes: IndexSet) -> tuple[AddressIndex | None, AdminContext]:
-        with self._db.reader() as repo:
-            places_revision = repo.places.contents_revision()
-        key = (indexes.revision, indexes.start, places_revision)
+        key = self._key_for(indexes)
         if key != self._key or self._context is None:
             with self._lock:
                 context = _context(indexes)

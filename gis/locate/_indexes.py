@@ -3,15 +3,16 @@
 An :class:`IndexSet` holds, for one set of unit versions, a point-in-polygon
 :class:`~gis.geocode.GridIndex` per level plus metric geometries for
 distances and uncertainty circles. :class:`IndexCache` keeps recent sets
-keyed by the registry revision and the time window they are valid for, so
-boundary changes are picked up without a restart.
+keyed by the boundaries revision and the time window they are valid for, so
+boundary changes are picked up without a restart (in a served application
+the new set is built in the background and swapped in whole).
 """
 
 from __future__ import annotations
 
 import gc
+import logging
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -24,11 +25,14 @@ from pyproj import CRS, Transformer
 
 from gis.crs import STORAGE_CRS, local_projected_crs, transformer
 from gis.geocode import GridIndex
-from gis.registry import parse_time
 from gis.repository import Database
+from gis.revisions import RevisionClock
 from gis.staff import StaffMember, list_staff
+from gis.times import parse_time
 
 __all__ = ["IndexCache", "IndexSet", "LevelIndex"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,58 +97,109 @@ class IndexCache:
     ----------
     db : Database
         The registry.
-    refresh_seconds : float
-        How long a revision check is trusted; 0 checks on every call.
+    clock : RevisionClock
+        The shared change counters (read at most once per refresh interval).
     keep : int
         How many index sets (time windows) to keep.
+    background : bool
+        After a boundary change, keep answering from the previous set while
+        the new one is built in a background thread, then swap it in (a
+        served application: no request waits for a rebuild). Without it the
+        first call after a change builds the new set itself.
     """
 
-    def __init__(self, db: Database, *, refresh_seconds: float = 1.0, keep: int = 4) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: RevisionClock,
+        keep: int = 4,
+        background: bool = False,
+    ) -> None:
         self._db = db
-        self._refresh = refresh_seconds
+        self.clock = clock
         self._keep = keep
+        self._background = background
         self._sets: OrderedDict[tuple[int, datetime | None], IndexSet] = OrderedDict()
-        self._revision = -1
-        self._staff_revision: tuple[int, int] = (-1, -1)
+        self._staff_revision = -1
         self._staff: list[StaffMember] = []
-        self._checked = 0.0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one build at a time
+        self._pending: threading.Thread | None = None
 
     def get(self, at: datetime | date | str | None = None) -> IndexSet:
         """Return the index set for the boundaries valid at ``at`` (default now)."""
-        when = parse_time(at)
-        revision = self._current_revision()
-        for key, cached in reversed(self._sets.items()):
-            if cached.revision == revision and cached.covers_time(when):
-                self._sets.move_to_end(key)
-                return cached
+        when = parse_time(at, field="at")
+        revision = self.clock.current().boundaries
+        found = self._find(when, revision)
+        if found is not None:
+            return found
+        if self._background:
+            stale = self._find(when, None)
+            if stale is not None:
+                self._rebuild_later(when, revision)
+                return stale
         with self._lock:
-            built = _build(self._db, when, revision)
-            # Hundreds of thousands of long-lived geometry objects: keep the
-            # cyclic garbage collector from re-scanning them (latency spikes).
-            gc.collect()
-            gc.freeze()
-            self._sets[(revision, built.start)] = built
-            while len(self._sets) > self._keep:
-                self._sets.popitem(last=False)
-            return built
+            return self._find(when, revision) or self._build(when, revision)
+
+    def ready(self, at: datetime | None = None) -> bool:
+        """Whether :meth:`get` would answer without building (cheap; for the event loop)."""
+        when = parse_time(at, field="at")
+        if self._find(when, self.clock.current().boundaries) is not None:
+            return True
+        return self._background and self._find(when, None) is not None
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for a background rebuild to finish (tests, benchmarks, shut-down)."""
+        pending = self._pending
+        if pending is not None:
+            pending.join(timeout)
 
     def staff(self) -> list[StaffMember]:
-        """Return the active staff (refreshed like the indexes)."""
-        self._current_revision()
+        """Return the active staff (refreshed when the staff counter moves)."""
+        revision = self.clock.current().staff
+        if revision != self._staff_revision:
+            self._staff = list_staff(self._db)
+            self._staff_revision = revision
         return self._staff
 
-    def _current_revision(self) -> int:
-        now = time.monotonic()
-        if self._revision < 0 or now - self._checked >= self._refresh:
-            with self._db.reader() as repo:
-                self._revision = repo.revision()
-                staff_revision = repo.staff_revision()
-            if staff_revision != self._staff_revision:
-                self._staff = list_staff(self._db)
-                self._staff_revision = staff_revision
-            self._checked = now
-        return self._revision
+    def _find(self, when: datetime, revision: int | None) -> IndexSet | None:
+        # Newest first; ``revision=None`` accepts any (a stale set, while
+        # its successor is being built).
+        for cached in reversed(list(self._sets.values())):
+            if (revision is None or cached.revision == revision) and cached.covers_time(when):
+                return cached
+        return None
+
+    def _build(self, when: datetime, revision: int) -> IndexSet:
+        built = _build(self._db, when, revision)
+        # Hundreds of thousands of long-lived geometry objects: keep the
+        # cyclic garbage collector from re-scanning them (latency spikes).
+        gc.collect()
+        gc.freeze()
+        sets = OrderedDict(self._sets)
+        sets[(revision, built.start)] = built
+        while len(sets) > self._keep:
+            sets.popitem(last=False)
+        self._sets = sets  # swapped whole: readers never see a half-updated dict
+        return built
+
+    def _rebuild_later(self, when: datetime, revision: int) -> None:
+        if self._pending is not None and self._pending.is_alive():
+            return
+        if not self._lock.acquire(blocking=False):
+            return  # a build is running in the foreground
+
+        def build() -> None:
+            try:
+                if self._find(when, revision) is None:
+                    self._build(when, revision)
+            except Exception:  # the next request retries; never crash the server
+                _log.exception("rebuilding the locate indexes failed")
+            finally:
+                self._lock.release()
+
+        self._pending = threading.Thread(target=build, name="tongge-index-build", daemon=True)
+        self._pending.start()
 
 
 def _build(db: Database, when: datetime, revision: int) -> IndexSet:

@@ -23,6 +23,7 @@ from gis.crs import parse_crs
 from gis.errors import InputError
 from gis.io import read_frame
 from gis.locate import LocateService, Visible
+from gis.times import TimeLike
 
 __all__ = ["geocode_file", "geocode_table", "table_format"]
 
@@ -51,7 +52,7 @@ def geocode_table(
     x: str | None,
     y: str | None,
     crs: str = "cgcs2000",
-    at: str | None = None,
+    at: TimeLike = None,
     visible: Visible | None = None,
 ) -> pd.DataFrame:
     """Return ``table`` with the locate columns added (x/y columns or point geometry)."""
@@ -86,7 +87,7 @@ def geocode_file(
     x: str | None = None,
     y: str | None = None,
     crs: str = "cgcs2000",
-    at: str | None = None,
+    at: TimeLike = None,
     chunk_rows: int = 250_000,
     on_progress: Progress | None = None,
     visible: Visible | None = None,

@@ -26,11 +26,16 @@ from importlib import resources
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, inspect
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gis.errors import InputError
-from gis.repository._dialect import erase_append_only, make_engine
+from gis.errors import ConflictError, InputError
+from gis.repository._dialect import (
+    WRITE_OPTION,
+    erase_append_only,
+    is_unique_violation,
+    make_engine,
+)
 from gis.repository._store import Repository
 from gis.repository._types import ImportSummary, LayerSummary, LevelSummary
 from gis.repository.models import Base
@@ -53,6 +58,9 @@ class Database:
         self.url = url
         self.engine: Engine = make_engine(url, spatialite_library=spatialite_library)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._writers = sessionmaker(
+            self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+        )
 
     @property
     def dialect(self) -> str:
@@ -74,13 +82,25 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Repository]:
-        """Yield a repository whose changes commit together, or not at all."""
-        session: Session = self._sessions()
+        """Yield a repository whose changes commit together, or not at all.
+
+        The transaction holds the write lock from its start (SQLite: ``BEGIN
+        IMMEDIATE``, waiting up to ``busy_timeout`` for another writer), so
+        keep long computations (validation, assignment) outside it.
+        """
+        session: Session = self._writers()
         try:
             with session.begin():
                 yield Repository(session)
         except DataError as error:
             raise _unstorable(error) from None
+        except IntegrityError as error:
+            if not is_unique_violation(error):
+                raise
+            raise ConflictError(
+                "another change to the same data was saved at the same time: "
+                "reload and try again"
+            ) from None
         finally:
             session.close()
 
@@ -101,6 +121,8 @@ class Database:
         """Delete every row of every table (test suites and demo resets only)."""
         with self.engine.begin() as connection:
             for table in reversed(Base.metadata.sorted_tables):
+                if table.name == "revisions":
+                    continue  # counters only grow: caches must never see an old value again
                 if table.name == "audit_log":
                     erase_append_only(connection, table)
                 else:

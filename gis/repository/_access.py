@@ -95,15 +95,20 @@ class AccessStore:
         self._session.flush()
         return _record(row, _KEY_FIELDS)  # type: ignore[return-value]
 
-    def revoke_api_key(self, *, key_id: str, at: datetime) -> dict[str, Any] | None:
-        """Mark a key revoked; return it, or None when there is no such key."""
-        row = self._session.scalar(select(ApiKeyRow).where(ApiKeyRow.key_id == key_id))
+    def revoke_api_key(
+        self, *, key_id: str, at: datetime
+    ) -> tuple[dict[str, Any], bool] | None:
+        """Mark a key revoked; return it and whether this call revoked it (None: no such key)."""
+        row = self._session.scalar(
+            select(ApiKeyRow).where(ApiKeyRow.key_id == key_id).with_for_update()
+        )
         if row is None:
             return None
-        if row.revoked_at is None:
-            row.revoked_at = at
-            self._session.flush()
-        return _record(row, _KEY_FIELDS)
+        if row.revoked_at is not None:
+            return _record(row, _KEY_FIELDS), False  # type: ignore[return-value]
+        row.revoked_at = at
+        self._session.flush()
+        return _record(row, _KEY_FIELDS), True  # type: ignore[return-value]
 
     # -- audit --------------------------------------------------------------
 

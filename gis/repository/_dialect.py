@@ -13,14 +13,21 @@ from sqlalchemy.engine import make_url
 from gis.errors import InputError
 
 __all__ = [
+    "REVISION_COUNTERS",
     "append_only_statements",
     "bbox_filter",
     "erase_append_only",
     "geometry_as_wkb",
+    "is_unique_violation",
     "make_engine",
+    "no_replace_statements",
+    "revision_trigger_statements",
 ]
 
 _STORAGE_SRID = 4490
+
+#: Execution option marking a connection whose transactions write.
+WRITE_OPTION = "tongge_write"
 
 
 def make_engine(url: str, *, spatialite_library: str = "mod_spatialite") -> Engine:
@@ -64,6 +71,13 @@ def _spatialite_engine(url: str, database: str | None, library: str) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA busy_timeout = 10000")
+        # Readers never wait for the writer and the writer never waits for
+        # readers (WAL); ``INSERT OR REPLACE`` fires DELETE triggers too, so
+        # the append-only audit log cannot be rewritten that way.
+        if database and database != ":memory:":
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA recursive_triggers = ON")
         if cursor.execute("SELECT CheckSpatialMetaData()").fetchone()[0] < 1:
             cursor.execute("SELECT InitSpatialMetaData(1, 'NONE')")
         if not cursor.execute(
@@ -74,9 +88,22 @@ def _spatialite_engine(url: str, database: str | None, library: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # A write transaction takes the write lock when it starts: SQLite
+        # refuses to upgrade a deferred reader to a writer once another
+        # connection holds the lock, at once and whatever busy_timeout says,
+        # whereas BEGIN IMMEDIATE waits for the lock (busy_timeout).
+        write = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def is_unique_violation(error: Exception) -> bool:
+    """Whether a database error is a unique-constraint violation (either dialect)."""
+    original = getattr(error, "orig", None)
+    if getattr(original, "sqlstate", None) == "23505":  # psycopg 3
+        return True
+    return "UNIQUE constraint failed" in str(original)
 
 
 def bbox_filter(
@@ -112,6 +139,14 @@ def geometry_as_wkb(column: Any) -> Any:
     return func.ST_AsBinary(column, type_=None)
 
 
+# INSERT OR REPLACE deletes the old row without firing DELETE triggers
+# (unless recursive_triggers is on): refuse any insert of a taken id.
+_SQLITE_NO_REPLACE = [
+    "CREATE TRIGGER audit_log_no_replace BEFORE INSERT ON audit_log "
+    "WHEN EXISTS (SELECT 1 FROM audit_log WHERE id = NEW.id) "
+    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: REPLACE refused'); END",
+]
+
 _APPEND_ONLY = {
     "postgresql": [
         """
@@ -141,6 +176,15 @@ def append_only_statements(dialect: str) -> list[str]:
     return _APPEND_ONLY[dialect]
 
 
+def no_replace_statements(dialect: str) -> list[str]:
+    """Return the DDL refusing an insert over an existing audit row (SQLite only).
+
+    PostgreSQL has no ``INSERT OR REPLACE``; ``ON CONFLICT DO UPDATE`` fires
+    the UPDATE trigger.
+    """
+    return list(_SQLITE_NO_REPLACE) if dialect == "sqlite" else []
+
+
 def erase_append_only(connection: Any, table: Any) -> None:
     """Empty an append-only table (test suites and demo resets, never the application).
 
@@ -154,8 +198,57 @@ def erase_append_only(connection: Any, table: Any) -> None:
         connection.execute(table.delete())
         connection.execute(text(f"ALTER TABLE {table.name} ENABLE TRIGGER USER"))
         return
-    connection.execute(text("DROP TRIGGER IF EXISTS audit_log_no_update"))
-    connection.execute(text("DROP TRIGGER IF EXISTS audit_log_no_delete"))
+    for trigger in ("audit_log_no_update", "audit_log_no_delete", "audit_log_no_replace"):
+        connection.execute(text(f"DROP TRIGGER IF EXISTS {trigger}"))
     connection.execute(table.delete())
-    for statement in append_only_statements(name):
+    for statement in [*append_only_statements(name), *no_replace_statements(name)]:
         connection.execute(text(statement))
+
+
+#: Counter name -> the tables whose changes bump it.
+REVISION_COUNTERS: dict[str, tuple[str, ...]] = {
+    "boundaries": ("units", "imports", "layers", "levels"),
+    "places": ("buildings", "households", "places"),
+    "staff": ("staff",),
+    "access": ("users", "api_keys"),
+}
+
+
+def revision_trigger_statements(dialect: str) -> list[str]:
+    """Return the DDL of triggers bumping ``revisions`` in every writing transaction.
+
+    A counter row updated inside the writing transaction is commit-ordered:
+    the row lock makes a second writer wait until the first commits, and a
+    reader sees the new value exactly when it sees the change (an id taken
+    from a sequence at insert time is neither). PostgreSQL bumps once per
+    statement; SQLite has only row triggers (one cheap in-page update each).
+    """
+    statements: list[str] = []
+    if dialect == "postgresql":
+        statements.append(
+            """
+            CREATE OR REPLACE FUNCTION tongge_bump_revision() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                UPDATE revisions SET value = value + 1 WHERE name = TG_ARGV[0];
+                RETURN NULL;
+            END $$
+            """
+        )
+        for counter, tables in REVISION_COUNTERS.items():
+            for table in tables:
+                statements.append(
+                    f"CREATE TRIGGER {table}_bump_revision AFTER INSERT OR UPDATE OR DELETE "
+                    f"ON {table} FOR EACH STATEMENT "
+                    f"EXECUTE FUNCTION tongge_bump_revision('{counter}')"
+                )
+        return statements
+    for counter, tables in REVISION_COUNTERS.items():
+        for table in tables:
+            for operation in ("INSERT", "UPDATE", "DELETE"):
+                statements.append(
+                    f"CREATE TRIGGER {table}_bump_{operation.lower()} AFTER {operation} "
+                    f"ON {table} BEGIN UPDATE revisions SET value = value + 1 "
+                    f"WHERE name = '{counter}'; END"
+                )
+    return statements

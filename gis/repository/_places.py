@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from gis.crs import STORAGE_CRS
 from gis.repository._dialect import bbox_filter, geometry_as_wkb
-from gis.repository.models import STORAGE_SRID, AuditRow, BuildingRow, HouseholdRow, PlaceRow
+from gis.repository.models import STORAGE_SRID, BuildingRow, HouseholdRow, PlaceRow
 
 Progress = Callable[[int, int], None]
 _CHUNK = 2000
@@ -161,20 +161,6 @@ class PlaceStore:
         columns = ["key", "name", "category", "address", "building_key", "lon", "lat"]
         return pd.DataFrame([tuple(r) for r in self._session.execute(query).all()], columns=columns)
 
-    def contents_revision(self) -> tuple[int, ...]:
-        """Return a value that changes whenever buildings, households or places are imported.
-
-        Every import appends an audit entry in its transaction, and audit ids
-        only grow (SQLite may reuse the ids of deleted place rows).
-        """
-        imported = self._session.scalar(
-            select(func.max(AuditRow.id)).where(AuditRow.action.startswith("places.import"))
-        )
-        return int(imported or 0), *(
-            int(self._session.scalar(select(func.max(table.id))) or 0)
-            for table in (BuildingRow, HouseholdRow, PlaceRow)
-        )
-
     def addresses(self) -> pd.DataFrame:
         """Return building keys, addresses and a point for each (entrance or inside)."""
         query = select(
@@ -221,6 +207,7 @@ class PlaceStore:
     ) -> None:
         # Delete-then-insert by key: one portable upsert for both dialects,
         # inside the caller's transaction (all or nothing).
+        rows = [{name: _stored(value) for name, value in row.items()} for row in rows]
         keys = [row["key"] for row in rows]
         for start in range(0, len(keys), 5000):
             self._session.execute(delete(table).where(table.key.in_(keys[start : start + 5000])))
@@ -229,6 +216,18 @@ class PlaceStore:
             self._session.execute(insert(table), rows[start : start + _CHUNK])
             if on_progress is not None:
                 on_progress(min(start + _CHUNK, total), total)
+
+
+def _stored(value: Any) -> Any:
+    # A missing value is NULL on both dialects: SQLite turns a float NaN into
+    # NULL by itself, PostgreSQL would keep it as the number NaN.
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float | np.floating) and np.isnan(value):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def _multi(geometry: shapely.Geometry) -> shapely.MultiPolygon:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import geopandas as gpd
@@ -26,9 +26,11 @@ from gis.repository.models import (
     ImportRow,
     LayerRow,
     LevelRow,
+    RevisionRow,
     StaffRow,
     UnitRow,
 )
+from gis.times import utc_now
 
 Progress = Callable[[int, int], None]
 _UNIT_COLUMNS = (
@@ -46,7 +48,7 @@ _CHUNK = 500
 
 
 def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    return utc_now()
 
 
 class Repository:
@@ -104,6 +106,18 @@ class Repository:
                 f"layer {spec.name!r} exists with levels {', '.join(stored)}; "
                 f"cannot redefine it as {', '.join(wanted)}"
             )
+
+    def lock_layer(self, *, layer: str) -> None:
+        """Make other writers of ``layer`` wait until this transaction ends.
+
+        PostgreSQL: a row lock on the layer; SQLite write transactions are
+        serial already (``BEGIN IMMEDIATE``).
+        """
+        found = self._session.scalar(
+            select(LayerRow.id).where(LayerRow.name == layer).with_for_update()
+        )
+        if found is None:
+            raise NotFoundError(f"no layer {layer!r}", field="layer")
 
     def layer_spec(self, *, name: str) -> LayerSpec:
         """Return a stored layer's definition (NotFoundError if there is none)."""
@@ -166,8 +180,17 @@ class Repository:
         return self._session.scalar(select(func.count()).select_from(UnitRow)) == 0
 
     def revision(self) -> int:
-        """Return a number that changes whenever any boundary changes (last import id)."""
-        return int(self._session.scalar(select(func.max(ImportRow.id))) or 0)
+        """Return the boundaries counter: it grows with every committed boundary change."""
+        return self.revisions()["boundaries"]
+
+    def revisions(self) -> dict[str, int]:
+        """Return every change counter (``boundaries``, ``places``, ``staff``, ``access``).
+
+        Each grows in the transaction that changes what it counts, so it
+        is seen exactly when the change is (commit-ordered on both dialects).
+        """
+        rows = self._session.execute(select(RevisionRow.name, RevisionRow.value)).all()
+        return {name: int(value) for name, value in rows}
 
     def unit_tree(self, *, layer: str, at: datetime) -> list[tuple[str, str | None]]:
         """Return ``(code, parent_code)`` of a layer's units valid at ``at`` (no geometry)."""
@@ -177,14 +200,6 @@ class Repository:
             .where(LayerRow.name == layer, _valid_at(at))
         )
         return [(code, parent) for code, parent in self._session.execute(query).all()]
-
-    def staff_revision(self) -> tuple[int, int]:
-        """Return a value that changes whenever staff are added or end."""
-        newest = self._session.scalar(select(func.max(StaffRow.id))) or 0
-        ended = self._session.scalar(
-            select(func.count()).select_from(StaffRow).where(StaffRow.ended_at.is_not(None))
-        )
-        return int(newest), int(ended or 0)
 
     def version_window(self, *, at: datetime) -> tuple[datetime | None, datetime | None]:
         """Return the interval around ``at`` in which no unit version starts or ends.
@@ -320,7 +335,10 @@ class Repository:
         whole level (``scope_parents=None``) or the units under the given
         parents. ``units`` must be in EPSG:4490 with the unit-frame columns.
         """
-        layer_row, level_row = self._layer_level(layer, level)
+        # Writers of one layer take turns (PostgreSQL row lock; SQLite's write
+        # transactions are serial anyway), so the versions read below are
+        # still current when the new ones are written.
+        layer_row, level_row = self._layer_level(layer, level, lock=True)
         summary = ImportSummary(layer=layer, level=level, valid_from=valid_from)
         current = {
             row.code: row
@@ -409,7 +427,9 @@ class Repository:
 
     def retire_units(self, *, layer: str, codes: Sequence[str], at: datetime) -> int:
         """End the current versions of ``codes`` at ``at``; return how many ended."""
-        layer_row = self._session.scalar(select(LayerRow).where(LayerRow.name == layer))
+        layer_row = self._session.scalar(
+            select(LayerRow).where(LayerRow.name == layer).with_for_update()
+        )
         if layer_row is None:
             raise NotFoundError(f"no layer {layer!r}", field="layer")
         result = self._session.execute(
@@ -483,8 +503,11 @@ class Repository:
 
     # -- helpers ------------------------------------------------------------
 
-    def _layer_level(self, layer: str, level: str) -> tuple[LayerRow, LevelRow]:
-        layer_row = self._session.scalar(select(LayerRow).where(LayerRow.name == layer))
+    def _layer_level(
+        self, layer: str, level: str, *, lock: bool = False
+    ) -> tuple[LayerRow, LevelRow]:
+        query = select(LayerRow).where(LayerRow.name == layer)
+        layer_row = self._session.scalar(query.with_for_update() if lock else query)
         if layer_row is None:
             raise NotFoundError(f"no layer {layer!r}", field="layer")
         level_row = self._session.scalar(

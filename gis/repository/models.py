@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -17,9 +18,35 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 STORAGE_SRID = 4490
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Naive UTC in the database, aware UTC in Python.
+
+    The columns stay ``TIMESTAMP WITHOUT TIME ZONE`` (both dialects, no
+    migration); a naive value handed in is a bug upstream (its zone is
+    unknown), so it is refused rather than guessed.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Store aware values as naive UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise TypeError(f"naive datetime {value!r} given to the database: make it aware")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Read stored naive UTC as aware UTC."""
+        return None if value is None else value.replace(tzinfo=UTC)
 
 
 class Base(DeclarativeBase):
@@ -36,7 +63,7 @@ class LayerRow(Base):
     title: Mapped[str] = mapped_column(String(200), default="")
     digits_only: Mapped[int] = mapped_column(Integer, default=0)
     child_code_extends_parent: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class LevelRow(Base):
@@ -63,16 +90,17 @@ class ImportRow(Base):
     level_id: Mapped[int] = mapped_column(ForeignKey("levels.id"))
     source: Mapped[str] = mapped_column(Text)
     unit_count: Mapped[int] = mapped_column(Integer)
-    valid_from: Mapped[datetime] = mapped_column(DateTime)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class UnitRow(Base):
     """One dated version of a unit's boundary; ``valid_to`` NULL means current.
 
-    Times are naive UTC. ``parent_code`` names the parent by code (not by row)
-    because parent and child versions change independently.
+    Times are stored as naive UTC and read as aware UTC. ``parent_code``
+    names the parent by code (not by row) because parent and child versions
+    change independently.
     """
 
     __tablename__ = "units"
@@ -92,8 +120,8 @@ class UnitRow(Base):
     kind: Mapped[str] = mapped_column(String(16), default="comprehensive")
     parent_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    valid_from: Mapped[datetime] = mapped_column(DateTime)
-    valid_to: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     geom: Mapped[Any] = mapped_column(
         Geometry("MULTIPOLYGON", srid=STORAGE_SRID, spatial_index=True)
     )
@@ -111,8 +139,8 @@ class StaffRow(Base):
     role: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(100))
     phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class BuildingRow(Base):
@@ -179,8 +207,8 @@ class UserRow(Base):
     units: Mapped[list[str]] = mapped_column(JSON, default=list)
     password_hash: Mapped[str] = mapped_column(String(256))
     active: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-    password_changed_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class ApiKeyRow(Base):
@@ -195,9 +223,9 @@ class ApiKeyRow(Base):
     role: Mapped[str] = mapped_column(String(32))
     units: Mapped[list[str]] = mapped_column(JSON, default=list)
     rate_per_minute: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(100))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class AuditRow(Base):
@@ -207,7 +235,7 @@ class AuditRow(Base):
     __table_args__ = (Index("ix_audit_at", "at"), Index("ix_audit_actor", "actor"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str] = mapped_column(String(100))
     actor_kind: Mapped[str] = mapped_column(String(16))
     role: Mapped[str | None] = mapped_column(String(32), nullable=True)
@@ -215,3 +243,16 @@ class AuditRow(Base):
     target: Mapped[str] = mapped_column(String(300))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     client: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class RevisionRow(Base):
+    """A commit-ordered change counter (``boundaries``, ``places``, ``staff``, ``access``).
+
+    Bumped by triggers in every transaction that writes the tables it counts
+    (see ``gis.repository._dialect.REVISION_COUNTERS``); caches compare it.
+    """
+
+    __tablename__ = "revisions"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

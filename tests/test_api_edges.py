@@ -1,0 +1,184 @@
+"""The HTTP edge: blocking work off the loop, no timing oracle, strict bodies, documented errors.
+
+Regressions of the security issue: items 3 (a batch upload froze /health
+and every locate), 6 (a hidden unit cost three times a missing one) and 13
+(declared oversize bodies were read; ``"118.58"`` and ``true`` were coerced;
+400 and problem+json 422 answers were undocumented).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+
+from api.app import create_app
+from api.fastpath import GeocodeFastPath
+from gis.repository import Database
+from gis.settings import Settings
+from tests._client import sign_in, signed_in
+from tests.fixtures_access import GRID_A, GRID_B, load_two_grids
+
+
+@pytest.fixture
+def city(db: Database, tmp_path: Path) -> Database:
+    load_two_grids(db, tmp_path)
+    return db
+
+
+@pytest.fixture
+def admin(city: Database) -> Iterator[TestClient]:
+    with signed_in(city) as client:
+        yield client
+
+
+def test_a_batch_job_does_not_stop_other_requests(
+    admin: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gis.locate.batch as batch_module
+
+    running = threading.Event()
+    others_done = threading.Event()
+    locate_table = batch_module.geocode_table
+
+    def slow_table(*args: Any, **kwargs: Any) -> pd.DataFrame:
+        # The batch is "long": it goes on until the other requests are answered
+        # (or 10 s pass, which is what happens when it blocks the event loop).
+        running.set()
+        others_done.wait(10)
+        return locate_table(*args, **kwargs)
+
+    monkeypatch.setattr(batch_module, "geocode_table", slow_table)
+    upload = pd.DataFrame({"x": [118.51], "y": [24.94]}).to_csv(index=False)
+    finished: list[str] = []
+
+    def batch() -> None:
+        response = admin.post(
+            "/api/v1/geocode/batch",
+            params={"x": "x", "y": "y"},
+            files={"file": ("one.csv", upload.encode(), "text/csv")},
+        )
+        assert response.status_code == 200, response.text[:300]
+        finished.append("batch")
+
+    worker = threading.Thread(target=batch)
+    worker.start()
+    assert running.wait(30)
+    assert admin.get("/health").status_code == 200
+    finished.append("health")
+    assert admin.post("/api/v1/geocode", json={"x": 118.51, "y": 24.94}).status_code == 200
+    finished.append("locate")
+    others_done.set()
+    worker.join(60)
+    # The event loop answered while the batch was still running.
+    assert finished == ["health", "locate", "batch"]
+
+
+def _statements(db: Database) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def count(*args: Any) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/units/{code}", "/api/v1/units/{code}/buildings", "/api/v1/units/{code}/households"],
+)
+def test_hidden_and_missing_units_cost_the_same(
+    admin: TestClient, city: Database, path: str
+) -> None:
+    """No timing oracle: the jurisdiction is checked before the database is asked."""
+    worker = sign_in(admin, city, role="grid_worker", units=[f"governance:{GRID_A}"])
+    admin.get(path.format(code=GRID_A), headers=worker)  # caches warm (jurisdiction, places)
+    answers = []
+    for code in (GRID_B, "350502009009009", GRID_B):  # hidden, missing, hidden
+        statements = _statements(city)
+        seen = next(statements)
+        response = admin.get(path.format(code=code), headers=worker)
+        next(statements, None)
+        answers.append((response.status_code, response.json()["title"], len(seen)))
+    hidden, missing, _ = answers
+    assert hidden[:2] == missing[:2] == (404, "Not found")
+    assert hidden[2] == missing[2], f"hidden unit took {hidden[2]} statements, missing {missing[2]}"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"x": "118.51", "y": 24.94},
+        {"x": 118.51, "y": "24.94"},
+        {"x": True, "y": 24.94},
+        {"x": 118.51, "y": 24.94, "accuracy_m": "10"},
+        {"address": 12},
+    ],
+)
+def test_geocode_refuses_coercion(admin: TestClient, body: dict[str, Any]) -> None:
+    response = admin.post("/api/v1/geocode", json=body)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["errors"][0]["field"]
+
+
+def test_geocode_accepts_integers_as_numbers(admin: TestClient) -> None:
+    assert admin.post("/api/v1/geocode", json={"x": 118, "y": 25}).status_code == 200
+
+
+def test_served_fast_path_refuses_a_declared_oversize_body_before_reading(city: Database) -> None:
+    settings = Settings(database_url=city.url, load_sample_city=False, max_body_bytes=4096)
+    app = create_app(settings, db=city)
+    served = GeocodeFastPath(app, owner=app)
+    with TestClient(app) as client:
+        headers = sign_in(client, city, role="dispatcher", units=[f"governance:{GRID_A}"])
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            raise AssertionError("the body was read")
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/api/v1/geocode",
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"10000000"),
+                *[(k.lower().encode(), v.encode()) for k, v in headers.items()],
+            ],
+        }
+        asyncio.run(served(scope, receive, send))
+        assert sent[0]["status"] == 413
+        assert b"TONGGE_MAX_BODY_BYTES" in sent[1]["body"]
+        # A body over the limit that did not declare its length is cut off too.
+        big = {"address": "x" * 5000}
+        assert client.post("/api/v1/geocode", json=big, headers=headers).status_code == 413
+
+
+def test_every_operation_documents_its_errors_as_problem_json(admin: TestClient) -> None:
+    spec = admin.get("/openapi.json").json()
+    assert "Problem" in spec["components"]["schemas"]
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            for status in ("400", "422"):
+                assert status in responses, f"{method.upper()} {path} lacks {status}"
+            for status, response in responses.items():
+                if status[0] in "45":
+                    assert list(response["content"]) == ["application/problem+json"], (
+                        f"{method.upper()} {path} {status}"
+                    )
