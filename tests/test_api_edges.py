@@ -143,7 +143,7 @@ def test_served_fast_path_refuses_a_declared_oversize_body_before_reading(city: 
     served = GeocodeFastPath(app, owner=app)
     with TestClient(app) as client:
         headers = sign_in(client, city, role="dispatcher", units=[f"governance:{GRID_A}"])
-        sent: list[dict[str, Any]] = []
+        sent: list[MutableMapping[str, Any]] = []
 
         async def receive() -> dict[str, Any]:
             raise AssertionError("the body was read")
