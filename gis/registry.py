@@ -153,12 +153,6 @@ def import_units(
     when = parse_time(valid_from)
     tolerances = tolerances or Tolerances()
     announce = step or (lambda _name: None)
-    if layer in BUILTIN_LAYERS:
-        with db.reader() as repo:
-            known = layer in {summary.name for summary in repo.list_layers()}
-        if not known:
-            with db.transaction() as repo:
-                repo.ensure_layer(BUILTIN_LAYERS[layer])
     units, joins = merge_multipart_units(units)
     for _attempt in range(_WRITE_ATTEMPTS):
         plan = _plan_import(
@@ -174,9 +168,12 @@ def import_units(
         )
         announce("write")
         with db.transaction() as repo:
-            repo.lock_layer(layer=layer)  # writers of this layer wait here, in turn
+            if plan.layer_exists:
+                repo.lock_layer(layer=layer)  # writers of this layer wait here, in turn
             if repo.revision() != plan.revision:
                 continue  # someone changed boundaries while we validated: again
+            if not plan.layer_exists:
+                repo.ensure_layer(plan.spec)  # a built-in layer's first import
             summary = repo.replace_units(
                 layer=layer,
                 level=level,
@@ -226,6 +223,8 @@ class _ImportPlan:
     """A validated import, and the boundaries revision it was validated against."""
 
     revision: int
+    spec: LayerSpec
+    layer_exists: bool
     units: gpd.GeoDataFrame
     scope: list[str] | None
     report: ValidationReport
@@ -246,7 +245,9 @@ def _plan_import(
 ) -> _ImportPlan:
     with db.reader() as repo:
         revision = repo.revision()
-        spec = repo.layer_spec(name=layer)
+        known = layer in {summary.name for summary in repo.list_layers()}
+        spec = BUILTIN_LAYERS[layer] if not known and layer in BUILTIN_LAYERS else None
+        spec = spec or repo.layer_spec(name=layer)
         level_spec = _level(spec, level)
         parent_level = spec.parent_level(level)
         parents = None
@@ -285,7 +286,10 @@ def _plan_import(
             report=report,
         )
     return _ImportPlan(
-        revision=revision, units=units, scope=scope, report=report, repairs=repairs
+        revision=revision,
+        spec=spec,
+        layer_exists=known,
+        units=units, scope=scope, report=report, repairs=repairs
     )
 
 
