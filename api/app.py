@@ -32,7 +32,7 @@ from api.schemas_geocode import GeocodeRequest
 from api.security import Authenticator, RateLimiter, Security, guard
 from gis import __version__
 from gis.access import ScopeResolver
-from gis.access.credentials import TokenSigner
+from gis.access.credentials import PasswordChecks, TokenSigner
 from gis.errors import InputError
 from gis.locate import LocateService
 from gis.repository import Database
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             limiter=RateLimiter(),
             scopes=ScopeResolver(app.state.db, refresh_seconds=settings.index_refresh_seconds),
             settings=settings,
+            password_checks=PasswordChecks(settings.password_checks_concurrent),
         )
         try:
             yield

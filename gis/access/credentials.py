@@ -24,7 +24,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,10 +35,11 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from gis.errors import AuthenticationError, InputError
+from gis.errors import AuthenticationError, InputError, UnavailableError
 
 __all__ = [
     "ApiKeySecret",
+    "PasswordChecks",
     "TokenSigner",
     "check_password_policy",
     "generate_password",
@@ -63,6 +67,61 @@ def verify_password(digest: str, password: str) -> bool:
         return _HASHER.verify(digest, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+class PasswordChecks:
+    """A cap on concurrent password hash checks: a few run, a few wait briefly, the rest fail.
+
+    One Argon2id check costs about 0.1-0.2 s of a core and 64 MiB; a flood of
+    sign-ins with random names (each one checked, so that timing does not tell
+    names apart) would otherwise take every core and hundreds of MiB. Beyond
+    ``concurrent`` running and ``waiting`` waiting checks, or after
+    ``wait_seconds`` of waiting, :class:`~gis.errors.UnavailableError` (with
+    ``retry_after``) is raised at once instead of queueing without bound.
+
+    Examples
+    --------
+    >>> checks = PasswordChecks(1, waiting=0)
+    >>> with checks.slot():
+    ...     with checks.slot():
+    ...         pass
+    Traceback (most recent call last):
+    ...
+    gis.errors.UnavailableError: too many sign-ins at once: retry in 1 s
+    """
+
+    def __init__(
+        self, concurrent: int, *, waiting: int | None = None, wait_seconds: float = 2.0
+    ) -> None:
+        if concurrent < 1:
+            raise InputError("at least one password check must be allowed at once")
+        self._running = threading.BoundedSemaphore(concurrent)
+        self._admitted = 0
+        self._limit = concurrent + (4 * concurrent if waiting is None else waiting)
+        self._wait_seconds = wait_seconds
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one check's place for the ``with`` block (blocking at most ``wait_seconds``)."""
+        with self._lock:
+            if self._admitted >= self._limit:
+                raise _busy()
+            self._admitted += 1
+        try:
+            if not self._running.acquire(timeout=self._wait_seconds):
+                raise _busy()
+            try:
+                yield
+            finally:
+                self._running.release()
+        finally:
+            with self._lock:
+                self._admitted -= 1
+
+
+def _busy() -> UnavailableError:
+    return UnavailableError("too many sign-ins at once: retry in 1 s", retry_after=1)
 
 
 def generate_password() -> str:

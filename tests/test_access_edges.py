@@ -1,0 +1,133 @@
+"""Issue 9, items 5 and 11: sign-in limits, proxies, token and key edges, readiness.
+
+Each test here failed before its fix (an outside probe found the defects):
+the sign-in limiter could be side-stepped by spelling a name differently,
+by a forged ``X-Forwarded-For``, by the password-change endpoint or by
+cycling names; tokens outlived a disabled account or their own expiry, and
+malformed ones gave 500; weak or undecodable signing keys were accepted; a
+read-only database reported healthy; an admin key could revoke itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from gis.access import accounts as acc
+from gis.access import audit_log
+from gis.repository import Database
+from gis.settings import Settings
+from tests._client import PASSWORD, add_user, token_headers
+
+WRONG = "wrong-password-guess"
+TOKEN_URL = "/api/v1/auth/token"
+
+
+def make_app(db: Database, **settings: Any) -> FastAPI:
+    return create_app(Settings(database_url=db.url, load_sample_city=False, **settings), db=db)
+
+
+@pytest.fixture
+def client(db: Database) -> Iterator[TestClient]:
+    with TestClient(make_app(db)) as test_client:
+        yield test_client
+
+
+def sign_in(client: TestClient, username: str, password: str, **headers: str) -> int:
+    response = client.post(
+        TOKEN_URL, data={"username": username, "password": password}, headers=headers
+    )
+    return response.status_code
+
+
+def fullwidth(text: str) -> str:
+    """Return the name as typed with a Chinese IME in full-width mode (ａｄｍｉｎ－３)."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+# -- item 5: the sign-in limiter --------------------------------------------
+
+
+def test_every_spelling_of_a_name_shares_one_limit(client: TestClient, db: Database) -> None:
+    name = add_user(db)
+    assert [sign_in(client, name, WRONG) for _ in range(10)] == [401] * 10
+    for spelling in (name, f" {name}", f"{name.upper()}\t", fullwidth(name), f"\u3000{name}"):
+        assert sign_in(client, spelling, PASSWORD) == 429, spelling
+    failed, _ = audit_log(db, action="auth.failed")
+    assert {entry.actor for entry in failed} == {name}  # the normal form, not the spelling
+    # Every spelling that reaches the account signs in as the account (one normal form).
+    other = add_user(db)
+    response = client.post(
+        TOKEN_URL, data={"username": f" {fullwidth(other)} ", "password": PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    me = client.get(
+        "/api/v1/auth/me", headers={"Authorization": f"Bearer {response.json()['access_token']}"}
+    )
+    assert me.json()["name"] == other
+
+
+def test_one_client_cycling_names_is_limited(db: Database) -> None:
+    with TestClient(make_app(db, login_client_rate_per_minute=5)) as client:
+        statuses = [sign_in(client, f"nobody-{i}", WRONG) for i in range(7)]
+        assert statuses == [401] * 5 + [429] * 2
+    # Successful sign-ins are not counted: an office behind one address is not locked out.
+    name = add_user(db)
+    with TestClient(make_app(db, login_client_rate_per_minute=3)) as client:
+        assert [sign_in(client, name, PASSWORD) for _ in range(8)] == [200] * 8
+
+
+def test_password_change_is_limited_like_sign_in(client: TestClient, db: Database) -> None:
+    headers = token_headers(client, add_user(db))
+
+    def change(current: str) -> int:
+        body = {"current_password": current, "new_password": "a-brand-new-passphrase"}
+        return client.post("/api/v1/auth/password", headers=headers, json=body).status_code
+
+    # The sign-in above was the first attempt of the same budget (client and name).
+    assert [change(WRONG) for _ in range(9)] == [401] * 9
+    assert change(PASSWORD) == 429
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 200  # still the old one
+
+
+def test_concurrent_hash_checks_are_capped(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One slot: while it is busy, a few requests wait briefly, the rest get 503 at once."""
+    entered, release = threading.Event(), threading.Event()
+    real_verify = acc.verify_password
+
+    def slow_verify(digest: str, password: str) -> bool:
+        entered.set()
+        release.wait(30)
+        return real_verify(digest, password)
+
+    monkeypatch.setattr(acc, "verify_password", slow_verify)
+    name = add_user(db)
+    with TestClient(make_app(db, password_checks_concurrent=1)) as client:
+        statuses: list[int] = []
+        holder = threading.Thread(target=lambda: statuses.append(sign_in(client, name, PASSWORD)))
+        holder.start()
+        assert entered.wait(30)
+        waiters = [
+            threading.Thread(target=lambda i=i: statuses.append(sign_in(client, f"w{i}", WRONG)))
+            for i in range(4)
+        ]
+        for waiter in waiters:
+            waiter.start()
+        time.sleep(0.5)  # the four take the waiting places
+        started = time.monotonic()
+        refused = client.post(TOKEN_URL, data={"username": "flood", "password": WRONG})
+        assert time.monotonic() - started < 1.0  # not queued
+        assert refused.status_code == 503, refused.text
+        assert int(refused.headers["retry-after"]) >= 1
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        release.set()
+        for thread in (holder, *waiters):
+            thread.join(30)
+        assert statuses.count(200) == 1 and set(statuses) <= {200, 401, 503}
