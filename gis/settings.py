@@ -57,6 +57,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Password hash checks at once (~64 MiB each); more get 503. Default: CPUs, ≤4.",
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Addresses or networks of reverse proxies whose X-Forwarded-For/-Proto `tongge "
+            "serve` believes; empty (the default): the peer address is the client."
+        ),
+    )
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Size limit of a request body (not uploads)."
     )

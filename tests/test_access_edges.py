@@ -16,14 +16,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from api.app import create_app
+from api.cli import app as cli
 from gis.access import accounts as acc
 from gis.access import audit_log
 from gis.repository import Database
-from gis.settings import Settings
+from gis.settings import Settings, get_settings
 from tests._client import PASSWORD, add_user, token_headers
 
 WRONG = "wrong-password-guess"
@@ -131,3 +134,42 @@ def test_concurrent_hash_checks_are_capped(db: Database, monkeypatch: pytest.Mon
         for thread in (holder, *waiters):
             thread.join(30)
         assert statuses.count(200) == 1 and set(statuses) <= {200, 401, 503}
+
+
+def test_served_configuration_ignores_a_forged_forwarded_for(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tongge serve`` trusts proxy headers only from TONGGE_TRUSTED_PROXIES."""
+    monkeypatch.setenv("TONGGE_DATABASE_URL", db.url)
+    name = add_user(db)
+    for trusted, recorded in (("[]", "127.0.0.1"), ('["127.0.0.1"]', "203.0.113.7")):
+        monkeypatch.setenv("TONGGE_TRUSTED_PROXIES", trusted)
+        runs: list[dict[str, Any]] = []
+        monkeypatch.setattr(
+            uvicorn, "run", lambda app, runs=runs, **options: runs.append({"app": app, **options})
+        )
+        get_settings.cache_clear()
+        try:
+            served = CliRunner().invoke(cli, ["serve", "--port", "8123"])
+            assert served.exit_code == 0, served.stderr
+            config = uvicorn.Config(**runs[0])
+            config.load()
+            with TestClient(config.loaded_app, client=("127.0.0.1", 40000)) as client:
+                before = audit_log(db, action="auth.failed")[1]
+                forged = [
+                    sign_in(client, name, WRONG, **{"X-Forwarded-For": f"203.0.113.{i}"})
+                    for i in range(7, 19)
+                ]
+                newest = audit_log(db, action="auth.failed", limit=1)[0][0]
+        finally:
+            get_settings.cache_clear()
+        if recorded == "127.0.0.1":
+            assert newest.client == "127.0.0.1"  # the peer, not what it claims
+            # One client however it names itself: the limit holds.
+            assert forged == [401] * 10 + [429] * 2
+            assert audit_log(db, action="auth.failed")[1] - before == 10
+            assert runs[0]["proxy_headers"] is False and not runs[0]["forwarded_allow_ips"]
+        else:
+            # A configured proxy is believed (and each forwarded client has its own limit).
+            assert forged == [401] * 12
+            assert audit_log(db, action="auth.failed", limit=1000)[0][11].client == recorded
