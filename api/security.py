@@ -49,7 +49,8 @@ class Authenticator:
     """Turns request credentials into a principal; caches answers for a few seconds.
 
     Changes made in this process (disable a user, revoke a key) take effect
-    at once; changes made by another process within ``_CACHE_SECONDS``.
+    at once; changes made by another process within ``_CACHE_SECONDS``. A
+    token's answer is never cached beyond the token's own expiry.
     """
 
     def __init__(self, db: Database, signer: TokenSigner) -> None:
@@ -74,18 +75,21 @@ class Authenticator:
             hit = self._cache.get(digest)
         if hit is not None and hit[0] > now and hit[1] == generation():
             return hit[2]
-        principal = self._verify(credential)
+        principal, lifetime = self._verify(credential)
         with self._lock:
             if len(self._cache) > 50_000:
                 self._cache.clear()
-            self._cache[digest] = (now + _CACHE_SECONDS, generation(), principal)
+            self._cache[digest] = (now + min(_CACHE_SECONDS, lifetime), generation(), principal)
         return principal
 
-    def _verify(self, credential: str) -> Principal:
+    def _verify(self, credential: str) -> tuple[Principal, float]:
+        # The principal and how long it may be reused (seconds).
         if parse_api_key(credential) is not None:
-            return authenticate_api_key(self.db, token=credential)
+            return authenticate_api_key(self.db, token=credential), _CACHE_SECONDS
         claims = self.signer.read(credential)
-        return principal_for_user(self.db, username=str(claims["sub"]), version=int(claims["ver"]))
+        principal = principal_for_user(self.db, username=claims["sub"], version=claims["ver"])
+        # A token is valid while time.time() < exp (as PyJWT checks it).
+        return principal, claims["exp"] - time.time()
 
 
 class RateLimiter:

@@ -10,11 +10,13 @@ read-only database reported healthy; an admin key could revoke itself.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import jwt
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -25,6 +27,8 @@ from api.app import create_app
 from api.cli import app as cli
 from gis.access import accounts as acc
 from gis.access import audit_log
+from gis.access.credentials import TokenSigner
+from gis.errors import AuthenticationError
 from gis.repository import Database
 from gis.settings import Settings, get_settings
 from tests._client import PASSWORD, add_user, token_headers
@@ -173,3 +177,75 @@ def test_served_configuration_ignores_a_forged_forwarded_for(
             # A configured proxy is believed (and each forwarded client has its own limit).
             assert forged == [401] * 12
             assert audit_log(db, action="auth.failed", limit=1000)[0][11].client == recorded
+
+
+# -- item 11: tokens and keys ------------------------------------------------
+
+
+def test_disabling_a_user_ends_their_tokens_for_good(client: TestClient, db: Database) -> None:
+    admin = token_headers(client, add_user(db))
+    name = add_user(db)
+    old = token_headers(client, name)
+    assert client.get("/api/v1/auth/me", headers=old).status_code == 200
+    for active in (False, True):
+        patched = client.patch(
+            f"/api/v1/admin/users/{name}", headers=admin, json={"active": active}
+        )
+        assert patched.status_code == 200, patched.text
+        assert client.get("/api/v1/auth/me", headers=old).status_code == 401, active
+    assert client.get("/api/v1/auth/me", headers=token_headers(client, name)).status_code == 200
+
+
+def test_a_cached_token_is_refused_once_it_expires(client: TestClient, db: Database) -> None:
+    name = add_user(db)
+    version = acc.get_user(db, username=name).password_version
+    now = int(time.time())
+    claims = {"iss": "tongge", "sub": name, "ver": version, "iat": now, "exp": now + 2}
+    token = jwt.encode(claims, _server_key(), algorithm="HS256")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 200  # now cached
+    time.sleep(max(0.0, now + 2.05 - time.time()))
+    expired = client.get("/api/v1/auth/me", headers=headers)
+    assert expired.status_code == 401 and "expired" in expired.json()["detail"]
+
+
+def _server_key() -> str:
+    return Settings().secret_key.get_secret_value()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"ver": "abc"},
+        {"ver": [1]},
+        {"ver": None},
+        {"ver": {"n": 1}},
+        {"ver": 1.5},
+        {"ver": True},
+        {"sub": ""},
+        {"sub": "a\x00b"},
+        {"sub": "x" * 5000},
+        {"sub": ["admin"]},
+    ],
+    ids=repr,
+)
+def test_a_signed_token_with_odd_claims_is_401(
+    client: TestClient, db: Database, odd: dict[str, Any]
+) -> None:
+    name = add_user(db)
+    now = int(time.time())
+    claims = {"iss": "tongge", "sub": name, "ver": 1, "iat": now, "exp": now + 60, **odd}
+    token = jwt.encode(claims, _server_key(), algorithm="HS256")
+    response = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401, response.text
+
+
+def test_domain_refuses_odd_token_claims() -> None:
+    key = secrets.token_urlsafe(48)
+    signer = TokenSigner(key, ttl_seconds=60)
+    good = signer.read(signer.issue(subject="li", version=7))
+    assert good["sub"] == "li" and good["ver"] == 7
+    for odd in ({"ver": "7"}, {"ver": 7.0}, {"sub": ""}, {"sub": "l\x00i"}):
+        claims = {"iss": "tongge", "sub": "li", "ver": 7, "iat": 1, "exp": 2**40, **odd}
+        with pytest.raises(AuthenticationError, match="not valid"):
+            signer.read(jwt.encode(claims, key, algorithm="HS256"))

@@ -67,7 +67,7 @@ class User:
     units: tuple[str, ...]
     active: bool
     created_at: datetime
-    password_version: int
+    password_version: int  # the token version: changes with the password and on disabling
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form."""
@@ -193,7 +193,16 @@ def update_user(
     display_name: str | None = None,
     active: bool | None = None,
 ) -> User:
-    """Change a user's role, jurisdiction, name or whether they may sign in."""
+    """Change a user's role, jurisdiction, name or whether they may sign in.
+
+    Disabling a user ends their tokens for good (a new token version, as a
+    password change does), so that enabling them again revives none.
+
+    Raises
+    ------
+    ConflictError
+        The last active administrator would go.
+    """
     changes: dict[str, Any] = {}
     with db.transaction() as repo:
         current = _user(_existing(repo, username))
@@ -207,15 +216,20 @@ def update_user(
             )
         if display_name is not None:
             changes["display_name"] = _display_name(display_name)
+        ends_tokens: dict[str, Any] = {}
         if active is not None:
             changes["active"] = int(active)
-            if not active and current.role is Role.ADMIN:
-                _keep_an_admin(repo, username)
+            if not active:
+                if current.role is Role.ADMIN:
+                    _keep_an_admin(repo, username)
+                # A new token version: enabling the user again must not revive old tokens.
+                ends_tokens["password_changed_at"] = _now()
         if new_role is not Role.ADMIN and current.role is Role.ADMIN:
             _keep_an_admin(repo, username)
         row = _existing(repo, username)
         if changes:
-            row = repo.access.update_user(username=current.username, **changes) or row
+            stored = {**changes, **ends_tokens}
+            row = repo.access.update_user(username=current.username, **stored) or row
             append_audit(
                 repo,
                 actor=actor,
@@ -321,7 +335,9 @@ def principal_for_user(db: Database, *, username: str, version: int) -> Principa
     if not user.active:
         raise AuthenticationError("the user is disabled")
     if user.password_version != version:
-        raise AuthenticationError("the password has changed since sign-in: sign in again")
+        raise AuthenticationError(
+            "the password has changed or the user was disabled since sign-in: sign in again"
+        )
     return user.principal
 
 

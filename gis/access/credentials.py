@@ -229,4 +229,15 @@ class TokenSigner:
             raise AuthenticationError("the access token has expired: sign in again") from error
         except jwt.InvalidTokenError as error:
             raise AuthenticationError("the access token is not valid") from error
+        # Well signed is not well formed (the key may have signed odd claims, or leaked):
+        # what a token names must be what issue() writes, or it is not valid (not a 500).
+        subject, version = claims["sub"], claims["ver"]
+        if not (
+            isinstance(subject, str)
+            and 0 < len(subject) <= 64
+            and subject.isprintable()
+            and type(version) is int
+            and type(claims["exp"]) is int
+        ):
+            raise AuthenticationError("the access token is not valid")
         return claims
