@@ -67,7 +67,7 @@ _GUARD_RESPONSES = {
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
     """Build the application; the database is opened when it starts, not at import."""
     settings = settings or get_settings()
-    signer = _token_signer(settings)
+    signer = token_signer(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -155,8 +155,13 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     return app
 
 
-def _token_signer(settings: Settings) -> TokenSigner:
-    # Secrets come from the environment only; there is no default key.
+def token_signer(settings: Settings) -> TokenSigner:
+    """Return the signer of access tokens; InputError when the key is missing or weak.
+
+    Secrets come from the environment only; there is no default key. The key
+    is checked here, at start-up (see :func:`~gis.access.credentials.check_signing_key`),
+    so that a weak or undecodable one stops the service instead of every sign-in.
+    """
     if settings.secret_key is None:
         raise InputError(
             "TONGGE_SECRET_KEY is not set: export a random key of 32+ characters, e.g. "

@@ -10,7 +10,9 @@ read-only database reported healthy; an admin key could revoke itself.
 
 from __future__ import annotations
 
+import random
 import secrets
+import string
 import threading
 import time
 from collections.abc import Iterator
@@ -21,14 +23,15 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from api.app import create_app
 from api.cli import app as cli
 from gis.access import accounts as acc
 from gis.access import audit_log
-from gis.access.credentials import TokenSigner
-from gis.errors import AuthenticationError
+from gis.access.credentials import TokenSigner, check_signing_key
+from gis.errors import AuthenticationError, InputError
 from gis.repository import Database
 from gis.settings import Settings, get_settings
 from tests._client import PASSWORD, add_user, token_headers
@@ -249,3 +252,58 @@ def test_domain_refuses_odd_token_claims() -> None:
         claims = {"iss": "tongge", "sub": "li", "ver": 7, "iat": 1, "exp": 2**40, **odd}
         with pytest.raises(AuthenticationError, match="not valid"):
             signer.read(jwt.encode(claims, key, algorithm="HS256"))
+
+
+WEAK_KEYS = {
+    "spaces": " " * 32,
+    "one character": "k" * 40,
+    "two characters": "ab" * 20,
+    "a repeated pattern": "0123456789abcdef" * 2,
+    "short": secrets.token_urlsafe(16)[:20],
+    "random bytes": bytes(range(128, 176)).decode("utf-8", "surrogateescape"),
+    "control characters": secrets.token_urlsafe(32) + "\n",
+    "too few bits": "1234567890" * 3 + "98765",  # 35 decimal digits: 116 bits at most
+}
+
+
+@pytest.mark.parametrize("reason", WEAK_KEYS)
+def test_weak_or_undecodable_signing_keys_are_refused(reason: str) -> None:
+    with pytest.raises(InputError, match="signing key") as raised:
+        check_signing_key(WEAK_KEYS[reason])
+    assert "\n" not in raised.value.message
+    with pytest.raises(InputError):
+        TokenSigner(WEAK_KEYS[reason], ttl_seconds=60)
+
+
+def test_random_signing_keys_are_accepted() -> None:
+    # Seeded draws shaped like the usual generators (the rule refuses about one
+    # 32-hex-digit key in 400 000: a test drawing live keys would be flaky).
+    rng = random.Random(20260101)
+    hexdigits, urlsafe = "0123456789abcdef", string.ascii_letters + string.digits + "-_"
+    for _ in range(500):
+        for alphabet, length in ((urlsafe, 64), (hexdigits, 32), (hexdigits, 64), (urlsafe, 43)):
+            # token_urlsafe(48) as scripts/dev.sh makes; `openssl rand -hex 16` (128 bits)
+            check_signing_key("".join(rng.choice(alphabet) for _ in range(length)))
+    check_signing_key(secrets.token_urlsafe(48))
+    check_signing_key(_server_key())
+
+
+@pytest.mark.parametrize("reason", ["spaces", "random bytes"])
+def test_serve_refuses_a_weak_key_in_one_line(
+    reason: str, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TONGGE_DATABASE_URL", db.url)
+    monkeypatch.setenv("TONGGE_SECRET_KEY", WEAK_KEYS[reason])
+    runs: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: runs.append(kwargs))
+    get_settings.cache_clear()
+    try:
+        refused = CliRunner().invoke(cli, ["serve", "--port", "8123"])
+    finally:
+        get_settings.cache_clear()
+    assert refused.exit_code == 2 and not runs
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "signing key" in lines[0]
+    assert "Traceback" not in refused.output
+    with pytest.raises(InputError, match="signing key"):
+        make_app(db, secret_key=SecretStr(WEAK_KEYS[reason]))

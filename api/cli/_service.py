@@ -10,7 +10,7 @@ from api.bootstrap import open_database
 from api.cli._access import show_secret
 from api.cli._output import err, fail, steps
 from gis.access.accounts import ensure_admin
-from gis.errors import InputError, TonggeError
+from gis.errors import TonggeError
 from gis.settings import Settings, get_settings
 
 
@@ -53,15 +53,13 @@ def serve(
     """Start the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
 
+    from api.app import token_signer
+
     settings = get_settings()
-    if settings.secret_key is None:
-        fail(
-            InputError(
-                "TONGGE_SECRET_KEY is not set: export a random key of 32+ characters "
-                "(scripts/dev.sh serve makes one in var/secret_key)",
-                field="secret_key",
-            )
-        )
+    try:
+        token_signer(settings)  # a missing, weak or undecodable key: one line, before anything
+    except TonggeError as error:
+        fail(error)
     init()
     err.print(f"serving {settings.database_url} on http://{host}:{port} (docs: /docs)")
     uvicorn.run(**server_options(settings, host=host, port=port, workers=workers))

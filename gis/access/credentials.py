@@ -14,7 +14,7 @@ Examples
 >>> key = new_api_key()
 >>> parse_api_key(key.token) == (key.key_id, key.secret)
 True
->>> signer = TokenSigner("s" * 32, ttl_seconds=60)
+>>> signer = TokenSigner(secrets.token_urlsafe(48), ttl_seconds=60)
 >>> signer.read(signer.issue(subject="wang", version=1))["sub"]
 'wang'
 """
@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
+import string
 import threading
 import time
 from collections.abc import Iterator
@@ -42,6 +44,7 @@ __all__ = [
     "PasswordChecks",
     "TokenSigner",
     "check_password_policy",
+    "check_signing_key",
     "generate_password",
     "hash_password",
     "hash_secret",
@@ -52,6 +55,18 @@ __all__ = [
 
 MIN_PASSWORD_LENGTH = 12
 MIN_SECRET_KEY_LENGTH = 32
+MIN_SECRET_KEY_BITS = 128
+MIN_SECRET_KEY_DISTINCT = 8
+# Alphabets a random key is usually drawn from, smallest first: a key counts
+# log2(size) bits per character of the smallest one holding all its characters.
+_KEY_ALPHABETS = (
+    (frozenset(string.digits), 10),
+    (frozenset(string.hexdigits.lower()), 16),
+    (frozenset(string.hexdigits.upper()), 16),
+    (frozenset(string.ascii_letters + string.digits + "-_+/="), 64),
+    (frozenset(string.printable) - frozenset(string.whitespace), 94),
+)
+_KEY_HINT = "e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
 _KEY_PREFIX = "tg"
 _HASHER = PasswordHasher()
 
@@ -180,13 +195,65 @@ def secrets_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+def check_signing_key(secret: str) -> None:
+    """Refuse a token signing key that is undecodable, unprintable or guessable.
+
+    The rule: UTF-8 text of printable characters without white space (an
+    environment variable holding random bytes arrives as undecodable
+    surrogates and would fail every sign-in later), at least
+    ``MIN_SECRET_KEY_LENGTH`` characters, at least
+    ``MIN_SECRET_KEY_DISTINCT`` different ones, not one short piece repeated,
+    and an estimated ``MIN_SECRET_KEY_BITS`` bits: length × log2 of the
+    smallest usual alphabet holding every character (digits 10, hex 16,
+    base64/URL-safe 64, printable ASCII 94; other characters count as 94).
+    ``secrets.token_urlsafe(48)`` gives 384 bits, ``openssl rand -hex 16`` 128
+    (about one such key in 400 000 has fewer than 8 different characters and
+    is refused: make another).
+
+    Raises
+    ------
+    InputError
+        With a one-line message naming what is wrong (never the key itself).
+
+    Examples
+    --------
+    >>> check_signing_key(secrets.token_urlsafe(48))
+    >>> check_signing_key(" " * 32)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    gis.errors.InputError: the token signing key must be printable characters without white...
+    """
+
+    def refuse(problem: str) -> InputError:
+        return InputError(f"the token signing key {problem}: {_KEY_HINT}", field="secret_key")
+
+    try:
+        secret.encode("utf-8")
+    except UnicodeEncodeError:
+        raise refuse("is not UTF-8 text (random bytes?)") from None
+    if not secret.isprintable() or any(c.isspace() for c in secret):
+        raise refuse("must be printable characters without white space")
+    if len(secret) < MIN_SECRET_KEY_LENGTH:
+        raise refuse(f"must have at least {MIN_SECRET_KEY_LENGTH} characters")
+    if len(set(secret)) < MIN_SECRET_KEY_DISTINCT:
+        raise refuse(f"must use at least {MIN_SECRET_KEY_DISTINCT} different characters")
+    if secret in (secret + secret)[1:-1]:
+        raise refuse("must not repeat a shorter piece")
+    used = set(secret)
+    size = next((n for alphabet, n in _KEY_ALPHABETS if used <= alphabet), 94)
+    bits = len(secret) * math.log2(size)
+    if bits < MIN_SECRET_KEY_BITS:
+        raise refuse(f"is too guessable (about {bits:.0f} bits, {MIN_SECRET_KEY_BITS} needed)")
+
+
 class TokenSigner:
     """Issues and checks signed, expiring access tokens (JWT, HS256).
 
     Parameters
     ----------
     secret : str
-        The signing key, from the environment (``TONGGE_SECRET_KEY``).
+        The signing key, from the environment (``TONGGE_SECRET_KEY``); see
+        :func:`check_signing_key`.
     ttl_seconds : int
         How long a token is valid.
     """
@@ -195,11 +262,7 @@ class TokenSigner:
     issuer = "tongge"
 
     def __init__(self, secret: str, *, ttl_seconds: int) -> None:
-        if len(secret) < MIN_SECRET_KEY_LENGTH:
-            raise InputError(
-                f"the token signing key must have at least {MIN_SECRET_KEY_LENGTH} characters",
-                field="secret_key",
-            )
+        check_signing_key(secret)
         self._secret = secret
         self.ttl_seconds = ttl_seconds
 
