@@ -48,7 +48,7 @@ are CGCS2000 longitude/latitude. Errors are `application/problem+json`.
 
 **Access.** Sign in at `POST /api/v1/auth/token` (OAuth2 password flow) and send
 `Authorization: Bearer <token>`, or send a system's key as `X-API-Key`. Every
-endpoint except `/health` and sign-in needs one (401 otherwise). Roles (admin,
+endpoint except `/health`, `/health/ready` and sign-in needs one (401 otherwise). Roles (admin,
 planner, dispatcher, grid_worker, police, viewer) decide which endpoints you may
 call (403); your jurisdiction - the units you are bound to and everything
 below them - decides what you see: anything outside it answers 404, exactly
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             app.state.db, refresh_seconds=settings.index_refresh_seconds
         )
         app.state.places = UnitPlaces(app.state.db)
+        app.state.readiness = health.Readiness()
         app.state.security = Security(
             authenticator=Authenticator(app.state.db, signer),
             limiter=RateLimiter(),

@@ -24,6 +24,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from sqlalchemy import event
 from typer.testing import CliRunner
 
 from api.app import create_app
@@ -307,3 +308,43 @@ def test_serve_refuses_a_weak_key_in_one_line(
     assert "Traceback" not in refused.output
     with pytest.raises(InputError, match="signing key"):
         make_app(db, secret_key=SecretStr(WEAK_KEYS[reason]))
+
+
+# -- item 11: readiness -----------------------------------------------------
+
+
+def read_only(db: Database) -> Database:
+    """Another handle on ``db`` whose sessions may not write.
+
+    SQLite: ``PRAGMA query_only`` (the same refusal as a read-only file; the
+    suite runs as root, whom ``chmod 444`` does not stop). PostgreSQL: a
+    session with ``default_transaction_read_only``, like a hot standby.
+    """
+    if db.dialect == "sqlite":
+        handle = Database(db.url)
+
+        @event.listens_for(handle.engine, "connect")
+        def _query_only(connection: Any, _record: Any) -> None:
+            connection.execute("PRAGMA query_only = ON")
+
+        return handle
+    separator = "&" if "?" in db.url else "?"
+    return Database(f"{db.url}{separator}options=-c%20default_transaction_read_only%3Don")
+
+
+def test_readiness_probes_a_write(db: Database) -> None:
+    add_user(db)  # the database has something to rewrite
+    with TestClient(make_app(db)) as client:
+        ready = client.get("/health/ready")
+        assert ready.status_code == 200 and ready.json()["status"] == "ready", ready.text
+    frozen = read_only(db)
+    try:
+        with TestClient(make_app(frozen)) as client:
+            assert client.get("/health").status_code == 200  # alive, cheap
+            refused = client.get("/health/ready")
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["content-type"].startswith("application/problem+json")
+            assert refused.json()["detail"].startswith("not ready")
+            assert "refuses writes" in refused.json()["detail"]
+    finally:
+        frozen.dispose()
