@@ -29,10 +29,10 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from api.cli import app as cli
+from gis.access import SYSTEM, audit_log
 from gis.access import accounts as acc
-from gis.access import audit_log
 from gis.access.credentials import TokenSigner, check_signing_key
-from gis.errors import AuthenticationError, InputError
+from gis.errors import AuthenticationError, ConflictError, InputError
 from gis.repository import Database
 from gis.settings import Settings, get_settings
 from tests._client import PASSWORD, add_user, token_headers
@@ -308,6 +308,28 @@ def test_serve_refuses_a_weak_key_in_one_line(
     assert "Traceback" not in refused.output
     with pytest.raises(InputError, match="signing key"):
         make_app(db, secret_key=SecretStr(WEAK_KEYS[reason]))
+
+
+def test_admins_cannot_lock_themselves_out(client: TestClient, db: Database) -> None:
+    name = add_user(db)
+    add_user(db)  # not the last administrator: the refusal is about oneself
+    me = token_headers(client, name)
+    disabled = client.patch(f"/api/v1/admin/users/{name}", headers=me, json={"active": False})
+    assert disabled.status_code == 409 and "yourself" in disabled.json()["detail"]
+    assert client.get("/api/v1/auth/me", headers=me).status_code == 200
+    key, token = acc.create_api_key(db, name="ops", role="admin", actor=SYSTEM)
+    other, _ = acc.create_api_key(db, name="old", role="admin", actor=SYSTEM)
+    as_key = {"X-API-Key": token}
+    own = client.delete(f"/api/v1/admin/api-keys/{key.key_id}", headers=as_key)
+    assert own.status_code == 409 and "itself" in own.json()["detail"]
+    assert client.get("/api/v1/auth/me", headers=as_key).status_code == 200
+    assert (
+        client.delete(f"/api/v1/admin/api-keys/{other.key_id}", headers=as_key).status_code == 200
+    )
+    with pytest.raises(ConflictError):
+        acc.update_user(
+            db, username=name, active=False, actor=acc.get_user(db, username=name).principal
+        )
 
 
 # -- item 11: readiness -----------------------------------------------------

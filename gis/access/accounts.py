@@ -201,7 +201,7 @@ def update_user(
     Raises
     ------
     ConflictError
-        The last active administrator would go.
+        ``actor`` disables themselves, or the last active administrator would go.
     """
     changes: dict[str, Any] = {}
     with db.transaction() as repo:
@@ -220,6 +220,10 @@ def update_user(
         if active is not None:
             changes["active"] = int(active)
             if not active:
+                if actor.kind == "user" and actor.name == current.username:
+                    raise ConflictError(
+                        "you cannot disable yourself: ask another administrator", field="active"
+                    )
                 if current.role is Role.ADMIN:
                     _keep_an_admin(repo, username)
                 # A new token version: enabling the user again must not revive old tokens.
@@ -386,7 +390,19 @@ def create_api_key(
 
 
 def revoke_api_key(db: Database, *, key_id: str, actor: Principal) -> ApiKey:
-    """Revoke a key at once (kept for the audit trail)."""
+    """Revoke a key at once (kept for the audit trail).
+
+    Raises
+    ------
+    ConflictError
+        ``actor`` is that very key: a system would lock itself out (an
+        administrator or another key revokes it).
+    """
+    if actor.kind == "api_key" and actor.name.rpartition("#")[2] == key_id:
+        raise ConflictError(
+            "an API key cannot revoke itself: revoke it with another key or as a signed-in admin",
+            field="key_id",
+        )
     with db.transaction() as repo:
         row = repo.access.revoke_api_key(key_id=key_id, at=_now().replace(microsecond=0))
         if row is None:
