@@ -34,7 +34,7 @@ from api.schemas_geocode import GeocodeRequest
 from api.security import Authenticator, RateLimiter, Security, guard
 from gis import __version__
 from gis.access import ScopeResolver
-from gis.access.credentials import TokenSigner
+from gis.access.credentials import PasswordChecks, TokenSigner
 from gis.errors import InputError
 from gis.locate import LocateService
 from gis.repository import Database
@@ -51,7 +51,7 @@ are CGCS2000 longitude/latitude. Errors are `application/problem+json`.
 
 **Access.** Sign in at `POST /api/v1/auth/token` (OAuth2 password flow) and send
 `Authorization: Bearer <token>`, or send a system's key as `X-API-Key`. Every
-endpoint except `/health` and sign-in needs one (401 otherwise). Roles (admin,
+endpoint except `/health`, `/health/ready` and sign-in needs one (401 otherwise). Roles (admin,
 planner, dispatcher, grid_worker, police, viewer) decide which endpoints you may
 call (403); your jurisdiction - the units you are bound to and everything
 below them - decides what you see: anything outside it answers 404, exactly
@@ -71,7 +71,7 @@ _GUARD_RESPONSES = {
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
     """Build the application; the database is opened when it starts, not at import."""
     settings = settings or get_settings()
-    signer = _token_signer(settings)
+    signer = token_signer(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,11 +84,13 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         app.state.batch_running = 0
         # Build today's locate indexes now, in the background, not in the first request.
         threading.Thread(target=app.state.locator.warm, name="tongge-warm", daemon=True).start()
+        app.state.readiness = health.Readiness()
         app.state.security = Security(
             authenticator=Authenticator(app.state.db, signer),
             limiter=RateLimiter(),
             scopes=ScopeResolver(app.state.db, clock=clock),
             settings=settings,
+            password_checks=PasswordChecks(settings.password_checks_concurrent),
         )
         try:
             yield
@@ -162,8 +164,13 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     return app
 
 
-def _token_signer(settings: Settings) -> TokenSigner:
-    # Secrets come from the environment only; there is no default key.
+def token_signer(settings: Settings) -> TokenSigner:
+    """Return the signer of access tokens; InputError when the key is missing or weak.
+
+    Secrets come from the environment only; there is no default key. The key
+    is checked here, at start-up (see :func:`~gis.access.credentials.check_signing_key`),
+    so that a weak or undecodable one stops the service instead of every sign-in.
+    """
     if settings.secret_key is None:
         raise InputError(
             "TONGGE_SECRET_KEY is not set: export a random key of 32+ characters, e.g. "

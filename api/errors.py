@@ -20,6 +20,7 @@ from gis.errors import (
     NotFoundError,
     RateLimitedError,
     TonggeError,
+    UnavailableError,
     ValidationFailedError,
 )
 
@@ -29,6 +30,7 @@ _STATUS: list[tuple[type[TonggeError], int]] = [
     (AuthenticationError, 401),
     (ForbiddenError, 403),
     (RateLimitedError, 429),
+    (UnavailableError, 503),
     (NotFoundError, 404),
     (ConflictError, 409),
     (ValidationFailedError, 422),
@@ -97,7 +99,7 @@ def problem_headers(error: TonggeError) -> dict[str, str]:
     """Return the headers a domain error's response needs (challenge, retry time)."""
     if isinstance(error, AuthenticationError):
         return {"WWW-Authenticate": 'Bearer realm="tongge"'}
-    if isinstance(error, RateLimitedError):
+    if isinstance(error, RateLimitedError) or "retry_after" in error.details:
         return {"Retry-After": str(int(error.details.get("retry_after", 1)))}
     return {}
 

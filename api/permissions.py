@@ -34,7 +34,9 @@ class Rule:
 SIGNED_IN = Rule(None)
 
 #: Endpoints anyone may call, signed in or not.
-PUBLIC: frozenset[tuple[str, str]] = frozenset({("GET", "/health"), ("POST", "/api/v1/auth/token")})
+PUBLIC: frozenset[tuple[str, str]] = frozenset(
+    {("GET", "/health"), ("GET", "/health/ready"), ("POST", "/api/v1/auth/token")}
+)
 
 #: (method, path template) -> rule, for every other endpoint.
 ENDPOINTS: dict[tuple[str, str], Rule] = {

@@ -21,6 +21,14 @@ class Health(BaseModel):
     database: str = Field(description="Database dialect: postgresql or sqlite.")
 
 
+class Ready(BaseModel):
+    """Service readiness: the database accepts writes."""
+
+    status: Literal["ready"] = "ready"
+    version: str
+    database: str = Field(description="Database dialect: postgresql or sqlite.")
+
+
 class Level(BaseModel):
     """A level of a layer."""
 

@@ -13,15 +13,22 @@ import hashlib
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from fastapi import Request
 
 from api.permissions import PUBLIC, permission_for
 from gis.access import Principal, Scope, ScopeResolver
-from gis.access.accounts import authenticate_api_key, generation, principal_for_user
-from gis.access.credentials import TokenSigner, parse_api_key
+from gis.access.accounts import (
+    MAX_USERNAME_LENGTH,
+    authenticate_api_key,
+    generation,
+    normalise_username,
+    principal_for_user,
+)
+from gis.access.credentials import PasswordChecks, TokenSigner, parse_api_key
 from gis.errors import AuthenticationError, RateLimitedError
 from gis.repository import Database
 from gis.settings import Settings
@@ -42,7 +49,8 @@ class Authenticator:
     """Turns request credentials into a principal; caches answers for a few seconds.
 
     Changes made in this process (disable a user, revoke a key) take effect
-    at once; changes made by another process within ``_CACHE_SECONDS``.
+    at once; changes made by another process within ``_CACHE_SECONDS``. A
+    token's answer is never cached beyond the token's own expiry.
     """
 
     def __init__(self, db: Database, signer: TokenSigner) -> None:
@@ -67,18 +75,21 @@ class Authenticator:
             hit = self._cache.get(digest)
         if hit is not None and hit[0] > now and hit[1] == generation():
             return hit[2]
-        principal = self._verify(credential)
+        principal, lifetime = self._verify(credential)
         with self._lock:
             if len(self._cache) > 50_000:
                 self._cache.clear()
-            self._cache[digest] = (now + _CACHE_SECONDS, generation(), principal)
+            self._cache[digest] = (now + min(_CACHE_SECONDS, lifetime), generation(), principal)
         return principal
 
-    def _verify(self, credential: str) -> Principal:
+    def _verify(self, credential: str) -> tuple[Principal, float]:
+        # The principal and how long it may be reused (seconds).
         if parse_api_key(credential) is not None:
-            return authenticate_api_key(self.db, token=credential)
+            return authenticate_api_key(self.db, token=credential), _CACHE_SECONDS
         claims = self.signer.read(credential)
-        return principal_for_user(self.db, username=str(claims["sub"]), version=int(claims["ver"]))
+        principal = principal_for_user(self.db, username=claims["sub"], version=claims["ver"])
+        # A token is valid while time.time() < exp (as PyJWT checks it).
+        return principal, claims["exp"] - time.time()
 
 
 class RateLimiter:
@@ -90,19 +101,40 @@ class RateLimiter:
 
     def take(self, key: str, *, rate: int) -> None:
         """Spend one request of ``key``'s budget; RateLimitedError when it is empty."""
+        self.take_all([(key, rate)])
+
+    def take_all(self, budgets: Sequence[tuple[str, int]]) -> None:
+        """Spend one request of every ``(key, rate)`` budget, or of none when one is empty.
+
+        All or nothing, so that a request refused by one limit does not drain
+        the others.
+        """
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(key, (float(rate), now))
-            tokens = min(float(rate), tokens + (now - last) * rate / 60.0)
-            if tokens < 1.0:
-                self._buckets[key] = (tokens, now)
-                wait = math.ceil((1.0 - tokens) * 60.0 / rate)
+            levels = [(key, rate, self._level(key, rate, now)) for key, rate in budgets]
+            empty = [(key, rate, tokens) for key, rate, tokens in levels if tokens < 1.0]
+            if empty:
+                for key, _, tokens in empty:
+                    self._buckets[key] = (tokens, now)
+                wait, rate = max((math.ceil((1.0 - t) * 60.0 / r), r) for _, r, t in empty)
                 raise RateLimitedError(
                     f"more than {rate} requests per minute: retry in {wait} s", retry_after=wait
                 )
             if len(self._buckets) > 100_000:
                 self._buckets.clear()
-            self._buckets[key] = (tokens - 1.0, now)
+            for key, _, tokens in levels:
+                self._buckets[key] = (tokens - 1.0, now)
+
+    def give_back(self, key: str, *, rate: int) -> None:
+        """Return one request to ``key``'s budget (e.g. a sign-in that succeeded)."""
+        now = time.monotonic()
+        with self._lock:
+            if key in self._buckets:
+                self._buckets[key] = (min(float(rate), self._level(key, rate, now) + 1.0), now)
+
+    def _level(self, key: str, rate: int, now: float) -> float:
+        tokens, last = self._buckets.get(key, (float(rate), now))
+        return min(float(rate), tokens + (now - last) * rate / 60.0)
 
 
 @dataclass
@@ -113,6 +145,7 @@ class Security:
     limiter: RateLimiter
     scopes: ScopeResolver
     settings: Settings
+    password_checks: PasswordChecks
 
     def admit(self, headers: Mapping[str, str]) -> Principal:
         """Authenticate and spend one request of the caller's rate budget."""
@@ -120,6 +153,29 @@ class Security:
         rate = principal.rate_per_minute or self.settings.rate_limit_per_minute
         self.limiter.take(principal.actor, rate=rate)
         return principal
+
+    @contextmanager
+    def password_attempt(self, *, client: str | None, username: str) -> Iterator[None]:
+        """Admit one password check (sign-in or password change) by ``client`` for ``username``.
+
+        Two budgets, spent together before the (costly) check: attempts per
+        client and name (``login_rate_per_minute``: slows guessing one
+        password without locking the user out for everyone), and failed
+        attempts per client across every name
+        (``login_client_rate_per_minute``: one client cycling names). A
+        ``with`` block that ends without an error was a success, and gives the
+        per-client attempt back, so that many people signing in behind one
+        address are not limited. The name is keyed in its
+        :func:`~gis.access.accounts.normalise_username` form, like the lookup;
+        names too long to exist share one key.
+        """
+        settings = self.settings
+        name = normalise_username(username)[: MAX_USERNAME_LENGTH + 1]
+        per_client = (f"login-client:{client}", settings.login_client_rate_per_minute)
+        per_name = (f"login:{client}:{name}", settings.login_rate_per_minute)
+        self.limiter.take_all([per_client, per_name])
+        yield
+        self.limiter.give_back(per_client[0], rate=per_client[1])
 
 
 def guard(request: Request) -> None:

@@ -12,6 +12,7 @@ __all__ = [
     "NotFoundError",
     "RateLimitedError",
     "TonggeError",
+    "UnavailableError",
     "ValidationFailedError",
 ]
 
@@ -56,6 +57,15 @@ class RateLimitedError(TonggeError):
     """Too many requests from one caller; ``retry_after`` says when to try again."""
 
     title = "Too many requests"
+
+
+class UnavailableError(TonggeError):
+    """The service cannot do this now (saturated, or its database refuses writes).
+
+    Not the caller's fault: ``retry_after``, when given, says when to try again.
+    """
+
+    title = "Service unavailable"
 
 
 class ConflictError(TonggeError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -45,6 +46,23 @@ class Settings(BaseSettings):
     )
     login_rate_per_minute: int = Field(
         default=10, ge=1, description="Sign-in attempts per minute per client and user name."
+    )
+    login_client_rate_per_minute: int = Field(
+        default=30,
+        ge=1,
+        description="Failed sign-in attempts per minute per client, whatever the names.",
+    )
+    password_checks_concurrent: int = Field(
+        default_factory=lambda: min(4, os.cpu_count() or 1),
+        ge=1,
+        description="Password hash checks at once (~64 MiB each); more get 503. Default: CPUs, ≤4.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Addresses or networks of reverse proxies whose X-Forwarded-For/-Proto `tongge "
+            "serve` believes; empty (the default): the peer address is the client."
+        ),
     )
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Size limit of a request body (not uploads)."

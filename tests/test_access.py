@@ -68,19 +68,22 @@ def test_password_policy(password: str, problem: str) -> None:
         check_password_policy(password, username="wang.grid")
 
 
+KEY = "tongge-test-key-" + "0123456789abcdefghijklmnopqrstuv"
+
+
 def test_tokens_expire_and_cannot_be_forged() -> None:
-    signer = TokenSigner("k" * 40, ttl_seconds=60)
+    signer = TokenSigner(KEY, ttl_seconds=60)
     claims = signer.read(signer.issue(subject="li", version=7))
     assert claims["sub"] == "li" and claims["ver"] == 7 and claims["exp"] - claims["iat"] == 60
     expired = jwt.encode(
         {"iss": "tongge", "sub": "li", "ver": 7, "iat": 1, "exp": int(time.time()) - 1},
-        "k" * 40,
+        KEY,
         algorithm="HS256",
     )
     with pytest.raises(AuthenticationError, match="expired"):
         signer.read(expired)
     with pytest.raises(AuthenticationError, match="not valid"):
-        TokenSigner("z" * 40, ttl_seconds=60).read(signer.issue(subject="li", version=7))
+        TokenSigner(KEY[::-1], ttl_seconds=60).read(signer.issue(subject="li", version=7))
     unsigned = jwt.encode(
         {"iss": "tongge", "sub": "li", "ver": 7, "iat": 1, "exp": 2**40}, None, algorithm="none"
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -10,8 +10,8 @@ from api.bootstrap import open_database
 from api.cli._access import show_secret
 from api.cli._output import err, fail, steps
 from gis.access.accounts import ensure_admin
-from gis.errors import InputError, TonggeError
-from gis.settings import get_settings
+from gis.errors import TonggeError
+from gis.settings import Settings, get_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -53,15 +53,33 @@ def serve(
     """Start the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
 
+    from api.app import token_signer
+
     settings = get_settings()
-    if settings.secret_key is None:
-        fail(
-            InputError(
-                "TONGGE_SECRET_KEY is not set: export a random key of 32+ characters "
-                "(scripts/dev.sh serve makes one in var/secret_key)",
-                field="secret_key",
-            )
-        )
+    try:
+        token_signer(settings)  # a missing, weak or undecodable key: one line, before anything
+    except TonggeError as error:
+        fail(error)
     init()
     err.print(f"serving {settings.database_url} on http://{host}:{port} (docs: /docs)")
-    uvicorn.run("api.app:create_server_app", factory=True, host=host, port=port, workers=workers)
+    uvicorn.run(**server_options(settings, host=host, port=port, workers=workers))
+
+
+def server_options(settings: Settings, *, host: str, port: int, workers: int) -> dict[str, Any]:
+    """Return the ``uvicorn.run`` arguments of ``tongge serve``.
+
+    Uvicorn believes ``X-Forwarded-For`` from 127.0.0.1 unless told
+    otherwise, so that anyone on the machine (or anything relaying for them)
+    could pick the client address that sign-in limits key on and the audit
+    log records. Proxy headers are read only from ``TONGGE_TRUSTED_PROXIES``.
+    """
+    trusted = ",".join(settings.trusted_proxies)
+    return {
+        "app": "api.app:create_server_app",
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": trusted,
+    }

@@ -25,6 +25,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
     responses={
         401: {"description": "Wrong user name or password"},
         429: {"description": "Too many attempts"},
+        503: {"description": "Too many sign-ins at once (see Retry-After)"},
     },
 )
 def token(
@@ -35,11 +36,14 @@ def token(
     """Exchange a user name and password for a bearer token that expires."""
     security: Security = request.app.state.security
     client = client_address(request)
-    # Per client and name: slows guessing without locking a user out for everyone.
-    security.limiter.take(
-        f"login:{client}:{form.username.lower()}", rate=security.settings.login_rate_per_minute
-    )
-    user = authenticate_password(db, username=form.username, password=form.password, client=client)
+    with security.password_attempt(client=client, username=form.username):
+        user = authenticate_password(
+            db,
+            username=form.username,
+            password=form.password,
+            client=client,
+            checks=security.password_checks,
+        )
     signer = security.authenticator.signer
     return Token(
         access_token=signer.issue(subject=user.username, version=user.password_version),
@@ -64,7 +68,12 @@ def me(principal: Principal = Depends(current_principal)) -> Me:
     "/password",
     summary="Change my password 修改密码",
     status_code=204,
-    responses={400: {"description": "Weak password"}, 401: {"description": "Wrong password"}},
+    responses={
+        400: {"description": "Weak password"},
+        401: {"description": "Wrong password"},
+        429: {"description": "Too many attempts"},
+        503: {"description": "Too many password checks at once (see Retry-After)"},
+    },
 )
 def change_password(
     body: PasswordChange,
@@ -75,10 +84,15 @@ def change_password(
     """Set a new password; every token issued before stops working."""
     if principal.kind != "user":
         raise ForbiddenError("API keys have no password")
-    authenticate_password(
-        db,
-        username=principal.name,
-        password=body.current_password,
-        client=client_address(request),
-    )
+    security: Security = request.app.state.security
+    client = client_address(request)
+    # The current password is a password guess like any sign-in: the same limits.
+    with security.password_attempt(client=client, username=principal.name):
+        authenticate_password(
+            db,
+            username=principal.name,
+            password=body.current_password,
+            client=client,
+            checks=security.password_checks,
+        )
     reset_password(db, username=principal.name, password=body.new_password, actor=principal)

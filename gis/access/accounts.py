@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from gis.access.audit import append_audit
 from gis.access.credentials import (
+    PasswordChecks,
     check_password_policy,
     generate_password,
     hash_password,
@@ -39,6 +42,7 @@ __all__ = [
     "get_user",
     "list_api_keys",
     "list_users",
+    "normalise_username",
     "principal_for_user",
     "reset_password",
     "revoke_api_key",
@@ -46,6 +50,7 @@ __all__ = [
 ]
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+MAX_USERNAME_LENGTH = 64
 DEFAULT_KEY_RATE = 600  # requests per minute
 MAX_KEY_RATE = 10_000_000  # a bulk geocoding system on its own hardware
 _WRONG_LOGIN = "wrong user name or password"
@@ -62,7 +67,7 @@ class User:
     units: tuple[str, ...]
     active: bool
     created_at: datetime
-    password_version: int
+    password_version: int  # the token version: changes with the password and on disabling
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form."""
@@ -188,7 +193,16 @@ def update_user(
     display_name: str | None = None,
     active: bool | None = None,
 ) -> User:
-    """Change a user's role, jurisdiction, name or whether they may sign in."""
+    """Change a user's role, jurisdiction, name or whether they may sign in.
+
+    Disabling a user ends their tokens for good (a new token version, as a
+    password change does), so that enabling them again revives none.
+
+    Raises
+    ------
+    ConflictError
+        ``actor`` disables themselves, or the last active administrator would go.
+    """
     changes: dict[str, Any] = {}
     with db.transaction() as repo:
         current = _user(_existing(repo, username))
@@ -202,15 +216,24 @@ def update_user(
             )
         if display_name is not None:
             changes["display_name"] = _display_name(display_name)
+        ends_tokens: dict[str, Any] = {}
         if active is not None:
             changes["active"] = int(active)
-            if not active and current.role is Role.ADMIN:
-                _keep_an_admin(repo, username)
+            if not active:
+                if actor.kind == "user" and actor.name == current.username:
+                    raise ConflictError(
+                        "you cannot disable yourself: ask another administrator", field="active"
+                    )
+                if current.role is Role.ADMIN:
+                    _keep_an_admin(repo, username)
+                # A new token version: enabling the user again must not revive old tokens.
+                ends_tokens["password_changed_at"] = _now()
         if new_role is not Role.ADMIN and current.role is Role.ADMIN:
             _keep_an_admin(repo, username)
         row = _existing(repo, username)
         if changes:
-            row = repo.access.update_user(username=current.username, **changes) or row
+            stored = {**changes, **ends_tokens}
+            row = repo.access.update_user(username=current.username, **stored) or row
             append_audit(
                 repo,
                 actor=actor,
@@ -237,7 +260,9 @@ def reset_password(
         repo.access.update_user(
             username=current["username"], password_hash=digest, password_changed_at=_now()
         )
-        append_audit(repo, actor=actor, action="user.password", target=f"user:{username}")
+        append_audit(
+            repo, actor=actor, action="user.password", target=f"user:{current['username']}"
+        )
     _bump()
     return generated
 
@@ -265,21 +290,33 @@ def ensure_admin(db: Database, *, username: str = "admin") -> str | None:
 
 
 def authenticate_password(
-    db: Database, *, username: str, password: str, client: str | None = None
+    db: Database,
+    *,
+    username: str,
+    password: str,
+    client: str | None = None,
+    checks: PasswordChecks | None = None,
 ) -> User:
     """Return the user whose name and password match; AuthenticationError otherwise.
 
     Failures are audited, and name the same cause whether the user exists or
-    not, so that user names cannot be probed.
+    not, so that user names cannot be probed. ``username`` is looked up and
+    audited in its :func:`normalise_username` form, the form rate limits key on.
+    ``checks`` caps how many hash checks run at once (only the hash check
+    holds a place, not the database work around it).
     """
+    name = normalise_username(username)
     with db.reader() as repo:
-        row = repo.access.user(username=username.strip().lower())
+        row = repo.access.user(username=name)
     user = _user(row) if row is not None else None
     # An unknown name costs a hash check too, so that timing does not tell names apart.
     digest = row["password_hash"] if row is not None else _dummy_hash()
-    ok = verify_password(digest, password) and row is not None
+    with checks.slot() if checks is not None else nullcontext():
+        ok = verify_password(digest, password) and row is not None
     if not ok or user is None or not user.active:
-        stranger = Principal(kind="anonymous", name=username[:64] or "-", role=Role.VIEWER)
+        stranger = Principal(
+            kind="anonymous", name=name[:MAX_USERNAME_LENGTH] or "-", role=Role.VIEWER
+        )
         with db.transaction() as repo:
             append_audit(
                 repo, actor=stranger, action="auth.failed", target="auth:token", client=client
@@ -302,7 +339,9 @@ def principal_for_user(db: Database, *, username: str, version: int) -> Principa
     if not user.active:
         raise AuthenticationError("the user is disabled")
     if user.password_version != version:
-        raise AuthenticationError("the password has changed since sign-in: sign in again")
+        raise AuthenticationError(
+            "the password has changed or the user was disabled since sign-in: sign in again"
+        )
     return user.principal
 
 
@@ -351,7 +390,19 @@ def create_api_key(
 
 
 def revoke_api_key(db: Database, *, key_id: str, actor: Principal) -> ApiKey:
-    """Revoke a key at once (kept for the audit trail); revoking it again changes nothing."""
+    """Revoke a key at once (kept for the audit trail); revoking it again changes nothing.
+
+    Raises
+    ------
+    ConflictError
+        ``actor`` is that very key: a system would lock itself out (an
+        administrator or another key revokes it).
+    """
+    if actor.kind == "api_key" and actor.name.rpartition("#")[2] == key_id:
+        raise ConflictError(
+            "an API key cannot revoke itself: revoke it with another key or as a signed-in admin",
+            field="key_id",
+        )
     with db.transaction() as repo:
         found = repo.access.revoke_api_key(key_id=key_id, at=_now().replace(microsecond=0))
         if found is None:
@@ -412,8 +463,30 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def normalise_username(text: str) -> str:
+    """Return the one form of a typed user name that lookups, limits and audit use.
+
+    Unicode NFKC (full-width ``ｗａｎｇ`` typed with a Chinese input method
+    is ``wang``), case-folded, surrounding white space removed (including the
+    ideographic space U+3000). Stored names are already in this form (only
+    ``a-z 0-9 . _ -``), so every spelling that reaches an account shares its
+    rate limit: a limiter keyed on anything else could be side-stepped by
+    spelling the name differently.
+
+    Examples
+    --------
+    >>> normalise_username(" Wang.Grid ")
+    'wang.grid'
+    >>> normalise_username("\u3000ｗａｎｇ－ｇｒｉｄ")
+    'wang-grid'
+    """
+    # NFKC again after case folding: folding can leave a string that NFKC changes.
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text or "").casefold())
+    return folded.strip()
+
+
 def _username(text: str) -> str:
-    name = (text or "").strip().lower()
+    name = normalise_username(text)
     if not _USERNAME.match(name):
         raise InputError(
             f"user name {text!r} must be 2-64 characters: letters, digits, '.', '_' or '-'",
@@ -450,7 +523,7 @@ def _units(repo: Repository, role: Role, units: list[str] | tuple[str, ...]) -> 
 
 
 def _existing(repo: Repository, username: str) -> dict[str, Any]:
-    row = repo.access.user(username=username.strip().lower())
+    row = repo.access.user(username=normalise_username(username))
     if row is None:
         raise NotFoundError(f"no user {username!r}", field="username")
     return row

@@ -25,11 +25,11 @@ from importlib import resources
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, inspect
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gis.errors import ConflictError, InputError
+from gis.errors import ConflictError, InputError, UnavailableError
 from gis.repository._dialect import (
     WRITE_OPTION,
     erase_append_only,
@@ -117,6 +117,37 @@ class Database:
             session.rollback()
             session.close()
 
+    def check_writable(self) -> None:
+        """Raise UnavailableError unless the database accepts a write (rolled back).
+
+        Rewrites the one row of ``alembic_version`` in place and rolls back:
+        a read-only SQLite file or folder, a read-only PostgreSQL session or
+        standby, or a lost connection all refuse it. On SQLite a write lock
+        held by someone else (an import) means writable, not broken: the probe
+        waits 0.2 s for it, not the usual busy timeout.
+        """
+        sqlite = self.dialect == "sqlite"
+        try:
+            connection = self.engine.connect()
+        except SQLAlchemyError as error:
+            raise UnavailableError("the database cannot be reached", cause=_cause(error)) from None
+        try:
+            with connection, connection.begin() as transaction:
+                usual = 0
+                if sqlite:  # a connection setting, not part of the transaction
+                    usual = int(connection.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0)
+                    connection.exec_driver_sql("PRAGMA busy_timeout = 200")
+                try:
+                    connection.execute(text("UPDATE alembic_version SET version_num = version_num"))
+                finally:
+                    if sqlite:
+                        connection.exec_driver_sql(f"PRAGMA busy_timeout = {usual}")
+                transaction.rollback()
+        except SQLAlchemyError as error:
+            if sqlite and "locked" in _cause(error):
+                return
+            raise UnavailableError("the database refuses writes", cause=_cause(error)) from None
+
     def truncate(self) -> None:
         """Delete every row of every table (test suites and demo resets only)."""
         with self.engine.begin() as connection:
@@ -131,6 +162,11 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def _cause(error: SQLAlchemyError) -> str:
+    # The driver's first line (for the server log), never the statement.
+    return str(getattr(error, "orig", None) or error).splitlines()[0]
 
 
 def _unstorable(error: DataError) -> InputError:
