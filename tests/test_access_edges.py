@@ -173,9 +173,10 @@ def test_served_configuration_ignores_a_forged_forwarded_for(
             get_settings.cache_clear()
         if recorded == "127.0.0.1":
             assert newest.client == "127.0.0.1"  # the peer, not what it claims
-            # One client however it names itself: the limit holds.
-            assert forged == [401] * 10 + [429] * 2
-            assert audit_log(db, action="auth.failed")[1] - before == 10
+            # One client however it names itself: the limit holds (a slow
+            # machine may refill one attempt: 10 per minute is one per 6 s).
+            assert forged[:10] == [401] * 10 and forged[-1] == 429
+            assert audit_log(db, action="auth.failed")[1] - before in (10, 11)
             assert runs[0]["proxy_headers"] is False and not runs[0]["forwarded_allow_ips"]
         else:
             # A configured proxy is believed (and each forwarded client has its own limit).
