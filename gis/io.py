@@ -1,10 +1,14 @@
 """Read boundary files into unit frames and write unit frames to files.
 
-Reading accepts anything GDAL (through pyogrio) reads, plus CSV with a WKT
-column; every problem with the file itself (unreadable, no features, no
-polygons, unknown field, no CRS) raises :class:`~gis.errors.InputError`
-naming the file and field. Problems with the *content* are left to
-:func:`gis.validate.validate_units`.
+Reading accepts the formats of :data:`gis.files.FORMATS` (GeoJSON,
+GeoPackage, Shapefile, zipped Shapefile, KML, FlatGeobuf, GeoParquet) plus
+CSV with a WKT column, always through the guard of :mod:`gis.files`
+(declared format, content check, one GDAL driver, size limits); every
+problem with the file itself (unreadable, no features, no polygons, unknown
+field, no CRS, over a limit) raises :class:`~gis.errors.InputError` naming
+the file and field. Problems with the *content* are left to
+:func:`gis.validate.validate_units`. CSV is written spreadsheet-safe
+(:func:`gis.files.write_csv`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import shapely
 from gis.crs import STORAGE_CRS, CoordinateSystem, parse_crs, to_storage_crs
 from gis.datum import wgs84_to_bd09, wgs84_to_gcj02
 from gis.errors import InputError
+from gis.files import ReadLimits, Source, open_source, read_table, write_csv
+from gis.files import read_frame as read_vector
 from gis.unitframe import KINDS
 
 __all__ = ["EXPORT_FORMATS", "FieldMap", "read_frame", "read_units", "write_units"]
@@ -52,34 +58,29 @@ class FieldMap:
     kind: str | None = None
 
 
-def read_frame(path: str | Path) -> gpd.GeoDataFrame:
-    """Read any vector file (or CSV with a WKT column) as it is, CRS included.
+def read_frame(
+    path: str | Path, *, label: str | None = None, limits: ReadLimits | None = None
+) -> gpd.GeoDataFrame:
+    """Read a vector file (or CSV with a WKT column) as it is, CRS included.
+
+    ``label`` names the file in messages (default: ``path``); ``limits``
+    default to the settings' (:class:`gis.files.ReadLimits`).
 
     Raises
     ------
     InputError
-        When the file is missing, unreadable or has no features.
+        When the file is missing, unreadable, not what its name declares,
+        over a limit (status 413) or has no features.
     """
-    source = Path(path)
-    if not source.exists():
-        raise InputError(f"{source}: no such file", field="file")
-    try:
-        if source.suffix.lower() == ".csv":
-            frame = _read_wkt_csv(source)
-        elif source.suffix.lower() in (".parquet", ".geoparquet"):
-            frame = gpd.read_parquet(source)
-        else:
-            frame = pyogrio.read_dataframe(source)
-    except InputError:
-        raise
-    except Exception as error:  # GDAL reports many distinct errors; all mean "unreadable"
-        raise InputError(
-            f"{source}: cannot read it as a vector file ({error})", field="file"
-        ) from None
+    source = open_source(path, label=label)
+    if source.format.reader == "csv":
+        frame = _read_wkt_csv(source, limits)
+    else:
+        frame = read_vector(source, limits)
     if not isinstance(frame, gpd.GeoDataFrame) or frame.geometry is None:
-        raise InputError(f"{source}: has no geometry column", field="file")
+        raise InputError(f"{source.label}: has no geometry column", field="file")
     if len(frame) == 0:
-        raise InputError(f"{source}: has no features", field="file")
+        raise InputError(f"{source.label}: has no features", field="file")
     return frame
 
 
@@ -88,19 +89,25 @@ def read_units(
     *,
     fields: FieldMap | None = None,
     crs: str | CoordinateSystem | None = None,
+    label: str | None = None,
+    limits: ReadLimits | None = None,
 ) -> gpd.GeoDataFrame:
     """Read a boundary file as a unit frame in CGCS2000 (EPSG:4490).
 
     Parameters
     ----------
     path : str or Path
-        Any file pyogrio reads (GeoJSON, GeoPackage, Shapefile, KML,
-        FlatGeobuf, GeoParquet...) or a CSV with a ``wkt`` column.
+        GeoJSON, GeoPackage, Shapefile (loose or zipped), KML, FlatGeobuf,
+        GeoParquet, or a CSV with a ``wkt`` column (see :mod:`gis.files`).
     fields : FieldMap, optional
         Source field names; conventional names are tried when not given.
     crs : str or CoordinateSystem, optional
         The CRS the file is in, when it does not say, or ``gcj02``/``bd09``
         when its coordinates carry that offset (they are then converted).
+    label : str, optional
+        How messages name the file (default: ``path``).
+    limits : ReadLimits, optional
+        Rows, columns and bytes allowed (default: the settings').
 
     Returns
     -------
@@ -111,11 +118,12 @@ def read_units(
     Raises
     ------
     InputError
-        Unreadable file, no features, no polygon at all, unknown field, no CRS.
+        Unreadable file, no features, no polygon at all, unknown field, no CRS,
+        over a limit (status 413).
     """
     fields = fields or FieldMap()
-    source = Path(path)
-    frame = read_frame(source)
+    frame = read_frame(path, label=label, limits=limits)
+    source = label if label is not None else str(path)
     declared = parse_crs(crs) if isinstance(crs, str) else crs
     types = frame.geometry.geom_type.fillna("None")
     if not types.isin(["Polygon", "MultiPolygon"]).any():
@@ -178,7 +186,7 @@ def write_units(
     elif fmt == "csv":
         table = pd.DataFrame(flat.drop(columns=flat.geometry.name))
         table["wkt"] = shapely.to_wkt(flat.geometry.values, rounding_precision=-1)
-        table.to_csv(target, index=False)
+        write_csv(table, target)
     else:
         driver = {"geojson": "GeoJSON", "gpkg": "GPKG", "shp": "ESRI Shapefile", "kml": "KML"}[fmt]
         options: dict[str, Any] = {}
@@ -238,16 +246,13 @@ def _raw_location(frame: gpd.GeoDataFrame) -> dict[str, float]:
     return {"lon": round((minx + maxx) / 2, 7), "lat": round((miny + maxy) / 2, 7)}
 
 
-def _read_wkt_csv(source: Path) -> gpd.GeoDataFrame:
-    try:
-        table = pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
-        raise InputError(f"{source}: not a readable CSV file ({error})", field="file") from None
+def _read_wkt_csv(source: Source, limits: ReadLimits | None) -> gpd.GeoDataFrame:
+    table = read_table(source, limits, dtype=str, keep_default_na=False, na_values=[""])
     lower = {c.lower(): c for c in table.columns}
     column = next((lower[c] for c in _WKT_CANDIDATES if c in lower), None)
     if column is None:
         raise InputError(
-            f"{source}: a CSV needs a WKT geometry column named one of "
+            f"{source.label}: a CSV needs a WKT geometry column named one of "
             f"{', '.join(_WKT_CANDIDATES)}",
             field="wkt",
         )
@@ -255,13 +260,13 @@ def _read_wkt_csv(source: Path) -> gpd.GeoDataFrame:
         geometry = shapely.from_wkt(table[column].fillna("").replace("", None).values)
     except shapely.errors.GEOSException as error:
         raise InputError(
-            f"{source}: column {column!r} has invalid WKT ({error})", field=column
+            f"{source.label}: column {column!r} has invalid WKT ({error})", field=column
         ) from None
     return gpd.GeoDataFrame(table.drop(columns=[column]), geometry=geometry, crs=None)
 
 
 def _field(
-    source: Path,
+    source: str,
     columns: Sequence[str],
     given: str | None,
     candidates: Sequence[str],
@@ -320,7 +325,7 @@ def _text(values: pd.Series) -> list[str | None]:
     ]
 
 
-def _kinds(source: Path, values: pd.Series) -> list[str]:
+def _kinds(source: str, values: pd.Series) -> list[str]:
     aliases = {"综合": "comprehensive", "专属": "dedicated", "": "comprehensive"}
     kinds = []
     for value in values:

@@ -25,6 +25,7 @@ from gis.access.principal import SYSTEM, Principal
 from gis.assign import Assignment, Workload, assign_buildings, diff, workload
 from gis.crs import CoordinateSystem, parse_crs, to_storage_crs
 from gis.errors import InputError
+from gis.files import format_for, open_source, read_table
 from gis.geocode import GridIndex
 from gis.io import read_frame
 from gis.registry import parse_time
@@ -232,7 +233,8 @@ def _check_dedicated(
 def _points_table(path: str | Path, crs: str | None) -> gpd.GeoDataFrame:
     # Points come as geometries (GeoJSON, GeoPackage...) or as lon/lat columns
     # of a CSV/Parquet table (then in CGCS2000 unless --crs says otherwise).
-    if Path(path).suffix.lower() in (".csv", ".parquet") and "lon" in (table := _table(path)):
+    tabular = format_for(str(path), path).reader in ("csv", "parquet")
+    if tabular and "lon" in (table := _table(path)):
         if "lat" not in table:
             raise InputError(f"{path}: a lon column needs a lat column", field="lat")
         x = pd.to_numeric(table["lon"], errors="coerce")
@@ -327,17 +329,9 @@ def _storage(
 
 
 def _table(path: str | Path) -> pd.DataFrame:
-    source = Path(path)
-    if not source.exists():
-        raise InputError(f"{source}: no such file", field="file")
-    try:
-        if source.suffix.lower() in (".parquet", ".geoparquet"):
-            return pd.read_parquet(source)
-        return pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""])
-    except Exception as error:  # pandas/pyarrow raise many kinds; all mean unreadable
-        raise InputError(
-            f"{source}: cannot read it as CSV or Parquet ({error})", field="file"
-        ) from None
+    # CSV cells stay text (codes keep their zeros); Parquet keeps its types.
+    source = open_source(path, accept=("csv", "parquet"))
+    return read_table(source, dtype=str, keep_default_na=False, na_values=[""])
 
 
 def _keys(frame: pd.DataFrame, path: str | Path, errors: list[str]) -> list[str]:

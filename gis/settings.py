@@ -30,6 +30,17 @@ class Settings(BaseSettings):
         description="SpatiaLite extension to load into SQLite connections.",
     )
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, description="Upload size limit.")
+    max_file_rows: int = Field(
+        default=2_000_000, ge=1, description="Most rows (features) read from one file."
+    )
+    max_file_columns: int = Field(
+        default=200, ge=1, description="Most columns (fields) read from one file."
+    )
+    max_file_decompressed_bytes: int = Field(
+        default=1024**3,
+        ge=1024,
+        description="Most bytes one file may expand to once decompressed and decoded.",
+    )
     page_size_limit: int = Field(default=1000, description="Largest page the API returns.")
     index_refresh_seconds: float = Field(
         default=1.0, description="How often the locate indexes look for boundary changes."

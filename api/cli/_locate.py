@@ -12,6 +12,7 @@ from api.bootstrap import open_database
 from api.cli._boundaries import ReportFormat
 from api.cli._output import AtOption, echo_json, err, fail, out
 from gis.errors import TonggeError
+from gis.files import ReadLimits
 from gis.locate import LocateService
 from gis.locate.batch import geocode_file
 
@@ -97,6 +98,8 @@ def geocode(
                 crs=crs,
                 at=at,
                 chunk_rows=chunk_rows,
+                # Your own file, streamed chunk by chunk: no total row or byte cap.
+                limits=ReadLimits.from_settings().streaming(),
                 on_progress=lambda done: progress.update(
                     task, description=f"geocoding: {done:,} rows"
                 ),

@@ -14,6 +14,7 @@ from api.cli._boundaries import ReportFormat
 from api.cli._output import AtOption, echo_json, err, fail, out, steps
 from gis.access import cli_principal
 from gis.errors import TonggeError
+from gis.files import write_csv
 from gis.places import (
     assign_places,
     import_buildings,
@@ -95,7 +96,7 @@ def assign(
     counts = assignment.counts()
     out.print("  ".join(f"{rule}: {n:,}" for rule, n in counts.items()))
     if output is not None:
-        assignment.frame.to_csv(output, index=False)
+        write_csv(assignment.frame, output)
         err.print(f"assignment written to {output}")
     if moved is not None:
         out.print(f"{len(moved):,} building(s) moved since {diff_from}")

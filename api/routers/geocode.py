@@ -22,6 +22,7 @@ from api.schemas_geocode import GeocodeAnswer
 from api.security import current_principal, current_scope
 from gis.access import Principal, Scope, record
 from gis.errors import InputError, RateLimitedError
+from gis.files import ReadLimits
 from gis.locate import LocateService
 from gis.locate.batch import geocode_file, table_format
 from gis.repository import Database
@@ -98,14 +99,14 @@ async def geocode(request: Request, scope: Scope = Depends(current_scope)) -> Re
 
 @router.post(
     "/geocode/batch",
-    summary="Locate every row of a CSV, GeoJSON or GeoParquet file 批量定位",
+    summary="Locate every row of a CSV, GeoJSON, GeoParquet, GeoPackage… file 批量定位",
     response_class=FileResponse,
     responses={
         200: {
             "content": {m: {} for m in _MEDIA.values()},
             "description": "The input with the answer's columns added.",
         },
-        413: {"description": "Upload larger than the limit"},
+        413: {"description": "Upload (or what it expands to) larger than the limits"},
     },
 )
 async def geocode_batch(
@@ -126,9 +127,11 @@ async def geocode_batch(
 
     Codes outside your jurisdiction are left empty. Every run is audited.
     """
-    name = file.filename or "upload.csv"
+    # Messages name the upload by its own name, never by where it is kept here.
+    name = Path(file.filename or "upload.csv").name
     kind = table_format(name)
-    limit = request.app.state.settings.max_upload_bytes
+    settings = request.app.state.settings
+    limit = settings.max_upload_bytes
     workdir = Path(tempfile.mkdtemp(prefix="tongge-batch-"))
     source = workdir / f"in{Path(name).suffix.lower()}"
     size = 0
@@ -138,12 +141,14 @@ async def geocode_batch(
             if size > limit:
                 remove_folder(workdir)
                 raise InputError(
-                    f"upload larger than the limit of {limit} bytes", field="file", status=413
+                    f"{name}: upload larger than the limit of {limit} bytes",
+                    field="file",
+                    status=413,
                 )
             sink.write(chunk)
     if size == 0:
         remove_folder(workdir)
-        raise InputError("the uploaded file is empty", field="file")
+        raise InputError(f"{name}: the uploaded file is empty", field="file")
     target = workdir / f"out{Path(name).suffix.lower()}"
     try:
         # Seconds of numpy and file work: off the event loop, a few at a time,
@@ -159,6 +164,8 @@ async def geocode_batch(
                 crs=crs,
                 at=at,
                 visible=scope.codes,
+                label=name,
+                limits=ReadLimits.from_settings(settings),
             )
     except Exception:
         remove_folder(workdir)
@@ -167,12 +174,12 @@ async def geocode_batch(
         db,
         actor=principal,
         action="geocode.batch",
-        target=f"file:{Path(name).name}"[:300],
+        target=f"file:{name}"[:300],
         detail={"rows": rows, "bytes": size, "crs": crs},
     )
     return FileResponse(
         target,
         media_type=_MEDIA[kind],
-        filename=f"located-{Path(name).name}",
+        filename=f"located-{name}",
         background=BackgroundTask(remove_folder, workdir),
     )

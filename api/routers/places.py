@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -16,6 +15,7 @@ from api.schemas import plain
 from api.security import current_principal, current_scope
 from gis.access import Principal, Scope, record
 from gis.errors import NotFoundError
+from gis.files import write_csv
 from gis.repository import Database
 from gis.unit_places import UnitPlaces
 
@@ -178,9 +178,7 @@ def export_households(
     name = f"households-{unit.layer}-{unit.code}.{format}"
     disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
     if format == "csv":
-        buffer = io.StringIO()
-        table.to_csv(buffer, index=False)
-        return Response(buffer.getvalue(), media_type="text/csv", headers=disposition)
+        return Response(write_csv(table), media_type="text/csv", headers=disposition)
     return Response(
         table.to_json(orient="records", force_ascii=False),
         media_type="application/json",

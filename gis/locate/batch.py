@@ -1,10 +1,12 @@
 """Bulk geocoding of tables and files, in chunks with bounded memory.
 
-CSV and (Geo)Parquet are streamed chunk by chunk; GeoJSON and other vector
-files are read whole (they hold the points as geometries, so their size is
-already bounded by what GDAL reads at once). The output has the input's
+CSV and (Geo)Parquet are streamed chunk by chunk; GeoJSON, GeoPackage,
+FlatGeobuf and KML files are read whole (they hold the points as
+geometries). Every input goes through :mod:`gis.files` (declared format,
+content check, one GDAL driver, size limits). The output has the input's
 columns plus ``lon``, ``lat`` (CGCS2000), ``status`` and one
-``<layer>_<level>`` code column per level.
+``<layer>_<level>`` code column per level, in the input's format; CSV is
+written spreadsheet-safe.
 """
 
 from __future__ import annotations
@@ -17,32 +19,36 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pyogrio
 import shapely
 
 from gis.crs import parse_crs
 from gis.errors import InputError
-from gis.io import read_frame
+from gis.files import FileFormat, ReadLimits, Source, format_for, iter_table, open_source, write_csv
+from gis.files import read_frame as read_vector
 from gis.locate import LocateService, Visible
 from gis.times import TimeLike
 
-__all__ = ["geocode_file", "geocode_table", "table_format"]
+__all__ = ["BATCH_FORMATS", "geocode_file", "geocode_table", "table_format"]
 
 Progress = Callable[[int], None]
 _RESULT_PREFIX = "tongge_"
+# Formats a batch reads and writes back in kind: one file each way (a
+# Shapefile is several files).
+BATCH_FORMATS = ("csv", "parquet", "geojson", "gpkg", "fgb", "kml")
 
 
-def table_format(path: str | Path) -> str:
+def table_format(path: str | Path, *, label: str | None = None) -> str:
     """Return ``csv``, ``parquet`` or ``vector`` from a file name."""
-    suffix = Path(path).suffix.lower()
-    if suffix in (".csv", ".txt"):
-        return "csv"
-    if suffix in (".parquet", ".geoparquet"):
-        return "parquet"
-    if suffix in (".geojson", ".json", ".gpkg", ".fgb", ".shp"):
-        return "vector"
-    raise InputError(
-        f"{path}: unknown table format {suffix!r}: use .csv, .parquet or .geojson", field="file"
-    )
+    return _kind(_format(path, label))
+
+
+def _format(path: str | Path, label: str | None) -> FileFormat:
+    return format_for(label if label is not None else str(path), path, accept=BATCH_FORMATS)
+
+
+def _kind(fmt: FileFormat) -> str:
+    return fmt.reader if fmt.reader in ("csv", "parquet") else "vector"
 
 
 def geocode_table(
@@ -64,8 +70,7 @@ def geocode_table(
         for role, column in (("x", x), ("y", y)):
             if column is None or column not in table.columns:
                 raise InputError(
-                    f"no {role} column {column!r}; columns are: "
-                    f"{', '.join(map(str, table.columns))}",
+                    f"no {role} column {column!r}; columns are: {_names(table.columns)}",
                     field=role,
                 )
         assert x is not None and y is not None
@@ -91,34 +96,74 @@ def geocode_file(
     chunk_rows: int = 250_000,
     on_progress: Progress | None = None,
     visible: Visible | None = None,
+    label: str | None = None,
+    limits: ReadLimits | None = None,
 ) -> int:
     """Geocode a CSV/Parquet/vector file into ``target`` (same format); return the row count.
 
     ``visible`` limits the codes written (see :meth:`LocateService.locate_many`).
+    ``label`` names the input in messages (default: its path; the API passes
+    the upload's own name); ``limits`` default to the settings'.
     """
-    source, target = Path(source), Path(target)
-    if not source.exists():
-        raise InputError(f"{source}: no such file", field="file")
-    kind = table_format(source)
-    if table_format(target) != kind:
-        raise InputError(f"{target}: write the same format as the input ({kind})", field="output")
+    fmt = _format(source, label)
+    output = _format(target, None)
+    if _kind(output) != _kind(fmt):
+        raise InputError(
+            f"{target}: write the same kind of file as the input ({_kind(fmt)})", field="output"
+        )
     parse_crs(crs)
-    rows = 0
-    if kind == "vector":
-        frame = read_frame(source)
+    checked = open_source(source, label=label, accept=(fmt.name,))
+    target = Path(target)
+    if _kind(fmt) == "vector":
+        frame = read_vector(checked, limits)
+        if len(frame) == 0:
+            raise InputError(f"{checked.label}: has no rows", field="file")
         result = geocode_table(service, frame, x=x, y=y, crs=crs, at=at, visible=visible)
-        gpd.GeoDataFrame(result, geometry=frame.geometry.name, crs=frame.crs).to_file(target)
-        rows = len(result)
+        located = gpd.GeoDataFrame(result, geometry=frame.geometry.name, crs=frame.crs)
+        pyogrio.write_dataframe(located, target, driver=output.driver)
         if on_progress:
-            on_progress(rows)
-        return rows
+            on_progress(len(result))
+        return len(result)
+    return _geocode_chunks(
+        service,
+        checked,
+        target,
+        x=x,
+        y=y,
+        crs=crs,
+        at=at,
+        visible=visible,
+        chunk_rows=chunk_rows,
+        on_progress=on_progress,
+        limits=limits,
+    )
+
+
+def _geocode_chunks(
+    service: LocateService,
+    source: Source,
+    target: Path,
+    *,
+    x: str | None,
+    y: str | None,
+    crs: str,
+    at: TimeLike,
+    visible: Visible | None,
+    chunk_rows: int,
+    on_progress: Progress | None,
+    limits: ReadLimits | None,
+) -> int:
+    rows = 0
     writer: pq.ParquetWriter | None = None
     first = True
+    chunks: Iterator[pd.DataFrame] = iter_table(
+        source, limits, chunk_rows=chunk_rows, dtype_backend="numpy_nullable"
+    )
     try:
-        for chunk in _chunks(source, kind, chunk_rows):
+        for chunk in chunks:
             result = geocode_table(service, chunk, x=x, y=y, crs=crs, at=at, visible=visible)
-            if kind == "csv":
-                result.to_csv(target, mode="w" if first else "a", header=first, index=False)
+            if source.format.reader == "csv":
+                write_csv(result, target, mode="w" if first else "a", header=first)
             else:
                 table = pa.Table.from_pandas(result, preserve_index=False)
                 if writer is None:
@@ -132,21 +177,15 @@ def geocode_file(
         if writer is not None:
             writer.close()
     if first:
-        raise InputError(f"{source}: has no rows", field="file")
+        raise InputError(f"{source.label}: has no rows", field="file")
     return rows
 
 
-def _chunks(source: Path, kind: str, size: int) -> Iterator[pd.DataFrame]:
-    try:
-        if kind == "csv":
-            yield from pd.read_csv(source, chunksize=size, dtype_backend="numpy_nullable")
-        else:
-            for batch in pq.ParquetFile(source).iter_batches(batch_size=size):
-                yield batch.to_pandas()
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise InputError(f"{source}: not a readable CSV file ({error})", field="file") from None
-    except pa.ArrowInvalid as error:
-        raise InputError(f"{source}: not a readable Parquet file ({error})", field="file") from None
+def _names(columns: pd.Index, most: int = 20, width: int = 40) -> str:
+    # The names come from the upload: list enough to help, never echo it all.
+    names = [str(c) if len(str(c)) <= width else f"{str(c)[:width]}…" for c in columns[:most]]
+    more = f" and {len(columns) - most} more" if len(columns) > most else ""
+    return ", ".join(names) + more
 
 
 def _point_columns(frame: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray, str]:
