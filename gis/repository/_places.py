@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from gis.crs import STORAGE_CRS
 from gis.repository._dialect import bbox_filter, geometry_as_wkb
-from gis.repository.models import STORAGE_SRID, BuildingRow, HouseholdRow, PlaceRow
+from gis.repository.models import STORAGE_SRID, BuildingRow, HouseholdRow, MoveRow, PlaceRow
 
 Progress = Callable[[int, int], None]
 _CHUNK = 2000
@@ -66,6 +66,60 @@ class PlaceStore:
         rows = table[columns].to_dict("records")
         self._replace(PlaceRow, rows, on_progress)
         return len(rows)
+
+    def store_moves(self, *, import_id: int | None, layer: str, moves: pd.DataFrame) -> int:
+        """Keep the buildings an import moved (its re-assignment diff); return how many."""
+        columns = [
+            "key",
+            "level",
+            "from_unit",
+            "to_unit",
+            "changed_level",
+            "from_code",
+            "to_code",
+            "households",
+            "persons",
+        ]
+        rows = [
+            {"import_id": import_id, "layer": layer, **{c: _stored(r[c]) for c in columns}}
+            for r in moves[columns].to_dict("records")
+        ]
+        for start in range(0, len(rows), _CHUNK):
+            self._session.execute(insert(MoveRow), rows[start : start + _CHUNK])
+        return len(rows)
+
+    def moves(self, *, import_id: int) -> pd.DataFrame:
+        """Return the buildings an import moved."""
+        query = (
+            select(
+                MoveRow.key,
+                MoveRow.level,
+                MoveRow.from_unit,
+                MoveRow.to_unit,
+                MoveRow.changed_level,
+                MoveRow.from_code,
+                MoveRow.to_code,
+                MoveRow.households,
+                MoveRow.persons,
+            )
+            .where(MoveRow.import_id == import_id)
+            .order_by(MoveRow.id)
+        )
+        rows = self._session.execute(query).all()
+        return pd.DataFrame(
+            [tuple(r) for r in rows],
+            columns=[
+                "key",
+                "level",
+                "from_unit",
+                "to_unit",
+                "changed_level",
+                "from_code",
+                "to_code",
+                "households",
+                "persons",
+            ],
+        )
 
     def building_keys(self, keys: Sequence[str]) -> set[str]:
         """Return which of ``keys`` are stored buildings."""

@@ -256,3 +256,23 @@ class RevisionRow(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MoveRow(Base):
+    """A building that changed unit with an import (the re-assignment diff, kept)."""
+
+    __tablename__ = "moves"
+    __table_args__ = (Index("ix_moves_import", "import_id"), Index("ix_moves_building", "key"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    import_id: Mapped[int] = mapped_column(ForeignKey("imports.id"))
+    layer: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(64))
+    from_unit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    to_unit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    changed_level: Mapped[str] = mapped_column(String(64))
+    from_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    to_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    households: Mapped[int] = mapped_column(Integer, default=0)
+    persons: Mapped[int] = mapped_column(Integer, default=0)

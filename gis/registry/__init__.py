@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +18,24 @@ import geopandas as gpd
 
 from gis.access.audit import append_audit, record
 from gis.access.principal import SYSTEM, Principal
-from gis.crs import CoordinateSystem, parse_crs
-from gis.errors import ConflictError, InputError, NotFoundError, ValidationFailedError
+from gis.crs import parse_crs
+from gis.errors import InputError, NotFoundError
 from gis.io import FieldMap, read_units, write_units
 from gis.layers import BUILTIN_LAYERS, LayerSpec, LevelSpec, level_spec_for
-from gis.repair import Repair, repair_slivers
-from gis.repository import Database, ImportSummary, LayerSummary
+from gis.registry._import import MOVE_COLUMNS, ImportResult, import_file, import_units
+from gis.repository import Database, LayerSummary
 from gis.times import parse_time
-from gis.unitframe import merge_multipart_units
-from gis.validate import Problem, Tolerances, ValidationReport, validate_units
+from gis.validate import Tolerances, ValidationReport, validate_units
 
 __all__ = [
+    "MOVE_COLUMNS",
     "ImportResult",
     "check_file",
     "define_layer",
     "export_layer",
     "import_file",
     "import_manifest",
+    "import_units",
     "list_layers",
     "parse_time",
     "unit_detail",
@@ -46,15 +45,6 @@ __all__ = [
 Step = Callable[[str], None]
 Progress = Callable[[int, int], None]
 #: Dates without a time are midnight in China Standard Time (UTC+8).
-
-
-@dataclass
-class ImportResult:
-    """What an import did: the change summary, the validation report, the repairs."""
-
-    summary: ImportSummary
-    report: ValidationReport
-    repairs: list[Repair] = field(default_factory=list)
 
 
 def check_file(
@@ -90,206 +80,6 @@ def check_file(
         level=level_spec or level,
         tolerances=tolerances,
         progress=announce,
-    )
-
-
-def import_file(
-    db: Database,
-    *,
-    path: str | Path,
-    layer: str,
-    level: str,
-    fields: FieldMap | None = None,
-    crs: str | CoordinateSystem | None = None,
-    valid_from: str | date | datetime | None = None,
-    repair: bool = False,
-    tolerances: Tolerances | None = None,
-    step: Step | None = None,
-    on_progress: Progress | None = None,
-    actor: Principal = SYSTEM,
-) -> ImportResult:
-    """Validate a file against the stored parent level and store it as a new version.
-
-    All or nothing: when the data has problems, :class:`ValidationFailedError`
-    carries the report and nothing is written. The import is audited as
-    ``actor``'s, in the same transaction.
-    """
-    units = read_units(path, fields=fields, crs=crs)
-    return import_units(
-        db,
-        units=units,
-        layer=layer,
-        level=level,
-        source=str(path),
-        valid_from=valid_from,
-        repair=repair,
-        tolerances=tolerances,
-        step=step,
-        on_progress=on_progress,
-        actor=actor,
-    )
-
-
-def import_units(
-    db: Database,
-    *,
-    units: gpd.GeoDataFrame,
-    layer: str,
-    level: str,
-    source: str,
-    valid_from: str | date | datetime | None = None,
-    repair: bool = False,
-    tolerances: Tolerances | None = None,
-    step: Step | None = None,
-    on_progress: Progress | None = None,
-    actor: Principal = SYSTEM,
-) -> ImportResult:
-    """Import a unit frame (see :func:`import_file`).
-
-    Validation reads a snapshot and runs outside any write transaction, so a
-    long check never holds the write lock; the short write transaction then
-    re-checks that no boundary changed meanwhile (else it validates again).
-    """
-    when = parse_time(valid_from)
-    tolerances = tolerances or Tolerances()
-    announce = step or (lambda _name: None)
-    units, joins = merge_multipart_units(units)
-    for _attempt in range(_WRITE_ATTEMPTS):
-        plan = _plan_import(
-            db,
-            units=units,
-            layer=layer,
-            level=level,
-            when=when,
-            source=source,
-            repair=repair,
-            tolerances=tolerances,
-            announce=announce,
-        )
-        announce("write")
-        with db.transaction() as repo:
-            if plan.layer_exists:
-                repo.lock_layer(layer=layer)  # writers of this layer wait here, in turn
-            if repo.revision() != plan.revision:
-                continue  # someone changed boundaries while we validated: again
-            if not plan.layer_exists:
-                repo.ensure_layer(plan.spec)  # a built-in layer's first import
-            summary = repo.replace_units(
-                layer=layer,
-                level=level,
-                units=plan.units,
-                valid_from=when,
-                source=source,
-                scope_parents=plan.scope,
-                on_progress=on_progress,
-            )
-            append_audit(
-                repo,
-                actor=actor,
-                action="boundaries.import",
-                target=f"layer:{layer}:{level}",
-                detail={
-                    "source": Path(source).name,
-                    "import_id": summary.import_id,
-                    **summary.counts(),
-                },
-            )
-        break
-    else:
-        raise ConflictError(
-            f"{layer}:{level}: boundaries kept changing while this import was validated; "
-            "try again"
-        )
-    report, repairs = plan.report, plan.repairs
-    report.warnings.extend(
-        Problem(
-            "multi_part_unit",
-            (j.code,),
-            None,
-            None,
-            None,
-            f"{j.parts} features joined into one multi-part unit {j.code!r}",
-        )
-        for j in joins
-    )
-    return ImportResult(summary=summary, report=report, repairs=repairs)
-
-
-_WRITE_ATTEMPTS = 3
-
-
-@dataclass
-class _ImportPlan:
-    """A validated import, and the boundaries revision it was validated against."""
-
-    revision: int
-    spec: LayerSpec
-    layer_exists: bool
-    units: gpd.GeoDataFrame
-    scope: list[str] | None
-    report: ValidationReport
-    repairs: list[Repair]
-
-
-def _plan_import(
-    db: Database,
-    *,
-    units: gpd.GeoDataFrame,
-    layer: str,
-    level: str,
-    when: datetime,
-    source: str,
-    repair: bool,
-    tolerances: Tolerances,
-    announce: Step,
-) -> _ImportPlan:
-    with db.reader() as repo:
-        revision = repo.revision()
-        known = layer in {summary.name for summary in repo.list_layers()}
-        spec = BUILTIN_LAYERS[layer] if not known and layer in BUILTIN_LAYERS else None
-        spec = spec or repo.layer_spec(name=layer)
-        level_spec = _level(spec, level)
-        parent_level = spec.parent_level(level)
-        parents = None
-        scope = None
-        if parent_level is not None:
-            parents = repo.units_frame(layer=layer, level=parent_level.name, at=when)
-            if parents.empty:
-                raise InputError(
-                    f"layer {layer!r} has no {parent_level.name} units valid at "
-                    f"{when.isoformat()}: import the {parent_level.name} level first",
-                    field="level",
-                )
-            units = _fill_parent_codes(units, parents)
-            scope = sorted({str(c) for c in units["parent_code"].dropna()})
-        existing = repo.units_frame(layer=layer, level=level, at=when)
-    neighbours = _neighbours(existing, units, scope)
-    announce("validate")
-    check = partial(
-        validate_units,
-        parents=parents,
-        layer=spec,
-        level=level_spec,
-        neighbours=neighbours,
-        tolerances=tolerances,
-        progress=announce,
-    )
-    report = check(units)
-    repairs: list[Repair] = []
-    if repair and report.warnings:
-        units, repairs = repair_slivers(units, report.warnings, parents=parents)
-        if repairs:
-            report = check(units)
-    if not report.ok:
-        raise ValidationFailedError(
-            f"{source}: {len(report.problems)} problem(s); nothing was imported",
-            report=report,
-        )
-    return _ImportPlan(
-        revision=revision,
-        spec=spec,
-        layer_exists=known,
-        units=units, scope=scope, report=report, repairs=repairs
     )
 
 
@@ -331,6 +121,7 @@ def import_manifest(
                     layer=layer["name"],
                     level=level["name"],
                     valid_from=description.get("valid_from"),
+                    keep_attributes=True,  # a manifest's files are complete (households...)
                     on_progress=on_progress,
                     actor=actor,
                 )
@@ -495,33 +286,3 @@ def _level(spec: LayerSpec, level: str) -> LevelSpec:
         raise NotFoundError(
             f"layer {spec.name!r} has no level {level!r}; its levels are {names}", field="level"
         ) from None
-
-
-def _neighbours(
-    existing: gpd.GeoDataFrame, units: gpd.GeoDataFrame, scope: list[str] | None
-) -> gpd.GeoDataFrame | None:
-    # Stored units that stay after this import: those under other parents.
-    if existing.empty or scope is None:
-        return None
-    codes = set(units["code"].dropna().astype(str))
-    keep = ~existing["parent_code"].isin(scope) & ~existing["code"].isin(codes)
-    return existing[keep] if keep.any() else None
-
-
-def _fill_parent_codes(units: gpd.GeoDataFrame, parents: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    # Files often omit the parent: take the longest parent code the unit's code
-    # extends, else the parent holding the unit's interior point.
-    missing = units["parent_code"].isna()
-    if not missing.any():
-        return units
-    filled = units.copy()
-    codes = sorted(parents["code"].astype(str), key=len, reverse=True)
-    points = filled.geometry.representative_point()
-    for index in filled.index[missing]:
-        code = str(filled.at[index, "code"])
-        parent = next((p for p in codes if code.startswith(p) and len(code) > len(p)), None)
-        if parent is None:
-            hits = parents[parents.geometry.covers(points[index])]
-            parent = str(hits.iloc[0]["code"]) if len(hits) else None
-        filled.at[index, "parent_code"] = parent
-    return filled
