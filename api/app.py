@@ -37,6 +37,7 @@ from gis.access import ScopeResolver
 from gis.access.credentials import PasswordChecks, TokenSigner
 from gis.errors import InputError
 from gis.locate import LocateService
+from gis.locate.workers import BatchPool
 from gis.repository import Database
 from gis.revisions import RevisionClock
 from gis.settings import Settings, get_settings
@@ -82,6 +83,16 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         app.state.places = UnitPlaces(app.state.db, clock=clock)
         app.state.batch_lock = threading.Lock()
         app.state.batch_running = 0
+        app.state.batch_pool = (
+            BatchPool(
+                database_url=app.state.db.url,
+                workers=settings.batch_concurrency,
+                spatialite_library=settings.spatialite_library,
+                refresh_seconds=settings.index_refresh_seconds,
+            )
+            if settings.batch_processes
+            else None
+        )
         # Build today's locate indexes now, in the background, not in the first request.
         threading.Thread(target=app.state.locator.warm, name="tongge-warm", daemon=True).start()
         app.state.readiness = health.Readiness()
@@ -95,6 +106,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         try:
             yield
         finally:
+            if app.state.batch_pool is not None:
+                app.state.batch_pool.close()
             if db is None:
                 app.state.db.dispose()
 

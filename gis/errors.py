@@ -28,6 +28,18 @@ class TonggeError(Exception):
         self.rule = rule
         self.details = details
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable with its keyword-only fields (errors cross from batch worker
+        # processes back to the server).
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
+
+
+def _restore(kind: type[TonggeError], args: tuple[Any, ...], state: dict[str, Any]) -> TonggeError:
+    error = kind.__new__(kind)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class InputError(TonggeError):
     """The input cannot be used at all (unreadable file, unknown field, no CRS...)."""

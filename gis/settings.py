@@ -84,6 +84,18 @@ class Settings(BaseSettings):
         le=64,
         description="Batch geocoding jobs run at once (off the event loop); more get 429.",
     )
+    cli_niceness: int = Field(
+        default=5,
+        ge=0,
+        le=19,
+        description="CPU niceness long CLI jobs (import, geocode) add to themselves, so a "
+        "server on the same machine keeps answering first (0: none).",
+    )
+    batch_processes: bool = Field(
+        default=True,
+        description="Run batch geocoding in worker processes (at a lower CPU priority) "
+        "rather than threads of the server, so it cannot slow single locates.",
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         description="Origins allowed to call the API from a browser (CORS off when empty).",

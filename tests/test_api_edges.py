@@ -9,6 +9,7 @@ and every locate), 6 (a hidden unit cost three times a missing one) and 13
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
@@ -39,11 +40,42 @@ def admin(city: Database) -> Iterator[TestClient]:
         yield client
 
 
-def test_a_batch_job_does_not_stop_other_requests(
-    admin: TestClient, monkeypatch: pytest.MonkeyPatch
+def test_a_batch_job_in_a_thread_does_not_stop_other_requests(
+    city: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With ``batch_processes=False`` the job runs in a thread, off the event loop."""
     import gis.locate.batch as batch_module
 
+    settings = Settings(database_url=city.url, load_sample_city=False, batch_processes=False)
+    with signed_in(city, settings=settings) as admin:
+        _batch_while_others_ask(admin, monkeypatch, batch_module)
+
+
+def test_a_batch_job_runs_in_a_worker_process(admin: TestClient) -> None:
+    upload = pd.DataFrame({"x": [118.51, 118.53, 0.0], "y": [24.94, 24.94, 0.0]}).to_csv(
+        index=False
+    )
+    response = admin.post(
+        "/api/v1/geocode/batch",
+        params={"x": "x", "y": "y"},
+        files={"file": ("three.csv", upload.encode(), "text/csv")},
+    )
+    assert response.status_code == 200, response.text
+    located = pd.read_csv(io.BytesIO(response.content), dtype=str)
+    assert located["governance_grid"].tolist()[:2] == [GRID_A, GRID_B]
+    assert located["status"].tolist() == ["ok", "ok", "outside"]
+    # A worker's input errors come back as the same problem answers.
+    bad = admin.post(
+        "/api/v1/geocode/batch",
+        params={"x": "lon", "y": "y"},
+        files={"file": ("three.csv", upload.encode(), "text/csv")},
+    )
+    assert bad.status_code == 400 and "lon" in bad.json()["detail"]
+
+
+def _batch_while_others_ask(
+    admin: TestClient, monkeypatch: pytest.MonkeyPatch, batch_module: Any
+) -> None:
     running = threading.Event()
     others_done = threading.Event()
     locate_table = batch_module.geocode_table

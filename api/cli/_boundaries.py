@@ -9,7 +9,17 @@ from typing import Annotated
 import typer
 
 from api.bootstrap import open_database
-from api.cli._output import EXIT_PROBLEMS, AtOption, echo_json, err, fail, out, print_report, steps
+from api.cli._output import (
+    EXIT_PROBLEMS,
+    AtOption,
+    echo_json,
+    err,
+    fail,
+    out,
+    print_report,
+    steps,
+    yield_cpu,
+)
 from gis.access import cli_principal
 from gis.errors import TonggeError
 from gis.io import EXPORT_FORMATS, FieldMap
@@ -137,6 +147,7 @@ def import_(
     """Import a level, all or nothing: a file with problems changes nothing."""
     as_json = format is ReportFormat.json
     try:
+        yield_cpu()
         with steps(f"importing {file.name}", quiet=as_json) as (step, advance):
             db = open_database(step=step)
             result = import_file(

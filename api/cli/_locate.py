@@ -10,7 +10,7 @@ from rich.table import Table
 
 from api.bootstrap import open_database
 from api.cli._boundaries import ReportFormat
-from api.cli._output import AtOption, echo_json, err, fail, out
+from api.cli._output import AtOption, echo_json, err, fail, out, yield_cpu
 from gis.errors import TonggeError
 from gis.files import ReadLimits
 from gis.locate import LocateService
@@ -80,6 +80,7 @@ def geocode(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     try:
+        yield_cpu()
         service = LocateService(open_database(), refresh_seconds=0)
         with Progress(
             SpinnerColumn(),

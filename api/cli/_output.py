@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -22,6 +23,19 @@ out = Console()
 
 EXIT_PROBLEMS = 1
 EXIT_UNUSABLE = 2
+
+
+def yield_cpu() -> None:
+    """Lower this process's CPU priority for long work (``TONGGE_CLI_NICENESS``).
+
+    Imports and bulk geocoding are background work; a server on the same
+    machine answering dispatchers should win the CPU.
+    """
+    from gis.settings import get_settings
+
+    niceness = get_settings().cli_niceness
+    if niceness and hasattr(os, "nice"):
+        os.nice(niceness)
 
 
 def parse_option_time(value: str | datetime) -> datetime:

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from api.bootstrap import open_database
 from api.cli._boundaries import ReportFormat
-from api.cli._output import AtOption, echo_json, err, fail, out, steps
+from api.cli._output import AtOption, echo_json, err, fail, out, steps, yield_cpu
 from gis.access import cli_principal
 from gis.errors import TonggeError
 from gis.files import write_csv
@@ -53,6 +53,7 @@ def import_(
     """Import a places file, all or nothing (bad rows are named, nothing is written)."""
     try:
         actor = cli_principal()
+        yield_cpu()
         with steps(f"importing {kind.value}") as (_, advance):
             db = open_database()
             if kind is PlaceKind.buildings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from gis.errors import InputError, RateLimitedError
 from gis.files import ReadLimits
 from gis.locate import LocateService
 from gis.locate.batch import geocode_file, table_format
+from gis.locate.workers import BatchJob, BatchPool
 from gis.repository import Database
 
 router = APIRouter(prefix="/api/v1", tags=["geocode"])
@@ -151,22 +153,37 @@ async def geocode_batch(
         raise InputError(f"{name}: the uploaded file is empty", field="file")
     target = workdir / f"out{Path(name).suffix.lower()}"
     try:
-        # Seconds of numpy and file work: off the event loop, a few at a time,
-        # so that single locates and /health go on meanwhile.
+        # Seconds of pandas, numpy and file work: in a worker process (or a
+        # thread), a few at a time, so that single locates and /health go on.
         with _batch_slot(request):
-            rows = await run_in_threadpool(
-                geocode_file,
-                locator,
-                source,
-                target,
+            job = BatchJob(
+                source=source,
+                target=target,
                 x=x,
                 y=y,
                 crs=crs,
                 at=at,
-                visible=scope.codes,
+                visible=None if scope.unrestricted else dict(scope.visible),
                 label=name,
                 limits=ReadLimits.from_settings(settings),
             )
+            pool: BatchPool | None = request.app.state.batch_pool
+            if pool is not None:
+                rows = await asyncio.wrap_future(pool.submit(job))
+            else:
+                rows = await run_in_threadpool(
+                    geocode_file,
+                    locator,
+                    source,
+                    target,
+                    x=x,
+                    y=y,
+                    crs=crs,
+                    at=at,
+                    visible=scope.codes,
+                    label=name,
+                    limits=job.limits,
+                )
     except Exception:
         remove_folder(workdir)
         raise
