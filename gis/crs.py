@@ -169,16 +169,110 @@ def to_storage_crs(
                 "--crs wgs84, --crs gcj02)",
                 rule="crs_missing",
             )
-        return frame.to_crs(STORAGE_CRS)
+        check_plausible(frame, CRS(frame.crs))
+        return _to_storage(frame)
     if frame.crs is not None and declared.datum is None and not CRS(frame.crs).equals(declared.crs):
         raise InputError(
             f"the file says its CRS is {CRS(frame.crs).to_string()} but --crs says "
             f"{declared.name}; drop --crs or fix the file",
             field="crs",
         )
+    check_plausible(frame, declared.crs)
     if declared.datum is not None:
         frame = frame.set_crs(declared.crs, allow_override=True)
         converted = _offset_to_wgs84(np.asarray(frame.geometry.values), declared.datum)
         frame = frame.set_geometry(gpd.GeoSeries(converted, index=frame.index, crs=declared.crs))
-        return frame.to_crs(STORAGE_CRS)
-    return frame.set_crs(declared.crs, allow_override=True).to_crs(STORAGE_CRS)
+        return _to_storage(frame)
+    return _to_storage(frame.set_crs(declared.crs, allow_override=True))
+
+
+def check_plausible(frame: gpd.GeoDataFrame, crs: CRS) -> None:
+    """Refuse coordinates that cannot be in ``crs`` (rule ``crs_mismatch``).
+
+    Metres labelled with a geographic CRS (x = 500,000 "degrees"), degrees
+    labelled with a projected one (a district 0.1 "m" wide near 0°, 0°), and
+    data outside the area ``crs`` is defined for are mix-ups of the label,
+    not data to transform: transformed anyway they land off the coast of
+    Africa or make PROJ fail.
+
+    Examples
+    --------
+    >>> from shapely import box
+    >>> metres = gpd.GeoDataFrame(geometry=[box(500_000, 2_750_000, 500_100, 2_750_100)])
+    >>> check_plausible(metres, CRS.from_epsg(4490))
+    Traceback (most recent call last):
+    ...
+    gis.errors.InputError: coordinates up to (500100, 2750100) cannot be degrees, ...
+    """
+    bounds = np.asarray(frame.geometry.total_bounds, dtype=float)
+    if len(frame) == 0 or not np.all(np.isfinite(bounds)):
+        return
+    minx, miny, maxx, maxy = bounds
+    name = crs.to_string()
+    if crs.is_geographic:
+        if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+            raise InputError(
+                f"coordinates up to ({maxx:.0f}, {maxy:.0f}) cannot be degrees, but the data "
+                f"says {name}: they look like metres; declare the projected CRS they are in "
+                "(e.g. --crs EPSG:4549, CGCS2000 3-degree Gauss-Kruger CM 120E)",
+                rule="crs_mismatch",
+                field="crs",
+            )
+        return
+    looks_like_degrees = -180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90
+    if looks_like_degrees and maxx - minx < 10 and maxy - miny < 10:
+        raise InputError(
+            f"coordinates such as ({(minx + maxx) / 2:.4f}, {(miny + maxy) / 2:.4f}) look like "
+            f"degrees, but the data says {name} (metres): the units would be a few metres "
+            "wide near 0°, 0°; declare --crs EPSG:4490 (CGCS2000) or --crs wgs84",
+            rule="crs_mismatch",
+            field="crs",
+        )
+    area = crs.area_of_use
+    if area is None:
+        return
+    try:
+        lon, lat = transformer(crs, STORAGE_CRS).transform(
+            [minx, maxx, minx, maxx], [miny, miny, maxy, maxy]
+        )
+    except Exception:  # PROJ cannot place them at all: surely outside
+        lon, lat = [float("nan")], [float("nan")]
+    lon_a, lat_a = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    margin = 1.0  # degrees: data just over a zone edge is common and harmless
+    inside = (
+        np.all(np.isfinite(lon_a))
+        and np.all(np.isfinite(lat_a))
+        and lon_a.max() >= area.west - margin
+        and lon_a.min() <= area.east + margin
+        and lat_a.max() >= area.south - margin
+        and lat_a.min() <= area.north + margin
+    )
+    if not inside:
+        raise InputError(
+            f"the data lies outside the area {name} is defined for ({area.name}: "
+            f"{area.west:.1f}..{area.east:.1f}°E, {area.south:.1f}..{area.north:.1f}°N): "
+            "the coordinates are probably in another CRS; declare the right one with --crs",
+            rule="crs_mismatch",
+            field="crs",
+        )
+
+
+def _to_storage(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    try:
+        stored = frame.to_crs(STORAGE_CRS)
+    except Exception as error:  # PROJ refuses: the label does not fit the numbers
+        raise InputError(
+            f"the coordinates cannot be transformed from {CRS(frame.crs).to_string()} "
+            f"({str(error).splitlines()[0][:120]}): is the CRS right?",
+            rule="crs_mismatch",
+            field="crs",
+        ) from None
+    bounds = np.asarray(stored.geometry.total_bounds, dtype=float)
+    if len(stored) and not np.all(np.isfinite(bounds)):
+        raise InputError(
+            f"the coordinates do not transform from {CRS(frame.crs).to_string()} to "
+            "longitude/latitude (infinite results): is the CRS right?",
+            rule="crs_mismatch",
+            field="crs",
+        )
+    return stored

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,7 +151,10 @@ def read_units(
             "kind": _kinds(source, storage[kind_field])
             if kind_field
             else ["comprehensive"] * len(storage),
-            "attributes": [_attributes(row) for row in storage[rest].to_dict("records")],
+            "attributes": [
+                _attributes(row, text_numbers=Path(str(path)).suffix.lower() in _TEXT_TABLES)
+                for row in storage[rest].to_dict("records")
+            ],
         },
         geometry=storage.geometry.values,
         crs=STORAGE_CRS,
@@ -342,11 +346,29 @@ def _kinds(source: str, values: pd.Series) -> list[str]:
     return kinds
 
 
-def _attributes(row: dict[str, Any]) -> dict[str, Any]:
+_TEXT_TABLES = (".csv", ".tsv", ".txt")
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]{0,17})")
+_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)\.[0-9]*[1-9]")
+
+
+def _number(text: str) -> Any:
+    # A CSV holds only text: "400" was the number 400 when it was exported.
+    # Only canonical spellings convert ("001" and "1.50" stay text), so a
+    # round trip gives back exactly what was written.
+    if _INTEGER.fullmatch(text):
+        return int(text)
+    if _DECIMAL.fullmatch(text) and repr(float(text)) == text:
+        return float(text)
+    return text
+
+
+def _attributes(row: dict[str, Any], *, text_numbers: bool = False) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in row.items():
         if value is None or (isinstance(value, float) and math.isnan(value)):
             continue
+        if text_numbers and isinstance(value, str):
+            value = _number(value)
         if isinstance(value, np.generic):
             value = value.item()
         elif isinstance(value, pd.Timestamp):

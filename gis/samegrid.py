@@ -127,9 +127,9 @@ def apply_alignment(
             + ("; ".join(proposal.unresolved) or "see its report"),
             field="proposal",
         )
-    results = []
     if proposal.b_parents is not None and state.b_parent_level is not None:
-        results.append(
+        # Stations and beats change together, in one transaction.
+        return [
             import_units(
                 db,
                 units=_unit_frame(proposal.b_parents),
@@ -137,10 +137,11 @@ def apply_alignment(
                 level=state.b_parent_level,
                 source=f"same-grid proposal {state.a}",
                 valid_from=valid_from,
+                levels_below={state.b.level: _unit_frame(proposal.b_units)},
                 actor=actor,
             )
-        )
-    results.append(
+        ]
+    return [
         import_units(
             db,
             units=_unit_frame(proposal.b_units),
@@ -150,8 +151,7 @@ def apply_alignment(
             valid_from=valid_from,
             actor=actor,
         )
-    )
-    return results
+    ]
 
 
 def _load(

@@ -48,9 +48,10 @@ def _move_edge(db: Database, when: Any) -> None:
         MICRO_B[0]: (NEW_EDGE, 24.925, 118.5375, 24.95),
         MICRO_B[1]: (118.5375, 24.925, 118.55, 24.95),
     }
-    for level, rows in (("grid", grids), ("micro_grid", micro)):
+
+    def level(rows: dict[str, tuple[float, float, float, float]]) -> gpd.GeoDataFrame:
         codes = list(rows)
-        frame = gpd.GeoDataFrame(
+        return gpd.GeoDataFrame(
             {
                 "code": codes,
                 "name": [f"单元{c[-3:]}" for c in codes],
@@ -61,7 +62,17 @@ def _move_edge(db: Database, when: Any) -> None:
             geometry=[box(*b) for b in rows.values()],
             crs=4490,
         )
-        import_units(db, units=frame, layer="governance", level=level, source="t", valid_from=when)
+
+    # Grids and micro-grids change together, in one version.
+    import_units(
+        db,
+        units=level(grids),
+        layer="governance",
+        level="grid",
+        source="t",
+        valid_from=when,
+        levels_below={"micro_grid": level(micro)},
+    )
 
 
 def _eventually(check: Callable[[], bool], *, seconds: float = 2.0) -> bool:

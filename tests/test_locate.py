@@ -177,6 +177,7 @@ def test_versions_and_live_boundary_changes(db: Database) -> None:
         level="street",
         source="redraw",
         valid_from="2026-07-01",
+        cascade="new",  # the communities follow the new street edge
     )
     after = service.locate(*point, at="2026-08-01")
     assert after["layers"]["governance"]["units"][1]["code"] == "350502002"

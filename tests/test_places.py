@@ -82,14 +82,22 @@ def test_reassignment_diff_after_a_boundary_change(db: Database, tmp_path: Path)
         "350502001": box(118.50, 24.90, 118.545, 24.95),
         "350502002": box(118.545, 24.90, 118.60, 24.95),
     }
-    import_units(
+    result = import_units(
         db,
         units=frame(west),
         layer="governance",
         level="street",
         source="redraw",
         valid_from="2026-07-01",
+        cascade="new",
     )
+    # The import's own diff, at the lowest level (communities followed the street edge).
+    stored = result.moves.set_index("key")
+    assert stored.loc["B2", ["changed_level", "from_code", "to_code"]].tolist() == [
+        "street",
+        "350502001",
+        "350502002",
+    ]
     moved = reassignment_diff(db, level="street", before="2026-03-01", after="2026-08-01")
     assert moved.set_index("key").loc["B2", ["from_unit", "to_unit"]].tolist() == [
         "350502001",
@@ -249,6 +257,8 @@ def test_boundary_import_reports_the_buildings_it_moves(
                 "street",
                 "--valid-from",
                 "2026-07-01",
+                "--cascade",
+                "new",
                 "--format",
                 "json",
             ],
@@ -256,8 +266,9 @@ def test_boundary_import_reports_the_buildings_it_moves(
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
-    moved = json.loads(result.stdout)["moved_buildings"]
-    assert [(m["key"], m["from_unit"], m["to_unit"]) for m in moved] == [
+    answer = json.loads(result.stdout)
+    assert answer["moved_buildings"] == 1
+    assert [(m["key"], m["from_code"], m["to_code"]) for m in answer["moves"]] == [
         ("B2", "350502001", "350502002")
     ]
 

@@ -108,15 +108,34 @@ def test_new_version_keeps_history(db: Database) -> None:
     # Move the street boundary 0.01° east from July on (communities follow).
     west = box(118.50, 24.90, 118.56, 24.95)
     east = box(118.56, 24.90, 118.60, 24.95)
-    summary = import_units(
+    with pytest.raises(ValidationFailedError) as refused:
+        import_units(
+            db,
+            units=frame({"350502001": west, "350502002": east}),
+            layer="governance",
+            level="street",
+            source="redraw",
+            valid_from="2026-07-01",
+        )
+    assert {p.rule for p in refused.value.report.problems} == {"children_not_nested"}
+    result = import_units(
         db,
         units=frame({"350502001": west, "350502002": east}),
         layer="governance",
         level="street",
         source="redraw",
         valid_from="2026-07-01",
-    ).summary
+        cascade="merge",
+    )
+    summary = result.summary
     assert sorted(summary.updated) == ["350502001", "350502002"]
+    # The communities followed: the strip joined the west communities it borders.
+    (communities,) = result.cascaded
+    assert sorted(communities.updated) == sorted(COMMUNITIES) and not communities.created
+    moved, _ = units_page(db, layer="governance", level="community", at="2026-08-01")
+    by_code = moved.set_index("code").geometry
+    expected = shapely.MultiPolygon([box(118.50, 24.925, 118.56, 24.95)])
+    assert by_code["350502001001"].equals(expected)
     before, _ = units_page(db, layer="governance", level="street", at="2026-03-01")
     after, _ = units_page(db, layer="governance", level="street", at="2026-08-01")
     assert before.geometry.iloc[0].equals(shapely.MultiPolygon([STREETS["350502001"]]))

@@ -33,9 +33,9 @@ def test_sample_city_misalignments_found_fixed_and_versioned(db: Database) -> No
         kind="user", name="planner-li", role=Role.PLANNER, units=("governance:350502",)
     )
     apply_alignment(db, state=state, proposal=plan, valid_from="2026-07-01", actor=planner)
-    applied = audit_log(db, actor="planner-li")[0]
-    assert [e.target for e in applied] == ["layer:police:beat", "layer:police:station"]
-    assert all(e.action == "boundaries.import" and e.role == "planner" for e in applied)
+    (applied,) = audit_log(db, actor="planner-li")[0]  # stations and beats: one change
+    assert applied.target == "layer:police:station" and "beat" in applied.detail["cascaded"]
+    assert applied.action == "boundaries.import" and applied.role == "planner"
     after = align(db, a="governance:grid", b="police:beat", at="2026-07-02")
     assert after.report.aligned
     beats, _ = units_page(db, layer="police", level="beat", at="2026-07-02", limit=1000)

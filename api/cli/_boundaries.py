@@ -23,8 +23,8 @@ from api.cli._output import (
 from gis.access import cli_principal
 from gis.errors import TonggeError
 from gis.io import EXPORT_FORMATS, FieldMap
-from gis.places import moved_by_change
-from gis.registry import check_file, export_layer, import_file
+from gis.registry import ImportResult, check_file, export_layer, import_file
+from gis.times import parse_time
 from gis.validate import Tolerances
 
 
@@ -124,6 +124,13 @@ def check(
         raise typer.Exit(EXIT_PROBLEMS)
 
 
+class Cascade(StrEnum):
+    """What happens to the units of the levels below that new edges cut."""
+
+    new = "new"
+    merge = "merge"
+
+
 def import_(
     file: Annotated[Path, typer.Argument(help="Boundary file to import.")],
     layer: Annotated[str, typer.Option(help="Layer: governance, police, urban or your own.")],
@@ -137,6 +144,27 @@ def import_(
         str | None,
         typer.Option(help="Date (China time) or ISO time the version starts; default now."),
     ] = None,
+    cascade: Annotated[
+        Cascade | None,
+        typer.Option(
+            help="Units below cut by a new edge: the moved part becomes a new unit of the "
+            "receiving parent (new) or joins its neighbouring unit there (merge). "
+            "Default: refuse (children_not_nested).",
+        ),
+    ] = None,
+    partial: Annotated[
+        bool,
+        typer.Option(
+            help="The file holds only the units you changed; they must cover exactly what "
+            "they replace (the rest of the level stays)."
+        ),
+    ] = False,
+    keep_attributes: Annotated[
+        bool, typer.Option(help="Store the file's extra columns as unit attributes.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="Check and report what would change; write nothing.")
+    ] = False,
     repair: Annotated[
         bool, typer.Option(help="Fix slivers under the tolerance, listing each fix.")
     ] = False,
@@ -144,9 +172,16 @@ def import_(
     sliver_width: SliverWidth = 0.05,
     format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
 ) -> None:
-    """Import a level, all or nothing: a file with problems changes nothing."""
+    """Import a level, all or nothing: a file with problems changes nothing.
+
+    Every level stays a valid nested coverage: edges are noded with the
+    neighbours', the levels below follow new edges (--cascade) or the import
+    is refused, and the buildings that change unit are listed and kept.
+    """
     as_json = format is ReportFormat.json
     try:
+        if valid_from is not None:
+            parse_time(valid_from)  # a bad date is refused before any work
         yield_cpu()
         with steps(f"importing {file.name}", quiet=as_json) as (step, advance):
             db = open_database(step=step)
@@ -161,6 +196,10 @@ def import_(
                 crs=crs,
                 valid_from=valid_from,
                 repair=repair,
+                cascade=cascade.value if cascade is not None else None,
+                partial=partial,
+                keep_attributes=keep_attributes,
+                dry_run=dry_run,
                 tolerances=Tolerances(sliver_area_m2=sliver_area, sliver_width_m=sliver_width),
                 step=step,
                 on_progress=advance,
@@ -168,34 +207,43 @@ def import_(
             )
     except TonggeError as error:
         fail(error, as_json=as_json)
-    counts = result.summary.counts()
-    try:
-        moved = moved_by_change(db, layer=layer, level=level, valid_from=result.summary.valid_from)
-    except TonggeError:
-        moved = None  # re-assignment is a report; the import itself has succeeded
     if as_json:
-        echo_json(
-            {
-                "ok": True,
-                **counts,
-                "moved_buildings": None if moved is None else moved.to_dict("records"),
-                "valid_from": result.summary.valid_from.isoformat(),
-                "repairs": [vars(r) for r in result.repairs],
-                "warnings": [w.to_dict() for w in result.report.warnings],
-            }
-        )
+        echo_json({"ok": True, **result.to_dict()})
         return
+    print_import(result)
+
+
+def print_import(result: ImportResult, *, shown: int = 20) -> None:
+    """Print an import's outcome for people: fixes, counts per level, first moves."""
     for fix in result.repairs:
         out.print(f"repaired {fix.code}: {fix.message} ({fix.rule})")
+    for noded in result.fixes:
+        out.print(f"noded {noded.code}: {noded.message}")
     if result.report.warnings:
         print_report(result.report, as_json=False)
+    verb = "would change" if result.dry_run else "changed"
+    summary = result.summary
+    for part in [summary, *result.cascaded]:
+        counts = ", ".join(f"{k} {v}" for k, v in part.counts().items())
+        out.print(f"[green]✓ {summary.layer}:{part.level}[/green] {counts}")
+    moves = result.moves
+    if len(moves) == 0:
+        out.print(f"re-assignment: no building {verb} unit")
+        return
+    households = int(moves["households"].sum())
     out.print(
-        f"[green]✓ {layer}:{level}[/green] " + ", ".join(f"{k} {v}" for k, v in counts.items())
+        f"re-assignment: {len(moves):,} building(s) and {households:,} household(s) {verb} "
+        f"{summary.level}"
     )
-    if moved is not None:
-        out.print(f"re-assignment: {len(moved):,} building(s) change {level} with this version")
-        for row in moved.head(20).itertuples():
-            out.print(f"  {row.key}: {row.from_unit} → {row.to_unit}")
+    for row in moves.head(shown).itertuples():
+        detail = f"{row.from_code} → {row.to_code}"
+        if row.level != row.changed_level:
+            detail += f"  ({row.level} {row.from_unit} → {row.to_unit})"
+        out.print(f"  {row.key}: {detail}, {row.households} household(s)")
+    if len(moves) > shown:
+        out.print(f"  … and {len(moves) - shown:,} more (--format json lists every one)")
+    if result.dry_run:
+        out.print("[yellow]dry run: nothing was written[/yellow]")
 
 
 def export(

@@ -100,7 +100,11 @@ def node_level(
         return units, []
     snap = tolerances.sliver_width_m / _METRES_PER_DEGREE
     cleaned = shapely.coverage_clean(geometries, gap_width=snap, snapping_distance=snap)
-    cleaned = np.array([_polygonal(g) for g in cleaned], dtype=object)
+    # Keep each unit's geometry type (stored units are MultiPolygons).
+    cleaned = np.array(
+        [_like(_polygonal(new), old) for new, old in zip(cleaned, geometries, strict=True)],
+        dtype=object,
+    )
     # The cleaner may start rings elsewhere or turn them: only a different
     # vertex set is a change (and otherwise the original is kept).
     changed = ~shapely.equals_exact(
@@ -136,6 +140,17 @@ def _polygonal(geometry: shapely.Geometry) -> shapely.Geometry:
         return geometry
     parts = [p for p in shapely.get_parts(geometry) if p.geom_type in ("Polygon", "MultiPolygon")]
     return shapely.union_all(parts) if parts else shapely.Polygon()
+
+
+def _like(geometry: shapely.Geometry, model: shapely.Geometry) -> shapely.Geometry:
+    if (
+        model is not None
+        and model.geom_type == "MultiPolygon"
+        and geometry is not None
+        and geometry.geom_type == "Polygon"
+    ):
+        return shapely.MultiPolygon([geometry])
+    return geometry
 
 
 def _local(units: gpd.GeoDataFrame) -> CRS:

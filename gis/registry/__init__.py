@@ -22,7 +22,13 @@ from gis.crs import parse_crs
 from gis.errors import InputError, NotFoundError
 from gis.io import FieldMap, read_units, write_units
 from gis.layers import BUILTIN_LAYERS, LayerSpec, LevelSpec, level_spec_for
-from gis.registry._import import MOVE_COLUMNS, ImportResult, import_file, import_units
+from gis.registry._import import (
+    MOVE_COLUMNS,
+    ImportResult,
+    import_file,
+    import_units,
+    mismatch_report,
+)
 from gis.repository import Database, LayerSummary
 from gis.times import parse_time
 from gis.validate import Tolerances, ValidationReport, validate_units
@@ -68,10 +74,16 @@ def check_file(
     """
     announce = step or (lambda _name: None)
     announce("read")
-    units = read_units(path, fields=fields, crs=crs)
-    parents = None
-    if parent_path is not None:
-        parents = read_units(parent_path, fields=parent_fields, crs=parent_crs)
+    try:
+        units = read_units(path, fields=fields, crs=crs)
+        parents = None
+        if parent_path is not None:
+            parents = read_units(parent_path, fields=parent_fields, crs=parent_crs)
+    except InputError as error:
+        if error.rule != "crs_mismatch":
+            raise
+        # A CRS mix-up is a problem of the data (exit 1), with what was seen.
+        return mismatch_report(error)
     layer, level_spec = level_spec_for(level)
     return validate_units(
         units,

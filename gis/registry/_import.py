@@ -28,7 +28,7 @@ proposal): the steps run in this order, each once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -54,7 +54,7 @@ from gis.unitframe import merge_multipart_units
 from gis.validate import Problem, Tolerances, ValidationReport, validate_units
 from gis.validate._report import Locator
 
-__all__ = ["MOVE_COLUMNS", "ImportResult", "import_file", "import_units"]
+__all__ = ["MOVE_COLUMNS", "ImportResult", "import_file", "import_units", "mismatch_report"]
 
 Step = Callable[[str], None]
 Progress = Callable[[int, int], None]
@@ -74,6 +74,7 @@ MOVE_COLUMNS = [
 #: Columns :func:`gis.io.write_units` adds that are bookkeeping, not attributes.
 EXPORT_COLUMNS = ("layer", "level", "valid_from", "valid_to")
 _SAME_TOLERANCE_DEGREES = 1e-9
+_METRES_PER_DEGREE = 111_320.0
 _WRITE_ATTEMPTS = 3
 #: A file further than this from the layer or its parents is in another CRS.
 _PLAUSIBLE_DISTANCE_M = 20_000.0
@@ -129,8 +130,13 @@ class ImportResult:
             "updated_codes": self.summary.updated,
             "retired_codes": self.summary.retired,
             "cascaded": [
-                {"level": s.level, **s.counts(), "created_codes": s.created,
-                 "updated_codes": s.updated, "retired_codes": s.retired}
+                {
+                    "level": s.level,
+                    **s.counts(),
+                    "created_codes": s.created,
+                    "updated_codes": s.updated,
+                    "retired_codes": s.retired,
+                }
                 for s in self.cascaded
             ],
             "moved_buildings": len(self.moves),
@@ -171,7 +177,14 @@ def import_file(
     warning lists them); the stored attributes of each unit are kept. See
     :func:`import_units` for the rest.
     """
-    units = read_units(path, fields=fields, crs=crs, label=label)
+    try:
+        units = read_units(path, fields=fields, crs=crs, label=label)
+    except InputError as error:
+        if error.rule != "crs_mismatch":
+            raise
+        raise ValidationFailedError(
+            f"{label or path}: {error.message}", report=mismatch_report(error)
+        ) from None
     units, ignored = _attributes_policy(units, keep=keep_attributes)
     result = import_units(
         db,
@@ -219,6 +232,7 @@ def import_units(
     partial: bool = False,
     keep_attributes: bool = True,
     dry_run: bool = False,
+    levels_below: Mapping[str, gpd.GeoDataFrame] | None = None,
     tolerances: Tolerances | None = None,
     step: Step | None = None,
     on_progress: Progress | None = None,
@@ -243,6 +257,9 @@ def import_units(
         Store ``units``' attributes; otherwise each unit keeps its stored ones.
     dry_run : bool
         Do everything but write (an impact preview).
+    levels_below : mapping of level name to GeoDataFrame, optional
+        The new state of levels below, given whole instead of cascaded
+        (validated against the new parents; all stored in one transaction).
 
     Raises
     ------
@@ -269,6 +286,7 @@ def import_units(
             keep_attributes=keep_attributes,
             tolerances=tolerances,
             announce=announce,
+            levels_below=levels_below,
         )
         if dry_run:
             result = plan.preview()
@@ -300,6 +318,22 @@ def import_units(
         for j in joins
     )
     return result
+
+
+def mismatch_report(error: InputError) -> ValidationReport:
+    """Turn a CRS mix-up found while reading into a report's ``crs_mismatch`` problem."""
+    report = ValidationReport(unit_count=0)
+    report.problems.append(
+        Problem(
+            "crs_mismatch",
+            (),
+            error.details.get("lon"),
+            error.details.get("lat"),
+            None,
+            error.message,
+        )
+    )
+    return report
 
 
 # -- the plan ---------------------------------------------------------------------
@@ -399,6 +433,7 @@ def _plan(
     keep_attributes: bool,
     tolerances: Tolerances,
     announce: Step,
+    levels_below: Mapping[str, gpd.GeoDataFrame] | None = None,
 ) -> _Plan:
     announce("read")
     with db.reader() as repo:
@@ -449,9 +484,7 @@ def _plan(
         _check_partial_union(units, replaced, locator, report)
     else:
         scope = (
-            sorted({str(c) for c in units["parent_code"].dropna()})
-            if parents is not None
-            else None
+            sorted({str(c) for c in units["parent_code"].dropna()}) if parents is not None else None
         )
         in_scope = (
             existing["parent_code"].isin(scope)
@@ -475,7 +508,7 @@ def _plan(
         )
 
     # The level's new state: unchanged units keep their stored geometry exactly.
-    units = _keep_unchanged(units, existing)
+    units = _keep_unchanged(units, existing, tolerances=tolerances)
     after = _concat(staying, units)
     announce("node")
     after, fixes = node_level(after, tolerances=tolerances, projected=projected)
@@ -487,6 +520,26 @@ def _plan(
     parents_before, parents_after = existing, after
     for lv in below:
         kids = children[lv.name]
+        given = (levels_below or {}).get(lv.name)
+        if given is not None:
+            # The caller gives this level's new state (e.g. a same-grid
+            # proposal re-draws stations and beats together): it must nest.
+            new_kids = _keep_unchanged(
+                _fill_parent_codes(_unit_columns(given), parents_after),
+                kids,
+                tolerances=tolerances,
+            )
+            new_kids, kid_fixes = node_level(new_kids, tolerances=tolerances, projected=projected)
+            nested = validate_units(
+                new_kids, parents=parents_after, layer=spec, level=lv, tolerances=tolerances
+            )
+            report.problems.extend(nested.problems)
+            fixes.extend(kid_fixes)
+            levels.append(
+                _LevelState(lv.name, kids, new_kids, _summary(layer, lv.name, when, kids, new_kids))
+            )
+            parents_before, parents_after = kids, new_kids
+            continue
         if kids.empty or not _touched(levels[-1].summary):
             break
         cascaded = cascade_children(
@@ -599,9 +652,7 @@ def _check_plausible(
         return
     mine = shapely.envelope(shapely.union_all(shapely.envelope(geometries[usable])))
     theirs = shapely.envelope(shapely.union_all(shapely.envelope(reference.geometry.values)))
-    distance = float(
-        shapely.distance(locator.project(mine), locator.project(theirs))
-    )
+    distance = float(shapely.distance(locator.project(mine), locator.project(theirs)))
     if distance <= _PLAUSIBLE_DISTANCE_M:
         return
     a, b = shapely.centroid(mine), shapely.centroid(theirs)
@@ -675,8 +726,10 @@ def _merge(first: ValidationReport, second: ValidationReport) -> ValidationRepor
     return second
 
 
-def _keep_unchanged(units: gpd.GeoDataFrame, existing: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Give units equal to their stored version (after normalisation) the stored geometry."""
+def _keep_unchanged(
+    units: gpd.GeoDataFrame, existing: gpd.GeoDataFrame, *, tolerances: Tolerances
+) -> gpd.GeoDataFrame:
+    """Give units that are their stored version (see :func:`same_shape`) the stored geometry."""
     if existing.empty:
         return units
     stored = dict(zip(existing["code"].astype(str), existing.geometry.values, strict=True))
@@ -686,10 +739,8 @@ def _keep_unchanged(units: gpd.GeoDataFrame, existing: gpd.GeoDataFrame) -> gpd.
     known = np.array([o is not None for o in olds])
     same = np.zeros(len(units), dtype=bool)
     if known.any():
-        same[known] = shapely.equals_exact(
-            shapely.normalize(olds[known]),
-            shapely.normalize(news[known]),
-            tolerance=_SAME_TOLERANCE_DEGREES,
+        same[known] = same_shape(
+            olds[known], news[known], within=tolerances.sliver_width_m / _METRES_PER_DEGREE
         )
     if not same.any():
         return units
@@ -698,6 +749,45 @@ def _keep_unchanged(units: gpd.GeoDataFrame, existing: gpd.GeoDataFrame) -> gpd.
         np.where(same, olds, news), index=units.index, crs=units.crs
     )
     return units
+
+
+def same_shape(a: np.ndarray, b: np.ndarray, *, within: float = 0.0) -> np.ndarray:
+    """Whether boundaries are the same, up to vertex order, collinear vertices and ``within``.
+
+    A stored unit was noded (vertices added on straight edges where a
+    neighbour's corner meets them, vertices closer than the snapping
+    distance merged) and written with 15 significant digits by exports; the
+    file a planner sends back lacks the one and differs in the last digits
+    by the other, yet nothing moved. ``within`` (degrees) is the snapping
+    distance: no vertex of one is further than that from the other.
+
+    Examples
+    --------
+    >>> from shapely import Polygon, box
+    >>> noded = Polygon([(0, 0), (1, 0), (1, 0.5), (1, 1), (0, 1)])
+    >>> same_shape(np.array([noded]), np.array([box(0, 0, 1, 1 + 1e-13)])).tolist()
+    [True]
+    >>> same_shape(np.array([noded]), np.array([box(0, 0, 1, 1.001)])).tolist()
+    [False]
+    """
+    def canonical(geometries: np.ndarray) -> np.ndarray:
+        multi = np.array([_multi(g) for g in geometries], dtype=object)
+        return shapely.normalize(shapely.simplify(multi, _SAME_TOLERANCE_DEGREES / 10))
+
+    same = np.asarray(
+        shapely.equals_exact(canonical(a), canonical(b), tolerance=_SAME_TOLERANCE_DEGREES),
+        dtype=bool,
+    )
+    if within > 0 and not same.all():
+        rest = ~same
+        same[rest] = shapely.hausdorff_distance(a[rest], b[rest]) <= within
+    return same
+
+
+def _multi(geometry: Any) -> Any:
+    if geometry is not None and geometry.geom_type == "Polygon":
+        return shapely.MultiPolygon([geometry])
+    return geometry
 
 
 def _concat(staying: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -721,54 +811,56 @@ def _summary(
 ) -> ImportSummary:
     """Summarise what writing ``after`` over ``before`` does (as the repository will)."""
     summary = ImportSummary(layer=layer, level=level, valid_from=when)
-    old = {
-        str(r["code"]): (r, g)
-        for r, g in zip(
-            before.drop(columns=before.geometry.name).to_dict("records"),
-            before.geometry.values,
-            strict=True,
+    old_codes = _column(before, "code").astype(str)
+    new_codes = _column(after, "code").astype(str)
+    position = {code: i for i, code in enumerate(old_codes)}
+    found = np.array([position.get(code, -1) for code in new_codes], dtype=np.int64)
+    known = found >= 0
+    same = np.zeros(len(after), dtype=bool)
+    if known.any():
+        rows = found[known]
+        same_fields = np.ones(int(known.sum()), dtype=bool)
+        for column in ("name", "parent_code"):
+            old = _column(before, column)[rows]
+            new = _column(after, column)[known]
+            same_fields &= np.array([a == b for a, b in zip(old, new, strict=True)], dtype=bool)
+        old_kind = _column(before, "kind")[rows]
+        new_kind = [k or "comprehensive" for k in _column(after, "kind")[known]]
+        same_fields &= np.array([a == b for a, b in zip(old_kind, new_kind, strict=True)])
+        old_attributes = _column(before, "attributes")[rows]
+        new_attributes = _column(after, "attributes")[known]
+        same_fields &= np.array(
+            [(a or {}) == (b or {}) for a, b in zip(old_attributes, new_attributes, strict=True)]
         )
-    }
-    seen = set()
-    for record, geometry in zip(
-        after.drop(columns=after.geometry.name).to_dict("records"),
-        after.geometry.values,
-        strict=True,
-    ):
-        code = str(record["code"])
-        seen.add(code)
-        stored = old.get(code)
-        if stored is None:
-            summary.created.append(code)
-        elif _same(stored[0], stored[1], record, geometry):
-            summary.unchanged.append(code)
-        else:
-            summary.updated.append(code)
-    summary.retired = [code for code in old if code not in seen]
+        geometry = shapely.equals_exact(
+            np.asarray(before.geometry.values, dtype=object)[rows],
+            np.asarray(after.geometry.values, dtype=object)[known],
+            tolerance=0.0,
+        )
+        same[known] = same_fields & geometry
+    summary.created = list(new_codes[~known])
+    summary.unchanged = list(new_codes[same])
+    summary.updated = list(new_codes[known & ~same])
+    kept = set(new_codes)
+    summary.retired = [code for code in old_codes if code not in kept]
     return summary
 
 
-def _same(
-    old: dict[str, Any], old_geometry: Any, new: dict[str, Any], new_geometry: Any
-) -> bool:
-    if (old.get("name"), old.get("kind"), old.get("parent_code")) != (
-        new.get("name"),
-        new.get("kind") or "comprehensive",
-        new.get("parent_code"),
-    ):
-        return False
-    if (old.get("attributes") or {}) != (new.get("attributes") or {}):
-        return False
-    return bool(shapely.equals_exact(old_geometry, new_geometry, tolerance=0.0))
+def _column(frame: gpd.GeoDataFrame, name: str) -> np.ndarray:
+    if name not in frame:
+        return np.array([None] * len(frame), dtype=object)
+    values = frame[name].to_numpy(dtype=object)
+    # Missing text is None, never NaN (NaN != NaN would make every unit "changed").
+    return np.array(
+        [None if isinstance(v, float) and np.isnan(v) else v for v in values], dtype=object
+    )
 
 
 def _touched(summary: ImportSummary) -> bool:
     return bool(summary.created or summary.updated or summary.retired)
 
 
-def _moves(
-    db: Database, levels: list[_LevelState], *, deeper_units: bool
-) -> pd.DataFrame:
+def _moves(db: Database, levels: list[_LevelState], *, deeper_units: bool) -> pd.DataFrame:
     """List the buildings whose unit changes, at the lowest level (where buildings hang).
 
     ``levels`` are the touched levels, top first; when a level below the last
@@ -812,24 +904,33 @@ def _moves(
     moved["persons"] = moved["persons"].fillna(0).astype(int)
     top = levels[0]
     moved["changed_level"] = top.name
-    moved["from_code"] = [_ancestor(u, levels, "before") for u in moved["from_unit"]]
-    moved["to_code"] = [_ancestor(u, levels, "after") for u in moved["to_unit"]]
+    moved["from_code"] = _ancestors(moved["from_unit"], levels, "before")
+    moved["to_code"] = _ancestors(moved["to_unit"], levels, "after")
     return moved[MOVE_COLUMNS].reset_index(drop=True)
 
 
-def _ancestor(code: object, levels: list[_LevelState], side: str) -> str | None:
-    """Return the unit of the changed (top) level above a lowest-level unit."""
-    if code is None or (isinstance(code, float) and np.isnan(code)):
-        return None
-    current = str(code)
-    for state in reversed(levels[1:]):
-        frame = state.before if side == "before" else state.after
-        parents = dict(zip(frame["code"].astype(str), frame["parent_code"], strict=True))
-        parent = parents.get(current)
-        if parent is None:
-            return None
-        current = str(parent)
-    return current
+def _ancestors(codes: pd.Series, levels: list[_LevelState], side: str) -> list[str | None]:
+    """Return the unit of the changed (top) level above each lowest-level unit."""
+    maps = [
+        dict(
+            zip(
+                _column(state.before if side == "before" else state.after, "code").astype(str),
+                _column(state.before if side == "before" else state.after, "parent_code"),
+                strict=True,
+            )
+        )
+        for state in reversed(levels[1:])
+    ]
+    found: list[str | None] = []
+    for code in codes.to_numpy(dtype=object):
+        current = None if code is None or (isinstance(code, float) and np.isnan(code)) else code
+        for parents in maps:
+            if current is None:
+                break
+            parent = parents.get(str(current))
+            current = None if parent is None else str(parent)
+        found.append(None if current is None else str(current))
+    return found
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -844,9 +945,7 @@ def _projected(*frames: gpd.GeoDataFrame) -> Any:
         if frame is not None and len(frame):
             bounds = frame.geometry.total_bounds
             if np.all(np.isfinite(bounds)):
-                return local_projected_crs(
-                    (bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2
-                )
+                return local_projected_crs((bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2)
     return local_projected_crs(118.6, 24.9)
 
 

@@ -13,7 +13,14 @@ The rules (each a ``rule`` name in the report):
 - ``code_not_under_parent`` - a code that does not extend its parent's code;
 - ``outside_parent`` - a unit (partly) outside its parent;
 - ``parent_not_covered`` - part of a parent, along its edge, not covered by
-  its children.
+  its children;
+- ``crs_mismatch`` - coordinates that cannot be in the CRS the data names
+  (metres labelled degrees, degrees labelled metres, far from the layer);
+- ``children_not_nested`` (imports) - units of the level below that a new
+  edge would cut, or parents their children would no longer cover.
+
+Edges that meet without ground between them but do not share every vertex
+are a warning (``unnoded_edge``): imports node them.
 
 Discrepancies below :class:`Tolerances` are reported as warnings. Areas are in
 m², computed in a local projected CRS; locations are CGCS2000 lon/lat.
@@ -46,7 +53,12 @@ from gis.crs import STORAGE_CRS, local_projected_crs
 from gis.layers import LayerSpec, LevelSpec
 from gis.unitframe import merge_multipart_units
 from gis.validate._codes import check_codes, is_missing
-from gis.validate._coverage import check_level_gaps, check_overlaps, unmatched_edges
+from gis.validate._coverage import (
+    check_level_gaps,
+    check_overlaps,
+    report_unnoded,
+    unmatched_edges,
+)
 from gis.validate._geometry import check_geometries
 from gis.validate._nesting import Parents, check_nesting, match_parents
 from gis.validate._report import (
@@ -217,6 +229,8 @@ def validate_units(
             expect_all_parents=expect_all_parents,
         )
     flush_slivers(report, locator)
+    if not is_coverage:
+        report_unnoded(checked_codes, checked, flagged, report, first_checked=first_checked)
     report.problems.sort(key=_order)
     report.warnings.sort(key=_order)
     return report

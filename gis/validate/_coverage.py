@@ -7,7 +7,7 @@ import shapely
 from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
 
-from gis.validate._report import Locator, ValidationReport, add_discrepancy
+from gis.validate._report import Locator, Problem, ValidationReport, add_discrepancy
 
 _INTERIORS_INTERSECT = "2********"
 
@@ -40,6 +40,45 @@ def unmatched_edges(geometries: NDArray[np.object_]) -> NDArray[np.bool_]:
         return np.zeros(0, dtype=bool)
     edges = shapely.coverage_invalid_edges(geometries)
     return ~shapely.is_empty(edges) & ~shapely.is_missing(edges)
+
+
+def report_unnoded(
+    codes: list[str],
+    geometries: NDArray[np.object_],
+    flagged_rows: NDArray[np.bool_],
+    report: ValidationReport,
+    *,
+    first_checked: int = 0,
+) -> None:
+    """Warn about units whose edges do not match the neighbours' vertex for vertex.
+
+    Called after overlaps and gaps: a flagged unit no other discrepancy names
+    has edges that meet without ground between them but with vertices only
+    one side has (an edge cut by ``difference``/``union``, or vertices a
+    hair apart). Harmless for areas, wrong for a coverage; imports node them.
+    """
+    named = {code for problem in (*report.problems, *report.warnings) for code in problem.codes}
+    rows = [i for i in np.flatnonzero(flagged_rows) if i >= first_checked]
+    if not rows:
+        return
+    edges = shapely.coverage_invalid_edges(geometries)
+    for row in rows:
+        if codes[row] in named or edges[row] is None or edges[row].is_empty:
+            continue
+        point = shapely.line_interpolate_point(
+            shapely.get_geometry(shapely.line_merge(edges[row]), 0), 0.5, normalized=True
+        )
+        report.warnings.append(
+            Problem(
+                "unnoded_edge",
+                (codes[row],),
+                round(point.x, 7) if not point.is_empty else None,
+                round(point.y, 7) if not point.is_empty else None,
+                0.0,
+                f"edges of {codes[row]!r} do not match its neighbours' vertex for vertex "
+                "(no ground between them): importing nodes them so shared edges are identical",
+            )
+        )
 
 
 def check_overlaps(

@@ -29,6 +29,8 @@ RULES = (
     "missing_code",
     "crs_missing",
     "wrong_geometry_type",
+    "crs_mismatch",
+    "children_not_nested",
 )
 
 
