@@ -45,6 +45,8 @@ ENDPOINTS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/layers"): Rule(P.UNITS_READ),
     ("GET", "/api/v1/layers/{layer}/units"): Rule(P.UNITS_READ),
     ("GET", "/api/v1/layers/{layer}/export"): Rule(P.UNITS_EXPORT),
+    ("GET", "/api/v1/layers/{layer}/imports"): Rule(P.UNITS_READ),
+    ("GET", "/api/v1/layers/{layer}/imports/{import_id}/moves"): Rule(P.PLACES_READ),
     ("GET", "/api/v1/units/{code}"): Rule(P.UNITS_READ),
     ("GET", "/api/v1/units/{code}/buildings"): Rule(P.PLACES_READ),
     ("GET", "/api/v1/units/{code}/households"): Rule(P.HOUSEHOLDS_READ),

@@ -9,17 +9,22 @@ validate against their new parents).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 
 import geopandas as gpd
 import pandas as pd
+import shapely
 
 from gis.access.principal import SYSTEM, Principal
 from gis.alignment import AlignmentReport, Proposal, check_alignment, propose_alignment
 from gis.errors import InputError
 from gis.registry import ImportResult, import_units, parse_time
 from gis.repository import Database
+from gis.validate import ValidationReport
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["LayerLevel", "SameGrid", "align", "apply_alignment", "parse_layer_level"]
 
@@ -95,15 +100,33 @@ def align(
 
 
 def propose(state: SameGrid) -> Proposal:
-    """Return the least change of layer B that restores nesting."""
-    return propose_alignment(
-        state.a_units,
-        state.b_units,
-        a_parents=state.a_parents,
-        b_parents=state.b_parents,
-        weights=state.weights,
-        weight_column=_WEIGHT if isinstance(state.weights, gpd.GeoDataFrame) else None,
-    )
+    """Return the least change of layer B that restores nesting.
+
+    Never fails on data that passed import: when no proposal can be made,
+    the answer says why (``unresolved``) and is not ``aligned``.
+    """
+    try:
+        return propose_alignment(
+            state.a_units,
+            state.b_units,
+            a_parents=state.a_parents,
+            b_parents=state.b_parents,
+            weights=state.weights,
+            weight_column=_WEIGHT if isinstance(state.weights, gpd.GeoDataFrame) else None,
+        )
+    except (ValueError, KeyError, IndexError, shapely.errors.GEOSException) as error:
+        _log.exception("no same-grid proposal for %s in %s", state.a, state.b)
+        return Proposal(
+            b_units=state.b_units.iloc[0:0],
+            moves=[],
+            impact=pd.DataFrame(),
+            report=state.report,
+            validation=ValidationReport(unit_count=0),
+            unresolved=[
+                f"no proposal could be computed ({type(error).__name__}: "
+                f"{str(error).splitlines()[0][:200]}); the report above still holds"
+            ],
+        )
 
 
 def apply_alignment(

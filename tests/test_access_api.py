@@ -84,7 +84,18 @@ def path_values(db: Database, grid: str) -> dict[str, str]:
         "staff_id": staff,
         "username": "nobody-here",
         "key_id": "0123456789ab",
+        "import_id": str(import_of(db, grid)),
     }
+
+
+def import_of(db: Database, grid: str) -> int:
+    """Return the import that wrote ``grid`` (the grid level's), or a missing id."""
+    from gis.registry import import_history
+
+    for entry in import_history(db, layer="governance", limit=1000):
+        if grid in entry["codes"]:
+            return int(entry["id"])
+    return 999_999
 
 
 def body_for(method: str, path: str, grid: str) -> dict[str, Any]:

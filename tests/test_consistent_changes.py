@@ -407,3 +407,67 @@ def test_the_change_and_its_moves_are_all_or_nothing(
     with db.reader() as repo:
         stored = repo.places.moves(import_id=result.summary.import_id or 0)
     assert list(stored["key"]) == ["B2"] and len(result.moves) == 1
+
+
+def test_import_history_and_moves_through_the_api(db: Database, tmp_path: Path) -> None:
+    from tests._client import sign_in, signed_in
+    from tests.fixtures_access import GRID_A, GRID_B, load_two_grids
+    from tests.test_live_changes import _move_edge
+
+    load_two_grids(db, tmp_path)
+    _move_edge(db, "2026-06-01")  # BA-1 (in A) now lies in B
+    with signed_in(db) as admin:
+        history = admin.get("/api/v1/layers/governance/imports").json()
+        micro, newest = history[:2]  # the micro-grids changed as part of the grid import
+        assert micro["level"] == "micro_grid" and micro["counts"]["part_of"] == newest["id"]
+        assert newest["level"] == "grid" and {GRID_A, GRID_B} <= set(newest["codes"])
+        moves = admin.get(f"/api/v1/layers/governance/imports/{newest['id']}/moves").json()
+        assert moves["total"] == 1 and moves["households"] == 2
+        (move,) = moves["moves"]
+        assert (move["key"], move["from_code"], move["to_code"]) == ("BA-1", GRID_A, GRID_B)
+        worker_a = sign_in(admin, db, role="grid_worker", units=[f"governance:{GRID_A}"])
+        mine = admin.get(
+            f"/api/v1/layers/governance/imports/{newest['id']}/moves", headers=worker_a
+        ).json()
+        assert mine["moves"][0]["from_code"] == GRID_A and mine["moves"][0]["to_code"] is None
+        assert (
+            admin.get(
+                "/api/v1/layers/governance/imports/999999/moves", headers=worker_a
+            ).status_code
+            == 404
+        )
+
+
+def test_a_proposal_that_cannot_be_made_is_reported(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gis.samegrid
+    from tests._client import signed_in
+    from tests.fixtures_access import load_two_grids
+
+    load_two_grids(db, tmp_path)
+    # Beat X reaches into grid B: not aligned, so a proposal is asked for.
+    police = frame(
+        {"P01X": box(118.50, 24.90, 118.53, 24.95), "P01Y": box(118.53, 24.90, 118.60, 24.95)},
+        parent="P01",
+    )
+    import_units(
+        db, units=police, layer="police", level="beat", source="t", valid_from="2026-06-01"
+    )
+
+    def impossible(*_args: object, **_kwargs: object) -> None:
+        raise ValueError("cannot choose a beat for a grid with no ground")
+
+    monkeypatch.setattr(gis.samegrid, "propose_alignment", impossible)
+    with signed_in(db) as admin:
+        answer = admin.get("/api/v1/alignment", params={"proposal": "true"})
+    assert answer.status_code == 200, answer.text
+    proposal = answer.json()["proposal"]
+    assert proposal["aligned"] is False and "no proposal" in proposal["unresolved"][0]
+    monkeypatch.setenv("TONGGE_DATABASE_URL", db.url)
+    get_settings.cache_clear()
+    try:
+        code, out = tongge("align", "--proposal", "--format", "json")
+    finally:
+        get_settings.cache_clear()
+    assert code == 1 and json.loads(out)["proposal"]["unresolved"]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import pandas as pd
 
 from gis.access.audit import append_audit, record
 from gis.access.principal import SYSTEM, Principal
@@ -40,7 +41,9 @@ __all__ = [
     "define_layer",
     "export_layer",
     "import_file",
+    "import_history",
     "import_manifest",
+    "import_moves",
     "import_units",
     "list_layers",
     "parse_time",
@@ -214,6 +217,72 @@ def level_counts(
             level.name: repo.count_units(layer=layer, level=level.name, at=when, codes=list(codes))
             for level in spec.levels
         }
+
+
+def import_history(
+    db: Database,
+    *,
+    layer: str,
+    visible: Collection[str] | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Return a layer's boundary imports, newest first (each level's batch of versions).
+
+    With ``visible`` (a jurisdiction's codes) only imports that wrote one of
+    those units are listed, with those units alone and no layer-wide counts.
+    """
+    with db.reader() as repo:
+        repo.layer_spec(name=layer)
+        rows = repo.imports(layer=layer, limit=limit, offset=offset)
+    history = []
+    for row in rows:
+        codes = row["codes"] if visible is None else [c for c in row["codes"] if c in visible]
+        if visible is not None and not codes:
+            continue
+        history.append(
+            {
+                "id": row["id"],
+                "level": row["level"],
+                "source": Path(row["source"]).name,
+                "valid_from": row["valid_from"],
+                "created_at": row["created_at"],
+                "counts": row["summary"] if visible is None else {"units": len(codes)},
+                "codes": codes,
+            }
+        )
+    return history
+
+
+def import_moves(
+    db: Database, *, layer: str, import_id: int, visible: Collection[str] | None = None
+) -> pd.DataFrame:
+    """Return the buildings an import moved (:data:`MOVE_COLUMNS`), all of them.
+
+    With ``visible`` only moves from or to those units are returned, and the
+    unit on the other side is blank when it lies outside them.
+
+    Raises
+    ------
+    NotFoundError
+        No such import in the layer (or none of it visible).
+    """
+    missing = NotFoundError(f"no import {import_id} in layer {layer!r}", field="import_id")
+    with db.reader() as repo:
+        written = {row["id"]: row["codes"] for row in repo.imports(layer=layer, limit=1_000_000)}
+        if import_id not in written:
+            raise missing
+        moves = repo.places.moves(import_id=import_id)
+    if visible is None:
+        return moves
+    codes = ["from_unit", "to_unit", "from_code", "to_code"]
+    inside = moves["from_unit"].isin(visible) | moves["to_unit"].isin(visible)
+    if not inside.any() and not set(written[import_id]) & set(visible):
+        raise missing  # an import of other units answers like one that does not exist
+    moves = moves[inside].reset_index(drop=True)
+    for column in codes:
+        moves[column] = moves[column].where(moves[column].isin(visible), None)
+    return moves
 
 
 def units_page(

@@ -306,6 +306,9 @@ def import_units(
             f"{layer}:{level}: boundaries or places kept changing while this import was "
             "validated; try again"
         )
+    if result.fixes:
+        # Noded on the way in: listed as fixes, no longer something to warn about.
+        result.report.warnings = [w for w in result.report.warnings if w.rule != "unnoded_edge"]
     result.report.warnings.extend(
         Problem(
             "multi_part_unit",
@@ -391,6 +394,8 @@ class _Plan:
                     source=self.source,
                     scope_parents=None,
                     on_progress=on_progress if state is self.levels[0] else None,
+                    # The levels below that followed belong to the first import.
+                    part_of=stored[0].import_id if stored else None,
                 )
             )
         main = stored[0]

@@ -326,6 +326,7 @@ class Repository:
         source: str,
         scope_parents: Sequence[str] | None,
         on_progress: Progress | None = None,
+        part_of: int | None = None,
     ) -> ImportSummary:
         """Make ``units`` the state of a level from ``valid_from`` on.
 
@@ -421,9 +422,44 @@ class Repository:
             self._session.execute(insert(UnitRow), new_rows[start : start + _CHUNK])
             if on_progress is not None:
                 on_progress(min(start + _CHUNK, total), total)
-        import_row.summary = summary.counts()
+        import_row.summary = {**summary.counts(), **({"part_of": part_of} if part_of else {})}
         self._session.flush()
         return summary
+
+    def imports(self, *, layer: str, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Return a layer's imports, newest first, with the codes each one wrote."""
+        query = (
+            select(ImportRow, LevelRow.name)
+            .join(LayerRow, LayerRow.id == ImportRow.layer_id)
+            .join(LevelRow, LevelRow.id == ImportRow.level_id)
+            .where(LayerRow.name == layer)
+            .order_by(ImportRow.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        rows = self._session.execute(query).all()
+        written: dict[int, list[str]] = {}
+        if rows:
+            versions = self._session.execute(
+                select(UnitRow.import_id, UnitRow.code).where(
+                    UnitRow.import_id.in_([row.id for row, _ in rows])
+                )
+            ).all()
+            for import_id, code in versions:
+                if import_id is not None:
+                    written.setdefault(int(import_id), []).append(str(code))
+        return [
+            {
+                "id": row.id,
+                "level": level,
+                "source": row.source,
+                "valid_from": row.valid_from,
+                "created_at": row.created_at,
+                "summary": dict(row.summary or {}),
+                "codes": sorted(written.get(row.id, [])),
+            }
+            for row, level in rows
+        ]
 
     def retire_units(self, *, layer: str, codes: Sequence[str], at: datetime) -> int:
         """End the current versions of ``codes`` at ``at``; return how many ended."""
