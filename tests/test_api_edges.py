@@ -117,7 +117,7 @@ def _statements(db: Database) -> Iterator[list[str]]:
     seen: list[str] = []
 
     def count(*args: Any) -> None:
-        seen.append(str(args[2]))
+        seen.append(f"{args[2]} {args[3]!r}")  # the SQL and its parameters
 
     event.listen(db.engine, "before_cursor_execute", count)
     try:
@@ -143,7 +143,10 @@ def test_hidden_and_missing_units_cost_the_same(
         seen = next(statements)
         response = admin.get(path.format(code=code), headers=worker)
         next(statements, None)
-        answers.append((response.status_code, response.json()["title"], len(seen)))
+        # Background reads (the revision clock, a pool ping) come and go; what
+        # a hidden unit must not cost is a look-up of that unit.
+        looks = [q for q in seen if code in q]
+        answers.append((response.status_code, response.json()["title"], len(looks)))
     hidden, missing, _ = answers
     assert hidden[:2] == missing[:2] == (404, "Not found")
     assert hidden[2] == missing[2], f"hidden unit took {hidden[2]} statements, missing {missing[2]}"

@@ -17,6 +17,7 @@ __all__ = ["NodingFix", "node_level", "unnoded_codes"]
 #: Metres per degree of latitude: converts the tolerances into the degrees
 #: the boundaries are defined in (a bound, not a measurement).
 _METRES_PER_DEGREE = 111_320.0
+_ON_EDGE_DEGREES = 1e-9  # ~0.1 mm: a vertex this close to an edge lies on it
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,14 @@ def node_level(
     """
     tolerances = tolerances or Tolerances()
     geometries = np.asarray(units.geometry.values, dtype=object)
-    if len(geometries) < 2 or shapely.coverage_is_valid(geometries):
+    if len(geometries) < 2:
+        return units, []
+    edges = shapely.coverage_invalid_edges(geometries)
+    flagged = ~shapely.is_empty(edges) & ~shapely.is_missing(edges)
+    if not flagged.any():
         return units, []
     snap = tolerances.sliver_width_m / _METRES_PER_DEGREE
-    cleaned = shapely.coverage_clean(geometries, gap_width=snap, snapping_distance=snap)
+    cleaned = _clean_around(geometries, flagged, snap)
     # Keep each unit's geometry type (stored units are MultiPolygons).
     cleaned = np.array(
         [_like(_polygonal(new), old) for new, old in zip(cleaned, geometries, strict=True)],
@@ -115,10 +120,16 @@ def node_level(
     cleaned = np.where(changed, cleaned, geometries)
     projected = projected or _local(units)
     to_metres = transformer(STORAGE_CRS, projected)
+    rows = np.flatnonzero(changed)
+    # Most noding only inserts vertices (no area moves): measure the ground
+    # that moved only where the area changed at all.
+    delta = np.abs(shapely.area(geometries[rows]) - shapely.area(cleaned[rows]))
     fixes = []
-    for row in np.flatnonzero(changed):
-        moved = shapely.symmetric_difference(geometries[row], cleaned[row])
-        area = float(shapely.area(_project(moved, to_metres))) if not moved.is_empty else 0.0
+    for row, area_change in zip(rows, delta, strict=True):
+        area = 0.0
+        if area_change > 1e-14:  # degrees²: ~1e-4 m²
+            moved = shapely.symmetric_difference(geometries[row], cleaned[row])
+            area = float(shapely.area(_project(moved, to_metres))) if not moved.is_empty else 0.0
         fixes.append(
             NodingFix(
                 code=str(units["code"].iloc[row]),
@@ -133,6 +144,49 @@ def node_level(
     noded = units.copy()
     noded[units.geometry.name] = gpd.GeoSeries(cleaned, index=units.index, crs=units.crs)
     return noded, fixes
+
+
+def _clean_around(geometries: np.ndarray, flagged: np.ndarray, snap: float) -> np.ndarray:
+    """Node the flagged units and their neighbours only; the whole level if that is not enough.
+
+    A planner's change touches a few units of thousands, and the usual
+    mismatch is a vertex one side has on a shared straight edge. Snapping each
+    affected unit to its neighbours' vertices that lie on its edges inserts
+    the missing vertices; the units around are checked to form a
+    valid coverage with theirs. Anything else (overlaps and gaps under the
+    tolerance, crossing edges) goes to GEOS' coverage cleaner, level-wide.
+    """
+    tree = shapely.STRtree(geometries)
+    source, target = tree.query(geometries[flagged], predicate="intersects")
+    flagged_rows = np.flatnonzero(flagged)[source]
+    keep = flagged_rows != target
+    flagged_rows, target = flagged_rows[keep], target[keep]
+    affected = np.unique(np.concatenate([flagged_rows, target]))
+    if len(affected) < len(geometries):
+        # A flagged unit takes its neighbours' vertices; a neighbour takes
+        # the flagged units' (its other edges already match).
+        references: dict[int, set[int]] = {}
+        for a, b in zip(flagged_rows, target, strict=True):
+            references.setdefault(int(a), set()).add(int(b))
+            references.setdefault(int(b), set()).add(int(a))
+        rows = np.array(sorted(references), dtype=np.int64)
+        points = np.array(
+            [
+                shapely.multipoints(shapely.get_coordinates(geometries[sorted(references[r])]))
+                for r in rows
+            ],
+            dtype=object,
+        )
+        snapped = geometries.copy()
+        # A hair, not the sliver width: only vertices lying on an edge are
+        # inserted; nearby distinct vertices must not be merged on one side.
+        snapped[rows] = shapely.snap(geometries[rows], points, _ON_EDGE_DEGREES)
+        around = np.unique(tree.query(snapped[rows], predicate="intersects")[1])
+        if shapely.is_valid(snapped[rows]).all() and shapely.coverage_is_valid(snapped[around]):
+            return snapped
+    return np.asarray(
+        shapely.coverage_clean(geometries, gap_width=snap, snapping_distance=snap), dtype=object
+    )
 
 
 def _polygonal(geometry: shapely.Geometry) -> shapely.Geometry:

@@ -52,9 +52,11 @@ from gis.repository import Database, ImportSummary, Repository
 from gis.times import TimeLike, parse_time
 from gis.unitframe import merge_multipart_units
 from gis.validate import Problem, Tolerances, ValidationReport, validate_units
+from gis.validate._coverage import same_shape
 from gis.validate._report import Locator
 
 __all__ = ["MOVE_COLUMNS", "ImportResult", "import_file", "import_units", "mismatch_report"]
+
 
 Step = Callable[[str], None]
 Progress = Callable[[int, int], None]
@@ -73,7 +75,6 @@ MOVE_COLUMNS = [
 ]
 #: Columns :func:`gis.io.write_units` adds that are bookkeeping, not attributes.
 EXPORT_COLUMNS = ("layer", "level", "valid_from", "valid_to")
-_SAME_TOLERANCE_DEGREES = 1e-9
 _METRES_PER_DEGREE = 111_320.0
 _WRITE_ATTEMPTS = 3
 #: A file further than this from the layer or its parents is in another CRS.
@@ -499,24 +500,38 @@ def _plan(
         named = existing["code"].isin(set(units["code"].dropna().astype(str)))
         staying = existing[~in_scope & ~named]
 
+    # The level's new state: unchanged units keep their stored geometry exactly,
+    # and edges are noded first, so that validation takes GEOS' fast coverage
+    # path. When noding had to move more than slivers (or cannot run on the
+    # data), the data as sent is validated instead, to say what is wrong.
+    units = _keep_unchanged(units, existing, tolerances=tolerances)
+    announce("node")
+    after, fixes = _node(staying, units, tolerances=tolerances, projected=projected)
+    noded_units = after.iloc[len(staying) :] if after is not None else None
     announce("validate")
-    check = _validator(parents, spec, level_spec, staying, tolerances, announce)
-    report = _merge(report, check(units))
+    check = _validator(
+        parents,
+        spec,
+        level_spec,
+        after.iloc[: len(staying)] if after is not None else staying,
+        tolerances,
+        announce,
+        noded=after is not None,
+    )
+    report = _merge(report, check(noded_units if noded_units is not None else units))
     repairs: list[Repair] = []
-    if repair and report.warnings:
-        units, repairs = repair_slivers(units, report.warnings, parents=parents)
-        if repairs:
-            report = check(units)
-    if not report.ok:
+    if after is None or not report.ok:
+        raw = _validator(parents, spec, level_spec, staying, tolerances, announce)
+        report = raw(units)
+        if repair and report.warnings:
+            units, repairs = repair_slivers(units, report.warnings, parents=parents)
+            if repairs:
+                report = raw(units)
+                after, fixes = _node(staying, units, tolerances=tolerances, projected=projected)
+    if not report.ok or after is None:
         raise ValidationFailedError(
             f"{source}: {len(report.problems)} problem(s); nothing was imported", report=report
         )
-
-    # The level's new state: unchanged units keep their stored geometry exactly.
-    units = _keep_unchanged(units, existing, tolerances=tolerances)
-    after = _concat(staying, units)
-    announce("node")
-    after, fixes = node_level(after, tolerances=tolerances, projected=projected)
     summary = _summary(layer, level, when, existing, after)
     levels = [_LevelState(level, existing, after, summary)]
 
@@ -703,6 +718,35 @@ def _check_partial_union(
         )
 
 
+def _node(
+    staying: gpd.GeoDataFrame,
+    units: gpd.GeoDataFrame,
+    *,
+    tolerances: Tolerances,
+    projected: Any,
+) -> tuple[gpd.GeoDataFrame | None, list[NodingFix]]:
+    """Node the level's new state (staying units first); None when it cannot or should not.
+
+    Noding only closes what is under the tolerances: a fix that moves more
+    ground means overlaps or gaps for people to resolve, so validation of
+    the data as sent must report them.
+    """
+    geometries = np.asarray(units.geometry.values, dtype=object)
+    polygonal = np.isin(shapely.get_type_id(geometries), (3, 6))
+    if not (polygonal.all() and shapely.is_valid(geometries).all()):
+        return None, []
+    if units["code"].isna().any() or units["code"].duplicated().any():
+        return None, []
+    candidate = _concat(staying, units)
+    try:
+        noded, fixes = node_level(candidate, tolerances=tolerances, projected=projected)
+    except shapely.errors.GEOSException:
+        return None, []
+    if any(fix.area_m2 > tolerances.sliver_area_m2 for fix in fixes):
+        return None, []
+    return noded, fixes
+
+
 def _validator(
     parents: gpd.GeoDataFrame | None,
     spec: LayerSpec,
@@ -710,6 +754,8 @@ def _validator(
     staying: gpd.GeoDataFrame,
     tolerances: Tolerances,
     announce: Step,
+    *,
+    noded: bool = False,
 ) -> Callable[[gpd.GeoDataFrame], ValidationReport]:
     def check(units: gpd.GeoDataFrame) -> ValidationReport:
         return validate_units(
@@ -720,6 +766,7 @@ def _validator(
             neighbours=staying if len(staying) else None,
             tolerances=tolerances,
             progress=announce,
+            noded=noded,
         )
 
     return check
@@ -754,45 +801,6 @@ def _keep_unchanged(
         np.where(same, olds, news), index=units.index, crs=units.crs
     )
     return units
-
-
-def same_shape(a: np.ndarray, b: np.ndarray, *, within: float = 0.0) -> np.ndarray:
-    """Whether boundaries are the same, up to vertex order, collinear vertices and ``within``.
-
-    A stored unit was noded (vertices added on straight edges where a
-    neighbour's corner meets them, vertices closer than the snapping
-    distance merged) and written with 15 significant digits by exports; the
-    file a planner sends back lacks the one and differs in the last digits
-    by the other, yet nothing moved. ``within`` (degrees) is the snapping
-    distance: no vertex of one is further than that from the other.
-
-    Examples
-    --------
-    >>> from shapely import Polygon, box
-    >>> noded = Polygon([(0, 0), (1, 0), (1, 0.5), (1, 1), (0, 1)])
-    >>> same_shape(np.array([noded]), np.array([box(0, 0, 1, 1 + 1e-13)])).tolist()
-    [True]
-    >>> same_shape(np.array([noded]), np.array([box(0, 0, 1, 1.001)])).tolist()
-    [False]
-    """
-    def canonical(geometries: np.ndarray) -> np.ndarray:
-        multi = np.array([_multi(g) for g in geometries], dtype=object)
-        return shapely.normalize(shapely.simplify(multi, _SAME_TOLERANCE_DEGREES / 10))
-
-    same = np.asarray(
-        shapely.equals_exact(canonical(a), canonical(b), tolerance=_SAME_TOLERANCE_DEGREES),
-        dtype=bool,
-    )
-    if within > 0 and not same.all():
-        rest = ~same
-        same[rest] = shapely.hausdorff_distance(a[rest], b[rest]) <= within
-    return same
-
-
-def _multi(geometry: Any) -> Any:
-    if geometry is not None and geometry.geom_type == "Polygon":
-        return shapely.MultiPolygon([geometry])
-    return geometry
 
 
 def _concat(staying: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

@@ -85,6 +85,7 @@ def validate_units(
     tolerances: Tolerances | None = None,
     expect_all_parents: bool = False,
     progress: Progress | None = None,
+    noded: bool = False,
 ) -> ValidationReport:
     """Validate one level of a layer, optionally against its parent level.
 
@@ -108,6 +109,10 @@ def validate_units(
         Warn about parents that have no children in ``units``.
     progress : callable, optional
         Called with the name of each step (for progress bars).
+    noded : bool, default False
+        The caller has just noded ``units`` together with ``neighbours``
+        (:func:`gis.coverage.node_level`): they form a valid coverage, so the
+        level-wide edge matching pass is skipped.
 
     Returns
     -------
@@ -183,7 +188,10 @@ def validate_units(
         checked = np.concatenate([others, checked])
         checked_codes = [str(c) for c in neighbours["code"]] + checked_codes
         first_checked = len(others)
-    flagged = unmatched_edges(checked)
+    if noded:
+        flagged, edges = np.zeros(len(checked), dtype=bool), np.zeros(0, dtype=object)
+    else:
+        flagged, edges = unmatched_edges(checked)
     is_coverage = not flagged.any()
     check_overlaps(
         checked_codes,
@@ -230,7 +238,7 @@ def validate_units(
         )
     flush_slivers(report, locator)
     if not is_coverage:
-        report_unnoded(checked_codes, checked, flagged, report, first_checked=first_checked)
+        report_unnoded(checked_codes, edges, flagged, report, first_checked=first_checked)
     report.problems.sort(key=_order)
     report.warnings.sort(key=_order)
     return report

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import shapely
 from numpy.typing import NDArray
@@ -10,6 +12,8 @@ from shapely.geometry.base import BaseGeometry
 from gis.validate._report import Locator, Problem, ValidationReport, add_discrepancy
 
 _INTERIORS_INTERSECT = "2********"
+#: Coordinates closer than this (~0.1 mm) are the same point for "unchanged".
+SAME_TOLERANCE_DEGREES = 1e-9
 
 
 def polygonal(geometry: BaseGeometry) -> BaseGeometry:
@@ -30,21 +34,24 @@ def coverage_union(geometries: NDArray[np.object_], *, is_coverage: bool) -> Bas
     return shapely.union_all(geometries)
 
 
-def unmatched_edges(geometries: NDArray[np.object_]) -> NDArray[np.bool_]:
-    """Mark polygons with an edge not exactly matched by a neighbour's.
+def unmatched_edges(
+    geometries: NDArray[np.object_],
+) -> tuple[NDArray[np.bool_], NDArray[np.object_]]:
+    """Mark polygons with an edge not exactly matched by a neighbour's; return the edges too.
 
     GEOS' coverage validator does this in one linear pass; an unflagged set
     of polygons is a valid coverage, so only flagged ones need pairwise overlay.
     """
     if len(geometries) == 0:
-        return np.zeros(0, dtype=bool)
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=object)
     edges = shapely.coverage_invalid_edges(geometries)
-    return ~shapely.is_empty(edges) & ~shapely.is_missing(edges)
+    return ~shapely.is_empty(edges) & ~shapely.is_missing(edges), edges
+
 
 
 def report_unnoded(
     codes: list[str],
-    geometries: NDArray[np.object_],
+    edges: NDArray[np.object_],
     flagged_rows: NDArray[np.bool_],
     report: ValidationReport,
     *,
@@ -61,7 +68,6 @@ def report_unnoded(
     rows = [i for i in np.flatnonzero(flagged_rows) if i >= first_checked]
     if not rows:
         return
-    edges = shapely.coverage_invalid_edges(geometries)
     for row in rows:
         if codes[row] in named or edges[row] is None or edges[row].is_empty:
             continue
@@ -168,3 +174,43 @@ def check_level_gaps(
 def _holes(polygon: BaseGeometry) -> list[BaseGeometry]:
     count = shapely.get_num_interior_rings(polygon)
     return [shapely.get_interior_ring(polygon, i) for i in range(int(count))]
+
+
+def same_shape(a: np.ndarray, b: np.ndarray, *, within: float = 0.0) -> np.ndarray:
+    """Whether boundaries are the same, up to vertex order, collinear vertices and ``within``.
+
+    A stored unit was noded (vertices added on straight edges where a
+    neighbour's corner meets them, vertices closer than the snapping
+    distance merged) and written with 15 significant digits by exports; the
+    file a planner sends back lacks the one and differs in the last digits
+    by the other, yet nothing moved. ``within`` (degrees) is the snapping
+    distance: no vertex of one is further than that from the other.
+
+    Examples
+    --------
+    >>> from shapely import Polygon, box
+    >>> noded = Polygon([(0, 0), (1, 0), (1, 0.5), (1, 1), (0, 1)])
+    >>> same_shape(np.array([noded]), np.array([box(0, 0, 1, 1 + 1e-13)])).tolist()
+    [True]
+    >>> same_shape(np.array([noded]), np.array([box(0, 0, 1, 1.001)])).tolist()
+    [False]
+    """
+
+    def canonical(geometries: np.ndarray) -> np.ndarray:
+        multi = np.array([_multi(g) for g in geometries], dtype=object)
+        return shapely.normalize(shapely.simplify(multi, SAME_TOLERANCE_DEGREES / 10))
+
+    same = np.asarray(
+        shapely.equals_exact(canonical(a), canonical(b), tolerance=SAME_TOLERANCE_DEGREES),
+        dtype=bool,
+    )
+    if within > 0 and not same.all():
+        rest = ~same
+        same[rest] = shapely.hausdorff_distance(a[rest], b[rest]) <= within
+    return same
+
+
+def _multi(geometry: Any) -> Any:
+    if geometry is not None and geometry.geom_type == "Polygon":
+        return shapely.MultiPolygon([geometry])
+    return geometry
