@@ -295,9 +295,12 @@ def test_police_layer_codes_need_no_digits(db: Database) -> None:
 
 def test_repair_fills_slivers_and_lists_each_fix(db: Database) -> None:
     load_governance(db)
-    # Community 350502001002 stops ~1 cm short of the street's south-east corner.
+    # Community 350502001002 lacks a 0.5 m x 0.5 m notch at the street's
+    # south-east corner: a sliver by area (0.25 m²), not a change to ignore
+    # (a shift under the 5 cm sliver width would be: the stored edge stays).
     sliver = dict(COMMUNITIES)
-    sliver["350502001002"] = box(118.50, 24.90, 118.5499999, 24.925)
+    notch = box(118.55 - 5e-6, 24.90, 118.55, 24.90 + 4.5e-6)
+    sliver["350502001002"] = COMMUNITIES["350502001002"].difference(notch)
     plain = import_units
     with pytest.raises(ValidationFailedError):
         plain(

@@ -505,29 +505,40 @@ def _plan(
     # path. When noding had to move more than slivers (or cannot run on the
     # data), the data as sent is validated instead, to say what is wrong.
     units = _keep_unchanged(units, existing, tolerances=tolerances)
+    before_validation = report  # plausibility and partial-import problems so far
     announce("node")
     after, fixes = _node(staying, units, tolerances=tolerances, projected=projected)
-    noded_units = after.iloc[len(staying) :] if after is not None else None
     announce("validate")
-    check = _validator(
-        parents,
-        spec,
-        level_spec,
-        after.iloc[: len(staying)] if after is not None else staying,
-        tolerances,
-        announce,
-        noded=after is not None,
-    )
-    report = _merge(report, check(noded_units if noded_units is not None else units))
     repairs: list[Repair] = []
-    if after is None or not report.ok:
-        raw = _validator(parents, spec, level_spec, staying, tolerances, announce)
-        report = raw(units)
-        if repair and report.warnings:
-            units, repairs = repair_slivers(units, report.warnings, parents=parents)
+    checked = None
+    if after is not None:
+        noded = _validator(
+            parents,
+            spec,
+            level_spec,
+            after.iloc[: len(staying)],
+            tolerances,
+            announce,
+            noded=True,
+        )
+        checked = noded(after.iloc[len(staying) :])
+        if repair and checked.warnings:
+            # Slivers noding cannot close (along the parent's edge) are repaired.
+            repaired, repairs = repair_slivers(
+                after.iloc[len(staying) :], checked.warnings, parents=parents
+            )
             if repairs:
-                report = raw(units)
+                after, fixes = _node(staying, repaired, tolerances=tolerances, projected=projected)
+                checked = noded(after.iloc[len(staying) :]) if after is not None else None
+    if checked is None or not checked.ok:
+        raw = _validator(parents, spec, level_spec, staying, tolerances, announce)
+        checked = raw(units)
+        if repair and checked.warnings:
+            units, repairs = repair_slivers(units, checked.warnings, parents=parents)
+            if repairs:
+                checked = raw(units)
                 after, fixes = _node(staying, units, tolerances=tolerances, projected=projected)
+    report = _merge(before_validation, checked)
     if not report.ok or after is None:
         raise ValidationFailedError(
             f"{source}: {len(report.problems)} problem(s); nothing was imported", report=report
