@@ -18,20 +18,8 @@ from api.errors import ERROR_RESPONSES, PROBLEM_JSON, Problem
 from api.fastpath import GeocodeFastPath
 from api.hardening import Hardening
 from api.permissions import PUBLIC, check_routes
-from api.routers import (
-    admin,
-    alignment,
-    auth,
-    geocode,
-    health,
-    imports,
-    layers,
-    places,
-    staff,
-    units,
-    workload,
-)
-from api.schemas_geocode import GeocodeRequest
+from api.routers import access, alignment, health, locate, places, staff, units
+from api.schemas.locate import GeocodeRequest
 from api.security import Authenticator, RateLimiter, Security, guard
 from gis import __version__
 from gis.access import ScopeResolver
@@ -39,10 +27,10 @@ from gis.access.credentials import PasswordChecks, TokenSigner
 from gis.errors import InputError
 from gis.locate import LocateService
 from gis.locate.workers import BatchPool
+from gis.places import UnitPlaces
 from gis.repository import Database
 from gis.revisions import RevisionClock
 from gis.settings import Settings, get_settings
-from gis.unit_places import UnitPlaces
 
 DESCRIPTION = """
 **同格 tongge** — grid layers for grid-based grassroots governance (网格化管理).
@@ -152,18 +140,15 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         max_upload_bytes=settings.max_upload_bytes,
     )
     errors.install(app)
+    # One router per feature: gis/<feature>/, api/routers/<feature>.py, api/cli/_<feature>.py.
     routers = (
         health.router,
-        auth.router,
-        layers.router,
-        imports.router,
+        access.router,
         units.router,
         places.router,
         staff.router,
-        geocode.router,
+        locate.router,
         alignment.router,
-        workload.router,
-        admin.router,
     )
     for router in routers:
         app.include_router(router)

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gis.places import import_buildings, import_households, import_pois
-from gis.registry import import_manifest
 from gis.repository import Database
 from gis.settings import Settings, get_settings
+from gis.units import import_manifest
 
 __all__ = ["open_database"]
 

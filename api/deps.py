@@ -9,9 +9,9 @@ from typing import Annotated
 
 from fastapi import Query, Request
 
+from gis.places import UnitPlaces
 from gis.repository import Database
 from gis.times import parse_time
-from gis.unit_places import UnitPlaces
 
 
 def get_db(request: Request) -> Database:

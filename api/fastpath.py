@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import PROBLEM_JSON, domain_problem, problem_headers, validation_problem
 from api.hardening import API_HEADERS
 from api.permissions import permission_for
-from api.schemas_geocode import GeocodeRequest
+from api.schemas.locate import GeocodeRequest
 from gis.access import Scope as Jurisdiction
 from gis.access import redact_locate_answer
 from gis.errors import TonggeError

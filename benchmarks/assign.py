@@ -5,7 +5,7 @@ and 200,000 building footprints over it: rotated rectangles 8-40 m a side,
 95% placed wholly inside a unit and 5% centred within 4 m of a unit boundary
 (so cut by it, unevenly). Then times, in the same process and on the same data (EPSG:4490):
 
-- ``assign_buildings(buildings, units)``, :class:`~gis.geocode.GridIndex`
+- ``assign_buildings(buildings, units)``, :class:`~gis.gridindex.GridIndex`
   build included (best of ``--repeat`` runs after one warm-up; the cold
   first call and a run reusing a prebuilt index are reported too);
 - the usual geopandas way: project both to metres (EPSG:4549),
@@ -46,7 +46,7 @@ from _common import best_of, logger, profile_summary
 from _synthetic import PROJECTED_EPSG, STORAGE_EPSG, SyntheticLayer, make_layer
 
 from gis.assign import Assignment, assign_buildings
-from gis.geocode import GridIndex
+from gis.gridindex import GridIndex
 
 TARGET_S = 3.0
 _CORNERS = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5], [-0.5, -0.5]])

@@ -1,4 +1,4 @@
-"""Benchmark ``gis.geocode.GridIndex`` against shapely, geopandas and (optionally) PostGIS.
+"""Benchmark ``gis.gridindex.GridIndex`` against shapely, geopandas and (optionally) PostGIS.
 
 On the synthetic layer of :mod:`_synthetic` (5,000 Voronoi units of ~80
 vertices, EPSG:4490), with 1 M uniformly random points plus 100 k points
@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import best_of, logger
 from _synthetic import make_layer, random_points
 
-from gis.geocode import GridIndex
+from gis.gridindex import GridIndex
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/tongge_dev"
@@ -59,7 +59,7 @@ COMPILE_SNIPPET = """
 import time
 start = time.perf_counter()
 import numpy as np, shapely
-from gis.geocode import GridIndex
+from gis.gridindex import GridIndex
 index = GridIndex.from_geometries([shapely.box(0, 0, 1, 1)], ["a"])
 index.lookup_index(np.zeros(3), np.zeros(3), parallel=False)
 index.lookup_index(np.zeros(3), np.zeros(3), parallel=True)
@@ -68,7 +68,7 @@ print(time.perf_counter() - start)
 BUILD_RSS_SNIPPET = """
 import gc, sys
 import geopandas as gpd
-from gis.geocode import GridIndex
+from gis.gridindex import GridIndex
 
 def kib(key):
     with open("/proc/self/status") as status:

@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from api.bootstrap import open_database  # noqa: E402
 from boundaries import SAMPLE_CITY  # noqa: E402
-from gis import registry  # noqa: E402
+from gis import units as unit_registry  # noqa: E402
 from gis.access import SYSTEM  # noqa: E402
 from gis.access.accounts import MAX_KEY_RATE, create_api_key  # noqa: E402
 from gis.repository import Database  # noqa: E402
@@ -261,9 +261,9 @@ def _points(count: int) -> np.ndarray:
 def _dispatcher_key(db: Database) -> str:
     # A dispatch system's key: the whole county and every police station.
     units = []
-    for summary in registry.list_layers(db):
+    for summary in unit_registry.list_layers(db):
         top = summary.levels[0].name
-        frame, _ = registry.units_page(db, layer=summary.name, level=top, limit=1000)
+        frame, _ = unit_registry.units_page(db, layer=summary.name, level=top, limit=1000)
         units += [f"{summary.name}:{code}" for code in frame["code"]]
     _, token = create_api_key(
         db,

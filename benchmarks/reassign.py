@@ -37,9 +37,9 @@ from _common import logger  # noqa: E402
 
 from api.bootstrap import open_database  # noqa: E402
 from gis.places import assign_places  # noqa: E402
-from gis.registry import import_units, units_page  # noqa: E402
 from gis.settings import Settings  # noqa: E402
 from gis.times import utc_now  # noqa: E402
+from gis.units import import_units, units_page  # noqa: E402
 
 GIVER, TAKER = "350502004011003", "350502004011002"
 TARGET_S = 1.0

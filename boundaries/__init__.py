@@ -16,10 +16,13 @@ True
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SAMPLE_CITY", "sample_city_manifest"]
+from gis.address import AdminContext
+
+__all__ = ["SAMPLE_CITY", "sample_city_context", "sample_city_manifest"]
 
 SAMPLE_CITY = Path(__file__).parent / "licheng"
 
@@ -35,3 +38,33 @@ def sample_city_manifest() -> dict[str, Any]:
         :data:`SAMPLE_CITY`.
     """
     return json.loads((SAMPLE_CITY / "manifest.json").read_text(encoding="utf-8"))
+
+
+def sample_city_context(*, roads: Iterable[str] = ()) -> AdminContext:
+    """Return the context of the bundled sample city, 福建省泉州市鲤城区.
+
+    Streets and communities come from ``boundaries/licheng/governance``
+    (real names, 8 streets and 81 communities).
+
+    Parameters
+    ----------
+    roads : iterable of str
+        Known road names to add.
+
+    Returns
+    -------
+    AdminContext
+
+    Examples
+    --------
+    >>> from boundaries import sample_city_context
+    >>> context = sample_city_context()
+    >>> sorted(u.name for u in context.units if u.level == "street")[:3]
+    ['临江街道', '常泰街道', '开元街道']
+    """
+    rows: list[dict[str, Any]] = []
+    for layer in ("county", "street", "community"):
+        path = Path(SAMPLE_CITY) / "governance" / f"{layer}.geojson"
+        features = json.loads(path.read_text(encoding="utf-8"))["features"]
+        rows.extend(feature["properties"] for feature in features)
+    return AdminContext.from_divisions(rows, province="福建省", city="泉州市", roads=roads)

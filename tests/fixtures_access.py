@@ -24,9 +24,9 @@ from shapely import box
 
 from gis.access import SYSTEM
 from gis.places import import_buildings, import_households
-from gis.registry import import_units
 from gis.repository import Database
 from gis.staff import add_staff
+from gis.units import import_units
 from tests.test_repository import load_governance
 
 COMMUNITY = "350502001001"

@@ -29,10 +29,10 @@ from gis.errors import (
     ValidationFailedError,
 )
 from gis.layers import LayerSpec, LevelSpec
-from gis.registry import define_layer, export_layer, import_units
 from gis.repository import Database
 from gis.settings import get_settings
 from gis.staff import add_staff, end_staff
+from gis.units import define_layer, export_layer, import_units
 from tests.fixtures_access import GRID_A, GRID_B, MICRO_A, load_two_grids
 from tests.test_repository import COMMUNITIES, frame, load_governance
 

@@ -90,7 +90,7 @@ def path_values(db: Database, grid: str) -> dict[str, str]:
 
 def import_of(db: Database, grid: str) -> int:
     """Return the import that wrote ``grid`` (the grid level's), or a missing id."""
-    from gis.registry import import_history
+    from gis.units import import_history
 
     for entry in import_history(db, layer="governance", limit=1000):
         if grid in entry["codes"]:

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import gis.address
+from boundaries import sample_city_context
 from gis.address import (
     PROVINCES,
     AddressIndex,
@@ -29,7 +30,6 @@ from gis.address import (
     _text,
     clean_text,
     parse_address,
-    sample_city_context,
 )
 from gis.address._text import chinese_numeral_to_digits
 

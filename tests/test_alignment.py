@@ -21,12 +21,12 @@ from boundaries import SAMPLE_CITY
 from gis.alignment import (
     KINDS,
     AlignmentReport,
-    alignment_map,
     check_alignment,
     propose_alignment,
     shares,
 )
 from gis.layers import BUILTIN_LAYERS
+from gis.maps import alignment_map
 from gis.validate import validate_units
 
 LON, LAT, D = 118.600, 24.900, 0.001

@@ -33,7 +33,7 @@ from gis.assign import (
     workload,
 )
 from gis.crs import local_projected_crs
-from gis.geocode import GridIndex
+from gis.gridindex import GridIndex
 from gis.layers import GOVERNANCE
 
 X0, Y0 = 500_000.0, 2_750_000.0

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 
 from api.cli import app
 from gis.io import EXPORT_FORMATS, read_frame
-from gis.registry import units_page
 from gis.repository import Database
 from gis.settings import get_settings
+from gis.units import units_page
 from gis.validate import RULES
 
 runner = CliRunner()

@@ -23,10 +23,10 @@ from typer.testing import CliRunner
 from api.cli import app
 from gis.errors import ValidationFailedError
 from gis.io import write_units
-from gis.registry import import_file, import_units, units_page
 from gis.repository import Database
 from gis.settings import get_settings
 from gis.times import utc_now
+from gis.units import import_file, import_units, units_page
 from tests._invariants import assert_layer_consistent
 from tests.fixtures_city import city_db, sample_city_file  # noqa: F401  (fixtures)
 from tests.test_repository import COMMUNITIES, STREETS, frame, load_governance
@@ -369,7 +369,7 @@ def test_the_change_and_its_moves_are_all_or_nothing(
         "350502001": box(118.50, 24.90, 118.545, 24.95),
         "350502002": box(118.545, 24.90, 118.60, 24.95),
     }
-    import gis.registry._import as pipeline
+    import gis.units._import as pipeline
 
     def broken_audit(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("disk full after the moves were written")
@@ -441,7 +441,7 @@ def test_import_history_and_moves_through_the_api(db: Database, tmp_path: Path) 
 def test_a_proposal_that_cannot_be_made_is_reported(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import gis.samegrid
+    import gis.alignment.service
     from tests._client import signed_in
     from tests.fixtures_access import load_two_grids
 
@@ -458,7 +458,7 @@ def test_a_proposal_that_cannot_be_made_is_reported(
     def impossible(*_args: object, **_kwargs: object) -> None:
         raise ValueError("cannot choose a beat for a grid with no ground")
 
-    monkeypatch.setattr(gis.samegrid, "propose_alignment", impossible)
+    monkeypatch.setattr(gis.alignment.service, "propose_alignment", impossible)
     with signed_in(db) as admin:
         answer = admin.get("/api/v1/alignment", params={"proposal": "true"})
     assert answer.status_code == 200, answer.text

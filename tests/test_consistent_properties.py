@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from gis.coverage import CascadeMode
 from gis.errors import ValidationFailedError
-from gis.registry import import_file, import_units, units_page
 from gis.repository import Database
+from gis.units import import_file, import_units, units_page
 from tests._invariants import assert_layer_consistent
 from tests.fixtures_city import sample_city_file  # noqa: F401  (fixture)
 from tests.test_consistent_changes import move_strip

@@ -24,9 +24,9 @@ from api.cli import app as cli_app
 from gis.access import SYSTEM
 from gis.files import safe_cell, spreadsheet_safe, write_csv
 from gis.places import import_buildings, import_households
-from gis.registry import import_units
 from gis.repository import Database
 from gis.settings import Settings, get_settings
+from gis.units import import_units
 from tests._client import signed_in
 from tests.test_repository import load_governance
 

@@ -1,4 +1,4 @@
-"""Exactness of :class:`gis.geocode.GridIndex` against GEOS ``covers``.
+"""Exactness of :class:`gis.gridindex.GridIndex` against GEOS ``covers``.
 
 The reference for every point is the smallest code among the units for
 which ``shapely.covers(unit, point)`` is true (None if there is none).
@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from gis.geocode import GridIndex, orient2d
+from gis.gridindex import GridIndex, orient2d
 
 CHICAGO_BEATS = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "chicago" / "police_beats.geojson"

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 import shapely
 
-from gis.geocode import GridIndex
+from gis.gridindex import GridIndex
 from gis.repository import Database
 from gis.unitframe import merge_multipart_units
 

@@ -26,10 +26,10 @@ import pandas as pd
 from fastapi.testclient import TestClient
 from shapely import box
 
-from gis.registry import import_units
 from gis.repository import Database
 from gis.settings import Settings
 from gis.times import parse_time, utc_now
+from gis.units import import_units
 from tests._client import sign_in, signed_in
 from tests.fixtures_access import GRID_A, GRID_B, MICRO_A, MICRO_B, load_two_grids
 

@@ -23,9 +23,9 @@ from gis.access.accounts import create_api_key
 from gis.errors import InputError, NotFoundError
 from gis.layers import POLICE
 from gis.locate import LocateService
-from gis.registry import import_units
 from gis.repository import Database
 from gis.settings import Settings
+from gis.units import import_units
 from tests._client import signed_in
 from tests.test_repository import frame, load_governance
 

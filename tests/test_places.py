@@ -18,8 +18,8 @@ from gis.places import (
     reassignment_diff,
     unit_workload,
 )
-from gis.registry import import_units
 from gis.repository import Database
+from gis.units import import_units
 from tests._client import signed_in
 from tests.test_repository import frame, load_governance
 
@@ -309,8 +309,8 @@ def test_institution_owns_a_dedicated_grid(db: Database, tmp_path: Path) -> None
 
 
 def test_cached_workload_follows_new_places_and_boundaries(db: Database, tmp_path: Path) -> None:
+    from gis.places import UnitPlaces
     from gis.revisions import RevisionClock
-    from gis.unit_places import UnitPlaces
 
     load_governance(db)
     import_buildings(db, path=write_buildings(tmp_path))

@@ -11,8 +11,8 @@ from shapely import box
 
 from gis.errors import ConflictError, InputError, NotFoundError, ValidationFailedError
 from gis.layers import GOVERNANCE, POLICE, LayerSpec, LevelSpec
-from gis.registry import define_layer, import_units, parse_time, unit_detail, units_page
 from gis.repository import Database
+from gis.units import define_layer, import_units, parse_time, unit_detail, units_page
 from gis.validate import Tolerances
 
 # A county split into two streets, each split into two communities (degrees, EPSG:4490):

@@ -21,10 +21,10 @@ from gis.access import SYSTEM, audit_log
 from gis.access.accounts import create_api_key, revoke_api_key
 from gis.errors import ConflictError
 from gis.places import import_buildings
-from gis.registry import import_units
 from gis.repository import Database
 from gis.staff import add_staff
 from gis.times import utc_now
+from gis.units import import_units
 from tests.test_repository import COMMUNITIES, frame, load_governance
 
 

@@ -8,10 +8,10 @@ import pytest
 
 from boundaries import SAMPLE_CITY
 from gis.access import Principal, Role, audit_log
+from gis.alignment import align, apply_alignment, parse_layer_level, propose
 from gis.errors import InputError
-from gis.registry import import_manifest, units_page
 from gis.repository import Database
-from gis.samegrid import align, apply_alignment, parse_layer_level, propose
+from gis.units import import_manifest, units_page
 from gis.validate import validate_units
 from tests._client import signed_in
 

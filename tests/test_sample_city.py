@@ -13,8 +13,8 @@ from api.bootstrap import open_database
 from boundaries import SAMPLE_CITY, sample_city_manifest
 from gis.io import read_units
 from gis.layers import BUILTIN_LAYERS
-from gis.registry import list_layers, unit_detail
 from gis.settings import Settings
+from gis.units import list_layers, unit_detail
 from gis.validate import validate_units
 
 MANIFEST = sample_city_manifest()

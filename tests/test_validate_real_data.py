@@ -21,7 +21,7 @@ from shapely import affinity
 from shapely.geometry.base import BaseGeometry
 
 from gis.io import FieldMap, read_units
-from gis.registry import check_file
+from gis.units import check_file
 from gis.validate import Problem, ValidationReport, validate_units
 
 CHICAGO = Path(__file__).resolve().parents[2] / "shared" / "data" / "chicago"

@@ -21,7 +21,7 @@ from shapely.geometry.base import BaseGeometry
 from gis.datum import wgs84_to_gcj02
 from gis.io import FieldMap, read_units
 from gis.layers import GOVERNANCE
-from gis.registry import check_file
+from gis.units import check_file
 from gis.validate import RULES, Problem, Tolerances, ValidationReport, validate_units
 from tests import fixtures_grids as fg
 

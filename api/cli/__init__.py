@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from api.cli import _access, _align, _boundaries, _layers, _locate, _places, _service, _staff
+from api.cli import _access, _alignment, _locate, _places, _service, _staff, _units
 
 app = typer.Typer(
     name="tongge",
@@ -20,11 +20,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-_boundaries.register(app)
-_layers.register(app)
+_units.register(app)
 _locate.register(app)
 _staff.register(app)
-_align.register(app)
+_alignment.register(app)
 _places.register(app)
 _service.register(app)
 _access.register(app)

@@ -9,8 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from api.bootstrap import open_database
-from api.cli._boundaries import ReportFormat
-from api.cli._output import echo_json, err, fail, out
+from api.cli._output import ReportFormat, echo_json, err, fail, out
 from gis.access import Role, audit_log, cli_principal
 from gis.access import accounts as acc
 from gis.errors import TonggeError

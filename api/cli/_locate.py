@@ -9,8 +9,7 @@ import typer
 from rich.table import Table
 
 from api.bootstrap import open_database
-from api.cli._boundaries import ReportFormat
-from api.cli._output import AtOption, echo_json, err, fail, out, yield_cpu
+from api.cli._output import AtOption, ReportFormat, echo_json, err, fail, out, yield_cpu
 from gis.errors import TonggeError
 from gis.files import ReadLimits
 from gis.locate import LocateService

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -20,6 +21,13 @@ from gis.validate import ValidationReport
 
 err = Console(stderr=True)
 out = Console()
+
+class ReportFormat(StrEnum):
+    """How ``check`` prints its report."""
+
+    text = "text"
+    json = "json"
+
 
 EXIT_PROBLEMS = 1
 EXIT_UNUSABLE = 2

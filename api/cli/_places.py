@@ -10,8 +10,7 @@ import typer
 from rich.table import Table
 
 from api.bootstrap import open_database
-from api.cli._boundaries import ReportFormat
-from api.cli._output import AtOption, echo_json, err, fail, out, steps, yield_cpu
+from api.cli._output import AtOption, ReportFormat, echo_json, err, fail, out, steps, yield_cpu
 from gis.access import cli_principal
 from gis.errors import TonggeError
 from gis.files import write_csv

@@ -8,8 +8,7 @@ import typer
 from rich.table import Table
 
 from api.bootstrap import open_database
-from api.cli._boundaries import ReportFormat
-from api.cli._output import echo_json, err, fail, out
+from api.cli._output import ReportFormat, echo_json, err, fail, out
 from gis.access import cli_principal
 from gis.errors import TonggeError
 from gis.staff import ROLES, add_staff, end_staff, list_staff

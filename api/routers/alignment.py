@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 from api.deps import event_time, get_db
 from api.security import current_scope
 from gis.access import Scope
+from gis.alignment import align, propose
 from gis.repository import Database
-from gis.samegrid import align, propose
 
 router = APIRouter(prefix="/api/v1", tags=["alignment"])
 

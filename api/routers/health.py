@@ -10,7 +10,7 @@ import time
 from fastapi import APIRouter, Depends, Request
 
 from api.deps import get_db
-from api.schemas import Health, Ready
+from api.schemas.common import Health, Ready
 from gis import __version__
 from gis.errors import UnavailableError
 from gis.repository import Database

@@ -1,20 +1,31 @@
-"""Unit endpoints: pages of a layer's units, one unit with its relatives, layer export."""
+"""Units feature: layers, pages of units, one unit with its relatives, export, change history."""
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParameter
 from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
 from api.deps import event_time, get_db, remove_folder
-from api.schemas import UnitCollection, UnitDetail, unit_feature, unit_ref
+from api.schemas.common import (
+    Layer,
+    UnitCollection,
+    UnitDetail,
+    layer_schema,
+    plain,
+    unit_feature,
+    unit_ref,
+)
 from api.security import current_principal, current_scope
-from gis import registry
+from gis import units as unit_registry
 from gis.access import Principal, Scope, record
 from gis.errors import InputError, NotFoundError
 from gis.io import write_units
@@ -56,7 +67,7 @@ def list_units(
 ) -> dict[str, object]:
     """Return one page of the units in your jurisdiction as GeoJSON, by level and code."""
     box = _bbox(bbox) if bbox else None
-    frame, total = registry.units_page(
+    frame, total = unit_registry.units_page(
         db,
         layer=layer,
         level=level,
@@ -112,7 +123,7 @@ def get_unit(
     if not scope.sees_code(code, layer=layer):
         raise missing
     try:
-        detail = registry.unit_detail(db, code=code, layer=layer, at=at)
+        detail = unit_registry.unit_detail(db, code=code, layer=layer, at=at)
     except NotFoundError:
         if scope.unrestricted:
             raise
@@ -157,7 +168,7 @@ def export_units(
     at: datetime | None = Depends(event_time),
 ) -> FileResponse:
     """Download the units of your jurisdiction in a layer (audited)."""
-    frame, _ = registry.units_page(
+    frame, _ = unit_registry.units_page(
         db, layer=layer, level=level, at=at, limit=1_000_000, codes=scope.codes(layer)
     )
     if frame.empty:
@@ -198,3 +209,109 @@ def _bbox(text: str) -> tuple[float, float, float, float]:
     if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
         raise InputError(f"bbox {text!r} is not a lon/lat box with min <= max", field="bbox")
     return minx, miny, maxx, maxy
+
+
+@router.get("/layers", summary="List layers 图层列表")
+def list_layers(
+    db: Database = Depends(get_db), scope: Scope = Depends(current_scope)
+) -> list[Layer]:
+    """Return every layer with its ordered levels and the number of current units you may see."""
+    summaries = unit_registry.list_layers(db)
+    if not scope.unrestricted:
+        # Counts of your jurisdiction only: totals would tell about other units.
+        restricted = []
+        for summary in summaries:
+            codes = scope.codes(summary.name) or frozenset()
+            counts = (
+                unit_registry.level_counts(db, layer=summary.name, codes=codes) if codes else {}
+            )
+            levels = tuple(
+                dataclasses.replace(lv, unit_count=counts.get(lv.name, 0)) for lv in summary.levels
+            )
+            restricted.append(dataclasses.replace(summary, levels=levels))
+        summaries = restricted
+    return [layer_schema(summary) for summary in summaries]
+
+
+class ImportEntry(BaseModel):
+    """One import: a batch of new unit versions of one level."""
+
+    id: int
+    level: str
+    source: str = Field(description="File name (or what made the change).")
+    valid_from: datetime
+    created_at: datetime
+    counts: dict[str, int] = Field(
+        description="created/updated/retired/unchanged (layer-wide), or units (yours only); "
+        "part_of: the import of the level above whose new edges this level followed."
+    )
+    codes: list[str] = Field(description="Units it wrote a version of (in your jurisdiction).")
+
+
+class Move(BaseModel):
+    """A building that changed unit with an import (re-assignment diff)."""
+
+    key: str
+    level: str = Field(description="Level of from_unit/to_unit (the lowest, where buildings hang).")
+    from_unit: str | None = None
+    to_unit: str | None = None
+    changed_level: str = Field(description="The level the import changed.")
+    from_code: str | None = Field(default=None, description="Unit of changed_level before.")
+    to_code: str | None = Field(default=None, description="Unit of changed_level after.")
+    households: int
+    persons: int
+
+
+class MovePage(BaseModel):
+    """Every building an import moved (within your jurisdiction)."""
+
+    import_id: int
+    total: int
+    households: int
+    moves: list[Move]
+
+
+@router.get(
+    "/layers/{layer}/imports",
+    summary="Boundary change history 边界变更记录",
+    response_model=list[ImportEntry],
+    responses={404: {"description": "No such layer"}},
+)
+def list_imports(
+    layer: str,
+    db: Database = Depends(get_db),
+    scope: Scope = Depends(current_scope),
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Imports to skip.")] = 0,
+) -> list[dict[str, Any]]:
+    """Return the layer's imports, newest first; only those touching your units."""
+    return unit_registry.import_history(
+        db, layer=layer, visible=scope.codes(layer), limit=limit, offset=offset
+    )
+
+
+@router.get(
+    "/layers/{layer}/imports/{import_id}/moves",
+    summary="Buildings an import moved 变更涉及房屋",
+    response_model=MovePage,
+    responses={404: {"description": "No such import in your jurisdiction"}},
+)
+def import_moves(
+    layer: str,
+    import_id: Annotated[int, PathParameter(ge=1, le=2**31 - 1)],
+    db: Database = Depends(get_db),
+    scope: Scope = Depends(current_scope),
+) -> dict[str, Any]:
+    """Return every building the import moved to another unit, with its households.
+
+    Only moves from or to your units; a unit outside your jurisdiction is blank.
+    """
+    moves = unit_registry.import_moves(
+        db, layer=layer, import_id=import_id, visible=scope.codes(layer)
+    )
+    return {
+        "import_id": import_id,
+        "total": len(moves),
+        "households": int(moves["households"].sum()) if len(moves) else 0,
+        "moves": [plain(row) for row in moves.to_dict("records")],
+    }

@@ -13,12 +13,16 @@ into components and finds the standard address they mean.
 
 Examples
 --------
+>>> licheng = AdminContext.from_divisions(
+...     [{"code": "350502", "name": "鲤城区"},
+...      {"code": "350502001", "name": "开元街道", "parent_code": "350502"}],
+...     province="福建省", city="泉州市")
 >>> index = AddressIndex.from_records(
 ...     [
 ...         {"key": "b1", "address": "福建省泉州市鲤城区开元街道中山南路88号3幢"},
 ...         {"key": "b2", "address": "福建省泉州市鲤城区开元街道中山南路90号1幢"},
 ...     ],
-...     context=sample_city_context(),
+...     context=licheng,
 ... )
 >>> best = index.match("鲤城中山南路88号三号楼2单元302室")[0]
 >>> best.key, best.score, best.certain, best.below
@@ -31,7 +35,6 @@ from gis.address._context import (
     AdminContext,
     AdminLevel,
     AdminUnit,
-    sample_city_context,
 )
 from gis.address._match import CERTAIN_MARGIN, CERTAIN_SCORE, AddressIndex, Match
 from gis.address._parse import COMPONENTS, ParsedAddress, parse_address
@@ -51,5 +54,4 @@ __all__ = [
     "ParsedAddress",
     "clean_text",
     "parse_address",
-    "sample_city_context",
 ]

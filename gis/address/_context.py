@@ -10,10 +10,8 @@ standard addresses so it can split ``鲤城中山南路`` as district + road.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
@@ -22,7 +20,6 @@ __all__ = [
     "AdminContext",
     "AdminLevel",
     "AdminUnit",
-    "sample_city_context",
 ]
 
 AdminLevel = Literal["province", "city", "district", "street", "community"]
@@ -300,35 +297,3 @@ def _chain(*, province: str | None, city: str | None, district: str | None) -> l
         if name:
             chain.append(AdminUnit(level, name, chain[-1] if chain else None))
     return chain
-
-
-def sample_city_context(*, roads: Iterable[str] = ()) -> AdminContext:
-    """Return the context of the bundled sample city, 福建省泉州市鲤城区.
-
-    Streets and communities come from ``boundaries/licheng/governance``
-    (real names, 8 streets and 81 communities).
-
-    Parameters
-    ----------
-    roads : iterable of str
-        Known road names to add.
-
-    Returns
-    -------
-    AdminContext
-
-    Examples
-    --------
-    >>> context = sample_city_context()
-    >>> sorted(u.name for u in context.units if u.level == "street")[:3]
-    ['临江街道', '常泰街道', '开元街道']
-    """
-    # Imported here: the parser itself must not need the sample data.
-    from boundaries import SAMPLE_CITY
-
-    rows: list[dict[str, Any]] = []
-    for layer in ("county", "street", "community"):
-        path = Path(SAMPLE_CITY) / "governance" / f"{layer}.geojson"
-        features = json.loads(path.read_text(encoding="utf-8"))["features"]
-        rows.extend(feature["properties"] for feature in features)
-    return AdminContext.from_divisions(rows, province="福建省", city="泉州市", roads=roads)

@@ -158,8 +158,11 @@ def parse_address(text: str, *, context: AdminContext | None = None) -> ParsedAd
 
     A context fills in the levels above a street it knows, and reads short names:
 
-    >>> from gis.address import sample_city_context
-    >>> context = sample_city_context()
+    >>> from gis.address import AdminContext
+    >>> context = AdminContext.from_divisions(
+    ...     [{"code": "350502", "name": "鲤城区"},
+    ...      {"code": "350502001", "name": "开元街道", "parent_code": "350502"}],
+    ...     province="福建省", city="泉州市")
     >>> parse_address("开元街道中山南路123号", context=context).normalised
     '福建省泉州市鲤城区开元街道中山南路123号'
     >>> parse_address("泉州鲤城中山南路123号", context=context).district

@@ -14,7 +14,9 @@ stations) — with no database:
 - :func:`propose_alignment` - the least change of layer B that restores
   nesting (whole grids move, beats and stations are rebuilt as unions of
   whole grids), re-checked and validated;
-- :func:`alignment_map` - a folium map of a report.
+- :mod:`gis.alignment.service` - the same on stored layers: :func:`align`,
+  :func:`propose`, :func:`apply_alignment` (a folium map of a report is
+  :func:`gis.maps.alignment_map`).
 
 Topology is computed in CGCS2000 (EPSG:4490), where boundaries are defined
 and shared vertices stay shared; areas in m² in the local CGCS2000
@@ -33,18 +35,30 @@ True
 """
 
 from gis.alignment._check import KINDS, AlignmentReport, Violation, check_alignment
-from gis.alignment._map import alignment_map
 from gis.alignment._propose import Move, Proposal, propose_alignment
 from gis.alignment._shares import shares
+from gis.alignment.service import (
+    LayerLevel,
+    SameGrid,
+    align,
+    apply_alignment,
+    parse_layer_level,
+    propose,
+)
 
 __all__ = [
     "KINDS",
     "AlignmentReport",
+    "LayerLevel",
     "Move",
     "Proposal",
+    "SameGrid",
     "Violation",
-    "alignment_map",
+    "align",
+    "apply_alignment",
     "check_alignment",
+    "parse_layer_level",
+    "propose",
     "propose_alignment",
     "shares",
 ]

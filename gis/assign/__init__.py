@@ -5,7 +5,7 @@ rules that applies. The rule is explicit, ordered and deterministic, in the
 manner of ``maup.assign``; it never drops a building.
 
 1. ``entrance`` - a building with an entrance point goes to the unit
-   covering that point, exactly as :class:`~gis.geocode.GridIndex` (GEOS
+   covering that point, exactly as :class:`~gis.gridindex.GridIndex` (GEOS
    ``covers``) decides; a point on an edge shared by several units goes to
    the smallest code. An entrance outside every unit falls through to 2-4.
 2. ``covered`` - else the unit that covers the whole footprint (several,

@@ -15,7 +15,7 @@ from pyproj import CRS
 
 from gis.assign._measure import Metric, metric_for, nearest_units
 from gis.assign._near import near_boundaries, unit_edges
-from gis.geocode import GridIndex
+from gis.gridindex import GridIndex
 
 __all__ = ["COLUMNS", "RULES", "Assignment", "assign_buildings"]
 
@@ -116,7 +116,7 @@ def assign_buildings(
         A piece of a footprint counts (for ``cut`` and ``shares``) when it
         is at least this share of the footprint **and** this many m².
     index : GridIndex, optional
-        A :class:`~gis.geocode.GridIndex` of ``units`` (same rows, same CRS)
+        A :class:`~gis.gridindex.GridIndex` of ``units`` (same rows, same CRS)
         to reuse across calls; built when not given.
 
     Returns
@@ -137,7 +137,7 @@ def assign_buildings(
     Cost is about one point lookup per building: a numba filter finds the
     footprints whose bounding box meets a unit edge; every other footprint
     lies wholly inside one unit (or outside all) and takes the unit of its
-    first vertex from the exact :class:`~gis.geocode.GridIndex`. Only the
+    first vertex from the exact :class:`~gis.gridindex.GridIndex`. Only the
     filtered ones are tested with ``covers`` and, if no unit covers them,
     intersected with the units they meet.
 

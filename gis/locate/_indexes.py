@@ -1,7 +1,7 @@
 """Spatial indexes of every layer and level, versioned with the registry.
 
 An :class:`IndexSet` holds, for one set of unit versions, a point-in-polygon
-:class:`~gis.geocode.GridIndex` per level plus metric geometries for
+:class:`~gis.gridindex.GridIndex` per level plus metric geometries for
 distances and uncertainty circles. :class:`IndexCache` keeps recent sets
 keyed by the boundaries revision and the time window they are valid for, so
 boundary changes are picked up without a restart (in a served application
@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from pyproj import CRS, Transformer
 
 from gis.crs import STORAGE_CRS, local_projected_crs, transformer
-from gis.geocode import GridIndex
+from gis.gridindex import GridIndex
 from gis.repository import Database
 from gis.revisions import RevisionClock
 from gis.staff import StaffMember, list_staff

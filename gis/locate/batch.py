@@ -11,7 +11,7 @@ written spreadsheet-safe.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -28,10 +28,10 @@ from gis.files import FileFormat, ReadLimits, Source, format_for, iter_table, op
 from gis.files import read_frame as read_vector
 from gis.locate import LocateService, Visible
 from gis.times import TimeLike
+from gis.types import RowProgress as Progress
 
 __all__ = ["BATCH_FORMATS", "geocode_file", "geocode_table", "table_format"]
 
-Progress = Callable[[int], None]
 _RESULT_PREFIX = "tongge_"
 # Formats a batch reads and writes back in kind: one file each way (a
 # Shapefile is several files).

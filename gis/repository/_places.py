@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from gis.crs import STORAGE_CRS
 from gis.repository._dialect import bbox_filter, geometry_as_wkb
 from gis.repository.models import STORAGE_SRID, BuildingRow, HouseholdRow, MoveRow, PlaceRow
+from gis.types import Progress
 
-Progress = Callable[[int, int], None]
 _CHUNK = 2000
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,8 +31,8 @@ from gis.repository.models import (
     UnitRow,
 )
 from gis.times import utc_now
+from gis.types import Progress
 
-Progress = Callable[[int, int], None]
 _UNIT_COLUMNS = (
     "code",
     "name",

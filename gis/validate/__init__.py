@@ -42,8 +42,6 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import geopandas as gpd
 import numpy as np
 import shapely
@@ -51,6 +49,7 @@ from pyproj import CRS
 
 from gis.crs import STORAGE_CRS, local_projected_crs
 from gis.layers import LayerSpec, LevelSpec
+from gis.types import Step as Progress
 from gis.unitframe import merge_multipart_units
 from gis.validate._codes import check_codes, is_missing
 from gis.validate._coverage import (
@@ -72,7 +71,6 @@ from gis.validate._report import (
 
 __all__ = ["RULES", "Problem", "Tolerances", "ValidationReport", "validate_units"]
 
-Progress = Callable[[str], None]
 
 
 def validate_units(

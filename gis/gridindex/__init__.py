@@ -26,7 +26,7 @@ Examples
 ['350503001', '350503001', None]
 """
 
-from gis.geocode._index import GridIndex
-from gis.geocode._predicates import orient2d
+from gis.gridindex._index import GridIndex
+from gis.gridindex._predicates import orient2d
 
 __all__ = ["GridIndex", "orient2d"]

@@ -11,8 +11,8 @@ import numpy as np
 import shapely
 from numpy.typing import ArrayLike, NDArray
 
-from gis.geocode._build import assemble, choose_refs, complete_cells, edge_cells, walk_rows
-from gis.geocode._lookup import lookup_parallel, lookup_serial
+from gis.gridindex._build import assemble, choose_refs, complete_cells, edge_cells, walk_rows
+from gis.gridindex._lookup import lookup_parallel, lookup_serial
 
 __all__ = ["GridIndex"]
 
@@ -20,7 +20,7 @@ CELLS_PER_EDGE = 2.0  # grid size: about this many cells per polygon edge (see b
 MAX_CELLS = 1 << 25  # 32 M cells, 128 MB of cell codes: beyond this a finer grid stops paying
 PARALLEL_MIN_POINTS = 65_536  # below this, thread start-up costs more than it saves
 _POLYGONAL = (3, 6)  # shapely type ids of Polygon and MultiPolygon
-_PAD = 1e-7  # cell pad, as a fraction of the cell (see gis.geocode._build)
+_PAD = 1e-7  # cell pad, as a fraction of the cell (see gis.gridindex._build)
 _PAD_ABS = 1e-12  # ... and of the coordinates' magnitude, for far-from-origin data
 
 
@@ -41,7 +41,7 @@ class GridIndex:
 
     Notes
     -----
-    Signs of orientation are computed exactly (:func:`gis.geocode.orient2d`).
+    Signs of orientation are computed exactly (:func:`gis.gridindex.orient2d`).
     GEOS computes them in double-double arithmetic, which is exact whenever
     coordinate differences are representable in binary64, as they are for
     neighbouring coordinates of a real layer; in contrived layers mixing

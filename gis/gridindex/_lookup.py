@@ -1,4 +1,4 @@
-"""Numba lookup kernels of :class:`~gis.geocode.GridIndex` (one point, serial, parallel)."""
+"""Numba lookup kernels of :class:`~gis.gridindex.GridIndex` (one point, serial, parallel)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit, prange
 from numpy.typing import NDArray
 
-from gis.geocode._predicates import orient
+from gis.gridindex._predicates import orient
 
 __all__ = ["lookup_parallel", "lookup_serial"]
 
@@ -61,7 +61,7 @@ def _lookup_range(
             if code >= 0:
                 found = code - 1  # inside one unit (or none), no edge touches the cell
             else:
-                o = -code - 1  # the cell's record, see gis.geocode._build.assemble
+                o = -code - 1  # the cell's record, see gis.gridindex._build.assemble
                 rx = blob[o]
                 ry = blob[o + 1]
                 found = int(blob[o + 2])

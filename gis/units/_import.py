@@ -47,10 +47,11 @@ from gis.crs import STORAGE_CRS, CoordinateSystem, local_projected_crs
 from gis.errors import ConflictError, InputError, NotFoundError, ValidationFailedError
 from gis.io import FieldMap, read_units
 from gis.layers import BUILTIN_LAYERS, LayerSpec, LevelSpec
-from gis.repair import Repair, repair_slivers
 from gis.repository import Database, ImportSummary, Repository
 from gis.times import TimeLike, parse_time
+from gis.types import Progress, Step
 from gis.unitframe import merge_multipart_units
+from gis.units._repair import Repair, repair_slivers
 from gis.validate import Problem, Tolerances, ValidationReport, validate_units
 from gis.validate._coverage import same_shape
 from gis.validate._report import Locator
@@ -58,8 +59,6 @@ from gis.validate._report import Locator
 __all__ = ["MOVE_COLUMNS", "ImportResult", "import_file", "import_units", "mismatch_report"]
 
 
-Step = Callable[[str], None]
-Progress = Callable[[int, int], None]
 
 #: Columns of the re-assignment diff (one row per building that changes unit).
 MOVE_COLUMNS = [

@@ -9,7 +9,6 @@ number of persons are kept — no names, no ID numbers.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -26,10 +25,11 @@ from gis.assign import Assignment, Workload, assign_buildings, diff, workload
 from gis.crs import CoordinateSystem, parse_crs, to_storage_crs
 from gis.errors import InputError
 from gis.files import format_for, open_source, read_table
-from gis.geocode import GridIndex
+from gis.gridindex import GridIndex
 from gis.io import read_frame
-from gis.registry import parse_time
 from gis.repository import Database, Repository
+from gis.times import parse_time
+from gis.types import Progress
 
 __all__ = [
     "PlacesImport",
@@ -42,7 +42,6 @@ __all__ = [
     "unit_workload",
 ]
 
-Progress = Callable[[int, int], None]
 _MAX_ERRORS = 10
 _MAX_PERSONS = 50
 _POI_COLUMNS = {"key", "name", "category", "address", "building_key", "lon", "lat", "geometry"}

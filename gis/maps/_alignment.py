@@ -8,7 +8,7 @@ import shapely
 
 from gis.alignment._check import AlignmentReport
 from gis.crs import STORAGE_CRS
-from gis.maps import units_map
+from gis.maps._units import units_map
 
 __all__ = ["alignment_map"]
 

@@ -20,8 +20,9 @@ import shapely
 from gis.access.principal import SYSTEM, Principal
 from gis.alignment import AlignmentReport, Proposal, check_alignment, propose_alignment
 from gis.errors import InputError
-from gis.registry import ImportResult, import_units, parse_time
 from gis.repository import Database
+from gis.times import parse_time
+from gis.units import ImportResult, import_units
 from gis.validate import ValidationReport
 
 _log = logging.getLogger(__name__)

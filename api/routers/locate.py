@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import event_time, get_db, remove_folder
 from api.errors import PROBLEM_JSON
 from api.fastpath import answer_geocode, parse_geocode
-from api.schemas_geocode import GeocodeAnswer
+from api.schemas.locate import GeocodeAnswer
 from api.security import current_principal, current_scope
 from gis.access import Principal, Scope, record
 from gis.errors import InputError, RateLimitedError

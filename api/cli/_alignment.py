@@ -9,12 +9,10 @@ import typer
 from rich.table import Table
 
 from api.bootstrap import open_database
-from api.cli._boundaries import ReportFormat
-from api.cli._output import EXIT_PROBLEMS, AtOption, echo_json, err, fail, out
+from api.cli._output import EXIT_PROBLEMS, AtOption, ReportFormat, echo_json, err, fail, out
 from gis.access import cli_principal
-from gis.alignment import AlignmentReport, Proposal
+from gis.alignment import AlignmentReport, Proposal, align, apply_alignment, propose
 from gis.errors import TonggeError
-from gis.samegrid import align, apply_alignment, propose
 
 
 def register(app: typer.Typer) -> None:
@@ -55,7 +53,7 @@ def align_command(
         fail(error, as_json=as_json)
     report = state.report
     if map is not None:
-        from gis.alignment import alignment_map
+        from gis.maps import alignment_map
 
         alignment_map(report, state.a_units, state.b_units).save(str(map))
         err.print(f"map of the violations: {map}")

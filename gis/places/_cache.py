@@ -18,7 +18,7 @@ import pandas as pd
 
 from gis.assign import Workload
 from gis.errors import NotFoundError
-from gis.places import assign_places, unit_workload
+from gis.places._service import assign_places, unit_workload
 from gis.repository import Database
 from gis.revisions import RevisionClock
 from gis.times import parse_time

@@ -1,42 +1,134 @@
-"""Administration: users, API keys and the audit log (administrators only)."""
+"""Access feature: sign in, who am I, password; users, API keys and the audit log (admin)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import get_db
-from api.schemas_access import (
+from api.schemas.access import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
     AuditPage,
+    Me,
     OneTimePassword,
+    PasswordChange,
     PasswordReset,
+    Token,
     UserCreate,
     UserCreated,
     UserOut,
     UserPatch,
 )
-from api.security import current_principal
-from gis.access import Principal, audit_log
+from api.security import Security, client_address, current_principal
+from gis.access import ROLE_PERMISSIONS, Principal, audit_log
 from gis.access import accounts as acc
+from gis.access.accounts import authenticate_password
+from gis.errors import ForbiddenError
 from gis.repository import Database
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/api/v1")
+
+
+@router.post(
+    "/auth/token",
+    tags=["auth"],
+    summary="Sign in 登录 (OAuth2 password flow)",
+    response_model=Token,
+    responses={
+        401: {"description": "Wrong user name or password"},
+        429: {"description": "Too many attempts"},
+        503: {"description": "Too many sign-ins at once (see Retry-After)"},
+    },
+)
+def token(
+    request: Request,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    db: Database = Depends(get_db),
+) -> Token:
+    """Exchange a user name and password for a bearer token that expires."""
+    security: Security = request.app.state.security
+    client = client_address(request)
+    with security.password_attempt(client=client, username=form.username):
+        user = authenticate_password(
+            db,
+            username=form.username,
+            password=form.password,
+            client=client,
+            checks=security.password_checks,
+        )
+    signer = security.authenticator.signer
+    return Token(
+        access_token=signer.issue(subject=user.username, version=user.password_version),
+        expires_in=signer.ttl_seconds,
+    )
+
+
+@router.get("/auth/me", tags=["auth"], summary="Who am I 当前用户", response_model=Me)
+def me(principal: Principal = Depends(current_principal)) -> Me:
+    """Return the caller's name, role, jurisdiction and permissions."""
+    return Me(
+        kind=principal.kind,
+        name=principal.name,
+        role=principal.role,
+        role_title=principal.role.label,
+        units=list(principal.units),
+        permissions=sorted(p.value for p in ROLE_PERMISSIONS[principal.role]),
+    )
+
+
+@router.post(
+    "/auth/password",
+    tags=["auth"],
+    summary="Change my password 修改密码",
+    status_code=204,
+    responses={
+        400: {"description": "Weak password"},
+        401: {"description": "Wrong password"},
+        429: {"description": "Too many attempts"},
+        503: {"description": "Too many password checks at once (see Retry-After)"},
+    },
+)
+def change_password(
+    body: PasswordChange,
+    request: Request,
+    principal: Principal = Depends(current_principal),
+    db: Database = Depends(get_db),
+) -> None:
+    """Set a new password; every token issued before stops working."""
+    if principal.kind != "user":
+        raise ForbiddenError("API keys have no password")
+    security: Security = request.app.state.security
+    client = client_address(request)
+    # The current password is a password guess like any sign-in: the same limits.
+    with security.password_attempt(client=client, username=principal.name):
+        authenticate_password(
+            db,
+            username=principal.name,
+            password=body.current_password,
+            client=client,
+            checks=security.password_checks,
+        )
+    acc.reset_password(db, username=principal.name, password=body.new_password, actor=principal)
+
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such user or key"}}
 
 
-@router.get("/users", summary="List users 用户列表", response_model=list[UserOut])
+@router.get(
+    "/admin/users", tags=["admin"], summary="List users 用户列表", response_model=list[UserOut]
+)
 def list_users(db: Database = Depends(get_db)) -> list[dict[str, object]]:
     """Return every user with role and jurisdiction."""
     return [user.to_dict() for user in acc.list_users(db)]
 
 
 @router.post(
-    "/users",
+    "/admin/users",
+    tags=["admin"],
     summary="Create a user 新建用户",
     status_code=201,
     response_model=UserCreated,
@@ -61,7 +153,11 @@ def create_user(
 
 
 @router.get(
-    "/users/{username}", summary="One user 用户详情", response_model=UserOut, responses=_NOT_FOUND
+    "/admin/users/{username}",
+    tags=["admin"],
+    summary="One user 用户详情",
+    response_model=UserOut,
+    responses=_NOT_FOUND,
 )
 def get_user(username: str, db: Database = Depends(get_db)) -> dict[str, object]:
     """Return one user."""
@@ -69,7 +165,8 @@ def get_user(username: str, db: Database = Depends(get_db)) -> dict[str, object]
 
 
 @router.patch(
-    "/users/{username}",
+    "/admin/users/{username}",
+    tags=["admin"],
     summary="Change a user 修改用户",
     response_model=UserOut,
     responses={**_NOT_FOUND, 409: {"description": "Last administrator"}},
@@ -93,7 +190,8 @@ def update_user(
 
 
 @router.post(
-    "/users/{username}/password",
+    "/admin/users/{username}/password",
+    tags=["admin"],
     summary="Reset a password 重置密码",
     response_model=OneTimePassword,
     responses=_NOT_FOUND,
@@ -109,14 +207,20 @@ def reset_password(
     return OneTimePassword(password=generated)
 
 
-@router.get("/api-keys", summary="List API keys 接口密钥", response_model=list[ApiKeyOut])
+@router.get(
+    "/admin/api-keys",
+    tags=["admin"],
+    summary="List API keys 接口密钥",
+    response_model=list[ApiKeyOut],
+)
 def list_api_keys(db: Database = Depends(get_db)) -> list[dict[str, object]]:
     """Return every key (never the secrets), newest first."""
     return [key.to_dict() for key in acc.list_api_keys(db)]
 
 
 @router.post(
-    "/api-keys",
+    "/admin/api-keys",
+    tags=["admin"],
     summary="Create an API key 新建接口密钥",
     status_code=201,
     response_model=ApiKeyCreated,
@@ -140,7 +244,8 @@ def create_api_key(
 
 
 @router.delete(
-    "/api-keys/{key_id}",
+    "/admin/api-keys/{key_id}",
+    tags=["admin"],
     summary="Revoke an API key 吊销密钥",
     response_model=ApiKeyOut,
     responses=_NOT_FOUND,
@@ -154,7 +259,7 @@ def revoke_api_key(
     return acc.revoke_api_key(db, key_id=key_id, actor=principal).to_dict()
 
 
-@router.get("/audit", summary="Audit log 审计日志", response_model=AuditPage)
+@router.get("/admin/audit", tags=["admin"], summary="Audit log 审计日志", response_model=AuditPage)
 def audit(
     db: Database = Depends(get_db),
     actor: Annotated[str | None, Query(max_length=100, description="Exact actor name.")] = None,

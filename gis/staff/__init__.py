@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from gis.access.audit import append_audit
 from gis.access.principal import SYSTEM, Principal
 from gis.errors import InputError, NotFoundError
-from gis.registry import parse_time
 from gis.repository import Database
+from gis.times import parse_time
 
 __all__ = ["ROLES", "StaffMember", "add_staff", "end_staff", "list_staff", "responsible_for"]
 

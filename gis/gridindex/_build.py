@@ -1,4 +1,4 @@
-"""Numba kernels that build a :class:`~gis.geocode.GridIndex` from flat ring arrays.
+"""Numba kernels that build a :class:`~gis.gridindex.GridIndex` from flat ring arrays.
 
 Vocabulary: vertices ``vx, vy`` are every ring's coordinates end to end (rings
 closed); an *edge* is a vertex index ``a`` with ``a + 1`` in the same ring; a
@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from gis.geocode._predicates import orient
+from gis.gridindex._predicates import orient
 
 __all__ = ["assemble", "choose_refs", "complete_cells", "edge_cells", "walk_rows"]
 

@@ -9,7 +9,7 @@ leaves the database as it was.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -23,15 +23,16 @@ from gis.crs import parse_crs
 from gis.errors import InputError, NotFoundError
 from gis.io import FieldMap, read_units, write_units
 from gis.layers import BUILTIN_LAYERS, LayerSpec, LevelSpec, level_spec_for
-from gis.registry._import import (
+from gis.repository import Database, LayerSummary
+from gis.times import parse_time
+from gis.types import Progress, Step
+from gis.units._import import (
     MOVE_COLUMNS,
     ImportResult,
     import_file,
     import_units,
     mismatch_report,
 )
-from gis.repository import Database, LayerSummary
-from gis.times import parse_time
 from gis.validate import Tolerances, ValidationReport, validate_units
 
 __all__ = [
@@ -51,8 +52,6 @@ __all__ = [
     "units_page",
 ]
 
-Step = Callable[[str], None]
-Progress = Callable[[int, int], None]
 #: Dates without a time are midnight in China Standard Time (UTC+8).
 
 
