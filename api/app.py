@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             if db is None:
                 app.state.db.dispose()
 
-    app = FastAPI(
+    app = TonggeAPI(
         title="tongge 同格 API",
         version=__version__,
         description=DESCRIPTION,
@@ -126,7 +126,6 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         ],
     )
     app.state.settings = settings
-    app.add_middleware(GeocodeFastPath)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -228,12 +227,30 @@ def _complete_openapi(app: FastAPI, *models: type[BaseModel]) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def create_server_app() -> GeocodeFastPath:
-    """Build the application as served: the geocode hot path in front of everything.
+def create_server_app() -> FastAPI:
+    """Build the application as served (``uvicorn api.app:create_server_app --factory``).
 
-    Starlette's middleware stack costs about as much as the lookup itself, so
-    ``uvicorn`` serves the fast path outermost; every other request (and the
-    lifespan) goes to the FastAPI application unchanged.
+    The same application as :func:`create_app` with the settings of the
+    environment; the geocode hot path is part of :class:`TonggeAPI` itself.
     """
-    app = create_app()
-    return GeocodeFastPath(app, owner=app)
+    return create_app()
+
+
+class TonggeAPI(FastAPI):
+    """The FastAPI application with ``POST /api/v1/geocode`` answered in front of its stack.
+
+    Starlette's middleware stack costs about as much as the lookup itself:
+    that one route goes to :class:`api.fastpath.GeocodeFastPath` (which does
+    the stack's work itself), everything else (and the lifespan) to FastAPI.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.fast_path = GeocodeFastPath(self)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Answer the geocode route directly; pass everything else to FastAPI."""
+        if GeocodeFastPath.handles(scope):
+            await self.fast_path(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)

@@ -1,16 +1,21 @@
-"""The dispatch hot path: ``POST /api/v1/geocode`` answered below FastAPI's routing.
+"""The dispatch hot path: ``POST /api/v1/geocode``, answered in front of FastAPI's stack.
 
 Dispatchers and the hotline locate incidents one request at a time, many per
 second. The lookup itself takes ~0.1 ms; FastAPI's generic machinery around
 it (middleware, routing, dependency solving, response encoding) takes
-several times that. This ASGI middleware answers exactly that route with the
-same request schema, the same answer and the same problem+json errors, and
-hands every other request to the application. The FastAPI route stays for
-the OpenAPI documentation and as the reference implementation.
+several times that. :class:`TonggeAPI` (the application class) hands exactly
+that route to :class:`GeocodeFastPath` before its middleware stack, and
+everything else to FastAPI. It is the only way the route is answered, in
+tests and when served, so the fast path does itself what the stack would:
+the guard's checks in the same order, the configured body limit, CORS
+headers, security headers and problem+json for every error, an unexpected
+one included. The FastAPI route in :mod:`api.routers.locate` documents the
+endpoint in OpenAPI.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -18,7 +23,13 @@ import orjson
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.errors import PROBLEM_JSON, domain_problem, problem_headers, validation_problem
+from api.errors import (
+    PROBLEM_JSON,
+    domain_problem,
+    problem_body,
+    problem_headers,
+    validation_problem,
+)
 from api.hardening import API_HEADERS
 from api.permissions import permission_for
 from api.schemas.locate import GeocodeRequest
@@ -30,8 +41,8 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+_log = logging.getLogger("tongge.api")
 PATH = "/api/v1/geocode"
 _CREDENTIALS = (b"authorization", b"x-api-key")
 _JSON = [(b"content-type", b"application/json"), *API_HEADERS]
@@ -39,21 +50,41 @@ _PROBLEM = [(b"content-type", PROBLEM_JSON.encode()), *API_HEADERS]
 
 
 class GeocodeFastPath:
-    """ASGI middleware answering ``POST /api/v1/geocode`` directly."""
+    """Answers ``POST /api/v1/geocode`` for ``owner`` (the application, for its state).
 
-    def __init__(self, app: ASGIApp, *, owner: Any = None) -> None:
-        self.app = app
-        # When this wraps the application from outside (``create_server_app``)
-        # the scope has no "app" yet: read the locate service from ``owner``.
+    Parameters
+    ----------
+    owner : FastAPI
+        The application: its ``state`` holds the settings, the security
+        checks and the locate service once its lifespan has started.
+    """
+
+    def __init__(self, owner: Any) -> None:
         self.owner = owner
 
+    @staticmethod
+    def handles(scope: Scope) -> bool:
+        """Whether ``scope`` is the geocode request this path answers."""
+        return scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST"
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer the geocode route; pass everything else on."""
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        owner = self.owner if self.owner is not None else scope["app"]
-        security = owner.state.security
+        """Answer one geocode request; never raises (errors are problem+json)."""
+        cors = self._cors_headers(scope)
+        try:
+            await self._answer(scope, receive, send, cors)
+        except Exception:
+            # Never a traceback or a plain-text 500 to the client; the log has it.
+            _log.exception("unhandled error in POST %s", PATH)
+            problem = problem_body(
+                500, "Internal error", "the server could not handle this request"
+            )
+            await _send(send, 500, problem, extra=cors)
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, send: Send, cors: dict[str, str]
+    ) -> None:
+        state = self.owner.state
+        security = state.security
         # Only the credential headers matter here (ASGI names are lower case).
         headers = {
             name.decode("latin-1"): value.decode("latin-1")
@@ -67,13 +98,14 @@ class GeocodeFastPath:
             jurisdiction = security.scopes.scope(principal)
         except TonggeError as error:
             problem = domain_problem(error)
-            await _send(send, int(problem["status"]), problem, extra=problem_headers(error))
+            extra = {**problem_headers(error), **cors}
+            await _send(send, int(problem["status"]), problem, extra=extra)
             return
-        limit = owner.state.settings.max_body_bytes
+        limit = state.settings.max_body_bytes
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             # Refused before a byte of the body is read.
-            await _send(send, 413, _too_large(limit))
+            await _send(send, 413, _too_large(limit), extra=cors)
             return
         body = bytearray()
         more = True
@@ -82,9 +114,9 @@ class GeocodeFastPath:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > limit:
-                await _send(send, 413, _too_large(limit))
+                await _send(send, 413, _too_large(limit), extra=cors)
                 return
-        locator = owner.state.locator
+        locator = state.locator
         parsed = parse_geocode(bytes(body))
         if isinstance(parsed, GeocodeRequest) and not locator.ready(
             at=parsed.at, address=parsed.address is not None
@@ -96,7 +128,23 @@ class GeocodeFastPath:
             )
         else:
             status, answer = answer_geocode(locator, parsed, scope=jurisdiction)
-        await _send(send, status, answer)
+        await _send(send, status, answer, extra=cors)
+
+    def _cors_headers(self, scope: Scope) -> dict[str, str]:
+        # What Starlette's CORSMiddleware adds to a simple (non-preflight)
+        # answer; preflight OPTIONS requests go to the application's.
+        allowed = self.owner.state.settings.cors_origins
+        if not allowed:
+            return {}
+        origin = next((v for n, v in scope.get("headers") or [] if n == b"origin"), None)
+        if origin is None:
+            return {}
+        text = origin.decode("latin-1")
+        if "*" in allowed:
+            return {"Access-Control-Allow-Origin": "*"}
+        if text in allowed:
+            return {"Access-Control-Allow-Origin": text, "Vary": "Origin"}
+        return {}
 
 
 def parse_geocode(body: bytes) -> GeocodeRequest | dict[str, Any]:

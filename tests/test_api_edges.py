@@ -21,7 +21,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from api.app import create_app
-from api.fastpath import GeocodeFastPath
 from gis.repository import Database
 from gis.settings import Settings
 from tests._client import sign_in, signed_in
@@ -176,7 +175,6 @@ def test_geocode_accepts_integers_as_numbers(admin: TestClient) -> None:
 def test_served_fast_path_refuses_a_declared_oversize_body_before_reading(city: Database) -> None:
     settings = Settings(database_url=city.url, load_sample_city=False, max_body_bytes=4096)
     app = create_app(settings, db=city)
-    served = GeocodeFastPath(app, owner=app)
     with TestClient(app) as client:
         headers = sign_in(client, city, role="dispatcher", units=[f"governance:{GRID_A}"])
         sent: list[MutableMapping[str, Any]] = []
@@ -197,7 +195,7 @@ def test_served_fast_path_refuses_a_declared_oversize_body_before_reading(city: 
                 *[(k.lower().encode(), v.encode()) for k, v in headers.items()],
             ],
         }
-        asyncio.run(served(scope, receive, send))
+        asyncio.run(app(scope, receive, send))
         assert sent[0]["status"] == 413
         assert b"TONGGE_MAX_BODY_BYTES" in sent[1]["body"]
         # A body over the limit that did not declare its length is cut off too.
@@ -218,3 +216,54 @@ def test_every_operation_documents_its_errors_as_problem_json(admin: TestClient)
                     assert list(response["content"]) == ["application/problem+json"], (
                         f"{method.upper()} {path} {status}"
                     )
+
+
+def test_the_one_geocode_path_adds_cors_and_answers_errors_as_problems(
+    city: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The served application: CORS headers and problem+json from the fast path itself."""
+    from api.app import create_server_app
+    from gis.settings import get_settings
+
+    monkeypatch.setenv("TONGGE_DATABASE_URL", city.url)
+    monkeypatch.setenv("TONGGE_CORS_ORIGINS", '["https://map.example.gov.cn"]')
+    get_settings.cache_clear()
+    try:
+        app = create_server_app()
+        with TestClient(app, raise_server_exceptions=False) as client:
+            headers = sign_in(client, city, role="dispatcher", units=[f"governance:{GRID_A}"])
+            allowed = {**headers, "Origin": "https://map.example.gov.cn"}
+            answer = client.post("/api/v1/geocode", json={"x": 118.51, "y": 24.94}, headers=allowed)
+            assert answer.status_code == 200
+            assert answer.headers["access-control-allow-origin"] == "https://map.example.gov.cn"
+            other = {**headers, "Origin": "https://evil.example.com"}
+            answer = client.post("/api/v1/geocode", json={"x": 118.51, "y": 24.94}, headers=other)
+            assert "access-control-allow-origin" not in answer.headers
+            refused = client.post(
+                "/api/v1/geocode", json={"x": 1}, headers={"Origin": allowed["Origin"]}
+            )
+            assert refused.status_code == 401 and refused.headers["access-control-allow-origin"]
+            # The preflight goes to the application's CORS handling.
+            preflight = client.options(
+                "/api/v1/geocode",
+                headers={
+                    "Origin": allowed["Origin"],
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "X-API-Key, Content-Type",
+                },
+            )
+            assert preflight.status_code == 200
+
+            def broken(*_args: object, **_kwargs: object) -> None:
+                raise RuntimeError("the index is corrupt")
+
+            monkeypatch.setattr(app.state.locator, "locate", broken)
+            failed = client.post("/api/v1/geocode", json={"x": 118.51, "y": 24.94}, headers=allowed)
+            assert failed.status_code == 500
+            assert failed.headers["content-type"].startswith("application/problem+json")
+            assert failed.json()["detail"] == "the server could not handle this request"
+            assert "corrupt" not in failed.text
+            assert failed.headers["x-content-type-options"] == "nosniff"
+            assert failed.headers["access-control-allow-origin"] == allowed["Origin"]
+    finally:
+        get_settings.cache_clear()

@@ -89,8 +89,9 @@ async def geocode(request: Request, scope: Scope = Depends(current_scope)) -> Re
     overlaps with their shares. Units outside your jurisdiction are answered
     as `restricted`, without code or name.
     """
-    # Served by api.fastpath.GeocodeFastPath before routing reaches here;
-    # this route documents the endpoint and answers identically.
+    # api.app.TonggeAPI answers this path with api.fastpath.GeocodeFastPath
+    # before routing: this route documents the endpoint (OpenAPI) and is only
+    # reached if the router is mounted in another application.
     parsed = parse_geocode(await request.body())
     status, answer = await run_in_threadpool(
         answer_geocode, get_locator(request), parsed, scope=scope
