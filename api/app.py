@@ -69,7 +69,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         # One clock for every cache: the database is asked at most once per interval.
         clock = RevisionClock(app.state.db, refresh_seconds=settings.index_refresh_seconds)
         app.state.locator = LocateService(app.state.db, clock=clock, background=True)
-        app.state.places = UnitPlaces(app.state.db, clock=clock)
+        # One index per level: assignment and workload use the locate service's.
+        app.state.places = UnitPlaces(app.state.db, clock=clock, indexes=app.state.locator.cache)
         app.state.batch_lock = threading.Lock()
         app.state.batch_running = 0
         app.state.batch_pool = (

@@ -327,3 +327,32 @@ def test_cached_workload_follows_new_places_and_boundaries(db: Database, tmp_pat
     import_households(db, path=write_households(tmp_path, [("H1", "B3", 5), ("H2", "B3", 2)]))
     third = cached.workload(layer="governance").units.set_index("code")
     assert third.loc["350502002", "persons"] == 7
+
+
+def test_one_index_per_level_serves_locate_assignment_and_workload(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gis.gridindex import GridIndex
+    from gis.locate import LocateService
+    from gis.places import UnitPlaces
+    from gis.revisions import RevisionClock
+
+    load_governance(db)
+    import_buildings(db, path=write_buildings(tmp_path))
+    import_households(db, path=write_households(tmp_path, [("H1", "B3", 4), ("H2", "B1", 2)]))
+    clock = RevisionClock(db, refresh_seconds=0)
+    own = UnitPlaces(db, clock=clock).workload(layer="governance").units
+    locator = LocateService(db, clock=clock)
+    locator.cache.get()  # the locate indexes exist
+    built: list[int] = []
+    real = GridIndex.from_frame.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[GridIndex], *args: object, **kwargs: object) -> GridIndex:
+        built.append(1)
+        return real(cls, *args, **kwargs)
+
+    monkeypatch.setattr(GridIndex, "from_frame", classmethod(counting))
+    shared = UnitPlaces(db, clock=clock, indexes=locator.cache)
+    assert shared.workload(layer="governance").units.equals(own)
+    assert shared.buildings(layer="governance", code="350502001")["key"].tolist() == ["B1", "B2"]
+    assert built == []  # no index built beside the locate service's

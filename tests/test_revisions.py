@@ -214,3 +214,50 @@ def test_audit_rows_cannot_be_replaced_or_revoked_twice(db: Database) -> None:
                 {"id": entry.id},
             )
     assert not any(e.action == "forged" for e in audit_log(db)[0])
+
+
+def test_api_writes_go_on_during_a_long_import(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Validation runs outside the write transaction: audited requests are not held up."""
+    import gis.units._import as pipeline
+    from tests._client import signed_in
+    from tests.fixtures_access import GRID_A, load_two_grids
+
+    load_two_grids(db, tmp_path)
+    validating = threading.Event()
+    others_done = threading.Event()
+    validate = pipeline.validate_units
+
+    def slow_validation(*args: object, **kwargs: object) -> object:
+        validating.set()
+        others_done.wait(20)  # a long validation: until the API has written
+        return validate(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "validate_units", slow_validation)
+    with db.reader() as repo:
+        micro = repo.units_frame(layer="governance", level="micro_grid")
+    micro["name"] = [f"{name}（新）" for name in micro["name"]]
+    finished: list[str] = []
+
+    def long_import() -> None:
+        import_units(db, units=micro, layer="governance", level="micro_grid", source="t")
+        finished.append("import")
+
+    with signed_in(db) as admin:
+        worker = threading.Thread(target=long_import)
+        worker.start()
+        assert validating.wait(30)
+        # Household reads are audited (a write in the audit log) ...
+        read = admin.get(f"/api/v1/units/{GRID_A}/households")
+        assert read.status_code == 200
+        # ... and so is a staff change.
+        added = admin.post(
+            "/api/v1/staff",
+            json={"unit_code": GRID_A, "role": "community_police", "name": "赵警官"},
+        )
+        assert added.status_code == 201, added.text
+        finished.append("api")
+        others_done.set()
+        worker.join(60)
+    assert finished == ["api", "import"]

@@ -82,6 +82,10 @@ class IndexSet:
         """Whether ``at`` falls in the window this set is valid for."""
         return (self.start is None or self.start <= at) and (self.end is None or at < self.end)
 
+    def find(self, layer: str, level: str) -> LevelIndex | None:
+        """Return the index of one level (None when it has no units)."""
+        return next((lv for lv in self.levels if lv.layer == layer and lv.level == level), None)
+
     def layers(self) -> dict[str, list[LevelIndex]]:
         """Group the levels by layer, top level first."""
         grouped: dict[str, list[LevelIndex]] = {}

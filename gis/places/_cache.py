@@ -18,6 +18,8 @@ import pandas as pd
 
 from gis.assign import Workload
 from gis.errors import NotFoundError
+from gis.gridindex import GridIndex
+from gis.locate._indexes import IndexCache
 from gis.places._service import assign_places, unit_workload
 from gis.repository import Database
 from gis.revisions import RevisionClock
@@ -50,11 +52,17 @@ class UnitPlaces:
         The registry.
     clock : RevisionClock
         The shared change counters.
+    indexes : IndexCache, optional
+        The locate service's indexes: assignment and workload use its index
+        of each level instead of building their own.
     """
 
-    def __init__(self, db: Database, *, clock: RevisionClock) -> None:
+    def __init__(
+        self, db: Database, *, clock: RevisionClock, indexes: IndexCache | None = None
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._indexes = indexes
         self._lock = threading.Lock()
         self._stamp: tuple[Any, ...] | None = None
         self._layers: dict[str, pd.DataFrame] = {}
@@ -75,7 +83,7 @@ class UnitPlaces:
             found = self._workloads.get(layer)
             stamp = self._stamp
         if found is None:
-            found = unit_workload(self._db, layer=layer)
+            found = unit_workload(self._db, layer=layer, indexes=self._level_index)
             with self._lock:
                 # Keep it only if nothing changed while it was computed.
                 if self._stamp == stamp:
@@ -141,11 +149,21 @@ class UnitPlaces:
         lowest = next((lv.name for lv in reversed(spec.levels) if lv.name in present), None)
         if lowest is None or self._buildings.empty:
             return pd.DataFrame(columns=_BUILDING_COLUMNS)
-        assignment = assign_places(self._db, layer=layer, level=lowest, at=when).frame
+        assignment = assign_places(
+            self._db, layer=layer, level=lowest, at=when, index=self._level_index(layer, lowest)
+        ).frame
         table = pd.DataFrame(self._buildings.drop(columns=["geometry", "attributes"]))
         table = table.merge(assignment[["key", "unit", "rule", "cut"]], on="key", how="left")
         table["rule"] = table["rule"].astype(str)
         return table[_BUILDING_COLUMNS]
+
+    def _level_index(self, layer: str, level: str) -> GridIndex | None:
+        # The locate service's index of the level valid now (checked against
+        # the units by the callee: a rebuild may be under way).
+        if self._indexes is None:
+            return None
+        found = self._indexes.get().find(layer, level)
+        return found.index if found is not None else None
 
     def _subtree(self, layer: str, code: str) -> set[str]:
         with self._lock:

@@ -9,6 +9,7 @@ number of persons are kept — no names, no ID numbers.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -252,8 +253,13 @@ def assign_places(
     layer: str = "governance",
     level: str = "micro_grid",
     at: str | date | datetime | None = None,
+    index: GridIndex | None = None,
 ) -> Assignment:
-    """Assign every stored building to the units of one level valid at ``at``."""
+    """Assign every stored building to the units of one level valid at ``at``.
+
+    ``index`` is a :class:`GridIndex` of those units already built (e.g. the
+    locate service's); it is used when it indexes exactly them.
+    """
     when = parse_time(at)
     with db.reader() as repo:
         units = repo.units_frame(layer=layer, level=level, at=when)
@@ -266,7 +272,15 @@ def assign_places(
     buildings["entrance"] = [
         None if p is None or p.is_empty or math.isnan(p.x) else p for p in entrance
     ]
-    return assign_buildings(buildings, units, entrance="entrance")
+    return assign_buildings(buildings, units, entrance="entrance", index=_matching(index, units))
+
+
+def _matching(index: GridIndex | None, units: gpd.GeoDataFrame) -> GridIndex | None:
+    # A shared index may have been built for other versions (a rebuild under
+    # way): use it only when it indexes exactly these units.
+    if index is None or len(index) != len(units):
+        return None
+    return index if np.array_equal(index.codes, units["code"].to_numpy(dtype=object)) else None
 
 
 def reassignment_diff(
@@ -288,8 +302,13 @@ def unit_workload(
     *,
     layer: str = "governance",
     at: str | date | datetime | None = None,
+    indexes: Callable[[str, str], GridIndex | None] | None = None,
 ) -> Workload:
-    """Count buildings, households, persons and places per unit of every level of a layer."""
+    """Count buildings, households, persons and places per unit of every level of a layer.
+
+    ``indexes(layer, level)`` may return a built index of a level's units
+    (the locate service's), so that one index per level serves everything.
+    """
     when = parse_time(at)
     with db.reader() as repo:
         spec = repo.layer_spec(name=layer)
@@ -300,12 +319,13 @@ def unit_workload(
     lowest = next((lv.name for lv in reversed(spec.levels) if lv.name in present), None)
     if lowest is None:
         raise InputError(f"layer {layer!r} has no units at {when.isoformat()}", field="layer")
-    assignment = assign_places(db, layer=layer, level=lowest, at=when)
+    lowest_units = units[units["level"] == lowest]
+    shared = _matching(indexes(layer, lowest) if indexes else None, lowest_units)
+    assignment = assign_places(db, layer=layer, level=lowest, at=when, index=shared)
     place_points = None
     if not places.empty:
         # Places outside any building are counted by where they stand.
-        lowest_units = units[units["level"] == lowest]
-        index = GridIndex.from_frame(lowest_units, code="code")
+        index = shared or GridIndex.from_frame(lowest_units, code="code")
         rows = index.lookup_index(places["lon"].to_numpy(float), places["lat"].to_numpy(float))
         codes = lowest_units["code"].to_numpy(dtype=object)
         place_points = places.assign(point_unit=[codes[r] if r >= 0 else None for r in rows])
