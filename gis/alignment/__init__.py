@@ -38,8 +38,8 @@ from gis.alignment._check import KINDS, AlignmentReport, Violation, check_alignm
 from gis.alignment._propose import Move, Proposal, propose_alignment
 from gis.alignment._shares import shares
 from gis.alignment.service import (
+    AlignmentState,
     LayerLevel,
-    SameGrid,
     align,
     apply_alignment,
     parse_layer_level,
@@ -49,10 +49,10 @@ from gis.alignment.service import (
 __all__ = [
     "KINDS",
     "AlignmentReport",
+    "AlignmentState",
     "LayerLevel",
     "Move",
     "Proposal",
-    "SameGrid",
     "Violation",
     "align",
     "apply_alignment",

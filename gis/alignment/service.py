@@ -27,7 +27,7 @@ from gis.validate import ValidationReport
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["LayerLevel", "SameGrid", "align", "apply_alignment", "parse_layer_level"]
+__all__ = ["AlignmentState", "LayerLevel", "align", "apply_alignment", "parse_layer_level"]
 
 _WEIGHT = "households"
 
@@ -44,7 +44,7 @@ class LayerLevel:
 
 
 @dataclass
-class SameGrid:
+class AlignmentState:
     """The loaded layers and the alignment report between them."""
 
     a: LayerLevel
@@ -79,7 +79,7 @@ def align(
     a: LayerLevel | str = "governance:grid",
     b: LayerLevel | str = "police:beat",
     at: str | date | datetime | None = None,
-) -> SameGrid:
+) -> AlignmentState:
     """Check that every unit of ``a`` lies in one unit of ``b`` (and parents nest too)."""
     a_ref = a if isinstance(a, LayerLevel) else parse_layer_level(a)
     b_ref = b if isinstance(b, LayerLevel) else parse_layer_level(b)
@@ -95,12 +95,12 @@ def align(
         weights=weights,
         weight_column=_WEIGHT if isinstance(weights, gpd.GeoDataFrame) else None,
     )
-    return SameGrid(
+    return AlignmentState(
         a_ref, b_ref, a_units, b_units, a_parents, b_parents, b_parent_level, report, when, weights
     )
 
 
-def propose(state: SameGrid) -> Proposal:
+def propose(state: AlignmentState) -> Proposal:
     """Return the least change of layer B that restores nesting.
 
     Never fails on data that passed import: when no proposal can be made,
@@ -133,7 +133,7 @@ def propose(state: SameGrid) -> Proposal:
 def apply_alignment(
     db: Database,
     *,
-    state: SameGrid,
+    state: AlignmentState,
     proposal: Proposal,
     valid_from: str | date | datetime,
     actor: Principal = SYSTEM,

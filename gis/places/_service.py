@@ -195,7 +195,7 @@ def import_pois(
         }
     )
     with db.transaction() as repo:
-        count = repo.places.upsert_places(table)
+        count = repo.places.upsert_pois(table)
         _audit(repo, actor, "pois", path, count)
     return PlacesImport("places", count)
 
@@ -314,7 +314,7 @@ def unit_workload(
         spec = repo.layer_spec(name=layer)
         units = repo.units_frame(layer=layer, at=when)
         households = repo.places.households_table()
-        places = repo.places.places_table()
+        places = repo.places.pois_table()
     present = set(units["level"])
     lowest = next((lv.name for lv in reversed(spec.levels) if lv.name in present), None)
     if lowest is None:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from gis.crs import STORAGE_CRS
 from gis.repository._dialect import bbox_filter, geometry_as_wkb
-from gis.repository.models import STORAGE_SRID, BuildingRow, HouseholdRow, MoveRow, PlaceRow
+from gis.repository.models import STORAGE_SRID, BuildingRow, HouseholdRow, MoveRow, PoiRow
 from gis.types import Progress
 
 _CHUNK = 2000
@@ -60,11 +60,11 @@ class PlaceStore:
         self._replace(HouseholdRow, rows, on_progress)
         return len(rows)
 
-    def upsert_places(self, table: pd.DataFrame, *, on_progress: Progress | None = None) -> int:
+    def upsert_pois(self, table: pd.DataFrame, *, on_progress: Progress | None = None) -> int:
         """Insert points of interest, replacing those with the same key."""
         columns = ["key", "name", "category", "address", "building_key", "lon", "lat", "attributes"]
         rows = table[columns].to_dict("records")
-        self._replace(PlaceRow, rows, on_progress)
+        self._replace(PoiRow, rows, on_progress)
         return len(rows)
 
     def store_moves(self, *, import_id: int | None, layer: str, moves: pd.DataFrame) -> int:
@@ -201,17 +201,17 @@ class PlaceStore:
         columns = ["key", "building_key", "unit_no", "floor", "room", "persons"]
         return pd.DataFrame([tuple(r) for r in rows], columns=columns)
 
-    def places_table(self) -> pd.DataFrame:
+    def pois_table(self) -> pd.DataFrame:
         """Return points of interest."""
         query = select(
-            PlaceRow.key,
-            PlaceRow.name,
-            PlaceRow.category,
-            PlaceRow.address,
-            PlaceRow.building_key,
-            PlaceRow.lon,
-            PlaceRow.lat,
-        ).order_by(PlaceRow.key)
+            PoiRow.key,
+            PoiRow.name,
+            PoiRow.category,
+            PoiRow.address,
+            PoiRow.building_key,
+            PoiRow.lon,
+            PoiRow.lat,
+        ).order_by(PoiRow.key)
         columns = ["key", "name", "category", "address", "building_key", "lon", "lat"]
         return pd.DataFrame([tuple(r) for r in self._session.execute(query).all()], columns=columns)
 
@@ -253,7 +253,7 @@ class PlaceStore:
             "persons": int(
                 self._session.scalar(select(func.coalesce(func.sum(HouseholdRow.persons), 0))) or 0
             ),
-            "places": int(self._session.scalar(select(func.count()).select_from(PlaceRow)) or 0),
+            "places": int(self._session.scalar(select(func.count()).select_from(PoiRow)) or 0),
         }
 
     def _replace(

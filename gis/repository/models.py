@@ -179,7 +179,7 @@ class HouseholdRow(Base):
     persons: Mapped[int] = mapped_column(Integer)
 
 
-class PlaceRow(Base):
+class PoiRow(Base):
     """A point of interest or institution (school, hospital, enterprise, alarm post...)."""
 
     __tablename__ = "places"
