@@ -27,6 +27,7 @@ from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import ProgrammingError
 
 from gis.repository import Database
+from tests.ci_gate import pytest_terminal_summary  # noqa: F401  (hook: a skip fails CI)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CHICAGO = SHARED_DATA / "chicago"
@@ -153,19 +154,3 @@ def chicago() -> Path:
     if not CHICAGO.exists():
         pytest.skip(f"real data folder {CHICAGO} is absent")
     return CHICAGO
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Under CI a skipped test is a failure: nothing may silently not run.
-
-    Under pytest-xdist this runs in the controller, whose reporter collects
-    every worker's results.
-    """
-    skipped = terminalreporter.stats.get("skipped", [])
-    if os.environ.get("CI") and skipped:
-        terminalreporter.write_line(
-            f"CI: {len(skipped)} test(s) skipped — failing the run", red=True
-        )
-        session = getattr(terminalreporter, "_session", None)
-        if session is not None:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
