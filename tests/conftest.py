@@ -99,6 +99,24 @@ def _create_postgis_database(url: str) -> None:
         engine.dispose()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _default_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Point the configured database at a file of this session (of this xdist worker).
+
+    A command a test runs without setting ``TONGGE_DATABASE_URL`` must never
+    touch the developer's own database (``var/`` or the shell's setting),
+    nor share one file between workers.
+    """
+    saved = os.environ.get("TONGGE_DATABASE_URL")
+    path = tmp_path_factory.mktemp("default") / "tongge.sqlite"
+    os.environ["TONGGE_DATABASE_URL"] = f"sqlite:///{path}"
+    yield
+    if saved is None:
+        os.environ.pop("TONGGE_DATABASE_URL", None)
+    else:
+        os.environ["TONGGE_DATABASE_URL"] = saved
+
+
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[Database]:
     """One migrated PostGIS database for the session (tables emptied per test)."""
