@@ -8,8 +8,8 @@ Repository tests run on SpatiaLite *and* PostGIS (GeoAlchemy2 style):
   ``TONGGE_TEST_POSTGRES_URL``; each pytest-xdist worker uses its own
   database next to it (``<db>_gw0``, ``<db>_gw1`` …), created with PostGIS on
   first use. When PostGIS is unreachable the test fails under CI (``CI``
-  set) and is skipped elsewhere, and any skipped test fails a CI run (see
-  ``pytest_terminal_summary``; ``.ci/run`` sets ``CI=1``).
+  set) and is skipped elsewhere, and any skipped test fails a CI run (the
+  hook in ``tests/ci_gate.py``; ``.ci/run`` sets ``CI=1``).
 
 Helpers shared by several test files live in fixture modules
 (``tests/fixtures_*.py``), never in a test file.
