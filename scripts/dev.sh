@@ -2,7 +2,8 @@
 # tongge developer entry point; each command installs what it needs first.
 #
 #   bash scripts/dev.sh serve [--port 8000]   # API on the embedded SpatiaLite DB + sample city
-#   bash scripts/dev.sh test  [pytest args]   # lint + full test suite (SpatiaLite and PostGIS)
+#   bash scripts/dev.sh test  [pytest args]   # lint, import contracts, full test suite (SpatiaLite
+#                                             # and PostGIS) on every core (`-n auto` unless you pass -n)
 #   bash scripts/dev.sh setup                 # only install (system packages, venv, test DB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,8 +84,16 @@ case "${1:-}" in
     "$VENV/bin/ruff" check .
     say "mypy"
     "$VENV/bin/mypy"
+    say "import contracts"
+    "$VENV/bin/lint-imports" --no-logo
+    # One xdist worker per core unless the caller chose (-n 0: serial); each
+    # worker gets its own PostGIS database (tests/conftest.py).
+    parallel=(-n auto)
+    for arg in "$@"; do
+      case "$arg" in -n|-n*|--numprocesses|--numprocesses=*) parallel=() ;; esac
+    done
     say "pytest"
-    exec "$VENV/bin/python" -m pytest "$@"
+    exec "$VENV/bin/python" -m pytest "${parallel[@]}" "$@"
     ;;
   *)
     echo "usage: bash scripts/dev.sh serve|test|setup" >&2

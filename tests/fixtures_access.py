@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -27,7 +28,7 @@ from gis.places import import_buildings, import_households
 from gis.repository import Database
 from gis.staff import add_staff
 from gis.units import import_units
-from tests.test_repository import load_governance
+from tests.fixtures_governance import load_governance
 
 COMMUNITY = "350502001001"
 GRID_A, GRID_B = "350502001001001", "350502001001002"
@@ -35,6 +36,7 @@ MICRO_A = ("350502001001001001", "350502001001001002")
 MICRO_B = ("350502001001002001", "350502001001002002")
 STATION, BEAT_X, BEAT_Y = "P01", "P01X", "P01Y"
 WHEN = "2026-01-01"
+NEW_EDGE = 118.5025  # where move_edge puts the A/B edge
 Row = tuple[str, str, str | None, tuple[float, float, float, float]]
 
 
@@ -139,4 +141,46 @@ def load_two_grids(db: Database, folder: Path) -> None:
         role="grid_worker",
         name="王乙",
         phone="13900000002",
+    )
+
+
+def move_edge(db: Database, when: Any) -> None:
+    """Move the A/B grid edge west to ``NEW_EDGE`` from ``when`` (micro-grids follow).
+
+    Building BA-1 (in A1) then lies in grid B.
+    """
+    grids = {
+        GRID_A: (118.50, 24.925, NEW_EDGE, 24.95),
+        GRID_B: (NEW_EDGE, 24.925, 118.55, 24.95),
+    }
+    micro = {
+        MICRO_A[0]: (118.50, 24.925, 118.50125, 24.95),
+        MICRO_A[1]: (118.50125, 24.925, NEW_EDGE, 24.95),
+        MICRO_B[0]: (NEW_EDGE, 24.925, 118.5375, 24.95),
+        MICRO_B[1]: (118.5375, 24.925, 118.55, 24.95),
+    }
+
+    def level(rows: dict[str, tuple[float, float, float, float]]) -> gpd.GeoDataFrame:
+        codes = list(rows)
+        return gpd.GeoDataFrame(
+            {
+                "code": codes,
+                "name": [f"单元{c[-3:]}" for c in codes],
+                "parent_code": [c[:-3] for c in codes],
+                "kind": ["comprehensive"] * len(codes),
+                "attributes": [{} for _ in codes],
+            },
+            geometry=[box(*b) for b in rows.values()],
+            crs=4490,
+        )
+
+    # Grids and micro-grids change together, in one version.
+    import_units(
+        db,
+        units=level(grids),
+        layer="governance",
+        level="grid",
+        source="t",
+        valid_from=when,
+        levels_below={"micro_grid": level(micro)},
     )

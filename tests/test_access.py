@@ -34,7 +34,7 @@ from gis.settings import get_settings
 from gis.staff import add_staff, end_staff
 from gis.units import define_layer, export_layer, import_units
 from tests.fixtures_access import GRID_A, GRID_B, MICRO_A, load_two_grids
-from tests.test_repository import COMMUNITIES, frame, load_governance
+from tests.fixtures_governance import COMMUNITIES, frame, load_governance
 
 P = Permission
 

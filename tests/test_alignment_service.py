@@ -53,13 +53,14 @@ def test_bad_layer_references(db: Database) -> None:
         align(db, a="governance:block", b="police:beat")
 
 
-def test_align_command_exit_codes_json_and_map(tmp_path, monkeypatch) -> None:
+def test_align_command_exit_codes_json_and_map(city_db: Database, tmp_path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
     from api.cli import app
     from gis.settings import get_settings
 
-    monkeypatch.setenv("TONGGE_DATABASE_URL", f"sqlite:///{tmp_path / 'city.sqlite'}")
+    # The sample city as `serve` loads it on first use (a copy of the run's one).
+    monkeypatch.setenv("TONGGE_DATABASE_URL", city_db.url)
     monkeypatch.setenv("TONGGE_LOAD_SAMPLE_CITY", "true")
     get_settings.cache_clear()
     try:

@@ -15,7 +15,7 @@ from api.permissions import ENDPOINTS, PUBLIC
 from gis.repository import Database
 from gis.settings import Settings
 from tests._client import signed_in
-from tests.test_repository import COMMUNITIES, load_governance
+from tests.fixtures_governance import COMMUNITIES, load_governance
 
 
 @pytest.fixture

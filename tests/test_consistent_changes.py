@@ -28,8 +28,8 @@ from gis.settings import get_settings
 from gis.times import utc_now
 from gis.units import import_file, import_units, units_page
 from tests._invariants import assert_layer_consistent
-from tests.fixtures_city import city_db, sample_city_file  # noqa: F401  (fixtures)
-from tests.test_repository import COMMUNITIES, STREETS, frame, load_governance
+from tests.fixtures_city import move_strip
+from tests.fixtures_governance import COMMUNITIES, STREETS, frame, load_governance
 
 GIVER, TAKER = "350502004011003", "350502004011002"
 runner = CliRunner()
@@ -43,22 +43,12 @@ def tongge(*args: str | Path) -> tuple[int, str]:
 
 
 @pytest.fixture
-def cli_city(city_db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:  # noqa: F811
+def cli_city(city_db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
     monkeypatch.setenv("TONGGE_DATABASE_URL", city_db.url)
     monkeypatch.setenv("TONGGE_CLI_NICENESS", "0")
     get_settings.cache_clear()
     yield city_db
     get_settings.cache_clear()
-
-
-def move_strip(units: gpd.GeoDataFrame, giver: str, taker: str, metres: float) -> shapely.Geometry:
-    """Move the part of ``giver`` within ``metres`` of ``taker`` into ``taker``; return it."""
-    a = units.index[units["code"] == giver][0]
-    b = units.index[units["code"] == taker][0]
-    strip = units.geometry[a].intersection(units.geometry[b].buffer(metres / 111_320))
-    units.loc[a, "geometry"] = units.geometry[a].difference(strip)
-    units.loc[b, "geometry"] = units.geometry[b].union(strip)
-    return strip
 
 
 @pytest.mark.slow
@@ -359,7 +349,7 @@ def test_police_beats_follow_a_station_change(db: Database) -> None:
 def test_the_change_and_its_moves_are_all_or_nothing(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.test_places import write_buildings
+    from tests.fixtures_governance import write_buildings
 
     load_governance(db)
     from gis.places import import_buildings
@@ -411,11 +401,10 @@ def test_the_change_and_its_moves_are_all_or_nothing(
 
 def test_import_history_and_moves_through_the_api(db: Database, tmp_path: Path) -> None:
     from tests._client import sign_in, signed_in
-    from tests.fixtures_access import GRID_A, GRID_B, load_two_grids
-    from tests.test_live_changes import _move_edge
+    from tests.fixtures_access import GRID_A, GRID_B, load_two_grids, move_edge
 
     load_two_grids(db, tmp_path)
-    _move_edge(db, "2026-06-01")  # BA-1 (in A) now lies in B
+    move_edge(db, "2026-06-01")  # BA-1 (in A) now lies in B
     with signed_in(db) as admin:
         history = admin.get("/api/v1/layers/governance/imports").json()
         micro, newest = history[:2]  # the micro-grids changed as part of the grid import

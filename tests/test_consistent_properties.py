@@ -23,8 +23,7 @@ from gis.errors import ValidationFailedError
 from gis.repository import Database
 from gis.units import import_file, import_units, units_page
 from tests._invariants import assert_layer_consistent
-from tests.fixtures_city import sample_city_file  # noqa: F401  (fixture)
-from tests.test_consistent_changes import move_strip
+from tests.fixtures_city import move_strip
 
 _SETTINGS = settings(
     max_examples=4,
@@ -91,7 +90,7 @@ def _move_and_check(
 @_SETTINGS
 @given(data=st.data())
 def test_random_strips_in_the_sample_city(
-    sample_city_file: Path,  # noqa: F811
+    sample_city_file: Path,
     tmp_path_factory: pytest.TempPathFactory,
     data: st.DataObject,
 ) -> None:

@@ -28,7 +28,7 @@ from gis.repository import Database
 from gis.settings import Settings, get_settings
 from gis.units import import_units
 from tests._client import signed_in
-from tests.test_repository import load_governance
+from tests.fixtures_governance import load_governance
 
 EVIL = '=HYPERLINK("http://x","y")'
 DDE = "+cmd|' /C calc'!A0"

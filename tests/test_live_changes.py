@@ -21,58 +21,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import pandas as pd
 from fastapi.testclient import TestClient
-from shapely import box
 
 from gis.repository import Database
 from gis.settings import Settings
-from gis.times import parse_time, utc_now
-from gis.units import import_units
+from gis.times import LOCAL_ZONE, parse_time, utc_now
 from tests._client import sign_in, signed_in
-from tests.fixtures_access import GRID_A, GRID_B, MICRO_A, MICRO_B, load_two_grids
+from tests.fixtures_access import GRID_A, GRID_B, load_two_grids, move_edge
 
 STRIP_POINT = {"x": 118.51, "y": 24.94}  # in A before, in B after
-NEW_EDGE = 118.5025
-
-
-def _move_edge(db: Database, when: Any) -> None:
-    grids = {
-        GRID_A: (118.50, 24.925, NEW_EDGE, 24.95),
-        GRID_B: (NEW_EDGE, 24.925, 118.55, 24.95),
-    }
-    micro = {
-        MICRO_A[0]: (118.50, 24.925, 118.50125, 24.95),
-        MICRO_A[1]: (118.50125, 24.925, NEW_EDGE, 24.95),
-        MICRO_B[0]: (NEW_EDGE, 24.925, 118.5375, 24.95),
-        MICRO_B[1]: (118.5375, 24.925, 118.55, 24.95),
-    }
-
-    def level(rows: dict[str, tuple[float, float, float, float]]) -> gpd.GeoDataFrame:
-        codes = list(rows)
-        return gpd.GeoDataFrame(
-            {
-                "code": codes,
-                "name": [f"单元{c[-3:]}" for c in codes],
-                "parent_code": [c[:-3] for c in codes],
-                "kind": ["comprehensive"] * len(codes),
-                "attributes": [{} for _ in codes],
-            },
-            geometry=[box(*b) for b in rows.values()],
-            crs=4490,
-        )
-
-    # Grids and micro-grids change together, in one version.
-    import_units(
-        db,
-        units=level(grids),
-        layer="governance",
-        level="grid",
-        source="t",
-        valid_from=when,
-        levels_below={"micro_grid": level(micro)},
-    )
 
 
 def _eventually(check: Callable[[], bool], *, seconds: float = 2.0) -> bool:
@@ -120,7 +78,7 @@ def test_a_change_valid_now_is_seen_by_every_answer_within_two_seconds(
         assert _households(admin, GRID_B) == 2
         assert admin.get("/api/v1/buildings/BA-1", headers=worker_b).status_code == 404
 
-        _move_edge(db, utc_now())  # valid from this very second, while the API serves
+        move_edge(db, utc_now())  # valid from this very second, while the API serves
 
         assert _eventually(lambda: _grid_of(admin, STRIP_POINT) == GRID_B)
         assert _eventually(lambda: _grid_of(admin, {"address": "中山南路1号"}) == GRID_B)
@@ -136,13 +94,15 @@ def test_a_change_valid_now_is_seen_by_every_answer_within_two_seconds(
 def test_a_change_valid_later_is_not_seen_before_its_time(db: Database, tmp_path: Path) -> None:
     load_two_grids(db, tmp_path)
     tomorrow = utc_now().replace(microsecond=0) + pd.Timedelta(days=1).to_pytimedelta()
-    _move_edge(db, tomorrow)
+    move_edge(db, tomorrow)
     settings = Settings(database_url=db.url, load_sample_city=False, index_refresh_seconds=0)
     with signed_in(db, settings=settings) as admin:
         assert _grid_of(admin, STRIP_POINT) == GRID_A
         assert _grid_of(admin, {**STRIP_POINT, "at": tomorrow.isoformat()}) == GRID_B
         # A date means 00:00 China time, parsed once: the day after tomorrow sees it.
-        later = (tomorrow + pd.Timedelta(days=1).to_pytimedelta()).date().isoformat()
+        # (The day after in China: after 16:00 UTC the UTC date is a day behind.)
+        local = tomorrow.astimezone(LOCAL_ZONE)
+        later = (local + pd.Timedelta(days=1).to_pytimedelta()).date().isoformat()
         assert _grid_of(admin, {**STRIP_POINT, "at": later}) == GRID_B
 
 

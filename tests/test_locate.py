@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,15 +28,16 @@ from gis.repository import Database
 from gis.settings import Settings
 from gis.units import import_units
 from tests._client import signed_in
-from tests.test_repository import frame, load_governance
+from tests.fixtures_governance import frame, load_governance
 
 MICRO = SAMPLE_CITY / "governance" / "micro_grid.geojson"
 
 
 @pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    """Yield an embedded database with the sample city, loaded as on first use."""
+def city(tmp_path_factory: pytest.TempPathFactory, sample_city_file: Path) -> Iterator[Database]:
+    """Yield an embedded database with the sample city (a copy of the one loaded per run)."""
     path = tmp_path_factory.mktemp("city") / "city.sqlite"
+    shutil.copyfile(sample_city_file, path)
     db = open_database(Settings(database_url=f"sqlite:///{path}", load_sample_city=True))
     yield db
     db.dispose()

@@ -21,30 +21,7 @@ from gis.places import (
 from gis.repository import Database
 from gis.units import import_units
 from tests._client import signed_in
-from tests.test_repository import frame, load_governance
-
-# Buildings over the communities of tests.test_repository (street boundary at 118.55):
-#
-#   118.54         118.55         118.56
-#     +-------------+-------------+ 24.94
-#     |  B1 [ ]     |     [ ] B3  |
-#     |        [ B2 | B2 ]        |    B2 straddles the street boundary (cut, 70/30)
-#     +-------------+-------------+ 24.93
-B1 = box(118.541, 24.935, 118.542, 24.936)
-B2 = box(118.5493, 24.932, 118.5503, 24.933)
-B3 = box(118.558, 24.935, 118.559, 24.936)
-
-
-def write_buildings(tmp_path: Path, **extra: list[object]) -> Path:
-    table = {
-        "key": ["B1", "B2", "B3"],
-        "address": ["中山南路1号", "中山南路2号", "中山南路3号"],
-        "floors": [6, 12, 3],
-        **extra,
-    }
-    path = tmp_path / "buildings.geojson"
-    gpd.GeoDataFrame(table, geometry=[B1, B2, B3], crs=4490).to_file(path)
-    return path
+from tests.fixtures_governance import frame, load_governance, write_buildings
 
 
 def write_households(tmp_path: Path, rows: list[tuple[str, str, int]]) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import geopandas as gpd
 import pytest
 import shapely
 from shapely import box
@@ -14,65 +13,7 @@ from gis.layers import GOVERNANCE, POLICE, LayerSpec, LevelSpec
 from gis.repository import Database
 from gis.units import define_layer, import_units, parse_time, unit_detail, units_page
 from gis.validate import Tolerances
-
-# A county split into two streets, each split into two communities (degrees, EPSG:4490):
-#
-#   118.50      118.55      118.60
-#   +-----------+-----------+ 24.95
-#   | 001001    | 002001    |
-#   +-----------+-----------+ 24.925      county 350502
-#   | 001002    | 002002    |             streets 350502001 (west), 350502002 (east)
-#   +-----------+-----------+ 24.90       communities 350502001001 ... 350502002002
-COUNTY = box(118.50, 24.90, 118.60, 24.95)
-STREETS = {
-    "350502001": box(118.50, 24.90, 118.55, 24.95),
-    "350502002": box(118.55, 24.90, 118.60, 24.95),
-}
-COMMUNITIES = {
-    "350502001001": box(118.50, 24.925, 118.55, 24.95),
-    "350502001002": box(118.50, 24.90, 118.55, 24.925),
-    "350502002001": box(118.55, 24.925, 118.60, 24.95),
-    "350502002002": box(118.55, 24.90, 118.60, 24.925),
-}
-
-
-def frame(units: dict[str, shapely.Geometry], parent: str | None = None) -> gpd.GeoDataFrame:
-    """Build a unit frame in EPSG:4490 (parent code = code prefix unless given)."""
-    codes = list(units)
-    return gpd.GeoDataFrame(
-        {
-            "code": codes,
-            "name": [f"单元{c[-3:]}" for c in codes],
-            "parent_code": [parent or (c[:-3] if len(c) > 6 else None) for c in codes],
-            "kind": ["comprehensive"] * len(codes),
-            "attributes": [{"households": 400}] * len(codes),
-        },
-        geometry=list(units.values()),
-        crs=4490,
-    )
-
-
-def load_governance(db: Database, when: str = "2026-01-01") -> None:
-    """Import county, streets and communities."""
-    import_units(
-        db,
-        units=frame({"350502": COUNTY}),
-        layer="governance",
-        level="county",
-        source="test",
-        valid_from=when,
-    )
-    import_units(
-        db, units=frame(STREETS), layer="governance", level="street", source="test", valid_from=when
-    )
-    import_units(
-        db,
-        units=frame(COMMUNITIES),
-        layer="governance",
-        level="community",
-        source="test",
-        valid_from=when,
-    )
+from tests.fixtures_governance import COMMUNITIES, COUNTY, STREETS, frame, load_governance
 
 
 def test_layers_are_created_once_and_cannot_change_levels(db: Database) -> None:

@@ -25,7 +25,7 @@ from gis.repository import Database
 from gis.staff import add_staff
 from gis.times import utc_now
 from gis.units import import_units
-from tests.test_repository import COMMUNITIES, frame, load_governance
+from tests.fixtures_governance import COMMUNITIES, frame, load_governance
 
 
 def _revisions(db: Database) -> dict[str, int]:

@@ -13,6 +13,7 @@ from api.bootstrap import open_database
 from boundaries import SAMPLE_CITY, sample_city_manifest
 from gis.io import read_units
 from gis.layers import BUILTIN_LAYERS
+from gis.repository import Database
 from gis.settings import Settings
 from gis.units import list_layers, unit_detail
 from gis.validate import validate_units
@@ -106,11 +107,10 @@ def test_embedded_database_loads_the_sample_city_on_first_use(tmp_path: Path) ->
     } == counts
 
 
-def test_sample_places_are_assigned_cut_flagged_and_outside_reported(tmp_path: Path) -> None:
+def test_sample_places_are_assigned_cut_flagged_and_outside_reported(city_db: Database) -> None:
     from gis.places import assign_places, unit_workload
 
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'city.sqlite'}", load_sample_city=True)
-    db = open_database(settings)
+    db = city_db  # loaded on first use, as above (once per run, copied)
     places = SAMPLE_CITY / "places"
     cut = json.loads((places / "cut_buildings.json").read_text("utf-8"))
     outside = json.loads((places / "outside_buildings.json").read_text("utf-8"))

@@ -40,7 +40,7 @@ from gis.places import import_buildings, import_households
 from gis.repository import Database
 from gis.settings import Settings, get_settings
 from tests._client import signed_in
-from tests.test_repository import load_governance
+from tests.fixtures_governance import load_governance
 
 SECRET = "TONGGE-SECRET-7f3a9c51"
 ALL_SUFFIXES = sorted({s for f in FORMATS for s in f.suffixes} | {".xlsx", ".vrt"})

@@ -35,7 +35,7 @@ from gis.io import read_frame
 from gis.repository import Database
 from gis.settings import Settings, get_settings
 from tests._client import signed_in
-from tests.test_repository import load_governance
+from tests.fixtures_governance import load_governance
 
 MiB = 1024 * 1024
 ROWS, COLUMNS, BYTES = 1000, 20, 8 * MiB

@@ -505,38 +505,17 @@ def _plan(
     # data), the data as sent is validated instead, to say what is wrong.
     units = _keep_unchanged(units, existing, tolerances=tolerances)
     before_validation = report  # plausibility and partial-import problems so far
-    announce("node")
-    after, fixes = _node(staying, units, tolerances=tolerances, projected=projected)
-    announce("validate")
-    repairs: list[Repair] = []
-    checked = None
-    if after is not None:
-        noded = _validator(
-            parents,
-            spec,
-            level_spec,
-            after.iloc[: len(staying)],
-            tolerances,
-            announce,
-            noded=True,
-        )
-        checked = noded(after.iloc[len(staying) :])
-        if repair and checked.warnings:
-            # Slivers noding cannot close (along the parent's edge) are repaired.
-            repaired, repairs = repair_slivers(
-                after.iloc[len(staying) :], checked.warnings, parents=parents
-            )
-            if repairs:
-                after, fixes = _node(staying, repaired, tolerances=tolerances, projected=projected)
-                checked = noded(after.iloc[len(staying) :]) if after is not None else None
-    if checked is None or not checked.ok:
-        raw = _validator(parents, spec, level_spec, staying, tolerances, announce)
-        checked = raw(units)
-        if repair and checked.warnings:
-            units, repairs = repair_slivers(units, checked.warnings, parents=parents)
-            if repairs:
-                checked = raw(units)
-                after, fixes = _node(staying, units, tolerances=tolerances, projected=projected)
+    units, after, fixes, repairs, checked = _node_and_validate(
+        staying,
+        units,
+        parents=parents,
+        spec=spec,
+        level_spec=level_spec,
+        tolerances=tolerances,
+        projected=projected,
+        repair=repair,
+        announce=announce,
+    )
     report = _merge(before_validation, checked)
     if not report.ok or after is None:
         raise ValidationFailedError(
@@ -726,6 +705,66 @@ def _check_partial_union(
                 f"({area:,.0f} m²)",
             )
         )
+
+
+def _node_and_validate(
+    staying: gpd.GeoDataFrame,
+    units: gpd.GeoDataFrame,
+    *,
+    parents: gpd.GeoDataFrame | None,
+    spec: LayerSpec,
+    level_spec: LevelSpec,
+    tolerances: Tolerances,
+    projected: Any,
+    repair: bool,
+    announce: Step,
+) -> tuple[
+    gpd.GeoDataFrame,
+    gpd.GeoDataFrame | None,
+    list[NodingFix],
+    list[Repair],
+    ValidationReport,
+]:
+    """Node and validate the level's new state (staying units first), repairing if asked.
+
+    Returns the units (repaired or as sent), the noded state (None when
+    noding cannot or should not run), its fixes, the sliver repairs and the
+    validation report: of the noded state when it is valid, else of the data
+    as sent, to say what is wrong.
+    """
+    announce("node")
+    after, fixes = _node(staying, units, tolerances=tolerances, projected=projected)
+    announce("validate")
+    repairs: list[Repair] = []
+    checked = None
+    if after is not None:
+        noded = _validator(
+            parents,
+            spec,
+            level_spec,
+            after.iloc[: len(staying)],
+            tolerances,
+            announce,
+            noded=True,
+        )
+        checked = noded(after.iloc[len(staying) :])
+        if repair and checked.warnings:
+            # Slivers noding cannot close (along the parent's edge) are repaired.
+            repaired, repairs = repair_slivers(
+                after.iloc[len(staying) :], checked.warnings, parents=parents
+            )
+            if repairs:
+                after, fixes = _node(staying, repaired, tolerances=tolerances, projected=projected)
+                checked = noded(after.iloc[len(staying) :]) if after is not None else None
+    if checked is None or not checked.ok:
+        raw = _validator(parents, spec, level_spec, staying, tolerances, announce)
+        checked = raw(units)
+        if repair and checked.warnings:
+            units, repairs = repair_slivers(units, checked.warnings, parents=parents)
+            if repairs:
+                checked = raw(units)
+                after, fixes = _node(staying, units, tolerances=tolerances, projected=projected)
+    return units, after, fixes, repairs, checked
 
 
 def _node(
