@@ -60,12 +60,18 @@ class FieldMap:
 
 
 def read_frame(
-    path: str | Path, *, label: str | None = None, limits: ReadLimits | None = None
+    path: str | Path,
+    *,
+    label: str | None = None,
+    limits: ReadLimits | None = None,
+    encoding: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read a vector file (or CSV with a WKT column) as it is, CRS included.
 
     ``label`` names the file in messages (default: ``path``); ``limits``
-    default to the settings' (:class:`gis.files.ReadLimits`).
+    default to the settings' (:class:`gis.files.ReadLimits`); ``encoding``
+    is the text encoding of a CSV or Shapefile (default: found from the
+    bytes; ``attrs["encoding"]`` says which was used).
 
     Raises
     ------
@@ -73,7 +79,7 @@ def read_frame(
         When the file is missing, unreadable, not what its name declares,
         over a limit (status 413) or has no features.
     """
-    source = open_source(path, label=label)
+    source = open_source(path, label=label, encoding=encoding)
     if source.format.reader == "csv":
         frame = _read_wkt_csv(source, limits)
     else:
@@ -92,6 +98,7 @@ def read_units(
     crs: str | CoordinateSystem | None = None,
     label: str | None = None,
     limits: ReadLimits | None = None,
+    encoding: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read a boundary file as a unit frame in CGCS2000 (EPSG:4490).
 
@@ -109,12 +116,17 @@ def read_units(
         How messages name the file (default: ``path``).
     limits : ReadLimits, optional
         Rows, columns and bytes allowed (default: the settings').
+    encoding : str, optional
+        Text encoding of a CSV or Shapefile (default: its ``.cpg``, else
+        found from the bytes: UTF-8, GBK, GB18030).
 
     Returns
     -------
     GeoDataFrame
         Columns ``code, name, parent_code, kind, attributes, geometry``.
         Non-polygon features are kept (validation reports them).
+        ``attrs["encoding"]`` is the :class:`gis.files.TextEncoding` the
+        text was read in, when the format has a choice.
 
     Raises
     ------
@@ -123,7 +135,7 @@ def read_units(
         over a limit (status 413).
     """
     fields = fields or FieldMap()
-    frame = read_frame(path, label=label, limits=limits)
+    frame = read_frame(path, label=label, limits=limits, encoding=encoding)
     source = label if label is not None else str(path)
     declared = parse_crs(crs) if isinstance(crs, str) else crs
     types = frame.geometry.geom_type.fillna("None")
@@ -160,6 +172,8 @@ def read_units(
         crs=STORAGE_CRS,
         index=storage.index,
     )
+    if "encoding" in frame.attrs:
+        units.attrs["encoding"] = frame.attrs["encoding"]
     return units
 
 
@@ -266,7 +280,9 @@ def _read_wkt_csv(source: Source, limits: ReadLimits | None) -> gpd.GeoDataFrame
         raise InputError(
             f"{source.label}: column {column!r} has invalid WKT ({error})", field=column
         ) from None
-    return gpd.GeoDataFrame(table.drop(columns=[column]), geometry=geometry, crs=None)
+    frame = gpd.GeoDataFrame(table.drop(columns=[column]), geometry=geometry, crs=None)
+    frame.attrs = dict(table.attrs)
+    return frame
 
 
 def _field(

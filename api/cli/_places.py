@@ -48,6 +48,10 @@ def import_(
     kind: Annotated[PlaceKind, typer.Argument(help="buildings, households or pois.")],
     file: Annotated[Path, typer.Argument(help="GeoJSON/GeoPackage/GeoParquet, or CSV/Parquet.")],
     crs: Annotated[str | None, typer.Option(help="CRS when the file has none (or gcj02).")] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="Text encoding of a CSV or Shapefile (default: found from the bytes)."),
+    ] = None,
 ) -> None:
     """Import a places file, all or nothing (bad rows are named, nothing is written)."""
     try:
@@ -57,14 +61,18 @@ def import_(
             db = open_database()
             if kind is PlaceKind.buildings:
                 result = import_buildings(
-                    db, path=file, crs=crs, on_progress=advance, actor=actor
+                    db, path=file, crs=crs, on_progress=advance, actor=actor, encoding=encoding
                 )
             elif kind is PlaceKind.households:
-                result = import_households(db, path=file, on_progress=advance, actor=actor)
+                result = import_households(
+                    db, path=file, on_progress=advance, actor=actor, encoding=encoding
+                )
             else:
-                result = import_pois(db, path=file, crs=crs, actor=actor)
+                result = import_pois(db, path=file, crs=crs, actor=actor, encoding=encoding)
     except TonggeError as error:
         fail(error)
+    if result.encoding:
+        err.print(f"text read as {result.encoding}")
     err.print(f"[green]✓[/green] {result.count:,} {result.kind} imported")
     if result.ignored_columns:
         err.print(

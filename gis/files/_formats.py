@@ -62,7 +62,7 @@ class FileFormat:
 
 
 FORMATS: tuple[FileFormat, ...] = (
-    FileFormat("csv", "CSV", (".csv", ".txt"), "csv"),
+    FileFormat("csv", "CSV", (".csv", ".tsv", ".txt"), "csv"),
     FileFormat("parquet", "(Geo)Parquet", (".parquet", ".geoparquet"), "parquet"),
     FileFormat("geojson", "GeoJSON", (".geojson", ".json"), "gdal", ("GeoJSON",)),
     FileFormat("gpkg", "GeoPackage", (".gpkg",), "gdal", ("GPKG",)),
