@@ -30,13 +30,14 @@ import shapely
 from gis.crs import STORAGE_CRS, CoordinateSystem, parse_crs, to_storage_crs
 from gis.datum import wgs84_to_bd09, wgs84_to_gcj02
 from gis.errors import InputError
-from gis.files import ReadLimits, Source, open_source, read_table, write_csv
+from gis.files import ReadLimits, Source, open_source, read_table, write_csv, write_xlsx
 from gis.files import read_frame as read_vector
+from gis.files._excel import EXCEL_CELL_CHARS
 from gis.unitframe import KINDS
 
 __all__ = ["EXPORT_FORMATS", "FieldMap", "read_frame", "read_units", "write_units"]
 
-EXPORT_FORMATS = ("geojson", "gpkg", "shp", "kml", "parquet", "csv")
+EXPORT_FORMATS = ("geojson", "gpkg", "shp", "kml", "parquet", "csv", "xlsx")
 _CODE_CANDIDATES = ("code", "编码", "网格编码", "unit_code", "id")
 _NAME_CANDIDATES = ("name", "名称", "网格名称", "unit_name")
 _PARENT_CANDIDATES = ("parent_code", "parent", "上级编码")
@@ -80,7 +81,7 @@ def read_frame(
         over a limit (status 413) or has no features.
     """
     source = open_source(path, label=label, encoding=encoding)
-    if source.format.reader == "csv":
+    if source.format.reader in ("csv", "xlsx"):
         frame = _read_wkt_csv(source, limits)
     else:
         frame = read_vector(source, limits)
@@ -184,10 +185,12 @@ def write_units(
     fmt: str,
     crs: str | None = None,
 ) -> Path:
-    """Write a unit frame to ``path`` as geojson, gpkg, shp, kml, parquet or csv.
+    """Write a unit frame to ``path`` as geojson, gpkg, shp, kml, parquet, csv or xlsx.
 
     ``attributes`` are spread into columns; ``crs`` (default CGCS2000, KML
-    always WGS84) may be ``gcj02``/``bd09`` for phone apps.
+    always WGS84) may be ``gcj02``/``bd09`` for phone apps. CSV and Excel
+    hold the boundary as a ``wkt`` column (Excel's to 7 decimals; a
+    boundary longer than an Excel cell is refused).
     """
     if fmt not in EXPORT_FORMATS:
         raise InputError(
@@ -201,10 +204,22 @@ def write_units(
         target.unlink()
     if fmt == "parquet":
         flat.to_parquet(target)
-    elif fmt == "csv":
+    elif fmt in ("csv", "xlsx"):
         table = pd.DataFrame(flat.drop(columns=flat.geometry.name))
-        table["wkt"] = shapely.to_wkt(flat.geometry.values, rounding_precision=-1)
-        write_csv(table, target)
+        precision = -1 if fmt == "csv" else 7
+        table["wkt"] = shapely.to_wkt(flat.geometry.values, rounding_precision=precision)
+        if fmt == "csv":
+            write_csv(table, target)
+        else:
+            longest = table["wkt"].str.len().fillna(0)
+            if len(table) and longest.max() > EXCEL_CELL_CHARS:
+                code = table["code"].iloc[int(longest.argmax())] if "code" in table else "?"
+                raise InputError(
+                    f"the boundary of unit {code} is longer than an Excel cell holds "
+                    f"({EXCEL_CELL_CHARS:,} characters): export csv, gpkg or parquet",
+                    field="format",
+                )
+            write_xlsx(table, target, sheet="units")
     else:
         driver = {"geojson": "GeoJSON", "gpkg": "GPKG", "shp": "ESRI Shapefile", "kml": "KML"}[fmt]
         options: dict[str, Any] = {}

@@ -40,6 +40,7 @@ class ExportFormat(StrEnum):
     kml = "kml"
     parquet = "parquet"
     csv = "csv"
+    xlsx = "xlsx"
 
 
 assert {f.value for f in ExportFormat} == set(EXPORT_FORMATS)

@@ -41,6 +41,7 @@ import pandas as pd
 from gis.errors import InputError
 from gis.files._cells import safe_cell, spreadsheet_safe, write_csv
 from gis.files._encoding import TextEncoding, check_encoding_name, refuse_mojibake
+from gis.files._excel import XlsxWriter, iter_xlsx, write_xlsx
 from gis.files._formats import FORMATS, FileFormat, format_for, gdal_drivers
 from gis.files._gdal import apply_driver_policy, read_gdal
 from gis.files._limits import ReadLimits
@@ -53,6 +54,7 @@ __all__ = [
     "ReadLimits",
     "Source",
     "TextEncoding",
+    "XlsxWriter",
     "apply_driver_policy",
     "format_for",
     "gdal_drivers",
@@ -63,6 +65,7 @@ __all__ = [
     "safe_cell",
     "spreadsheet_safe",
     "write_csv",
+    "write_xlsx",
 ]
 
 # "CSV:/etc/passwd", "GPKG:x.gpkg:layer", "PG:dbname=...": a GDAL driver
@@ -176,7 +179,7 @@ def read_frame(source: Source, limits: ReadLimits | None = None) -> gpd.GeoDataF
 def read_table(
     source: Source, limits: ReadLimits | None = None, **csv_options: Any
 ) -> pd.DataFrame:
-    """Read a CSV or Parquet table whole, within ``limits`` (``csv_options`` go to pandas)."""
+    """Read a CSV, Parquet or Excel table whole, within ``limits`` (see :func:`iter_table`)."""
     if source.format.reader == "parquet":
         with ParquetReader(
             source.path, source.label, limits or ReadLimits.from_settings()
@@ -195,8 +198,23 @@ def read_table(
 def iter_table(
     source: Source, limits: ReadLimits | None = None, *, chunk_rows: int, **csv_options: Any
 ) -> Iterator[pd.DataFrame]:
-    """Yield a CSV or Parquet table in chunks of at most ``chunk_rows`` rows."""
+    """Yield a CSV, Parquet or Excel table in chunks of at most ``chunk_rows`` rows.
+
+    ``csv_options`` go to pandas for CSV; ``dtype=str`` also reads an Excel
+    sheet's cells as text.
+    """
     chosen = limits or ReadLimits.from_settings()
+    if source.format.reader == "xlsx":
+        for chunk in iter_xlsx(
+            source.path,
+            source.label,
+            chosen,
+            chunk_rows=chunk_rows,
+            text=csv_options.get("dtype") is str,
+        ):
+            refuse_mojibake(chunk, source.label)
+            yield chunk
+        return
     if source.format.reader == "csv":
         yield from iter_csv(
             source.path,
@@ -209,7 +227,7 @@ def iter_table(
         return
     if source.format.reader != "parquet":
         raise InputError(
-            f"{source.label}: a table must be CSV or Parquet, not {source.format.title}",
+            f"{source.label}: a table must be CSV, Parquet or Excel, not {source.format.title}",
             field="file",
         )
     with ParquetReader(source.path, source.label, chosen) as reader:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gis.errors import InputError
+from gis.files._excel import check_xlsx
 
 __all__ = ["CHECKS", "head", "refuse_vrt"]
 
@@ -251,4 +252,5 @@ CHECKS: dict[str, Callable[[Path, str], None]] = {
     "kml": _check_kml,
     "csv": _check_csv,
     "parquet": _check_parquet,
+    "xlsx": check_xlsx,
 }
