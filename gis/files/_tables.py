@@ -55,6 +55,7 @@ def iter_csv(
     text = given(encoding) if encoding else detect_encoding(path, label)
     sep = _check_header(path, label, limits, text)
     options.setdefault("sep", sep)
+    options.setdefault("encoding_errors", "strict")
     rows = 0
     with path.open("rb") as handle:
         try:
@@ -63,7 +64,6 @@ def iter_csv(
                 chunksize=chunk_rows,
                 compression=None,
                 encoding=text.codec,
-                encoding_errors="strict",
                 **options,
             ):
                 rows += len(chunk)

@@ -382,9 +382,7 @@ def _point_columns(
     kinds = set(shapely.get_type_id(geometry[~shapely.is_missing(geometry)]).tolist())
     if not kinds <= {0}:  # 0: Point
         names = sorted({shapely.GeometryType(k).name.title() for k in kinds})
-        raise InputError(
-            f"geocoding needs points, found {', '.join(names)}", field="geometry"
-        )
+        raise InputError(f"geocoding needs points, found {', '.join(names)}", field="geometry")
     return shapely.get_x(geometry), shapely.get_y(geometry), system
 
 
