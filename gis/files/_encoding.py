@@ -226,6 +226,17 @@ def refuse_mojibake(frame: pd.DataFrame, label: str) -> None:
     InputError
         Naming the column, the row and the encoding that would read it.
     """
+    shp = " or fix the .cpg file" if label.lower().endswith((".shp", ".zip")) else ""
+    for name in frame.columns:
+        meant = _meant(name) if isinstance(name, str) else None
+        if meant is not None:
+            raise InputError(
+                f"{label}: the column names hold garbled text ({name[:20]!r} is Chinese "
+                f"read with the wrong encoding; its bytes are {meant} text); nothing was read: "
+                f"give --encoding {meant.lower()}{shp}",
+                field="encoding",
+                rule="garbled_text",
+            )
     for name in frame.columns:
         values = frame[name]
         if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
@@ -237,8 +248,7 @@ def refuse_mojibake(frame: pd.DataFrame, label: str) -> None:
                 raise InputError(
                     f"{label}: column {str(name)[:40]!r} (row {row + 1}) holds garbled text: "
                     f"Chinese read with the wrong encoding (its bytes are {meant} text); "
-                    f"nothing was read: give --encoding {meant.lower()}"
-                    + (" or fix the .cpg file" if label.lower().endswith((".shp", ".zip")) else ""),
+                    f"nothing was read: give --encoding {meant.lower()}{shp}",
                     field=str(name),
                     rule="garbled_text",
                 )
