@@ -13,7 +13,7 @@ from api.bootstrap import open_database
 from api.cli._output import AtOption, ReportFormat, echo_json, err, fail, out, steps, yield_cpu
 from gis.access import cli_principal
 from gis.errors import TonggeError
-from gis.files import write_csv
+from gis.files import write_csv, write_xlsx
 from gis.places import (
     assign_places,
     import_buildings,
@@ -88,7 +88,9 @@ def assign(
     diff_from: Annotated[
         str | None, typer.Option(help="Also list what moved since boundaries of this time.")
     ] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write CSV here.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write CSV (or .xlsx) here.")
+    ] = None,
 ) -> None:
     """Assign every building to a unit (entrance → covering unit → largest overlap)."""
     try:
@@ -104,7 +106,13 @@ def assign(
     counts = assignment.counts()
     out.print("  ".join(f"{rule}: {n:,}" for rule, n in counts.items()))
     if output is not None:
-        write_csv(assignment.frame, output)
+        if output.suffix.lower() == ".xlsx":
+            try:
+                write_xlsx(assignment.frame, output, sheet="assignment")
+            except TonggeError as error:
+                fail(error)
+        else:
+            write_csv(assignment.frame, output)
         err.print(f"assignment written to {output}")
     if moved is not None:
         out.print(f"{len(moved):,} building(s) moved since {diff_from}")

@@ -191,6 +191,10 @@ def _dbf_text(
 def _cascade(chunks: Iterable[bytes]) -> TextEncoding | None:
     decoders = {c: codecs.getincrementaldecoder(c)("strict") for c, _ in _CASCADE}
     for chunk in chunks:
+        # ASCII is text in all three: only a character cut at the end of the
+        # previous chunk needs it decoded.
+        if chunk.isascii() and not any(d.getstate()[0] for d in decoders.values()):
+            continue
         for codec in list(decoders):
             try:
                 decoders[codec].decode(chunk)
