@@ -103,7 +103,13 @@ def test_zipped_gbk_shapefile_is_detected_too(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("encoding", "label"),
-    [("utf-8", "UTF-8"), ("utf-8-sig", "UTF-8 with BOM"), ("gbk", "GBK"), ("gb18030", "GB18030")],
+    [
+        ("utf-8", "UTF-8"),
+        ("utf-8-sig", "UTF-8 with BOM"),
+        ("gbk", "GBK"),
+        ("gb18030", "GB18030"),
+        ("utf-16", "UTF-16LE"),  # Excel's "Unicode text"
+    ],
 )
 def test_csv_encodings_are_detected(tmp_path: Path, encoding: str, label: str) -> None:
     names = [JINSHAN, RARE] if encoding != "gbk" else [JINSHAN, "社区"]

@@ -137,15 +137,23 @@ def test_wrong_encoding_is_a_clear_400_without_server_paths(
 
 
 @pytest.mark.parametrize(
-    ("name", "sep"), [("events.tsv", "\t"), ("events.csv", ";"), ("e.txt", "|")]
+    ("name", "sep", "encoding"),
+    [
+        ("events.tsv", "\t", "utf-8"),
+        ("events.csv", ";", "gbk"),
+        ("e.txt", "|", "utf-8"),
+        ("unicode.txt", "\t", "utf-16"),  # Excel's "Unicode text" (Unicode 文本)
+    ],
 )
-def test_tsv_semicolon_and_pipe_tables(
-    client: TestClient, events: pd.DataFrame, name: str, sep: str
+def test_tsv_semicolon_pipe_and_unicode_text(
+    client: TestClient, events: pd.DataFrame, name: str, sep: str, encoding: str
 ) -> None:
-    data = upload(events).to_csv(index=False, sep=sep).encode()
+    data = upload(events).to_csv(index=False, sep=sep).encode(encoding)
     response = post(client, name, data)
     assert response.status_code == 200, response.text
-    assert_located(read_csv(response.content), events)
+    result = read_csv(response.content)
+    assert list(result["事件"]) == list(events["事件"])
+    assert_located(result, events)
 
 
 def test_cli_geocodes_gbk_semicolon_csv(cli: None, events: pd.DataFrame, tmp_path: Path) -> None:

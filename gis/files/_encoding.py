@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -39,6 +40,7 @@ __all__ = [
 
 _CHUNK = 1 << 20
 _BOM = b"\xef\xbb\xbf"
+_UTF16 = {b"\xff\xfe": "UTF-16LE", b"\xfe\xff": "UTF-16BE"}
 # Tried in this order; GB18030 decodes every GBK text, so GBK names it when it can.
 _CASCADE = (("utf-8", "UTF-8"), ("gbk", "GBK"), ("gb18030", "GB18030"))
 _LATIN_PAIR = re.compile(r"[\x80-\xff]{2}")
@@ -73,7 +75,7 @@ class TextEncoding:
     @property
     def notable(self) -> bool:
         """Whether it is worth saying (anything but UTF-8 found in the bytes)."""
-        return self.how != "detected" or not self.label.startswith("UTF-8")
+        return self.how != "detected" or self.codec not in ("utf-8", "utf-8-sig")
 
     def describe(self) -> str:
         """Return e.g. ``GBK (detected)`` or ``UTF-8 (given)``."""
@@ -112,6 +114,9 @@ def given(name: str) -> TextEncoding:
 def detect_encoding(path: Path, label: str, *, what: str = "text") -> TextEncoding:
     """Return the encoding every byte of ``path`` decodes in (UTF-8, GBK, GB18030).
 
+    A file starting with a UTF-16 byte-order mark is UTF-16 (Excel's
+    "Unicode text" export).
+
     Raises
     ------
     InputError
@@ -119,6 +124,10 @@ def detect_encoding(path: Path, label: str, *, what: str = "text") -> TextEncodi
     """
     with path.open("rb") as handle:
         first = handle.read(len(_BOM))
+        if first[:2] in _UTF16:
+            # Excel's "Unicode text" (Unicode 文本): UTF-16 with its mark, tab-separated.
+            handle.seek(0)
+            return _utf16(handle, _UTF16[first[:2]], label, what)
         bom = first == _BOM
         rest = b"" if bom else first
 
@@ -136,6 +145,19 @@ def detect_encoding(path: Path, label: str, *, what: str = "text") -> TextEncodi
     if found is None:
         raise _undecodable(label, what, "it is neither UTF-8 nor GBK/GB18030")
     return found
+
+
+def _utf16(handle: BinaryIO, label_: str, label: str, what: str) -> TextEncoding:
+    decoder = codecs.getincrementaldecoder("utf-16")("strict")
+    try:
+        while chunk := handle.read(_CHUNK):
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise _undecodable(
+            label, what, f"it starts with a {label_} mark but is not {label_}"
+        ) from None
+    return TextEncoding("utf-16", label_)
 
 
 def dbf_encoding(dbf: Path) -> TextEncoding | None:

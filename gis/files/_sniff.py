@@ -219,6 +219,8 @@ def _check_kml(path: Path, label: str) -> None:
 
 def _check_csv(path: Path, label: str) -> None:
     data = head(path)
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return  # UTF-16 text (Excel's "Unicode text"): zero bytes are its ASCII halves
     kind = _kind_of(data)
     if kind == "gzip-compressed":
         raise _cannot(label, "CSV", "it is gzip-compressed; send the plain CSV file")
