@@ -30,13 +30,14 @@ import shapely
 from gis.crs import STORAGE_CRS, CoordinateSystem, parse_crs, to_storage_crs
 from gis.datum import wgs84_to_bd09, wgs84_to_gcj02
 from gis.errors import InputError
-from gis.files import ReadLimits, Source, open_source, read_table, write_csv
+from gis.files import ReadLimits, Source, open_source, read_table, write_csv, write_xlsx
 from gis.files import read_frame as read_vector
+from gis.files._excel import EXCEL_CELL_CHARS
 from gis.unitframe import KINDS
 
 __all__ = ["EXPORT_FORMATS", "FieldMap", "read_frame", "read_units", "write_units"]
 
-EXPORT_FORMATS = ("geojson", "gpkg", "shp", "kml", "parquet", "csv")
+EXPORT_FORMATS = ("geojson", "gpkg", "shp", "kml", "parquet", "csv", "xlsx")
 _CODE_CANDIDATES = ("code", "编码", "网格编码", "unit_code", "id")
 _NAME_CANDIDATES = ("name", "名称", "网格名称", "unit_name")
 _PARENT_CANDIDATES = ("parent_code", "parent", "上级编码")
@@ -60,12 +61,18 @@ class FieldMap:
 
 
 def read_frame(
-    path: str | Path, *, label: str | None = None, limits: ReadLimits | None = None
+    path: str | Path,
+    *,
+    label: str | None = None,
+    limits: ReadLimits | None = None,
+    encoding: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read a vector file (or CSV with a WKT column) as it is, CRS included.
 
     ``label`` names the file in messages (default: ``path``); ``limits``
-    default to the settings' (:class:`gis.files.ReadLimits`).
+    default to the settings' (:class:`gis.files.ReadLimits`); ``encoding``
+    is the text encoding of a CSV or Shapefile (default: found from the
+    bytes; ``attrs["encoding"]`` says which was used).
 
     Raises
     ------
@@ -73,8 +80,8 @@ def read_frame(
         When the file is missing, unreadable, not what its name declares,
         over a limit (status 413) or has no features.
     """
-    source = open_source(path, label=label)
-    if source.format.reader == "csv":
+    source = open_source(path, label=label, encoding=encoding)
+    if source.format.reader in ("csv", "xlsx"):
         frame = _read_wkt_csv(source, limits)
     else:
         frame = read_vector(source, limits)
@@ -92,6 +99,7 @@ def read_units(
     crs: str | CoordinateSystem | None = None,
     label: str | None = None,
     limits: ReadLimits | None = None,
+    encoding: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read a boundary file as a unit frame in CGCS2000 (EPSG:4490).
 
@@ -109,12 +117,17 @@ def read_units(
         How messages name the file (default: ``path``).
     limits : ReadLimits, optional
         Rows, columns and bytes allowed (default: the settings').
+    encoding : str, optional
+        Text encoding of a CSV or Shapefile (default: its ``.cpg``, else
+        found from the bytes: UTF-8, GBK, GB18030).
 
     Returns
     -------
     GeoDataFrame
         Columns ``code, name, parent_code, kind, attributes, geometry``.
         Non-polygon features are kept (validation reports them).
+        ``attrs["encoding"]`` is the :class:`gis.files.TextEncoding` the
+        text was read in, when the format has a choice.
 
     Raises
     ------
@@ -123,7 +136,7 @@ def read_units(
         over a limit (status 413).
     """
     fields = fields or FieldMap()
-    frame = read_frame(path, label=label, limits=limits)
+    frame = read_frame(path, label=label, limits=limits, encoding=encoding)
     source = label if label is not None else str(path)
     declared = parse_crs(crs) if isinstance(crs, str) else crs
     types = frame.geometry.geom_type.fillna("None")
@@ -160,6 +173,8 @@ def read_units(
         crs=STORAGE_CRS,
         index=storage.index,
     )
+    if "encoding" in frame.attrs:
+        units.attrs["encoding"] = frame.attrs["encoding"]
     return units
 
 
@@ -170,10 +185,12 @@ def write_units(
     fmt: str,
     crs: str | None = None,
 ) -> Path:
-    """Write a unit frame to ``path`` as geojson, gpkg, shp, kml, parquet or csv.
+    """Write a unit frame to ``path`` as geojson, gpkg, shp, kml, parquet, csv or xlsx.
 
     ``attributes`` are spread into columns; ``crs`` (default CGCS2000, KML
-    always WGS84) may be ``gcj02``/``bd09`` for phone apps.
+    always WGS84) may be ``gcj02``/``bd09`` for phone apps. CSV and Excel
+    hold the boundary as a ``wkt`` column (Excel's to 7 decimals; a
+    boundary longer than an Excel cell is refused).
     """
     if fmt not in EXPORT_FORMATS:
         raise InputError(
@@ -187,10 +204,22 @@ def write_units(
         target.unlink()
     if fmt == "parquet":
         flat.to_parquet(target)
-    elif fmt == "csv":
+    elif fmt in ("csv", "xlsx"):
         table = pd.DataFrame(flat.drop(columns=flat.geometry.name))
-        table["wkt"] = shapely.to_wkt(flat.geometry.values, rounding_precision=-1)
-        write_csv(table, target)
+        precision = -1 if fmt == "csv" else 7
+        table["wkt"] = shapely.to_wkt(flat.geometry.values, rounding_precision=precision)
+        if fmt == "csv":
+            write_csv(table, target)
+        else:
+            longest = table["wkt"].str.len().fillna(0)
+            if len(table) and longest.max() > EXCEL_CELL_CHARS:
+                code = table["code"].iloc[int(longest.argmax())] if "code" in table else "?"
+                raise InputError(
+                    f"the boundary of unit {code} is longer than an Excel cell holds "
+                    f"({EXCEL_CELL_CHARS:,} characters): export csv, gpkg or parquet",
+                    field="format",
+                )
+            write_xlsx(table, target, sheet="units")
     else:
         driver = {"geojson": "GeoJSON", "gpkg": "GPKG", "shp": "ESRI Shapefile", "kml": "KML"}[fmt]
         options: dict[str, Any] = {}
@@ -266,7 +295,9 @@ def _read_wkt_csv(source: Source, limits: ReadLimits | None) -> gpd.GeoDataFrame
         raise InputError(
             f"{source.label}: column {column!r} has invalid WKT ({error})", field=column
         ) from None
-    return gpd.GeoDataFrame(table.drop(columns=[column]), geometry=geometry, crs=None)
+    frame = gpd.GeoDataFrame(table.drop(columns=[column]), geometry=geometry, crs=None)
+    frame.attrs = dict(table.attrs)
+    return frame
 
 
 def _field(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import openpyxl
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -36,7 +37,9 @@ GRID = "350502001001001"
 
 
 def rows(text: str) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(text)))
+    # Every CSV tongge writes starts with a UTF-8 byte-order mark (for Excel).
+    assert text.startswith("\ufeff")
+    return list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
 
 
 @pytest.mark.parametrize(
@@ -176,6 +179,15 @@ def test_cli_unit_export(
         )
         assert result.exit_code == 0, result.output
         assert rows((tmp_path / "assigned.csv").read_text())[0]["key"] == "'-B1"
+        # In Excel files text cells are typed as text: never a formula, no quote needed.
+        result = CliRunner().invoke(
+            cli_app, ["assign", "--level", "grid", "-o", str(tmp_path / "assigned.xlsx")]
+        )
+        assert result.exit_code == 0, result.output
+        sheet = openpyxl.load_workbook(tmp_path / "assigned.xlsx").worksheets[0]
+        header = [c.value for c in sheet[1]]
+        key = sheet[2][header.index("key")]
+        assert (key.value, key.data_type) == ("-B1", "s")
     finally:
         get_settings.cache_clear()
 

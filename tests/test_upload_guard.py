@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 
 from api.cli import app as cli_app
 from gis.errors import InputError
-from gis.files import FORMATS, apply_driver_policy, gdal_drivers
+from gis.files import FORMATS, apply_driver_policy, gdal_drivers, write_xlsx
 from gis.io import read_frame, read_units
 from gis.locate import LocateService
 from gis.locate.batch import BATCH_FORMATS, geocode_file
@@ -228,6 +228,8 @@ def test_batch_still_reads_every_batch_format(client: TestClient, tmp_path: Path
         elif fmt == "parquet":
             pd.DataFrame({"lon": [118.5], "lat": [24.9]}).to_parquet(path)
             params = {"x": "lon", "y": "lat"}
+        elif fmt == "xlsx":
+            write_xlsx(pd.DataFrame({"lon": [118.5], "lat": [24.9]}), path)
         else:
             frame = points.to_crs(4326) if fmt == "kml" else points
             pyogrio.write_dataframe(frame, path, driver=drivers[fmt])
@@ -412,6 +414,10 @@ def test_every_format_still_reads(tmp_path: Path) -> None:
     pd.DataFrame({"code": ["350502001"], "wkt": [units.geometry[0].wkt]}).to_csv(
         tmp_path / "units.csv", index=False
     )
+    write_xlsx(
+        pd.DataFrame({"code": ["350502001"], "wkt": [units.geometry[0].wkt]}),
+        tmp_path / "units.xlsx",
+    )
     with zipfile.ZipFile(tmp_path / "units.zip", "w", zipfile.ZIP_DEFLATED) as archive:
         for part in tmp_path.glob("units.*"):
             if part.suffix in (".shp", ".shx", ".dbf", ".prj", ".cpg"):
@@ -419,5 +425,5 @@ def test_every_format_still_reads(tmp_path: Path) -> None:
         archive.writestr("__MACOSX/folder/._units.shp", b"\x00\x05\x16\x07")
     for fmt in FORMATS:
         path = tmp_path / f"units{fmt.suffixes[0] if fmt.name != 'zip' else '.zip'}"
-        got = read_units(path, crs="EPSG:4490" if fmt.name == "csv" else None)
+        got = read_units(path, crs="EPSG:4490" if fmt.name in ("csv", "xlsx") else None)
         assert list(got["code"]) == ["350502001"], fmt.name

@@ -67,11 +67,34 @@ def locate(
 
 
 def geocode(
-    source: Annotated[Path, typer.Argument(help="CSV, Parquet or GeoJSON with points.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write (same format).")],
-    x: Annotated[str | None, typer.Option(help="Column with x/longitude (CSV, Parquet).")] = None,
-    y: Annotated[str | None, typer.Option(help="Column with y/latitude (CSV, Parquet).")] = None,
+    source: Annotated[
+        Path,
+        typer.Argument(help="CSV/TSV, Excel .xlsx, (Geo)Parquet, GeoJSON, GeoPackage, KML."),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Where to write: .csv, .parquet or .xlsx for a table; a vector file as its input.",
+        ),
+    ],
+    x: Annotated[
+        str | None, typer.Option(help="Column with x/longitude (default: lon, lng, 经度 or x).")
+    ] = None,
+    y: Annotated[
+        str | None, typer.Option(help="Column with y/latitude (default: lat, 纬度 or y).")
+    ] = None,
     crs: CrsOption = "cgcs2000",
+    address_column: Annotated[
+        str | None,
+        typer.Option(help="Column of standard addresses (e.g. 地址) to locate instead of x/y."),
+    ] = None,
+    names: Annotated[bool, typer.Option(help="Add unit names next to the codes.")] = False,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="Text encoding of a CSV (utf-8, gbk, gb18030…; default: detected)."),
+    ] = None,
     at: AtOption = None,
     chunk_rows: Annotated[int, typer.Option(help="Rows per chunk (memory bound).")] = 250_000,
 ) -> None:
@@ -89,7 +112,7 @@ def geocode(
             transient=True,
         ) as progress:
             task = progress.add_task("geocoding", total=None)
-            rows = geocode_file(
+            result = geocode_file(
                 service,
                 source,
                 output,
@@ -97,6 +120,9 @@ def geocode(
                 y=y,
                 crs=crs,
                 at=at,
+                encoding=encoding,
+                address=address_column,
+                names=names,
                 chunk_rows=chunk_rows,
                 # Your own file, streamed chunk by chunk: no total row or byte cap.
                 limits=ReadLimits.from_settings().streaming(),
@@ -106,4 +132,6 @@ def geocode(
             )
     except TonggeError as error:
         fail(error)
-    err.print(f"[green]✓[/green] {rows:,} rows located → {output}")
+    if result.encoding:
+        err.print(f"text read as {result.encoding}")
+    err.print(f"[green]✓[/green] {result.rows:,} rows located → {output}")

@@ -13,7 +13,7 @@ from api.bootstrap import open_database
 from api.cli._output import AtOption, ReportFormat, echo_json, err, fail, out, steps, yield_cpu
 from gis.access import cli_principal
 from gis.errors import TonggeError
-from gis.files import write_csv
+from gis.files import write_csv, write_xlsx
 from gis.places import (
     assign_places,
     import_buildings,
@@ -48,6 +48,10 @@ def import_(
     kind: Annotated[PlaceKind, typer.Argument(help="buildings, households or pois.")],
     file: Annotated[Path, typer.Argument(help="GeoJSON/GeoPackage/GeoParquet, or CSV/Parquet.")],
     crs: Annotated[str | None, typer.Option(help="CRS when the file has none (or gcj02).")] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="Text encoding of a CSV or Shapefile (default: found from the bytes)."),
+    ] = None,
 ) -> None:
     """Import a places file, all or nothing (bad rows are named, nothing is written)."""
     try:
@@ -57,14 +61,18 @@ def import_(
             db = open_database()
             if kind is PlaceKind.buildings:
                 result = import_buildings(
-                    db, path=file, crs=crs, on_progress=advance, actor=actor
+                    db, path=file, crs=crs, on_progress=advance, actor=actor, encoding=encoding
                 )
             elif kind is PlaceKind.households:
-                result = import_households(db, path=file, on_progress=advance, actor=actor)
+                result = import_households(
+                    db, path=file, on_progress=advance, actor=actor, encoding=encoding
+                )
             else:
-                result = import_pois(db, path=file, crs=crs, actor=actor)
+                result = import_pois(db, path=file, crs=crs, actor=actor, encoding=encoding)
     except TonggeError as error:
         fail(error)
+    if result.encoding:
+        err.print(f"text read as {result.encoding}")
     err.print(f"[green]✓[/green] {result.count:,} {result.kind} imported")
     if result.ignored_columns:
         err.print(
@@ -80,7 +88,9 @@ def assign(
     diff_from: Annotated[
         str | None, typer.Option(help="Also list what moved since boundaries of this time.")
     ] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write CSV here.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write CSV (or .xlsx) here.")
+    ] = None,
 ) -> None:
     """Assign every building to a unit (entrance → covering unit → largest overlap)."""
     try:
@@ -96,7 +106,13 @@ def assign(
     counts = assignment.counts()
     out.print("  ".join(f"{rule}: {n:,}" for rule, n in counts.items()))
     if output is not None:
-        write_csv(assignment.frame, output)
+        if output.suffix.lower() == ".xlsx":
+            try:
+                write_xlsx(assignment.frame, output, sheet="assignment")
+            except TonggeError as error:
+                fail(error)
+        else:
+            write_csv(assignment.frame, output)
         err.print(f"assignment written to {output}")
     if moved is not None:
         out.print(f"{len(moved):,} building(s) moved since {diff_from}")

@@ -40,6 +40,7 @@ class ExportFormat(StrEnum):
     kml = "kml"
     parquet = "parquet"
     csv = "csv"
+    xlsx = "xlsx"
 
 
 assert {f.value for f in ExportFormat} == set(EXPORT_FORMATS)
@@ -52,6 +53,13 @@ ParentField = Annotated[
 Crs = Annotated[
     str | None,
     typer.Option(help="CRS of the file when it has none, or gcj02/bd09 (converted on read)."),
+]
+Encoding = Annotated[
+    str | None,
+    typer.Option(
+        help="Text encoding of a CSV or Shapefile (utf-8, gbk, gb18030…); "
+        "default: the .cpg, else found from the bytes."
+    ),
 ]
 SliverArea = Annotated[float, typer.Option(help="Discrepancies under this area (m²) are warnings.")]
 SliverWidth = Annotated[
@@ -84,6 +92,7 @@ def check(
     parent_crs: Annotated[
         str | None, typer.Option(help="CRS of the parent file when it has none.")
     ] = None,
+    encoding: Encoding = None,
     sliver_area: SliverArea = 1.0,
     sliver_width: SliverWidth = 0.05,
     format: Annotated[
@@ -107,6 +116,7 @@ def check(
                 parent_crs=parent_crs,
                 tolerances=Tolerances(sliver_area_m2=sliver_area, sliver_width_m=sliver_width),
                 step=step,
+                encoding=encoding,
             )
     except TonggeError as error:
         fail(error, as_json=as_json)
@@ -115,7 +125,7 @@ def check(
         from gis.io import read_units
         from gis.maps import problems_map
 
-        units = read_units(file, fields=FieldMap(code=code_field), crs=crs)
+        units = read_units(file, fields=FieldMap(code=code_field), crs=crs, encoding=encoding)
         problems_map(report, units=units).save(str(map))
         err.print(f"map of the problems: {map}")
     if not report.ok:
@@ -138,6 +148,7 @@ def import_(
     parent_field: ParentField = None,
     kind_field: Annotated[str | None, typer.Option(help="Field with 综合/专属 kind.")] = None,
     crs: Crs = None,
+    encoding: Encoding = None,
     valid_from: Annotated[
         str | None,
         typer.Option(help="Date (China time) or ISO time the version starts; default now."),
@@ -202,6 +213,7 @@ def import_(
                 step=step,
                 on_progress=advance,
                 actor=cli_principal(),
+                encoding=encoding,
             )
     except TonggeError as error:
         fail(error, as_json=as_json)

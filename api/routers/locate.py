@@ -32,10 +32,13 @@ from gis.repository import Database
 router = APIRouter(prefix="/api/v1", tags=["geocode"])
 
 _MEDIA = {
-    "csv": "text/csv",
+    "csv": "text/csv; charset=utf-8",
     "parquet": "application/vnd.apache.parquet",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "vector": "application/geo+json",
 }
+#: The response header saying how the upload's text was read, when not UTF-8.
+ENCODING_HEADER = "X-Tongge-Encoding"
 
 
 @contextmanager
@@ -102,33 +105,70 @@ async def geocode(request: Request, scope: Scope = Depends(current_scope)) -> Re
 
 @router.post(
     "/geocode/batch",
-    summary="Locate every row of a CSV, GeoJSON, GeoParquet, GeoPackage… file 批量定位",
+    summary="Locate every row of a CSV, Excel, GeoParquet, GeoJSON, GeoPackage… file 批量定位",
     response_class=FileResponse,
     responses={
         200: {
             "content": {m: {} for m in _MEDIA.values()},
             "description": "The input with the answer's columns added.",
+            "headers": {
+                ENCODING_HEADER: {
+                    "description": "How the upload's text was read (e.g. `GBK (detected)`), "
+                    "when not UTF-8.",
+                    "schema": {"type": "string"},
+                }
+            },
         },
         413: {"description": "Upload (or what it expands to) larger than the limits"},
     },
 )
 async def geocode_batch(
     request: Request,
-    file: Annotated[UploadFile, File(description="CSV (x/y columns), GeoJSON or GeoParquet.")],
+    file: Annotated[
+        UploadFile,
+        File(description="CSV/TSV, Excel .xlsx, (Geo)Parquet, GeoJSON, GeoPackage, FGB, KML."),
+    ],
     locator: LocateService = Depends(get_locator),
     scope: Scope = Depends(current_scope),
     principal: Principal = Depends(current_principal),
     db: Database = Depends(get_db),
-    x: Annotated[str | None, Query(description="Column with x/longitude (CSV, Parquet).")] = None,
-    y: Annotated[str | None, Query(description="Column with y/latitude (CSV, Parquet).")] = None,
+    x: Annotated[
+        str | None,
+        Query(description="Column with x/longitude (default: lon, lng, 经度 or x)."),
+    ] = None,
+    y: Annotated[
+        str | None,
+        Query(description="Column with y/latitude (default: lat, 纬度 or y)."),
+    ] = None,
     crs: Annotated[
         str, Query(description="CRS of x/y: wgs84, cgcs2000, gcj02, bd09, EPSG:...")
     ] = "cgcs2000",
+    address: Annotated[
+        str | None,
+        Query(
+            description="Column of standard addresses (e.g. 地址) to locate instead of "
+            "coordinates: status `unmatched`/`ambiguous` when not certain.",
+            max_length=200,
+        ),
+    ] = None,
+    names: Annotated[
+        bool, Query(description="Add `<layer>_<level>_name` next to each code column.")
+    ] = False,
+    encoding: Annotated[
+        str | None,
+        Query(
+            description="Text encoding of a CSV (utf-8, gbk, gb18030…); default: found from "
+            "the bytes, and said in the `X-Tongge-Encoding` header when not UTF-8.",
+            max_length=40,
+        ),
+    ] = None,
     at: datetime | None = Depends(event_time),
 ) -> FileResponse:
     """Return the uploaded table (same format) plus `status`, `lon`, `lat`, a column per level.
 
-    Codes outside your jurisdiction are left empty. Every run is audited.
+    The input's columns keep their names (ours get a `tongge_` prefix when
+    they clash). Codes outside your jurisdiction are left empty. Every run
+    is audited.
     """
     # Messages name the upload by its own name, never by where it is kept here.
     name = Path(file.filename or "upload.csv").name
@@ -167,12 +207,15 @@ async def geocode_batch(
                 visible=None if scope.unrestricted else dict(scope.visible),
                 label=name,
                 limits=ReadLimits.from_settings(settings),
+                encoding=encoding,
+                address=address,
+                names=names,
             )
             pool: BatchPool | None = request.app.state.batch_pool
             if pool is not None:
-                rows = await asyncio.wrap_future(pool.submit(job))
+                result = await asyncio.wrap_future(pool.submit(job))
             else:
-                rows = await run_in_threadpool(
+                result = await run_in_threadpool(
                     geocode_file,
                     locator,
                     source,
@@ -184,6 +227,9 @@ async def geocode_batch(
                     visible=scope.codes,
                     label=name,
                     limits=job.limits,
+                    encoding=encoding,
+                    address=address,
+                    names=names,
                 )
     except Exception:
         remove_folder(workdir)
@@ -193,11 +239,15 @@ async def geocode_batch(
         actor=principal,
         action="geocode.batch",
         target=f"file:{name}"[:300],
-        detail={"rows": rows, "bytes": size, "crs": crs},
+        detail={"rows": result.rows, "bytes": size, "crs": crs, "encoding": result.encoding},
     )
+    headers = {}
+    if result.encoding:
+        headers[ENCODING_HEADER] = result.encoding.encode("ascii", "replace").decode()
     return FileResponse(
         target,
         media_type=_MEDIA[kind],
         filename=f"located-{name}",
+        headers=headers,
         background=BackgroundTask(remove_folder, workdir),
     )

@@ -40,6 +40,8 @@ import pandas as pd
 
 from gis.errors import InputError
 from gis.files._cells import safe_cell, spreadsheet_safe, write_csv
+from gis.files._encoding import TextEncoding, check_encoding_name, refuse_mojibake
+from gis.files._excel import XlsxWriter, iter_xlsx, write_xlsx
 from gis.files._formats import FORMATS, FileFormat, format_for, gdal_drivers
 from gis.files._gdal import apply_driver_policy, read_gdal
 from gis.files._limits import ReadLimits
@@ -51,6 +53,8 @@ __all__ = [
     "FileFormat",
     "ReadLimits",
     "Source",
+    "TextEncoding",
+    "XlsxWriter",
     "apply_driver_policy",
     "format_for",
     "gdal_drivers",
@@ -61,6 +65,7 @@ __all__ = [
     "safe_cell",
     "spreadsheet_safe",
     "write_csv",
+    "write_xlsx",
 ]
 
 # "CSV:/etc/passwd", "GPKG:x.gpkg:layer", "PG:dbname=...": a GDAL driver
@@ -81,15 +86,23 @@ class Source:
         How messages name it.
     format : FileFormat
         Its declared (and checked) format.
+    encoding : str or None
+        The text encoding the user gave (CSV, Shapefile); ``None``: found
+        from the bytes (see :mod:`gis.files._encoding`).
     """
 
     path: Path
     label: str
     format: FileFormat
+    encoding: str | None = None
 
 
 def open_source(
-    path: str | Path, *, label: str | None = None, accept: tuple[str, ...] | None = None
+    path: str | Path,
+    *,
+    label: str | None = None,
+    accept: tuple[str, ...] | None = None,
+    encoding: str | None = None,
 ) -> Source:
     """Check a user-supplied file: its path, its declared format, its content.
 
@@ -102,13 +115,16 @@ def open_source(
         the upload's own file name so no server path is ever shown.
     accept : tuple of str, optional
         Format names (:data:`FORMATS`) acceptable here; default all.
+    encoding : str, optional
+        The text encoding of a CSV or Shapefile (default: found from the bytes).
 
     Raises
     ------
     InputError
-        Missing file, a ``/vsi`` or ``DRIVER:`` path, an unknown suffix, or
-        content that is not the declared format.
+        Missing file, a ``/vsi`` or ``DRIVER:`` path, an unknown suffix,
+        content that is not the declared format, an unknown encoding.
     """
+    codec = check_encoding_name(encoding)
     text = os.fspath(path)
     shown = label if label is not None else text
     if text.startswith("/vsi") or _DRIVER_PREFIX.match(text):
@@ -126,7 +142,7 @@ def open_source(
     resolved = candidate.resolve()
     refuse_vrt(resolved, shown)
     CHECKS[fmt.name](resolved, shown)
-    return Source(resolved, shown, fmt)
+    return Source(resolved, shown, fmt, codec)
 
 
 def read_frame(source: Source, limits: ReadLimits | None = None) -> gpd.GeoDataFrame:
@@ -139,7 +155,7 @@ def read_frame(source: Source, limits: ReadLimits | None = None) -> gpd.GeoDataF
     """
     chosen = limits or ReadLimits.from_settings()
     if source.format.reader == "gdal":
-        return read_gdal(source.path, source.format, source.label, chosen)
+        return read_gdal(source.path, source.format, source.label, chosen, encoding=source.encoding)
     if source.format.reader == "parquet":
         from geopandas.io.arrow import _arrow_to_geopandas
 
@@ -155,6 +171,7 @@ def read_frame(source: Source, limits: ReadLimits | None = None) -> gpd.GeoDataF
             raise InputError(
                 f"{source.label}: cannot read it as GeoParquet", field="file"
             ) from None
+        refuse_mojibake(frame, source.label)
         return frame
     raise InputError(f"{source.label}: a {source.format.title} file has no geometry", field="file")
 
@@ -162,31 +179,59 @@ def read_frame(source: Source, limits: ReadLimits | None = None) -> gpd.GeoDataF
 def read_table(
     source: Source, limits: ReadLimits | None = None, **csv_options: Any
 ) -> pd.DataFrame:
-    """Read a CSV or Parquet table whole, within ``limits`` (``csv_options`` go to pandas)."""
+    """Read a CSV, Parquet or Excel table whole, within ``limits`` (see :func:`iter_table`)."""
     if source.format.reader == "parquet":
         with ParquetReader(
             source.path, source.label, limits or ReadLimits.from_settings()
         ) as reader:
-            return reader.table().to_pandas()
+            whole = reader.table().to_pandas()
+        refuse_mojibake(whole, source.label)
+        return whole
     chunks = list(iter_table(source, limits, chunk_rows=_TABLE_CHUNK, **csv_options))
     if len(chunks) == 1:
         return chunks[0]
-    return pd.concat(chunks, ignore_index=True)
+    joined = pd.concat(chunks, ignore_index=True)
+    joined.attrs = dict(chunks[0].attrs) if chunks else {}
+    return joined
 
 
 def iter_table(
     source: Source, limits: ReadLimits | None = None, *, chunk_rows: int, **csv_options: Any
 ) -> Iterator[pd.DataFrame]:
-    """Yield a CSV or Parquet table in chunks of at most ``chunk_rows`` rows."""
+    """Yield a CSV, Parquet or Excel table in chunks of at most ``chunk_rows`` rows.
+
+    ``csv_options`` go to pandas for CSV; ``dtype=str`` also reads an Excel
+    sheet's cells as text.
+    """
     chosen = limits or ReadLimits.from_settings()
+    if source.format.reader == "xlsx":
+        for chunk in iter_xlsx(
+            source.path,
+            source.label,
+            chosen,
+            chunk_rows=chunk_rows,
+            text=csv_options.get("dtype") is str,
+        ):
+            refuse_mojibake(chunk, source.label)
+            yield chunk
+        return
     if source.format.reader == "csv":
-        yield from iter_csv(source.path, source.label, chosen, chunk_rows=chunk_rows, **csv_options)
+        yield from iter_csv(
+            source.path,
+            source.label,
+            chosen,
+            chunk_rows=chunk_rows,
+            encoding=source.encoding,
+            **csv_options,
+        )
         return
     if source.format.reader != "parquet":
         raise InputError(
-            f"{source.label}: a table must be CSV or Parquet, not {source.format.title}",
+            f"{source.label}: a table must be CSV, Parquet or Excel, not {source.format.title}",
             field="file",
         )
     with ParquetReader(source.path, source.label, chosen) as reader:
         for batch in reader.batches(chunk_rows):
-            yield batch.to_pandas()
+            chunk = batch.to_pandas()
+            refuse_mojibake(chunk, source.label)
+            yield chunk

@@ -1,4 +1,4 @@
-"""Spreadsheet-safe text cells for CSV (and later Excel) exports.
+"""Spreadsheet-safe text cells for CSV exports (Excel files: :mod:`gis.files._excel`).
 
 A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is
 a formula to Excel, LibreOffice and WPS (``=HYPERLINK(...)``, DDE payloads
@@ -46,11 +46,25 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
-def write_csv(frame: pd.DataFrame, target: str | Path | Any = None, **options: Any) -> str | None:
+def write_csv(
+    frame: pd.DataFrame, target: str | Path | Any = None, *, bom: bool = True, **options: Any
+) -> str | None:
     """Write ``frame`` as CSV without its index, spreadsheet-safe; the one CSV writer.
 
     ``target`` is a path or a text buffer (``None`` returns the text);
     ``options`` go to :meth:`pandas.DataFrame.to_csv` (``mode``, ``header``).
+    The text is UTF-8 starting with a byte-order mark (``bom``), which Excel
+    on Chinese Windows needs to show Chinese instead of reading it as GBK;
+    appending (``mode="a"``) adds no second mark.
     """
-    result: str | None = spreadsheet_safe(frame).to_csv(target, index=False, **options)
-    return result
+    safe = spreadsheet_safe(frame)
+    appending = options.get("mode", "w").startswith("a")
+    if target is None:
+        text = safe.to_csv(None, index=False, **options)
+        return ("\ufeff" if bom and not appending else "") + text
+    if isinstance(target, str | Path):
+        options.setdefault("encoding", "utf-8-sig" if bom and not appending else "utf-8")
+    elif bom and not appending:
+        target.write("\ufeff")
+    safe.to_csv(target, index=False, **options)
+    return None

@@ -1,7 +1,8 @@
 """The file formats tongge reads: one table entry per format.
 
 Each entry says which suffixes declare the format, which reader opens it
-(pandas for CSV, pyarrow for Parquet, GDAL through pyogrio for the rest)
+(pandas for CSV, pyarrow for Parquet, openpyxl for Excel, GDAL through
+pyogrio for the rest)
 and, for GDAL, the *only* driver allowed to open it. Adding a format (XLSX,
 say) is one entry here plus, when it has a new sniffer, one check in
 :mod:`gis.files._sniff`.
@@ -17,7 +18,7 @@ from gis.errors import InputError
 
 __all__ = ["FORMATS", "FileFormat", "format_for", "gdal_drivers"]
 
-Reader = Literal["csv", "parquet", "gdal"]
+Reader = Literal["csv", "parquet", "xlsx", "gdal"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class FileFormat:
         What messages call it.
     suffixes : tuple of str
         File name endings that declare it (lower case, with the dot).
-    reader : {"csv", "parquet", "gdal"}
+    reader : {"csv", "parquet", "xlsx", "gdal"}
         Who reads it.
     drivers : tuple of str
         The GDAL drivers allowed to open it, in GDAL's order of preference
@@ -62,8 +63,9 @@ class FileFormat:
 
 
 FORMATS: tuple[FileFormat, ...] = (
-    FileFormat("csv", "CSV", (".csv", ".txt"), "csv"),
+    FileFormat("csv", "CSV", (".csv", ".tsv", ".txt"), "csv"),
     FileFormat("parquet", "(Geo)Parquet", (".parquet", ".geoparquet"), "parquet"),
+    FileFormat("xlsx", "Excel workbook", (".xlsx",), "xlsx"),
     FileFormat("geojson", "GeoJSON", (".geojson", ".json"), "gdal", ("GeoJSON",)),
     FileFormat("gpkg", "GeoPackage", (".gpkg",), "gdal", ("GPKG",)),
     FileFormat("shp", "Shapefile", (".shp",), "gdal", ("ESRI Shapefile",), single_file=False),

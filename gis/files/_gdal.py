@@ -30,6 +30,7 @@ import pyogrio
 
 from gis.errors import InputError
 from gis.files._archive import unpacked_shapefile
+from gis.files._encoding import TextEncoding, dbf_encoding, given, refuse_mojibake
 from gis.files._formats import FileFormat, gdal_drivers
 from gis.files._limits import ReadLimits
 
@@ -68,10 +69,19 @@ def apply_driver_policy() -> None:
         _applied = True
 
 
-def read_gdal(path: Path, fmt: FileFormat, label: str, limits: ReadLimits) -> gpd.GeoDataFrame:
-    """Read the first layer of ``path`` with ``fmt``'s driver only, within ``limits``."""
+def read_gdal(
+    path: Path, fmt: FileFormat, label: str, limits: ReadLimits, *, encoding: str | None = None
+) -> gpd.GeoDataFrame:
+    """Read the first layer of ``path`` with ``fmt``'s driver only, within ``limits``.
+
+    A Shapefile's text is read in ``encoding`` if given, else as its
+    ``.cpg`` says, else in the encoding its ``.dbf`` bytes are in
+    (:func:`dbf_encoding`; GDAL would take Latin-1); the frame's
+    ``attrs["encoding"]`` says which. Garbled Chinese is refused.
+    """
     apply_driver_policy()
     with _local_file(path, fmt, label, limits) as local:
+        text = _shapefile_encoding(local, encoding) if fmt.name in ("shp", "zip") else None
         try:
             info = pyogrio.read_info(str(local))
         except Exception as error:  # GDAL's message may name server paths: log it only
@@ -86,12 +96,37 @@ def read_gdal(path: Path, fmt: FileFormat, label: str, limits: ReadLimits) -> gp
             limits.check_rows(label, features)
         cap = None if limits.max_rows is None else limits.max_rows + 1
         try:
-            frame = pyogrio.read_dataframe(str(local), max_features=cap)
+            frame = pyogrio.read_dataframe(
+                str(local),
+                max_features=cap,
+                encoding=text.gdal if text is not None and text.how != "cpg" else None,
+            )
         except Exception as error:
             _log.info("GDAL cannot read %s: %s", local, error)
             raise _unreadable(label, fmt) from None
     limits.check_rows(label, len(frame))
+    refuse_mojibake(frame, label)
+    if text is not None:
+        frame.attrs["encoding"] = text
     return frame
+
+
+def _shapefile_encoding(shp: Path, encoding: str | None) -> TextEncoding | None:
+    if encoding:
+        return given(encoding)
+    cpg = next(
+        (p for p in shp.parent.iterdir() if p.stem == shp.stem and p.suffix.lower() == ".cpg"),
+        None,
+    )
+    if cpg is not None and cpg.is_file():
+        declared = cpg.read_bytes()[:64].decode("ascii", errors="replace").strip()
+        return TextEncoding(declared.lower(), declared or "(empty)", "cpg")
+    dbf = next(
+        (p for p in shp.parent.iterdir() if p.stem == shp.stem and p.suffix.lower() == ".dbf"),
+        None,
+    )
+    # None: not UTF-8 nor GBK; GDAL then follows the .dbf's language byte.
+    return dbf_encoding(dbf) if dbf is not None and dbf.is_file() else None
 
 
 def _unreadable(label: str, fmt: FileFormat) -> InputError:

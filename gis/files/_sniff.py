@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gis.errors import InputError
+from gis.files._excel import check_xlsx
 
 __all__ = ["CHECKS", "head", "refuse_vrt"]
 
@@ -218,6 +219,8 @@ def _check_kml(path: Path, label: str) -> None:
 
 def _check_csv(path: Path, label: str) -> None:
     data = head(path)
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return  # UTF-16 text (Excel's "Unicode text"): zero bytes are its ASCII halves
     kind = _kind_of(data)
     if kind == "gzip-compressed":
         raise _cannot(label, "CSV", "it is gzip-compressed; send the plain CSV file")
@@ -251,4 +254,5 @@ CHECKS: dict[str, Callable[[Path, str], None]] = {
     "kml": _check_kml,
     "csv": _check_csv,
     "parquet": _check_parquet,
+    "xlsx": check_xlsx,
 }

@@ -25,41 +25,75 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gis.errors import InputError
+from gis.files._encoding import TextEncoding, detect_encoding, given, refuse_mojibake
 from gis.files._limits import ReadLimits, too_large
 
 __all__ = ["ParquetReader", "iter_csv"]
 
 _HEADER_BYTES = 1 << 20
+_DELIMITERS = (",", "\t", ";", "|")
 _PARQUET_ERRORS = (pa.ArrowException, OSError, ValueError, TypeError)
 
 
 def iter_csv(
-    path: Path, label: str, limits: ReadLimits, *, chunk_rows: int, **options: Any
+    path: Path,
+    label: str,
+    limits: ReadLimits,
+    *,
+    chunk_rows: int,
+    encoding: str | None = None,
+    **options: Any,
 ) -> Iterator[pd.DataFrame]:
-    """Yield ``path`` as CSV chunks of ``chunk_rows`` rows (``options`` go to pandas)."""
+    """Yield ``path`` as CSV chunks of ``chunk_rows`` rows (``options`` go to pandas).
+
+    The text encoding is ``encoding`` if given, else found from the bytes
+    (:func:`detect_encoding`), and the delimiter (``,`` tab ``;`` ``|``) from
+    the header unless ``sep`` is given; each chunk's ``attrs["encoding"]``
+    is the :class:`TextEncoding` used. Garbled Chinese is refused.
+    """
     limits.check_bytes(label, path.stat().st_size)
-    _check_header(path, label, limits)
+    text = given(encoding) if encoding else detect_encoding(path, label)
+    sep = _check_header(path, label, limits, text)
+    options.setdefault("sep", sep)
+    options.setdefault("encoding_errors", "strict")
     rows = 0
     with path.open("rb") as handle:
         try:
-            for chunk in pd.read_csv(handle, chunksize=chunk_rows, compression=None, **options):
+            for chunk in pd.read_csv(
+                handle,
+                chunksize=chunk_rows,
+                compression=None,
+                encoding=text.codec,
+                **options,
+            ):
                 rows += len(chunk)
                 limits.check_rows(label, rows)
+                refuse_mojibake(chunk, label)
+                chunk.attrs["encoding"] = text
                 yield chunk
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        except UnicodeDecodeError as error:
+            raise InputError(
+                f"{label}: is not {text.label} text (byte 0x{error.object[error.start]:02X} "
+                "cannot be read): give the right --encoding (utf-8, gbk, gb18030…)",
+                field="encoding",
+            ) from None
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else "empty"
             raise InputError(f"{label}: not a readable CSV file ({reason})", field="file") from None
 
 
-def _check_header(path: Path, label: str, limits: ReadLimits) -> None:
+def _check_header(path: Path, label: str, limits: ReadLimits, text: TextEncoding) -> str:
     # pandas would build every header name before any limit could apply; the
-    # csv module counts them from a bounded prefix instead.
+    # csv module counts them from a bounded prefix instead. Returns the
+    # delimiter the header uses.
     with path.open("rb") as handle:
         data = handle.read(_HEADER_BYTES + 1)
     prefix = data[:_HEADER_BYTES]
     if len(data) > _HEADER_BYTES and b"\n" not in prefix and b"\r" not in prefix:
         raise too_large(label, f"a header line longer than {_HEADER_BYTES:,} bytes")
-    lines = data[:_HEADER_BYTES].decode("utf-8-sig", errors="replace").splitlines(keepends=True)
+    decoded = prefix.decode(text.codec, errors="replace").removeprefix("\ufeff")
+    lines = decoded.splitlines(keepends=True)
+    sep = _delimiter(lines[:20])
     exhausted = False
 
     def feed() -> Iterator[str]:
@@ -68,12 +102,32 @@ def _check_header(path: Path, label: str, limits: ReadLimits) -> None:
         exhausted = True
 
     try:
-        header = next(csv.reader(feed()), [])
+        header = next(csv.reader(feed(), delimiter=sep), [])
     except csv.Error:
-        return  # malformed: pandas says how
+        return sep  # malformed: pandas says how
     limits.check_columns(label, len(header))
     if exhausted and len(data) > _HEADER_BYTES:
         raise too_large(label, f"a header line longer than {_HEADER_BYTES:,} bytes")
+    return sep
+
+
+def _delimiter(lines: list[str]) -> str:
+    # The delimiter that splits the header into the most columns and every
+    # following line into as many (quoted text aside); a comma when in doubt.
+    if not lines:
+        return ","
+    best, columns = ",", 1
+    for candidate in _DELIMITERS:
+        try:
+            widths = [len(r) for r in csv.reader(lines, delimiter=candidate) if r]
+        except csv.Error:
+            continue
+        if not widths or widths[0] <= 1:
+            continue
+        body = widths[1:-1] if len(widths) > 2 else widths[1:]
+        if all(w == widths[0] for w in body) and widths[0] > columns:
+            best, columns = candidate, widths[0]
+    return best
 
 
 class ParquetReader:

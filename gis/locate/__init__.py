@@ -15,7 +15,7 @@ has no unit at its lowest level, else ``ok``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -206,17 +206,69 @@ class LocateService:
         crs: str | CoordinateSystem = "cgcs2000",
         at: str | date | datetime | None = None,
         visible: Visible | None = None,
+        names: bool = False,
     ) -> pd.DataFrame:
         """Locate many points at once; one row per point.
 
         Columns: ``lon``, ``lat`` (CGCS2000), ``status`` (``ok``, ``outside``
         or ``invalid`` for unusable coordinates) and one ``<layer>_<level>``
-        column of unit codes per level. ``visible(layer)`` returns the codes
-        the caller may see (None: all); other codes are left empty.
+        column of unit codes per level (with ``names``, each followed by a
+        ``<layer>_<level>_name`` column). ``visible(layer)`` returns the
+        codes the caller may see (None: all); other codes and names are
+        left empty.
         """
         lon, lat, ok = to_storage_lonlat(x, y, crs, strict=False)
         indexes = self.cache.get(parse_time(at, field="at"))
-        return locate_arrays(indexes, lon, lat, ok, visible=visible)
+        return locate_arrays(indexes, lon, lat, ok, visible=visible, names=names)
+
+    def locate_addresses(
+        self,
+        texts: Sequence[object],
+        *,
+        at: str | date | datetime | None = None,
+        visible: Visible | None = None,
+        names: bool = False,
+    ) -> pd.DataFrame:
+        """Locate many standard addresses; one row per address (see ``locate_many``).
+
+        Each address goes to its best-matching building's point, like
+        :meth:`locate_address`; the columns of :meth:`locate_many` follow
+        ``address_match`` (the standard address matched) and
+        ``address_score``. ``status`` is ``unmatched`` without a match and
+        ``ambiguous`` when the match is not certain — never ``ok`` for a guess.
+        """
+        indexes = self.cache.get(parse_time(at, field="at"))
+        count = len(texts)
+        lon = np.full(count, np.nan)
+        lat = np.full(count, np.nan)
+        matched: list[str | None] = [None] * count
+        scores = np.full(count, np.nan)
+        certain = np.zeros(count, dtype=bool)
+        seen: dict[str, tuple[float, float, str, float, bool] | None] = {}
+        for i, raw in enumerate(texts):
+            text = raw.strip() if isinstance(raw, str) else ""
+            if not text or len(text) > 200:
+                continue
+            if text not in seen:
+                hit = self.addresses.match(text, indexes=indexes, limit=2)
+                best = hit.matches[0] if hit.matches else None
+                seen[text] = (
+                    None
+                    if best is None
+                    else (*hit.points[str(best.key)], best.address, best.score, best.certain)
+                )
+            found = seen[text]
+            if found is not None:
+                lon[i], lat[i], matched[i], scores[i], certain[i] = found
+        found_any = ~np.isnan(lon)
+        located = locate_arrays(indexes, lon, lat, found_any, visible=visible, names=names)
+        status = located["status"].to_numpy(dtype=object)
+        status[~found_any] = "unmatched"
+        status[found_any & ~certain] = "ambiguous"
+        located["status"] = status
+        located.insert(0, "address_score", scores)
+        located.insert(0, "address_match", matched)
+        return located
 
 
 def locate_arrays(
@@ -226,6 +278,7 @@ def locate_arrays(
     ok: np.ndarray,
     *,
     visible: Visible | None = None,
+    names: bool = False,
 ) -> pd.DataFrame:
     """Locate CGCS2000 lon/lat arrays with a ready index set (see ``locate_many``)."""
     result: dict[str, Any] = {"lon": lon, "lat": lat}
@@ -239,6 +292,10 @@ def locate_arrays(
             if allowed is not None:
                 codes[~pd.Series(codes).isin(allowed).to_numpy()] = None
             result[f"{layer}_{level.level}"] = codes
+            if names:
+                labels = level.names[np.maximum(rows, 0)].copy()
+                labels[pd.isna(codes)] = None
+                result[f"{layer}_{level.level}_name"] = labels
         found_everywhere &= rows >= 0  # the layer's lowest level decides
     status = np.where(found_everywhere, "ok", "outside").astype(object)
     status[~ok] = "invalid"

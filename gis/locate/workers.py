@@ -23,11 +23,15 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gis.files import ReadLimits
 from gis.locate import LocateService
 from gis.repository import Database
 from gis.times import TimeLike
+
+if TYPE_CHECKING:
+    from gis.locate.batch import BatchResult
 
 __all__ = ["BatchJob", "BatchPool"]
 
@@ -48,6 +52,9 @@ class BatchJob:
     visible: VisibleCodes
     label: str | None
     limits: ReadLimits | None
+    encoding: str | None = None
+    address: str | None = None
+    names: bool = False
 
 
 class BatchPool:
@@ -80,8 +87,8 @@ class BatchPool:
         self._args = (database_url, spatialite_library, refresh_seconds, niceness)
         self._executor: ProcessPoolExecutor | None = None
 
-    def submit(self, job: BatchJob) -> Future[int]:
-        """Start ``job`` in a worker; the future gives the number of rows written."""
+    def submit(self, job: BatchJob) -> Future[BatchResult]:
+        """Start ``job`` in a worker; the future gives what it did (rows written…)."""
         if self._executor is None:
             # spawn: a clean interpreter, not a fork of a threaded server.
             self._executor = ProcessPoolExecutor(
@@ -111,7 +118,7 @@ def _start_worker(url: str, library: str, refresh_seconds: float, niceness: int)
     )
 
 
-def _run(job: BatchJob) -> int:
+def _run(job: BatchJob) -> BatchResult:
     from gis.locate.batch import geocode_file
 
     assert _service is not None, "the worker was not started"
@@ -133,4 +140,7 @@ def _run(job: BatchJob) -> int:
         visible=codes if visible is not None else None,
         label=job.label,
         limits=job.limits,
+        encoding=job.encoding,
+        address=job.address,
+        names=job.names,
     )

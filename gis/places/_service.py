@@ -55,6 +55,8 @@ class PlacesImport:
     kind: str
     count: int
     ignored_columns: tuple[str, ...] = ()
+    encoding: str | None = None
+    """How the file's text was read, e.g. ``GBK (detected)``, when worth saying."""
 
 
 def import_buildings(
@@ -64,8 +66,12 @@ def import_buildings(
     crs: str | None = None,
     on_progress: Progress | None = None,
     actor: Principal = SYSTEM,
+    encoding: str | None = None,
 ) -> PlacesImport:
     """Import building footprints (key, address, floors, use, entrance_lon/lat).
+
+    ``encoding`` is the text encoding of a CSV or Shapefile (default: found
+    from the bytes), for every import here.
 
     Raises
     ------
@@ -73,7 +79,8 @@ def import_buildings(
         Unreadable file, missing ``key``, duplicate keys, non-polygon or invalid
         footprints, bad numbers — naming up to 10 offending rows.
     """
-    frame = read_frame(path)
+    frame = read_frame(path, encoding=encoding)
+    used = _encoding(frame)
     declared = parse_crs(crs) if crs else None
     frame = _storage(frame, declared, path)
     errors: list[str] = []
@@ -106,7 +113,7 @@ def import_buildings(
     with db.transaction() as repo:
         count = repo.places.upsert_buildings(table, on_progress=on_progress)
         _audit(repo, actor, "buildings", path, count)
-    return PlacesImport("buildings", count)
+    return PlacesImport("buildings", count, encoding=used)
 
 
 def import_households(
@@ -115,12 +122,13 @@ def import_households(
     path: str | Path,
     on_progress: Progress | None = None,
     actor: Principal = SYSTEM,
+    encoding: str | None = None,
 ) -> PlacesImport:
     """Import households (key, building_key, unit_no, floor, room, persons).
 
     Every household must hang on a stored building (or fail, naming it).
     """
-    table = _table(path)
+    table = _table(path, encoding)
     errors: list[str] = []
     keys = _keys(table, path, errors)
     if "building_key" not in table:
@@ -154,18 +162,29 @@ def import_households(
     # Personal-data minimisation: anything else (names, ID numbers...) is not
     # stored; say so rather than drop it silently.
     kept = {"key", "building_key", "unit_no", "floor", "room", "persons"}
-    return PlacesImport("households", count, tuple(c for c in table.columns if c not in kept))
+    return PlacesImport(
+        "households",
+        count,
+        tuple(c for c in table.columns if c not in kept),
+        encoding=_encoding(table),
+    )
 
 
 def import_pois(
-    db: Database, *, path: str | Path, crs: str | None = None, actor: Principal = SYSTEM
+    db: Database,
+    *,
+    path: str | Path,
+    crs: str | None = None,
+    actor: Principal = SYSTEM,
+    encoding: str | None = None,
 ) -> PlacesImport:
     """Import points of interest (key, name, category; points or lon/lat columns).
 
     Institutions may name the dedicated grid (专属网格) they own in a
     ``dedicated_grid`` column; it is checked and kept with the place.
     """
-    frame = _points_table(path, crs)
+    frame = _points_table(path, crs, encoding)
+    used = _encoding(frame)
     errors: list[str] = []
     keys = _keys(frame, path, errors)
     for column in ("name", "category"):
@@ -197,7 +216,7 @@ def import_pois(
     with db.transaction() as repo:
         count = repo.places.upsert_pois(table)
         _audit(repo, actor, "pois", path, count)
-    return PlacesImport("places", count)
+    return PlacesImport("places", count, encoding=used)
 
 
 def _audit(repo: Repository, actor: Principal, kind: str, path: str | Path, count: int) -> None:
@@ -230,11 +249,11 @@ def _check_dedicated(
             errors.append(f"place {key!r}: lies outside its dedicated grid {code!r}")
 
 
-def _points_table(path: str | Path, crs: str | None) -> gpd.GeoDataFrame:
+def _points_table(path: str | Path, crs: str | None, encoding: str | None) -> gpd.GeoDataFrame:
     # Points come as geometries (GeoJSON, GeoPackage...) or as lon/lat columns
-    # of a CSV/Parquet table (then in CGCS2000 unless --crs says otherwise).
-    tabular = format_for(str(path), path).reader in ("csv", "parquet")
-    if tabular and "lon" in (table := _table(path)):
+    # of a CSV/Parquet/Excel table (then in CGCS2000 unless --crs says otherwise).
+    tabular = format_for(str(path), path).reader in ("csv", "parquet", "xlsx")
+    if tabular and "lon" in (table := _table(path, encoding)):
         if "lat" not in table:
             raise InputError(f"{path}: a lon column needs a lat column", field="lat")
         x = pd.to_numeric(table["lon"], errors="coerce")
@@ -243,8 +262,13 @@ def _points_table(path: str | Path, crs: str | None) -> gpd.GeoDataFrame:
         if len(bad):
             raise InputError(f"{path}: row {bad[0] + 1}: lon/lat is not numeric", field="lon")
         frame = gpd.GeoDataFrame(table, geometry=gpd.points_from_xy(x, y), crs=None)
-        return _storage(frame, parse_crs(crs or "cgcs2000"), path)
-    return _storage(read_frame(path), parse_crs(crs) if crs else None, path)
+        frame.attrs = dict(table.attrs)
+        stored = _storage(frame, parse_crs(crs or "cgcs2000"), path)
+    else:
+        frame = read_frame(path, encoding=encoding)
+        stored = _storage(frame, parse_crs(crs) if crs else None, path)
+    stored.attrs = dict(frame.attrs)
+    return stored
 
 
 def assign_places(
@@ -347,10 +371,15 @@ def _storage(
         raise InputError(f"{path}: {error.message}", rule=error.rule, field="crs") from None
 
 
-def _table(path: str | Path) -> pd.DataFrame:
+def _table(path: str | Path, encoding: str | None = None) -> pd.DataFrame:
     # CSV cells stay text (codes keep their zeros); Parquet keeps its types.
-    source = open_source(path, accept=("csv", "parquet"))
+    source = open_source(path, accept=("csv", "parquet", "xlsx"), encoding=encoding)
     return read_table(source, dtype=str, keep_default_na=False, na_values=[""])
+
+
+def _encoding(frame: pd.DataFrame) -> str | None:
+    text = frame.attrs.get("encoding")
+    return text.describe() if text is not None and text.notable else None
 
 
 def _keys(frame: pd.DataFrame, path: str | Path, errors: list[str]) -> list[str]:

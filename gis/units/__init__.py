@@ -29,6 +29,7 @@ from gis.types import Progress, Step
 from gis.units._import import (
     MOVE_COLUMNS,
     ImportResult,
+    encoding_note,
     import_file,
     import_units,
     mismatch_report,
@@ -66,8 +67,12 @@ def check_file(
     parent_crs: str | None = None,
     tolerances: Tolerances | None = None,
     step: Step | None = None,
+    encoding: str | None = None,
 ) -> ValidationReport:
     """Validate a boundary file (optionally against a parent file) without importing.
+
+    ``encoding`` is the text encoding of a CSV or Shapefile (default: found
+    from the bytes); when not UTF-8 an ``encoding`` warning says which.
 
     Raises
     ------
@@ -77,7 +82,7 @@ def check_file(
     announce = step or (lambda _name: None)
     announce("read")
     try:
-        units = read_units(path, fields=fields, crs=crs)
+        units = read_units(path, fields=fields, crs=crs, encoding=encoding)
         parents = None
         if parent_path is not None:
             parents = read_units(parent_path, fields=parent_fields, crs=parent_crs)
@@ -87,7 +92,7 @@ def check_file(
         # A CRS mix-up is a problem of the data (exit 1), with what was seen.
         return mismatch_report(error)
     layer, level_spec = level_spec_for(level)
-    return validate_units(
+    report = validate_units(
         units,
         parents=parents,
         layer=layer,
@@ -95,6 +100,10 @@ def check_file(
         tolerances=tolerances,
         progress=announce,
     )
+    note = encoding_note(units)
+    if note is not None:
+        report.warnings.insert(0, note)
+    return report
 
 
 def import_manifest(

@@ -168,17 +168,20 @@ def import_file(
     on_progress: Progress | None = None,
     actor: Principal = SYSTEM,
     label: str | None = None,
+    encoding: str | None = None,
 ) -> ImportResult:
     """Validate a file against the stored layer and store it as a new version.
 
     All or nothing: when the data has problems, :class:`ValidationFailedError`
     carries the report and nothing is written. Columns other than the code,
     name, parent and kind are not stored unless ``keep_attributes`` (one
-    warning lists them); the stored attributes of each unit are kept. See
+    warning lists them); the stored attributes of each unit are kept.
+    ``encoding`` is the text encoding of a CSV or Shapefile (default: found
+    from the bytes; an ``encoding`` warning says which when not UTF-8). See
     :func:`import_units` for the rest.
     """
     try:
-        units = read_units(path, fields=fields, crs=crs, label=label)
+        units = read_units(path, fields=fields, crs=crs, label=label, encoding=encoding)
     except InputError as error:
         if error.rule != "crs_mismatch":
             raise
@@ -204,6 +207,9 @@ def import_file(
         actor=actor,
     )
     result.ignored_columns = ignored
+    note = encoding_note(units)
+    if note is not None:
+        result.report.warnings.append(note)
     if ignored:
         result.report.warnings.append(
             Problem(
@@ -217,6 +223,14 @@ def import_file(
             )
         )
     return result
+
+
+def encoding_note(frame: pd.DataFrame) -> Problem | None:
+    """Return the ``encoding`` warning saying how the file's text was read, when not UTF-8."""
+    text = frame.attrs.get("encoding")
+    if text is None or not text.notable:
+        return None
+    return Problem("encoding", (), None, None, None, f"text read as {text.describe()}")
 
 
 def import_units(
