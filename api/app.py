@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from api import errors
+from api import errors, web
 from api.bootstrap import open_database
 from api.errors import ERROR_RESPONSES, PROBLEM_JSON, Problem
 from api.fastpath import GeocodeFastPath
@@ -111,6 +111,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Depends(guard)],
+        docs_url=None,  # served offline by api.web
+        redoc_url=None,
         openapi_tags=[
             {"name": "health", "description": "Liveness and readiness."},
             {"name": "auth", "description": "Sign in 登录, who am I, change password."},
@@ -167,6 +169,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         for method in route.methods or ()
     )
     _complete_openapi(app, GeocodeRequest)
+    web.install(app)
     return app
 
 
