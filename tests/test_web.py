@@ -202,3 +202,31 @@ def test_docs_render_with_no_network(server: Server, browser: Browser, path: str
     assert "tongge" in page.inner_text(title)
     page.screenshot(path=SCREENSHOTS / f"{path.strip('/')}.png")
     assert not recorder.outside(server.url)
+
+
+def test_align_map_renders_with_no_network(
+    server: Server, browser: Browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from gis.settings import get_settings
+
+    monkeypatch.setenv("TONGGE_DATABASE_URL", server.db.url)
+    get_settings.cache_clear()
+    try:
+        target = tmp_path / "align.html"
+        result = CliRunner().invoke(app, ["align", "--map", str(target)])
+        assert result.exit_code == 1, result.output  # the sample city's seeded misalignments
+    finally:
+        get_settings.cache_clear()
+    html = target.read_text(encoding="utf-8")
+    assert "cdn." not in html and "openstreetmap" not in html.lower()
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    recorder = Recorder(page, "file://")
+    page.goto(target.as_uri())
+    page.wait_for_selector(".leaflet-interactive", timeout=30_000)
+    assert page.locator(".leaflet-interactive").count() > 10  # units and violations drawn
+    assert page.locator(".leaflet-control-layers").count() == 1
+    page.screenshot(path=SCREENSHOTS / "align_map.png")
+    assert not recorder.outside("file://") and not recorder.errors, recorder.errors

@@ -1,5 +1,5 @@
 // Build the web map and the offline API docs into the Python package (api/static).
-//   node build.mjs          write api/static/{web,docs}
+//   node build.mjs          write api/static/{web,docs} and gis/maps/assets (Leaflet for offline folium maps)
 //   node build.mjs --check  build into a temporary folder and fail if the committed files differ
 import * as esbuild from "esbuild";
 import { cpSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -7,15 +7,17 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 
 const here = new URL(".", import.meta.url).pathname;
-const target = join(here, "..", "api", "static");
+const project = join(here, "..");
+const OUTPUTS = ["api/static/web", "api/static/docs", "gis/maps/assets"];
 const check = process.argv.includes("--check");
-const out = check ? mkdtempSync(join(tmpdir(), "tongge-web-")) : target;
+const out = check ? mkdtempSync(join(tmpdir(), "tongge-web-")) : project;
 
-async function build(into) {
-  rmSync(join(into, "web"), { recursive: true, force: true });
-  rmSync(join(into, "docs"), { recursive: true, force: true });
-  mkdirSync(join(into, "web"), { recursive: true });
-  mkdirSync(join(into, "docs"), { recursive: true });
+async function build(root) {
+  for (const folder of OUTPUTS) {
+    rmSync(join(root, folder), { recursive: true, force: true });
+    mkdirSync(join(root, folder), { recursive: true });
+  }
+  const into = join(root, "api", "static");
   await esbuild.build({
     entryPoints: { app: join(here, "src", "main.js") },
     bundle: true,
@@ -38,6 +40,14 @@ async function build(into) {
   for (const file of ["swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png", "LICENSE"]) {
     cpSync(join(swagger, file), join(into, "docs", file === "LICENSE" ? "swagger-ui.LICENSE" : file));
   }
+  const leaflet = join(here, "node_modules", "leaflet");
+  const maps = join(root, "gis", "maps", "assets");
+  mkdirSync(join(maps, "images"), { recursive: true });
+  for (const file of ["leaflet.js", "leaflet.css"]) cpSync(join(leaflet, "dist", file), join(maps, file));
+  cpSync(join(leaflet, "LICENSE"), join(maps, "leaflet.LICENSE"));
+  for (const file of ["layers.png", "layers-2x.png", "marker-icon.png", "marker-icon-2x.png", "marker-shadow.png"]) {
+    cpSync(join(leaflet, "dist", "images", file), join(maps, "images", file));
+  }
   const redoc = join(here, "node_modules", "redoc", "bundles");
   cpSync(join(redoc, "redoc.standalone.js"), join(into, "docs", "redoc.standalone.js"));
   cpSync(join(redoc, "redoc.standalone.js.LICENSE.txt"), join(into, "docs", "redoc.standalone.js.LICENSE.txt"));
@@ -52,7 +62,7 @@ function files(root) {
       else found.push(relative(root, path));
     }
   };
-  for (const sub of ["web", "docs"]) {
+  for (const sub of OUTPUTS) {
     try { walk(join(root, sub)); } catch { /* missing: reported as a difference */ }
   }
   return found.sort();
@@ -61,16 +71,15 @@ function files(root) {
 await build(out);
 if (check) {
   const built = files(out);
-  const committed = files(target);
-  const differ = built.filter((f) => !committed.includes(f) || !readFileSync(join(out, f)).equals(readFileSync(join(target, f))));
+  const committed = files(project);
+  const differ = built.filter((f) => !committed.includes(f) || !readFileSync(join(out, f)).equals(readFileSync(join(project, f))));
   const stale = committed.filter((f) => !built.includes(f));
   rmSync(out, { recursive: true, force: true });
   if (differ.length || stale.length) {
-    console.error(`api/static differs from web/ sources: ${[...differ, ...stale].join(", ")}\nrun: cd web && npm ci && npm run build`);
+    console.error(`built files differ from web/ sources: ${[...differ, ...stale].join(", ")}\nrun: cd web && npm ci && npm run build`);
     process.exit(1);
   }
-  console.log("api/static matches the web/ sources");
+  console.log(`${OUTPUTS.join(", ")} match the web/ sources`);
 } else {
-  writeFileSync(join(target, "README.md"), "Built by `cd web && npm ci && npm run build` from `web/`; do not edit by hand.\n");
-  console.log(`built into ${relative(process.cwd(), target)}`);
+  console.log(`built ${OUTPUTS.join(", ")}`);
 }
