@@ -38,7 +38,8 @@ def offline_map(**options: Any) -> folium.Map:
     # Bootstrap, awesome-markers, Font Awesome) are not used by these maps.
     m.default_js = []
     m.default_css = []
-    header = m.get_root().header  # type: ignore[attr-defined]  (a branca Figure)
+    # The root is a branca Figure, which has a header.
+    header = m.get_root().header  # type: ignore[attr-defined]
     style, script = _leaflet()
     header.add_child(Element(f"<style>{style}</style>"), name="leaflet_css", index=0)
     header.add_child(Element(f"<script>{script}</script>"), name="leaflet_js", index=1)
