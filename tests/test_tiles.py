@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import shapely
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyproj import Transformer
 
 from api.app import create_app
@@ -82,6 +84,29 @@ def test_encoder_round_trips_through_the_reference_decoder() -> None:
     }
     assert features[1]["geometry"]["coordinates"] == [[0, 0], [5, 5], [9, 1]]
     assert features[2]["geometry"]["coordinates"] == [[1, 2], [3, 4]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seeds=st.lists(
+        st.tuples(st.integers(0, 4096), st.integers(0, 4096)), min_size=3, max_size=40, unique=True
+    )
+)
+def test_any_coverage_round_trips_exactly(seeds: list[tuple[int, int]]) -> None:
+    # Voronoi cells of random pixels, snapped to whole pixels: a coverage with
+    # shared edges, holes when a cell is cut out, multipolygons after clipping.
+    cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(seeds)))
+    window = shapely.box(100, 100, 4000, 4000).difference(shapely.box(1500, 1500, 1700, 1700))
+    clipped = shapely.set_precision(shapely.intersection(cells, window), 1.0)
+    keep = ~shapely.is_empty(clipped) & (shapely.area(clipped) > 0)
+    geometries = np.asarray(clipped[keep], dtype=object)
+    properties = [{"i": i} for i in range(len(geometries))]
+    features = decode(encode_tile([TileLayer("cells", geometries, properties)])).get("cells", [])
+    assert len(features) == len(geometries)
+    for feature in features:
+        drawn = shapely.geometry.shape(feature["geometry"])
+        expected = geometries[feature["properties"]["i"]]
+        assert drawn.is_valid and drawn.symmetric_difference(expected).area == 0
 
 
 def test_rings_that_collapse_at_this_zoom_are_left_out() -> None:
