@@ -87,8 +87,13 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             if settings.batch_processes
             else None
         )
-        # Build today's locate indexes now, in the background, not in the first request.
-        threading.Thread(target=app.state.locator.warm, name="tongge-warm", daemon=True).start()
+        # Build today's locate indexes and tiles now, in the background, not in
+        # the first request.
+        def warm() -> None:
+            app.state.locator.warm()
+            app.state.tiles.warm()
+
+        threading.Thread(target=warm, name="tongge-warm", daemon=True).start()
         app.state.readiness = health.Readiness()
         app.state.security = Security(
             authenticator=Authenticator(app.state.db, signer),

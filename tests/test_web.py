@@ -65,6 +65,7 @@ def server(sample_city_file: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         if httpx.get(f"{url}/health/ready").status_code == 200:
             break
         time.sleep(0.1)
+    app.state.tiles.warm()  # as the start-up thread does: wait until it has
     yield Server(url=url, db=db)
     uv.should_exit = True
     thread.join(timeout=10)
@@ -74,29 +75,24 @@ def server(sample_city_file: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            # Offline: every host name but the loopback server fails to resolve.
+            args=["--no-sandbox", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
+        )
         yield chromium
         chromium.close()
 
 
 class Recorder:
-    """Every URL a page asks for; anything not on the server is refused (offline)."""
+    """Every URL a page asks for (the browser itself cannot reach any other host)."""
 
     def __init__(self, page: Page, origin: str) -> None:
         self.urls: list[str] = []
         self.errors: list[str] = []
         page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: self.errors.append(str(e)))
-
-        def route(route: object) -> None:
-            request = route.request  # type: ignore[attr-defined]
-            self.urls.append(request.url)
-            if request.url.startswith((origin, "data:", "blob:")):
-                route.continue_()  # type: ignore[attr-defined]
-            else:
-                route.abort()  # type: ignore[attr-defined]
-
-        page.route("**/*", route)
+        page.on("request", lambda request: self.urls.append(request.url))
 
     def outside(self, origin: str) -> list[str]:
         return [u for u in self.urls if not u.startswith((origin, "data:", "blob:"))]
@@ -131,9 +127,13 @@ def rendered_units(page: Page, level: str) -> list[dict[str, object]]:
 def test_dispatcher_locates_a_gcj02_point_like_the_api(server: Server, browser: Browser) -> None:
     username = add_user(server.db, role="dispatcher", units=["governance:350502"])
     page = browser.new_page(viewport={"width": 1280, "height": 800})
-    started = time.monotonic()
     recorder = sign_in(page, server, username)
-    drawn = time.monotonic() - started
+    # The full-district view again, from the start of loading the page:
+    # reported, not asserted (issue target 2 s).
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    page.wait_for_function("() => window.tonggeMap.loaded() && window.tonggeMap.areTilesLoaded()")
+    drawn = page.evaluate("() => performance.now()") / 1000
     units = rendered_units(page, "micro_grid")
     assert len({u["code"] for u in units}) > 100  # the whole district's micro-grids
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -49,7 +49,11 @@ async function build(root) {
     cpSync(join(leaflet, "dist", "images", file), join(maps, "images", file));
   }
   const redoc = join(here, "node_modules", "redoc", "bundles");
-  cpSync(join(redoc, "redoc.standalone.js"), join(into, "docs", "redoc.standalone.js"));
+  // ReDoc's footer fetches its logo from cdn.redoc.ly: nothing may leave the intranet.
+  const redocSource = readFileSync(join(redoc, "redoc.standalone.js"), "utf8");
+  const cdnLogo = "https://cdn.redoc.ly/redoc/logo-mini.svg";
+  if (!redocSource.includes(cdnLogo)) throw new Error("redoc no longer loads its CDN logo: review build.mjs");
+  writeFileSync(join(into, "docs", "redoc.standalone.js"), redocSource.replaceAll(cdnLogo, "/static/docs/favicon-32x32.png"));
   cpSync(join(redoc, "redoc.standalone.js.LICENSE.txt"), join(into, "docs", "redoc.standalone.js.LICENSE.txt"));
 }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -119,7 +120,7 @@ def _encode_layer(layer: TileLayer) -> bytes:
             tags.append(keys.setdefault(key, len(keys)))
             tags.append(values.setdefault((type(value), value), len(values)))
         body = (
-            _field_bytes(2, _varints(np.asarray(tags, dtype=np.uint64)))
+            _field_bytes(2, b"".join(map(_varint, tags)))
             + _key(3, 0)
             + _varint(kind)
             + _field_bytes(4, commands)
@@ -127,8 +128,8 @@ def _encode_layer(layer: TileLayer) -> bytes:
         features.append(_field_bytes(2, body))
     out = [_key(15, 0) + _varint(2), _field_bytes(1, layer.name.encode())]
     out.extend(features)
-    out.extend(_field_bytes(3, key.encode()) for key in keys)
-    out.extend(_field_bytes(4, _encode_value(value)) for (_, value) in values)
+    out.extend(_key_field(key) for key in keys)
+    out.extend(_value_field(value) for (_, value) in values)
     out.append(_key(5, 0) + _varint(layer.extent))
     return b"".join(out)
 
@@ -212,6 +213,17 @@ def _encode_polygons(geometries: NDArray[np.object_]) -> list[bytes | None]:
     bytes_per_feature = np.bincount(feature_of_value, weights=lengths, minlength=n).astype(np.int64)
     offsets = np.r_[0, np.cumsum(bytes_per_feature)]
     return [data[offsets[i] : offsets[i + 1]] if bytes_per_feature[i] else None for i in range(n)]
+
+
+@lru_cache(maxsize=1 << 12)
+def _key_field(key: str) -> bytes:
+    return _field_bytes(3, key.encode())
+
+
+# Codes, names and counts recur in every tile and zoom: encode each once.
+@lru_cache(maxsize=1 << 16)
+def _value_field(value: Any) -> bytes:
+    return _field_bytes(4, _encode_value(value))
 
 
 def _encode_value(value: Any) -> bytes:
@@ -305,6 +317,7 @@ def _varint_array(values: NDArray[np.uint64]) -> tuple[bytes, NDArray[np.int64]]
     return out[used].tobytes(), lengths.astype(np.int64)
 
 
+@lru_cache(maxsize=1 << 16)
 def _varint(value: int) -> bytes:
     out = bytearray()
     while True:

@@ -12,6 +12,7 @@ opens gaps and overlaps between neighbours at low zooms).
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -28,6 +29,8 @@ from gis.errors import InputError, NotFoundError
 from gis.locate._indexes import IndexCache, LevelIndex
 from gis.revisions import RevisionClock
 from gis.tiles._mvt import TileLayer, encode_tile, to_tile_pixels
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["DATUMS", "MAX_ZOOM", "TileService", "tile_bounds"]
 
@@ -172,6 +175,23 @@ class TileService:
             while len(self._tiles) > self._max_tiles:
                 self._tiles.popitem(last=False)
         return data, _etag(data)
+
+    def warm(self, *, zooms: tuple[int, ...] = (12, 13, 14)) -> None:
+        """Prepare every level now (households, web mercator, district-view zooms).
+
+        Called once in the background at start-up, so that the first map
+        view does not wait for the households of every unit to be counted.
+        Errors are logged, never raised: the tiles are then made on demand.
+        """
+        try:
+            indexes = self._indexes.get()
+            for level in indexes.levels:
+                with self._lock:
+                    source = self._source(level, level.layer, level.level, "cgcs2000")
+                for z in zooms:
+                    source.at_zoom(z)
+        except Exception:  # the first requests will try again and report
+            _log.exception("preparing the vector tiles failed")
 
     def _source(self, found: LevelIndex | None, layer: str, level: str, datum: str) -> _Source:
         if found is None:

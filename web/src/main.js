@@ -234,15 +234,16 @@ async function start() {
   translatePage();
   bindControls();
   if (!session.token()) await signIn();
+  let layers;
   try {
-    state.me = await api("/api/v1/auth/me");
+    [state.me, layers] = await Promise.all([api("/api/v1/auth/me"), api("/api/v1/layers")]);
   } catch {
     session.clear();
     await signIn();
-    state.me = await api("/api/v1/auth/me");
+    [state.me, layers] = await Promise.all([api("/api/v1/auth/me"), api("/api/v1/layers")]);
   }
   document.getElementById("who").textContent = `${state.me.name} · ${state.me.role_title}`;
-  state.layers = (await api("/api/v1/layers")).filter((l) => l.levels.some((lv) => lv.unit_count > 0));
+  state.layers = layers.filter((l) => l.levels.some((lv) => lv.unit_count > 0));
   const layerSelect = document.getElementById("layer");
   layerSelect.replaceChildren(...state.layers.map((l) => new Option(l.title, l.name)));
   state.layer = state.layers.some((l) => l.name === params.get("layer")) ? params.get("layer") : state.layers[0]?.name;
