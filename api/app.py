@@ -12,13 +12,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from api import errors
+from api import errors, web
 from api.bootstrap import open_database
 from api.errors import ERROR_RESPONSES, PROBLEM_JSON, Problem
 from api.fastpath import GeocodeFastPath
 from api.hardening import Hardening
 from api.permissions import PUBLIC, check_routes
-from api.routers import access, alignment, health, locate, places, staff, units
+from api.routers import access, alignment, health, locate, places, staff, tiles, units
 from api.schemas.locate import GeocodeRequest
 from api.security import Authenticator, RateLimiter, Security, guard
 from gis import __version__
@@ -31,6 +31,7 @@ from gis.places import UnitPlaces
 from gis.repository import Database
 from gis.revisions import RevisionClock
 from gis.settings import Settings, get_settings
+from gis.tiles import TileService
 
 DESCRIPTION = """
 **同格 tongge** — grid layers for grid-based grassroots governance (网格化管理).
@@ -71,6 +72,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         app.state.locator = LocateService(app.state.db, clock=clock, background=True)
         # One index per level: assignment and workload use the locate service's.
         app.state.places = UnitPlaces(app.state.db, clock=clock, indexes=app.state.locator.cache)
+        app.state.tiles = TileService(
+            app.state.locator.cache, households=app.state.places.households_per_unit, clock=clock
+        )
         app.state.batch_lock = threading.Lock()
         app.state.batch_running = 0
         app.state.batch_pool = (
@@ -83,8 +87,13 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             if settings.batch_processes
             else None
         )
-        # Build today's locate indexes now, in the background, not in the first request.
-        threading.Thread(target=app.state.locator.warm, name="tongge-warm", daemon=True).start()
+        # Build today's locate indexes and tiles now, in the background, not in
+        # the first request.
+        def warm() -> None:
+            app.state.locator.warm()
+            app.state.tiles.warm()
+
+        threading.Thread(target=warm, name="tongge-warm", daemon=True).start()
         app.state.readiness = health.Readiness()
         app.state.security = Security(
             authenticator=Authenticator(app.state.db, signer),
@@ -107,6 +116,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Depends(guard)],
+        docs_url=None,  # served offline by api.web
+        redoc_url=None,
         openapi_tags=[
             {"name": "health", "description": "Liveness and readiness."},
             {"name": "auth", "description": "Sign in 登录, who am I, change password."},
@@ -123,6 +134,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
                 "description": "Buildings 房屋 and households 住户 of a unit (audited).",
             },
             {"name": "staff", "description": "Staff responsible for units 网格人员."},
+            {"name": "tiles", "description": "Vector tiles for the web map 矢量瓦片."},
             {"name": "admin", "description": "Users, API keys, audit log 管理 (admin only)."},
         ],
     )
@@ -149,6 +161,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         staff.router,
         locate.router,
         alignment.router,
+        tiles.router,
     )
     for router in routers:
         app.include_router(router)
@@ -161,6 +174,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         for method in route.methods or ()
     )
     _complete_openapi(app, GeocodeRequest)
+    web.install(app)
     return app
 
 

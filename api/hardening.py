@@ -33,18 +33,19 @@ API_HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
     (b"cache-control", b"no-store"),
 ]
-# The interactive docs load Swagger UI / ReDoc scripts and styles.
-_DOCS_HEADERS: list[tuple[bytes, bytes]] = [
-    *(h for h in API_HEADERS if h[0] != b"content-security-policy"),
+# The docs and the web map load scripts, styles and images from this server
+# only (no CDN: intranets have no internet); MapLibre runs its workers from blobs.
+_PAGE_HEADERS: list[tuple[bytes, bytes]] = [
+    *(h for h in API_HEADERS if h[0] not in (b"content-security-policy", b"cache-control")),
     (
         b"content-security-policy",
-        b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-        b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-        b"font-src 'self' https://fonts.gstatic.com; img-src 'self' data: https:; "
-        b"worker-src blob:; frame-ancestors 'none'",
+        b"default-src 'self'; script-src 'self' 'unsafe-inline'; "
+        b"style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
+        b"connect-src 'self'; worker-src 'self' blob:; child-src blob:; frame-ancestors 'none'",
     ),
+    (b"cache-control", b"no-cache"),
 ]
-_DOCS = ("/docs", "/redoc")
+_PAGES = ("/docs", "/redoc", "/static/")
 
 
 class Hardening:
@@ -76,7 +77,11 @@ class Hardening:
             if headers.get(b"content-type", b"").startswith(b"multipart/form-data")
             else self.max_body_bytes
         )
-        extra = _DOCS_HEADERS if scope["path"].startswith(_DOCS) else API_HEADERS
+        extra = (
+            _PAGE_HEADERS
+            if scope["path"] == "/" or scope["path"].startswith(_PAGES)
+            else API_HEADERS
+        )
         if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"").lower():
             await send_problem(send, 400, "Unusable input", "the URL contains a NUL character")
             return

@@ -77,9 +77,12 @@ case "${1:-}" in
     ;;
   test)
     shift
-    apt_install libsqlite3-mod-spatialite
+    # Chromium and a CJK font for the browser tests of the web map and the docs.
+    apt_install libsqlite3-mod-spatialite chromium fonts-wqy-microhei
     setup_python
     setup_postgis
+    say "web bundle (api/static must match web/)"
+    (cd web && npm ci --no-audit --no-fund --loglevel=error >/dev/null && node build.mjs --check)
     say "ruff"
     "$VENV/bin/ruff" check .
     say "mypy"

@@ -47,6 +47,8 @@ class LevelIndex:
         Per unit, aligned with the index rows.
     index : GridIndex
         Exact point-in-polygon lookups in EPSG:4490.
+    geometries : ndarray of geometries
+        The units as stored (EPSG:4490), e.g. for vector tiles.
     metric : ndarray of geometries
         The same units in the set's projected CRS (metres).
     boundaries : ndarray of geometries
@@ -62,6 +64,7 @@ class LevelIndex:
     names: NDArray[np.object_]
     parents: NDArray[np.object_]
     index: GridIndex
+    geometries: NDArray[np.object_]
     metric: NDArray[np.object_]
     boundaries: NDArray[np.object_]
     tree: shapely.STRtree
@@ -230,6 +233,7 @@ def _build(db: Database, when: datetime, revision: int) -> IndexSet:
                 names=frame["name"].to_numpy(dtype=object),
                 parents=frame["parent_code"].to_numpy(dtype=object),
                 index=GridIndex.from_frame(frame, code="code"),
+                geometries=np.asarray(frame.geometry.values, dtype=object),
                 metric=metric,
                 boundaries=_prepared(shapely.boundary(metric)),
                 tree=shapely.STRtree(metric),

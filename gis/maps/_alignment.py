@@ -8,6 +8,7 @@ import shapely
 
 from gis.alignment._check import AlignmentReport
 from gis.crs import STORAGE_CRS
+from gis.maps._offline import offline_map
 from gis.maps._units import units_map
 
 __all__ = ["alignment_map"]
@@ -69,7 +70,7 @@ def alignment_map(
     minx, miny, maxx, maxy = shapely.total_bounds(
         [*a_frame.geometry.values, *b_frame.geometry.values]
     )
-    m = folium.Map(tiles="OpenStreetMap", control_scale=True)
+    m = offline_map(control_scale=True)
     m.fit_bounds([(miny, minx), (maxy, maxx)])
     units_map(a_frame, m=m, name=a_name, colour="#777777")
     folium.GeoJson(

@@ -14,6 +14,7 @@ import geopandas as gpd
 import shapely
 
 from gis.crs import STORAGE_CRS
+from gis.maps._offline import offline_map
 from gis.validate import Problem, ValidationReport
 
 __all__ = ["problems_map", "units_map"]
@@ -92,7 +93,7 @@ def problems_map(
 
 def _base_map(bounds: Iterable[float]) -> folium.Map:
     minx, miny, maxx, maxy = bounds
-    m = folium.Map(tiles="OpenStreetMap", control_scale=True)
+    m = offline_map(control_scale=True)
     m.fit_bounds([(miny, minx), (maxy, maxx)])
     return m
 

@@ -17,7 +17,7 @@ import geopandas as gpd
 import pandas as pd
 
 from gis.assign import Workload
-from gis.errors import NotFoundError
+from gis.errors import InputError, NotFoundError
 from gis.gridindex import GridIndex
 from gis.locate._indexes import IndexCache
 from gis.places._service import assign_places, unit_workload
@@ -89,6 +89,17 @@ class UnitPlaces:
                 if self._stamp == stamp:
                     self._workloads[layer] = found
         return found
+
+    def households_per_unit(self, layer: str) -> dict[str, int]:
+        """Return ``{code: households}`` of every current unit of ``layer`` (rolled up).
+
+        Empty when no buildings are stored yet (nothing to count).
+        """
+        try:
+            units = self.workload(layer=layer).units
+        except InputError:  # no buildings stored
+            return {}
+        return dict(zip(units["code"], units["households"].fillna(0).astype(int), strict=True))
 
     def buildings(self, *, layer: str, code: str) -> pd.DataFrame:
         """Return the buildings assigned to ``code`` or a unit below it (no footprints)."""

@@ -1,0 +1,69 @@
+"""Vector tiles of the units of every layer and level, for the web map."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from api.security import current_scope
+from gis.access import Scope
+from gis.tiles import MAX_ZOOM, TileService
+
+router = APIRouter(prefix="/api/v1/tiles", tags=["tiles"])
+
+MVT = "application/vnd.mapbox-vector-tile"
+
+
+def get_tiles(request: Request) -> TileService:
+    """Return the application's tile service."""
+    tiles: TileService = request.app.state.tiles
+    return tiles
+
+
+@router.get(
+    "/{layer}/{level}/{z}/{x}/{y}.mvt",
+    summary="Vector tile of a level 矢量瓦片",
+    response_class=Response,
+    responses={
+        200: {"content": {MVT: {}}, "description": "Mapbox Vector Tile 2.1"},
+        304: {"description": "Not modified (If-None-Match)"},
+    },
+)
+async def level_tile(
+    request: Request,
+    layer: Annotated[str, Path(max_length=64, examples=["governance"])],
+    level: Annotated[str, Path(max_length=64, examples=["grid"])],
+    z: Annotated[int, Path(ge=0, le=MAX_ZOOM)],
+    x: Annotated[int, Path(ge=0)],
+    y: Annotated[int, Path(ge=0)],
+    datum: Annotated[
+        Literal["cgcs2000", "gcj02", "bd09"],
+        Query(description="Draw the units in this datum, to sit on such a basemap."),
+    ] = "cgcs2000",
+    scope: Scope = Depends(current_scope),
+    tiles: TileService = Depends(get_tiles),
+) -> Response:
+    """Return the units of ``layer``/``level`` that meet tile ``z/x/y`` (EPSG:3857 XYZ).
+
+    One source layer named after the level; each feature carries ``code``,
+    ``name``, ``parent_code`` and ``households``. Shapes are simplified per
+    zoom with shared edges kept shared; only the units of your jurisdiction
+    are in the tile. Tiles follow boundary changes at once.
+    """
+    data, etag = await run_in_threadpool(
+        tiles.tile,
+        layer=layer,
+        level=level,
+        z=z,
+        x=x,
+        y=y,
+        visible=scope.codes(layer),
+        datum=datum,
+    )
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(content=data, media_type=MVT, headers=headers)

@@ -1,0 +1,247 @@
+"""Vector tiles: the encoder against the reference decoder, tiles against GEOS, jurisdiction."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import mapbox_vector_tile
+import numpy as np
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pyproj import Transformer
+
+from api.app import create_app
+from gis.datum import wgs84_to_gcj02
+from gis.repository import Database
+from gis.settings import Settings
+from gis.tiles import TileLayer, encode_tile, tile_bounds
+from gis.tiles._service import BUFFER, EXTENT
+from gis.units import import_units
+from tests._client import sign_in, signed_in
+from tests.fixtures_governance import COMMUNITIES, frame, load_governance
+
+TO_MERCATOR = Transformer.from_crs(4490, 3857, always_xy=True)
+
+
+def decode(data: bytes) -> dict[str, list[dict[str, Any]]]:
+    """Decode a tile with the reference decoder into ``{layer: features}`` (pixels, y down)."""
+    layers = mapbox_vector_tile.decode(data, default_options={"y_coord_down": True})
+    return {name: layer["features"] for name, layer in layers.items()}
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    """Return the XYZ tile holding a point."""
+    x, y = TO_MERCATOR.transform(lon, lat)
+    size = 2 * 20037508.342789244 / (1 << z)
+    return int((x + 20037508.342789244) // size), int((20037508.342789244 - y) // size)
+
+
+def mercator(geometry: shapely.Geometry) -> shapely.Geometry:
+    return shapely.transform(geometry, lambda c: np.column_stack(TO_MERCATOR.transform(*c.T)))
+
+
+# -- the encoder ----------------------------------------------------------------
+
+
+def test_encoder_round_trips_through_the_reference_decoder() -> None:
+    # A square with a hole (drawn counter-clockwise, both rings), a line, two points.
+    #
+    #   0,0 +--------+ 100,0
+    #       |  +--+  |
+    #       |  +--+  |        hole 10..20
+    #   0,100+--------+
+    square = shapely.Polygon(
+        [(0, 0), (0, 100), (100, 100), (100, 0)], [[(10, 10), (20, 10), (20, 20), (10, 20)]]
+    )
+    geometries = np.array(
+        [
+            square,
+            shapely.LineString([(0, 0), (5, 5), (5, 5), (9, 1)]),
+            shapely.MultiPoint([(1, 2), (3, 4)]),
+        ],
+        dtype=object,
+    )
+    properties: list[dict[str, Any]] = [
+        {"code": "A", "households": 12, "share": 1.5, "delta": -3, "dedicated": True, "x": None},
+        {"code": "B"},
+        {},
+    ]
+    features = decode(encode_tile([TileLayer("grid", geometries, properties)]))["grid"]
+    polygon = shapely.geometry.shape(features[0]["geometry"])
+    assert polygon.equals(square) and len(polygon.interiors) == 1
+    assert features[0]["properties"] == {
+        "code": "A",
+        "households": 12,
+        "share": 1.5,
+        "delta": -3,
+        "dedicated": True,
+    }
+    assert features[1]["geometry"]["coordinates"] == [[0, 0], [5, 5], [9, 1]]
+    assert features[2]["geometry"]["coordinates"] == [[1, 2], [3, 4]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seeds=st.lists(
+        st.tuples(st.integers(0, 4096), st.integers(0, 4096)), min_size=3, max_size=40, unique=True
+    )
+)
+def test_any_coverage_round_trips_exactly(seeds: list[tuple[int, int]]) -> None:
+    # Voronoi cells of random pixels, snapped to whole pixels: a coverage with
+    # shared edges, holes when a cell is cut out, multipolygons after clipping.
+    cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(seeds)))
+    window = shapely.box(100, 100, 4000, 4000).difference(shapely.box(1500, 1500, 1700, 1700))
+    clipped = shapely.set_precision(shapely.intersection(cells, window), 1.0)
+    keep = ~shapely.is_empty(clipped) & (shapely.area(clipped) > 0)
+    geometries = np.asarray(clipped[keep], dtype=object)
+    properties = [{"i": i} for i in range(len(geometries))]
+    features = decode(encode_tile([TileLayer("cells", geometries, properties)])).get("cells", [])
+    assert len(features) == len(geometries)
+    for feature in features:
+        drawn = shapely.geometry.shape(feature["geometry"])
+        expected = geometries[feature["properties"]["i"]]
+        assert drawn.is_valid and drawn.symmetric_difference(expected).area == 0
+
+
+def test_rings_that_collapse_at_this_zoom_are_left_out() -> None:
+    sliver = shapely.Polygon([(0, 0), (10, 0), (10, 0), (0, 0.2)])  # rounds to a line
+    big = shapely.box(0, 0, 50, 50)
+    data = encode_tile([TileLayer("grid", np.array([sliver, big]), [{"code": "s"}, {"code": "b"}])])
+    assert [f["properties"]["code"] for f in decode(data)["grid"]] == ["b"]
+
+
+# -- the HTTP endpoint on both dialects ------------------------------------------
+
+
+@pytest.fixture
+def client(db: Database) -> Iterator[TestClient]:
+    load_governance(db)
+    with signed_in(db) as test_client:
+        yield test_client
+
+
+def test_tile_holds_exactly_the_units_meeting_it(client: TestClient) -> None:
+    # Zoom 18 (no simplification): the tile at a community corner meets all four.
+    z = 18
+    x, y = tile_of(118.55, 24.925, z)
+    response = client.get(f"/api/v1/tiles/governance/community/{z}/{x}/{y}.mvt")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    features = decode(response.content)["community"]
+    minx, miny, maxx, maxy = tile_bounds(z, x, y)
+    pad = (maxx - minx) * BUFFER / EXTENT
+    area = shapely.box(minx - pad, miny - pad, maxx + pad, maxy + pad)
+    expected = {c for c, g in COMMUNITIES.items() if mercator(g).intersects(area)}
+    assert {f["properties"]["code"] for f in features} == expected == set(COMMUNITIES)
+    first = next(f for f in features if f["properties"]["code"] == "350502001001")
+    assert first["properties"]["parent_code"] == "350502001"
+    assert first["properties"]["name"] == "单元001"
+    # The pixels are the unit cut to the tile: compare with GEOS in tile pixels.
+    drawn = shapely.geometry.shape(first["geometry"])
+    unit = mercator(COMMUNITIES["350502001001"]).intersection(area)
+    scale = EXTENT / (maxx - minx)
+    expected_pixels = shapely.transform(
+        unit, lambda c: np.column_stack([(c[:, 0] - minx) * scale, (maxy - c[:, 1]) * scale])
+    )
+    assert drawn.symmetric_difference(expected_pixels).area < 4 * drawn.length  # rounding only
+
+
+def test_tile_far_away_is_empty_and_addresses_are_checked(client: TestClient) -> None:
+    empty = client.get("/api/v1/tiles/governance/community/10/0/0.mvt")
+    assert empty.status_code == 200 and not decode(empty.content).get("community")
+    bad = client.get("/api/v1/tiles/governance/community/3/8/0.mvt")
+    assert (
+        bad.status_code == 400 and bad.json()["field"] == "x" and "0 and 7" in bad.json()["detail"]
+    )
+    unknown = client.get("/api/v1/tiles/governance/beat/10/0/0.mvt")
+    assert unknown.status_code == 404 and "level" in unknown.json()["detail"]
+    datum = client.get("/api/v1/tiles/governance/community/10/0/0.mvt?datum=mars")
+    assert datum.status_code == 422 and "datum" in datum.text
+
+
+def test_not_modified_and_changes_show_at_once(client: TestClient, db: Database) -> None:
+    z = 18
+    x, y = tile_of(118.525, 24.9375, z)
+    url = f"/api/v1/tiles/governance/community/{z}/{x}/{y}.mvt"
+    first = client.get(url)
+    again = client.get(url, headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    # Rename the community: the next tile says so (no stale boundaries).
+    units = frame(COMMUNITIES)
+    units.loc[units["code"] == "350502001001", "name"] = "新名字"
+    import_units(
+        db, units=units, layer="governance", level="community", source="t", valid_from="2026-02-01"
+    )
+    for _ in range(100):  # the revision clock looks at most once a second; rebuilds run behind
+        changed = client.get(url, headers={"If-None-Match": first.headers["etag"]})
+        if changed.status_code == 200:
+            break
+        client.app.state.locator.cache.wait(timeout=30)  # type: ignore[attr-defined]
+        time.sleep(0.1)
+    assert changed.status_code == 200
+    names = {f["properties"]["name"] for f in decode(changed.content)["community"]}
+    assert "新名字" in names
+
+
+def test_gcj02_tiles_are_shifted_by_the_datum_offset(client: TestClient) -> None:
+    z = 18
+    x, y = tile_of(118.525, 24.9375, z)
+    # In GCJ-02 the same point lies in another tile: fetch that one.
+    gx, gy = wgs84_to_gcj02([118.525], [24.9375])
+    sx, sy = tile_of(float(gx[0]), float(gy[0]), z)
+    assert (sx, sy) != (x, y)
+    shifted = decode(
+        client.get(f"/api/v1/tiles/governance/community/{z}/{sx}/{sy}.mvt?datum=gcj02").content
+    )
+    assert {f["properties"]["code"] for f in shifted["community"]} == {"350502001001"}
+
+
+def test_tiles_need_a_signed_in_caller(db: Database) -> None:
+    load_governance(db)
+    app = create_app(Settings(database_url=db.url, load_sample_city=False), db=db)
+    with TestClient(app) as anonymous:
+        assert anonymous.get("/api/v1/tiles/governance/community/10/0/0.mvt").status_code == 401
+
+
+# -- the sample city: simplification and jurisdiction -----------------------------
+
+
+def test_simplified_levels_stay_coverages_and_jurisdiction_cuts_tiles(
+    city_db: Database,
+) -> None:
+    app = create_app(Settings(database_url=city_db.url, load_sample_city=False), db=city_db)
+    with TestClient(app) as client:
+        admin = sign_in(client, city_db)
+        service = client.app.state.tiles  # type: ignore[attr-defined]
+        index = client.app.state.locator.cache.get().find("governance", "micro_grid")  # type: ignore[attr-defined]
+        grid = str(index.parents[0])
+        worker = sign_in(client, city_db, role="grid_worker", units=[f"governance:{grid}"])
+        z = 14
+        lon, lat = shapely.centroid(index.geometries[0]).coords[0]
+        x, y = tile_of(lon, lat, z)
+        url = f"/api/v1/tiles/governance/micro_grid/{z}/{x}/{y}.mvt"
+        everything = decode(client.get(url, headers=admin).content)["micro_grid"]
+        own = decode(client.get(url, headers=worker).content)["micro_grid"]
+        # Shared edges stay shared after simplification at this zoom.
+        source = service._sources[("governance", "micro_grid", "cgcs2000")]
+        simplified, _ = source.at_zoom(z)
+        assert shapely.coverage_is_valid(simplified)
+        # The admin's tile holds every micro-grid meeting it (GEOS on the stored shapes).
+        minx, miny, maxx, maxy = tile_bounds(z, x, y)
+        tile = shapely.box(minx, miny, maxx, maxy)
+        meets = {
+            str(code)
+            for code, geometry in zip(index.codes, index.geometries, strict=True)
+            if mercator(geometry).intersects(tile)
+            and mercator(geometry).intersection(tile).area > 1
+        }
+        codes = {f["properties"]["code"] for f in everything}
+        assert meets <= codes and len(codes) > len(own) > 0
+        # The grid worker's tile: only micro-grids of their grid.
+        assert {f["properties"]["parent_code"] for f in own} == {grid}
+        assert any(f["properties"]["households"] > 0 for f in everything)

@@ -1,0 +1,231 @@
+"""The web map and the docs in a real headless Chromium, offline, on the sample city.
+
+The server runs for real (uvicorn on a free loopback port, the sample city in
+SpatiaLite); every request the pages make is recorded and must go to that
+server. Screenshots of the main views go to ``$TONGGE_SCREENSHOTS`` (default
+``var/screenshots``); the README shows copies of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from api.app import create_app
+from gis.datum import wgs84_to_gcj02
+from gis.repository import Database
+from gis.settings import Settings
+from tests._client import PASSWORD, add_user
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(os.environ.get("TONGGE_SCREENSHOTS", "var/screenshots"))
+# A point in the old city (开元街道), in CGCS2000.
+POINT = (118.5856, 24.9112)
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    db: Database
+
+
+@pytest.fixture(scope="module")
+def server(sample_city_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Serve a copy of the sample city on a free loopback port."""
+    path = tmp_path_factory.mktemp("web") / "city.sqlite"
+    shutil.copyfile(sample_city_file, path)
+    db = Database(f"sqlite:///{path}")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(Settings(database_url=db.url, load_sample_city=False), db=db)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not uv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert uv.started, "the server did not start"
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):  # the locate indexes are built in the background
+        if httpx.get(f"{url}/health/ready").status_code == 200:
+            break
+        time.sleep(0.1)
+    app.state.tiles.warm()  # as the start-up thread does: wait until it has
+    yield Server(url=url, db=db)
+    uv.should_exit = True
+    thread.join(timeout=10)
+    db.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            # Offline: every host name but the loopback server fails to resolve.
+            args=["--no-sandbox", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
+        )
+        yield chromium
+        chromium.close()
+
+
+class Recorder:
+    """Every URL a page asks for (the browser itself cannot reach any other host)."""
+
+    def __init__(self, page: Page, origin: str) -> None:
+        self.urls: list[str] = []
+        self.errors: list[str] = []
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("request", lambda request: self.urls.append(request.url))
+
+    def outside(self, origin: str) -> list[str]:
+        return [u for u in self.urls if not u.startswith((origin, "data:", "blob:"))]
+
+
+def sign_in(page: Page, server: Server, username: str, *, hash_: str = "") -> Recorder:
+    recorder = Recorder(page, server.url)
+    page.goto(f"{server.url}/{hash_}")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("#signin-form button[type=submit]")
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    page.wait_for_function("() => window.tonggeMap.loaded() && window.tonggeMap.areTilesLoaded()")
+    return recorder
+
+
+def token(server: Server, username: str) -> dict[str, str]:
+    answer = httpx.post(
+        f"{server.url}/api/v1/auth/token", data={"username": username, "password": PASSWORD}
+    )
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+def rendered_units(page: Page, level: str) -> list[dict[str, object]]:
+    return page.evaluate(
+        "(level) => window.tonggeMap.querySourceFeatures('units', {sourceLayer: level})"
+        ".map(f => f.properties)",
+        level,
+    )
+
+
+def test_dispatcher_locates_a_gcj02_point_like_the_api(server: Server, browser: Browser) -> None:
+    username = add_user(server.db, role="dispatcher", units=["governance:350502"])
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    recorder = sign_in(page, server, username)
+    # The full-district view again, from the start of loading the page:
+    # reported, not asserted (issue target 2 s).
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    page.wait_for_function("() => window.tonggeMap.loaded() && window.tonggeMap.areTilesLoaded()")
+    drawn = page.evaluate("() => performance.now()") / 1000
+    units = rendered_units(page, "micro_grid")
+    assert len({u["code"] for u in units}) > 100  # the whole district's micro-grids
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "district.png")
+    # Type the point as a GCJ-02 coordinate (what a phone map app gives).
+    gx, gy = wgs84_to_gcj02([POINT[0]], [POINT[1]])
+    page.select_option("#datum", "gcj02")
+    page.fill("#query", f"{gx[0]:.6f},{gy[0]:.6f}")
+    page.click("#search button[type=submit]")
+    page.wait_for_selector("[data-status]")
+    expected = httpx.post(
+        f"{server.url}/api/v1/geocode",
+        json={"x": float(gx[0]), "y": float(gy[0]), "crs": "gcj02"},
+        headers=token(server, username),
+    ).json()
+    assert page.get_attribute("[data-status]", "data-status") == expected["status"] == "ok"
+    for layer, answer in expected["layers"].items():
+        for unit in answer["units"]:
+            row = page.locator(f"tr[data-layer='{layer}'][data-level='{unit['level']}']")
+            assert (unit["code"] or "") in row.inner_text()
+            assert row.locator(f".status-{unit['status']}").count() == 1
+    page.screenshot(path=SCREENSHOTS / "locate.png")
+    # Open the grid from the panel: the unit view with its children.
+    grid = next(u for u in expected["layers"]["governance"]["units"] if u["level"] == "grid")
+    page.click(f"#panel a[data-code='{grid['code']}']")
+    page.wait_for_selector(f"h2[data-unit='{grid['code']}']")
+    assert not recorder.outside(server.url), recorder.outside(server.url)
+    assert not recorder.errors, recorder.errors
+    print(json.dumps({"district_drawn_s": round(drawn, 2)}))
+
+
+def test_grid_worker_sees_only_their_grid(server: Server, browser: Browser) -> None:
+    located = httpx.post(
+        f"{server.url}/api/v1/geocode",
+        json={"x": POINT[0], "y": POINT[1], "crs": "cgcs2000"},
+        headers=token(server, add_user(server.db, role="admin")),
+    ).json()
+    grid = next(u for u in located["layers"]["governance"]["units"] if u["level"] == "grid")
+    username = add_user(server.db, role="grid_worker", units=[f"governance:{grid['code']}"])
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    recorder = sign_in(page, server, username)
+    units = rendered_units(page, "micro_grid")
+    assert units and {u["parent_code"] for u in units} == {grid["code"]}
+    page.screenshot(path=SCREENSHOTS / "grid_worker.png")
+    assert not recorder.outside(server.url)
+
+
+def test_english_switch_and_shareable_url(server: Server, browser: Browser) -> None:
+    username = add_user(server.db, role="admin")
+    page = browser.new_page()
+    sign_in(page, server, username, hash_="#layer=police&level=beat&lang=en")
+    assert page.input_value("#layer") == "police" and page.input_value("#level") == "beat"
+    assert page.inner_text("#signout") == "Sign out"
+    assert rendered_units(page, "beat")
+    page.click("#lang")
+    assert page.inner_text("#signout") == "退出" and "lang=zh" in page.url
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_docs_render_with_no_network(server: Server, browser: Browser, path: str) -> None:
+    page = browser.new_page()
+    recorder = Recorder(page, server.url)
+    page.goto(f"{server.url}{path}")
+    title = ".swagger-ui .info .title" if path == "/docs" else "h1"
+    page.wait_for_selector(title, timeout=30_000)
+    assert "tongge" in page.inner_text(title)
+    page.screenshot(path=SCREENSHOTS / f"{path.strip('/')}.png")
+    assert not recorder.outside(server.url)
+
+
+def test_align_map_renders_with_no_network(
+    server: Server, browser: Browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from gis.settings import get_settings
+
+    monkeypatch.setenv("TONGGE_DATABASE_URL", server.db.url)
+    get_settings.cache_clear()
+    try:
+        target = tmp_path / "align.html"
+        result = CliRunner().invoke(app, ["align", "--map", str(target)])
+        assert result.exit_code == 1, result.output  # the sample city's seeded misalignments
+    finally:
+        get_settings.cache_clear()
+    html = target.read_text(encoding="utf-8")
+    assert "cdn." not in html and "openstreetmap" not in html.lower()
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    recorder = Recorder(page, "file://")
+    page.goto(target.as_uri())
+    page.wait_for_selector(".leaflet-interactive", timeout=30_000)
+    assert page.locator(".leaflet-interactive").count() > 10  # units and violations drawn
+    assert page.locator(".leaflet-control-layers").count() == 1
+    page.screenshot(path=SCREENSHOTS / "align_map.png")
+    assert not recorder.outside("file://") and not recorder.errors, recorder.errors

@@ -1,0 +1,50 @@
+// Chinese by default, English on request; one table, keys used by data-i18n attributes.
+const TEXT = {
+  zh: {
+    layer: "图层", level: "层级", locate: "定位", savePng: "保存图片", signOut: "退出",
+    signInTitle: "登录网格地图", username: "用户名", password: "密码", signIn: "登录",
+    searchHint: "坐标 118.58,24.91 · 地址 · 网格编码",
+    clickHint: "点击地图或输入坐标/地址,查询所属的各级网格与警务区(同格)。",
+    locating: "正在定位…", status: "状态", unit: "单元", code: "编码", responsible: "责任人",
+    ok: "已定位", outside: "不在任何网格内", ambiguous: "位于边界", unmatched: "地址未匹配",
+    outside_jurisdiction: "不在您的管辖范围内", restricted: "无权查看",
+    ancestors: "上级", children: "下级", kind: "类型", validFrom: "生效", households: "户数",
+    address: "地址", matched: "匹配地址", none: "无",
+  },
+  en: {
+    layer: "Layer", level: "Level", locate: "Locate", savePng: "Save PNG", signOut: "Sign out",
+    signInTitle: "Sign in to the grid map", username: "User name", password: "Password", signIn: "Sign in",
+    searchHint: "lon,lat · address · unit code",
+    clickHint: "Click the map, or type coordinates or an address, to find its units in every layer (same grid).",
+    locating: "Locating…", status: "Status", unit: "Unit", code: "Code", responsible: "Responsible",
+    ok: "located", outside: "in no unit", ambiguous: "on a boundary", unmatched: "address not matched",
+    outside_jurisdiction: "outside your jurisdiction", restricted: "not yours",
+    ancestors: "Above", children: "Below", kind: "Kind", validFrom: "Valid from", households: "Households",
+    address: "Address", matched: "Matched address", none: "none",
+  },
+};
+
+let current = "zh";
+
+export const language = () => current;
+
+export function t(key) {
+  return TEXT[current][key] ?? TEXT.zh[key] ?? key;
+}
+
+export function setLanguage(lang) {
+  current = lang in TEXT ? lang : "zh";
+  document.documentElement.lang = current === "zh" ? "zh-CN" : "en";
+  translatePage();
+}
+
+export function translatePage() {
+  for (const element of document.querySelectorAll("[data-i18n]")) {
+    element.textContent = t(element.dataset.i18n);
+  }
+  for (const element of document.querySelectorAll("[data-i18n-placeholder]")) {
+    element.placeholder = t(element.dataset.i18nPlaceholder);
+  }
+  const toggle = document.getElementById("lang");
+  if (toggle) toggle.textContent = current === "zh" ? "English" : "中文";
+}

@@ -1,0 +1,263 @@
+// tongge 同格 web map: sign in, switch layer and level, locate, look at a unit.
+// Everything it loads comes from the server that serves it (no CDN, no basemap
+// from the internet): the map is the city's own units as vector tiles.
+import maplibregl from "maplibre-gl";
+import { api, session } from "./api.js";
+import { t, setLanguage, language, translatePage } from "./i18n.js";
+import { renderLocate, renderUnit, renderMessage } from "./panel.js";
+
+const state = {
+  layers: [],
+  layer: null,
+  level: null,
+  datum: "cgcs2000",
+  me: null,
+};
+
+// Read before the map writes its own view into the hash.
+const initialParams = new URLSearchParams(location.hash.slice(1));
+
+const map = new maplibregl.Map({
+  container: "map",
+  style: { version: 8, sources: {}, layers: [
+    { id: "background", type: "background", paint: { "background-color": "#f4f1ea" } },
+  ] },
+  center: [118.58, 24.91],
+  zoom: 12,
+  hash: "map",
+  attributionControl: false,
+  canvasContextAttributes: { preserveDrawingBuffer: true },
+  transformRequest: (url) =>
+    url.startsWith(location.origin) ? { url, headers: session.headers() } : { url },
+});
+map.addControl(new maplibregl.NavigationControl(), "top-left");
+map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
+window.tonggeMap = map; // for the browser tests and the curious
+
+let marker = null;
+
+function tileUrl(layer, level) {
+  return `${location.origin}/api/v1/tiles/${encodeURIComponent(layer)}/${encodeURIComponent(level)}/{z}/{x}/{y}.mvt`;
+}
+
+function showLevel() {
+  const { layer, level } = state;
+  for (const id of ["units-fill", "units-line", "units-selected", "parent-line"]) {
+    if (map.getLayer(id)) map.removeLayer(id);
+  }
+  for (const id of ["units", "parents"]) if (map.getSource(id)) map.removeSource(id);
+  if (!layer || !level) return;
+  map.addSource("units", { type: "vector", tiles: [tileUrl(layer, level)], minzoom: 8, maxzoom: 18, promoteId: "code" });
+  map.addLayer({
+    id: "units-fill", type: "fill", source: "units", "source-layer": level,
+    paint: {
+      "fill-color": ["interpolate", ["linear"], ["coalesce", ["get", "households"], 0],
+        0, "#edf3f8", 300, "#9ecae1", 500, "#3182bd", 800, "#c0392b"],
+      "fill-opacity": 0.55,
+    },
+  });
+  map.addLayer({
+    id: "units-line", type: "line", source: "units", "source-layer": level,
+    paint: { "line-color": "#2c3e50", "line-width": 0.8 },
+  });
+  map.addLayer({
+    id: "units-selected", type: "line", source: "units", "source-layer": level,
+    filter: ["==", ["get", "code"], ""],
+    paint: { "line-color": "#c0392b", "line-width": 3 },
+  });
+  const levels = state.layers.find((l) => l.name === layer)?.levels ?? [];
+  const rank = levels.find((l) => l.name === level)?.rank ?? 0;
+  const parent = levels.find((l) => l.rank === rank - 1);
+  if (parent) {
+    map.addSource("parents", { type: "vector", tiles: [tileUrl(layer, parent.name)], minzoom: 8, maxzoom: 18 });
+    map.addLayer({
+      id: "parent-line", type: "line", source: "parents", "source-layer": parent.name,
+      paint: { "line-color": "#2c3e50", "line-width": 2.2 },
+    });
+  }
+  writeUrl();
+}
+
+function writeUrl() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  params.set("layer", state.layer ?? "");
+  params.set("level", state.level ?? "");
+  params.set("lang", language());
+  history.replaceState(null, "", `#${params.toString().replaceAll("%2F", "/")}`);
+}
+
+function fillLevels() {
+  const select = document.getElementById("level");
+  const levels = state.layers.find((l) => l.name === state.layer)?.levels ?? [];
+  select.replaceChildren(...levels.map((l) => new Option(`${l.title}`, l.name)));
+  if (!levels.some((l) => l.name === state.level)) {
+    const lowest = levels.filter((l) => l.unit_count > 0).at(-1) ?? levels.at(-1);
+    state.level = lowest?.name ?? null;
+  }
+  select.value = state.level ?? "";
+}
+
+async function fitToJurisdiction() {
+  // A scoped user starts on their own units; everyone else on the top level.
+  const bounds = new maplibregl.LngLatBounds();
+  const refs = state.me.units.length ? state.me.units : null;
+  if (refs) {
+    for (const ref of refs) {
+      const [layer, code] = ref.split(":");
+      const unit = await api(`/api/v1/units/${encodeURIComponent(code)}?layer=${encodeURIComponent(layer)}`);
+      extend(bounds, unit.geometry);
+    }
+  } else {
+    const top = state.layers.find((l) => l.name === state.layer)?.levels[0];
+    if (!top) return;
+    const page = await api(`/api/v1/layers/${encodeURIComponent(state.layer)}/units?level=${encodeURIComponent(top.name)}&limit=50`);
+    for (const feature of page.features) extend(bounds, feature.geometry);
+  }
+  map.resize(); // the page's styles may have arrived after the map was made
+  if (!bounds.isEmpty()) map.fitBounds(bounds, { padding: 30, animate: false });
+}
+
+function extend(bounds, geometry) {
+  const walk = (c) => (typeof c[0] === "number" ? bounds.extend(c) : c.forEach(walk));
+  walk(geometry.coordinates);
+}
+
+async function locate(body) {
+  renderMessage(t("locating"));
+  try {
+    const answer = await api("/api/v1/geocode", { method: "POST", body });
+    renderLocate(answer, { onUnit: openUnit });
+    if (answer.lon != null) {
+      marker?.remove();
+      marker = new maplibregl.Marker({ color: "#c0392b" }).setLngLat([answer.lon, answer.lat]).addTo(map);
+      const own = answer.layers[state.layer]?.units.find((u) => u.level === state.level);
+      select(own?.code ?? "");
+      if (!map.getBounds().contains([answer.lon, answer.lat])) map.flyTo({ center: [answer.lon, answer.lat] });
+    }
+  } catch (error) {
+    renderMessage(error.message, true);
+  }
+}
+
+function select(code) {
+  if (map.getLayer("units-selected")) map.setFilter("units-selected", ["==", ["get", "code"], code]);
+}
+
+async function openUnit(code, layer) {
+  try {
+    const unit = await api(`/api/v1/units/${encodeURIComponent(code)}?layer=${encodeURIComponent(layer)}`);
+    renderUnit(unit, { onUnit: openUnit });
+    if (layer === state.layer) select(code);
+  } catch (error) {
+    renderMessage(error.message, true);
+  }
+}
+
+function parseQuery(text) {
+  const numbers = text.trim().split(/[\s,，]+/).map(Number);
+  if (numbers.length === 2 && numbers.every(Number.isFinite)) {
+    return { x: numbers[0], y: numbers[1], crs: state.datum };
+  }
+  return null;
+}
+
+async function search(text) {
+  const point = parseQuery(text);
+  if (point) return locate(point);
+  if (/^[A-Za-z0-9]{4,}$/.test(text.trim())) {
+    // A unit code: open it in the current layer, else in any.
+    try {
+      return await openUnit(text.trim(), state.layer);
+    } catch { /* fall through to an address */ }
+  }
+  return locate({ address: text.trim() });
+}
+
+function bindControls() {
+  document.getElementById("layer").addEventListener("change", (event) => {
+    state.layer = event.target.value;
+    fillLevels();
+    showLevel();
+  });
+  document.getElementById("level").addEventListener("change", (event) => {
+    state.level = event.target.value;
+    showLevel();
+  });
+  document.getElementById("datum").addEventListener("change", (event) => {
+    state.datum = event.target.value;
+  });
+  document.getElementById("search").addEventListener("submit", (event) => {
+    event.preventDefault();
+    search(document.getElementById("query").value);
+  });
+  document.getElementById("lang").addEventListener("click", () => {
+    setLanguage(language() === "zh" ? "en" : "zh");
+    writeUrl();
+  });
+  document.getElementById("signout").addEventListener("click", () => {
+    session.clear();
+    location.reload();
+  });
+  document.getElementById("png").addEventListener("click", () => {
+    const link = document.createElement("a");
+    link.download = `tongge_${state.layer}_${state.level}.png`;
+    link.href = map.getCanvas().toDataURL("image/png");
+    link.click();
+  });
+  map.on("click", (event) => {
+    locate({ x: event.lngLat.lng, y: event.lngLat.lat, crs: "cgcs2000" });
+  });
+  map.on("mousemove", "units-fill", () => { map.getCanvas().style.cursor = "crosshair"; });
+}
+
+async function signIn() {
+  const dialog = document.getElementById("signin");
+  dialog.hidden = false;
+  await new Promise((resolve) => {
+    document.getElementById("signin-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const form = new FormData(event.target);
+      try {
+        await session.signIn(form.get("username"), form.get("password"));
+        dialog.hidden = true;
+        resolve();
+      } catch (error) {
+        document.getElementById("signin-error").textContent = error.message;
+      }
+    });
+  });
+}
+
+async function start() {
+  const params = initialParams;
+  setLanguage(params.get("lang") === "en" ? "en" : "zh");
+  translatePage();
+  bindControls();
+  if (!session.token()) await signIn();
+  let layers;
+  try {
+    [state.me, layers] = await Promise.all([api("/api/v1/auth/me"), api("/api/v1/layers")]);
+  } catch {
+    session.clear();
+    await signIn();
+    [state.me, layers] = await Promise.all([api("/api/v1/auth/me"), api("/api/v1/layers")]);
+  }
+  document.getElementById("who").textContent = `${state.me.name} · ${state.me.role_title}`;
+  state.layers = layers.filter((l) => l.levels.some((lv) => lv.unit_count > 0));
+  const layerSelect = document.getElementById("layer");
+  layerSelect.replaceChildren(...state.layers.map((l) => new Option(l.title, l.name)));
+  state.layer = state.layers.some((l) => l.name === params.get("layer")) ? params.get("layer") : state.layers[0]?.name;
+  state.level = params.get("level");
+  layerSelect.value = state.layer ?? "";
+  fillLevels();
+  const ready = async () => {
+    map.resize();
+    if (!params.get("map")) await fitToJurisdiction();
+    showLevel();
+    document.body.dataset.ready = "true";
+  };
+  if (map.loaded()) await ready(); else map.once("load", ready);
+  renderMessage(t("clickHint"));
+}
+
+start();
