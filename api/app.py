@@ -73,7 +73,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         # One index per level: assignment and workload use the locate service's.
         app.state.places = UnitPlaces(app.state.db, clock=clock, indexes=app.state.locator.cache)
         app.state.tiles = TileService(
-            app.state.locator.cache, households=app.state.places.households_per_unit, clock=clock
+            app.state.locator.cache,
+            households=app.state.places.households_per_unit,
+            places=app.state.places.basemap,
+            clock=clock,
         )
         app.state.batch_lock = threading.Lock()
         app.state.batch_running = 0

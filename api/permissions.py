@@ -59,6 +59,7 @@ ENDPOINTS: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/geocode/batch"): Rule(P.GEOCODE_BATCH),
     ("GET", "/api/v1/alignment"): Rule(P.ALIGNMENT_READ),
     ("GET", "/api/v1/tiles/{layer}/{level}/{z}/{x}/{y}.mvt"): Rule(P.UNITS_READ),
+    ("GET", "/api/v1/tiles/places/{z}/{x}/{y}.mvt"): Rule(P.UNITS_READ),
     ("GET", "/api/v1/workload"): Rule(P.WORKLOAD_READ),
     ("GET", "/api/v1/admin/users"): Rule(P.ACCOUNTS_ADMIN),
     ("POST", "/api/v1/admin/users"): Rule(P.ACCOUNTS_ADMIN),

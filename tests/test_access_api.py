@@ -86,7 +86,20 @@ def path_values(db: Database, grid: str) -> dict[str, str]:
         "username": "nobody-here",
         "key_id": "0123456789ab",
         "import_id": str(import_of(db, grid)),
+        # The tile over micro-grid B1 and building BB-1 (zoom 15).
+        "level": "micro_grid",
+        "z": "15",
+        "x": str(_tile_x(118.53125, 15)),
+        "y": str(_tile_y(24.9375, 15)),
     }
+
+
+def _tile_x(lon: float, z: int) -> int:
+    return int((lon + 180) / 360 * (1 << z))
+
+
+def _tile_y(lat: float, z: int) -> int:
+    return int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * (1 << z))
 
 
 def import_of(db: Database, grid: str) -> int:

@@ -245,3 +245,25 @@ def test_simplified_levels_stay_coverages_and_jurisdiction_cuts_tiles(
         # The grid worker's tile: only micro-grids of their grid.
         assert {f["properties"]["parent_code"] for f in own} == {grid}
         assert any(f["properties"]["households"] > 0 for f in everything)
+
+
+def test_basemap_places_stay_inside_the_jurisdiction(city_db: Database) -> None:
+    app = create_app(Settings(database_url=city_db.url, load_sample_city=False), db=city_db)
+    with TestClient(app) as client:
+        admin = sign_in(client, city_db)
+        index = client.app.state.locator.cache.get().find("governance", "grid")  # type: ignore[attr-defined]
+        grid = str(index.codes[0])
+        worker = sign_in(client, city_db, role="grid_worker", units=[f"governance:{grid}"])
+        lon, lat = shapely.centroid(index.geometries[0]).coords[0]
+        x, y = tile_of(lon, lat, 16)
+        url = f"/api/v1/tiles/places/16/{x}/{y}.mvt"
+        everything = decode(client.get(url, headers=admin).content)
+        own = decode(client.get(url, headers=worker).content)
+        assert {"buildings", "pois"} <= set(everything) and own.get("buildings")
+        assert len(own["buildings"]) < len(everything["buildings"])
+        # The grid worker's footprints are the buildings assigned to their grid.
+        assigned = client.app.state.places.buildings(layer="governance", code=grid)  # type: ignore[attr-defined]
+        assert {f["properties"]["key"] for f in own["buildings"]} <= set(assigned["key"])
+        assert "households" not in own["buildings"][0]["properties"]  # no counts of people
+        low = client.get(f"/api/v1/tiles/places/12/{x >> 4}/{y >> 4}.mvt", headers=admin)
+        assert low.status_code == 200 and low.content == b""

@@ -24,6 +24,40 @@ def get_tiles(request: Request) -> TileService:
 
 
 @router.get(
+    "/places/{z}/{x}/{y}.mvt",
+    summary="Basemap tile of the city's own places 底图瓦片",
+    response_class=Response,
+    responses={
+        200: {"content": {MVT: {}}, "description": "Mapbox Vector Tile 2.1 (empty below zoom 14)"},
+        304: {"description": "Not modified (If-None-Match)"},
+    },
+)
+async def places_tile(
+    request: Request,
+    z: Annotated[int, Path(ge=0, le=MAX_ZOOM)],
+    x: Annotated[int, Path(ge=0)],
+    y: Annotated[int, Path(ge=0)],
+    datum: Annotated[
+        Literal["cgcs2000", "gcj02", "bd09"],
+        Query(description="Draw the places in this datum, to sit on such a basemap."),
+    ] = "cgcs2000",
+    scope: Scope = Depends(current_scope),
+    tiles: TileService = Depends(get_tiles),
+) -> Response:
+    """Return building footprints and points of interest of tile ``z/x/y`` (EPSG:3857 XYZ).
+
+    The offline basemap: source layers ``buildings`` (``key``, ``use``,
+    ``floors``; from zoom 14) and ``pois`` (``name``, ``category``; from
+    zoom 15), only inside your jurisdiction; empty below zoom 14.
+    """
+    visible = None if scope.unrestricted else dict(scope.visible)
+    data, etag = await run_in_threadpool(
+        tiles.places_tile, z=z, x=x, y=y, visible=visible, datum=datum
+    )
+    return _answer(request, data, etag)
+
+
+@router.get(
     "/{layer}/{level}/{z}/{x}/{y}.mvt",
     summary="Vector tile of a level 矢量瓦片",
     response_class=Response,
@@ -63,6 +97,10 @@ async def level_tile(
         visible=scope.codes(layer),
         datum=datum,
     )
+    return _answer(request, data, etag)
+
+
+def _answer(request: Request, data: bytes, etag: str) -> Response:
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)

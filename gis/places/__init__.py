@@ -7,7 +7,7 @@ households follow their building, and workload is counted per unit.
 boundaries or places change.
 """
 
-from gis.places._cache import UnitPlaces
+from gis.places._cache import BasemapPlaces, UnitPlaces
 from gis.places._service import (
     PlacesImport,
     assign_places,
@@ -20,6 +20,7 @@ from gis.places._service import (
 )
 
 __all__ = [
+    "BasemapPlaces",
     "PlacesImport",
     "UnitPlaces",
     "assign_places",

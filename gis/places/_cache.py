@@ -10,6 +10,7 @@ starting or ending).
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +26,7 @@ from gis.repository import Database
 from gis.revisions import RevisionClock
 from gis.times import parse_time
 
-__all__ = ["UnitPlaces"]
+__all__ = ["BasemapPlaces", "UnitPlaces"]
 
 _BUILDING_COLUMNS = [
     "key",
@@ -41,6 +42,25 @@ _BUILDING_COLUMNS = [
     "cut",
 ]
 _HOUSEHOLD_COLUMNS = ["key", "building_key", "unit_no", "floor", "room", "persons"]
+
+
+@dataclass(frozen=True)
+class BasemapPlaces:
+    """What the map draws under the units: footprints and points of interest.
+
+    Attributes
+    ----------
+    buildings : GeoDataFrame
+        Footprints (EPSG:4490) with ``key``, ``use``, ``floors``.
+    units : dict
+        Per layer, the unit code of each building (row for row; None: none).
+    pois : DataFrame
+        ``key``, ``name``, ``category``, ``lon``, ``lat`` (EPSG:4490).
+    """
+
+    buildings: gpd.GeoDataFrame
+    units: dict[str, Any]
+    pois: pd.DataFrame
 
 
 class UnitPlaces:
@@ -69,6 +89,7 @@ class UnitPlaces:
         self._trees: dict[str, dict[str, list[str]]] = {}
         self._buildings: gpd.GeoDataFrame | None = None
         self._households: pd.DataFrame | None = None
+        self._pois: pd.DataFrame | None = None
         self._workloads: dict[str, Workload] = {}
 
     def workload(self, *, layer: str, at: datetime | None = None) -> Workload:
@@ -100,6 +121,21 @@ class UnitPlaces:
         except InputError:  # no buildings stored
             return {}
         return dict(zip(units["code"], units["households"].fillna(0).astype(int), strict=True))
+
+    def basemap(self, layers: list[str]) -> BasemapPlaces:
+        """Return footprints, POIs and each building's unit in ``layers`` (for map tiles)."""
+        units = {layer: self._assigned(layer)["unit"].to_numpy(dtype=object) for layer in layers}
+        with self._lock:
+            self._check()
+            if self._buildings is None or self._pois is None:
+                with self._db.reader() as repo:
+                    if self._buildings is None:
+                        self._buildings = repo.places.buildings_frame()
+                    if self._pois is None:
+                        self._pois = repo.places.pois_table()
+            buildings, pois = self._buildings, self._pois
+        # Assignments follow the buildings frame's order (key order), row for row.
+        return BasemapPlaces(buildings=buildings, units=units, pois=pois)
 
     def buildings(self, *, layer: str, code: str) -> pd.DataFrame:
         """Return the buildings assigned to ``code`` or a unit below it (no footprints)."""
@@ -142,6 +178,7 @@ class UnitPlaces:
             self._trees.clear()
             self._buildings = None
             self._households = None
+            self._pois = None
 
     def _assigned(self, layer: str) -> pd.DataFrame:
         with self._lock:

@@ -7,11 +7,12 @@
 """
 
 from gis.tiles._mvt import TileLayer, encode_tile, to_tile_pixels
-from gis.tiles._service import DATUMS, MAX_ZOOM, TileService, tile_bounds
+from gis.tiles._service import DATUMS, MAX_ZOOM, PLACES_MIN_ZOOM, TileService, tile_bounds
 
 __all__ = [
     "DATUMS",
     "MAX_ZOOM",
+    "PLACES_MIN_ZOOM",
     "TileLayer",
     "TileService",
     "encode_tile",

@@ -26,13 +26,14 @@ from numpy.typing import NDArray
 
 from gis import datum as datums
 from gis.errors import InputError, NotFoundError
-from gis.locate._indexes import IndexCache, LevelIndex
+from gis.locate._indexes import IndexCache, IndexSet, LevelIndex
+from gis.places import BasemapPlaces
 from gis.revisions import RevisionClock
 from gis.tiles._mvt import TileLayer, encode_tile, to_tile_pixels
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["DATUMS", "MAX_ZOOM", "TileService", "tile_bounds"]
+__all__ = ["DATUMS", "MAX_ZOOM", "PLACES_MIN_ZOOM", "TileService", "tile_bounds"]
 
 #: Datums a tile can be drawn in: the stored CGCS2000 (= WGS84 to well under
 #: a metre, what Tianditu and OSM basemaps use), or a Chinese offset datum
@@ -44,6 +45,9 @@ BUFFER = 64  # pixels of the neighbouring tiles, so that strokes meet at tile ed
 _HALF = 20037508.342789244  # half the EPSG:3857 world width, metres
 _EARTH_RADIUS = 6378137.0
 _SIMPLIFY_UP_TO = 17  # above this zoom the stored vertices are drawn as they are
+#: Footprints from this zoom on (a street's width is a few pixels), POIs from one more.
+PLACES_MIN_ZOOM = 14
+_POIS_MIN_ZOOM = 15
 
 
 def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
@@ -87,6 +91,40 @@ class _Source:
         return found
 
 
+@dataclass
+class _PlacesSource:
+    """Footprints and POIs in web mercator, with each one's unit per layer."""
+
+    buildings: NDArray[np.object_]
+    building_tree: shapely.STRtree
+    building_units: dict[str, NDArray[np.object_]]
+    keys: NDArray[np.object_]
+    use: NDArray[np.object_]
+    floors: NDArray[np.object_]
+    pois: NDArray[np.object_]
+    poi_tree: shapely.STRtree
+    poi_units: dict[str, NDArray[np.object_]]
+    poi_name: NDArray[np.object_]
+    poi_category: NDArray[np.object_]
+
+
+def _visible_rows(
+    rows: NDArray[np.intp],
+    units: dict[str, NDArray[np.object_]],
+    visible: Mapping[str, frozenset[str]] | None,
+) -> NDArray[np.intp]:
+    """Rows whose unit, in some layer, is one the caller may see (all when None)."""
+    if visible is None:
+        return rows
+    keep = np.zeros(len(rows), dtype=bool)
+    for layer, codes in visible.items():
+        column = units.get(layer)
+        if column is None or not codes:
+            continue
+        keep |= np.fromiter((column[i] in codes for i in rows), dtype=bool, count=len(rows))
+    return rows[keep]
+
+
 class TileService:
     """Encodes and caches the tiles of every layer and level.
 
@@ -97,6 +135,8 @@ class TileService:
         boundary changes exactly when locating does.
     households : callable, optional
         ``households(layer) -> {code: households}`` for the tiles' property.
+    places : callable, optional
+        ``places(layers) -> BasemapPlaces``: footprints and POIs for the basemap.
     clock : RevisionClock, optional
         The shared change counters: a places change refreshes the households.
     max_tiles : int
@@ -108,12 +148,15 @@ class TileService:
         indexes: IndexCache,
         *,
         households: Callable[[str], Mapping[str, int]] | None = None,
+        places: Callable[[list[str]], BasemapPlaces] | None = None,
         clock: RevisionClock | None = None,
         max_tiles: int = 4096,
     ) -> None:
         self._indexes = indexes
         self._clock = clock
         self._households = households
+        self._places = places
+        self._places_sources: dict[str, _PlacesSource] = {}
         self._max_tiles = max_tiles
         self._lock = threading.Lock()
         self._generation: tuple[int, datetime | None, int] | None = None
@@ -155,15 +198,9 @@ class TileService:
         if datum not in DATUMS:
             raise InputError(f"datum must be one of {', '.join(DATUMS)}", field="datum")
         indexes = self._indexes.get()
-        places = self._clock.current().places if self._clock is not None else 0
-        generation = (indexes.revision, indexes.start, places)
         key = (layer, level, datum, z, x, y, visible)
         with self._lock:
-            if generation != self._generation:
-                # Boundaries or places changed: every tile is stale.
-                self._generation = generation
-                self._sources.clear()
-                self._tiles.clear()
+            self._follow(indexes)
             cached = self._tiles.get(key)
             if cached is not None:
                 self._tiles.move_to_end(key)
@@ -175,6 +212,92 @@ class TileService:
             while len(self._tiles) > self._max_tiles:
                 self._tiles.popitem(last=False)
         return data, _etag(data)
+
+    def places_tile(
+        self,
+        *,
+        z: int,
+        x: int,
+        y: int,
+        visible: Mapping[str, frozenset[str]] | None = None,
+        datum: str = "cgcs2000",
+    ) -> tuple[bytes, str]:
+        """Return the basemap tile of the city's own places and its ETag.
+
+        Source layers ``buildings`` (footprints with ``key``, ``use``,
+        ``floors``; from zoom 14) and ``pois`` (``name``, ``category``; from
+        zoom 15). A caller with a jurisdiction (``visible``: codes per layer)
+        gets only the places inside it. No counts of people: those are
+        personal data.
+        """
+        _check_address(z, x, y)
+        if datum not in DATUMS:
+            raise InputError(f"datum must be one of {', '.join(DATUMS)}", field="datum")
+        if z < PLACES_MIN_ZOOM or self._places is None:
+            return b"", _etag(b"")
+        indexes = self._indexes.get()
+        scope = None if visible is None else tuple(sorted(visible.items()))
+        key = ("places", datum, z, x, y, scope)
+        with self._lock:
+            self._follow(indexes)
+            cached = self._tiles.get(key)
+            if cached is not None:
+                self._tiles.move_to_end(key)
+                return cached, _etag(cached)
+            source = self._places_source(indexes, datum)
+        data = _encode_places(source, z, x, y, visible)
+        with self._lock:
+            self._tiles[key] = data
+            while len(self._tiles) > self._max_tiles:
+                self._tiles.popitem(last=False)
+        return data, _etag(data)
+
+    def _follow(self, indexes: IndexSet) -> None:
+        # Boundaries or places changed: every tile and prepared source is stale.
+        places = self._clock.current().places if self._clock is not None else 0
+        generation = (indexes.revision, indexes.start, places)
+        if generation != self._generation:
+            self._generation = generation
+            self._sources.clear()
+            self._places_sources.clear()
+            self._tiles.clear()
+
+    def _places_source(self, indexes: IndexSet, datum: str) -> _PlacesSource:
+        found = self._places_sources.get(datum)
+        if found is not None:
+            return found
+        assert self._places is not None
+        by_layer = indexes.layers()
+        snapshot = self._places(list(by_layer))
+        footprints = np.asarray(snapshot.buildings.geometry.values, dtype=object)
+        buildings = _to_mercator(footprints, datum)
+        building_units = {
+            layer: column
+            for layer, column in snapshot.units.items()
+            if len(column) == len(buildings)
+        }
+        lon = snapshot.pois["lon"].to_numpy(dtype=float)
+        lat = snapshot.pois["lat"].to_numpy(dtype=float)
+        poi_units = {}
+        for layer, levels in by_layer.items():
+            lowest = max(levels, key=lambda lv: lv.rank)
+            poi_units[layer] = lowest.index.lookup(lon, lat)
+        pois = _to_mercator(np.asarray(shapely.points(lon, lat), dtype=object), datum)
+        found = _PlacesSource(
+            buildings=buildings,
+            building_tree=shapely.STRtree(buildings),
+            building_units=building_units,
+            keys=snapshot.buildings["key"].to_numpy(dtype=object),
+            use=snapshot.buildings["use"].to_numpy(dtype=object),
+            floors=snapshot.buildings["floors"].to_numpy(dtype=object),
+            pois=pois,
+            poi_tree=shapely.STRtree(pois),
+            poi_units=poi_units,
+            poi_name=snapshot.pois["name"].to_numpy(dtype=object),
+            poi_category=snapshot.pois["category"].to_numpy(dtype=object),
+        )
+        self._places_sources[datum] = found
+        return found
 
     def warm(self, *, zooms: tuple[int, ...] = (12, 13, 14)) -> None:
         """Prepare every level now (households, web mercator, district-view zooms).
@@ -230,6 +353,43 @@ def _encode(
     ]
     pixels = to_tile_pixels(np.asarray(clipped, dtype=object), bounds, extent=EXTENT)
     return encode_tile([TileLayer(level, pixels, properties, extent=EXTENT)])
+
+
+def _encode_places(
+    source: _PlacesSource, z: int, x: int, y: int, visible: Mapping[str, frozenset[str]] | None
+) -> bytes:
+    bounds = tile_bounds(z, x, y)
+    pad = (bounds[2] - bounds[0]) * BUFFER / EXTENT
+    box = (bounds[0] - pad, bounds[1] - pad, bounds[2] + pad, bounds[3] + pad)
+    layers = []
+    rows = _visible_rows(
+        np.sort(source.building_tree.query(shapely.box(*box))), source.building_units, visible
+    )
+    footprints = shapely.clip_by_rect(source.buildings[rows], *box)
+    layers.append(
+        TileLayer(
+            "buildings",
+            to_tile_pixels(np.asarray(footprints, dtype=object), bounds, extent=EXTENT),
+            [
+                {"key": source.keys[i], "use": source.use[i], "floors": source.floors[i]}
+                for i in rows
+            ],
+            extent=EXTENT,
+        )
+    )
+    if z >= _POIS_MIN_ZOOM:
+        rows = _visible_rows(
+            np.sort(source.poi_tree.query(shapely.box(*bounds))), source.poi_units, visible
+        )
+        layers.append(
+            TileLayer(
+                "pois",
+                to_tile_pixels(source.pois[rows], bounds, extent=EXTENT),
+                [{"name": source.poi_name[i], "category": source.poi_category[i]} for i in rows],
+                extent=EXTENT,
+            )
+        )
+    return encode_tile(layers)
 
 
 def _to_mercator(geometries: NDArray[np.object_], datum: str) -> NDArray[np.object_]:

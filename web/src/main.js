@@ -42,19 +42,29 @@ function tileUrl(layer, level) {
 
 function showLevel() {
   const { layer, level } = state;
-  for (const id of ["units-fill", "units-line", "units-selected", "parent-line"]) {
+  for (const id of ["units-fill", "buildings", "pois", "units-line", "units-selected", "parent-line"]) {
     if (map.getLayer(id)) map.removeLayer(id);
   }
-  for (const id of ["units", "parents"]) if (map.getSource(id)) map.removeSource(id);
+  for (const id of ["units", "parents", "places"]) if (map.getSource(id)) map.removeSource(id);
   if (!layer || !level) return;
   map.addSource("units", { type: "vector", tiles: [tileUrl(layer, level)], minzoom: 8, maxzoom: 18, promoteId: "code" });
+  map.addSource("places", { type: "vector", tiles: [`${location.origin}/api/v1/tiles/places/{z}/{x}/{y}.mvt`], minzoom: 14, maxzoom: 18 });
   map.addLayer({
     id: "units-fill", type: "fill", source: "units", "source-layer": level,
     paint: {
       "fill-color": ["interpolate", ["linear"], ["coalesce", ["get", "households"], 0],
         0, "#edf3f8", 300, "#9ecae1", 500, "#3182bd", 800, "#c0392b"],
-      "fill-opacity": 0.55,
+      "fill-opacity": ["interpolate", ["linear"], ["zoom"], 13, 0.55, 16, 0.25],
     },
+  });
+  // The city's own places as the basemap (offline): footprints, then POIs.
+  map.addLayer({
+    id: "buildings", type: "fill", source: "places", "source-layer": "buildings", minzoom: 14,
+    paint: { "fill-color": "#b9b2a6", "fill-opacity": 0.85, "fill-outline-color": "#8d8578" },
+  });
+  map.addLayer({
+    id: "pois", type: "circle", source: "places", "source-layer": "pois", minzoom: 15,
+    paint: { "circle-radius": 4, "circle-color": "#8e44ad", "circle-stroke-color": "#fff", "circle-stroke-width": 1 },
   });
   map.addLayer({
     id: "units-line", type: "line", source: "units", "source-layer": level,
