@@ -207,6 +207,10 @@ def test_parts_tile_the_unit_and_keep_buildings_whole(
     assert result.parts["households"].sum() == sum(households)
     counted = np.bincount(result.building_part, weights=households, minlength=n_parts + 1)
     assert counted[1:].tolist() == result.parts["households"].tolist()
+    # The atoms partitioned are a coverage of their own, grouped into the parts.
+    assert shapely.coverage_is_valid(np.asarray(result.atoms.geometry.values, dtype=object))
+    by_part = result.atoms.groupby("part")["households"].sum()
+    assert by_part.tolist() == result.parts["households"].tolist()
     # Contiguous: every part is one polygon.
     assert all(g.geom_type == "Polygon" for g in result.parts.geometry)
     assert result.parts["contiguous"].all()

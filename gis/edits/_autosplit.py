@@ -16,18 +16,23 @@ Pipeline
    other building of the block); faces inside a footprint always go to its
    building. Every atom is a union of faces of one noded arrangement, so the
    atoms — and any union of them — form a valid coverage of the unit.
-3. **Regions**: seeds from weighted k-means++ on projected centroids,
-   regions grown lightest-first by nearest atom, then boundary atoms moved
-   between neighbouring parts while that lowers (a) the excess over the
-   tolerance, (b) the squared deviation from the mean, (c) the cut length
-   (cuts through a block cost more than cuts along a street); a move never
-   disconnects a part. A few seeds are tried; the best is kept.
+3. **Regions**: candidate partitions from recursive bisection (sweeps in
+   16 directions, the best mix of balance and short cut) and from region
+   growing (weighted k-means++ seeds on projected centroids, the lightest
+   region taking its nearest atom); each is improved by moving boundary atoms
+   between neighbouring parts (or swapping two) while that lowers (a) the
+   excess over the tolerance, (b) the squared deviation from the mean, (c)
+   the cut length (cuts through a block cost more than cuts along a street);
+   a move never disconnects a part. The cheapest candidate is kept. When no
+   contiguous partition reaches the tolerance (a building heavier than the
+   upper bound, a pocket reachable only through one), the result says so.
 4. **Parts**: the atoms of each part dissolved (coverage union), numbered in
    reading order (rows north to south, west to east in a row).
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -50,9 +55,9 @@ __all__ = ["AutoSplitResult", "auto_split"]
 _GRID_DEGREES = 1e-7
 _GRID_METRES = 0.01
 _OUTLINE_STEP_M = 2.0  # spacing of the outline points whose Voronoi cells make a building's ground
-_THROUGH_BLOCK = 1.5  # cost of a metre of cut between buildings relative to one along a street
-_CUT_WEIGHT = 0.1  # weight of the cut length against the balance terms
-_EXCESS_WEIGHT = 100.0  # weight of the squared excess over the tolerance
+_THROUGH_BLOCK = 1.25  # cost of a metre of cut between buildings relative to one along a street
+_SHAPE_WEIGHT = 0.3  # weight of the mean 1/Polsby-Popper against the balance terms
+_EXCESS_WEIGHT = 10.0  # weight of the excess over the tolerance (linear and squared)
 _STRADDLE_SHARE = 0.01  # a building with this share of its footprint in two blocks joins them
 _MAX_PASSES = 60
 
@@ -79,8 +84,11 @@ class AutoSplitResult:
         The tolerance asked for.
     within_tolerance : bool
         Whether every part is within it.
-    atoms : int
-        How many pieces (blocks and building grounds) were partitioned.
+    atoms : GeoDataFrame
+        The pieces that were partitioned (blocks, and the grounds of the
+        buildings of the blocks that had to be cut), in the unit's CRS, with
+        ``households`` and ``part``: the same input other regionalisation
+        methods can be run on.
     """
 
     parts: gpd.GeoDataFrame
@@ -89,7 +97,7 @@ class AutoSplitResult:
     max_deviation: float
     tolerance: float
     within_tolerance: bool
-    atoms: int
+    atoms: gpd.GeoDataFrame
 
     def summary(self) -> dict[str, Any]:
         """Return the figures as plain JSON-ready values."""
@@ -104,7 +112,7 @@ class AutoSplitResult:
             "polsby_popper": [round(float(p), 4) for p in pp],
             "polsby_popper_mean": round(float(pp.mean()), 4),
             "polsby_popper_min": round(float(pp.min()), 4),
-            "atoms": self.atoms,
+            "atoms": len(self.atoms),
         }
 
 
@@ -144,7 +152,8 @@ def auto_split(
         Where lengths, areas and distances are measured (default: the local
         projected CRS of the unit, a CGCS2000 Gauss–Krüger zone in China).
     seeds : int
-        How many seedings to try (the best result is kept).
+        How many region-growing seedings to try besides the bisection (the
+        cheapest result is kept; deterministic).
 
     Returns
     -------
@@ -188,12 +197,7 @@ def auto_split(
             f"(streets and buildings): fewer than n_parts={n_parts}",
             field="n_parts",
         )
-    best: _Regions | None = None
-    for seed in range(max(1, seeds)):
-        regions = _partition(arrangement, n_parts, tolerance, seed)
-        if best is None or regions.cost < best.cost:
-            best = regions
-    assert best is not None
+    best = _partition(arrangement, n_parts, tolerance, seeds)
     return _result(arrangement, best, n_parts, tolerance, unit_crs, len(footprints), to_metres)
 
 
@@ -634,16 +638,122 @@ class _Regions:
     cost: float
 
 
-def _partition(arr: _Arrangement, n: int, tolerance: float, seed: int) -> _Regions:
-    rng = np.random.default_rng(seed)
-    centres = _kmeans(arr.xy, arr.weights + 1e-9, n, rng)
-    label = _grow(arr, centres, n)
-    scale = math.sqrt(arr.unit_area / n) * n
-    _improve(arr, label, n, tolerance, scale)
-    return _Regions(label, _cost(arr, label, n, tolerance, scale))
+def _partition(arr: _Arrangement, n: int, tolerance: float, seeds: int) -> _Regions:
+    # Candidates: recursive bisection by sweeps, and region growing from
+    # k-means++ seeds; each improved by local search, the cheapest kept.
+    starts = [_bisection(arr, n)]
+    for seed in range(max(0, seeds)):
+        rng = np.random.default_rng(seed)
+        centres = _kmeans(arr.xy, arr.weights + 1e-9, n, rng, lloyd=seed == 0)
+        starts.append(_grow(arr, centres, n))
+    best: _Regions | None = None
+    for label in starts:
+        if len(set(label.tolist())) < n:
+            continue
+        _improve(arr, label, n, tolerance)
+        cost = _cost(arr, label, n, tolerance)
+        if best is None or cost < best.cost:
+            best = _Regions(label, cost)
+    assert best is not None  # region growing always yields n parts
+    return best
 
 
-def _kmeans(xy: np.ndarray, w: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+def _bisection(arr: _Arrangement, n: int) -> np.ndarray:
+    label = np.full(arr.size, -1)
+    parts = _split(arr, list(range(arr.size)), n)
+    for k, part in enumerate(parts):
+        label[part] = k
+    return label
+
+
+def _split(arr: _Arrangement, nodes: list[int], n: int) -> list[list[int]]:
+    if n == 1:
+        return [nodes]
+    if len(nodes) < n:  # cannot be cut in n: the candidate is dropped
+        return [nodes] + [[] for _ in range(n - 1)]
+    k = n // 2
+    first, second = _bisect(arr, nodes, k / n, (k, n - k))
+    return _split(arr, first, k) + _split(arr, second, n - k)
+
+
+def _bisect(
+    arr: _Arrangement, nodes: list[int], share: float, sizes: tuple[int, int]
+) -> tuple[list[int], list[int]]:
+    node_set = set(nodes)
+    total = float(arr.weights[nodes].sum())
+    scale = math.sqrt(float(arr.area[nodes].sum()))
+    goal = share * total
+    best: tuple[float, list[int], list[int]] | None = None
+    for step in range(16):
+        angle = step * math.pi / 8
+        region = _sweep(arr, node_set, np.array([math.cos(angle), math.sin(angle)]), goal)
+        pieces = _components(arr, node_set - region)
+        if not pieces:
+            continue
+        rest = max(pieces, key=len)
+        for stray in pieces:
+            if stray is not rest:
+                region |= stray
+        if len(region) < sizes[0] or len(rest) < sizes[1]:
+            continue
+        error = abs(float(arr.weights[list(region)].sum()) - goal) / max(total, 1e-9)
+        cut = sum(
+            arr.neighbours[i].get(j, 0.0) for i in region for j in arr.neighbours[i] if j in rest
+        )
+        score = error + 0.02 * cut / max(scale, 1e-9)
+        if best is None or score < best[0] - 1e-12:
+            best = (score, sorted(region), sorted(rest))
+    if best is None:
+        half = len(nodes) * sizes[0] // (sizes[0] + sizes[1])
+        return nodes[:half], nodes[half:]
+    return best[1], best[2]
+
+
+def _sweep(arr: _Arrangement, nodes: set[int], direction: np.ndarray, goal: float) -> set[int]:
+    # Grow a connected region from the extreme atom along ``direction`` up to ``goal``.
+    proj = {i: float(arr.xy[i] @ direction) for i in nodes}
+    start = min(nodes, key=lambda i: (proj[i], i))
+    heap = [(proj[start], start)]
+    seen = {start}
+    region: set[int] = set()
+    total = 0.0
+    while heap:
+        _, i = heapq.heappop(heap)
+        w = float(arr.weights[i])
+        if region and total + w > goal and (total + w - goal) > (goal - total):
+            break
+        region.add(i)
+        total += w
+        if total >= goal:
+            break
+        for j in arr.neighbours[i]:
+            if j in nodes and j not in seen:
+                seen.add(j)
+                heapq.heappush(heap, (proj[j], j))
+    return region
+
+
+def _components(arr: _Arrangement, nodes: set[int]) -> list[set[int]]:
+    left = set(nodes)
+    pieces = []
+    while left:
+        start = left.pop()
+        piece = {start}
+        queue = deque([start])
+        while queue:
+            i = queue.popleft()
+            for j in arr.neighbours[i]:
+                if j in left:
+                    left.discard(j)
+                    piece.add(j)
+                    queue.append(j)
+        pieces.append(piece)
+    return pieces
+
+
+def _kmeans(
+    xy: np.ndarray, w: np.ndarray, n: int, rng: np.random.Generator, *, lloyd: bool
+) -> np.ndarray:
     # k-means++ seeding weighted by households, then a few weighted Lloyd steps.
     first = rng.choice(len(xy), p=w / w.sum())
     centres = [xy[first]]
@@ -652,7 +762,7 @@ def _kmeans(xy: np.ndarray, w: np.ndarray, n: int, rng: np.random.Generator) -> 
         pick = rng.choice(len(xy), p=d2 / d2.sum()) if d2.sum() > 0 else rng.integers(len(xy))
         centres.append(xy[pick])
     c = np.array(centres, dtype=float)
-    for _ in range(10):
+    for _ in range(10 if lloyd else 0):
         nearest = np.argmin(((xy[:, None, :] - c[None, :, :]) ** 2).sum(axis=2), axis=1)
         for k in range(n):
             mine = nearest == k
@@ -691,86 +801,193 @@ def _grow(arr: _Arrangement, centres: np.ndarray, n: int) -> np.ndarray:
     return label
 
 
-def _cost(arr: _Arrangement, label: np.ndarray, n: int, tol: float, scale: float) -> float:
-    load = np.bincount(label, weights=arr.weights, minlength=n)
+def _cost(arr: _Arrangement, label: np.ndarray, n: int, tol: float) -> float:
     mean = arr.weights.sum() / n
-    dev = load / mean - 1 if mean > 0 else np.zeros(n)
-    cut = sum(
-        length
-        for i, nbrs in enumerate(arr.neighbours)
-        for j, length in nbrs.items()
-        if i < j and label[i] != label[j]
-    )
+    if mean <= 0:
+        return 0.0
+    state = _State(arr, label, n, mean, tol)
     return float(
-        _EXCESS_WEIGHT * (np.maximum(np.abs(dev) - tol, 0) ** 2).sum()
-        + (dev**2).sum()
-        + _CUT_WEIGHT * cut / scale
+        sum(state.balance(v) for v in state.load)
+        + _SHAPE_WEIGHT
+        * sum(_shape(p, a) for p, a in zip(state.perim, state.area, strict=True))
+        / n
     )
 
 
-def _improve(arr: _Arrangement, label: np.ndarray, n: int, tol: float, scale: float) -> None:
+def _shape(perimeter: float, area: float) -> float:
+    # 1 / Polsby-Popper: 1 for a disc, larger the less compact.
+    return perimeter * perimeter / (4 * math.pi * area) if area > 0 else 1e6
+
+
+def _improve(arr: _Arrangement, label: np.ndarray, n: int, tol: float) -> None:
     mean = arr.weights.sum() / n
     if mean <= 0:
         return
-    load = np.bincount(label, weights=arr.weights, minlength=n)
-    members = [set(np.flatnonzero(label == k).tolist()) for k in range(n)]
-
-    def balance(value: float) -> float:
-        d = value / mean - 1
-        return _EXCESS_WEIGHT * max(abs(d) - tol, 0.0) ** 2 + d * d
-
+    state = _State(arr, label, n, mean, tol)
     for _ in range(_MAX_PASSES):
-        improved = False
-        boundary = [
-            i for i in range(arr.size) if any(label[j] != label[i] for j in arr.neighbours[i])
-        ]
-        for i in boundary:
-            p = int(label[i])
-            if len(members[p]) <= 1:
-                continue
-            touch: dict[int, float] = {}
-            for j, length in arr.neighbours[i].items():
-                touch[int(label[j])] = touch.get(int(label[j]), 0.0) + length
-            w = arr.weights[i]
-            best, target = 0.0, -1
-            for q, length_q in touch.items():
-                if q == p:
-                    continue
-                delta = (
-                    balance(load[p] - w)
-                    + balance(load[q] + w)
-                    - balance(load[p])
-                    - balance(load[q])
-                    + _CUT_WEIGHT * (touch.get(p, 0.0) - length_q) / scale
-                )
-                if delta < best - 1e-12:
-                    best, target = delta, q
-            if target < 0 or not _stays_connected(arr, members[p], i):
-                continue
-            label[i] = target
-            members[p].discard(i)
-            members[target].add(i)
-            load[p] -= w
-            load[target] += w
-            improved = True
-        if not improved:
+        # Single moves first; when none helps, swaps of two atoms across an
+        # edge between parts (heavy buildings often leave no single move).
+        if not state.move_pass() and not state.swap_pass():
             break
 
 
-def _stays_connected(arr: _Arrangement, part: set[int], removed: int) -> bool:
-    rest = part - {removed}
-    if not rest:
+class _State:
+    """Labels, loads, areas and perimeters of a partition being improved in place.
+
+    Perimeters are weighted: a cut between two atoms of one block counts
+    ``_THROUGH_BLOCK`` times its length, so cuts prefer streets.
+    """
+
+    def __init__(self, arr: _Arrangement, label: np.ndarray, n: int, mean: float, tol: float):
+        self.arr, self.label, self.mean, self.tol, self.n = arr, label, mean, tol, n
+        self.load = np.bincount(label, weights=arr.weights, minlength=n)
+        self.members = [set(np.flatnonzero(label == k).tolist()) for k in range(n)]
+        self.outer = np.maximum(
+            arr.perimeter - np.array([sum(s.values()) for s in arr.shared]), 0.0
+        )
+        self.area = np.bincount(label, weights=arr.area, minlength=n).astype(float)
+        self.perim = np.array([self._perimeter(k, self.members[k], label) for k in range(n)])
+
+    def _perimeter(self, k: int, part: set[int], label: Any) -> float:
+        arr = self.arr
+        total = 0.0
+        for i in part:
+            total += self.outer[i]
+            for j, length in arr.neighbours[i].items():
+                if label[j] != k:
+                    total += length
+        return total
+
+    def balance(self, value: float) -> float:
+        d = value / self.mean - 1
+        excess = max(abs(d) - self.tol, 0.0)
+        # Linear as well as quadratic: leaving the tolerance by a hair is not cheap.
+        return _EXCESS_WEIGHT * (excess + excess * excess) + d * d
+
+    def shape(self, perimeter: float, area: float) -> float:
+        return _SHAPE_WEIGHT * _shape(perimeter, area) / self.n
+
+    def boundary(self) -> list[int]:
+        label, arr = self.label, self.arr
+        return [i for i in range(arr.size) if any(label[j] != label[i] for j in arr.neighbours[i])]
+
+    def move(self, i: int, target: int, perimeters: tuple[float, float] | None = None) -> None:
+        p = int(self.label[i])
+        arr = self.arr
+        if perimeters is None:
+            perimeters = self._moved_perimeters(i, p, target)
+        self.label[i] = target
+        self.members[p].discard(i)
+        self.members[target].add(i)
+        self.load[p] -= arr.weights[i]
+        self.load[target] += arr.weights[i]
+        self.area[p] -= arr.area[i]
+        self.area[target] += arr.area[i]
+        self.perim[p], self.perim[target] = perimeters
+
+    def _moved_perimeters(self, i: int, p: int, q: int) -> tuple[float, float]:
+        touch: dict[int, float] = {}
+        for j, length in self.arr.neighbours[i].items():
+            touch[int(self.label[j])] = touch.get(int(self.label[j]), 0.0) + length
+        total = sum(touch.values())
+        on_p, on_q = touch.get(p, 0.0), touch.get(q, 0.0)
+        return (
+            self.perim[p] - self.outer[i] - (total - on_p) + on_p,
+            self.perim[q] + self.outer[i] + (total - on_q) - on_q,
+        )
+
+    def move_pass(self) -> bool:
+        improved = False
+        label, load, arr = self.label, self.load, self.arr
+        for i in self.boundary():
+            p = int(label[i])
+            if len(self.members[p]) <= 1:
+                continue
+            w, a = arr.weights[i], arr.area[i]
+            before_p = self.balance(load[p]) + self.shape(self.perim[p], self.area[p])
+            best, target, best_perimeters = 0.0, -1, (0.0, 0.0)
+            for q in {int(label[j]) for j in arr.neighbours[i]} - {p}:
+                perim_p, perim_q = self._moved_perimeters(i, p, q)
+                delta = (
+                    self.balance(load[p] - w)
+                    + self.shape(perim_p, self.area[p] - a)
+                    + self.balance(load[q] + w)
+                    + self.shape(perim_q, self.area[q] + a)
+                    - before_p
+                    - self.balance(load[q])
+                    - self.shape(self.perim[q], self.area[q])
+                )
+                if delta < best - 1e-12:
+                    best, target, best_perimeters = delta, q, (perim_p, perim_q)
+            if target < 0 or not _connected(arr, self.members[p] - {i}):
+                continue
+            self.move(i, target, best_perimeters)
+            improved = True
+        return improved
+
+    def swap_pass(self) -> bool:
+        label, load, arr = self.label, self.load, self.arr
+        sides: dict[tuple[int, int], set[int]] = {}
+        for i in self.boundary():
+            for j in arr.neighbours[i]:
+                if label[j] != label[i]:
+                    sides.setdefault((int(label[i]), int(label[j])), set()).add(i)
+        candidates: list[tuple[float, int, int]] = []
+        for (p, q), mine in sides.items():
+            if p > q:
+                continue
+            theirs = sides.get((q, p), set())
+            base = self.balance(load[p]) + self.balance(load[q])
+            for a in mine:
+                for b in theirs:
+                    shift = arr.weights[b] - arr.weights[a]
+                    delta = self.balance(load[p] + shift) + self.balance(load[q] - shift) - base
+                    if delta < -1e-9:
+                        candidates.append((delta, a, b))
+        for _, a, b in sorted(candidates)[:200]:
+            p, q = int(label[a]), int(label[b])
+            new_p = (self.members[p] - {a}) | {b}
+            new_q = (self.members[q] - {b}) | {a}
+            if not (_connected(arr, new_p) and _connected(arr, new_q)):
+                continue
+            trial = dict(enumerate(label.tolist()))
+            trial[a], trial[b] = q, p
+            perim_p = self._perimeter(p, new_p, trial)
+            perim_q = self._perimeter(q, new_q, trial)
+            shift = arr.weights[b] - arr.weights[a]
+            area_shift = arr.area[b] - arr.area[a]
+            delta = (
+                self.balance(load[p] + shift)
+                + self.balance(load[q] - shift)
+                + self.shape(perim_p, self.area[p] + area_shift)
+                + self.shape(perim_q, self.area[q] - area_shift)
+                - self.balance(load[p])
+                - self.balance(load[q])
+                - self.shape(self.perim[p], self.area[p])
+                - self.shape(self.perim[q], self.area[q])
+            )
+            if delta >= -1e-9:
+                continue
+            self.move(a, q)
+            self.move(b, p)
+            self.perim[p], self.perim[q] = perim_p, perim_q
+            return True
         return False
-    start = next(iter(rest))
+
+
+def _connected(arr: _Arrangement, part: set[int]) -> bool:
+    if not part:
+        return False
+    start = next(iter(part))
     seen = {start}
     queue = deque([start])
     while queue:
         i = queue.popleft()
         for j in arr.neighbours[i]:
-            if j in rest and j not in seen:
+            if j in part and j not in seen:
                 seen.add(j)
                 queue.append(j)
-    return len(seen) == len(rest)
+    return len(seen) == len(part)
 
 
 # -- result -------------------------------------------------------------------
@@ -825,5 +1042,12 @@ def _result(
         max_deviation=max_dev,
         tolerance=tolerance,
         within_tolerance=bool(max_dev <= tolerance + 1e-9),
-        atoms=arr.size,
+        atoms=gpd.GeoDataFrame(
+            {
+                "households": arr.households.round().astype(int),
+                "part": [number[int(k)] for k in label],
+            },
+            geometry=list(arr.atoms),
+            crs=crs,
+        ),
     )
