@@ -531,7 +531,8 @@ def _grounds(
         shapely.voronoi_polygons(shapely.multipoints(coords), extend_to=envelope, ordered=True)
     )
     grounds = np.array(
-        [shapely.union_all(cells[owner == i]) for i in range(len(footprints))], dtype=object
+        [shapely.coverage_union_all(cells[owner == i]) for i in range(len(footprints))],
+        dtype=object,
     )
     return np.asarray(shapely.intersection(_project(grounds, from_metres), group))
 
