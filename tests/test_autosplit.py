@@ -15,6 +15,9 @@ from shapely import box
 from boundaries import SAMPLE_CITY
 from gis.edits import AutoSplitResult, auto_split
 from gis.errors import InputError
+from gis.repository import Database
+from gis.streets import streets_frame
+from tests.fixtures_city import city_db, sample_city_file  # noqa: F401  (fixtures)
 
 # CGCS2000 / 3-degree Gauss-Kruger CM 120E: metres, so the fixtures are drawn in metres.
 METRES = "EPSG:4549"
@@ -219,22 +222,26 @@ def test_parts_tile_the_unit_and_keep_buildings_whole(
 # -- the sample city ----------------------------------------------------------
 
 
-def _sample_grid(households: int) -> tuple[dict[str, object], gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    grids = gpd.read_file(SAMPLE_CITY / "governance" / "grid.geojson")
-    grid = grids.iloc[int((grids["households"] - households).abs().argmin())]
-    buildings = gpd.read_parquet(SAMPLE_CITY / "places" / "buildings.parquet")
-    streets = gpd.read_file(SAMPLE_CITY / "streets.geojson")
-    unit = grid.geometry
-    inside = buildings[buildings.representative_point().within(unit)]
-    near = streets[streets.intersects(unit)]
-    return {"code": grid["code"], "households": grid["households"], "unit": unit}, inside, near
+def _sample_grid(
+    db: Database, households: int
+) -> tuple[shapely.Geometry, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Return the stored grid closest to ``households``, its buildings and the streets near it."""
+    with db.reader() as repo:
+        grids = repo.units_frame(layer="governance", level="grid")
+        counts = gpd.read_file(SAMPLE_CITY / "governance" / "grid.geojson")[["code", "households"]]
+        sizes = grids.merge(counts, on="code")["households"]
+        code = grids["code"].iloc[int((sizes - households).abs().argmin())]
+        unit = shapely.get_parts(grids.set_index("code").geometry[code])[0]
+        buildings = repo.places.buildings_frame(bbox=unit.bounds)
+    inside = buildings[buildings.representative_point().within(unit)].reset_index(drop=True)
+    return unit, inside, streets_frame(db, bbox=unit.bounds)
 
 
 @pytest.mark.slow
-def test_sample_city_grid_splits_into_six_balanced_micro_grids() -> None:
-    grid, buildings, streets = _sample_grid(495)
-    unit = grid["unit"]
-    assert isinstance(unit, shapely.Polygon)
+def test_sample_city_grid_splits_into_six_balanced_micro_grids(city_db: Database) -> None:  # noqa: F811
+    # The stored sample city: grid, buildings with their household counts, streets.
+    unit, buildings, streets = _sample_grid(city_db, 495)
+    assert isinstance(unit, shapely.Polygon) and len(streets) > 0
     result = auto_split(unit, buildings, "households", streets, 6)
 
     assert result.parts.crs.to_epsg() == 4490
