@@ -133,6 +133,42 @@ def test_report_says_when_the_tolerance_cannot_be_reached() -> None:
     assert result.summary()["within_tolerance"] is False
 
 
+def _houses_3x3(dx: float = 0.0) -> list[shapely.Geometry]:
+    # Nine 15 m houses on a 30 m lattice inside a 100 m square.
+    return [
+        box(X0 + dx + 10 + 30 * i, Y0 + 10 + 30 * j, X0 + dx + 25 + 30 * i, Y0 + 25 + 30 * j)
+        for i in range(3)
+        for j in range(3)
+    ]
+
+
+def test_a_unit_with_a_hole_is_tiled_around_it() -> None:
+    #   +-----------+
+    #   | []  []  []|
+    #   | []  ##  []|   ## a hole (a courtyard of another unit); the middle house is left out
+    #   | []  []  []|
+    #   +-----------+
+    hole = box(X0 + 40, Y0 + 40, X0 + 60, Y0 + 60)
+    unit = shapely.Polygon(_square(100).exterior.coords, [hole.exterior.coords[::-1]])
+    houses = [h for h in _houses_3x3() if not h.intersects(hole)]
+    result = auto_split(unit, _frame(houses), [5] * len(houses), None, 2, crs=METRES)
+    assert result.parts["households"].tolist() == [20, 20]
+    _check_tiling(result, unit, 0.01)
+    assert not any(shapely.intersects(result.parts.geometry.values, hole.buffer(-0.1)))
+
+
+def test_parts_stay_contiguous_even_when_balance_would_need_otherwise() -> None:
+    # Two separate squares of 45 households each, into 3 parts: no part may
+    # take ground from both, so 30 / 30 / 30 cannot be reached, and the
+    # result says so.
+    unit = shapely.MultiPolygon([_square(100), box(X0 + 200, Y0, X0 + 300, Y0 + 100)])
+    houses = _houses_3x3() + _houses_3x3(200)
+    result = auto_split(unit, _frame(houses), [5] * len(houses), None, 3, crs=METRES)
+    assert sorted(result.parts["households"].tolist()) == [20, 25, 45]
+    assert result.parts["contiguous"].all() and not result.within_tolerance
+    _check_tiling(result, unit, 0.01)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
