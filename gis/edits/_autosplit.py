@@ -314,14 +314,12 @@ class _Arrangement:
     ) -> _Arrangement:
         blocks = _blocks(unit, lines, grid)
         inside = _clip_buildings(footprints, unit)
-        block_of, groups = _group_blocks(blocks, inside)
-        group_households = np.zeros(len(groups))
-        owner = np.full(len(footprints), -1)
-        for b in np.flatnonzero(block_of >= 0):
-            owner[b] = block_of[b]
-        for b in np.flatnonzero(owner >= 0):
-            group_households[owner[b]] += households[b]
-        total = float(households[owner >= 0].sum())
+        owner, groups = _group_blocks(blocks, inside)
+        placed = owner >= 0
+        group_households = np.bincount(
+            owner[placed], weights=households[placed], minlength=len(groups)
+        )
+        total = float(households[placed].sum())
         limit = tolerance * total / n_parts if total > 0 else math.inf
         subdivide = [
             g
@@ -391,7 +389,10 @@ def _clip_buildings(footprints: np.ndarray, unit: shapely.Geometry) -> np.ndarra
 
 
 def _group_blocks(blocks: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, list[list[int]]]:
-    # A building with a real piece in two blocks joins them (no cut through it).
+    """Return each building's block group (-1: not in the unit) and the groups' blocks.
+
+    A building with a real piece in two blocks joins them (no cut through it).
+    """
     parent = list(range(len(blocks)))
 
     def find(i: int) -> int:
@@ -459,7 +460,9 @@ def _faces(
         extra_lines.extend(shapely.boundary(inside[members]))
         extra_lines.extend(shapely.intersection(shapely.boundary(grounds), group_geoms[g]))
     if not subdivide:
-        face_atom = np.array([atom_of_group[_group_index(groups, k)] for k in range(len(blocks))])
+        face_atom = np.zeros(len(blocks), dtype=int)
+        for g, block_list in enumerate(groups):
+            face_atom[block_list] = atom_of_group[g]
         return blocks, face_atom
     linework = shapely.union_all([*shapely.boundary(blocks), *extra_lines], grid_size=grid)
     faces = np.asarray(shapely.get_parts(shapely.polygonize(shapely.get_parts(linework))))
@@ -480,13 +483,6 @@ def _faces(
     if len(in_subdivided):
         _label_faces(points, face_atom, in_subdivided, regions, footprints)
     return faces, face_atom
-
-
-def _group_index(groups: list[list[int]], block: int) -> int:
-    for g, members in enumerate(groups):
-        if block in members:
-            return g
-    raise AssertionError("block without group")  # pragma: no cover
 
 
 def _label_faces(
@@ -530,11 +526,20 @@ def _grounds(
     cells = shapely.get_parts(
         shapely.voronoi_polygons(shapely.multipoints(coords), extend_to=envelope, ordered=True)
     )
-    grounds = np.array(
-        [shapely.coverage_union_all(cells[owner == i]) for i in range(len(footprints))],
-        dtype=object,
-    )
+    if len(cells) != len(owner):  # GEOS merged sites: find each cell's site again
+        tree = shapely.STRtree(shapely.points(coords))
+        owner = owner[tree.query_nearest(shapely.point_on_surface(cells), all_matches=False)[1]]
+    grounds = np.array([_dissolve(cells[owner == i]) for i in range(len(footprints))], dtype=object)
     return np.asarray(shapely.intersection(_project(grounds, from_metres), group))
+
+
+def _dissolve(cells: np.ndarray) -> shapely.Geometry:
+    # Voronoi cells are a coverage: the fast coverage union, unless GEOS
+    # finds them degenerate (collinear sites), then the general union.
+    try:
+        return shapely.coverage_union_all(cells)
+    except shapely.errors.GEOSException:
+        return shapely.union_all(cells)
 
 
 def _dissolve_connected(faces: np.ndarray, face_atom: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
