@@ -778,32 +778,34 @@ def _kmeans(
 
 
 def _grow(arr: _Arrangement, centres: np.ndarray, n: int) -> np.ndarray:
+    # The lightest region takes its free neighbour nearest its centre (one
+    # heap per region: n log n, large units included).
     label = np.full(arr.size, -1)
     distance = ((arr.xy[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
     load = np.zeros(n)
-    taken: set[int] = set()
+    heaps: list[list[tuple[float, int]]] = [[] for _ in range(n)]
+
+    def take(k: int, i: int) -> None:
+        label[i] = k
+        load[k] += arr.weights[i]
+        for j in arr.neighbours[i]:
+            if label[j] < 0:
+                heapq.heappush(heaps[k], (float(distance[j, k]), j))
+
     for k in range(n):
         order = np.argsort(distance[:, k])
-        seed = next(int(i) for i in order if int(i) not in taken)
-        label[seed] = k
-        taken.add(seed)
-        load[k] += arr.weights[seed]
-    while (label < 0).any():
-        progressed = False
-        for k in np.argsort(load):
-            frontier = {
-                j for i in np.flatnonzero(label == k) for j in arr.neighbours[i] if label[j] < 0
-            }
-            if not frontier:
-                continue
-            pick = min(frontier, key=lambda j: distance[j, k])
-            label[pick] = k
-            load[k] += arr.weights[pick]
-            progressed = True
-            break
-        if not progressed:  # parts of the unit no street or edge connects
-            for i in np.flatnonzero(label < 0):
-                label[i] = int(np.argmin(distance[i]))
+        take(k, next(int(i) for i in order if label[int(i)] < 0))
+    active = set(range(n))
+    while active:
+        k = min(active, key=lambda r: (load[r], r))
+        while heaps[k] and label[heaps[k][0][1]] >= 0:
+            heapq.heappop(heaps[k])
+        if not heaps[k]:
+            active.discard(k)
+            continue
+        take(k, heapq.heappop(heaps[k])[1])
+    for i in np.flatnonzero(label < 0):  # pieces of the unit nothing connects
+        label[i] = int(np.argmin(distance[i]))
     return label
 
 
