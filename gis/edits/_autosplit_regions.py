@@ -21,6 +21,7 @@ __all__ = ["Regions", "partition"]
 
 _SHAPE_WEIGHT = 0.3  # weight of the mean 1/Polsby-Popper against the balance terms
 _EXCESS_WEIGHT = 10.0  # weight of the excess over the tolerance (linear and squared)
+_DEVIATION_WEIGHT = 1.0  # weight of the squared deviation from the mean
 _MAX_PASSES = 60
 
 
@@ -275,7 +276,7 @@ class _State:
         d = value / self.mean - 1
         excess = max(abs(d) - self.tol, 0.0)
         # Linear as well as quadratic: leaving the tolerance by a hair is not cheap.
-        return _EXCESS_WEIGHT * (excess + excess * excess) + d * d
+        return _EXCESS_WEIGHT * (excess + excess * excess) + _DEVIATION_WEIGHT * d * d
 
     def shape(self, perimeter: float, area: float) -> float:
         return _SHAPE_WEIGHT * _shape(perimeter, area) / self.n
