@@ -8,6 +8,7 @@ from pathlib import Path
 from gis.places import import_buildings, import_households, import_pois
 from gis.repository import Database
 from gis.settings import Settings, get_settings
+from gis.streets import import_streets
 from gis.units import import_manifest
 
 __all__ = ["open_database"]
@@ -35,7 +36,17 @@ def open_database(
 
             import_manifest(db, manifest=SAMPLE_CITY / "manifest.json", step=step)
             _load_sample_places(db, SAMPLE_CITY / "places", step=step)
+            _load_sample_streets(db, SAMPLE_CITY / "streets.geojson", step=step)
     return db
+
+
+def _load_sample_streets(db: Database, path: Path, *, step: Callable[[str], None] | None) -> None:
+    # The sample city's synthetic street network, when bundled.
+    if not path.exists():
+        return
+    if step is not None:
+        step("streets")
+    import_streets(db, path=path)
 
 
 def _load_sample_places(db: Database, folder: Path, *, step: Callable[[str], None] | None) -> None:

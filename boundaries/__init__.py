@@ -22,9 +22,12 @@ from typing import Any
 
 from gis.address import AdminContext
 
-__all__ = ["SAMPLE_CITY", "sample_city_context", "sample_city_manifest"]
+__all__ = ["SAMPLE_CITY", "SAMPLE_STREETS", "sample_city_context", "sample_city_manifest"]
 
 SAMPLE_CITY = Path(__file__).parent / "licheng"
+#: The synthetic street network (EPSG:4490 lines: ``key``, ``name``, ``class``),
+#: written by ``build_sample_streets.py``.
+SAMPLE_STREETS = SAMPLE_CITY / "streets.geojson"
 
 
 def sample_city_manifest() -> dict[str, Any]:

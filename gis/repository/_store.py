@@ -20,6 +20,7 @@ from gis.layers import LayerSpec, LevelSpec
 from gis.repository._access import AccessStore
 from gis.repository._dialect import bbox_filter, geometry_as_wkb
 from gis.repository._places import PlaceStore
+from gis.repository._streets import StreetStore
 from gis.repository._types import ImportSummary, LayerSummary, LevelSummary
 from gis.repository.models import (
     STORAGE_SRID,
@@ -66,6 +67,11 @@ class Repository:
     def places(self) -> PlaceStore:
         """Buildings, households and points of interest."""
         return PlaceStore(self._session)
+
+    @property
+    def streets(self) -> StreetStore:
+        """Street centre lines (name, class)."""
+        return StreetStore(self._session)
 
     @property
     def dialect(self) -> str:

@@ -276,3 +276,18 @@ class MoveRow(Base):
     to_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     households: Mapped[int] = mapped_column(Integer, default=0)
     persons: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class StreetRow(Base):
+    """A street centre line (街路巷): name, class (arterial, lane, OSM highway...), geometry."""
+
+    __tablename__ = "streets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    road_class: Mapped[str] = mapped_column("class", String(32))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    geom: Mapped[Any] = mapped_column(
+        Geometry("MULTILINESTRING", srid=STORAGE_SRID, spatial_index=True)
+    )
