@@ -3,14 +3,14 @@
 - :mod:`~gis.access.roles` - roles and the permissions each holds;
 - :mod:`~gis.access.credentials` - password hashing, API key secrets, tokens;
 - :mod:`~gis.access.accounts` - users and API keys (every change audited);
-- :mod:`~gis.access.scope` - which units a caller may see;
+- :mod:`~gis.access.jurisdiction` - which units, places and answers a caller may see;
 - :mod:`~gis.access.audit` - the append-only audit trail.
 """
 
 from gis.access.audit import AuditEntry, append_audit, audit_log, record
 from gis.access.principal import SYSTEM, Principal, cli_principal
 from gis.access.roles import ROLE_PERMISSIONS, Permission, Role
-from gis.access.scope import Scope, ScopeResolver, redact_locate_answer
+from gis.access.jurisdiction import Jurisdiction, JurisdictionResolver
 
 __all__ = [
     "ROLE_PERMISSIONS",
@@ -18,12 +18,11 @@ __all__ = [
     "AuditEntry",
     "Permission",
     "Principal",
+    "Jurisdiction",
+    "JurisdictionResolver",
     "Role",
-    "Scope",
-    "ScopeResolver",
     "append_audit",
     "audit_log",
     "cli_principal",
     "record",
-    "redact_locate_answer",
 ]

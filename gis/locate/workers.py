@@ -19,20 +19,16 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from gis.files import ReadLimits
-from gis.locate import LocateService
+from gis.locate import LocateService, Visible
 from gis.repository import Database
 from gis.times import TimeLike
 
 __all__ = ["BatchJob", "BatchPool"]
-
-#: Visible unit codes per layer (``None``: the whole layer; no mapping: everything).
-VisibleCodes = Mapping[str, frozenset[str] | None] | None
 
 
 @dataclass(frozen=True)
@@ -45,7 +41,7 @@ class BatchJob:
     y: str | None
     crs: str
     at: TimeLike
-    visible: VisibleCodes
+    visible: Visible | None  # a caller's jurisdiction (picklable); None: everything
     label: str | None
     limits: ReadLimits | None
 
@@ -115,13 +111,6 @@ def _run(job: BatchJob) -> int:
     from gis.locate.batch import geocode_file
 
     assert _service is not None, "the worker was not started"
-    visible = job.visible
-
-    def codes(layer: str) -> frozenset[str] | None:
-        if visible is None:
-            return None
-        return visible.get(layer, frozenset())
-
     return geocode_file(
         _service,
         job.source,
@@ -130,7 +119,7 @@ def _run(job: BatchJob) -> int:
         y=job.y,
         crs=job.crs,
         at=job.at,
-        visible=codes if visible is not None else None,
+        visible=job.visible,
         label=job.label,
         limits=job.limits,
     )

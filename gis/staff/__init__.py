@@ -116,9 +116,7 @@ def list_staff(
         return [StaffMember(**row) for row in repo.staff(layer=layer, unit_codes=unit_codes)]
 
 
-def responsible_for(
-    staff: list[StaffMember], units: list[tuple[str, str]]
-) -> list[dict[str, object]]:
+def responsible_for(staff: list[StaffMember], units: list[tuple[str, str]]) -> list[StaffMember]:
     """Pick one person per role for a located place, most local unit first.
 
     ``units`` lists ``(layer, code)`` from the most local (micro-grid, beat)
@@ -132,4 +130,4 @@ def responsible_for(
     for unit in units:
         for member in sorted(by_unit.get(unit, []), key=lambda m: m.id):
             chosen.setdefault(member.role, member)
-    return [chosen[role].to_dict() for role in ROLES if role in chosen]
+    return [chosen[role] for role in ROLES if role in chosen]
