@@ -37,8 +37,8 @@ __all__ = [
     "Authenticator",
     "RateLimiter",
     "Security",
-    "current_principal",
     "current_jurisdiction",
+    "current_principal",
     "guard",
 ]
 

@@ -8,18 +8,18 @@
 """
 
 from gis.access.audit import AuditEntry, append_audit, audit_log, record
+from gis.access.jurisdiction import Jurisdiction, JurisdictionResolver
 from gis.access.principal import SYSTEM, Principal, cli_principal
 from gis.access.roles import ROLE_PERMISSIONS, Permission, Role
-from gis.access.jurisdiction import Jurisdiction, JurisdictionResolver
 
 __all__ = [
     "ROLE_PERMISSIONS",
     "SYSTEM",
     "AuditEntry",
-    "Permission",
-    "Principal",
     "Jurisdiction",
     "JurisdictionResolver",
+    "Permission",
+    "Principal",
     "Role",
     "append_audit",
     "audit_log",

@@ -172,7 +172,7 @@ class Jurisdiction:
         return self.wholly.get(layer, frozenset())
 
     def layers(self) -> frozenset[str]:
-        """The layers with any visible unit (meaningless when unrestricted)."""
+        """Return the layers with any visible unit (meaningless when unrestricted)."""
         return frozenset(self.wholly) | frozenset(self.overlapping)
 
     def sees(self, layer: str, code: str | None) -> bool:
@@ -205,9 +205,7 @@ class Jurisdiction:
         if not self.sees_wholly(layer, code):
             raise NotFoundError(message or f"no unit {code!r} in layer {layer!r}", field="code")
 
-    def clip(
-        self, layer: str, codes: Iterable[str], geometries: NDArray[np.object_]
-    ) -> NDArray[np.object_]:
+    def clip(self, layer: str, codes: Iterable[str], geometries: object) -> NDArray[np.object_]:
         """Cut the boundaries of units not seen entirely to the caller's area (EPSG:4490)."""
         result = np.asarray(geometries, dtype=object).copy()
         if self.unrestricted:
@@ -358,7 +356,10 @@ class JurisdictionResolver:
             for summary in repo.list_layers(at=when):
                 frames[summary.name] = repo.units_frame(layer=summary.name, at=when)
         self._trees = {
-            name: list(zip(frame["code"], frame["parent_code"].where(frame["parent_code"].notna(), None), strict=True))
+            name: [
+                (str(c), None if p is None or p != p else str(p))
+                for c, p in zip(frame["code"], frame["parent_code"], strict=True)
+            ]
             for name, frame in frames.items()
         }
         bounds = [frame.total_bounds for frame in frames.values() if len(frame)]

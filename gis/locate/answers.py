@@ -60,7 +60,7 @@ class Viewer(Protocol):
         ...
 
     def codes(self, layer: str) -> Collection[str] | None:
-        """The visible codes of a layer (None: all)."""
+        """Return the visible codes of a layer (None: all)."""
         ...
 
     def covers(self, lon: float, lat: float) -> bool:
@@ -193,7 +193,9 @@ class LayerAnswer:
         nearest = self.nearest
         if nearest is not None and not viewer.sees(layer, nearest.code):
             nearest = None
-        return LayerAnswer(status=status, units=units, boundary_distance_m=distance, nearest=nearest)
+        return LayerAnswer(
+            status=status, units=units, boundary_distance_m=distance, nearest=nearest
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +294,7 @@ class LocateAnswer:
         return data
 
     def outside_jurisdiction(self) -> LocateAnswer:
-        """The answer for a place outside the caller's jurisdiction: nothing about it.
+        """Return the answer for a place outside the caller's jurisdiction: nothing about it.
 
         The same keys and values whether the place lies in another unit or in
         none: the caller's own input (and, for coordinates, the point it

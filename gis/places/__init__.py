@@ -7,7 +7,7 @@ households follow their building, and workload is counted per unit.
 boundaries or places change.
 """
 
-from gis.places._cache import UnitPlaces
+from gis.places._cache import UnitPlaces, VisibleUnit
 from gis.places._service import (
     PlacesImport,
     assign_places,
@@ -22,6 +22,7 @@ from gis.places._service import (
 __all__ = [
     "PlacesImport",
     "UnitPlaces",
+    "VisibleUnit",
     "assign_places",
     "import_buildings",
     "import_households",
