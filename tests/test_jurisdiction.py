@@ -137,9 +137,7 @@ def test_places_of_another_layer_only_inside_the_area(city: Database) -> None:
         "BB-1",
         "BY-2",
     }
-    assert list(places.buildings(layer="police", code=BEAT_Y, jurisdiction=west)["key"]) == [
-        "BB-1"
-    ]
+    assert list(places.buildings(layer="police", code=BEAT_Y, jurisdiction=west)["key"]) == ["BB-1"]
     homes = places.households(layer="police", code=STATION, jurisdiction=west)
     assert sorted(homes["key"]) == ["HA-1", "HA-2", "HB-1", "HB-2"]
     with pytest.raises(NotFoundError):
@@ -196,6 +194,7 @@ def test_batch_outside_the_jurisdiction(city: Database) -> None:
     points = np.array([IN_B, IN_EAST, IN_SEA, (np.nan, 24.9)])
     rows = locator.locate_many(points[:, 0], points[:, 1], visible=west)
     assert list(rows["status"]) == ["ok", "outside_jurisdiction", "outside_jurisdiction", "invalid"]
+
     def codes(column: str) -> list[str | None]:
         return [c if isinstance(c, str) else None for c in rows[column]][:3]
 

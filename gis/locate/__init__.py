@@ -127,7 +127,9 @@ class LocateService:
         the match score and the ranked candidates; a match that is not certain
         makes the status ``ambiguous`` and one with no candidate ``unmatched``
         — a guess is never presented as certain. With ``viewer``, an address
-        whose building lies outside its area is ``outside_jurisdiction``.
+        certainly matched to a building outside its area is
+        ``outside_jurisdiction`` and an uncertain match there ``unmatched``
+        (nothing of the building either way).
         """
         if not text or not text.strip() or len(text) > 200:
             raise InputError("address must have 1 to 200 characters", field="address")
@@ -147,9 +149,14 @@ class LocateService:
             input=text, parsed=hit.parsed, candidates=tuple(hit.matches), best=best
         )
         if viewer is not None and not viewer.covers(lon, lat):
+            # A certain match elsewhere is outside the jurisdiction; a guess
+            # elsewhere is not presented at all: as if nothing matched.
             return LocateAnswer(
-                input=request, status=OUTSIDE_JURISDICTION, layers={}, address=address
-            ).outside_jurisdiction()
+                input=request,
+                status=OUTSIDE_JURISDICTION if best.certain else "unmatched",
+                layers={},
+                address=AddressAnswer(input=text, parsed=hit.parsed),
+            )
         located = self.locate(lon, lat, crs="cgcs2000", at=when)
         answer = dataclasses.replace(
             located,
