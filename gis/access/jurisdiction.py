@@ -226,7 +226,9 @@ class Jurisdiction:
             return True
         if self.area is None or lon != lon or lat != lat:
             return False
-        return bool(shapely.intersects_xy(self.area, lon, lat))
+        # The ufunc itself: the public wrapper's argument handling costs more
+        # than the (prepared) test of one point, on every dispatch request.
+        return bool(shapely.lib.intersects_xy(self.area, lon, lat))
 
     def covers_points(
         self, lon: NDArray[np.float64], lat: NDArray[np.float64]

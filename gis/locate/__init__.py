@@ -164,7 +164,7 @@ class LocateService:
             address=address,
             status=located.status if best.certain else "ambiguous",
         )
-        return answer if viewer is None else answer.redacted(viewer)
+        return answer if viewer is None else answer.cut_inside(viewer)
 
     def locate(
         self,
@@ -232,7 +232,7 @@ class LocateService:
             lat=lat,
             at=when.isoformat(),
         )
-        return answer if viewer is None else answer.redacted(viewer)
+        return answer if viewer is None else answer.cut_inside(viewer)
 
     def locate_many(
         self,
