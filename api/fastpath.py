@@ -36,7 +36,7 @@ from api.schemas.locate import GeocodeRequest
 from gis.access import Jurisdiction
 from gis.errors import TonggeError
 
-Scope = MutableMapping[str, Any]
+ASGIScope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
@@ -62,11 +62,11 @@ class GeocodeFastPath:
         self.owner = owner
 
     @staticmethod
-    def handles(scope: Scope) -> bool:
+    def handles(scope: ASGIScope) -> bool:
         """Whether ``scope`` is the geocode request this path answers."""
         return scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
         """Answer one geocode request; never raises (errors are problem+json)."""
         cors = self._cors_headers(scope)
         try:
@@ -80,7 +80,7 @@ class GeocodeFastPath:
             await _send(send, 500, problem, extra=cors)
 
     async def _answer(
-        self, scope: Scope, receive: Receive, send: Send, cors: dict[str, str]
+        self, scope: ASGIScope, receive: Receive, send: Send, cors: dict[str, str]
     ) -> None:
         state = self.owner.state
         security = state.security
@@ -129,7 +129,7 @@ class GeocodeFastPath:
             status, answer = answer_geocode(locator, parsed, jurisdiction=jurisdiction)
         await _send(send, status, answer, extra=cors)
 
-    def _cors_headers(self, scope: Scope) -> dict[str, str]:
+    def _cors_headers(self, scope: ASGIScope) -> dict[str, str]:
         # What Starlette's CORSMiddleware adds to a simple (non-preflight)
         # answer; preflight OPTIONS requests go to the application's.
         allowed = self.owner.state.settings.cors_origins
@@ -185,7 +185,7 @@ def answer_geocode(
         return int(problem["status"]), problem
 
 
-def _content_length(scope: Scope) -> int | None:
+def _content_length(scope: ASGIScope) -> int | None:
     for name, value in scope.get("headers") or []:
         if name == b"content-length":
             try:
