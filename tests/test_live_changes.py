@@ -141,8 +141,9 @@ def test_a_change_valid_later_is_not_seen_before_its_time(db: Database, tmp_path
     with signed_in(db, settings=settings) as admin:
         assert _grid_of(admin, STRIP_POINT) == GRID_A
         assert _grid_of(admin, {**STRIP_POINT, "at": tomorrow.isoformat()}) == GRID_B
-        # A date means 00:00 China time, parsed once: the day after tomorrow sees it.
-        later = (tomorrow + pd.Timedelta(days=1).to_pytimedelta()).date().isoformat()
+        # A date means 00:00 China time, parsed once: two days on sees it (one
+        # day on is earlier than ``tomorrow`` from 16:00 UTC on).
+        later = (tomorrow + pd.Timedelta(days=2).to_pytimedelta()).date().isoformat()
         assert _grid_of(admin, {**STRIP_POINT, "at": later}) == GRID_B
 
 
