@@ -89,7 +89,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         app.state.security = Security(
             authenticator=Authenticator(app.state.db, signer),
             limiter=RateLimiter(),
-            jurisdictions=JurisdictionResolver(app.state.db, clock=clock),
+            jurisdictions=JurisdictionResolver(
+                app.state.db, clock=clock, indexes=app.state.locator.cache
+            ),
             settings=settings,
             password_checks=PasswordChecks(settings.password_checks_concurrent),
         )

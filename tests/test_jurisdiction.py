@@ -244,3 +244,16 @@ def test_geocode_over_http_for_a_district_key(client: TestClient, city: Database
     table = pd.read_csv(io.StringIO(result.text), dtype=str)
     assert list(table["status"]) == ["ok", "outside_jurisdiction"]
     assert list(table["police_beat"].fillna("")) == [BEAT_Y, ""]
+
+
+def test_the_locate_indexes_give_the_same_jurisdictions(city: Database) -> None:
+    clock = RevisionClock(city, refresh_seconds=0)
+    shared = JurisdictionResolver(city, clock=clock, indexes=LocateService(city, clock=clock).cache)
+    for units in ((f"governance:{WEST}",), (GRID_B_REF,), (f"police:{BEAT_X}", GRID_B_REF)):
+        principal = Principal(kind="user", name="u", role=Role.DISPATCHER, units=units)
+        loaded, indexed = jurisdiction_of(city, *units), shared.jurisdiction(principal)
+        assert indexed.wholly == loaded.wholly and indexed.overlapping == loaded.overlapping
+        assert indexed.area is not None and loaded.area is not None
+        # The same ground, up to the back-projection (well under a millimetre).
+        assert shapely.symmetric_difference(indexed.area, loaded.area).area < 1e-12
+        assert indexed.covers(*IN_B) == loaded.covers(*IN_B)

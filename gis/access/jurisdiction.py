@@ -36,7 +36,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -45,11 +45,14 @@ from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
 
 from gis.access.principal import Principal
-from gis.crs import STORAGE_CRS, local_projected_crs
+from gis.crs import STORAGE_CRS, local_projected_crs, transformer
 from gis.errors import NotFoundError
 from gis.repository import Database
 from gis.revisions import RevisionClock
 from gis.times import parse_time
+
+if TYPE_CHECKING:  # the locate service's indexes (imported for typing only: no cycle)
+    from gis.locate._indexes import IndexCache, IndexSet
 
 __all__ = [
     "OVERLAP_AREA_M2",
@@ -73,8 +76,9 @@ class LayerShapes:
     """The current units of one layer, for overlaps: codes and geometries (both CRSs)."""
 
     codes: NDArray[np.object_]
-    storage: NDArray[np.object_]  # EPSG:4490
+    storage: NDArray[np.object_] | None  # EPSG:4490 (None: back-projected from ``metric``)
     metric: NDArray[np.object_]  # the resolver's projected CRS (metres)
+    to_storage: Any = None  # pyproj Transformer metric → EPSG:4490, when ``storage`` is None
 
     @classmethod
     def from_frame(cls, frame: gpd.GeoDataFrame, projected: object) -> LayerShapes:
@@ -280,8 +284,11 @@ def _overlaps(
         rows = np.flatnonzero(np.isin(own.codes, list(codes)))
         if len(rows) == 0:
             continue
-        pieces.append(shapely.union_all(own.storage[rows]))
         bound = shapely.union_all(own.metric[rows])
+        if own.storage is not None:
+            pieces.append(shapely.union_all(own.storage[rows]))
+        else:
+            pieces.append(_back_projected(bound, own.to_storage))
         for other, theirs in shapes.items():
             if other == layer or len(theirs.codes) == 0:
                 continue
@@ -304,6 +311,15 @@ def _overlaps(
     return overlapping, area
 
 
+def _back_projected(geometry: BaseGeometry, to_storage: Any) -> BaseGeometry:
+    # Metres back to CGCS2000 lon/lat (always_xy): the area of a point test.
+    def transform(xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        x, y = to_storage.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([x, y])
+
+    return shapely.transform(geometry, transform)
+
+
 class JurisdictionResolver:
     """Resolves callers' jurisdictions, cached until the boundaries change.
 
@@ -313,13 +329,22 @@ class JurisdictionResolver:
         The registry.
     clock : RevisionClock
         The shared change counters (boundaries, and the version window).
+    indexes : IndexCache, optional
+        The locate service's indexes of the boundaries valid now: their
+        codes, parents and metric geometries are used instead of loading the
+        units again (a served application: rebuilt in the background after a
+        change, so no request waits for it here either).
     """
 
-    def __init__(self, db: Database, *, clock: RevisionClock) -> None:
+    def __init__(
+        self, db: Database, *, clock: RevisionClock, indexes: IndexCache | None = None
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._indexes = indexes
+        self._current: IndexSet | None = None
         self._lock = threading.Lock()
-        self._revision: tuple[int, datetime | None] | None = None
+        self._revision: object = None
         self._trees: dict[str, Tree] = {}
         self._shapes: dict[str, LayerShapes] | None = None
         self._found: dict[tuple[str, ...], Jurisdiction] = {}
@@ -341,7 +366,13 @@ class JurisdictionResolver:
             return found
 
     def _refresh_revision(self) -> None:
-        revision = self._clock.current().current_boundaries
+        revision: object
+        if self._indexes is not None:
+            current = self._indexes.get()
+            revision = (current.revision, current.start, id(current))
+            self._current = current
+        else:
+            revision = self._clock.current().current_boundaries
         if revision != self._revision:
             self._revision = revision
             self._trees.clear()
@@ -351,6 +382,9 @@ class JurisdictionResolver:
     def _layer_shapes(self) -> dict[str, LayerShapes]:
         # Every current unit of every layer, once per boundaries revision.
         if self._shapes is not None:
+            return self._shapes
+        if self._current is not None:
+            self._shapes, self._trees = _from_indexes(self._current)
             return self._shapes
         when = parse_time(None)
         frames = {}
@@ -376,6 +410,26 @@ class JurisdictionResolver:
             name: LayerShapes.from_frame(frame, projected) for name, frame in frames.items()
         }
         return self._shapes
+
+
+def _from_indexes(indexes: IndexSet) -> tuple[dict[str, LayerShapes], dict[str, Tree]]:
+    # Every level of every layer, from the locate indexes (no database work).
+    to_storage = transformer(indexes.projected, STORAGE_CRS)
+    shapes: dict[str, LayerShapes] = {}
+    trees: dict[str, Tree] = {}
+    for layer, levels in indexes.layers().items():
+        shapes[layer] = LayerShapes(
+            codes=np.concatenate([level.codes for level in levels]),
+            storage=None,
+            metric=np.concatenate([level.metric for level in levels]),
+            to_storage=to_storage,
+        )
+        trees[layer] = [
+            (str(code), None if parent is None or parent != parent else str(parent))
+            for level in levels
+            for code, parent in zip(level.codes, level.parents, strict=True)
+        ]
+    return shapes, trees
 
 
 _EVERYTHING = Jurisdiction.everything()
