@@ -22,7 +22,7 @@ from api.routers import access, alignment, health, locate, places, staff, tiles,
 from api.schemas.locate import GeocodeRequest
 from api.security import Authenticator, RateLimiter, Security, guard
 from gis import __version__
-from gis.access import ScopeResolver
+from gis.access import JurisdictionResolver
 from gis.access.credentials import PasswordChecks, TokenSigner
 from gis.errors import InputError
 from gis.locate import LocateService
@@ -101,7 +101,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         app.state.security = Security(
             authenticator=Authenticator(app.state.db, signer),
             limiter=RateLimiter(),
-            scopes=ScopeResolver(app.state.db, clock=clock),
+            jurisdictions=JurisdictionResolver(
+                app.state.db, clock=clock, indexes=app.state.locator.cache
+            ),
             settings=settings,
             password_checks=PasswordChecks(settings.password_checks_concurrent),
         )

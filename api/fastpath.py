@@ -33,11 +33,10 @@ from api.errors import (
 from api.hardening import API_HEADERS
 from api.permissions import permission_for
 from api.schemas.locate import GeocodeRequest
-from gis.access import Scope as Jurisdiction
-from gis.access import redact_locate_answer
+from gis.access import Jurisdiction
 from gis.errors import TonggeError
 
-Scope = MutableMapping[str, Any]
+ASGIScope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
@@ -63,11 +62,11 @@ class GeocodeFastPath:
         self.owner = owner
 
     @staticmethod
-    def handles(scope: Scope) -> bool:
+    def handles(scope: ASGIScope) -> bool:
         """Whether ``scope`` is the geocode request this path answers."""
         return scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
         """Answer one geocode request; never raises (errors are problem+json)."""
         cors = self._cors_headers(scope)
         try:
@@ -81,7 +80,7 @@ class GeocodeFastPath:
             await _send(send, 500, problem, extra=cors)
 
     async def _answer(
-        self, scope: Scope, receive: Receive, send: Send, cors: dict[str, str]
+        self, scope: ASGIScope, receive: Receive, send: Send, cors: dict[str, str]
     ) -> None:
         state = self.owner.state
         security = state.security
@@ -95,7 +94,7 @@ class GeocodeFastPath:
             # The same checks as api.security.guard, in the same order.
             principal = security.admit(headers)
             permission_for("POST", PATH).check(principal)
-            jurisdiction = security.scopes.scope(principal)
+            jurisdiction = security.jurisdictions.jurisdiction(principal)
         except TonggeError as error:
             problem = domain_problem(error)
             extra = {**problem_headers(error), **cors}
@@ -124,13 +123,13 @@ class GeocodeFastPath:
             # The indexes for that time must be built first (seconds): off the
             # event loop, so that every other request goes on meanwhile.
             status, answer = await run_in_threadpool(
-                answer_geocode, locator, parsed, scope=jurisdiction
+                answer_geocode, locator, parsed, jurisdiction=jurisdiction
             )
         else:
-            status, answer = answer_geocode(locator, parsed, scope=jurisdiction)
+            status, answer = answer_geocode(locator, parsed, jurisdiction=jurisdiction)
         await _send(send, status, answer, extra=cors)
 
-    def _cors_headers(self, scope: Scope) -> dict[str, str]:
+    def _cors_headers(self, scope: ASGIScope) -> dict[str, str]:
         # What Starlette's CORSMiddleware adds to a simple (non-preflight)
         # answer; preflight OPTIONS requests go to the application's.
         allowed = self.owner.state.settings.cors_origins
@@ -156,29 +155,37 @@ def parse_geocode(body: bytes) -> GeocodeRequest | dict[str, Any]:
 
 
 def answer_geocode(
-    locator: Any, request: GeocodeRequest | dict[str, Any], *, scope: Jurisdiction
+    locator: Any, request: GeocodeRequest | dict[str, Any], *, jurisdiction: Jurisdiction
 ) -> tuple[int, dict[str, Any]]:
     """Return the HTTP status and JSON body for a parsed geocode request.
 
-    The answer is cut down to the caller's jurisdiction ``scope``.
+    The answer is cut down to the caller's ``jurisdiction`` (a place outside
+    it is ``outside_jurisdiction``).
     """
     if not isinstance(request, GeocodeRequest):
         return 422, request
     try:
         if request.address is not None:
-            answer = locator.locate_address(request.address, at=request.at)
+            answer = locator.locate_address(
+                request.address, at=request.at, viewer=jurisdiction
+            )
         else:
             assert request.x is not None and request.y is not None  # checked by the schema
             answer = locator.locate(
-                request.x, request.y, crs=request.crs, accuracy_m=request.accuracy_m, at=request.at
+                request.x,
+                request.y,
+                crs=request.crs,
+                accuracy_m=request.accuracy_m,
+                at=request.at,
+                viewer=jurisdiction,
             )
-        return 200, redact_locate_answer(answer, scope)
+        return 200, answer.to_dict()
     except TonggeError as error:
         problem = domain_problem(error)
         return int(problem["status"]), problem
 
 
-def _content_length(scope: Scope) -> int | None:
+def _content_length(scope: ASGIScope) -> int | None:
     for name, value in scope.get("headers") or []:
         if name == b"content-length":
             try:

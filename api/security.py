@@ -3,7 +3,7 @@
 Every route of the API passes :func:`guard` (an application-wide
 dependency): it authenticates the caller, applies the rate limit and checks
 the role against :data:`api.permissions.ENDPOINTS`. Routes read the caller
-with :func:`current_principal` and their jurisdiction with :func:`current_scope`.
+with :func:`current_principal` and their jurisdiction with :func:`current_jurisdiction`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from api.permissions import PUBLIC, permission_for
-from gis.access import Principal, Scope, ScopeResolver
+from gis.access import Jurisdiction, JurisdictionResolver, Principal
 from gis.access.accounts import (
     MAX_USERNAME_LENGTH,
     authenticate_api_key,
@@ -37,8 +37,8 @@ __all__ = [
     "Authenticator",
     "RateLimiter",
     "Security",
+    "current_jurisdiction",
     "current_principal",
-    "current_scope",
     "guard",
 ]
 
@@ -143,7 +143,7 @@ class Security:
 
     authenticator: Authenticator
     limiter: RateLimiter
-    scopes: ScopeResolver
+    jurisdictions: JurisdictionResolver
     settings: Settings
     password_checks: PasswordChecks
 
@@ -196,10 +196,10 @@ def current_principal(request: Request) -> Principal:
     return principal
 
 
-def current_scope(request: Request) -> Scope:
+def current_jurisdiction(request: Request) -> Jurisdiction:
     """Return the caller's jurisdiction."""
     security: Security = request.app.state.security
-    return security.scopes.scope(current_principal(request))
+    return security.jurisdictions.jurisdiction(current_principal(request))
 
 
 def client_address(request: Request) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 import time
@@ -9,17 +10,18 @@ from pathlib import Path
 
 import jwt
 import pytest
+import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 from typer.testing import CliRunner
 
 from api.cli import app as cli
-from gis.access import ROLE_PERMISSIONS, SYSTEM, Permission, Role, Scope, audit_log
+from gis.access import ROLE_PERMISSIONS, SYSTEM, Jurisdiction, Permission, Role, audit_log
 from gis.access import accounts as acc
 from gis.access.credentials import TokenSigner, check_password_policy
 from gis.access.principal import Principal, cli_principal
-from gis.access.scope import redact_locate_answer
+from gis.address import Match, parse_address
 from gis.errors import (
     AuthenticationError,
     ConflictError,
@@ -29,9 +31,17 @@ from gis.errors import (
     ValidationFailedError,
 )
 from gis.layers import LayerSpec, LevelSpec
+from gis.locate.answers import (
+    AddressAnswer,
+    Candidate,
+    LayerAnswer,
+    LevelAnswer,
+    LocateAnswer,
+    LocateInput,
+)
 from gis.repository import Database
 from gis.settings import get_settings
-from gis.staff import add_staff, end_staff
+from gis.staff import StaffMember, add_staff, end_staff
 from gis.units import define_layer, export_layer, import_units
 from tests.fixtures_access import GRID_A, GRID_B, MICRO_A, load_two_grids
 from tests.fixtures_governance import COMMUNITIES, frame, load_governance
@@ -101,11 +111,11 @@ forests = st.lists(st.integers(min_value=-1, max_value=30), min_size=1, max_size
 
 @settings(max_examples=200, deadline=None)
 @given(tree=forests, picks=st.lists(st.integers(min_value=0, max_value=29), max_size=3))
-def test_scope_is_the_downward_closure(
+def test_jurisdiction_is_the_downward_closure(
     tree: list[tuple[str, str | None]], picks: list[int]
 ) -> None:
     roots = {f"u{i}" for i in picks if i < len(tree)}
-    scope = Scope.resolve(units=[f"g:{r}" for r in roots], trees={"g": tree})
+    scope = Jurisdiction.resolve(units=[f"g:{r}" for r in roots], trees={"g": tree})
     parent = dict(tree)
 
     def under_a_root(code: str | None) -> bool:
@@ -117,54 +127,56 @@ def test_scope_is_the_downward_closure(
 
     assert scope.codes("g") == {code for code, _ in tree if under_a_root(code)}
     assert scope.codes("other") == frozenset()
-    assert Scope.everything().codes("g") is None
+    assert Jurisdiction.everything().codes("g") is None
 
 
 def test_redaction_of_a_locate_answer() -> None:
-    answer = {
-        "layers": {
-            "governance": {
-                "status": "ok",
-                "units": [
-                    {
-                        "level": "grid",
-                        "code": "A",
-                        "name": "甲",
-                        "status": "ok",
-                        "boundary_distance_m": None,
-                    },
-                    {
-                        "level": "micro_grid",
-                        "code": "B1",
-                        "name": "乙一",
-                        "status": "ambiguous",
-                        "boundary_distance_m": 3.0,
-                        "candidates": [{"code": "A1", "share": 0.4}, {"code": "B1", "share": 0.6}],
-                    },
-                ],
-                "boundary_distance_m": 3.0,
-                "nearest": None,
-            }
-        },
-        "responsible": [
-            {"layer": "governance", "unit_code": "B1", "name": "王乙"},
-            {"layer": "governance", "unit_code": "A", "name": "李甲"},
-        ],
-        "address": {"input": "x", "candidates": [{"key": "BB-1"}], "building_key": "BB-1"},
-    }
-    scope = Scope.resolve(
+    grid = LevelAnswer(level="grid", code="A", name="甲", status="ok")
+    micro = LevelAnswer(
+        level="micro_grid",
+        code="B1",
+        name="乙一",
+        status="ambiguous",
+        boundary_distance_m=3.0,
+        candidates=(Candidate("A1", "甲一", 0.4), Candidate("B1", "乙一", 0.6)),
+    )
+    match = Match(key="BB-1", score=0.95, address="x", standard=parse_address("x"), certain=True)
+    answer = LocateAnswer(
+        input=LocateInput(address="x"),
+        status="ok",
+        layers={"governance": LayerAnswer.of([grid, micro])},
+        responsible=(
+            StaffMember(1, "governance", "B1", "grid_worker", "王乙", None),
+            StaffMember(2, "governance", "A", "grid_worker", "李甲", None),
+        ),
+        lon=0.5,
+        lat=0.5,
+        address=AddressAnswer(input="x", parsed={}, candidates=(match,), best=match),
+    )
+    jurisdiction = Jurisdiction.resolve(
         units=["governance:A"],
         trees={"governance": [("A", None), ("A1", "A"), ("B", None), ("B1", "B")]},
     )
-    out = redact_locate_answer(answer, scope)
-    grid, micro = out["layers"]["governance"]["units"]
-    assert grid["code"] == "A"
-    assert micro["code"] is None and micro["name"] is None and micro["status"] == "restricted"
-    assert micro["candidates"] == [{"code": "A1", "share": 0.4}]
+    jurisdiction = dataclasses.replace(jurisdiction, area=shapely.box(0, 0, 1, 1))
+    out = answer.redacted(jurisdiction).to_dict()
+    grid_out, micro_out = out["layers"]["governance"]["units"]
+    assert grid_out["code"] == "A"
+    assert micro_out["code"] is None and micro_out["name"] is None
+    assert micro_out["status"] == "restricted"
+    assert micro_out["candidates"] == [{"code": "A1", "name": "甲一", "share": 0.4}]
     assert out["layers"]["governance"]["status"] == "restricted"
     assert [p["name"] for p in out["responsible"]] == ["李甲"]
     assert out["address"]["candidates"] == [] and out["address"]["building_key"] == "BB-1"
     assert "乙" not in str(out)
+    # Outside the caller's area: nothing but the caller's own words.
+    away = dataclasses.replace(answer, lon=5.0, lat=5.0).redacted(jurisdiction).to_dict()
+    assert away == {
+        "input": {"address": "x", "at": None},
+        "status": "outside_jurisdiction",
+        "address": {"input": "x", "parsed": {}, "candidates": []},
+        "layers": {},
+        "responsible": [],
+    }
 
 
 def test_users_keys_and_sign_in(db: Database, tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from tests.fixtures_access import (
     GRID_A,
     GRID_B,
     MICRO_A,
+    STATION,
     load_two_grids,
 )
 
@@ -261,21 +262,26 @@ def test_grid_worker_of_a_cannot_read_infer_or_change_grid_b(
     governance = {u["level"]: u for u in located["layers"]["governance"]["units"]}
     assert governance["grid"]["code"] == GRID_A
     assert governance["community"]["status"] == "restricted"
-    assert located["layers"]["police"]["status"] == "restricted"
+    # The police units sharing A's ground are seen (code and name), not beat Y.
+    assert [u["code"] for u in located["layers"]["police"]["units"]] == [STATION, BEAT_X]
     assert [p["name"] for p in located["responsible"]] == ["李甲"]
-    # An address in B answers exactly like an address that does not exist.
+    # A point or an address in B is outside the jurisdiction, like a point in the sea.
+    point_b = client.post("/api/v1/geocode", json=IN_B).json()
+    sea = client.post("/api/v1/geocode", json={"x": 118.40, "y": 24.80}).json()
+    assert point_b["status"] == sea["status"] == "outside_jurisdiction"
+    assert {k: v for k, v in point_b.items() if k not in ("input", "lon", "lat")} == {
+        k: v for k, v in sea.items() if k not in ("input", "lon", "lat")
+    }
     in_b = client.post("/api/v1/geocode", json={"address": "中山南路2号"}).json()
     nowhere = client.post("/api/v1/geocode", json={"address": "中山南路99号"}).json()
-    assert in_b["status"] == nowhere["status"] == "unmatched"
-    assert {k: v for k, v in in_b.items() if k != "input"} == {
-        k: v for k, v in nowhere.items() if k != "input"
-    } | {
-        "address": {
-            **nowhere["address"],
-            "input": "中山南路2号",
-            "parsed": in_b["address"]["parsed"],
-        }
+    assert in_b["status"] == "outside_jurisdiction" and nowhere["status"] == "unmatched"
+    assert list(in_b) == list(nowhere)
+    assert in_b["address"] == {
+        **nowhere["address"],
+        "input": "中山南路2号",
+        "parsed": in_b["address"]["parsed"],
     }
+    assert not leaks_in(in_b)
     mine = client.post("/api/v1/geocode", json={"address": "中山南路1号"}).json()
     assert mine["status"] == "ok" and mine["address"]["building_key"] == "BA-1"
     listed = client.get("/api/v1/layers/governance/units").json()
@@ -284,17 +290,19 @@ def test_grid_worker_of_a_cannot_read_infer_or_change_grid_b(
     assert [lv["unit_count"] for lv in layers["governance"]["levels"]] == [0, 0, 0, 1, 2]
 
 
-def test_police_officer_sees_own_beat_in_the_police_layer_only(
+def test_police_officer_sees_own_beat_and_the_grids_on_its_ground(
     client: TestClient, city: Database
 ) -> None:
     client.headers.update(sign_in(client, city, role="police", units=[f"police:{BEAT_X}"]))
     located = client.post("/api/v1/geocode", json=IN_A).json()
     assert located["layers"]["police"]["units"][-1]["code"] == BEAT_X
-    assert located["layers"]["police"]["units"][0]["status"] == "restricted"
-    assert located["layers"]["governance"]["status"] == "restricted"
+    assert located["layers"]["police"]["units"][0]["status"] == "restricted"  # the station
+    assert located["layers"]["governance"]["units"][-1]["code"] == MICRO_A[0]
     homes = client.get(f"/api/v1/units/{BEAT_X}/households", params={"layer": "police"}).json()
     assert sorted(h["key"] for h in homes["households"]) == ["HA-1", "HA-2"]
-    assert client.get(f"/api/v1/units/{GRID_A}").status_code == 404
+    assert client.get(f"/api/v1/units/{GRID_A}").status_code == 200
+    assert client.get(f"/api/v1/units/{GRID_B}").status_code == 404  # it only touches beat X
+    assert client.post("/api/v1/geocode", json=IN_B).json()["status"] == "outside_jurisdiction"
 
 
 def test_roles_get_403_exactly_where_the_table_says(client: TestClient, city: Database) -> None:
@@ -528,4 +536,5 @@ def test_batch_output_keeps_codes_of_the_jurisdiction_only(
         files={"file": ("points.csv", upload, "text/csv")},
     )
     rows = result.text.strip().splitlines()
-    assert GRID_A in rows[1] and GRID_B not in result.text and "ok" in rows[2]
+    assert GRID_A in rows[1] and rows[1].endswith(",ok")
+    assert GRID_B not in result.text and rows[2].endswith(",outside_jurisdiction")

@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 
 from gis.repository import Database
 from gis.settings import Settings
-from gis.times import LOCAL_ZONE, parse_time, utc_now
+from gis.times import parse_time, utc_now
 from tests._client import sign_in, signed_in
 from tests.fixtures_access import GRID_A, GRID_B, load_two_grids, move_edge
 
@@ -99,10 +99,9 @@ def test_a_change_valid_later_is_not_seen_before_its_time(db: Database, tmp_path
     with signed_in(db, settings=settings) as admin:
         assert _grid_of(admin, STRIP_POINT) == GRID_A
         assert _grid_of(admin, {**STRIP_POINT, "at": tomorrow.isoformat()}) == GRID_B
-        # A date means 00:00 China time, parsed once: the day after tomorrow sees it.
-        # (The day after in China: after 16:00 UTC the UTC date is a day behind.)
-        local = tomorrow.astimezone(LOCAL_ZONE)
-        later = (local + pd.Timedelta(days=1).to_pytimedelta()).date().isoformat()
+        # A date means 00:00 China time, parsed once: two days on sees it (one
+        # day on is earlier than ``tomorrow`` from 16:00 UTC on).
+        later = (tomorrow + pd.Timedelta(days=2).to_pytimedelta()).date().isoformat()
         assert _grid_of(admin, {**STRIP_POINT, "at": later}) == GRID_B
 
 

@@ -58,7 +58,7 @@ def test_point_gets_a_unit_at_every_level_of_every_layer(
 ) -> None:
     unit = micro.iloc[100]
     point = unit.geometry.representative_point()
-    answer = locator.locate(point.x, point.y, crs="cgcs2000")
+    answer = locator.locate(point.x, point.y, crs="cgcs2000").to_dict()
     assert answer["status"] == "ok"
     governance = {u["level"]: u["code"] for u in answer["layers"]["governance"]["units"]}
     grid = unit["parent_code"]
@@ -104,7 +104,7 @@ def test_same_place_in_gcj02_bd09_and_wgs84_lands_in_the_same_units(
 
 
 def test_outside_gives_the_nearest_unit_and_distance(locator: LocateService) -> None:
-    answer = locator.locate(118.70, 24.80, crs="wgs84")
+    answer = locator.locate(118.70, 24.80, crs="wgs84").to_dict()
     assert answer["status"] == "outside"
     layer = answer["layers"]["governance"]
     assert layer["status"] == "outside"
@@ -124,7 +124,7 @@ def test_shared_vertex_goes_to_the_smallest_code(
     assert second is not None
     shared = shapely.get_coordinates(shapely.intersection(first.boundary, second.boundary))[0]
     owners = micro[micro.covers(shapely.Point(shared))]["code"]
-    answer = locator.locate(float(shared[0]), float(shared[1]))
+    answer = locator.locate(float(shared[0]), float(shared[1])).to_dict()
     got = {u["level"]: u["code"] for u in answer["layers"]["governance"]["units"]}
     assert got["micro_grid"] == min(owners)
 
@@ -134,7 +134,7 @@ def test_accuracy_circle_shares_and_ambiguity(
 ) -> None:
     unit = micro.iloc[50]
     centre = unit.geometry.representative_point()
-    inside = locator.locate(centre.x, centre.y, accuracy_m=1)
+    inside = locator.locate(centre.x, centre.y, accuracy_m=1).to_dict()
     level = inside["layers"]["governance"]["units"][-1]
     assert level["status"] == "ok" and level["code"] == unit["code"]
     assert level["candidates"][0]["share"] == pytest.approx(1.0)
@@ -146,7 +146,7 @@ def test_accuracy_circle_shares_and_ambiguity(
     )
     edge = shapely.intersection(unit.geometry.boundary, neighbour.boundary)
     middle = shapely.line_interpolate_point(shapely.line_merge(edge), 0.5, normalized=True)
-    split = locator.locate(middle.x, middle.y, accuracy_m=5)
+    split = locator.locate(middle.x, middle.y, accuracy_m=5).to_dict()
     level = split["layers"]["governance"]["units"][-1]
     assert level["status"] == "ambiguous" and split["status"] == "ambiguous"
     shares = [c["share"] for c in level["candidates"]]
@@ -168,7 +168,7 @@ def test_versions_and_live_boundary_changes(db: Database) -> None:
     load_governance(db, when="2026-01-01")
     service = LocateService(db, refresh_seconds=0)
     point = (118.545, 24.94)  # in street 001 until the boundary moves west in July
-    before = service.locate(*point)
+    before = service.locate(*point).to_dict()
     assert before["layers"]["governance"]["units"][1]["code"] == "350502001"
     west = box(118.50, 24.90, 118.54, 24.95)
     east = box(118.54, 24.90, 118.60, 24.95)
@@ -181,9 +181,9 @@ def test_versions_and_live_boundary_changes(db: Database) -> None:
         valid_from="2026-07-01",
         cascade="new",  # the communities follow the new street edge
     )
-    after = service.locate(*point, at="2026-08-01")
+    after = service.locate(*point, at="2026-08-01").to_dict()
     assert after["layers"]["governance"]["units"][1]["code"] == "350502002"
-    history = service.locate(*point, at="2026-03-01")
+    history = service.locate(*point, at="2026-03-01").to_dict()
     assert history["layers"]["governance"]["units"][1]["code"] == "350502001"
 
 
@@ -380,7 +380,7 @@ def test_locate_names_one_person_per_role_most_local_first(db: Database) -> None
         valid_from="2026-01-01",
     )
     service = LocateService(db, refresh_seconds=0)
-    assert service.locate(118.52, 24.94)["responsible"] == []
+    assert service.locate(118.52, 24.94).to_dict()["responsible"] == []
     worker = add_staff(
         db,
         layer="governance",
@@ -392,14 +392,14 @@ def test_locate_names_one_person_per_role_most_local_first(db: Database) -> None
     add_staff(db, layer="governance", unit_code="350502001", role="grid_worker", name="李四")
     add_staff(db, layer="governance", unit_code="350502001", role="cadre", name="王五")
     add_staff(db, layer="police", unit_code="P1", role="community_police", name="赵六")
-    people = service.locate(118.52, 24.94)["responsible"]
+    people = service.locate(118.52, 24.94).to_dict()["responsible"]
     assert [(p["role"], p["name"]) for p in people] == [
         ("grid_worker", "张三"),
         ("community_police", "赵六"),
         ("cadre", "王五"),
     ]
     end_staff(db, staff_id=worker.id)
-    people = service.locate(118.52, 24.94)["responsible"]
+    people = service.locate(118.52, 24.94).to_dict()["responsible"]
     assert ("grid_worker", "李四") in [(p["role"], p["name"]) for p in people]
     assert len(list_staff(db)) == 3
     with pytest.raises(InputError, match="unknown role"):

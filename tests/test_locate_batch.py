@@ -280,7 +280,7 @@ def test_address_column_is_located_like_single_addresses(
         stored = repo.places.addresses()
     texts = [*stored["address"].iloc[::2000].head(5), "火星市不存在路999号"]
     service = LocateService(city, refresh_seconds=0)
-    expected = [service.locate_address(t) for t in texts]
+    expected = [service.locate_address(t).to_dict() for t in texts]
     table = pd.DataFrame({"编号": range(len(texts)), "地址": texts})
     response = post(
         client, "addresses.csv", table.to_csv(index=False).encode(), address="地址", names="true"

@@ -150,16 +150,16 @@ def test_locate_by_standard_address(db: Database, tmp_path: Path) -> None:
         ),
     )
     service = LocateService(db, refresh_seconds=0)
-    exact = service.locate_address("鲤城区中山南路1号2单元302室")
+    exact = service.locate_address("鲤城区中山南路1号2单元302室").to_dict()
     assert exact["status"] == "ok" and exact["address"]["building_key"] == "B1"
     assert exact["address"]["certain"] is True
     assert exact["address"]["parsed"]["room"] == "302室"
     units = {u["level"]: u["code"] for u in exact["layers"]["governance"]["units"]}
     assert units["community"] == "350502001001"
-    near = service.locate_address("中山南路5号")
+    near = service.locate_address("中山南路5号").to_dict()
     assert near["status"] == "ambiguous" and near["address"]["certain"] is False
     assert near["address"]["candidates"][0]["key"] == "B3"
-    assert service.locate_address("人民路9号")["status"] == "unmatched"
+    assert service.locate_address("人民路9号").to_dict()["status"] == "unmatched"
     with signed_in(db) as c:
         body = c.post("/api/v1/geocode", json={"address": "中山南路3号"}).json()
         assert body["address"]["building_key"] == "B3" and body["status"] == "ok"

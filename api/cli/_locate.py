@@ -41,25 +41,25 @@ def locate(
     except TonggeError as error:
         fail(error, as_json=format is ReportFormat.json)
     if format is ReportFormat.json:
-        echo_json(answer)
+        echo_json(answer.to_dict())
         return
     out.print(
-        f"[bold]{answer['status']}[/bold]  CGCS2000 {answer['lon']:.6f}, {answer['lat']:.6f}"
-        f"  (from {answer['input']['crs']} {lon}, {lat})"
+        f"[bold]{answer.status}[/bold]  CGCS2000 {answer.lon:.6f}, {answer.lat:.6f}"
+        f"  (from {answer.input.crs} {lon}, {lat})"
     )
     table = Table("layer", "level", "code", "name", "status", "to boundary m")
-    for layer, body in answer["layers"].items():
-        for unit in body["units"]:
-            status = unit["status"]
-            if unit.get("nearest"):
-                near = unit["nearest"]
-                status += f" (nearest {near['code']} {near['distance_m']:.0f} m)"
-            distance = unit["boundary_distance_m"]
+    for layer, body in answer.layers.items():
+        for unit in body.units:
+            status = unit.status
+            if unit.nearest is not None:
+                near = unit.nearest
+                status += f" (nearest {near.code} {near.distance_m:.0f} m)"
+            distance = unit.boundary_distance_m
             table.add_row(
                 layer,
-                unit["level"],
-                unit["code"] or "—",
-                unit["name"] or "",
+                unit.level,
+                unit.code or "—",
+                unit.name or "",
                 status,
                 "" if distance is None else f"{distance:.1f}",
             )

@@ -20,8 +20,8 @@ from api.deps import event_time, get_db, remove_folder
 from api.errors import PROBLEM_JSON
 from api.fastpath import answer_geocode, parse_geocode
 from api.schemas.locate import GeocodeAnswer
-from api.security import current_principal, current_scope
-from gis.access import Principal, Scope, record
+from api.security import current_jurisdiction, current_principal
+from gis.access import Jurisdiction, Principal, record
 from gis.errors import InputError, RateLimitedError
 from gis.files import ReadLimits
 from gis.locate import LocateService
@@ -84,20 +84,23 @@ def get_locator(request: Request) -> LocateService:
         422: {"description": "Malformed request"},
     },
 )
-async def geocode(request: Request, scope: Scope = Depends(current_scope)) -> Response:
+async def geocode(
+    request: Request, jurisdiction: Jurisdiction = Depends(current_jurisdiction)
+) -> Response:
     """Return the unit at every level of every layer for one point (same-grid 同格 answer).
 
     Coordinates may be WGS84, CGCS2000, GCJ-02, BD-09 or any EPSG CRS; the raw
     input is echoed. With `accuracy_m` each level lists the units the circle
     overlaps with their shares. Units outside your jurisdiction are answered
-    as `restricted`, without code or name.
+    as `restricted`, without code or name; a place outside your area answers
+    `outside_jurisdiction` (whatever lies there).
     """
     # api.app.TonggeAPI answers this path with api.fastpath.GeocodeFastPath
     # before routing: this route documents the endpoint (OpenAPI) and is only
     # reached if the router is mounted in another application.
     parsed = parse_geocode(await request.body())
     status, answer = await run_in_threadpool(
-        answer_geocode, get_locator(request), parsed, scope=scope
+        answer_geocode, get_locator(request), parsed, jurisdiction=jurisdiction
     )
     media = "application/json" if status == 200 else PROBLEM_JSON
     return Response(orjson.dumps(answer), status_code=status, media_type=media)
@@ -129,7 +132,7 @@ async def geocode_batch(
         File(description="CSV/TSV, Excel .xlsx, (Geo)Parquet, GeoJSON, GeoPackage, FGB, KML."),
     ],
     locator: LocateService = Depends(get_locator),
-    scope: Scope = Depends(current_scope),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     principal: Principal = Depends(current_principal),
     db: Database = Depends(get_db),
     x: Annotated[
@@ -167,8 +170,9 @@ async def geocode_batch(
     """Return the uploaded table (same format) plus `status`, `lon`, `lat`, a column per level.
 
     The input's columns keep their names (ours get a `tongge_` prefix when
-    they clash). Codes outside your jurisdiction are left empty. Every run
-    is audited.
+    they clash). Codes outside your jurisdiction are left empty; a row outside
+    your area has `status` `outside_jurisdiction` and no code. Every run is
+    audited.
     """
     # Messages name the upload by its own name, never by where it is kept here.
     name = Path(file.filename or "upload.csv").name
@@ -204,7 +208,7 @@ async def geocode_batch(
                 y=y,
                 crs=crs,
                 at=at,
-                visible=None if scope.unrestricted else dict(scope.visible),
+                visible=None if jurisdiction.unrestricted else jurisdiction,
                 label=name,
                 limits=ReadLimits.from_settings(settings),
                 encoding=encoding,
@@ -224,7 +228,7 @@ async def geocode_batch(
                     y=y,
                     crs=crs,
                     at=at,
-                    visible=scope.codes,
+                    visible=None if jurisdiction.unrestricted else jurisdiction,
                     label=name,
                     limits=job.limits,
                     encoding=encoding,

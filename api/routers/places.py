@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -13,11 +12,10 @@ from pydantic import BaseModel, Field
 
 from api.deps import event_time, get_db, get_places
 from api.schemas.common import plain
-from api.security import current_principal, current_scope
-from gis.access import Principal, Scope, record
-from gis.errors import NotFoundError
+from api.security import current_jurisdiction, current_principal
+from gis.access import Jurisdiction, Principal, record
 from gis.files import write_csv
-from gis.places import UnitPlaces
+from gis.places import UnitPlaces, VisibleUnit
 from gis.repository import Database
 
 router = APIRouter(prefix="/api/v1", tags=["places"])
@@ -76,35 +74,14 @@ class HouseholdPage(BaseModel):
     households: list[Household]
 
 
-@dataclass(frozen=True)
-class VisibleUnit:
-    """A current unit inside the caller's jurisdiction."""
-
-    layer: str
-    code: str
-
-    @property
-    def target(self) -> str:
-        """The audit log's name for it."""
-        return f"unit:{self.layer}:{self.code}"
-
-
 def visible_unit(
     code: str,
-    db: Database = Depends(get_db),
-    scope: Scope = Depends(current_scope),
+    places: UnitPlaces = Depends(get_places),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     layer: Annotated[str, _LAYER] = "governance",
 ) -> VisibleUnit:
     """Return the unit of the path, or 404 when it is missing or outside the jurisdiction."""
-    # Missing and out-of-jurisdiction units answer alike, and in the same
-    # time: the jurisdiction is checked before the database is asked.
-    missing = NotFoundError(f"no unit {code!r} in layer {layer!r}", field="code")
-    if not scope.sees(layer, code):
-        raise missing
-    with db.reader() as repo:
-        if repo.units_frame(layer=layer, codes=[code]).empty:
-            raise missing
-    return VisibleUnit(layer=layer, code=code)
+    return places.unit(layer=layer, code=code, jurisdiction=jurisdiction)
 
 
 @router.get(
@@ -116,11 +93,15 @@ def visible_unit(
 def unit_buildings(
     unit: VisibleUnit = Depends(visible_unit),
     places: UnitPlaces = Depends(get_places),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     limit: Annotated[int, _PAGE] = 500,
     offset: Annotated[int, _OFFSET] = 0,
 ) -> dict[str, Any]:
-    """Return the buildings assigned to the unit and the units below it, by key."""
-    table = places.buildings(layer=unit.layer, code=unit.code)
+    """Return the buildings assigned to the unit and the units below it, by key.
+
+    Of a unit of another layer overlapping your area, those inside your area.
+    """
+    table = places.buildings(layer=unit.layer, code=unit.code, jurisdiction=jurisdiction)
     return _page("buildings", table, unit=unit, limit=limit, offset=offset)
 
 
@@ -135,11 +116,15 @@ def unit_households(
     db: Database = Depends(get_db),
     principal: Principal = Depends(current_principal),
     places: UnitPlaces = Depends(get_places),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     limit: Annotated[int, _PAGE] = 500,
     offset: Annotated[int, _OFFSET] = 0,
 ) -> dict[str, Any]:
-    """Return the households living in the unit's buildings; every read is audited."""
-    table = places.households(layer=unit.layer, code=unit.code)
+    """Return the households living in the unit's buildings; every read is audited.
+
+    Of a unit of another layer overlapping your area, those inside your area.
+    """
+    table = places.households(layer=unit.layer, code=unit.code, jurisdiction=jurisdiction)
     body = _page("households", table, unit=unit, limit=limit, offset=offset)
     record(
         db,
@@ -165,10 +150,11 @@ def export_households(
     db: Database = Depends(get_db),
     principal: Principal = Depends(current_principal),
     places: UnitPlaces = Depends(get_places),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     format: Annotated[Literal["csv", "json"], Query(description="File format.")] = "csv",
 ) -> Response:
-    """Download every household of the unit; the export is audited."""
-    table = places.households(layer=unit.layer, code=unit.code)
+    """Download every household of the unit (inside your area); the export is audited."""
+    table = places.households(layer=unit.layer, code=unit.code, jurisdiction=jurisdiction)
     record(
         db,
         actor=principal,
@@ -195,18 +181,11 @@ def export_households(
 )
 def building(
     key: str,
-    db: Database = Depends(get_db),
-    scope: Scope = Depends(current_scope),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     places: UnitPlaces = Depends(get_places),
 ) -> dict[str, Any]:
-    """Return a building with its counts and its unit in each layer you may see."""
-    with db.reader() as repo:
-        layers = [summary.name for summary in repo.list_layers()]
-    found, units = places.building(key=key, layers=layers)
-    visible = {layer: code for layer, code in units.items() if scope.sees(layer, code)}
-    if not visible and not scope.unrestricted:
-        raise NotFoundError(f"no building {key!r}", field="key")
-    return {**plain(found), "units": visible}
+    """Return a building of your area with its counts and its unit in each layer you may see."""
+    return plain(places.visible_building(key=key, jurisdiction=jurisdiction))
 
 
 def _page(
@@ -250,7 +229,7 @@ class WorkloadResponse(BaseModel):
 )
 def workload(
     places: UnitPlaces = Depends(get_places),
-    scope: Scope = Depends(current_scope),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     layer: Annotated[str, Query(max_length=64, description="Layer.")] = "governance",
     level: Annotated[str | None, Query(description="Only units of this level.")] = None,
     at: datetime | None = Depends(event_time),
@@ -261,15 +240,9 @@ def workload(
     and `under` flag the units outside it. Only units of your jurisdiction are
     listed and summed.
     """
-    result = places.workload(layer=layer, at=at)
-    visible = scope.codes(layer)
-    if visible is not None:
-        result = result.restricted_to(visible)
-    units = result.units
-    if level is not None:
-        units = units[units["level"] == level]
+    result = places.visible_workload(layer=layer, level=level, at=at, jurisdiction=jurisdiction)
     return {
         "layer": layer,
-        "units": [plain(r) for r in units.to_dict("records")],
+        "units": [plain(r) for r in result.units.to_dict("records")],
         "levels": [plain(r) for r in result.by_level.to_dict("records")],
     }

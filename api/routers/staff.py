@@ -8,10 +8,9 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import get_db
-from api.security import current_principal, current_scope
+from api.security import current_jurisdiction, current_principal
 from gis import staff as staff_service
-from gis.access import Principal, Scope, record
-from gis.errors import NotFoundError
+from gis.access import Jurisdiction, Principal, record
 from gis.repository import Database
 
 router = APIRouter(prefix="/api/v1/staff", tags=["staff"])
@@ -46,16 +45,19 @@ class StaffCreate(BaseModel):
 @router.get("", summary="Staff of your units 网格人员", response_model=list[StaffOut])
 def list_staff(
     db: Database = Depends(get_db),
-    scope: Scope = Depends(current_scope),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     principal: Principal = Depends(current_principal),
     layer: Annotated[str | None, Query(max_length=64, description="Only this layer.")] = None,
     unit: Annotated[str | None, Query(max_length=64, description="Only this unit code.")] = None,
 ) -> list[dict[str, object]]:
     """Return the active staff of the units in your jurisdiction (reads are audited)."""
     members = staff_service.list_staff(
-        db, layer=layer, unit_codes=[unit] if unit is not None else None
+        db,
+        layer=layer,
+        unit_codes=[unit] if unit is not None else None,
+        jurisdiction=jurisdiction,
     )
-    visible = [m.to_dict() for m in members if scope.sees(m.layer, m.unit_code)]
+    visible = [m.to_dict() for m in members]
     record(
         db,
         actor=principal,
@@ -75,16 +77,11 @@ def list_staff(
 )
 def add_staff(
     body: StaffCreate,
-    scope: Scope = Depends(current_scope),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     principal: Principal = Depends(current_principal),
     db: Database = Depends(get_db),
 ) -> dict[str, object]:
     """Assign a grid worker, police officer, cadre... to a current unit (audited)."""
-    scope.require(
-        body.layer,
-        body.unit_code,
-        message=f"no current unit {body.unit_code!r} in layer {body.layer!r}",
-    )
     member = staff_service.add_staff(
         db,
         layer=body.layer,
@@ -93,6 +90,7 @@ def add_staff(
         name=body.name,
         phone=body.phone,
         actor=principal,
+        jurisdiction=jurisdiction,
     )
     return member.to_dict()
 
@@ -105,12 +103,9 @@ def add_staff(
 )
 def end_staff(
     staff_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
-    scope: Scope = Depends(current_scope),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     principal: Principal = Depends(current_principal),
     db: Database = Depends(get_db),
 ) -> None:
     """End a person's assignment (kept for history; audited)."""
-    member = next((m for m in staff_service.list_staff(db) if m.id == staff_id), None)
-    if member is None or not scope.sees(member.layer, member.unit_code):
-        raise NotFoundError(f"no active staff member {staff_id}", field="id")
-    staff_service.end_staff(db, staff_id=staff_id, actor=principal)
+    staff_service.end_staff(db, staff_id=staff_id, actor=principal, jurisdiction=jurisdiction)

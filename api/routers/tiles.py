@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from api.security import current_scope
-from gis.access import Scope
+from api.security import current_jurisdiction
+from gis.access import Jurisdiction
 from gis.tiles import MAX_ZOOM, TileService
 
 router = APIRouter(prefix="/api/v1/tiles", tags=["tiles"])
@@ -41,7 +41,7 @@ async def places_tile(
         Literal["cgcs2000", "gcj02", "bd09"],
         Query(description="Draw the places in this datum, to sit on such a basemap."),
     ] = "cgcs2000",
-    scope: Scope = Depends(current_scope),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     tiles: TileService = Depends(get_tiles),
 ) -> Response:
     """Return building footprints and points of interest of tile ``z/x/y`` (EPSG:3857 XYZ).
@@ -50,7 +50,8 @@ async def places_tile(
     ``floors``; from zoom 14) and ``pois`` (``name``, ``category``; from
     zoom 15), only inside your jurisdiction; empty below zoom 14.
     """
-    visible = None if scope.unrestricted else dict(scope.visible)
+    # Places only where the caller sees the units wholly (their own area).
+    visible = None if jurisdiction.unrestricted else dict(jurisdiction.wholly)
     data, etag = await run_in_threadpool(
         tiles.places_tile, z=z, x=x, y=y, visible=visible, datum=datum
     )
@@ -77,7 +78,7 @@ async def level_tile(
         Literal["cgcs2000", "gcj02", "bd09"],
         Query(description="Draw the units in this datum, to sit on such a basemap."),
     ] = "cgcs2000",
-    scope: Scope = Depends(current_scope),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     tiles: TileService = Depends(get_tiles),
 ) -> Response:
     """Return the units of ``layer``/``level`` that meet tile ``z/x/y`` (EPSG:3857 XYZ).
@@ -85,7 +86,8 @@ async def level_tile(
     One source layer named after the level; each feature carries ``code``,
     ``name``, ``parent_code`` and ``households``. Shapes are simplified per
     zoom with shared edges kept shared; only the units of your jurisdiction
-    are in the tile. Tiles follow boundary changes at once.
+    are in the tile (other layers' units cut to your area). Tiles follow
+    boundary changes at once.
     """
     data, etag = await run_in_threadpool(
         tiles.tile,
@@ -94,7 +96,9 @@ async def level_tile(
         z=z,
         x=x,
         y=y,
-        visible=scope.codes(layer),
+        visible=jurisdiction.codes(layer),
+        partial=jurisdiction.overlapping.get(layer, frozenset()),
+        area=jurisdiction.area,
         datum=datum,
     )
     return _answer(request, data, etag)

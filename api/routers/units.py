@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -24,9 +23,9 @@ from api.schemas.common import (
     unit_feature,
     unit_ref,
 )
-from api.security import current_principal, current_scope
+from api.security import current_jurisdiction, current_principal
 from gis import units as unit_registry
-from gis.access import Principal, Scope, record
+from gis.access import Jurisdiction, Principal, record
 from gis.errors import InputError, NotFoundError
 from gis.io import write_units
 from gis.repository import Database
@@ -51,7 +50,7 @@ def list_units(
     request: Request,
     layer: str,
     db: Database = Depends(get_db),
-    scope: Scope = Depends(current_scope),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     level: Annotated[str | None, Query(description="Only this level, e.g. grid.")] = None,
     parent: Annotated[str | None, Query(description="Only children of this unit code.")] = None,
     bbox: Annotated[
@@ -76,7 +75,7 @@ def list_units(
         at=at,
         limit=limit,
         offset=offset,
-        codes=scope.codes(layer),
+        jurisdiction=jurisdiction,
     )
     links = []
     if offset + len(frame) < total:
@@ -108,39 +107,21 @@ def list_units(
 def get_unit(
     code: str,
     db: Database = Depends(get_db),
-    scope: Scope = Depends(current_scope),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     layer: Annotated[str | None, Query(description="Layer, when a code exists in several.")] = None,
     at: datetime | None = Depends(event_time),
 ) -> dict[str, object]:
     """Return a unit as a GeoJSON Feature plus its ancestors (top first) and children.
 
-    Ancestors outside your jurisdiction are left out.
+    Ancestors outside your jurisdiction are left out; a unit of another layer
+    overlapping your area shows its boundary within your area only.
     """
-    missing = NotFoundError(
-        f"no unit {code!r}" + (f" in layer {layer!r}" if layer else ""), field="code"
+    detail = unit_registry.unit_detail(
+        db, code=code, layer=layer, at=at, jurisdiction=jurisdiction
     )
-    # Jurisdiction first: a hidden unit must not cost more time than a missing one.
-    if not scope.sees_code(code, layer=layer):
-        raise missing
-    try:
-        detail = unit_registry.unit_detail(db, code=code, layer=layer, at=at)
-    except NotFoundError:
-        if scope.unrestricted:
-            raise
-        # A clash between layers would tell that the code exists elsewhere.
-        raise missing from None
-    unit = detail["unit"]
-    if not scope.sees(unit["layer"], code):
-        raise missing
-    feature = unit_feature(unit)
-    feature["ancestors"] = [
-        unit_ref(row) for row in detail["ancestors"] if scope.sees(unit["layer"], row["code"])
-    ]
-    feature["children"] = [
-        unit_ref(row)
-        for _, row in detail["children"].iterrows()
-        if scope.sees(unit["layer"], row["code"])
-    ]
+    feature = unit_feature(detail["unit"])
+    feature["ancestors"] = [unit_ref(row) for row in detail["ancestors"]]
+    feature["children"] = [unit_ref(row) for _, row in detail["children"].iterrows()]
     return feature
 
 
@@ -156,7 +137,7 @@ def get_unit(
 def export_units(
     layer: str,
     db: Database = Depends(get_db),
-    scope: Scope = Depends(current_scope),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     principal: Principal = Depends(current_principal),
     format: Annotated[
         Literal["geojson", "gpkg", "kml", "csv"], Query(description="File format.")
@@ -169,7 +150,7 @@ def export_units(
 ) -> FileResponse:
     """Download the units of your jurisdiction in a layer (audited)."""
     frame, _ = unit_registry.units_page(
-        db, layer=layer, level=level, at=at, limit=1_000_000, codes=scope.codes(layer)
+        db, layer=layer, level=level, at=at, limit=1_000_000, jurisdiction=jurisdiction
     )
     if frame.empty:
         raise NotFoundError(f"layer {layer!r} has no units to export here", field="layer")
@@ -213,24 +194,13 @@ def _bbox(text: str) -> tuple[float, float, float, float]:
 
 @router.get("/layers", summary="List layers 图层列表")
 def list_layers(
-    db: Database = Depends(get_db), scope: Scope = Depends(current_scope)
+    db: Database = Depends(get_db), jurisdiction: Jurisdiction = Depends(current_jurisdiction)
 ) -> list[Layer]:
     """Return every layer with its ordered levels and the number of current units you may see."""
-    summaries = unit_registry.list_layers(db)
-    if not scope.unrestricted:
-        # Counts of your jurisdiction only: totals would tell about other units.
-        restricted = []
-        for summary in summaries:
-            codes = scope.codes(summary.name) or frozenset()
-            counts = (
-                unit_registry.level_counts(db, layer=summary.name, codes=codes) if codes else {}
-            )
-            levels = tuple(
-                dataclasses.replace(lv, unit_count=counts.get(lv.name, 0)) for lv in summary.levels
-            )
-            restricted.append(dataclasses.replace(summary, levels=levels))
-        summaries = restricted
-    return [layer_schema(summary) for summary in summaries]
+    return [
+        layer_schema(summary)
+        for summary in unit_registry.list_layers(db, jurisdiction=jurisdiction)
+    ]
 
 
 class ImportEntry(BaseModel):
@@ -280,13 +250,13 @@ class MovePage(BaseModel):
 def list_imports(
     layer: str,
     db: Database = Depends(get_db),
-    scope: Scope = Depends(current_scope),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000, description="Imports to skip.")] = 0,
 ) -> list[dict[str, Any]]:
     """Return the layer's imports, newest first; only those touching your units."""
     return unit_registry.import_history(
-        db, layer=layer, visible=scope.codes(layer), limit=limit, offset=offset
+        db, layer=layer, jurisdiction=jurisdiction, limit=limit, offset=offset
     )
 
 
@@ -300,14 +270,14 @@ def import_moves(
     layer: str,
     import_id: Annotated[int, PathParameter(ge=1, le=2**31 - 1)],
     db: Database = Depends(get_db),
-    scope: Scope = Depends(current_scope),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
 ) -> dict[str, Any]:
     """Return every building the import moved to another unit, with its households.
 
     Only moves from or to your units; a unit outside your jurisdiction is blank.
     """
     moves = unit_registry.import_moves(
-        db, layer=layer, import_id=import_id, visible=scope.codes(layer)
+        db, layer=layer, import_id=import_id, jurisdiction=jurisdiction
     )
     return {
         "import_id": import_id,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -56,45 +56,58 @@ class GeocodeRequest(BaseModel):
         return self
 
 
-class Candidate(BaseModel):
-    """A unit overlapped by the accuracy circle."""
+class CircleShare(BaseModel):
+    """A unit overlapped by the accuracy circle (:class:`gis.locate.answers.Candidate`)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     code: str
     name: str | None
     share: float = Field(description="Share of the circle's area, 0..1.")
 
 
-class Nearest(BaseModel):
+class GeocodeNearest(BaseModel):
     """The nearest unit of a point covered by none."""
+
+    model_config = ConfigDict(extra="forbid")
 
     code: str
     name: str | None
     distance_m: float
 
 
-class LevelUnit(BaseModel):
+_STATUS = Literal["ok", "outside", "ambiguous", "restricted"]
+
+
+class GeocodeLevel(BaseModel):
     """The unit at one level (code null when none covers it, or ``restricted``: not yours)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     level: str
     code: str | None
     name: str | None
-    status: Literal["ok", "outside", "ambiguous", "restricted"]
+    status: _STATUS
     boundary_distance_m: float | None = Field(description="Distance to the unit's boundary.")
-    nearest: Nearest | None = None
-    candidates: list[Candidate] | None = None
+    nearest: GeocodeNearest | None = None
+    candidates: list[CircleShare] | None = None
 
 
-class LayerAnswer(BaseModel):
+class GeocodeLayer(BaseModel):
     """The answer in one layer, top level first."""
 
-    status: Literal["ok", "outside", "ambiguous", "restricted"]
-    units: list[LevelUnit]
+    model_config = ConfigDict(extra="forbid")
+
+    status: _STATUS
+    units: list[GeocodeLevel]
     boundary_distance_m: float | None
-    nearest: Nearest | None
+    nearest: GeocodeNearest | None
 
 
 class GeocodeInput(BaseModel):
     """The request as received (raw coordinates kept)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     x: float | None = None
     y: float | None = None
@@ -104,29 +117,67 @@ class GeocodeInput(BaseModel):
     at: str | None = None
 
 
-class AddressAnswer(BaseModel):
+class AddressCandidate(BaseModel):
+    """A standard address ranked for the query (:class:`gis.address.Match`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    score: float = Field(description="0-1; above 0.8 only when road and door number match.")
+    address: str = Field(description="The standard address.")
+    components: dict[str, str] = Field(description="Its parsed components.")
+    matched: list[str]
+    mismatched: list[str]
+    missing: list[str]
+    below: list[str]
+    certain: bool
+
+
+class GeocodeAddress(BaseModel):
     """How an address was understood and matched (standard address → building)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     input: str
     parsed: dict[str, str] = Field(description="Components: province … road, number, room.")
-    candidates: list[dict[str, Any]] = Field(description="Ranked standard addresses, scores.")
+    candidates: list[AddressCandidate] = Field(description="Ranked standard addresses, scores.")
     building_key: str | None = None
     matched: str | None = Field(default=None, description="The standard address used.")
     score: float | None = None
     certain: bool | None = Field(default=None, description="Score ≥ 0.9, clear of the next.")
 
 
+class GeocodePerson(BaseModel):
+    """A person responsible for the place (one per role, most local unit first)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    layer: str
+    unit_code: str
+    role: str
+    role_title: str
+    name: str
+    phone: str | None = Field(description="Work phone.")
+
+
 class GeocodeAnswer(BaseModel):
-    """Where a point is, in every layer at once."""
+    """Where a point is, in every layer at once (:class:`gis.locate.answers.LocateAnswer`).
+
+    ``outside_jurisdiction``: the place lies outside your area (in another
+    unit or in none — the answer is the same): no layers, no people.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     input: GeocodeInput
     lon: float | None = Field(default=None, description="CGCS2000 longitude.")
     lat: float | None = Field(default=None, description="CGCS2000 latitude.")
     crs: Literal["EPSG:4490"] = "EPSG:4490"
     at: str | None = Field(default=None, description="The time whose boundaries were used (UTC).")
-    status: Literal["ok", "outside", "ambiguous", "unmatched"]
-    address: AddressAnswer | None = Field(default=None, description="For address requests.")
-    layers: dict[str, LayerAnswer]
-    responsible: list[dict[str, str]] = Field(
+    status: Literal["ok", "outside", "ambiguous", "unmatched", "outside_jurisdiction"]
+    address: GeocodeAddress | None = Field(default=None, description="For address requests.")
+    layers: dict[str, GeocodeLayer]
+    responsible: list[GeocodePerson] = Field(
         default_factory=list, description="People responsible (grid worker, police...)."
     )

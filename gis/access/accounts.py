@@ -512,14 +512,33 @@ def _units(repo: Repository, role: Role, units: list[str] | tuple[str, ...]) -> 
         layer, sep, code = str(text).strip().partition(":")
         if not sep or not layer or not code:
             raise InputError(f"unit {text!r} must be written LAYER:CODE", field="units")
-        if repo.units_frame(layer=layer, codes=[code]).empty:
-            raise NotFoundError(f"no current unit {code!r} in layer {layer!r}", field="units")
-        refs.append(f"{layer}:{code}")
+        refs.append(_area_ref(repo, layer, code))
     if not refs and role is not Role.ADMIN:
         raise InputError(
             f"a {role.value} needs at least one unit (LAYER:CODE) as jurisdiction", field="units"
         )
     return tuple(dict.fromkeys(refs))
+
+
+def _area_ref(repo: Repository, layer: str, code: str) -> str:
+    # A jurisdiction is an area: ``police:350502`` names the area of unit
+    # 350502 of another layer (the district), whose overlapping police units
+    # the caller then sees. Stored as the unit's own reference.
+    if not repo.units_frame(layer=layer, codes=[code]).empty:
+        return f"{layer}:{code}"
+    others = sorted(set(repo.units_frame(codes=[code])["layer"]))
+    if len(others) == 1:
+        return f"{others[0]}:{code}"
+    if others:
+        choices = ", ".join(f"{name}:{code}" for name in others)
+        raise InputError(
+            f"no current unit {code!r} in layer {layer!r}, and several other layers have one:"
+            f" name one of {choices}",
+            field="units",
+        )
+    raise NotFoundError(
+        f"no current unit {code!r} in layer {layer!r}, nor in any other layer", field="units"
+    )
 
 
 def _existing(repo: Repository, username: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Roles and what each may do: the one table the API's permission map refers to.
 
 Permissions name *kinds* of access; where a permission applies (which units)
-is the jurisdiction's business (:mod:`gis.access.scope`).
+is the jurisdiction's business (:mod:`gis.access.jurisdiction`).
 
 Examples
 --------

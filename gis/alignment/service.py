@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
 import shapely
 
+from gis.access.jurisdiction import Jurisdiction
 from gis.access.principal import SYSTEM, Principal
 from gis.alignment import AlignmentReport, Proposal, check_alignment, propose_alignment
 from gis.errors import InputError
@@ -27,7 +29,14 @@ from gis.validate import ValidationReport
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["AlignmentState", "LayerLevel", "align", "apply_alignment", "parse_layer_level"]
+__all__ = [
+    "AlignmentState",
+    "LayerLevel",
+    "align",
+    "alignment_report",
+    "apply_alignment",
+    "parse_layer_level",
+]
 
 _WEIGHT = "households"
 
@@ -98,6 +107,50 @@ def align(
     return AlignmentState(
         a_ref, b_ref, a_units, b_units, a_parents, b_parents, b_parent_level, report, when, weights
     )
+
+
+def alignment_report(
+    db: Database,
+    *,
+    a: LayerLevel | str = "governance:grid",
+    b: LayerLevel | str = "police:beat",
+    at: str | date | datetime | None = None,
+    proposal: bool = False,
+    jurisdiction: Jurisdiction | None = None,
+) -> dict[str, Any]:
+    """Return the JSON report of :func:`align` (and the proposal, when asked), as one may see it.
+
+    With a restricted ``jurisdiction`` only violations whose units it may all
+    see are reported, with messages rebuilt from those codes; no city-wide
+    counts, slivers or proposal (they describe other units).
+    """
+    state = align(db, a=a, b=b, at=at)
+    body = state.report.to_dict()
+    result = {key: body.get(key) for key in ("aligned", "counts", "violations", "slivers")}
+    if jurisdiction is not None and not jurisdiction.unrestricted:
+        return _restricted(result, jurisdiction, state.a.layer, state.b.layer)
+    if proposal and not state.report.aligned:
+        result["proposal"] = propose(state).to_dict()
+    return result
+
+
+def _restricted(result: dict[str, Any], seen: Jurisdiction, a: str, b: str) -> dict[str, Any]:
+    violations = [
+        v
+        for v in result["violations"]
+        if all(seen.sees(a, code) for code in v["a_codes"])
+        and all(seen.sees(b, code) for code in v["b_codes"])
+    ]
+    for v in violations:
+        v["a_parent_codes"] = [c for c in v["a_parent_codes"] if seen.sees(a, c)]
+        v["b_parent_codes"] = [c for c in v["b_parent_codes"] if seen.sees(b, c)]
+        v["codes"] = [c for c in v["codes"] if seen.sees(a, c) or seen.sees(b, c)]
+        # The full message may name neighbouring units: rebuild it from what is visible.
+        v["message"] = f"{v['kind']}: {', '.join(v['a_codes'] + v['b_codes'])}"
+    counts: dict[str, int] = {}
+    for violation in violations:
+        counts[violation["kind"]] = counts.get(violation["kind"], 0) + 1
+    return {"aligned": not violations, "counts": counts, "violations": violations, "slivers": None}
 
 
 def propose(state: AlignmentState) -> Proposal:

@@ -9,13 +9,18 @@ whole circle wins, else the largest share, ``ambiguous`` when the top two
 shares are within 10 points.
 
 Overall status: ``ambiguous`` if any layer is, else ``outside`` if any layer
-has no unit at its lowest level, else ``ok``.
+has no unit at its lowest level, else ``ok``. Answers are typed
+(:mod:`gis.locate.answers`); given a ``viewer`` (a caller's jurisdiction)
+they are cut down to it, and a place outside its area is
+``outside_jurisdiction`` — decided before anything is looked up, so that a
+place in another unit and a place in none cost alike.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -27,20 +32,37 @@ from numpy.typing import ArrayLike
 from gis.crs import CoordinateSystem, parse_crs
 from gis.errors import InputError
 from gis.locate._addresses import AddressCache
-from gis.locate._answer import AMBIGUITY_MARGIN, LevelAnswer, answer_circle, answer_point
+from gis.locate._answer import AMBIGUITY_MARGIN, answer_circle, answer_point
 from gis.locate._coords import point_to_storage, to_storage_lonlat
 from gis.locate._indexes import IndexCache, IndexSet
+from gis.locate.answers import (
+    OUTSIDE_JURISDICTION,
+    AddressAnswer,
+    LayerAnswer,
+    LevelAnswer,
+    LocateAnswer,
+    LocateInput,
+    Viewer,
+)
 from gis.repository import Database
 from gis.revisions import RevisionClock
 from gis.staff import responsible_for
 from gis.times import parse_time
 
-__all__ = ["AMBIGUITY_MARGIN", "LocateService", "Visible", "to_storage_lonlat"]
+__all__ = [
+    "AMBIGUITY_MARGIN",
+    "OUTSIDE_JURISDICTION",
+    "LocateAnswer",
+    "LocateService",
+    "Viewer",
+    "Visible",
+    "to_storage_lonlat",
+]
 
 _log = logging.getLogger(__name__)
 
-#: ``visible(layer)``: the unit codes of a layer a caller may see (None: all).
-Visible = Callable[[str], Collection[str] | None]
+#: What a caller may see, for batch answers (the same as :class:`Viewer`).
+Visible = Viewer
 
 MAX_ACCURACY_M = 10_000.0
 
@@ -97,46 +119,53 @@ class LocateService:
         *,
         at: str | date | datetime | None = None,
         limit: int = 5,
-    ) -> dict[str, Any]:
+        viewer: Viewer | None = None,
+    ) -> LocateAnswer:
         """Locate a Chinese standard address: address → building → units.
 
         The best match's building point (its entrance, else a point inside it)
         is located like coordinates. The answer carries the parsed components,
         the match score and the ranked candidates; a match that is not certain
         makes the status ``ambiguous`` and one with no candidate ``unmatched``
-        — a guess is never presented as certain.
+        — a guess is never presented as certain. With ``viewer``, an address
+        certainly matched to a building outside its area is
+        ``outside_jurisdiction`` and an uncertain match there ``unmatched``
+        (nothing of the building either way).
         """
         if not text or not text.strip() or len(text) > 200:
             raise InputError("address must have 1 to 200 characters", field="address")
         when = parse_time(at, field="at")
         hit = self.addresses.match(text, indexes=self.cache.get(when), limit=limit)
-        details: dict[str, Any] = {
-            "input": text,
-            "parsed": hit.parsed,
-            "candidates": [m.to_dict() for m in hit.matches],
-        }
+        request = LocateInput(address=text, at=_iso(at))
         if not hit.matches:
-            return {
-                "input": {"address": text, "at": _iso(at)},
-                "status": "unmatched",
-                "address": details,
-                "layers": {},
-                "responsible": [],
-            }
+            return LocateAnswer(
+                input=request,
+                status="unmatched",
+                layers={},
+                address=AddressAnswer(input=text, parsed=hit.parsed),
+            )
         best = hit.matches[0]
         lon, lat = hit.points[str(best.key)]
-        answer = self.locate(lon, lat, crs="cgcs2000", at=when)
-        answer["input"] = {"address": text, "at": _iso(at)}
-        answer["address"] = {
-            **details,
-            "building_key": best.key,
-            "matched": best.address,
-            "score": best.score,
-            "certain": best.certain,
-        }
-        if not best.certain:
-            answer["status"] = "ambiguous"
-        return answer
+        address = AddressAnswer(
+            input=text, parsed=hit.parsed, candidates=tuple(hit.matches), best=best
+        )
+        if viewer is not None and not viewer.covers(lon, lat):
+            # A certain match elsewhere is outside the jurisdiction; a guess
+            # elsewhere is not presented at all: as if nothing matched.
+            return LocateAnswer(
+                input=request,
+                status=OUTSIDE_JURISDICTION if best.certain else "unmatched",
+                layers={},
+                address=AddressAnswer(input=text, parsed=hit.parsed),
+            )
+        located = self.locate(lon, lat, crs="cgcs2000", at=when)
+        answer = dataclasses.replace(
+            located,
+            input=request,
+            address=address,
+            status=located.status if best.certain else "ambiguous",
+        )
+        return answer if viewer is None else answer.cut_inside(viewer)
 
     def locate(
         self,
@@ -146,8 +175,9 @@ class LocateService:
         crs: str = "cgcs2000",
         accuracy_m: float | None = None,
         at: str | date | datetime | None = None,
-    ) -> dict[str, Any]:
-        """Locate one point in every layer; return the JSON-ready answer.
+        viewer: Viewer | None = None,
+    ) -> LocateAnswer:
+        """Locate one point in every layer (cut down to ``viewer`` when given).
 
         Raises
         ------
@@ -162,14 +192,27 @@ class LocateService:
             )
         when = parse_time(at, field="at")
         lon_value, lat_value = point_to_storage(x, y, system)
+        request = LocateInput(x=x, y=y, crs=system.name, accuracy_m=accuracy_m, at=_iso(at))
+        lon, lat = round(lon_value, 8), round(lat_value, 8)
+        if viewer is not None and not viewer.covers(lon, lat):
+            # Decided before any lookup: another unit's ground and no unit's
+            # ground answer alike, in the same time.
+            return LocateAnswer(
+                input=request,
+                status=OUTSIDE_JURISDICTION,
+                layers={},
+                lon=lon,
+                lat=lat,
+                at=when.isoformat(),
+            )
         indexes = self.cache.get(when)
         point = shapely.Point(*indexes.to_metric.transform(lon_value, lat_value))
-        layers = {}
+        layers: dict[str, LayerAnswer] = {}
         # One-element arrays shared by every level's lookup of this point.
         xs, ys = np.array([lon_value]), np.array([lat_value])
         out = np.empty(1, dtype=np.int64)
         for layer, levels in indexes.layers().items():
-            answers = []
+            answers: list[LevelAnswer] = []
             for depth, level in enumerate(levels):
                 row = level.index.lookup_into(xs, ys, out)
                 if accuracy_m:
@@ -179,24 +222,18 @@ class LocateService:
                     # measuring it at every level would double the cost.
                     lowest = depth == len(levels) - 1
                     answers.append(answer_point(level, row, point, measure=lowest))
-            layers[layer] = _layer(answers)
+            layers[layer] = LayerAnswer.of(answers)
         staff = self.cache.staff()
-        return {
-            "input": {
-                "x": x,
-                "y": y,
-                "crs": system.name,
-                "accuracy_m": accuracy_m,
-                "at": _iso(at),
-            },
-            "lon": round(lon_value, 8),
-            "lat": round(lat_value, 8),
-            "crs": "EPSG:4490",
-            "at": when.isoformat(),
-            "status": _overall(layers),
-            "layers": layers,
-            "responsible": responsible_for(staff, _local_first(layers)) if staff else [],
-        }
+        answer = LocateAnswer(
+            input=request,
+            status=_overall(layers),
+            layers=layers,
+            responsible=tuple(responsible_for(staff, _local_first(layers))) if staff else (),
+            lon=lon,
+            lat=lat,
+            at=when.isoformat(),
+        )
+        return answer if viewer is None else answer.cut_inside(viewer)
 
     def locate_many(
         self,
@@ -210,12 +247,12 @@ class LocateService:
     ) -> pd.DataFrame:
         """Locate many points at once; one row per point.
 
-        Columns: ``lon``, ``lat`` (CGCS2000), ``status`` (``ok``, ``outside``
-        or ``invalid`` for unusable coordinates) and one ``<layer>_<level>``
-        column of unit codes per level (with ``names``, each followed by a
-        ``<layer>_<level>_name`` column). ``visible(layer)`` returns the
-        codes the caller may see (None: all); other codes and names are
-        left empty.
+        Columns: ``lon``, ``lat`` (CGCS2000), ``status`` (``ok``, ``outside``,
+        ``outside_jurisdiction`` or ``invalid`` for unusable coordinates) and
+        one ``<layer>_<level>`` column of unit codes per level (with ``names``,
+        each followed by a ``<layer>_<level>_name`` column). With ``visible``
+        (a caller's jurisdiction) only the codes it may see are written, and a
+        point outside its area has no code at all.
         """
         lon, lat, ok = to_storage_lonlat(x, y, crs, strict=False)
         indexes = self.cache.get(parse_time(at, field="at"))
@@ -263,8 +300,16 @@ class LocateService:
         found_any = ~np.isnan(lon)
         located = locate_arrays(indexes, lon, lat, found_any, visible=visible, names=names)
         status = located["status"].to_numpy(dtype=object)
+        elsewhere = status == "outside_jurisdiction"
         status[~found_any] = "unmatched"
         status[found_any & ~certain] = "ambiguous"
+        # As for one address: a certain match outside the caller's area says
+        # only that; an uncertain one there is unmatched. Neither names it.
+        status[elsewhere & certain] = "outside_jurisdiction"
+        status[elsewhere & ~certain] = "unmatched"
+        scores[elsewhere] = np.nan
+        for i in np.flatnonzero(elsewhere):
+            matched[i] = None
         located["status"] = status
         located.insert(0, "address_score", scores)
         located.insert(0, "address_match", matched)
@@ -283,14 +328,17 @@ def locate_arrays(
     """Locate CGCS2000 lon/lat arrays with a ready index set (see ``locate_many``)."""
     result: dict[str, Any] = {"lon": lon, "lat": lat}
     found_everywhere = np.ones(len(lon), dtype=bool)
+    inside = visible.covers_points(lon, lat) if visible is not None else None
     for layer, levels in indexes.layers().items():
+        allowed = visible.codes(layer) if visible is not None else None
         for level in levels:
             rows = level.index.lookup_index(lon, lat)
             codes = level.codes[np.maximum(rows, 0)].copy()
             codes[rows < 0] = None
-            allowed = visible(layer) if visible is not None else None
             if allowed is not None:
                 codes[~pd.Series(codes).isin(allowed).to_numpy()] = None
+            if inside is not None:
+                codes[~inside] = None
             result[f"{layer}_{level.level}"] = codes
             if names:
                 labels = level.names[np.maximum(rows, 0)].copy()
@@ -298,6 +346,8 @@ def locate_arrays(
                 result[f"{layer}_{level.level}_name"] = labels
         found_everywhere &= rows >= 0  # the layer's lowest level decides
     status = np.where(found_everywhere, "ok", "outside").astype(object)
+    if inside is not None:
+        status[~inside] = OUTSIDE_JURISDICTION
     status[~ok] = "invalid"
     result["status"] = status
     return pd.DataFrame(result)
@@ -307,36 +357,20 @@ def _iso(value: str | date | datetime | None) -> str | None:
     return value.isoformat() if isinstance(value, date) else value
 
 
-def _local_first(layers: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+def _local_first(layers: dict[str, LayerAnswer]) -> list[tuple[str, str]]:
     # Most local unit of every layer first (micro-grid, beat), then upwards.
-    columns = [list(reversed(body["units"])) for body in layers.values()]
+    columns = [list(reversed(body.units)) for body in layers.values()]
     names = list(layers)
     ordered = []
     for depth in range(max((len(c) for c in columns), default=0)):
         for name, units in zip(names, columns, strict=True):
-            if depth < len(units) and units[depth]["code"] is not None:
-                ordered.append((name, units[depth]["code"]))
+            if depth < len(units) and units[depth].code is not None:
+                ordered.append((name, str(units[depth].code)))
     return ordered
 
 
-def _layer(answers: list[LevelAnswer]) -> dict[str, Any]:
-    lowest = answers[-1]
-    if any(a.status == "ambiguous" for a in answers):
-        status = "ambiguous"
-    elif lowest.code is None:
-        status = "outside"
-    else:
-        status = "ok"
-    return {
-        "status": status,
-        "units": [a.to_dict() for a in answers],
-        "boundary_distance_m": lowest.boundary_distance_m,
-        "nearest": lowest.nearest,
-    }
-
-
-def _overall(layers: dict[str, dict[str, Any]]) -> str:
-    statuses = {layer["status"] for layer in layers.values()}
+def _overall(layers: dict[str, LayerAnswer]) -> str:
+    statuses = {layer.status for layer in layers.values()}
     if "ambiguous" in statuses:
         return "ambiguous"
     if "outside" in statuses or not statuses:

@@ -2,52 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import shapely
 
 from gis.locate._indexes import LevelIndex
+from gis.locate.answers import Candidate, LevelAnswer, Nearest
 
 #: Shares closer than this (10 percentage points) make a circle ambiguous.
 AMBIGUITY_MARGIN = 0.10
-
-
-@dataclass
-class Candidate:
-    """A unit overlapped by an uncertainty circle, with its share of the circle."""
-
-    code: str
-    name: str | None
-    share: float
-
-
-@dataclass
-class LevelAnswer:
-    """The answer at one level: the unit (or none), and why."""
-
-    level: str
-    code: str | None
-    name: str | None
-    status: str  # ok | outside | ambiguous
-    boundary_distance_m: float | None = None
-    nearest: dict[str, object] | None = None
-    candidates: list[Candidate] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, object]:
-        """Return the JSON form."""
-        data: dict[str, object] = {
-            "level": self.level,
-            "code": self.code,
-            "name": self.name,
-            "status": self.status,
-            "boundary_distance_m": self.boundary_distance_m,
-        }
-        if self.nearest is not None:
-            data["nearest"] = self.nearest
-        if self.candidates:
-            data["candidates"] = [vars(c) for c in self.candidates]
-        return data
 
 
 def answer_point(
@@ -75,11 +37,11 @@ def answer_point(
         code=None,
         name=None,
         status="outside",
-        nearest={
-            "code": str(level.codes[i]),
-            "name": _name(level.names[i]),
-            "distance_m": round(float(distance[0]), 2),
-        },
+        nearest=Nearest(
+            code=str(level.codes[i]),
+            name=_name(level.names[i]),
+            distance_m=round(float(distance[0]), 2),
+        ),
     )
 
 
@@ -128,7 +90,7 @@ def answer_circle(
         name=winner.name,
         status="ambiguous" if ambiguous else "ok",
         boundary_distance_m=round(distance, 2),
-        candidates=candidates,
+        candidates=tuple(candidates),
     )
 
 

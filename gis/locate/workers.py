@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gis.files import ReadLimits
-from gis.locate import LocateService
+from gis.locate import LocateService, Visible
 from gis.repository import Database
 from gis.times import TimeLike
 
@@ -34,9 +33,6 @@ if TYPE_CHECKING:
     from gis.locate.batch import BatchResult
 
 __all__ = ["BatchJob", "BatchPool"]
-
-#: Visible unit codes per layer (``None``: the whole layer; no mapping: everything).
-VisibleCodes = Mapping[str, frozenset[str] | None] | None
 
 
 @dataclass(frozen=True)
@@ -49,7 +45,7 @@ class BatchJob:
     y: str | None
     crs: str
     at: TimeLike
-    visible: VisibleCodes
+    visible: Visible | None  # a caller's jurisdiction (picklable); None: everything
     label: str | None
     limits: ReadLimits | None
     encoding: str | None = None
@@ -122,13 +118,6 @@ def _run(job: BatchJob) -> BatchResult:
     from gis.locate.batch import geocode_file
 
     assert _service is not None, "the worker was not started"
-    visible = job.visible
-
-    def codes(layer: str) -> frozenset[str] | None:
-        if visible is None:
-            return None
-        return visible.get(layer, frozenset())
-
     return geocode_file(
         _service,
         job.source,
@@ -137,7 +126,7 @@ def _run(job: BatchJob) -> BatchResult:
         y=job.y,
         crs=job.crs,
         at=job.at,
-        visible=codes if visible is not None else None,
+        visible=job.visible,
         label=job.label,
         limits=job.limits,
         encoding=job.encoding,

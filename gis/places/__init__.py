@@ -7,7 +7,7 @@ households follow their building, and workload is counted per unit.
 boundaries or places change.
 """
 
-from gis.places._cache import BasemapPlaces, UnitPlaces
+from gis.places._cache import BasemapPlaces, UnitPlaces, VisibleUnit
 from gis.places._service import (
     PlacesImport,
     assign_places,
@@ -23,6 +23,7 @@ __all__ = [
     "BasemapPlaces",
     "PlacesImport",
     "UnitPlaces",
+    "VisibleUnit",
     "assign_places",
     "import_buildings",
     "import_households",

@@ -9,6 +9,7 @@ starting or ending).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,7 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
+from gis.access.jurisdiction import Jurisdiction
 from gis.assign import Workload
 from gis.errors import InputError, NotFoundError
 from gis.gridindex import GridIndex
@@ -26,7 +28,7 @@ from gis.repository import Database
 from gis.revisions import RevisionClock
 from gis.times import parse_time
 
-__all__ = ["BasemapPlaces", "UnitPlaces"]
+__all__ = ["BasemapPlaces", "UnitPlaces", "VisibleUnit"]
 
 _BUILDING_COLUMNS = [
     "key",
@@ -63,8 +65,27 @@ class BasemapPlaces:
     pois: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class VisibleUnit:
+    """A current unit a caller may see: ``whole`` when seen entirely, else by area only."""
+
+    layer: str
+    code: str
+    whole: bool = True
+
+    @property
+    def target(self) -> str:
+        """The audit log's name for it."""
+        return f"unit:{self.layer}:{self.code}"
+
+
 class UnitPlaces:
     """Answers "which buildings and households lie in this unit" from cached assignments.
+
+    Every question takes the caller's :class:`~gis.access.Jurisdiction`: a
+    unit seen entirely shows all its places; a unit of another layer that
+    overlaps the caller's area shows only the places inside that area (the
+    buildings assigned to a unit the caller sees entirely).
 
     Parameters
     ----------
@@ -91,6 +112,37 @@ class UnitPlaces:
         self._households: pd.DataFrame | None = None
         self._pois: pd.DataFrame | None = None
         self._workloads: dict[str, Workload] = {}
+
+    def unit(self, *, layer: str, code: str, jurisdiction: Jurisdiction) -> VisibleUnit:
+        """Return a current unit the caller may see (NotFoundError like a missing one)."""
+        # Missing and out-of-jurisdiction units answer alike, and in the same
+        # time: the jurisdiction is checked before the database is asked.
+        missing = NotFoundError(f"no unit {code!r} in layer {layer!r}", field="code")
+        if not jurisdiction.sees(layer, code):
+            raise missing
+        with self._db.reader() as repo:
+            if repo.units_frame(layer=layer, codes=[code]).empty:
+                raise missing
+        return VisibleUnit(layer=layer, code=code, whole=jurisdiction.sees_wholly(layer, code))
+
+    def visible_workload(
+        self,
+        *,
+        layer: str,
+        jurisdiction: Jurisdiction,
+        level: str | None = None,
+        at: datetime | None = None,
+    ) -> Workload:
+        """Return the workload of the units seen entirely (listed and summed), of ``level``."""
+        result = self.workload(layer=layer, at=at)
+        visible = jurisdiction.wholly_codes(layer)
+        if visible is not None:
+            result = result.restricted_to(visible)
+        if level is not None:
+            result = dataclasses.replace(
+                result, units=result.units[result.units["level"] == level]
+            )
+        return result
 
     def workload(self, *, layer: str, at: datetime | None = None) -> Workload:
         """Return the workload of a layer's units (see :func:`gis.places.unit_workload`).
@@ -137,16 +189,41 @@ class UnitPlaces:
         # Assignments follow the buildings frame's order (key order), row for row.
         return BasemapPlaces(buildings=buildings, units=units, pois=pois)
 
-    def buildings(self, *, layer: str, code: str) -> pd.DataFrame:
-        """Return the buildings assigned to ``code`` or a unit below it (no footprints)."""
-        table = self._assigned(layer)
-        return table[table["unit"].isin(self._subtree(layer, code))].reset_index(drop=True)
+    def buildings(
+        self, *, layer: str, code: str, jurisdiction: Jurisdiction | None = None
+    ) -> pd.DataFrame:
+        """Return the buildings assigned to ``code`` or a unit below it (no footprints).
 
-    def households(self, *, layer: str, code: str) -> pd.DataFrame:
+        With ``jurisdiction``, of a unit not seen entirely only those inside
+        the caller's area.
+        """
+        table = self._assigned(layer)
+        table = table[table["unit"].isin(self._subtree(layer, code))]
+        if jurisdiction is not None and not jurisdiction.sees_wholly(layer, code):
+            table = table[table["key"].isin(self._inside(jurisdiction))]
+        return table.reset_index(drop=True)
+
+    def households(
+        self, *, layer: str, code: str, jurisdiction: Jurisdiction | None = None
+    ) -> pd.DataFrame:
         """Return the households in the buildings of ``code`` and the units below it."""
-        keys = set(self.buildings(layer=layer, code=code)["key"])
+        keys = set(self.buildings(layer=layer, code=code, jurisdiction=jurisdiction)["key"])
         table = self._household_table()
         return table[table["building_key"].isin(keys)].reset_index(drop=True)
+
+    def visible_building(self, *, key: str, jurisdiction: Jurisdiction) -> dict[str, Any]:
+        """Return a building inside the caller's area with its unit in each visible layer.
+
+        A building outside the area answers like one that does not exist.
+        """
+        with self._db.reader() as repo:
+            layers = [summary.name for summary in repo.list_layers()]
+        found, units = self.building(key=key, layers=layers)
+        if not jurisdiction.unrestricted:
+            if not any(jurisdiction.sees_wholly(layer, code) for layer, code in units.items()):
+                raise NotFoundError(f"no building {key!r}", field="key")
+            units = {layer: code for layer, code in units.items() if jurisdiction.sees(layer, code)}
+        return {**found, "units": units}
 
     def building(self, *, key: str, layers: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
         """Return one building and its unit in each of ``layers`` (NotFoundError if absent)."""
@@ -165,6 +242,14 @@ class UnitPlaces:
         record.pop("unit", None)
         record.pop("rule", None)
         return record, units
+
+    def _inside(self, jurisdiction: Jurisdiction) -> set[str]:
+        # Keys of the buildings assigned to a unit the caller sees entirely.
+        keys: set[str] = set()
+        for layer, codes in jurisdiction.wholly.items():
+            table = self._assigned(layer)
+            keys.update(table.loc[table["unit"].isin(codes), "key"])
+        return keys
 
     # -- caches -------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from gis.access.audit import append_audit
+from gis.access.jurisdiction import Jurisdiction
 from gis.access.principal import SYSTEM, Principal
 from gis.errors import InputError, NotFoundError
 from gis.repository import Database
@@ -63,16 +64,21 @@ def add_staff(
     name: str,
     phone: str | None = None,
     actor: Principal = SYSTEM,
+    jurisdiction: Jurisdiction | None = None,
 ) -> StaffMember:
-    """Assign a person to a current unit.
+    """Assign a person to a current unit (one ``jurisdiction`` sees entirely, when given).
 
     Raises
     ------
     InputError
         Unknown role, empty name, malformed phone.
     NotFoundError
-        No current unit with that code in the layer.
+        No current unit with that code in the layer (or not in the jurisdiction).
     """
+    if jurisdiction is not None:
+        jurisdiction.require(
+            layer, unit_code, message=f"no current unit {unit_code!r} in layer {layer!r}"
+        )
     if role not in ROLES:
         raise InputError(f"unknown role {role!r}: use one of {', '.join(ROLES)}", field="role")
     if not name.strip() or len(name) > 100 or not name.isprintable():
@@ -100,8 +106,22 @@ def add_staff(
     return StaffMember(**row)
 
 
-def end_staff(db: Database, *, staff_id: int, actor: Principal = SYSTEM) -> None:
-    """End a person's assignment (kept for history, no longer responsible)."""
+def end_staff(
+    db: Database,
+    *,
+    staff_id: int,
+    actor: Principal = SYSTEM,
+    jurisdiction: Jurisdiction | None = None,
+) -> None:
+    """End a person's assignment (kept for history, no longer responsible).
+
+    With ``jurisdiction``, only of a unit it sees entirely (else NotFoundError,
+    like an assignment that does not exist).
+    """
+    if jurisdiction is not None and not jurisdiction.unrestricted:
+        member = next((m for m in list_staff(db) if m.id == staff_id), None)
+        if member is None or not jurisdiction.sees_wholly(member.layer, member.unit_code):
+            raise NotFoundError(f"no active staff member {staff_id}", field="id")
     with db.transaction() as repo:
         if not repo.end_staff(staff_id=staff_id, at=parse_time(None)):
             raise NotFoundError(f"no active staff member {staff_id}", field="id")
@@ -109,16 +129,21 @@ def end_staff(db: Database, *, staff_id: int, actor: Principal = SYSTEM) -> None
 
 
 def list_staff(
-    db: Database, *, layer: str | None = None, unit_codes: list[str] | None = None
+    db: Database,
+    *,
+    layer: str | None = None,
+    unit_codes: list[str] | None = None,
+    jurisdiction: Jurisdiction | None = None,
 ) -> list[StaffMember]:
-    """Return the active staff, optionally of some units."""
+    """Return the active staff, optionally of some units (seen entirely by ``jurisdiction``)."""
     with db.reader() as repo:
-        return [StaffMember(**row) for row in repo.staff(layer=layer, unit_codes=unit_codes)]
+        members = [StaffMember(**row) for row in repo.staff(layer=layer, unit_codes=unit_codes)]
+    if jurisdiction is None:
+        return members
+    return [m for m in members if jurisdiction.sees_wholly(m.layer, m.unit_code)]
 
 
-def responsible_for(
-    staff: list[StaffMember], units: list[tuple[str, str]]
-) -> list[dict[str, object]]:
+def responsible_for(staff: list[StaffMember], units: list[tuple[str, str]]) -> list[StaffMember]:
     """Pick one person per role for a located place, most local unit first.
 
     ``units`` lists ``(layer, code)`` from the most local (micro-grid, beat)
@@ -132,4 +157,4 @@ def responsible_for(
     for unit in units:
         for member in sorted(by_unit.get(unit, []), key=lambda m: m.id):
             chosen.setdefault(member.role, member)
-    return [chosen[role].to_dict() for role in ROLES if role in chosen]
+    return [chosen[role] for role in ROLES if role in chosen]

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import shapely
 from numpy.typing import NDArray
+from shapely.geometry.base import BaseGeometry
 
 from gis import datum as datums
 from gis.errors import InputError, NotFoundError
@@ -157,6 +158,7 @@ class TileService:
         self._households = households
         self._places = places
         self._places_sources: dict[str, _PlacesSource] = {}
+        self._areas: dict[tuple[int, str], tuple[BaseGeometry, BaseGeometry]] = {}
         self._max_tiles = max_tiles
         self._lock = threading.Lock()
         self._generation: tuple[int, datetime | None, int] | None = None
@@ -172,6 +174,8 @@ class TileService:
         x: int,
         y: int,
         visible: frozenset[str] | None = None,
+        partial: frozenset[str] = frozenset(),
+        area: BaseGeometry | None = None,
         datum: str = "cgcs2000",
     ) -> tuple[bytes, str]:
         """Return a tile's bytes and its ETag.
@@ -184,6 +188,9 @@ class TileService:
             XYZ tile address (EPSG:3857 tiling).
         visible : frozenset of str, optional
             The unit codes the caller may see (None: all): others are left out.
+        partial, area : optional
+            Units seen only where they overlap the caller's ``area`` (EPSG:4490):
+            drawn cut to it (another layer's units over a street, say).
         datum : {"cgcs2000", "gcj02", "bd09"}
             Shift the units into this datum (to sit on such a basemap).
 
@@ -198,7 +205,7 @@ class TileService:
         if datum not in DATUMS:
             raise InputError(f"datum must be one of {', '.join(DATUMS)}", field="datum")
         indexes = self._indexes.get()
-        key = (layer, level, datum, z, x, y, visible)
+        key = (layer, level, datum, z, x, y, visible, partial, id(area) if partial else None)
         with self._lock:
             self._follow(indexes)
             cached = self._tiles.get(key)
@@ -206,7 +213,8 @@ class TileService:
                 self._tiles.move_to_end(key)
                 return cached, _etag(cached)
             source = self._source(indexes.find(layer, level), layer, level, datum)
-        data = _encode(source, level, z, x, y, visible)
+            cut = self._area(area, datum) if partial else None
+        data = _encode(source, level, z, x, y, visible, partial, cut)
         with self._lock:
             self._tiles[key] = data
             while len(self._tiles) > self._max_tiles:
@@ -251,6 +259,20 @@ class TileService:
             while len(self._tiles) > self._max_tiles:
                 self._tiles.popitem(last=False)
         return data, _etag(data)
+
+    def _area(self, area: BaseGeometry | None, datum: str) -> BaseGeometry:
+        # A caller's area in web mercator, kept while its jurisdiction is (the
+        # resolver caches jurisdictions, so the same object comes back).
+        if area is None:
+            return shapely.Polygon()
+        found = self._areas.get((id(area), datum))
+        if found is None or found[0] is not area:
+            found = (area, _to_mercator(np.array([area], dtype=object), datum)[0])
+            shapely.prepare(found[1])
+            if len(self._areas) > 256:
+                self._areas.clear()
+            self._areas[(id(area), datum)] = found
+        return found[1]
 
     def _follow(self, indexes: IndexSet) -> None:
         # Boundaries or places changed: every tile and prepared source is stale.
@@ -328,7 +350,14 @@ class TileService:
 
 
 def _encode(
-    source: _Source, level: str, z: int, x: int, y: int, visible: frozenset[str] | None
+    source: _Source,
+    level: str,
+    z: int,
+    x: int,
+    y: int,
+    visible: frozenset[str] | None,
+    partial: frozenset[str] = frozenset(),
+    area: BaseGeometry | None = None,
 ) -> bytes:
     bounds = tile_bounds(z, x, y)
     pad = (bounds[2] - bounds[0]) * BUFFER / EXTENT
@@ -339,9 +368,16 @@ def _encode(
     codes = source.level.codes
     if visible is not None:
         hits = hits[np.fromiter((codes[i] in visible for i in hits), dtype=bool, count=len(hits))]
-    clipped = shapely.clip_by_rect(
-        geometries[hits], bounds[0] - pad, bounds[1] - pad, bounds[2] + pad, bounds[3] + pad
+    clipped = np.asarray(
+        shapely.clip_by_rect(
+            geometries[hits], bounds[0] - pad, bounds[1] - pad, bounds[2] + pad, bounds[3] + pad
+        ),
+        dtype=object,
     )
+    if partial and area is not None:
+        cut = np.fromiter((codes[i] in partial for i in hits), dtype=bool, count=len(hits))
+        if cut.any():
+            clipped[cut] = shapely.intersection(clipped[cut], area)
     properties = [
         {
             "code": codes[i],

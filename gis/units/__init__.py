@@ -8,6 +8,7 @@ leaves the database as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Collection
 from datetime import date, datetime
@@ -18,6 +19,7 @@ import geopandas as gpd
 import pandas as pd
 
 from gis.access.audit import append_audit, record
+from gis.access.jurisdiction import Jurisdiction
 from gis.access.principal import SYSTEM, Principal
 from gis.crs import parse_crs
 from gis.errors import InputError, NotFoundError
@@ -208,10 +210,27 @@ def define_layer(db: Database, *, spec: LayerSpec, actor: Principal = SYSTEM) ->
         return repo.layer_spec(name=spec.name)
 
 
-def list_layers(db: Database, *, at: str | datetime | None = None) -> list[LayerSummary]:
-    """Return every layer with its levels and unit counts."""
+def list_layers(
+    db: Database, *, at: str | datetime | None = None, jurisdiction: Jurisdiction | None = None
+) -> list[LayerSummary]:
+    """Return every layer with its levels and unit counts.
+
+    With ``jurisdiction`` the counts are of the units it may see (totals
+    would tell about other units).
+    """
     with db.reader() as repo:
-        return repo.list_layers(at=parse_time(at) if at else None)
+        summaries = repo.list_layers(at=parse_time(at) if at else None)
+    if jurisdiction is None or jurisdiction.unrestricted:
+        return summaries
+    restricted = []
+    for summary in summaries:
+        codes = jurisdiction.codes(summary.name) or frozenset()
+        counts = level_counts(db, layer=summary.name, codes=codes, at=at) if codes else {}
+        levels = tuple(
+            dataclasses.replace(lv, unit_count=counts.get(lv.name, 0)) for lv in summary.levels
+        )
+        restricted.append(dataclasses.replace(summary, levels=levels))
+    return restricted
 
 
 def level_counts(
@@ -231,15 +250,16 @@ def import_history(
     db: Database,
     *,
     layer: str,
-    visible: Collection[str] | None = None,
+    jurisdiction: Jurisdiction | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Return a layer's boundary imports, newest first (each level's batch of versions).
 
-    With ``visible`` (a jurisdiction's codes) only imports that wrote one of
-    those units are listed, with those units alone and no layer-wide counts.
+    With ``jurisdiction`` only imports that wrote one of its visible units
+    are listed, with those units alone and no layer-wide counts.
     """
+    visible = None if jurisdiction is None else jurisdiction.codes(layer)
     with db.reader() as repo:
         repo.layer_spec(name=layer)
         rows = repo.imports(layer=layer, limit=limit, offset=offset)
@@ -263,12 +283,13 @@ def import_history(
 
 
 def import_moves(
-    db: Database, *, layer: str, import_id: int, visible: Collection[str] | None = None
+    db: Database, *, layer: str, import_id: int, jurisdiction: Jurisdiction | None = None
 ) -> pd.DataFrame:
     """Return the buildings an import moved (:data:`MOVE_COLUMNS`), all of them.
 
-    With ``visible`` only moves from or to those units are returned, and the
-    unit on the other side is blank when it lies outside them.
+    With ``jurisdiction`` only moves from or to units it sees entirely are
+    returned (places are personal data's anchor), and the unit on the other
+    side is blank when it lies outside them.
 
     Raises
     ------
@@ -276,6 +297,7 @@ def import_moves(
         No such import in the layer (or none of it visible).
     """
     missing = NotFoundError(f"no import {import_id} in layer {layer!r}", field="import_id")
+    visible = None if jurisdiction is None else jurisdiction.wholly_codes(layer)
     with db.reader() as repo:
         written = {row["id"]: row["codes"] for row in repo.imports(layer=layer, limit=1_000_000)}
         if import_id not in written:
@@ -303,12 +325,14 @@ def units_page(
     at: str | datetime | None = None,
     limit: int = 100,
     offset: int = 0,
-    codes: Collection[str] | None = None,
+    jurisdiction: Jurisdiction | None = None,
 ) -> tuple[gpd.GeoDataFrame, int]:
     """Return one page of a layer's units and the total number matching.
 
-    ``codes`` limits the page to those units (a caller's jurisdiction).
+    With ``jurisdiction`` only the units it may see, those of other layers
+    with their boundaries clipped to its area.
     """
+    codes = None if jurisdiction is None else jurisdiction.codes(layer)
     when = parse_time(at)
     with db.reader() as repo:
         spec = repo.layer_spec(name=layer)
@@ -328,13 +352,27 @@ def units_page(
         total = repo.count_units(
             layer=layer, level=level, parent=parent, bbox=bbox, at=when, codes=only
         )
+    if jurisdiction is not None and len(frame):
+        frame = frame.set_geometry(
+            jurisdiction.clip(layer, frame["code"], frame.geometry.values), crs=frame.crs
+        )
     return frame, total
 
 
 def unit_detail(
-    db: Database, *, code: str, layer: str | None = None, at: str | datetime | None = None
+    db: Database,
+    *,
+    code: str,
+    layer: str | None = None,
+    at: str | datetime | None = None,
+    jurisdiction: Jurisdiction | None = None,
 ) -> dict[str, Any]:
     """Return a unit with its ancestors (top first) and its children.
+
+    With ``jurisdiction``, a unit it may not see answers exactly like one
+    that does not exist (checked before the database is asked: no timing
+    oracle), ancestors and children are cut to the visible ones and a unit
+    of another layer has its boundary clipped to the caller's area.
 
     Raises
     ------
@@ -342,6 +380,36 @@ def unit_detail(
         When no unit has the code at that time (or codes clash across layers
         and no layer is given).
     """
+    missing = NotFoundError(
+        f"no unit {code!r}" + (f" in layer {layer!r}" if layer else ""), field="code"
+    )
+    if jurisdiction is None or jurisdiction.unrestricted:
+        return _detail(db, code=code, layer=layer, at=at)
+    if not jurisdiction.sees_code(code, layer=layer):
+        raise missing
+    try:
+        detail = _detail(db, code=code, layer=layer, at=at)
+    except NotFoundError:
+        # A clash between layers would tell that the code exists elsewhere.
+        raise missing from None
+    unit = detail["unit"]
+    name = unit["layer"]
+    if not jurisdiction.sees(name, code):
+        raise missing
+    unit = unit.copy()
+    unit["geometry"] = jurisdiction.clip(name, [code], [unit.geometry])[0]
+    children = detail["children"]
+    children = children[[jurisdiction.sees(name, c) for c in children["code"]]]
+    return {
+        "unit": unit,
+        "ancestors": [row for row in detail["ancestors"] if jurisdiction.sees(name, row["code"])],
+        "children": children,
+    }
+
+
+def _detail(
+    db: Database, *, code: str, layer: str | None = None, at: str | datetime | None = None
+) -> dict[str, Any]:
     when = parse_time(at)
     with db.reader() as repo:
         found = repo.units_frame(layer=layer, codes=[code], at=when)
