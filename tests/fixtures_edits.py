@@ -16,6 +16,7 @@ four grids each, every grid two micro-grids (west ``…001``, east ``…002``)::
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -72,7 +73,7 @@ def polygon(*xy: tuple[float, float]) -> BaseGeometry:
     return deg(shapely.Polygon(xy))
 
 
-def _frame(rows: list[tuple[str, str | None, BaseGeometry]]) -> gpd.GeoDataFrame:
+def _frame(rows: Sequence[tuple[str, str | None, BaseGeometry]]) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(
         {
             "code": [r[0] for r in rows],
