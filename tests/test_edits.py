@@ -7,11 +7,26 @@ accepted change set leaves every level a valid nested coverage.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 import shapely
+from shapely.geometry.base import BaseGeometry
 
-from gis.edits import EditOptions, carve, merge, reshape, retire, split, transfer
+from gis.edits import (
+    ChangeSet,
+    EditOptions,
+    LayerState,
+    carve,
+    merge,
+    reshape,
+    retire,
+    split,
+    transfer,
+)
 from gis.errors import EditRefusedError, InputError, NotFoundError
+from gis.validate import Problem
 from tests.fixtures_edits import (
     area_m2,
     assert_state_consistent,
@@ -21,17 +36,17 @@ from tests.fixtures_edits import (
 )
 
 
-def _geometry(state, level, code):  # type: ignore[no-untyped-def]
+def _geometry(state: LayerState, level: str, code: str) -> BaseGeometry:
     frame = state.frame(level)
     return frame.geometry.values[list(frame["code"]).index(code)]
 
 
-def _same(a, b) -> bool:  # type: ignore[no-untyped-def]
+def _same(a: BaseGeometry, b: BaseGeometry) -> bool:
     """Whether two geometries have the very same vertices (any ring start)."""
     return bool(shapely.normalize(a).equals_exact(shapely.normalize(b), 0.0))
 
 
-def _refusal(call, **kwargs):  # type: ignore[no-untyped-def]
+def _refusal(call: Callable[..., ChangeSet], **kwargs: Any) -> list[Problem]:
     with pytest.raises(EditRefusedError) as refused:
         call(tiny_layer(), **kwargs)
     return refused.value.problems
@@ -207,7 +222,7 @@ def test_merging_units_of_two_parents_is_refused() -> None:
 def test_a_line_not_reaching_the_boundary_is_refused() -> None:
     problems = _refusal(split, level="grid", unit="1003", geometry=line((50, -5), (50, 60)))
     assert [p.rule for p in problems] == ["line_not_reaching_boundary"]
-    assert problems[0].geometry.geom_type == "Point"
+    assert problems[0].geometry is not None and problems[0].geometry.geom_type == "Point"
     assert "40.0 m inside" in problems[0].message
     reshaped = _refusal(
         reshape, level="grid", units=["1001", "1002"], geometry=line((120, 205), (120, 150))
