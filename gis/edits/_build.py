@@ -217,6 +217,12 @@ def build_changeset(
         levels=tuple(changes),
         cut_buildings=tuple(key for key, _, _ in cut),
         warnings=tuple(warnings),
+        etags={
+            code: state.etags[code]
+            for change in changes
+            for code in change.before["code"].astype(str)
+            if code in state.etags
+        },
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 import geopandas as gpd
@@ -26,6 +27,7 @@ __all__ = [
     "LayerState",
     "LevelChange",
     "Operation",
+    "unit_etag",
 ]
 
 #: The precision grid every edited geometry is snapped to, in degrees
@@ -94,6 +96,13 @@ class LayerState:
     pois : DataFrame, optional
         Points of interest (``key``, ``name``, ``building_key``, ``lon``,
         ``lat``), for :func:`carve` by POI.
+    etags : mapping of str to str
+        The ETag of each unit's current version (read from the database);
+        a change set keeps those of the units it changes.
+    revision : int, optional
+        The database's boundary revision the state was read at.
+    latest : mapping of level name to datetime
+        When each level's newest stored version starts (a new one must start later).
     """
 
     spec: LayerSpec
@@ -101,6 +110,9 @@ class LayerState:
     taken: Mapping[str, set[str]] = field(default_factory=dict)
     buildings: gpd.GeoDataFrame | None = None
     pois: pd.DataFrame | None = None
+    etags: Mapping[str, str] = field(default_factory=dict)
+    revision: int | None = None
+    latest: Mapping[str, datetime] = field(default_factory=dict)
 
     def frame(self, level: str) -> gpd.GeoDataFrame:
         """Return the current units of ``level`` (an empty frame when it has none)."""
@@ -171,6 +183,9 @@ class ChangeSet:
         Buildings a new edge cuts (only with ``force``).
     warnings : tuple of Problem
         Things the planner should know (a unit left in several parts...).
+    etags : mapping of str to str
+        The ETag of the version of every unit it changes or retires, as
+        computed against (empty for a state not read from a database).
     """
 
     op: str
@@ -180,6 +195,7 @@ class ChangeSet:
     levels: tuple[LevelChange, ...]
     cut_buildings: tuple[str, ...] = ()
     warnings: tuple[Problem, ...] = ()
+    etags: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def created(self) -> list[str]:
@@ -220,7 +236,21 @@ class ChangeSet:
             taken=taken,
             buildings=state.buildings,
             pois=state.pois,
+            revision=state.revision,
+            latest=state.latest,
         )
+
+
+def unit_etag(code: str, valid_from: object) -> str:
+    """Return the ETag of a unit version (its code and the start of its validity).
+
+    Examples
+    --------
+    >>> unit_etag("350502001001001", "2026-01-01T00:00:00+00:00")
+    '"350502001001001@2026-01-01T00:00:00+00:00"'
+    """
+    stamp = valid_from.isoformat() if hasattr(valid_from, "isoformat") else str(valid_from)
+    return f'"{code}@{stamp}"'
 
 
 def empty_units() -> gpd.GeoDataFrame:

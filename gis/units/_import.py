@@ -237,6 +237,8 @@ def import_units(
     step: Step | None = None,
     on_progress: Progress | None = None,
     actor: Principal = SYSTEM,
+    precondition: Callable[[Repository], None] | None = None,
+    on_written: Callable[[Repository, ImportResult], None] | None = None,
 ) -> ImportResult:
     """Store a unit frame as the state of a level from ``valid_from`` on.
 
@@ -260,6 +262,14 @@ def import_units(
     levels_below : mapping of level name to GeoDataFrame, optional
         The new state of levels below, given whole instead of cascaded
         (validated against the new parents; all stored in one transaction).
+    precondition : callable, optional
+        Called with the repository inside the write transaction, the layer
+        locked, before anything is written: it raises to refuse (an edit
+        re-checks that the unit versions it was computed on are current).
+    on_written : callable, optional
+        Called with the repository and the result inside the write
+        transaction, after the units and moves are written (an edit stores its
+        change set there: all or nothing).
 
     Raises
     ------
@@ -299,7 +309,11 @@ def import_units(
                 continue  # someone changed boundaries or places meanwhile: again
             if not plan.layer_exists:
                 repo.ensure_layer(plan.spec)  # a built-in layer's first import
+            if precondition is not None:
+                precondition(repo)
             result = plan.write(repo, actor=actor, on_progress=on_progress)
+            if on_written is not None:
+                on_written(repo, result)
         break
     else:
         raise ConflictError(
