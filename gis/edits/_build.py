@@ -327,11 +327,12 @@ def _cut_buildings(
     locator: Locator,
 ) -> list[tuple[str, set[str], BaseGeometry]]:
     """List buildings a new edge cuts: in several units after, not the same ones before."""
-    buildings = state.buildings
-    if buildings is None or buildings.empty or after.empty:
+    if after.empty:
         return []
     ground = _union(after)
-    candidates = buildings.iloc[buildings.sindex.query(ground, predicate="intersects")]
+    candidates = state.buildings_in(ground)
+    if candidates is None or candidates.empty:
+        return []
     cut = []
     for key, footprint in zip(candidates["key"], candidates.geometry.values, strict=True):
         if footprint is None or footprint.is_empty:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from pyproj import CRS
+from shapely.geometry.base import BaseGeometry
 
 from gis.crs import STORAGE_CRS, local_projected_crs
 from gis.layers import LayerSpec
@@ -103,6 +104,9 @@ class LayerState:
         The database's boundary revision the state was read at.
     latest : mapping of level name to datetime
         When each level's newest stored version starts (a new one must start later).
+    read_buildings : callable, optional
+        Reads the buildings in a bounding box, when ``buildings`` is not given
+        (a stored layer: only the buildings around an edit are read).
     """
 
     spec: LayerSpec
@@ -113,6 +117,21 @@ class LayerState:
     etags: Mapping[str, str] = field(default_factory=dict)
     revision: int | None = None
     latest: Mapping[str, datetime] = field(default_factory=dict)
+    read_buildings: Callable[[tuple[float, float, float, float]], gpd.GeoDataFrame] | None = None
+
+    def buildings_in(self, area: BaseGeometry) -> gpd.GeoDataFrame | None:
+        """Return the buildings whose footprint intersects ``area`` (EPSG:4490), if known."""
+        if self.buildings is not None:
+            frame = self.buildings
+        elif self.read_buildings is not None:
+            frame = self.read_buildings(tuple(area.bounds))
+        else:
+            return None
+        if frame.empty:
+            return frame
+        return frame.iloc[np.sort(frame.sindex.query(area, predicate="intersects"))].reset_index(
+            drop=True
+        )
 
     def frame(self, level: str) -> gpd.GeoDataFrame:
         """Return the current units of ``level`` (an empty frame when it has none)."""
@@ -238,6 +257,7 @@ class ChangeSet:
             pois=state.pois,
             revision=state.revision,
             latest=state.latest,
+            read_buildings=state.read_buildings,
         )
 
 

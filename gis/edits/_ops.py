@@ -783,24 +783,19 @@ def _poi_footprint(
     if hits.empty:
         raise NotFoundError(f"no POI {poi!r}", field="poi")
     found: dict[str, Any] = hits.iloc[0].to_dict()
-    buildings = state.buildings
     footprint = None
+    point = shapely.Point(float(found.get("lon") or 0), float(found.get("lat") or 0))
+    buildings = state.buildings_in(shapely.buffer(point, 0.002))  # ~200 m around it
     if buildings is not None and not buildings.empty:
         if found.get("building_key") is not None:
             match = buildings[buildings["key"].astype(str) == str(found["building_key"])]
             if len(match):
                 footprint = match.geometry.values[0]
-        if footprint is None and found.get("lon") is not None:
-            point = shapely.Point(float(found["lon"]), float(found["lat"]))
-            match = (
-                buildings.iloc[buildings.sindex.query(point, predicate="within")]
-                if False
-                else buildings[buildings.geometry.covers(point)]
-            )
+        if footprint is None:
+            match = buildings[buildings.geometry.covers(point)]
             if len(match):
                 footprint = match.geometry.values[0]
     if footprint is None:
-        point = shapely.Point(float(found.get("lon") or 0), float(found.get("lat") or 0))
         raise refuse(
             [
                 locator.problem(

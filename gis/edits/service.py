@@ -13,7 +13,7 @@ parameters, every unit before and after, the import holding the moves).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -123,10 +123,16 @@ def load_state(db: Database, *, layer: str, at: datetime | None = None) -> Layer
         The instant whose units are current (default: now).
     """
     with db.reader() as repo:
-        return read_state(repo, layer=layer, at=at)
+        return read_state(repo, layer=layer, at=at, read_buildings=_buildings_reader(db))
 
 
-def read_state(repo: Repository, *, layer: str, at: datetime | None = None) -> LayerState:
+def read_state(
+    repo: Repository,
+    *,
+    layer: str,
+    at: datetime | None = None,
+    read_buildings: Callable[[tuple[float, float, float, float]], gpd.GeoDataFrame] | None = None,
+) -> LayerState:
     """Read a layer's state inside an open repository transaction (see :func:`load_state`)."""
     if layer not in {summary.name for summary in repo.list_layers()}:
         raise NotFoundError(f"no layer {layer!r}", field="layer")
@@ -136,6 +142,7 @@ def read_state(repo: Repository, *, layer: str, at: datetime | None = None) -> L
     taken = {}
     etags: dict[str, str] = {}
     latest: dict[str, datetime] = {}
+    every = repo.units_frame(layer=layer, all_versions=True)
     for level in spec.levels:
         frame = repo.units_frame(layer=layer, level=level.name, at=at)
         etags.update(
@@ -143,22 +150,32 @@ def read_state(repo: Repository, *, layer: str, at: datetime | None = None) -> L
             for c, v in zip(frame["code"], frame["valid_from"], strict=True)
         )
         levels[level.name] = frame[[*UNIT_COLUMNS, frame.geometry.name]].reset_index(drop=True)
-        every = repo.units_frame(layer=layer, level=level.name, all_versions=True)
-        taken[level.name] = set(every["code"].astype(str))
-        if len(every):
-            latest[level.name] = max(every["valid_from"])
-    buildings = repo.places.buildings_frame()
-    columns = ["key", "households", "persons", "entrance_lon", "entrance_lat"]
+        versions = every[every["level"] == level.name]
+        taken[level.name] = set(versions["code"].astype(str))
+        if len(versions):
+            latest[level.name] = max(versions["valid_from"])
     return LayerState(
         spec=spec,
         levels=levels,
         taken=taken,
-        buildings=buildings[[*columns, buildings.geometry.name]],
         pois=repo.places.pois_table(),
         etags=etags,
         revision=revision,
         latest=latest,
+        read_buildings=read_buildings,
     )
+
+
+def _buildings_reader(
+    db: Database,
+) -> Callable[[tuple[float, float, float, float]], gpd.GeoDataFrame]:
+    def read(bbox: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
+        with db.reader() as repo:
+            frame = repo.places.buildings_frame(bbox=bbox)
+        columns = ["key", "households", "persons", "entrance_lon", "entrance_lat"]
+        return frame[[*columns, frame.geometry.name]]
+
+    return read
 
 
 # -- running an operation ----------------------------------------------------------
@@ -371,6 +388,7 @@ def apply_changeset(
                 dry_run=dry_run,
                 levels_below=levels_below,
                 actor=actor,
+                exact=True,
                 precondition=None if dry_run else precondition,
                 on_written=None if dry_run else on_written,
             )
@@ -681,7 +699,9 @@ def _owner(point: shapely.Point, state: LayerState, level: str) -> str | None:
 
 
 def _workload(state: LayerState, changeset: ChangeSet) -> list[dict[str, Any]]:
-    buildings = state.buildings
+    first = concat_units([changeset.levels[0].before, changeset.levels[0].after])
+    area = shapely.union_all(shapely.envelope(np.asarray(first.geometry.values, dtype=object)))
+    buildings = state.buildings_in(area)
     rows: list[dict[str, Any]] = []
     for change in changeset.levels:
         codes = list(
@@ -712,10 +732,10 @@ def _households(
     side: str,
 ) -> dict[str, int]:
     """Households per unit of the touched area, before or after the change."""
-    if buildings is None or buildings.empty:
-        return {}
     touched = concat_units([change.before, change.after])
     area = shapely.union_all(shapely.envelope(np.asarray(touched.geometry.values, dtype=object)))
+    if buildings is None or buildings.empty:
+        return {}
     near = frame.iloc[frame.sindex.query(shapely.buffer(area, 0.002), predicate="intersects")]
     if side == "after":
         gone = set(change.before["code"].astype(str)) | set(change.after["code"].astype(str))

@@ -239,6 +239,7 @@ def import_units(
     actor: Principal = SYSTEM,
     precondition: Callable[[Repository], None] | None = None,
     on_written: Callable[[Repository, ImportResult], None] | None = None,
+    exact: bool = False,
 ) -> ImportResult:
     """Store a unit frame as the state of a level from ``valid_from`` on.
 
@@ -266,6 +267,10 @@ def import_units(
         Called with the repository inside the write transaction, the layer
         locked, before anything is written: it raises to refuse (an edit
         re-checks that the unit versions it was computed on are current).
+    exact : bool
+        Store geometries exactly as given: a unit differing from its stored
+        version only by vertices on straight edges is a change too (an edit's
+        revert restores the very vertices).
     on_written : callable, optional
         Called with the repository and the result inside the write
         transaction, after the units and moves are written (an edit stores its
@@ -297,6 +302,7 @@ def import_units(
             tolerances=tolerances,
             announce=announce,
             levels_below=levels_below,
+            exact=exact,
         )
         if dry_run:
             result = plan.preview()
@@ -453,6 +459,7 @@ def _plan(
     tolerances: Tolerances,
     announce: Step,
     levels_below: Mapping[str, gpd.GeoDataFrame] | None = None,
+    exact: bool = False,
 ) -> _Plan:
     announce("read")
     with db.reader() as repo:
@@ -517,7 +524,8 @@ def _plan(
     # and edges are noded first, so that validation takes GEOS' fast coverage
     # path. When noding had to move more than slivers (or cannot run on the
     # data), the data as sent is validated instead, to say what is wrong.
-    units = _keep_unchanged(units, existing, tolerances=tolerances)
+    if not exact:
+        units = _keep_unchanged(units, existing, tolerances=tolerances)
     before_validation = report  # plausibility and partial-import problems so far
     announce("node")
     after, fixes = _node(staying, units, tolerances=tolerances, projected=projected)
@@ -568,11 +576,9 @@ def _plan(
         if given is not None:
             # The caller gives this level's new state (e.g. a same-grid
             # proposal re-draws stations and beats together): it must nest.
-            new_kids = _keep_unchanged(
-                _fill_parent_codes(_unit_columns(given), parents_after),
-                kids,
-                tolerances=tolerances,
-            )
+            new_kids = _fill_parent_codes(_unit_columns(given), parents_after)
+            if not exact:
+                new_kids = _keep_unchanged(new_kids, kids, tolerances=tolerances)
             new_kids, kid_fixes = node_level(new_kids, tolerances=tolerances, projected=projected)
             nested = validate_units(
                 new_kids, parents=parents_after, layer=spec, level=lv, tolerances=tolerances
