@@ -21,6 +21,8 @@ from gis.edits._model import (
     EditOptions,
     LayerState,
     LevelChange,
+    problem_geojson,
+    unit_etag,
 )
 from gis.edits._ops import carve, merge, reshape, retire, split, transfer
 
@@ -34,8 +36,10 @@ __all__ = [
     "LevelChange",
     "carve",
     "merge",
+    "problem_geojson",
     "reshape",
     "retire",
     "split",
     "transfer",
+    "unit_etag",
 ]

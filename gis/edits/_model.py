@@ -273,6 +273,15 @@ def unit_etag(code: str, valid_from: object) -> str:
     return f'"{code}@{stamp}"'
 
 
+def problem_geojson(problem: Problem) -> dict[str, Any]:
+    """Return a problem's JSON with its offending geometry as GeoJSON (EPSG:4490)."""
+    geometry = problem.geometry
+    return {
+        **problem.to_dict(),
+        "geometry": None if geometry is None else shapely.geometry.mapping(geometry),
+    }
+
+
 def empty_units() -> gpd.GeoDataFrame:
     """Return a unit frame without rows."""
     return gpd.GeoDataFrame({c: [] for c in UNIT_COLUMNS}, geometry=[], crs=STORAGE_CRS)

@@ -47,6 +47,8 @@ __all__ = [
     "apply_changeset",
     "changeset_detail",
     "changeset_history",
+    "changeset_json",
+    "check_etags",
     "edit",
     "load_state",
     "read_state",
@@ -278,9 +280,24 @@ def edit(
     reason: str | None = None,
     dry_run: bool = False,
     actor: Principal = SYSTEM,
+    visible: Callable[[str], bool] | None = None,
+    if_match: Sequence[str] = (),
 ) -> EditResult:
-    """Run an operation on the stored layer and preview it (``dry_run``) or apply it."""
+    """Run an operation on the stored layer and preview it (``dry_run``) or apply it.
+
+    Parameters
+    ----------
+    visible : callable, optional
+        Whether the caller may see a unit code (its jurisdiction): a named
+        unit, or a unit the edit would change, outside it is "not found".
+    if_match : sequence of str
+        ETags of unit versions the caller saw (:func:`gis.edits.unit_etag`):
+        refused with :class:`StaleVersionError` if any is no longer current.
+    """
     state = load_state(db, layer=layer)
+    check_etags(state, if_match)
+    named = [*units, *([to] if isinstance(to, str) else list(to or []))]
+    _require_visible(visible, layer, named)
     changeset = run_operation(
         state,
         op=op,
@@ -293,6 +310,9 @@ def edit(
         poi=poi,
         options=options,
     )
+    _require_visible(
+        visible, layer, [c for change in changeset.levels for c in change.before["code"]]
+    )
     return apply_changeset(
         db,
         changeset,
@@ -302,6 +322,33 @@ def edit(
         actor=actor,
         state=state,
     )
+
+
+def check_etags(state: LayerState, tags: Sequence[str]) -> None:
+    """Refuse (:class:`StaleVersionError`) ETags of unit versions that are no longer current."""
+    stale = []
+    for tag in tags:
+        text = tag.strip()
+        if text.startswith("W/"):
+            text = text[2:]
+        code = text.strip('"').split("@", 1)[0]
+        if state.etags.get(code) != f'"{text.strip(chr(34))}"':
+            stale.append(code)
+    if stale:
+        raise StaleVersionError(
+            f"{len(stale)} unit(s) changed since you read them: {', '.join(sorted(stale)[:20])}",
+            codes=sorted(stale),
+        )
+
+
+def _require_visible(
+    visible: Callable[[str], bool] | None, layer: str, codes: Sequence[Any]
+) -> None:
+    if visible is None:
+        return
+    for code in codes:
+        if not visible(str(code)):
+            raise NotFoundError(f"no unit {code!r} in layer {layer!r}", field="units")
 
 
 # -- applying ------------------------------------------------------------------------
@@ -353,7 +400,11 @@ def apply_changeset(
             if attempt == 0 and state is not None and state.revision is not None
             else load_state(db, layer=changeset.layer)
         )
-        when = parse_time(valid_from) if valid_from is not None else _next_instant(fresh, changeset)
+        when = (
+            parse_time(valid_from, field="valid_from")
+            if valid_from is not None
+            else _next_instant(fresh, changeset)
+        )
         _check_current(changeset, fresh)
         after = changeset.apply_to(fresh)
         units, levels_below = _import_frames(changeset, fresh, after)
@@ -541,19 +592,45 @@ def _store(
 
 
 def changeset_history(
-    db: Database, *, layer: str, unit: str | None = None, limit: int = 100, offset: int = 0
+    db: Database,
+    *,
+    layer: str,
+    unit: str | None = None,
+    visible: Sequence[str] | None = None,
+    limit: int = 100,
+    offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Return a layer's change sets, newest first (those touching ``unit`` if given)."""
+    """Return a layer's change sets, newest first (those touching ``unit`` if given).
+
+    ``visible``, when given, keeps only change sets touching one of these codes.
+    """
     with db.reader() as repo:
-        return repo.changesets.history(layer=layer, unit=unit, limit=limit, offset=offset)
+        return repo.changesets.history(
+            layer=layer, unit=unit, codes=visible, limit=limit, offset=offset
+        )
 
 
-def changeset_detail(db: Database, *, layer: str, changeset_id: int) -> dict[str, Any]:
-    """Return one stored change set with its units before and after (GeoDataFrame)."""
+def changeset_detail(
+    db: Database,
+    *,
+    layer: str,
+    changeset_id: int,
+    visible: Callable[[str], bool] | None = None,
+) -> dict[str, Any]:
+    """Return one stored change set with its units before and after (GeoDataFrame).
+
+    With ``visible``, a change set touching a unit outside the caller's
+    jurisdiction is "not found".
+    """
     with db.reader() as repo:
         found = repo.changesets.get(changeset_id=changeset_id)
+        missing = NotFoundError(f"no change set {changeset_id} in layer {layer!r}", field="id")
         if found is None or found["layer"] != layer:
-            raise NotFoundError(f"no change set {changeset_id} in layer {layer!r}", field="id")
+            raise missing
+        units = found["units"]
+        existing = units[units["side"] == "before"]["code"]
+        if visible is not None and not all(visible(str(c)) for c in existing):
+            raise missing
         found["reverted_by"] = repo.changesets.reverted_by(changeset_id=changeset_id)
     return found
 
@@ -567,6 +644,7 @@ def revert(
     reason: str | None = None,
     dry_run: bool = False,
     actor: Principal = SYSTEM,
+    visible: Callable[[str], bool] | None = None,
 ) -> EditResult:
     """Restore the geometry before a change set exactly, as a new change set.
 
@@ -574,7 +652,7 @@ def revert(
     changed since (revert the later change sets first), and with
     :class:`ConflictError` when it was reverted already.
     """
-    stored = changeset_detail(db, layer=layer, changeset_id=changeset_id)
+    stored = changeset_detail(db, layer=layer, changeset_id=changeset_id, visible=visible)
     if stored["reverted_by"] is not None:
         raise ConflictError(
             f"change set {changeset_id} was reverted already (by {stored['reverted_by']})"
@@ -833,6 +911,37 @@ def changeset_geojson(changeset: ChangeSet) -> dict[str, Any]:
                     }
                 )
     return {"type": "FeatureCollection", "features": features}
+
+
+def changeset_json(stored: Mapping[str, Any], *, units: bool = True) -> dict[str, Any]:
+    """Return a stored change set as JSON (its units before/after as a FeatureCollection)."""
+    answer = {
+        k: (v.isoformat() if isinstance(v, datetime) else v)
+        for k, v in stored.items()
+        if k != "units"
+    }
+    if units and "units" in stored:
+        frame = stored["units"]
+        answer["geometry"] = {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "properties": {
+                        k: (v.isoformat() if isinstance(v, datetime) else v)
+                        for k, v in record.items()
+                        if k in ("side", "level", "code", "name", "parent_code", "kind")
+                    },
+                    "geometry": shapely.geometry.mapping(geometry),
+                }
+                for record, geometry in zip(
+                    frame.drop(columns=frame.geometry.name).to_dict("records"),
+                    frame.geometry.values,
+                    strict=True,
+                )
+            ],
+        }
+    return answer
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
