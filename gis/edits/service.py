@@ -51,6 +51,7 @@ __all__ = [
     "check_etags",
     "edit",
     "load_state",
+    "read_drawing",
     "read_state",
     "revert",
     "run_operation",
@@ -886,6 +887,36 @@ def _alignment(state: LayerState, changeset: ChangeSet, db: Database | None) -> 
         "resolved": listed(found["before"] - found["after"]),
         "checked": " in ".join(f"{layer}:{level}" for layer, level in _ALIGNMENT_PAIR),
     }
+
+
+def read_drawing(path: str, *, label: str | None = None) -> Any:
+    """Read a planner's drawing from a vector file (GeoJSON, GeoPackage...) in EPSG:4490.
+
+    Every feature's geometry is joined: polygons into one (Multi)Polygon,
+    lines into one (Multi)LineString.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, no CRS, no geometry, or points.
+    """
+    from gis.crs import to_storage_crs
+    from gis.files import open_source, read_frame
+
+    frame = to_storage_crs(read_frame(open_source(path, label=label)))
+    geometries = [g for g in frame.geometry.values if g is not None and not g.is_empty]
+    if not geometries:
+        raise InputError(f"{label or path}: no geometry", field="geometry")
+    kinds = {g.geom_type.replace("Multi", "") for g in geometries}
+    if kinds == {"Polygon"}:
+        return shapely.union_all(geometries)
+    if kinds == {"LineString"}:
+        parts = [p for g in geometries for p in shapely.get_parts(g)]
+        return parts[0] if len(parts) == 1 else shapely.MultiLineString(parts)
+    raise InputError(
+        f"{label or path}: the drawing must be polygons or lines, not {', '.join(sorted(kinds))}",
+        field="geometry",
+    )
 
 
 # -- output --------------------------------------------------------------------------
