@@ -85,6 +85,7 @@ def path_values(db: Database, grid: str) -> dict[str, str]:
         "username": "nobody-here",
         "key_id": "0123456789ab",
         "import_id": str(import_of(db, grid)),
+        "changeset_id": "999999",  # no change set in this city: B's answer as a missing one's
     }
 
 
@@ -120,6 +121,15 @@ def body_for(method: str, path: str, grid: str) -> dict[str, Any]:
         ("PATCH", "/api/v1/admin/users/{username}"): {"json": {"active": False}},
         ("POST", "/api/v1/admin/users/{username}/password"): {"json": {}},
         ("POST", "/api/v1/admin/api-keys"): {"json": {"name": "k", "role": "admin"}},
+        ("POST", "/api/v1/layers/{layer}/edits"): {
+            "json": {
+                "op": "merge",
+                "level": "micro_grid",
+                "units": [f"{grid}001", f"{grid}002"],
+                "dry_run": True,
+            }
+        },
+        ("POST", "/api/v1/layers/{layer}/changesets/{changeset_id}/revert"): {},
     }
     if method in ("GET", "DELETE"):
         return {}
