@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import geopandas as gpd
 import pytest
 import shapely
 from shapely.geometry.base import BaseGeometry
@@ -287,3 +288,15 @@ def test_bad_input_names_the_field() -> None:
     with pytest.raises(EditRefusedError) as nothing:
         reshape(state, level="grid", units=["1001", "1002"], geometry=line((100, 201), (100, 99)))
     assert nothing.value.problems[0].rule == "no_change"
+
+
+def test_drawn_vertices_snap_to_street_centre_lines() -> None:
+    state = tiny_layer()
+    state.streets = gpd.GeoDataFrame(geometry=[line((75, -50), (75, 250))], crs=4490)
+    changes = split(state, level="grid", unit="1003", geometry=line((76.5, -5), (76.5, 105)))
+    after = changes.apply_to(state)
+    assert area_m2(_geometry(after, "grid", "1005"), state) == pytest.approx(2_500, rel=1e-3)
+    loose = split(tiny_layer(), level="grid", unit="1003", geometry=line((76.5, -5), (76.5, 105)))
+    assert area_m2(_geometry(loose.apply_to(tiny_layer()), "grid", "1005"), state) == pytest.approx(
+        2_350, rel=1e-3
+    )

@@ -107,6 +107,8 @@ class LayerState:
     read_buildings : callable, optional
         Reads the buildings in a bounding box, when ``buildings`` is not given
         (a stored layer: only the buildings around an edit are read).
+    streets : GeoDataFrame, optional
+        Street centre lines (EPSG:4490) drawn vertices also snap to.
     """
 
     spec: LayerSpec
@@ -118,6 +120,7 @@ class LayerState:
     revision: int | None = None
     latest: Mapping[str, datetime] = field(default_factory=dict)
     read_buildings: Callable[[tuple[float, float, float, float]], gpd.GeoDataFrame] | None = None
+    streets: gpd.GeoDataFrame | None = None
 
     def buildings_in(self, area: BaseGeometry) -> gpd.GeoDataFrame | None:
         """Return the buildings whose footprint intersects ``area`` (EPSG:4490), if known."""
@@ -258,6 +261,7 @@ class ChangeSet:
             revision=state.revision,
             latest=state.latest,
             read_buildings=state.read_buildings,
+            streets=state.streets,
         )
 
 

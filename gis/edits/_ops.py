@@ -542,9 +542,17 @@ class _Context:
             shapely.buffer(shapely.envelope(drawn), self.options.snap_m * 3 / _METRES_PER_DEGREE),
             predicate="intersects",
         )
+        targets = list(self.frame.geometry.values[near])
+        streets = self.state.streets
+        if streets is not None and not streets.empty:
+            # Street centre lines too, where the layer has them.
+            area = shapely.buffer(
+                shapely.envelope(drawn), self.options.snap_m * 3 / _METRES_PER_DEGREE
+            )
+            targets += list(streets.geometry.values[streets.sindex.query(area)])
         snapped = snap_drawing(
             drawn,
-            list(self.frame.geometry.values[near]),
+            targets,
             tolerance_m=self.options.snap_m,
             projected=self.locator.projected,
         )

@@ -715,8 +715,9 @@ def impact(
     """Return what a change set does to places, workload and alignment (JSON-ready).
 
     ``moves`` are the buildings whose lowest-level unit changes (from the
-    import pipeline); POIs, workload per touched unit against its level's
-    target and the same-grid (同格) check before and after are computed here.
+    import pipeline); POIs, staff of changed or retired units (ids, units and
+    roles, no names), workload per touched unit against its level's target and
+    the same-grid (同格) check before and after are computed here.
     """
     return {
         "buildings": len(moves),
@@ -724,9 +725,31 @@ def impact(
         "persons": int(moves["persons"].sum()) if len(moves) else 0,
         "pois": _poi_moves(state, changeset),
         "moves": _records(moves),
+        "staff": _staff(changeset, db),
         "workload": _workload(state, changeset),
         "alignment": _alignment(state, changeset, db),
     }
+
+
+def _staff(changeset: ChangeSet, db: Database | None) -> list[dict[str, Any]]:
+    """Staff whose unit is retired (they need a new one) or changes ground."""
+    if db is None:
+        return []
+    from gis.staff import list_staff
+
+    retired = set(changeset.retired)
+    touched = [*changeset.changed, *changeset.retired]
+    if not touched:
+        return []
+    return [
+        {
+            "id": member.id,
+            "unit_code": member.unit_code,
+            "role": member.role,
+            "change": "retired" if member.unit_code in retired else "changed",
+        }
+        for member in list_staff(db, layer=changeset.layer, unit_codes=touched)
+    ]
 
 
 def _poi_moves(state: LayerState, changeset: ChangeSet) -> list[dict[str, Any]]:
