@@ -109,6 +109,8 @@ class LayerState:
         (a stored layer: only the buildings around an edit are read).
     streets : GeoDataFrame, optional
         Street centre lines (EPSG:4490) drawn vertices also snap to.
+    at : datetime, optional
+        The instant whose units these are (read from a database).
     """
 
     spec: LayerSpec
@@ -121,6 +123,7 @@ class LayerState:
     latest: Mapping[str, datetime] = field(default_factory=dict)
     read_buildings: Callable[[tuple[float, float, float, float]], gpd.GeoDataFrame] | None = None
     streets: gpd.GeoDataFrame | None = None
+    at: datetime | None = None
 
     def buildings_in(self, area: BaseGeometry) -> gpd.GeoDataFrame | None:
         """Return the buildings whose footprint intersects ``area`` (EPSG:4490), if known."""
@@ -262,6 +265,7 @@ class ChangeSet:
             latest=state.latest,
             read_buildings=state.read_buildings,
             streets=state.streets,
+            at=state.at,
         )
 
 

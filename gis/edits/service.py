@@ -50,6 +50,7 @@ __all__ = [
     "changeset_json",
     "check_etags",
     "edit",
+    "effective_state",
     "load_state",
     "read_drawing",
     "read_state",
@@ -139,6 +140,7 @@ def read_state(
     """Read a layer's state inside an open repository transaction (see :func:`load_state`)."""
     if layer not in {summary.name for summary in repo.list_layers()}:
         raise NotFoundError(f"no layer {layer!r}", field="layer")
+    at = at or utc_now()
     revision = repo.revisions().get("boundaries", 0)
     spec = repo.layer_spec(name=layer)
     levels = {}
@@ -166,6 +168,7 @@ def read_state(
         revision=revision,
         latest=latest,
         read_buildings=read_buildings,
+        at=at,
     )
 
 
@@ -295,7 +298,7 @@ def edit(
         ETags of unit versions the caller saw (:func:`gis.edits.unit_etag`):
         refused with :class:`StaleVersionError` if any is no longer current.
     """
-    state = load_state(db, layer=layer)
+    state, when = effective_state(db, layer=layer, valid_from=valid_from)
     check_etags(state, if_match)
     named = [*units, *([to] if isinstance(to, str) else list(to or []))]
     _require_visible(visible, layer, named)
@@ -317,12 +320,32 @@ def edit(
     return apply_changeset(
         db,
         changeset,
-        valid_from=valid_from,
+        valid_from=when,
         reason=reason,
         dry_run=dry_run,
         actor=actor,
         state=state,
     )
+
+
+def effective_state(
+    db: Database, *, layer: str, valid_from: TimeLike = None
+) -> tuple[LayerState, datetime]:
+    """Return the layer as it stands when an edit takes effect, and that instant.
+
+    Without ``valid_from`` an edit takes effect now, or just after the
+    layer's newest version when that starts later (two versions of a unit
+    never share a start); the state is read at that instant.
+    """
+    state = load_state(db, layer=layer)
+    when = (
+        parse_time(valid_from, field="valid_from")
+        if valid_from is not None
+        else _next_instant(state)
+    )
+    if state.at is None or when > state.at:
+        state = load_state(db, layer=layer, at=when)
+    return state, when
 
 
 def check_etags(state: LayerState, tags: Sequence[str]) -> None:
@@ -396,16 +419,15 @@ def apply_changeset(
         From the import pipeline.
     """
     for attempt in range(_ATTEMPTS):
-        fresh = (
-            state
-            if attempt == 0 and state is not None and state.revision is not None
-            else load_state(db, layer=changeset.layer)
-        )
-        when = (
-            parse_time(valid_from, field="valid_from")
-            if valid_from is not None
-            else _next_instant(fresh, changeset)
-        )
+        if attempt == 0 and state is not None and state.revision is not None:
+            fresh = state
+            when = (
+                parse_time(valid_from, field="valid_from")
+                if valid_from is not None
+                else _next_instant(fresh)
+            )
+        else:
+            fresh, when = effective_state(db, layer=changeset.layer, valid_from=valid_from)
         _check_current(changeset, fresh)
         after = changeset.apply_to(fresh)
         units, levels_below = _import_frames(changeset, fresh, after)
@@ -458,10 +480,10 @@ def apply_changeset(
     )
 
 
-def _next_instant(state: LayerState, changeset: ChangeSet) -> datetime:
-    """Now, or just after the newest version of a touched level (versions never share a start)."""
+def _next_instant(state: LayerState) -> datetime:
+    """Now, or just after the layer's newest version (versions never share a start)."""
     now = utc_now().replace(microsecond=0)  # stored to the second
-    latest = [state.latest[c.level] for c in changeset.levels if c.level in state.latest]
+    latest = list(state.latest.values())
     if latest and max(latest) >= now:
         return max(latest) + timedelta(seconds=1)
     return now
@@ -657,7 +679,7 @@ def revert(
         raise ConflictError(
             f"change set {changeset_id} was reverted already (by {stored['reverted_by']})"
         )
-    state = load_state(db, layer=layer)
+    state, when = effective_state(db, layer=layer, valid_from=valid_from)
     units = stored["units"]
     levels = []
     for level in dict.fromkeys(units["level"]):
@@ -693,7 +715,7 @@ def revert(
     return apply_changeset(
         db,
         changeset,
-        valid_from=valid_from,
+        valid_from=when,
         reason=reason or f"revert change set {changeset_id}",
         dry_run=dry_run,
         actor=actor,
