@@ -7,6 +7,8 @@ test edits it through :mod:`gis.edits.service` and checks what is stored.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pandas as pd
 import pytest
 import shapely
@@ -66,8 +68,8 @@ def _load(db: Database) -> None:
         repo.places.upsert_households(households)
 
 
-def _geometries(db: Database) -> dict[str, shapely.Geometry]:
-    state = load_state(db, layer="test")
+def _geometries(db: Database, *, at: datetime | None = None) -> dict[str, shapely.Geometry]:
+    state = load_state(db, layer="test", at=at)
     return {
         str(c): shapely.normalize(g)
         for level in SPEC.levels
