@@ -42,7 +42,7 @@ _LEGITIMATE = {
 
 
 def _step(db: Database, data: st.DataObject) -> int | None:
-    state = load_state(db, layer="test")
+    state = load_state(db, layer="test", at=parse_time("2100-01-01"))  # the newest versions
     current = set(state.frame("grid")["code"])
     grid = data.draw(st.sampled_from(sorted(c for c in _GRIDS if c in current)), label="grid")
     x0, y0 = _GRIDS[grid]
