@@ -117,3 +117,21 @@ def test_random_edits_keep_the_sample_city_consistent(
         assert changes.created or changes.changed or changes.retired
         state = changes.apply_to(state)
         assert_state_consistent(state)
+
+
+@pytest.mark.slow
+def test_auto_split_replaces_a_grids_micro_grids_with_balanced_ones(
+    city_state: LayerState,
+) -> None:
+    """Needs ``gis.edits._autosplit`` (the streets-layer branch): parts become micro-grids."""
+    from gis.edits.service import run_operation
+
+    grid = "350502001001002"
+    changes = run_operation(city_state, op="auto_split", level="grid", units=[grid], parts=4)
+    assert changes.level == "micro_grid" and changes.op == "auto_split"
+    after = changes.apply_to(city_state)
+    assert_state_consistent(after)
+    micro = after.frame("micro_grid")
+    assert (micro["parent_code"] == grid).sum() == 4
+    households = changes.params["balance"]["households"]
+    assert len(households) == 4 and max(households) <= 1.25 * min(households)

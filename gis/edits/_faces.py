@@ -51,6 +51,16 @@ class Faces:
         tree = shapely.STRtree(geometries)
         face_index, unit_index = tree.query(points, predicate="within")
         owner[face_index] = np.array(codes, dtype=object)[unit_index]
+        # A thin face along a boundary may have its inner point on the edge:
+        # it belongs to the unit holding most of its area.
+        for i in np.flatnonzero(owner == None):  # noqa: E711 (elementwise)
+            candidates = tree.query(faces[i], predicate="intersects")
+            shares = [
+                float(shapely.area(shapely.intersection(faces[i], geometries[c])))
+                for c in candidates
+            ]
+            if shares and max(shares) > 0.5 * float(shapely.area(faces[i])):
+                owner[i] = codes[int(candidates[int(np.argmax(shares))])]
         inside = owner != None  # noqa: E711 (elementwise)
         self.geometries = faces[inside]
         self.owner = owner[inside]

@@ -35,7 +35,7 @@ from gis.edits._snap import snap_drawing
 from gis.errors import InputError, NotFoundError
 from gis.validate._report import Locator
 
-__all__ = ["carve", "merge", "reshape", "retire", "split", "transfer"]
+__all__ = ["auto_split_children", "carve", "merge", "reshape", "retire", "split", "transfer"]
 
 _METRES_PER_DEGREE = 111_320.0
 
@@ -494,6 +494,109 @@ def retire(
                 )
         ground = ctx.reassign(faces, owner)
     return ctx.finish("retire", {"unit": unit, "to": receivers}, ground)
+
+
+def auto_split_children(
+    state: LayerState,
+    *,
+    level: str,
+    unit: str,
+    parts: int,
+    options: EditOptions | None = None,
+) -> ChangeSet:
+    """Re-partition a unit into ``parts`` children with balanced households.
+
+    The parts come from :func:`gis.edits._autosplit.auto_split` (contiguous,
+    compact, cut along streets and between buildings); they replace the
+    unit's current children. Each current child keeps its code on the part
+    it overlaps most (codes stay stable), extra parts get new codes, children
+    left without a part are retired; the levels further down follow.
+
+    Raises
+    ------
+    InputError
+        ``level`` is the lowest level, or ``parts`` is below 2.
+    """
+    options = options or EditOptions()
+    ctx = _Context(state, level, options)
+    geometry = ctx.unit(unit)
+    child_level = state.spec.child_level(level)
+    if child_level is None:
+        raise InputError(f"{level!r} has no level below to split into", field="level")
+    try:
+        from gis.edits._autosplit import auto_split
+    except ImportError:  # pragma: no cover - the module ships with the streets layer
+        raise InputError("auto_split is not available in this version", field="op") from None
+    buildings = state.buildings_in(geometry)
+    if buildings is None or buildings.empty:
+        raise InputError(f"{unit!r} has no buildings to balance", field="units")
+    result = auto_split(
+        geometry,
+        buildings,
+        "households",
+        state.streets,
+        parts,
+        projected=ctx.locator.projected,
+    )
+    # Only the cuts between parts are taken: the parts' outline, computed in
+    # metres and back, runs millimetres off the unit's; the cuts' ends are
+    # snapped onto the unit's own boundary.
+    band = shapely.buffer(shapely.boundary(geometry), 0.1 / _METRES_PER_DEGREE)
+    cuts = shapely.difference(
+        shapely.union_all([shapely.boundary(g) for g in result.parts.geometry.values]), band
+    )
+    cuts = snap_drawing(
+        shapely.line_merge(cuts) if not cuts.is_empty else cuts,
+        [geometry],
+        tolerance_m=0.5,
+        projected=ctx.locator.projected,
+    )
+    faces = Faces({unit: geometry}, [cuts])
+    regions = list(result.parts.geometry.values)
+    # Each face goes to the part holding most of it (parts and faces share edges).
+    label = np.array(
+        [
+            int(np.argmax([shapely.area(shapely.intersection(f, r)) for r in regions]))
+            for f in faces.geometries
+        ]
+    )
+    pieces = {i: union_faces(faces.geometries[label == i]) for i in range(len(regions))}
+    children = state.frame(child_level.name)
+    mine = children[children["parent_code"].astype(str) == unit]
+    keep: dict[int, str] = {}
+    for code, old in sorted(zip(mine["code"].astype(str), mine.geometry.values, strict=True)):
+        free = [i for i in pieces if i not in keep and not pieces[i].is_empty]
+        if not free:
+            break
+        best = max(free, key=lambda i: shapely.area(shapely.intersection(old, pieces[i])))
+        keep[best] = code
+    taken = state.codes_taken(child_level.name)
+    siblings = list(mine["code"].astype(str))
+    ground = NewGround(geometries={})
+    template = mine.iloc[0].to_dict() if len(mine) else {}
+    for i, piece in pieces.items():
+        if piece.is_empty:
+            continue
+        code = keep.get(i)
+        if code is None:
+            code = next_code(unit, taken, siblings=siblings)
+            taken.add(code)
+            siblings.append(code)
+            ground.created[code] = {
+                "name": f"{ctx.row(unit).get('name') or unit}（微{len(siblings)}）",
+                "parent_code": unit,
+                "kind": template.get("kind") or "comprehensive",
+                "attributes": {"auto_split_from": unit},
+            }
+        ground.geometries[code] = piece
+    ground.retired = [c for c in mine["code"].astype(str) if c not in set(keep.values())]
+    child_options = EditOptions(
+        cascade=options.cascade, snap_m=options.snap_m, force=True, tolerances=options.tolerances
+    )
+    child_ctx = _Context(state, child_level.name, child_options)
+    params = {"unit": unit, "parts": parts, "balance": result.summary()}
+    changes = child_ctx.finish("auto_split", params, ground)
+    return changes
 
 
 # -- shared machinery --------------------------------------------------------------

@@ -36,7 +36,15 @@ from gis.edits._model import (
     concat_units,
     unit_etag,
 )
-from gis.edits._ops import carve, merge, reshape, retire, split, transfer
+from gis.edits._ops import (
+    auto_split_children,
+    carve,
+    merge,
+    reshape,
+    retire,
+    split,
+    transfer,
+)
 from gis.errors import ConflictError, InputError, NotFoundError, StaleVersionError
 from gis.repository import Database, Repository
 from gis.times import TimeLike, parse_time, utc_now
@@ -262,7 +270,13 @@ def run_operation(
             options=options,
         )
     if op == "auto_split":
-        raise InputError("auto_split is not available in this version", field="op")
+        return auto_split_children(
+            state,
+            level=level,
+            unit=one_unit(),
+            parts=need(parts, "parts", "how many parts (parts)"),
+            options=options,
+        )
     known = "transfer, reshape, split, merge, carve, retire, auto_split"
     raise InputError(f"unknown operation {op!r}; use one of {known}", field="op")
 
