@@ -12,13 +12,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gis.edits import problem_geojson
 from gis.errors import (
     AuthenticationError,
     ConflictError,
+    EditRefusedError,
     ForbiddenError,
     InputError,
     NotFoundError,
     RateLimitedError,
+    StaleVersionError,
     TonggeError,
     UnavailableError,
     ValidationFailedError,
@@ -33,6 +36,8 @@ _STATUS: list[tuple[type[TonggeError], int]] = [
     (UnavailableError, 503),
     (NotFoundError, 404),
     (ConflictError, 409),
+    (StaleVersionError, 412),
+    (EditRefusedError, 422),
     (ValidationFailedError, 422),
     (InputError, 400),
 ]
@@ -60,6 +65,13 @@ class Problem(BaseModel):
     )
     report: dict[str, Any] | None = Field(
         default=None, description="The validation report of refused boundaries (422)."
+    )
+    problems: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="A refused edit's problems (422): rule, codes, lon, lat, message, geometry.",
+    )
+    codes: list[str] | None = Field(
+        default=None, description="Units changed since the edit was computed (412)."
     )
 
 
@@ -92,6 +104,10 @@ def domain_problem(error: TonggeError) -> dict[str, Any]:
         extra["field"] = error.details["field"]
     if isinstance(error, ValidationFailedError):
         extra["report"] = error.report.to_dict()
+    if isinstance(error, EditRefusedError):
+        extra["problems"] = [problem_geojson(p) for p in error.problems]
+    if isinstance(error, StaleVersionError):
+        extra["codes"] = list(error.codes)
     return problem_body(status, error.title, error.message, **extra)
 
 

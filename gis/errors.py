@@ -7,10 +7,12 @@ from typing import Any
 __all__ = [
     "AuthenticationError",
     "ConflictError",
+    "EditRefusedError",
     "ForbiddenError",
     "InputError",
     "NotFoundError",
     "RateLimitedError",
+    "StaleVersionError",
     "TonggeError",
     "UnavailableError",
     "ValidationFailedError",
@@ -94,3 +96,32 @@ class ValidationFailedError(TonggeError):
     def __init__(self, message: str, *, report: Any) -> None:
         super().__init__(message)
         self.report = report
+
+
+class EditRefusedError(TonggeError):
+    """An edit operation that would break a rule; ``problems`` say where and why.
+
+    Each problem (:class:`gis.validate.Problem`) names its rule (``crosses_parent``,
+    ``cuts_building``, ``not_adjacent``, ``line_not_reaching_boundary``...), the
+    units, a lon/lat on the fault, a message and the offending geometry.
+    """
+
+    title = "Edit refused"
+
+    def __init__(self, message: str, *, problems: Any) -> None:
+        super().__init__(message, rule=problems[0].rule if problems else None)
+        self.problems = list(problems)
+
+
+class StaleVersionError(TonggeError):
+    """A change computed against unit versions that have changed since.
+
+    ``codes`` names the units whose stored version is no longer the one the
+    change was computed against.
+    """
+
+    title = "Precondition failed"
+
+    def __init__(self, message: str, *, codes: Any) -> None:
+        super().__init__(message, rule="stale_version")
+        self.codes = list(codes)

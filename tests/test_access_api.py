@@ -92,6 +92,7 @@ def path_values(db: Database, grid: str) -> dict[str, str]:
         "z": "15",
         "x": str(_tile_x(118.53125, 15)),
         "y": str(_tile_y(24.9375, 15)),
+        "changeset_id": "999999",  # no change set in this city: B's answer as a missing one's
     }
 
 
@@ -135,6 +136,15 @@ def body_for(method: str, path: str, grid: str) -> dict[str, Any]:
         ("PATCH", "/api/v1/admin/users/{username}"): {"json": {"active": False}},
         ("POST", "/api/v1/admin/users/{username}/password"): {"json": {}},
         ("POST", "/api/v1/admin/api-keys"): {"json": {"name": "k", "role": "admin"}},
+        ("POST", "/api/v1/layers/{layer}/edits"): {
+            "json": {
+                "op": "merge",
+                "level": "micro_grid",
+                "units": [f"{grid}001", f"{grid}002"],
+                "dry_run": True,
+            }
+        },
+        ("POST", "/api/v1/layers/{layer}/changesets/{changeset_id}/revert"): {},
     }
     if method in ("GET", "DELETE"):
         return {}

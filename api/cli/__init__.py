@@ -11,7 +11,17 @@ import sys
 
 import typer
 
-from api.cli import _access, _alignment, _locate, _places, _service, _staff, _streets, _units
+from api.cli import (
+    _access,
+    _alignment,
+    _edits,
+    _locate,
+    _places,
+    _service,
+    _staff,
+    _streets,
+    _units,
+)
 
 app = typer.Typer(
     name="tongge",
@@ -28,6 +38,7 @@ _places.register(app)
 _service.register(app)
 _access.register(app)
 _streets.register(app)
+_edits.register(app)
 
 
 def main() -> None:

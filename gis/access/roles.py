@@ -27,6 +27,7 @@ class Permission(StrEnum):
 
     UNITS_READ = "units:read"
     UNITS_EXPORT = "units:export"
+    BOUNDARIES_EDIT = "boundaries:edit"
     PLACES_READ = "places:read"
     HOUSEHOLDS_READ = "households:read"
     HOUSEHOLDS_EXPORT = "households:export"
@@ -103,6 +104,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         {
             _P.UNITS_READ,
             _P.UNITS_EXPORT,
+            _P.BOUNDARIES_EDIT,
             _P.PLACES_READ,
             _P.STAFF_READ,
             _P.STAFF_WRITE,

@@ -308,8 +308,8 @@ class LocateService:
         status[elsewhere & certain] = "outside_jurisdiction"
         status[elsewhere & ~certain] = "unmatched"
         scores[elsewhere] = np.nan
-        for i in np.flatnonzero(elsewhere):
-            matched[i] = None
+        for row in np.flatnonzero(elsewhere):
+            matched[int(row)] = None
         located["status"] = status
         located.insert(0, "address_score", scores)
         located.insert(0, "address_match", matched)

@@ -18,6 +18,7 @@ from gis.crs import STORAGE_CRS
 from gis.errors import ConflictError, NotFoundError
 from gis.layers import LayerSpec, LevelSpec
 from gis.repository._access import AccessStore
+from gis.repository._changesets import ChangeSetStore
 from gis.repository._dialect import bbox_filter, geometry_as_wkb
 from gis.repository._places import PlaceStore
 from gis.repository._streets import StreetStore
@@ -62,6 +63,11 @@ class Repository:
     def access(self) -> AccessStore:
         """Users, API keys and the audit log."""
         return AccessStore(self._session)
+
+    @property
+    def changesets(self) -> ChangeSetStore:
+        """Applied edits (change sets) and their units before and after."""
+        return ChangeSetStore(self._session)
 
     @property
     def places(self) -> PlaceStore:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -291,3 +292,45 @@ class StreetRow(Base):
     geom: Mapped[Any] = mapped_column(
         Geometry("MULTILINESTRING", srid=STORAGE_SRID, spatial_index=True)
     )
+
+
+class ChangeSetRow(Base):
+    """An applied edit: who, when, why, what operation, and the import that stored it."""
+
+    __tablename__ = "changesets"
+    __table_args__ = (Index("ix_changesets_layer", "layer", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    layer: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(64))
+    op: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    author: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id"), nullable=True)
+    reverts: Mapped[int | None] = mapped_column(ForeignKey("changesets.id"), nullable=True)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ChangeSetUnitRow(Base):
+    """One unit before or after a change set (geometry as exact WKB, for an exact revert)."""
+
+    __tablename__ = "changeset_units"
+    __table_args__ = (
+        Index("ix_changeset_units_changeset", "changeset_id"),
+        Index("ix_changeset_units_code", "code"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    changeset_id: Mapped[int] = mapped_column(ForeignKey("changesets.id"))
+    side: Mapped[str] = mapped_column(String(8))
+    level: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    parent_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16), default="comprehensive")
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    version_from: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    wkb: Mapped[bytes] = mapped_column(LargeBinary)

@@ -251,6 +251,9 @@ def import_units(
     step: Step | None = None,
     on_progress: Progress | None = None,
     actor: Principal = SYSTEM,
+    precondition: Callable[[Repository], None] | None = None,
+    on_written: Callable[[Repository, ImportResult], None] | None = None,
+    exact: bool = False,
 ) -> ImportResult:
     """Store a unit frame as the state of a level from ``valid_from`` on.
 
@@ -274,6 +277,18 @@ def import_units(
     levels_below : mapping of level name to GeoDataFrame, optional
         The new state of levels below, given whole instead of cascaded
         (validated against the new parents; all stored in one transaction).
+    precondition : callable, optional
+        Called with the repository inside the write transaction, the layer
+        locked, before anything is written: it raises to refuse (an edit
+        re-checks that the unit versions it was computed on are current).
+    exact : bool
+        Store geometries exactly as given: a unit differing from its stored
+        version only by vertices on straight edges is a change too (an edit's
+        revert restores the very vertices).
+    on_written : callable, optional
+        Called with the repository and the result inside the write
+        transaction, after the units and moves are written (an edit stores its
+        change set there: all or nothing).
 
     Raises
     ------
@@ -301,6 +316,7 @@ def import_units(
             tolerances=tolerances,
             announce=announce,
             levels_below=levels_below,
+            exact=exact,
         )
         if dry_run:
             result = plan.preview()
@@ -313,7 +329,11 @@ def import_units(
                 continue  # someone changed boundaries or places meanwhile: again
             if not plan.layer_exists:
                 repo.ensure_layer(plan.spec)  # a built-in layer's first import
+            if precondition is not None:
+                precondition(repo)
             result = plan.write(repo, actor=actor, on_progress=on_progress)
+            if on_written is not None:
+                on_written(repo, result)
         break
     else:
         raise ConflictError(
@@ -453,6 +473,7 @@ def _plan(
     tolerances: Tolerances,
     announce: Step,
     levels_below: Mapping[str, gpd.GeoDataFrame] | None = None,
+    exact: bool = False,
 ) -> _Plan:
     announce("read")
     with db.reader() as repo:
@@ -517,7 +538,8 @@ def _plan(
     # and edges are noded first, so that validation takes GEOS' fast coverage
     # path. When noding had to move more than slivers (or cannot run on the
     # data), the data as sent is validated instead, to say what is wrong.
-    units = _keep_unchanged(units, existing, tolerances=tolerances)
+    if not exact:
+        units = _keep_unchanged(units, existing, tolerances=tolerances)
     before_validation = report  # plausibility and partial-import problems so far
     units, after, fixes, repairs, checked = _node_and_validate(
         staying,
@@ -547,11 +569,9 @@ def _plan(
         if given is not None:
             # The caller gives this level's new state (e.g. a same-grid
             # proposal re-draws stations and beats together): it must nest.
-            new_kids = _keep_unchanged(
-                _fill_parent_codes(_unit_columns(given), parents_after),
-                kids,
-                tolerances=tolerances,
-            )
+            new_kids = _fill_parent_codes(_unit_columns(given), parents_after)
+            if not exact:
+                new_kids = _keep_unchanged(new_kids, kids, tolerances=tolerances)
             new_kids, kid_fixes = node_level(new_kids, tolerances=tolerances, projected=projected)
             nested = validate_units(
                 new_kids, parents=parents_after, layer=spec, level=lv, tolerances=tolerances

@@ -1,7 +1,7 @@
 """Streets: street centre lines (name, class) as a layer of their own.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 """
 
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ from alembic import op
 from geoalchemy2 import Geometry, alembic_helpers  # noqa: F401  (registers the geo ops)
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,238 @@
+"""Edit commands: ``tongge edit OP`` and ``tongge changesets list|show|revert``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from api.bootstrap import open_database
+from api.cli._output import EXIT_PROBLEMS, ReportFormat, echo_json, err, fail, out
+from gis.access import cli_principal
+from gis.edits import EditOptions, problem_geojson
+from gis.edits import service as edits
+from gis.errors import EditRefusedError, TonggeError
+
+changesets_app = typer.Typer(
+    help="Change sets 变更集: applied edits, their history, revert.", no_args_is_help=True
+)
+
+
+class Operation(StrEnum):
+    """The edit operations."""
+
+    transfer = "transfer"
+    reshape = "reshape"
+    split_ = "split"  # (str.split is taken)
+    merge = "merge"
+    carve = "carve"
+    retire = "retire"
+    auto_split = "auto_split"
+
+
+class Cascade(StrEnum):
+    """How children cut by a new edge follow."""
+
+    new = "new"
+    merge = "merge"
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``edit`` and the ``changesets`` group to ``app``."""
+    app.command("edit")(edit_command)
+    app.add_typer(changesets_app, name="changesets")
+
+
+def edit_command(
+    op: Annotated[
+        Operation, typer.Argument(help="transfer, reshape, split, merge, carve, retire.")
+    ],
+    layer: Annotated[str, typer.Option(help="Layer, e.g. governance.")],
+    level: Annotated[str, typer.Option(help="Level the edit is made at, e.g. grid.")],
+    unit: Annotated[
+        list[str] | None, typer.Option("--unit", help="Unit code (repeat for several).")
+    ] = None,
+    geometry: Annotated[
+        str | None,
+        typer.Option(help="File with the drawn polygon or line (GeoJSON, GeoPackage…)."),
+    ] = None,
+    to: Annotated[
+        list[str] | None, typer.Option("--to", help="Receiving unit (repeat for retire).")
+    ] = None,
+    parts: Annotated[int | None, typer.Option(help="auto_split: how many parts.")] = None,
+    cascade: Annotated[Cascade, typer.Option(help="How cut children follow.")] = Cascade.new,
+    valid_from: Annotated[
+        str | None, typer.Option(help="Effective date (YYYY-MM-DD = 00:00 China time).")
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="Why (stored with the change set).")] = None,
+    name: Annotated[str | None, typer.Option(help="carve: the new unit's name.")] = None,
+    poi: Annotated[str | None, typer.Option(help="carve: the POI (key or name).")] = None,
+    force: Annotated[bool, typer.Option(help="Accept an edge that cuts a building.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Preview only: nothing is written.")] = False,
+    format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
+) -> None:
+    """Edit boundaries (边界编辑): preview with --dry-run, else apply as a change set."""
+    as_json = format is ReportFormat.json
+    try:
+        drawing = edits.read_drawing(geometry) if geometry is not None else None
+        result = edits.edit(
+            open_database(),
+            layer=layer,
+            op=op.value,
+            level=level,
+            units=unit or [],
+            geometry=drawing,
+            to=(to[0] if op is not Operation.retire and to else to),
+            parts=parts,
+            name=name,
+            poi=poi,
+            options=EditOptions(cascade=cascade.value, force=force),
+            valid_from=valid_from,
+            reason=reason,
+            dry_run=dry_run,
+            actor=cli_principal(),
+        )
+    except EditRefusedError as refused:
+        _refused(refused, as_json=as_json)
+    except TonggeError as error:
+        fail(error, as_json=as_json)
+    answer = result.to_dict()
+    if as_json:
+        echo_json(answer)
+        return
+    _print_edit(answer)
+
+
+def _refused(error: EditRefusedError, *, as_json: bool) -> None:
+    problems = [problem_geojson(p) for p in error.problems]
+    if as_json:
+        echo_json({"changeset": None, "applied": False, "problems": problems})
+    else:
+        for p in problems:
+            err.print(f"[red]✗ {p['rule']}[/red] {', '.join(p['codes'])} ({p['lon']}, {p['lat']})")
+            err.print(f"  {p['message']}")
+    typer.secho(f"✗ {error.message}", err=True, fg="red")
+    raise typer.Exit(EXIT_PROBLEMS)
+
+
+def _print_edit(answer: dict[str, Any]) -> None:
+    verb = "applied as change set #" + str(answer["changeset"]) if answer["applied"] else "preview"
+    out.print(f"[green]✓[/green] {answer['op']} at {answer['level']}: {verb}")
+    for key in ("created", "changed", "retired"):
+        if answer[key]:
+            out.print(f"  {key}: {', '.join(answer[key])}")
+    impact = answer["impact"]
+    out.print(
+        f"  moves: {impact['buildings']} building(s), {impact['households']} household(s), "
+        f"{impact['persons']} person(s), {len(impact['pois'])} POI(s)"
+    )
+    for move in impact["moves"][:20]:
+        out.print(f"    {move['key']}: {move['from_unit']} → {move['to_unit']}")
+    if len(impact["moves"]) > 20:
+        out.print(f"    … and {len(impact['moves']) - 20} more (--format json lists every one)")
+    table = Table("unit", "level", "before", "after", "target")
+    for row in impact["workload"]:
+        target = (
+            f"{row['target_min']:g}–{row['target_max']:g}"
+            if row["target_min"] is not None and row["target_max"] is not None
+            else ""
+        )
+        table.add_row(row["code"], row["level"], str(row["before"]), str(row["after"]), target)
+    out.print(table)
+    alignment = impact["alignment"]
+    out.print(
+        f"  same grid 同格: {alignment['before']} → {alignment['after']} violation(s) "
+        f"(+{len(alignment['added'])}, −{len(alignment['resolved'])})"
+    )
+    if answer["cut_buildings"]:
+        out.print(
+            f"  [yellow]buildings cut (forced): {', '.join(answer['cut_buildings'])}[/yellow]"
+        )
+
+
+@changesets_app.command("list")
+def list_command(
+    layer: Annotated[str, typer.Option(help="Layer.")] = "governance",
+    unit: Annotated[str | None, typer.Option(help="Only change sets touching this unit.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
+) -> None:
+    """List a layer's change sets, newest first."""
+    try:
+        rows, total = edits.changeset_history(open_database(), layer=layer, unit=unit, limit=limit)
+    except TonggeError as error:
+        fail(error, as_json=format is ReportFormat.json)
+    answers = [edits.changeset_json(r, units=False) for r in rows]
+    if format is ReportFormat.json:
+        echo_json({"total": total, "changesets": answers})
+        return
+    table = Table("id", "op", "level", "valid from", "author", "reason", "reverts")
+    for a in answers:
+        table.add_row(
+            str(a["id"]),
+            a["op"],
+            a["level"],
+            a["valid_from"],
+            a["author"],
+            a["reason"] or "",
+            str(a["reverts"] or ""),
+        )
+    out.print(table)
+    out.print(f"{total} change set(s)")
+
+
+@changesets_app.command("show")
+def show_command(
+    changeset_id: Annotated[int, typer.Argument(help="Change set id.", min=1)],
+    layer: Annotated[str, typer.Option(help="Layer.")] = "governance",
+    format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
+) -> None:
+    """Show one change set (units before and after)."""
+    try:
+        stored = edits.changeset_detail(open_database(), layer=layer, changeset_id=changeset_id)
+    except TonggeError as error:
+        fail(error, as_json=format is ReportFormat.json)
+    answer = edits.changeset_json(stored)
+    if format is ReportFormat.json:
+        echo_json(answer)
+        return
+    out.print(
+        f"#{answer['id']} {answer['op']} at {answer['level']} by {answer['author']}, "
+        f"valid from {answer['valid_from']}" + (f": {answer['reason']}" if answer["reason"] else "")
+    )
+    for key in ("created", "changed", "retired"):
+        codes = answer["summary"].get(key) or []
+        if codes:
+            out.print(f"  {key}: {', '.join(codes)}")
+    if answer.get("reverted_by"):
+        out.print(f"  reverted by #{answer['reverted_by']}")
+
+
+@changesets_app.command("revert")
+def revert_command(
+    changeset_id: Annotated[int, typer.Argument(help="Change set id.", min=1)],
+    layer: Annotated[str, typer.Option(help="Layer.")] = "governance",
+    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Preview only.")] = False,
+    format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
+) -> None:
+    """Restore the geometry before a change set exactly (a new change set)."""
+    as_json = format is ReportFormat.json
+    try:
+        result = edits.revert(
+            open_database(),
+            layer=layer,
+            changeset_id=changeset_id,
+            reason=reason,
+            dry_run=dry_run,
+            actor=cli_principal(),
+        )
+    except TonggeError as error:
+        fail(error, as_json=as_json)
+    answer = result.to_dict()
+    if as_json:
+        echo_json(answer)
+        return
+    _print_edit(answer)

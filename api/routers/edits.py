@@ -1,0 +1,142 @@
+"""Edits feature: planners' boundary operations, their previews, change sets and reverts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi import Path as PathParameter
+
+from api.deps import get_db
+from api.schemas.edits import ChangeSetDetail, ChangeSetPage, EditAnswer, EditRequest
+from api.security import current_jurisdiction, current_principal
+from gis.access import Jurisdiction, Principal
+from gis.edits import EditOptions
+from gis.edits import service as edits
+from gis.repository import Database
+
+router = APIRouter(prefix="/api/v1", tags=["edits"])
+
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such layer, level or unit in your jurisdiction"},
+    412: {"description": "A unit changed since the versions you name (If-Match) or read"},
+    422: {"description": "The edit is refused: `problems` with rule, codes, lon, lat, geometry"},
+}
+
+
+@router.post(
+    "/layers/{layer}/edits",
+    summary="Edit boundaries 边界编辑 (preview or apply)",
+    response_model=EditAnswer,
+    responses=_REFUSALS,
+)
+def post_edit(
+    layer: Annotated[str, PathParameter(max_length=64)],
+    body: EditRequest,
+    db: Database = Depends(get_db),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    principal: Principal = Depends(current_principal),
+    if_match: Annotated[
+        str | None,
+        Header(max_length=4000, description="ETags of the unit versions you saw, comma-separated."),
+    ] = None,
+) -> dict[str, Any]:
+    """Run an operation; with `dry_run` nothing is written (the impact preview).
+
+    Planners and administrators only, inside their jurisdiction; every applied
+    change set is audited.
+    """
+    result = edits.edit(
+        db,
+        layer=layer,
+        op=body.op,
+        level=body.level,
+        units=body.units,
+        geometry=body.geometry,
+        to=body.to,
+        parts=body.parts,
+        name=body.name,
+        poi=body.poi,
+        options=EditOptions(cascade=body.cascade, snap_m=body.snap_m, force=body.force),
+        valid_from=body.valid_from,
+        reason=body.reason,
+        dry_run=body.dry_run,
+        actor=principal,
+        visible=lambda code: jurisdiction.sees_wholly(layer, code),
+        if_match=[t for t in (if_match or "").split(",") if t.strip()],
+    )
+    return result.to_dict()
+
+
+@router.get(
+    "/layers/{layer}/changesets",
+    summary="Change sets of a layer 变更集",
+    response_model=ChangeSetPage,
+)
+def list_changesets(
+    layer: Annotated[str, PathParameter(max_length=64)],
+    db: Database = Depends(get_db),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    unit: Annotated[str | None, Query(max_length=64, description="Only those touching it.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> dict[str, Any]:
+    """Return the layer's change sets, newest first; only those touching your units."""
+    visible = jurisdiction.wholly_codes(layer)
+    rows, total = edits.changeset_history(
+        db,
+        layer=layer,
+        unit=unit,
+        visible=sorted(visible) if visible is not None else None,
+        limit=limit,
+        offset=offset,
+    )
+    return {"total": total, "changesets": [edits.changeset_json(r, units=False) for r in rows]}
+
+
+@router.get(
+    "/layers/{layer}/changesets/{changeset_id}",
+    summary="One change set 变更集详情",
+    response_model=ChangeSetDetail,
+    responses={404: {"description": "No such change set in your jurisdiction"}},
+)
+def get_changeset(
+    layer: Annotated[str, PathParameter(max_length=64)],
+    changeset_id: Annotated[int, PathParameter(ge=1, le=2**31 - 1)],
+    db: Database = Depends(get_db),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+) -> dict[str, Any]:
+    """Return a change set with every unit before and after (GeoJSON)."""
+    stored = edits.changeset_detail(
+        db,
+        layer=layer,
+        changeset_id=changeset_id,
+        visible=lambda c: jurisdiction.sees_wholly(layer, c),
+    )
+    return edits.changeset_json(stored)
+
+
+@router.post(
+    "/layers/{layer}/changesets/{changeset_id}/revert",
+    summary="Revert a change set 撤回变更",
+    response_model=EditAnswer,
+    responses={**_REFUSALS, 409: {"description": "Reverted already"}},
+)
+def revert_changeset(
+    layer: Annotated[str, PathParameter(max_length=64)],
+    changeset_id: Annotated[int, PathParameter(ge=1, le=2**31 - 1)],
+    db: Database = Depends(get_db),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    principal: Principal = Depends(current_principal),
+    reason: Annotated[str | None, Query(max_length=2000)] = None,
+) -> dict[str, Any]:
+    """Restore the geometry before the change set exactly, as a new change set (audited)."""
+    result = edits.revert(
+        db,
+        layer=layer,
+        changeset_id=changeset_id,
+        reason=reason,
+        actor=principal,
+        visible=lambda c: jurisdiction.sees_wholly(layer, c),
+    )
+    return result.to_dict()

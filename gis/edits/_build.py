@@ -1,0 +1,422 @@
+"""From an operation's new ground to a checked change set, every level.
+
+Every operation ends here (:func:`build_changeset`): the new geometries of
+the units it touched at its level are checked against the parents
+(``crosses_parent``), noded with their neighbours (a neighbour that gains a
+vertex gets a new version), checked against the buildings
+(``cuts_building``), and the levels below follow by the cascade rule
+(:func:`gis.coverage.cascade_children`), each noded and checked in turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from gis.coverage import cascade_children, node_level
+from gis.edits._model import (
+    ChangeSet,
+    EditOptions,
+    LayerState,
+    LevelChange,
+    as_multipolygon,
+    concat_units,
+    empty_units,
+)
+from gis.errors import EditRefusedError
+from gis.validate import Problem
+from gis.validate._report import Locator
+
+__all__ = ["NewGround", "build_changeset", "refuse"]
+
+#: A building overlapping a unit by less than this (m²) is not in it.
+_BUILDING_OVERLAP_M2 = 0.05
+
+
+@dataclass
+class NewGround:
+    """What an operation decided at its level.
+
+    Attributes
+    ----------
+    geometries : dict
+        ``code -> geometry`` (EPSG:4490) of every unit that stays or is made.
+    created : dict
+        ``code -> {name, parent_code, kind, attributes}`` of the units made.
+    retired : list of str
+        Codes that end.
+    warnings : list of Problem
+        Things to tell the planner.
+    """
+
+    geometries: dict[str, BaseGeometry]
+    created: dict[str, dict[str, Any]] = field(default_factory=dict)
+    retired: list[str] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def refuse(problems: Sequence[Problem]) -> EditRefusedError:
+    """Return the refusal of an edit with ``problems`` (to raise)."""
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return EditRefusedError(f"edit refused: {first.message}{more}", problems=list(problems))
+
+
+def build_changeset(
+    state: LayerState,
+    *,
+    op: str,
+    params: Mapping[str, Any],
+    level: str,
+    ground: NewGround,
+    options: EditOptions,
+    locator: Locator,
+) -> ChangeSet:
+    """Check an operation's new ground and let the levels below follow.
+
+    Raises
+    ------
+    EditRefusedError
+        When the edit crosses a parent's boundary, cuts a building (without
+        ``force``), leaves children that cannot follow, or does not keep the
+        level a valid coverage.
+    """
+    frame = state.frame(level)
+    rows = {str(r["code"]): r for r in _records(frame)}
+    after_rows = []
+    for code, geometry in ground.geometries.items():
+        base = ground.created.get(code) or {k: v for k, v in rows[code].items() if k != "geometry"}
+        after_rows.append({**base, "code": code, "geometry": as_multipolygon(geometry)})
+    after = _frame(after_rows)
+    affected = set(ground.geometries) | set(ground.retired)
+    before = frame[frame["code"].astype(str).isin(affected)]
+    # Units given back unchanged (exactly) are not part of the change.
+    unchanged = {
+        code
+        for code in ground.geometries
+        if code in rows
+        and code not in ground.created
+        and shapely.equals_exact(
+            shapely.normalize(as_multipolygon(rows[code]["geometry"])),
+            shapely.normalize(as_multipolygon(ground.geometries[code])),
+            tolerance=0.0,
+        )
+    }
+    if unchanged == affected:
+        raise refuse(
+            [
+                Problem(
+                    "no_change",
+                    tuple(sorted(affected)),
+                    None,
+                    None,
+                    None,
+                    "the edit changes no boundary (is the drawing where you meant it?)",
+                )
+            ]
+        )
+    problems: list[Problem] = []
+    parent_level = state.spec.parent_level(level)
+    if parent_level is not None:
+        problems.extend(_crossing(before, after, locator, parent_level.name))
+    if problems:
+        raise refuse(problems)
+
+    before_all, after_all, noded_neighbours = _node_around(frame, before, after, locator)
+    cut = _cut_buildings(state, before_all, after_all, locator)
+    if cut and not options.force:
+        raise refuse(
+            [
+                locator.problem(
+                    "cuts_building",
+                    (key, *sorted(codes)),
+                    geometry,
+                    f"the new edge cuts building {key!r} (between {', '.join(sorted(codes))}): "
+                    "move the line off the building, or force the edit (the building is "
+                    "then flagged as cut)",
+                )
+                for key, codes, geometry in cut
+            ]
+        )
+    changes = [
+        _level_change(
+            level,
+            before_all,
+            after_all,
+            created=list(ground.created),
+            retired=list(ground.retired),
+        )
+    ]
+
+    # The levels below follow, level by level.
+    parents_before, parents_after = before_all, after_all
+    below = state.spec.levels[state.spec.rank(level) + 1 :]
+    for lv in below:
+        kids = state.frame(lv.name)
+        if kids.empty or not changes[-1].touched:
+            break
+        touched_parents = set(parents_before["code"].astype(str)) | set(
+            parents_after["code"].astype(str)
+        )
+        mine = kids[kids["parent_code"].astype(str).isin(touched_parents)]
+        if mine.empty:
+            break
+        result = cascade_children(
+            mine,
+            parents_before=parents_before,
+            parents_after=parents_after,
+            mode=options.cascade,
+            level_name=lv.name,
+            taken_codes=state.codes_taken(lv.name),
+            tolerances=options.tolerances,
+            projected=locator.projected,
+        )
+        if result.problems:
+            raise refuse(result.problems)
+        if not result.touched:
+            break
+        followed = {*result.created, *result.changed, *result.retired}
+        kid_before = mine[mine["code"].astype(str).isin(followed)]
+        new_kids = result.children
+        kid_after = new_kids[
+            new_kids["code"].astype(str).isin(set(result.created) | set(result.changed))
+        ]
+        kid_after = kid_after.assign(
+            geometry=[as_multipolygon(g) for g in kid_after.geometry.values]
+        )
+        kb, ka, _ = _node_around(kids, kid_before, _frame(_records(kid_after)), locator)
+        changes.append(
+            _level_change(
+                lv.name, kb, ka, created=list(result.created), retired=list(result.retired)
+            )
+        )
+        parents_before, parents_after = kb, ka
+    warnings = list(ground.warnings)
+    if noded_neighbours:
+        warnings.append(
+            Problem(
+                "noded",
+                tuple(sorted(noded_neighbours)),
+                None,
+                None,
+                None,
+                "neighbours gained vertices on the new edges (shared edges kept identical)",
+            )
+        )
+    return ChangeSet(
+        op=op,
+        params=dict(params),
+        layer=state.spec.name,
+        level=level,
+        levels=tuple(changes),
+        cut_buildings=tuple(key for key, _, _ in cut),
+        warnings=tuple(warnings),
+        etags={
+            code: state.etags[code]
+            for change in changes
+            for code in change.before["code"].astype(str)
+            if code in state.etags
+        },
+    )
+
+
+# -- steps ---------------------------------------------------------------------------
+
+
+def _crossing(
+    before: gpd.GeoDataFrame, after: gpd.GeoDataFrame, locator: Locator, parent_level: str
+) -> list[Problem]:
+    """Ground that leaves or enters a parent: refused below the parent's level."""
+    problems = []
+    parents = sorted(
+        {str(p) for p in [*before["parent_code"], *after["parent_code"]] if p is not None}
+    )
+    for parent in parents:
+        old = _union(before[before["parent_code"].astype(str) == parent])
+        new = _union(after[after["parent_code"].astype(str) == parent])
+        for moved, way in (
+            (shapely.difference(old, new), "leave"),
+            (shapely.difference(new, old), "enter"),
+        ):
+            moved = _polygonal(moved)
+            if moved.is_empty or locator.is_sliver(moved):
+                continue
+            codes = sorted(
+                str(c)
+                for c, g in zip(
+                    [*before["code"], *after["code"]],
+                    [*before.geometry.values, *after.geometry.values],
+                    strict=True,
+                )
+                if shapely.intersects(g, moved)
+                and not locator.is_sliver(_polygonal(shapely.intersection(g, moved)))
+            )
+            problems.append(
+                locator.problem(
+                    "crosses_parent",
+                    (parent, *dict.fromkeys(codes)),
+                    moved,
+                    f"{locator.area(moved):,.0f} m² would {way} {parent_level} {parent!r}: an "
+                    f"edit may not cross a {parent_level} boundary; make it at the "
+                    f"{parent_level} level",
+                )
+            )
+    return problems
+
+
+def _node_around(
+    frame: gpd.GeoDataFrame,
+    before: gpd.GeoDataFrame,
+    after: gpd.GeoDataFrame,
+    locator: Locator,
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, list[str]]:
+    """Node the new units with their neighbours; neighbours that gain vertices join the change."""
+    replaced = set(before["code"].astype(str)) | set(after["code"].astype(str))
+    others = frame[~frame["code"].astype(str).isin(replaced)]
+    area = shapely.union_all(
+        shapely.envelope(
+            np.asarray([*before.geometry.values, *after.geometry.values], dtype=object)
+        )
+    )
+    near = (
+        others.iloc[others.sindex.query(shapely.buffer(area, 1e-6), predicate="intersects")]
+        if len(others)
+        else others
+    )
+    subset = concat_units([near, after])
+    noded, fixes = node_level(subset, tolerances=locator.tolerances, projected=locator.projected)
+    geometries = np.asarray(noded.geometry.values, dtype=object)
+    if len(geometries) > 1 and not shapely.coverage_is_valid(geometries):
+        edges = shapely.coverage_invalid_edges(geometries)
+        bad = [g for g in edges if g is not None and not g.is_empty]
+        raise refuse(
+            [
+                locator.problem(
+                    "invalid_coverage",
+                    tuple(
+                        str(c)
+                        for c, g in zip(noded["code"], edges, strict=True)
+                        if g is not None and not g.is_empty
+                    ),
+                    shapely.union_all(bad),
+                    "the edit would leave overlapping or unmatched edges; redraw it",
+                    measure=False,
+                )
+            ]
+        )
+    fixed = {f.code for f in fixes}
+    neighbours = [c for c in near["code"].astype(str) if c in fixed]
+    after_all = noded[
+        noded["code"].astype(str).isin(set(after["code"].astype(str)) | set(neighbours))
+    ]
+    after_all = after_all.assign(geometry=[as_multipolygon(g) for g in after_all.geometry.values])
+    before_all = concat_units([before, near[near["code"].astype(str).isin(neighbours)]])
+    return before_all, _frame(_records(after_all)), neighbours
+
+
+def _cut_buildings(
+    state: LayerState,
+    before: gpd.GeoDataFrame,
+    after: gpd.GeoDataFrame,
+    locator: Locator,
+) -> list[tuple[str, set[str], BaseGeometry]]:
+    """List buildings a new edge cuts: in several units after, not the same ones before."""
+    if after.empty:
+        return []
+    ground = _union(after)
+    candidates = state.buildings_in(ground)
+    if candidates is None or candidates.empty:
+        return []
+    cut = []
+    for key, footprint in zip(candidates["key"], candidates.geometry.values, strict=True):
+        if footprint is None or footprint.is_empty:
+            continue
+        old = _overlapping(footprint, before, locator)
+        new = _overlapping(footprint, after, locator)
+        if len(new) > 1 and new != old:
+            cut.append((str(key), new, footprint))
+    return cut
+
+
+def _overlapping(footprint: BaseGeometry, units: gpd.GeoDataFrame, locator: Locator) -> set[str]:
+    found = set()
+    for code, geometry in zip(units["code"], units.geometry.values, strict=True):
+        if not shapely.intersects(footprint, geometry):
+            continue
+        if shapely.covers(geometry, footprint):
+            return {str(code)}
+        piece = _polygonal(shapely.intersection(footprint, geometry))
+        if not piece.is_empty and locator.area(piece) > _BUILDING_OVERLAP_M2:
+            found.add(str(code))
+    return found
+
+
+def _level_change(
+    level: str,
+    before: gpd.GeoDataFrame,
+    after: gpd.GeoDataFrame,
+    *,
+    created: list[str],
+    retired: list[str],
+) -> LevelChange:
+    made = [c for c in after["code"].astype(str) if c in set(created)]
+    changed = sorted(c for c in after["code"].astype(str) if c not in set(created))
+    return LevelChange(
+        level=level,
+        before=before.sort_values("code", ignore_index=True) if len(before) else before,
+        after=after.sort_values("code", ignore_index=True) if len(after) else after,
+        created=tuple(made),
+        changed=tuple(changed),
+        retired=tuple(sorted(retired)),
+    )
+
+
+# -- helpers -------------------------------------------------------------------------
+
+
+def _records(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
+    columns = [c for c in frame.columns if c != frame.geometry.name]
+    return [
+        {**{c: row[i] for i, c in enumerate(columns)}, "geometry": g}
+        for row, g in zip(
+            frame[columns].itertuples(index=False, name=None), frame.geometry.values, strict=True
+        )
+    ]
+
+
+def _frame(rows: list[dict[str, Any]]) -> gpd.GeoDataFrame:
+    if not rows:
+        return empty_units()
+    attributes = [dict(r.get("attributes") or {}) for r in rows]
+    return gpd.GeoDataFrame(
+        {
+            "code": [str(r["code"]) for r in rows],
+            "name": [r.get("name") for r in rows],
+            "parent_code": [
+                None if r.get("parent_code") is None else str(r["parent_code"]) for r in rows
+            ],
+            "kind": [r.get("kind") or "comprehensive" for r in rows],
+            "attributes": attributes,
+        },
+        geometry=[r["geometry"] for r in rows],
+        crs=4490,
+    )
+
+
+def _union(frame: gpd.GeoDataFrame) -> BaseGeometry:
+    if frame.empty:
+        return shapely.Polygon()
+    return shapely.union_all(np.asarray(frame.geometry.values, dtype=object))
+
+
+def _polygonal(geometry: BaseGeometry) -> BaseGeometry:
+    from gis.validate._coverage import polygonal
+
+    result: BaseGeometry = polygonal(geometry)
+    return result

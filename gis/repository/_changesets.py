@@ -1,0 +1,166 @@
+"""Data access for change sets: applied edits and every unit before and after them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from gis.crs import STORAGE_CRS
+from gis.repository.models import ChangeSetRow, ChangeSetUnitRow
+
+__all__ = ["CHANGESET_UNIT_COLUMNS", "ChangeSetStore"]
+
+#: Columns of the units frame of a stored change set (besides the geometry).
+CHANGESET_UNIT_COLUMNS = [
+    "side",
+    "level",
+    "code",
+    "name",
+    "parent_code",
+    "kind",
+    "attributes",
+    "version_from",
+]
+
+
+class ChangeSetStore:
+    """Reads and writes change sets inside the repository's session."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(
+        self,
+        *,
+        layer: str,
+        level: str,
+        op: str,
+        params: dict[str, Any],
+        author: str,
+        reason: str | None,
+        created_at: datetime,
+        valid_from: datetime,
+        import_id: int | None,
+        reverts: int | None,
+        summary: dict[str, Any],
+        units: gpd.GeoDataFrame,
+    ) -> int:
+        """Store a change set and its units (:data:`CHANGESET_UNIT_COLUMNS`); return its id."""
+        row = ChangeSetRow(
+            layer=layer,
+            level=level,
+            op=op,
+            params=params,
+            author=author,
+            reason=reason,
+            created_at=created_at,
+            valid_from=valid_from,
+            import_id=import_id,
+            reverts=reverts,
+            summary=summary,
+        )
+        self._session.add(row)
+        self._session.flush()
+        records = [
+            {
+                "changeset_id": row.id,
+                **{c: record.get(c) for c in CHANGESET_UNIT_COLUMNS},
+                "attributes": record.get("attributes") or {},
+                "kind": record.get("kind") or "comprehensive",
+                # WKB keeps every double exactly: a revert restores the very vertices.
+                "wkb": shapely.to_wkb(geometry),
+            }
+            for record, geometry in zip(
+                units.drop(columns=units.geometry.name).to_dict("records"),
+                units.geometry.values,
+                strict=True,
+            )
+        ]
+        if records:
+            self._session.execute(insert(ChangeSetUnitRow), records)
+        return int(row.id)
+
+    def history(
+        self,
+        *,
+        layer: str,
+        unit: str | None = None,
+        codes: Sequence[str] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Return a layer's change sets, newest first (touching ``unit`` if given), and the total.
+
+        ``codes``, when given, limits the answer to change sets touching one of them
+        (a caller's jurisdiction).
+        """
+        query = select(ChangeSetRow).where(ChangeSetRow.layer == layer)
+        wanted = [unit] if unit is not None else None
+        if codes is not None:
+            wanted = [c for c in (wanted or list(codes)) if c in set(codes)]
+        if wanted is not None:
+            touching = select(ChangeSetUnitRow.changeset_id).where(
+                ChangeSetUnitRow.code.in_(wanted)
+            )
+            query = query.where(ChangeSetRow.id.in_(touching))
+        total = self._session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = self._session.scalars(
+            query.order_by(ChangeSetRow.id.desc()).limit(limit).offset(offset)
+        ).all()
+        return [_record(r) for r in rows], int(total)
+
+    def get(self, *, changeset_id: int) -> dict[str, Any] | None:
+        """Return one change set with its ``units`` (GeoDataFrame, EPSG:4490), or ``None``."""
+        row = self._session.get(ChangeSetRow, changeset_id)
+        if row is None:
+            return None
+        units = self._session.scalars(
+            select(ChangeSetUnitRow)
+            .where(ChangeSetUnitRow.changeset_id == changeset_id)
+            .order_by(ChangeSetUnitRow.id)
+        ).all()
+        data: dict[str, list[Any]] = {
+            c: [getattr(u, c) for u in units] for c in CHANGESET_UNIT_COLUMNS
+        }
+        data["attributes"] = [
+            json.loads(a) if isinstance(a, str) else (a or {}) for a in data["attributes"]
+        ]
+        geometry = (
+            shapely.from_wkb(np.array([bytes(u.wkb) for u in units], dtype=object)) if units else []
+        )
+        return {**_record(row), "units": gpd.GeoDataFrame(data, geometry=geometry, crs=STORAGE_CRS)}
+
+    def reverted_by(self, *, changeset_id: int) -> int | None:
+        """Return the id of the change set that reverted ``changeset_id``, if any."""
+        found = self._session.scalar(
+            select(ChangeSetRow.id).where(ChangeSetRow.reverts == changeset_id)
+        )
+        return None if found is None else int(found)
+
+
+def _record(row: ChangeSetRow) -> dict[str, Any]:
+    def plain(value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else (value or {})
+
+    return {
+        "id": row.id,
+        "layer": row.layer,
+        "level": row.level,
+        "op": row.op,
+        "params": plain(row.params),
+        "author": row.author,
+        "reason": row.reason,
+        "created_at": row.created_at,
+        "valid_from": row.valid_from,
+        "import_id": row.import_id,
+        "reverts": row.reverts,
+        "summary": plain(row.summary),
+    }
