@@ -229,3 +229,74 @@ def test_align_map_renders_with_no_network(
     assert page.locator(".leaflet-control-layers").count() == 1
     page.screenshot(path=SCREENSHOTS / "align_map.png")
     assert not recorder.outside("file://") and not recorder.errors, recorder.errors
+
+
+def test_planner_splits_a_micro_grid_by_drawing_a_line(server: Server, browser: Browser) -> None:
+    import shapely
+
+    admin = token(server, add_user(server.db, role="admin"))
+    located = httpx.post(
+        f"{server.url}/api/v1/geocode",
+        json={"x": POINT[0], "y": POINT[1], "crs": "cgcs2000"},
+        headers=admin,
+    ).json()
+    micro = next(u for u in located["layers"]["governance"]["units"] if u["level"] == "micro_grid")
+    unit = httpx.get(
+        f"{server.url}/api/v1/units/{micro['code']}", params={"layer": "governance"}, headers=admin
+    ).json()
+    polygon = shapely.geometry.shape(unit["geometry"])
+    # A line across the micro-grid through its middle, ending on its boundary.
+    inner = polygon.representative_point()
+    minx, _, maxx, _ = polygon.bounds
+    across = shapely.LineString([(minx - 1, inner.y), (maxx + 1, inner.y)]).intersection(polygon)
+    segment = max(shapely.get_parts(across), key=lambda part: part.length)
+    (x0, y0), (x1, y1) = segment.coords[0], segment.coords[-1]
+    username = add_user(server.db, role="planner", units=["governance:350502"])
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    recorder = sign_in(page, server, username)
+    page.evaluate(
+        "(b) => window.tonggeMap.fitBounds(b, {padding: 120, animate: false})",
+        [[polygon.bounds[0], polygon.bounds[1]], [polygon.bounds[2], polygon.bounds[3]]],
+    )
+    page.wait_for_function("() => window.tonggeMap.loaded() && window.tonggeMap.areTilesLoaded()")
+
+    def pixel(lon: float, lat: float) -> dict[str, float]:
+        point = page.evaluate("(p) => window.tonggeMap.project(p)", [lon, lat])
+        box = page.locator("#map").bounding_box()
+        assert box is not None
+        return {"x": box["x"] + point["x"], "y": box["y"] + point["y"]}
+
+    page.click("#edit-toggle")
+    page.select_option("#edit-op", "split")
+    inside = shapely.Point((x0 + x1) / 2, inner.y + (polygon.bounds[3] - inner.y) / 3)
+    if not polygon.contains(inside):
+        inside = polygon.representative_point()
+    page.mouse.click(**pixel(inside.x, inside.y))
+    assert page.inner_text("#edit-units") == micro["code"]
+    page.click("#edit-draw")
+    page.mouse.click(**pixel(x0, y0))
+    page.mouse.click(**pixel(x1, y1))
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#edit-status[data-preview=preview]", timeout=30_000)
+    assert micro["code"] in page.inner_text("#edit-impact")
+    page.screenshot(path=SCREENSHOTS / "edit_preview.png")
+    page.fill("#edit-reason", "浏览器测试 browser test")
+    page.click("#edit-save")
+    page.wait_for_selector("#edit-status[data-preview=applied]", timeout=30_000)
+    # Through the API: the micro-grid is gone, its grid has the new ones.
+    grid = next(u for u in located["layers"]["governance"]["units"] if u["level"] == "grid")
+    children = httpx.get(
+        f"{server.url}/api/v1/units/{grid['code']}", params={"layer": "governance"}, headers=admin
+    ).json()["children"]
+    codes = {c["code"] for c in children}
+    assert micro["code"] not in codes
+    # On the map: the new micro-grids appear (tiles follow the change).
+    page.wait_for_function(
+        "(args) => { const fs = window.tonggeMap.querySourceFeatures('units', "
+        "{sourceLayer: 'micro_grid'}).map(f => f.properties.code);"
+        " return args.gone.every(c => !fs.includes(c)) && args.now.some(c => fs.includes(c)); }",
+        arg={"gone": [micro["code"]], "now": sorted(codes)},
+        timeout=30_000,
+    )
+    page.screenshot(path=SCREENSHOTS / "edit_saved.png")
+    assert not recorder.outside(server.url) and not recorder.errors, recorder.errors

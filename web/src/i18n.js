@@ -10,6 +10,12 @@ const TEXT = {
     outside_jurisdiction: "不在您的管辖范围内", restricted: "无权查看",
     ancestors: "上级", children: "下级", kind: "类型", validFrom: "生效", households: "户数",
     address: "地址", matched: "匹配地址", none: "无",
+    edit: "编辑边界", editTitle: "编辑边界", operation: "操作", selected: "已选单元", receiving: "接收单元",
+    parts: "份数", draw: "画线/画面", preview: "预览", reason: "原因", save: "保存", reset: "重来",
+    drawHint: "在地图上绘制,双击结束。", previewing: "正在预览…", previewReady: "预览如下,确认后保存。",
+    saving: "正在保存…", saved: "已保存变更集", reverted: "已撤回变更集",
+    stale: "有人已修改这些单元(412):请重新加载后再编辑。", created: "新增", changed: "变更", retired: "撤销",
+    moves: "迁移", buildingsUnit: "栋房屋", householdsUnit: "户", sameGrid: "同格问题",
   },
   en: {
     layer: "Layer", level: "Level", locate: "Locate", savePng: "Save PNG", signOut: "Sign out",
@@ -21,6 +27,12 @@ const TEXT = {
     outside_jurisdiction: "outside your jurisdiction", restricted: "not yours",
     ancestors: "Above", children: "Below", kind: "Kind", validFrom: "Valid from", households: "Households",
     address: "Address", matched: "Matched address", none: "none",
+    edit: "Edit boundaries", editTitle: "Edit boundaries", operation: "Operation", selected: "Selected", receiving: "Receiving unit",
+    parts: "Parts", draw: "Draw", preview: "Preview", reason: "Reason", save: "Save", reset: "Start over",
+    drawHint: "Draw on the map; double-click to finish.", previewing: "Previewing…", previewReady: "Preview below: save to apply.",
+    saving: "Saving…", saved: "Saved change set", reverted: "Reverted change set",
+    stale: "Someone changed these units meanwhile (412): reload, then edit again.", created: "Created", changed: "Changed", retired: "Retired",
+    moves: "Moves", buildingsUnit: "buildings", householdsUnit: "households", sameGrid: "Same-grid problems",
   },
 };
 

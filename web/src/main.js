@@ -5,6 +5,7 @@ import maplibregl from "maplibre-gl";
 import { api, session } from "./api.js";
 import { t, setLanguage, language, translatePage } from "./i18n.js";
 import { renderLocate, renderUnit, renderMessage } from "./panel.js";
+import { EditMode } from "./edit.js";
 
 const state = {
   layers: [],
@@ -35,6 +36,7 @@ map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
 window.tonggeMap = map; // for the browser tests and the curious
 
 let marker = null;
+let editor = null;
 
 function tileUrl(layer, level) {
   return `${location.origin}/api/v1/tiles/${encodeURIComponent(layer)}/${encodeURIComponent(level)}/{z}/{x}/{y}.mvt`;
@@ -86,6 +88,19 @@ function showLevel() {
     });
   }
   writeUrl();
+}
+
+function refreshTiles() {
+  // The server rebuilds its indexes in the background: fetch the tiles again
+  // now and a little later, so the new units appear as soon as they exist.
+  for (const delay of [200, 1500, 4000]) {
+    setTimeout(() => {
+      for (const id of ["units", "parents"]) {
+        const source = map.getSource(id);
+        if (source) source.setTiles(source.tiles);
+      }
+    }, delay);
+  }
 }
 
 function writeUrl() {
@@ -192,7 +207,16 @@ function bindControls() {
   document.getElementById("level").addEventListener("change", (event) => {
     state.level = event.target.value;
     showLevel();
+    editor?.setLevel(state.layer, state.level);
   });
+  document.getElementById("edit-toggle").addEventListener("click", () => {
+    if (editor.draw) editor.close(); else editor.open();
+  });
+  document.getElementById("edit-op").addEventListener("change", () => editor.render());
+  document.getElementById("edit-draw").addEventListener("click", () => editor.startDrawing());
+  document.getElementById("edit-preview").addEventListener("click", () => editor.preview());
+  document.getElementById("edit-save").addEventListener("click", () => editor.save());
+  document.getElementById("edit-reset").addEventListener("click", () => editor.reset());
   document.getElementById("datum").addEventListener("change", (event) => {
     state.datum = event.target.value;
   });
@@ -215,6 +239,13 @@ function bindControls() {
     link.click();
   });
   map.on("click", (event) => {
+    if (editor?.draw) {
+      // Editing: a click picks the unit under it (unless a drawing is under way).
+      if (editor.draw.getMode() !== "static") return;
+      const hit = map.queryRenderedFeatures(event.point, { layers: ["units-fill"] })[0];
+      if (hit) editor.toggleUnit(hit.properties.code);
+      return;
+    }
     locate({ x: event.lngLat.lng, y: event.lngLat.lat, crs: "cgcs2000" });
   });
   map.on("mousemove", "units-fill", () => { map.getCanvas().style.cursor = "crosshair"; });
@@ -260,6 +291,11 @@ async function start() {
   state.level = params.get("level");
   layerSelect.value = state.layer ?? "";
   fillLevels();
+  if (state.me.permissions.includes("boundaries:edit")) {
+    editor = new EditMode(map, { layer: state.layer, level: state.level, onSaved: refreshTiles });
+    window.tonggeEditor = editor;
+    document.getElementById("edit-toggle").hidden = false;
+  }
   const ready = async () => {
     map.resize();
     if (!params.get("map")) await fitToJurisdiction();

@@ -1,0 +1,209 @@
+// Edit mode for planners: draw, preview the consequences, save a change set, revert.
+// Every operation is the server's (POST /api/v1/layers/{layer}/edits): the
+// preview is the same call with dry_run, so what is shown is what is saved.
+import { TerraDraw, TerraDrawLineStringMode, TerraDrawPolygonMode } from "terra-draw";
+import { TerraDrawMapLibreGLAdapter } from "terra-draw-maplibre-gl-adapter";
+import { api } from "./api.js";
+import { t } from "./i18n.js";
+
+// Which drawing each operation needs.
+const DRAWING = {
+  split: "linestring", reshape: "linestring", transfer: "polygon", carve: "polygon",
+  merge: null, retire: null, auto_split: null,
+};
+
+export class EditMode {
+  constructor(map, { layer, level, onSaved }) {
+    this.map = map;
+    this.onSaved = onSaved;
+    this.layer = layer;
+    this.level = level;
+    this.units = [];
+    this.geometry = null;
+    this.draw = null;
+    this.lastPreview = null;
+  }
+
+  setLevel(layer, level) {
+    this.layer = layer;
+    this.level = level;
+    this.reset();
+  }
+
+  get op() { return document.getElementById("edit-op").value; }
+
+  open() {
+    document.getElementById("edit").hidden = false;
+    document.body.dataset.editing = "true";
+    this.map.addSource("preview", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
+    this.map.addLayer({
+      id: "preview-after", type: "line", source: "preview", filter: ["==", ["get", "side"], "after"],
+      paint: { "line-color": "#e67e22", "line-width": 3, "line-dasharray": [2, 1] },
+    });
+    this.map.addLayer({
+      id: "preview-problems", type: "line", source: "preview", filter: ["==", ["get", "side"], "problem"],
+      paint: { "line-color": "#c0392b", "line-width": 5 },
+    });
+    this.draw = new TerraDraw({
+      adapter: new TerraDrawMapLibreGLAdapter({ map: this.map }),
+      modes: [new TerraDrawLineStringMode(), new TerraDrawPolygonMode()],
+    });
+    this.draw.start();
+    this.draw.on("finish", (id) => {
+      const feature = this.draw.getSnapshotFeature(id);
+      this.geometry = feature?.geometry ?? null;
+      this.draw.setMode("static");
+      this.preview();
+    });
+    this.render();
+  }
+
+  close() {
+    document.getElementById("edit").hidden = true;
+    delete document.body.dataset.editing;
+    this.draw?.stop();
+    this.draw = null;
+    for (const id of ["preview-after", "preview-problems"]) if (this.map.getLayer(id)) this.map.removeLayer(id);
+    if (this.map.getSource("preview")) this.map.removeSource("preview");
+    this.reset();
+  }
+
+  reset() {
+    this.units = [];
+    this.geometry = null;
+    this.lastPreview = null;
+    this.draw?.clear();
+    this.map.getSource("preview")?.setData({ type: "FeatureCollection", features: [] });
+    this.render();
+  }
+
+  /** A click on a unit while editing picks it (a second click drops it). */
+  toggleUnit(code) {
+    this.units = this.units.includes(code) ? this.units.filter((c) => c !== code) : [...this.units, code];
+    this.render();
+  }
+
+  startDrawing() {
+    const mode = DRAWING[this.op];
+    if (!mode || !this.draw) return;
+    this.draw.clear();
+    this.geometry = null;
+    this.draw.setMode(mode);
+    setStatus(t("drawHint"));
+  }
+
+  body(dryRun) {
+    const to = document.getElementById("edit-to").value.trim();
+    const parts = Number(document.getElementById("edit-parts").value);
+    const body = { op: this.op, level: this.level, units: this.units, dry_run: dryRun, cascade: "new" };
+    if (this.geometry) body.geometry = this.geometry;
+    if (to) body.to = this.op === "retire" ? to.split(/[\s,，]+/) : to;
+    if (this.op === "auto_split") body.parts = parts;
+    if (!dryRun) {
+      body.reason = document.getElementById("edit-reason").value || null;
+      const from = document.getElementById("edit-from").value;
+      if (from) body.valid_from = from;
+    }
+    return body;
+  }
+
+  async preview() {
+    setStatus(t("previewing"));
+    try {
+      const answer = await api(`/api/v1/layers/${encodeURIComponent(this.layer)}/edits`, { method: "POST", body: this.body(true) });
+      this.lastPreview = answer;
+      this.showGeometry(answer.geometry);
+      renderImpact(answer);
+      document.getElementById("edit-save").disabled = false;
+    } catch (error) {
+      this.refused(error);
+    }
+  }
+
+  async save() {
+    setStatus(t("saving"));
+    try {
+      const answer = await api(`/api/v1/layers/${encodeURIComponent(this.layer)}/edits`, { method: "POST", body: this.body(false) });
+      renderImpact(answer);
+      setStatus(`${t("saved")} #${answer.changeset}`, "ok");
+      document.getElementById("edit-save").disabled = true;
+      this.draw?.clear();
+      this.map.getSource("preview")?.setData({ type: "FeatureCollection", features: [] });
+      this.units = [];
+      this.onSaved(answer);
+    } catch (error) {
+      this.refused(error);
+    }
+  }
+
+  refused(error) {
+    document.getElementById("edit-save").disabled = true;
+    if (error.status === 412) {
+      setStatus(t("stale"), "error");
+    } else if (error.status === 422 && error.problem?.problems) {
+      const features = error.problem.problems
+        .filter((p) => p.geometry)
+        .map((p) => ({ type: "Feature", geometry: p.geometry, properties: { side: "problem" } }));
+      this.map.getSource("preview")?.setData({ type: "FeatureCollection", features });
+      setStatus(error.problem.problems.map((p) => `${p.rule}: ${p.message}`).join("\n"), "error");
+    } else {
+      setStatus(error.message, "error");
+    }
+  }
+
+  showGeometry(collection) {
+    this.map.getSource("preview")?.setData(collection ?? { type: "FeatureCollection", features: [] });
+  }
+
+  async history(code) {
+    const page = await api(`/api/v1/layers/${encodeURIComponent(this.layer)}/changesets?unit=${encodeURIComponent(code)}`);
+    return page.changesets ?? page.items ?? page;
+  }
+
+  async revert(id) {
+    const answer = await api(`/api/v1/layers/${encodeURIComponent(this.layer)}/changesets/${id}/revert`, { method: "POST", body: {} });
+    setStatus(`${t("reverted")} #${id} → #${answer.changeset}`, "ok");
+    this.onSaved(answer);
+  }
+
+  render() {
+    document.getElementById("edit-units").textContent = this.units.join(", ") || t("none");
+    document.getElementById("edit-draw").disabled = !DRAWING[this.op];
+    document.getElementById("edit-parts-row").hidden = this.op !== "auto_split";
+    document.getElementById("edit-save").disabled = !this.lastPreview;
+  }
+}
+
+function setStatus(text, kind = "hint") {
+  const status = document.getElementById("edit-status");
+  status.textContent = text;
+  status.className = kind;
+  status.dataset.kind = kind;
+}
+
+function renderImpact(answer) {
+  const impact = answer.impact ?? {};
+  const lines = [
+    `${t("created")}: ${answer.created.join(", ") || t("none")}`,
+    `${t("changed")}: ${answer.changed.join(", ") || t("none")}`,
+    `${t("retired")}: ${answer.retired.join(", ") || t("none")}`,
+    `${t("moves")}: ${impact.buildings ?? 0} ${t("buildingsUnit")}, ${impact.households ?? 0} ${t("householdsUnit")}`,
+  ];
+  const alignment = impact.alignment;
+  if (alignment) lines.push(`${t("sameGrid")}: ${alignment.before} → ${alignment.after}`);
+  const table = document.createElement("table");
+  table.id = "edit-workload";
+  for (const row of impact.workload ?? []) {
+    const tr = table.insertRow();
+    const out = row.after != null && row.target_max != null && (row.after > row.target_max || row.after < row.target_min);
+    tr.innerHTML = "<td></td><td></td><td></td>";
+    tr.cells[0].textContent = row.code;
+    tr.cells[1].textContent = `${row.before ?? "—"} → ${row.after ?? "—"}`;
+    tr.cells[2].textContent = row.target_max != null ? `${row.target_min}–${row.target_max}` : "";
+    if (out) tr.className = "over";
+  }
+  const box = document.getElementById("edit-impact");
+  box.replaceChildren(...lines.map((l) => Object.assign(document.createElement("div"), { textContent: l })), table);
+  setStatus(answer.applied ? t("saved") : t("previewReady"), "ok");
+  document.getElementById("edit-status").dataset.preview = answer.applied ? "applied" : "preview";
+}
