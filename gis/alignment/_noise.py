@@ -13,9 +13,9 @@ known, a real share of the area).
 The defaults come from the noise study in ``tests/test_alignment_noise.py``:
 the sample city's police layer moved by smooth random displacements of 0.5,
 1, 3 and 8 m rms leaves slivers up to ~11 m wide (mean width, 2 x area /
-perimeter) and up to ~9 % of a grid's area, but no household; the seeded
-misalignments are 54 m or more wide and 22 % or more of their grid's
-households.
+perimeter; up to ~14 m at 8 m rms) and up to ~11 % of a grid's area, but no
+household; the seeded misalignments are 54 m or more wide and hold 21 % or
+more of their grid's area and 22 % or more of its households.
 """
 
 from __future__ import annotations
@@ -53,12 +53,12 @@ class NoiseTolerance:
         under ``area_share`` of its area are noise. Default 2 %. Without
         households (no weights, or a unit without any) only the width counts.
     area_share : float
-        See ``household_share``. Default 10 %.
+        See ``household_share``. Default 15 %.
     """
 
     width_m: float = 10.0
     household_share: float = 0.02
-    area_share: float = 0.10
+    area_share: float = 0.15
 
     def __post_init__(self) -> None:
         for name in ("width_m", "household_share", "area_share"):
@@ -223,7 +223,9 @@ def classify(
     b_ratio = _div(b_out, ov.b_area)
     b_over = (b_out >= tolerance_m2) & (b_ratio >= tolerance_share)
     slivers += b_out[~b_over & (b_out > FLOAT_NOISE_M2)].tolist()
-    b_real = _uncovered(ov, b_over, b_out, b_ratio, None, noise, found, level=level, of_a=False)
+    # Ground in no A unit holds none of A's households: it counts by area.
+    b_hh = None if a_hh is None else np.zeros(len(ov.b))
+    b_real = _uncovered(ov, b_over, b_out, b_ratio, b_hh, noise, found, level=level, of_a=False)
     found.sort(key=lambda n: (n.level, n.a_code or "", n.b_code or ""))
     return Classified(rows, a_out, b_out, a_real, b_real, found, slivers)
 
