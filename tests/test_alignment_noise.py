@@ -1,4 +1,4 @@
-"""Noise study: the sample city's police layer digitised again, with a shaky hand or on the wrong basemap.
+"""Noise study: the sample police layer drawn again, with a shaky hand or on the wrong basemap.
 
 The police layer (stations and beats) is moved by a smooth random
 displacement field — a sum of a few low-frequency sinusoids with random
@@ -30,10 +30,8 @@ M_PER_DEG_LON = 111_320.0 * np.cos(np.radians(LAT0))
 M_PER_DEG_LAT = 110_574.0
 
 
-def smooth_field(
-    rms_m: float, seed: int, *, waves: int = 4
-) -> Callable[[np.ndarray], np.ndarray]:
-    """A displacement of lon/lat vertices with vector rms ``rms_m`` metres, smooth over ~0.4-2.5 km."""
+def smooth_field(rms_m: float, seed: int, *, waves: int = 4) -> Callable[[np.ndarray], np.ndarray]:
+    """Return a smooth displacement of lon/lat vertices, vector rms ``rms_m`` metres."""
     rng = np.random.default_rng(seed)
     wavelengths = rng.uniform(400.0, 2_500.0, waves)
     angles = rng.uniform(0.0, 2 * np.pi, waves)

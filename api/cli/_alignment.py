@@ -11,7 +11,14 @@ from rich.table import Table
 from api.bootstrap import open_database
 from api.cli._output import EXIT_PROBLEMS, AtOption, ReportFormat, echo_json, err, fail, out
 from gis.access import cli_principal
-from gis.alignment import AlignmentReport, Proposal, align, apply_alignment, propose
+from gis.alignment import (
+    AlignmentReport,
+    Proposal,
+    align,
+    apply_alignment,
+    noise_tolerance,
+    propose,
+)
 from gis.errors import TonggeError
 
 
@@ -37,18 +44,33 @@ def align_command(
     map: Annotated[
         Path | None, typer.Option("--map", help="Write an HTML map of violations.")
     ] = None,
+    noise_width: Annotated[
+        float,
+        typer.Option(help="Pieces narrower than this (m) are boundary noise, not violations."),
+    ] = 10.0,
+    noise_households: Annotated[
+        float,
+        typer.Option(
+            help="Pieces under this share of a grid's households (and under --noise-area) "
+            "are boundary noise."
+        ),
+    ] = 0.02,
+    noise_area: Annotated[
+        float, typer.Option(help="See --noise-households: the area share (0-1).")
+    ] = 0.15,
     format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
 ) -> None:
     """Check that layer A's units each lie in one unit of layer B (exit 1 when not aligned)."""
     as_json = format is ReportFormat.json
     try:
+        noise = noise_tolerance(
+            width_m=noise_width, household_share=noise_households, area_share=noise_area
+        )
         db = open_database()
-        state = align(db, a=layer_a, b=layer_b, at=at)
+        state = align(db, a=layer_a, b=layer_b, at=at, noise=noise)
         plan = propose(state) if (proposal or apply) and not state.report.aligned else None
         if apply and plan is not None:
-            apply_alignment(
-                db, state=state, proposal=plan, valid_from=apply, actor=cli_principal()
-            )
+            apply_alignment(db, state=state, proposal=plan, valid_from=apply, actor=cli_principal())
     except TonggeError as error:
         fail(error, as_json=as_json)
     report = state.report
@@ -70,6 +92,17 @@ def align_command(
 
 
 def _print(report: AlignmentReport, plan: Proposal | None, *, applied: bool, units: int) -> None:
+    if report.noise:
+        widest = max(n.width_m for n in report.noise)
+        out.print(
+            f"boundary noise 边界误差: {len(report.noise)} piece(s), "
+            f"{sum(n.area_m2 for n in report.noise):,.0f} m², at most {widest:.1f} m wide "
+            "(not violations; --format json lists them)"
+        )
+    if report.datum_offset is not None:
+        out.print(f"[red]datum_offset[/red]: {report.datum_offset.message('layer B', 'layer A')}")
+    for stale in report.stale:
+        out.print(f"[red]stale[/red]: {stale['message']}")
     if report.aligned:
         out.print(f"[green]✓ aligned[/green] ({units} units checked)")
         return

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from api.deps import event_time, get_db
 from api.security import current_scope
 from gis.access import Scope
-from gis.alignment import align, propose
+from gis.alignment import align, noise_tolerance, propose
 from gis.repository import Database
 
 router = APIRouter(prefix="/api/v1", tags=["alignment"])
@@ -31,6 +31,18 @@ class AlignmentResponse(BaseModel):
     proposal: dict[str, Any] | None = Field(
         default=None, description="Moves of whole units and their impact (when asked)."
     )
+    noise: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Boundary noise per pair of units: a_code, b_code, area_m2, width_m, "
+        "area_share, household_share, lon/lat (not violations).",
+    )
+    datum_offset: dict[str, Any] | None = Field(
+        default=None,
+        description="Layer B offset as a whole by the GCJ-02/BD-09 shift: measured offset (m).",
+    )
+    stale: list[dict[str, Any]] = Field(
+        default_factory=list, description="Units of B naming grids/communities no longer valid."
+    )
 
 
 @router.get(
@@ -46,6 +58,15 @@ def alignment(
     layer_b: Annotated[str, Query(description="LAYER:LEVEL it must nest in.")] = "police:beat",
     at: datetime | None = Depends(event_time),
     proposal: Annotated[bool, Query(description="Include the least change that fixes it.")] = False,
+    noise_width_m: Annotated[
+        float, Query(description="Pieces narrower than this (m) are boundary noise.")
+    ] = 10.0,
+    noise_household_share: Annotated[
+        float, Query(description="Pieces under this share of households (and area) are noise.")
+    ] = 0.02,
+    noise_area_share: Annotated[
+        float, Query(description="See noise_household_share: the area share.")
+    ] = 0.15,
 ) -> dict[str, Any]:
     """Report, for every unit of layer A, whether it lies in exactly one unit of layer B.
 
@@ -54,9 +75,13 @@ def alignment(
     `proposal=true` the answer includes the least change that restores
     nesting (applying it is a write: use the CLI `tongge align --apply`).
     """
-    state = align(db, a=layer_a, b=layer_b, at=at)
+    noise = noise_tolerance(
+        width_m=noise_width_m, household_share=noise_household_share, area_share=noise_area_share
+    )
+    state = align(db, a=layer_a, b=layer_b, at=at, noise=noise)
     body = state.report.to_dict()
-    result = {key: body.get(key) for key in ("aligned", "counts", "violations", "slivers")}
+    keys = ("aligned", "counts", "violations", "slivers", "noise", "datum_offset", "stale")
+    result = {key: body.get(key) for key in keys}
     if not scope.unrestricted:
         return _restricted(result, scope, layer_a.partition(":")[0], layer_b.partition(":")[0])
     if proposal and not state.report.aligned:
@@ -82,4 +107,22 @@ def _restricted(result: dict[str, Any], scope: Scope, a: str, b: str) -> dict[st
     counts: dict[str, int] = {}
     for violation in violations:
         counts[violation["kind"]] = counts.get(violation["kind"], 0) + 1
-    return {"aligned": not violations, "counts": counts, "violations": violations, "slivers": None}
+    noise = [
+        n
+        for n in result["noise"]
+        if n["level"] == "units"
+        and n["a_code"] is not None
+        and n["b_code"] is not None
+        and scope.sees(a, n["a_code"])
+        and scope.sees(b, n["b_code"])
+    ]
+    stale = [s for s in result["stale"] if scope.sees(b, s["b_code"])]
+    return {
+        "aligned": not violations and not stale and result["datum_offset"] is None,
+        "counts": counts,
+        "violations": violations,
+        "slivers": None,
+        "noise": noise,
+        "datum_offset": result["datum_offset"],
+        "stale": stale,
+    }

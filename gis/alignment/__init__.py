@@ -46,6 +46,7 @@ from gis.alignment.service import (
     LayerLevel,
     align,
     apply_alignment,
+    noise_tolerance,
     parse_layer_level,
     propose,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "align",
     "apply_alignment",
     "check_alignment",
+    "noise_tolerance",
     "parse_layer_level",
     "propose",
     "propose_alignment",

@@ -18,7 +18,14 @@ import pandas as pd
 import shapely
 
 from gis.access.principal import SYSTEM, Principal
-from gis.alignment import AlignmentReport, Proposal, check_alignment, propose_alignment
+from gis.alignment import (
+    AlignmentReport,
+    NoiseTolerance,
+    Proposal,
+    check_alignment,
+    propose_alignment,
+)
+from gis.alignment._stale import stale_references
 from gis.errors import InputError
 from gis.repository import Database
 from gis.times import parse_time
@@ -27,7 +34,14 @@ from gis.validate import ValidationReport
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["AlignmentState", "LayerLevel", "align", "apply_alignment", "parse_layer_level"]
+__all__ = [
+    "AlignmentState",
+    "LayerLevel",
+    "align",
+    "apply_alignment",
+    "noise_tolerance",
+    "parse_layer_level",
+]
 
 _WEIGHT = "households"
 
@@ -57,6 +71,33 @@ class AlignmentState:
     report: AlignmentReport
     at: datetime
     weights: gpd.GeoDataFrame | str | None = None
+    noise: NoiseTolerance | None = None
+
+
+def noise_tolerance(
+    *, width_m: float = 10.0, household_share: float = 0.02, area_share: float = 0.15
+) -> NoiseTolerance:
+    """Build boundary-noise thresholds from user input (a clear error naming the bad one).
+
+    Examples
+    --------
+    >>> noise_tolerance(width_m=5).width_m
+    5.0
+    """
+    for name, value, top in (
+        ("noise_width_m", width_m, None),
+        ("noise_household_share", household_share, 1.0),
+        ("noise_area_share", area_share, 1.0),
+    ):
+        if not isinstance(value, int | float) or value != value or value < 0:
+            raise InputError(f"{name} must be a number >= 0, not {value!r}", field=name)
+        if top is not None and value > top:
+            raise InputError(f"{name} is a share: at most {top}, not {value!r}", field=name)
+        if value == float("inf"):
+            raise InputError(f"{name} must be finite", field=name)
+    return NoiseTolerance(
+        width_m=float(width_m), household_share=float(household_share), area_share=float(area_share)
+    )
 
 
 def parse_layer_level(text: str) -> LayerLevel:
@@ -79,8 +120,15 @@ def align(
     a: LayerLevel | str = "governance:grid",
     b: LayerLevel | str = "police:beat",
     at: str | date | datetime | None = None,
+    noise: NoiseTolerance | None = None,
 ) -> AlignmentState:
-    """Check that every unit of ``a`` lies in one unit of ``b`` (and parents nest too)."""
+    """Check that every unit of ``a`` lies in one unit of ``b`` (and parents nest too).
+
+    ``noise`` sets the boundary-noise thresholds (:class:`NoiseTolerance`).
+    Units of ``b`` whose ``attributes`` name codes of ``a`` or its parents
+    (``grid_code(s)``, ``community_code(s)``) that are not valid at ``at``
+    are listed in ``report.stale``, with when the code was retired.
+    """
     a_ref = a if isinstance(a, LayerLevel) else parse_layer_level(a)
     b_ref = b if isinstance(b, LayerLevel) else parse_layer_level(b)
     when = parse_time(at)
@@ -94,9 +142,21 @@ def align(
         b_parents=b_parents,
         weights=weights,
         weight_column=_WEIGHT if isinstance(weights, gpd.GeoDataFrame) else None,
+        noise=noise,
     )
+    report.stale = _stale(db, a_ref, b_units, a_units, a_parents, when)
     return AlignmentState(
-        a_ref, b_ref, a_units, b_units, a_parents, b_parents, b_parent_level, report, when, weights
+        a_ref,
+        b_ref,
+        a_units,
+        b_units,
+        a_parents,
+        b_parents,
+        b_parent_level,
+        report,
+        when,
+        weights,
+        report.noise_tolerance,
     )
 
 
@@ -114,6 +174,7 @@ def propose(state: AlignmentState) -> Proposal:
             b_parents=state.b_parents,
             weights=state.weights,
             weight_column=_WEIGHT if isinstance(state.weights, gpd.GeoDataFrame) else None,
+            noise=state.noise,
         )
     except (ValueError, KeyError, IndexError, shapely.errors.GEOSException) as error:
         _log.exception("no same-grid proposal for %s in %s", state.a, state.b)
@@ -196,6 +257,22 @@ def _load(
     if units.empty:
         raise InputError(f"{ref} has no units at {when.isoformat()}", field="layer")
     return _with_weights(units), _with_weights(parents), parent.name if parent else None
+
+
+def _stale(
+    db: Database,
+    ref: LayerLevel,
+    b_units: gpd.GeoDataFrame,
+    a_units: gpd.GeoDataFrame,
+    a_parents: gpd.GeoDataFrame | None,
+    when: datetime,
+) -> list[dict[str, object]]:
+    valid = set(a_units["code"].astype(str))
+    if a_parents is not None:
+        valid |= set(a_parents["code"].astype(str))
+    with db.reader() as repo:
+        history = repo.units_frame(layer=ref.layer, all_versions=True)
+    return stale_references(b_units, valid=valid, history=history, at=when)
 
 
 def _weights(
