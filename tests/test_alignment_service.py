@@ -88,3 +88,95 @@ def test_alignment_endpoint(db: Database) -> None:
         assert len(body["proposal"]["moves"]) == 5
         bad = client.get("/api/v1/alignment", params={"layer_a": "governance:nope"})
         assert bad.status_code == 400
+
+
+def test_noise_options_datum_and_stale_in_the_answers(city_db: Database, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from gis.settings import get_settings
+
+    with signed_in(city_db) as client:
+        body = client.get("/api/v1/alignment").json()
+        assert body["aligned"] is False and len(body["violations"]) >= 5
+        assert body["noise"] == [] and body["datum_offset"] is None and body["stale"] == []
+        bad = client.get("/api/v1/alignment", params={"noise_width_m": -1})
+        assert bad.status_code == 400 and "noise_width_m" in bad.text
+        share = client.get("/api/v1/alignment", params={"noise_household_share": 2})
+        assert share.status_code == 400 and "noise_household_share" in share.text
+    monkeypatch.setenv("TONGGE_DATABASE_URL", city_db.url)
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        wrong = runner.invoke(app, ["align", "--noise-area", "1.5"])
+        assert wrong.exit_code == 2 and "noise_area_share" in wrong.stderr
+        strict = runner.invoke(
+            app, ["align", "--noise-width", "0", "--noise-households", "0", "--format", "json"]
+        )
+        assert strict.exit_code == 1
+        assert json.loads(strict.stdout)["noise_tolerance"]["width_m"] == 0.0
+    finally:
+        get_settings.cache_clear()
+
+
+def test_check_command_reports_a_gcj02_layer_against_its_parent(tmp_path) -> None:
+    import geopandas as gpd
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from gis.validate import convert_to_datum
+
+    stations = gpd.read_file(SAMPLE_CITY / "police" / "station.geojson")
+    geoms = convert_to_datum(np.asarray(stations.geometry.values, dtype=object), "gcj02")
+    shifted = stations.set_geometry(gpd.GeoSeries(geoms, crs=stations.crs))
+    shifted.to_file(tmp_path / "stations.geojson", driver="GeoJSON")
+    county = SAMPLE_CITY / "governance" / "county.geojson"
+    result = CliRunner().invoke(
+        app,
+        ["check", str(tmp_path / "stations.geojson"), "--parent", str(county), "--format", "json"],
+    )
+    assert result.exit_code == 1
+    problems = json.loads(result.stdout)["problems"]
+    (offset,) = [p for p in problems if p["rule"] == "datum_offset"]
+    assert "gcj02" in offset["message"] and offset["lon"] is not None
+    clean = CliRunner().invoke(
+        app,
+        ["check", str(SAMPLE_CITY / "police" / "station.geojson"), "--parent", str(county)],
+    )
+    assert clean.exit_code == 0, clean.output
+
+
+def test_stale_references_name_retired_and_unknown_codes() -> None:
+    import geopandas as gpd
+    import pandas as pd
+    from shapely import box
+
+    from gis.alignment._stale import stale_references
+
+    beats = gpd.GeoDataFrame(
+        {
+            "code": ["b1", "b2", "b3"],
+            "attributes": [
+                {"grid_codes": ["g1", "g7"]},
+                {"community_code": "c9"},
+                {"grids": "g1、g2"},
+            ],
+        },
+        geometry=[box(0, 0, 1, 1)] * 3,
+        crs="EPSG:4490",
+    )
+    history = pd.DataFrame(
+        {
+            "code": ["g1", "g7", "g7"],
+            "valid_to": [
+                None,
+                pd.Timestamp("2025-01-01", tz="UTC"),
+                pd.Timestamp("2026-01-01", tz="UTC"),
+            ],
+        }
+    )
+    found = stale_references(beats, valid={"g1", "g2", "c1"}, history=history)
+    assert [(r["b_code"], r["code"]) for r in found] == [("b1", "g7"), ("b2", "c9")]
+    assert found[0]["retired"].startswith("2026-01-01") and "retired" in found[0]["message"]
+    assert found[1]["retired"] is None and "does not exist" in found[1]["message"]
