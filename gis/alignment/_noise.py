@@ -191,8 +191,9 @@ def classify(
     noisy = over & ~first & noise.is_noise(width, share, ov.household_share)
     found: list[Noise] = []
     hh_share = ov.household_share
-    for p in np.flatnonzero(noisy).tolist():
-        lon, lat = lonlat(polygonal(ov.pieces[p]))
+    noisy_rows = np.flatnonzero(noisy)
+    where = _points_on(ov.pieces[noisy_rows])
+    for p, (lon, lat) in zip(noisy_rows.tolist(), where, strict=True):
         found.append(
             Noise(
                 a_code=str(ov.a.codes[ov.ai[p]]),
@@ -278,6 +279,24 @@ def _uncovered(
             )
         )
     return real
+
+
+def _points_on(pieces: NDArray[np.object_]) -> list[tuple[float | None, float | None]]:
+    """Return a lon/lat on the largest polygon of each piece (vectorised: noise is many)."""
+    out: list[tuple[float | None, float | None]] = [(None, None)] * len(pieces)
+    if not len(pieces):
+        return out
+    parts, owner = shapely.get_parts(pieces, return_index=True)
+    keep = shapely.get_type_id(parts) == 3
+    parts, owner = parts[keep], owner[keep]
+    order = np.lexsort((-shapely.area(parts), owner))
+    parts, owner = parts[order], owner[order]
+    first = np.r_[True, owner[1:] != owner[:-1]] if len(owner) else np.zeros(0, bool)
+    points = shapely.point_on_surface(parts[first])
+    xs, ys = np.round(shapely.get_x(points), 7), np.round(shapely.get_y(points), 7)
+    for i, x, y in zip(owner[first].tolist(), xs.tolist(), ys.tolist(), strict=True):
+        out[i] = (x, y)
+    return out
 
 
 def _div(num: Floats, den: Floats) -> Floats:
