@@ -15,9 +15,14 @@ from datetime import datetime
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import shapely
 
-__all__ = ["REFERENCE_FIELDS", "stale_references"]
+from gis.alignment._units import metric_for
+from gis.crs import STORAGE_CRS
+
+__all__ = ["REFERENCE_FIELDS", "stale_edges", "stale_references"]
 
 #: Columns or attribute keys of a B unit that name units of layer A or its parents.
 REFERENCE_FIELDS = (
@@ -134,3 +139,106 @@ def _retired(history: pd.DataFrame | None) -> dict[str, str]:
         if code not in ends or text > ends[code]:
             ends[code] = text
     return ends
+
+
+def stale_edges(
+    b_units: gpd.GeoDataFrame,
+    *,
+    a_units: gpd.GeoDataFrame,
+    history: gpd.GeoDataFrame,
+    at: datetime,
+    within_m: float = 0.5,
+    min_length_m: float = 20.0,
+) -> list[dict[str, Any]]:
+    """List units of B drawn along edges of A that no longer exist (an earlier version of A).
+
+    Parameters
+    ----------
+    b_units : GeoDataFrame
+        Layer B (e.g. beats), any CRS.
+    a_units : GeoDataFrame
+        Layer A as valid at ``at`` (e.g. grids).
+    history : GeoDataFrame
+        Every version of layer A's units with ``code``, ``valid_from``,
+        ``valid_to`` (EPSG:4490 or any CRS).
+    at : datetime
+        The time checked: versions that ended at or before it are earlier ones.
+    within_m : float, default 0.5
+        How close (m) a B edge must follow an old A edge.
+    min_length_m : float, default 20
+        Old edges shorter than this are not worth a finding.
+
+    Returns
+    -------
+    list of dict
+        ``b_code``, ``a_code`` (the earlier unit), ``valid_to`` (ISO time the
+        version ended), ``length_m`` (of the old edge B follows) and ``message``.
+
+    Examples
+    --------
+    ::
+
+        before: | g1 | g2 |        now: | g1   | g2 |      beats: | b1 | b2 |
+
+    >>> import geopandas as gpd
+    >>> import pandas as pd
+    >>> from datetime import datetime, timezone
+    >>> from shapely import box
+    >>> d = 0.001
+    >>> cell = lambda x0, x1: box(118.6 + x0 * d, 24.9, 118.6 + x1 * d, 24.9 + d)
+    >>> old, new = pd.Timestamp("2026-01-01T00:00Z"), pd.Timestamp("2026-06-01T00:00Z")
+    >>> history = gpd.GeoDataFrame({"code": ["g1", "g2", "g1", "g2"],
+    ...     "valid_from": [old, old, new, new], "valid_to": [new, new, None, None]},
+    ...     geometry=[cell(0, 1), cell(1, 2), cell(0, 1.5), cell(1.5, 2)], crs="EPSG:4490")
+    >>> grids = history[history.valid_to.isna()]
+    >>> beats = gpd.GeoDataFrame({"code": ["b1", "b2"]},
+    ...     geometry=[cell(0, 1), cell(1, 2)], crs="EPSG:4490")
+    >>> [(r["b_code"], r["a_code"]) for r in stale_edges(
+    ...     beats, a_units=grids, history=history, at=datetime(2026, 7, 1, tzinfo=timezone.utc))]
+    [('b1', 'g1'), ('b1', 'g2'), ('b2', 'g1'), ('b2', 'g2')]
+    """
+    if history is None or history.empty or "valid_to" not in history:
+        return []
+    ends = pd.to_datetime(history["valid_to"], utc=True, errors="coerce")
+    earlier = history[ends.notna() & (ends <= pd.Timestamp(at))]
+    if earlier.empty or a_units.empty or b_units.empty:
+        return []
+    crs = STORAGE_CRS
+    a_geoms = np.asarray(a_units.to_crs(crs).geometry.values, dtype=object)
+    b_geoms = np.asarray(b_units.to_crs(crs).geometry.values, dtype=object)
+    old_geoms = np.asarray(earlier.to_crs(crs).geometry.values, dtype=object)
+    metric = metric_for(a_geoms, b_geoms)
+    to_m = metric.project
+    # Work in metres: buffers and lengths mean what they say.
+    current = shapely.union_all(shapely.boundary(to_m(a_geoms)))
+    near_current = shapely.buffer(current, within_m)
+    old_edges = shapely.difference(shapely.boundary(to_m(old_geoms)), near_current)
+    b_m = to_m(b_geoms)
+    b_lines = shapely.boundary(b_m)
+    tree = shapely.STRtree(b_lines)
+    out: list[dict[str, Any]] = []
+    codes = earlier["code"].astype(str).tolist()
+    valid_to = ends[earlier.index]
+    b_codes = b_units["code"].astype(str).tolist()
+    for i, edge in enumerate(old_edges):
+        if edge.is_empty or edge.length < min_length_m:
+            continue
+        for j in tree.query(edge, predicate="dwithin", distance=within_m).tolist():
+            followed = shapely.intersection(edge, shapely.buffer(b_lines[j], within_m)).length
+            if followed < min_length_m:
+                continue
+            ended = valid_to.iloc[i].isoformat()
+            out.append(
+                {
+                    "b_code": b_codes[j],
+                    "a_code": codes[i],
+                    "valid_to": ended,
+                    "length_m": round(float(followed), 1),
+                    "message": (
+                        f"{b_codes[j]} follows {followed:.0f} m of the edge of {codes[i]} "
+                        f"as it was until {ended}: drawn against an earlier version"
+                    ),
+                }
+            )
+    unique = {(r["b_code"], r["a_code"], r["valid_to"]): r for r in out}
+    return sorted(unique.values(), key=lambda r: (r["b_code"], r["a_code"], r["valid_to"]))

@@ -25,7 +25,7 @@ from gis.alignment import (
     check_alignment,
     propose_alignment,
 )
-from gis.alignment._stale import stale_references
+from gis.alignment._stale import stale_edges, stale_references
 from gis.errors import InputError
 from gis.repository import Database
 from gis.times import parse_time
@@ -271,8 +271,17 @@ def _stale(
     if a_parents is not None:
         valid |= set(a_parents["code"].astype(str))
     with db.reader() as repo:
-        history = repo.units_frame(layer=ref.layer, all_versions=True)
-    return stale_references(b_units, valid=valid, history=history, at=when)
+        own = repo.units_frame(layer=ref.layer, level=ref.level, all_versions=True)
+        parent = repo.layer_spec(name=ref.layer).parent_level(ref.level)
+        above = (
+            repo.units_frame(layer=ref.layer, level=parent.name, all_versions=True)
+            if parent
+            else own.iloc[0:0]
+        )
+    history = pd.concat([own, above], ignore_index=True)
+    found = stale_references(b_units, valid=valid, history=history, at=when)
+    # Edges of grids that no longer exist, which B still follows.
+    return found + stale_edges(b_units, a_units=a_units, history=own, at=when)
 
 
 def _weights(
