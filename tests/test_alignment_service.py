@@ -180,3 +180,42 @@ def test_stale_references_name_retired_and_unknown_codes() -> None:
     assert [(r["b_code"], r["code"]) for r in found] == [("b1", "g7"), ("b2", "c9")]
     assert found[0]["retired"].startswith("2026-01-01") and "retired" in found[0]["message"]
     assert found[1]["retired"] is None and "does not exist" in found[1]["message"]
+
+
+def test_beats_drawn_on_an_earlier_version_of_the_grids_are_stale(
+    db: Database, tmp_path
+) -> None:
+    from gis.units import import_units
+    from tests.fixtures_access import (
+        BEAT_X,
+        BEAT_Y,
+        COMMUNITY,
+        GRID_A,
+        GRID_B,
+        _units,
+        load_two_grids,
+    )
+
+    load_two_grids(db, tmp_path)
+    assert align(db, a="governance:grid", b="police:beat", at="2026-03-01").report.stale == []
+    # The grid edge moves 0.005° (~500 m) east; the beats still follow the old one.
+    moved = [
+        (GRID_A, "甲网格", COMMUNITY, (118.50, 24.925, 118.53, 24.95)),
+        (GRID_B, "乙网格", COMMUNITY, (118.53, 24.925, 118.55, 24.95)),
+    ]
+    import_units(
+        db,
+        units=_units(moved),
+        layer="governance",
+        level="grid",
+        source="t",
+        valid_from="2026-06-01",
+        cascade="new",
+    )
+    state = align(db, a="governance:grid", b="police:beat", at="2026-07-01")
+    stale = {(s["b_code"], s["a_code"]) for s in state.report.stale}
+    assert (BEAT_X, GRID_A) in stale and (BEAT_Y, GRID_B) in stale
+    assert all("2026-05-31T16:00:00+00:00" in s["message"] for s in state.report.stale)
+    assert not state.report.aligned
+    body = state.report.to_dict()
+    assert body["stale"] and json.dumps(body)
