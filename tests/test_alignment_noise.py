@@ -162,6 +162,16 @@ def test_gcj02_copy_is_a_datum_offset_not_hundreds_of_violations(
     # Converted back, only the real misalignments are left.
     assert {(v.kind, v.codes[0]) for v in report.violations} == seeded()
     assert not report.aligned and "gcj02" in report.to_dict()["datum_offset"]["message"]
+    # The proposal works in CGCS2000: the converted layer, fixed.
+    proposal = propose_alignment(
+        city["grids"],
+        beats,
+        a_parents=city["communities"],
+        b_parents=stations,
+        weights=city["micro"],
+    )
+    assert proposal.aligned and proposal.datum_offset is not None
+    assert proposal.datum_offset.converted and len(proposal.moves) == 5
     # Naively, the shift makes every grid a violation.
     naive = check(city, beats, stations, detect_datum=False)
     assert len(naive.violations) > 300
