@@ -32,6 +32,10 @@ _MIN_OFFSET_M = 100.0
 _MATCH_FRACTION = 0.15
 _MATCH_M = 40.0
 _SEARCH_STEPS_M = (16.0, 8.0, 4.0, 2.0, 1.0, 0.5)
+# Total areas within this ratio: the layers cover about the same ground.
+_SAME_GROUND = (0.8, 1.25)
+# After the translation, at most this share of the reference may differ.
+_LEFT_OVER = 0.1
 
 
 @dataclass(frozen=True)
@@ -110,8 +114,11 @@ def detect_datum_offset(reference: Objects, layer: Objects) -> DatumOffset | Non
     -------
     DatumOffset or None
         The measured offset when it is the GCJ-02 or BD-09 shift at the
-        layer's centre (within 15 % or 40 m), ``None`` otherwise. Cheap when
-        the layers agree: two area-weighted centroids.
+        layer's centre (within 15 % or 40 m) and, moved back by it, the
+        outlines match (under 10 % of the reference's area differs), ``None``
+        otherwise — also when the two cover different ground (total areas
+        differing by more than 25 %, e.g. a partial import). Cheap when the
+        layers agree: two area-weighted centroids.
 
     Examples
     --------
@@ -128,6 +135,11 @@ def detect_datum_offset(reference: Objects, layer: Objects) -> DatumOffset | Non
     lay = _usable(layer)
     if not len(ref) or not len(lay):
         return None
+    # Only layers covering about the same ground can be compared as wholes
+    # (a partial import, a few units of a parent, are offset by nothing).
+    ref_area, lay_area = float(shapely.area(ref).sum()), float(shapely.area(lay).sum())
+    if not (_SAME_GROUND[0] * ref_area <= lay_area <= _SAME_GROUND[1] * ref_area):
+        return None
     (rx, ry), (lx, ly) = _centre(ref), _centre(lay)
     if not bool(datum.in_china([lx], [ly])[0]):
         return None
@@ -143,8 +155,12 @@ def detect_datum_offset(reference: Objects, layer: Objects) -> DatumOffset | Non
     expected = candidates[name]
     if np.hypot(*(guess - expected)) > max(_MATCH_M, _MATCH_FRACTION * np.hypot(*expected)):
         return None
-    measured = _best_translation(shapely.union_all(ref), shapely.union_all(lay), guess, scale)
+    ref_outline, lay_outline = shapely.union_all(ref), shapely.union_all(lay)
+    measured, misfit = _best_translation(ref_outline, lay_outline, guess, scale)
     if np.hypot(*(measured - expected)) > max(_MATCH_M, _MATCH_FRACTION * np.hypot(*expected)):
+        return None
+    # Moved back, the outlines must match: what is left is noise, not ground.
+    if misfit > _LEFT_OVER * float(shapely.area(ref_outline)):
         return None
     return DatumOffset(
         datum=name,
@@ -204,7 +220,7 @@ def _best_translation(
     layer: shapely.Geometry,
     start: NDArray[np.float64],
     scale: NDArray[np.float64],
-) -> NDArray[np.float64]:
+) -> tuple[NDArray[np.float64], float]:
     """Find the translation (m) of ``reference`` best matching ``layer`` (pattern search)."""
     # Outlines simplified to ~1 m keep the search cheap and do not move the optimum.
     ref = shapely.simplify(reference, 1.0 / scale[1])
@@ -225,4 +241,4 @@ def _best_translation(
                 cost = misfit(trial)
                 if cost < best_cost:
                     best, best_cost, improved = trial, cost, True
-    return best
+    return best, best_cost
