@@ -126,5 +126,13 @@ def _print(report: AlignmentReport, plan: Proposal | None, *, applied: bool, uni
                 f"{m.area_m2:,.0f}",
             )
         out.print(moves)
+        if plan.snapped:
+            out.print(
+                f"{len(plan.snapped)} unit(s) of layer B only change by boundary noise: "
+                f"their edges are snapped onto layer A's ({', '.join(plan.snapped[:10])}"
+                f"{'…' if len(plan.snapped) > 10 else ''})"
+            )
+        if plan.datum_offset is not None:
+            out.print(f"layer B converted from {plan.datum_offset.datum} to CGCS2000")
         state = "applied as a new version" if applied else "not applied (use --apply DATE)"
         out.print(f"proposal {'aligns both layers' if plan.aligned else 'is incomplete'}; {state}")
