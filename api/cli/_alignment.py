@@ -39,7 +39,11 @@ def align_command(
         bool, typer.Option(help="Also compute the least change that fixes it.")
     ] = False,
     apply: Annotated[
-        str | None, typer.Option(help="Store the proposal as a new version valid from this date.")
+        str | None,
+        typer.Option(
+            help="Store the proposal as a new version valid from this date "
+            "(also snaps boundary noise onto layer A's edges)."
+        ),
     ] = None,
     map: Annotated[
         Path | None, typer.Option("--map", help="Write an HTML map of violations.")
@@ -68,7 +72,9 @@ def align_command(
         )
         db = open_database()
         state = align(db, a=layer_a, b=layer_b, at=at, noise=noise)
-        plan = propose(state) if (proposal or apply) and not state.report.aligned else None
+        # Noise alone is no violation, but the proposal can still snap it away.
+        wanted = not state.report.aligned or bool(state.report.noise)
+        plan = propose(state) if (proposal or apply) and wanted else None
         if apply and plan is not None:
             apply_alignment(db, state=state, proposal=plan, valid_from=apply, actor=cli_principal())
     except TonggeError as error:

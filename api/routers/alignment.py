@@ -74,6 +74,14 @@ def alignment(
     grids, beats crossing a community, stations cutting a community. With
     `proposal=true` the answer includes the least change that restores
     nesting (applying it is a write: use the CLI `tongge align --apply`).
+
+    Thin or light pieces (boundary noise of two separately digitised layers:
+    under `noise_width_m` wide, or under `noise_household_share` of a grid's
+    households and `noise_area_share` of its area) are listed in `noise`, not
+    violations; the proposal then also snaps them onto layer A's edges
+    (`snapped`). `datum_offset`: layer B offset as a whole by the GCJ-02 or
+    BD-09 shift (its violations are then those of B converted back).
+    `stale`: units of B naming or following grids no longer valid.
     """
     noise = noise_tolerance(
         width_m=noise_width_m, household_share=noise_household_share, area_share=noise_area_share
@@ -84,7 +92,7 @@ def alignment(
     result = {key: body.get(key) for key in keys}
     if not scope.unrestricted:
         return _restricted(result, scope, layer_a.partition(":")[0], layer_b.partition(":")[0])
-    if proposal and not state.report.aligned:
+    if proposal and (not state.report.aligned or state.report.noise):
         result["proposal"] = propose(state).to_dict()
     return result
 
