@@ -219,3 +219,52 @@ def test_beats_drawn_on_an_earlier_version_of_the_grids_are_stale(
     assert not state.report.aligned
     body = state.report.to_dict()
     assert body["stale"] and json.dumps(body)
+
+
+def test_noisy_police_layer_stored_reported_and_snapped(city_db: Database, monkeypatch) -> None:
+    """The police layer re-digitised with 3 m rms noise: found as noise, then snapped away."""
+    import geopandas as gpd
+    import shapely
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from gis.settings import get_settings
+    from gis.units import import_units
+    from tests.test_alignment_noise import smooth_field
+
+    move = smooth_field(3.0, 5)
+
+    def noisy(level: str) -> gpd.GeoDataFrame:
+        frame, _ = units_page(city_db, layer="police", level=level, limit=1000)
+        frame = frame[["code", "name", "parent_code", "kind", "attributes", "geometry"]]
+        return frame.set_geometry(
+            gpd.GeoSeries(shapely.transform(frame.geometry.values, move), crs=frame.crs)
+        )
+
+    import_units(
+        city_db,
+        units=noisy("station"),
+        layer="police",
+        level="station",
+        source="noise study",
+        valid_from="2026-05-01",
+        levels_below={"beat": noisy("beat")},
+    )
+    state = align(city_db, a="governance:grid", b="police:beat", at="2026-05-02")
+    assert len(state.report.noise) > 20
+    assert {v.codes[0] for v in state.report.violations if v.kind == "grid_split_across_beats"} == {
+        e["grid"]
+        for e in json.loads((SAMPLE_CITY / "police" / "misalignments.json").read_text("utf-8"))
+        if e["kind"] == "grid_split_across_beats"
+    }
+    monkeypatch.setenv("TONGGE_DATABASE_URL", city_db.url)
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        fixed = runner.invoke(app, ["align", "--apply", "2026-07-01"])
+        assert fixed.exit_code == 0, fixed.output
+        assert "boundary noise" in fixed.stdout and "snapped" in fixed.stdout
+    finally:
+        get_settings.cache_clear()
+    after = align(city_db, a="governance:grid", b="police:beat", at="2026-07-02")
+    assert after.report.aligned and after.report.noise == []
