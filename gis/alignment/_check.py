@@ -391,16 +391,6 @@ def check_overlaps(
     )
 
 
-def _significant(area: Floats, share: Floats, m2: float, fraction: float) -> NDArray[np.bool_]:
-    return (area >= m2) & (share >= fraction)
-
-
-def _div(num: Floats, den: Floats) -> Floats:
-    out = np.zeros(len(num))
-    np.divide(num, den, out=out, where=den > 0)
-    return out
-
-
 def _grids_split(ov: Overlaps, rows: Indices, count: NDArray[np.int64], found: _Found) -> None:
     share, hh_share = ov.share, ov.household_share
     by_a = _group(ov.ai[rows], rows)
