@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from boundaries import SAMPLE_CITY
 from gis.alignment import (
     KINDS,
+    NO_NOISE,
     AlignmentReport,
     check_alignment,
     propose_alignment,
@@ -216,12 +217,18 @@ def test_slivers_are_ignored_but_counted() -> None:
     report = check_alignment(grids, beats)
     assert report.aligned
     assert report.slivers == 1 and 0 < report.sliver_area_m2 < 1
-    strict = check_alignment(grids, beats, tolerance_m2=0.0, tolerance_share=0.0)
+    strict = check_alignment(
+        grids, beats, tolerance_m2=0.0, tolerance_share=0.0, noise=NO_NOISE
+    )
     assert strict.violations[0].kind == "grid_split_across_beats"
-    # A 1 m strip (~111 m², 1% of g2): ignored at a 2% tolerance, not at the default 0.1%.
+    # A 1 m strip (~111 m², 1% of g2): ignored at a 2% tolerance, not at the default 0.1%
+    # when boundary noise is not allowed for; by default it is noise (1 m wide), listed.
     wide = layer({"b1": cells(0, 1.01), "b2": cells(1.01, 2)})
     assert check_alignment(grids, wide, tolerance_share=0.02).aligned
-    assert not check_alignment(grids, wide).aligned
+    assert not check_alignment(grids, wide, noise=NO_NOISE).aligned
+    default = check_alignment(grids, wide)
+    assert default.aligned and [(n.a_code, n.b_code) for n in default.noise] == [("g2", "b1")]
+    assert default.noise[0].width_m == pytest.approx(1.0, abs=0.05)
 
 
 def test_household_points_decide_where_a_split_grid_goes() -> None:

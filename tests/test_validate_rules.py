@@ -471,7 +471,8 @@ def test_rules_are_the_contract() -> None:
     assert set(RULES) == {
         "invalid_geometry", "overlap", "gap", "outside_parent", "parent_not_covered",
         "duplicate_code", "code_not_under_parent", "unknown_parent", "missing_code",
-        "crs_missing", "wrong_geometry_type", "crs_mismatch", "children_not_nested",
+        "crs_missing", "wrong_geometry_type", "crs_mismatch", "datum_offset",
+        "children_not_nested",
     }
 
 

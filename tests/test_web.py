@@ -260,22 +260,22 @@ def test_planner_splits_a_micro_grid_by_drawing_a_line(server: Server, browser: 
     )
     page.wait_for_function("() => window.tonggeMap.loaded() && window.tonggeMap.areTilesLoaded()")
 
-    def pixel(lon: float, lat: float) -> dict[str, float]:
+    def pixel(lon: float, lat: float) -> tuple[float, float]:
         point = page.evaluate("(p) => window.tonggeMap.project(p)", [lon, lat])
         box = page.locator("#map").bounding_box()
         assert box is not None
-        return {"x": box["x"] + point["x"], "y": box["y"] + point["y"]}
+        return box["x"] + point["x"], box["y"] + point["y"]
 
     page.click("#edit-toggle")
     page.select_option("#edit-op", "split")
     inside = shapely.Point((x0 + x1) / 2, inner.y + (polygon.bounds[3] - inner.y) / 3)
     if not polygon.contains(inside):
         inside = polygon.representative_point()
-    page.mouse.click(**pixel(inside.x, inside.y))
+    page.mouse.click(*pixel(inside.x, inside.y))
     assert page.inner_text("#edit-units") == micro["code"]
     page.click("#edit-draw")
-    page.mouse.click(**pixel(x0, y0))
-    page.mouse.click(**pixel(x1, y1))
+    page.mouse.click(*pixel(x0, y0))
+    page.mouse.click(*pixel(x1, y1))
     page.keyboard.press("Enter")
     page.wait_for_selector("#edit-status[data-preview=preview]", timeout=30_000)
     assert micro["code"] in page.inner_text("#edit-impact")

@@ -11,7 +11,14 @@ from rich.table import Table
 from api.bootstrap import open_database
 from api.cli._output import EXIT_PROBLEMS, AtOption, ReportFormat, echo_json, err, fail, out
 from gis.access import cli_principal
-from gis.alignment import AlignmentReport, Proposal, align, apply_alignment, propose
+from gis.alignment import (
+    AlignmentReport,
+    Proposal,
+    align,
+    apply_alignment,
+    noise_tolerance,
+    propose,
+)
 from gis.errors import TonggeError
 
 
@@ -32,23 +39,44 @@ def align_command(
         bool, typer.Option(help="Also compute the least change that fixes it.")
     ] = False,
     apply: Annotated[
-        str | None, typer.Option(help="Store the proposal as a new version valid from this date.")
+        str | None,
+        typer.Option(
+            help="Store the proposal as a new version valid from this date "
+            "(also snaps boundary noise onto layer A's edges)."
+        ),
     ] = None,
     map: Annotated[
         Path | None, typer.Option("--map", help="Write an HTML map of violations.")
     ] = None,
+    noise_width: Annotated[
+        float,
+        typer.Option(help="Pieces narrower than this (m) are boundary noise, not violations."),
+    ] = 10.0,
+    noise_households: Annotated[
+        float,
+        typer.Option(
+            help="Pieces under this share of a grid's households (and under --noise-area) "
+            "are boundary noise."
+        ),
+    ] = 0.02,
+    noise_area: Annotated[
+        float, typer.Option(help="See --noise-households: the area share (0-1).")
+    ] = 0.15,
     format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
 ) -> None:
     """Check that layer A's units each lie in one unit of layer B (exit 1 when not aligned)."""
     as_json = format is ReportFormat.json
     try:
+        noise = noise_tolerance(
+            width_m=noise_width, household_share=noise_households, area_share=noise_area
+        )
         db = open_database()
-        state = align(db, a=layer_a, b=layer_b, at=at)
-        plan = propose(state) if (proposal or apply) and not state.report.aligned else None
+        state = align(db, a=layer_a, b=layer_b, at=at, noise=noise)
+        # Noise alone is no violation, but the proposal can still snap it away.
+        wanted = not state.report.aligned or bool(state.report.noise)
+        plan = propose(state) if (proposal or apply) and wanted else None
         if apply and plan is not None:
-            apply_alignment(
-                db, state=state, proposal=plan, valid_from=apply, actor=cli_principal()
-            )
+            apply_alignment(db, state=state, proposal=plan, valid_from=apply, actor=cli_principal())
     except TonggeError as error:
         fail(error, as_json=as_json)
     report = state.report
@@ -70,6 +98,17 @@ def align_command(
 
 
 def _print(report: AlignmentReport, plan: Proposal | None, *, applied: bool, units: int) -> None:
+    if report.noise:
+        widest = max(n.width_m for n in report.noise)
+        out.print(
+            f"boundary noise 边界误差: {len(report.noise)} piece(s), "
+            f"{sum(n.area_m2 for n in report.noise):,.0f} m², at most {widest:.1f} m wide "
+            "(not violations; --format json lists them)"
+        )
+    if report.datum_offset is not None:
+        out.print(f"[red]datum_offset[/red]: {report.datum_offset.message('layer B', 'layer A')}")
+    for stale in report.stale:
+        out.print(f"[red]stale[/red]: {stale['message']}")
     if report.aligned:
         out.print(f"[green]✓ aligned[/green] ({units} units checked)")
         return
@@ -93,5 +132,13 @@ def _print(report: AlignmentReport, plan: Proposal | None, *, applied: bool, uni
                 f"{m.area_m2:,.0f}",
             )
         out.print(moves)
+        if plan.snapped:
+            out.print(
+                f"{len(plan.snapped)} unit(s) of layer B only change by boundary noise: "
+                f"their edges are snapped onto layer A's ({', '.join(plan.snapped[:10])}"
+                f"{'…' if len(plan.snapped) > 10 else ''})"
+            )
+        if plan.datum_offset is not None:
+            out.print(f"layer B converted from {plan.datum_offset.datum} to CGCS2000")
         state = "applied as a new version" if applied else "not applied (use --apply DATE)"
         out.print(f"proposal {'aligns both layers' if plan.aligned else 'is incomplete'}; {state}")

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from api.deps import event_time, get_db
 from api.security import current_jurisdiction
 from gis.access import Jurisdiction
-from gis.alignment import alignment_report
+from gis.alignment import alignment_report, noise_tolerance
 from gis.repository import Database
 
 router = APIRouter(prefix="/api/v1", tags=["alignment"])
@@ -31,6 +31,18 @@ class AlignmentResponse(BaseModel):
     proposal: dict[str, Any] | None = Field(
         default=None, description="Moves of whole units and their impact (when asked)."
     )
+    noise: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Boundary noise per pair of units: a_code, b_code, area_m2, width_m, "
+        "area_share, household_share, lon/lat (not violations).",
+    )
+    datum_offset: dict[str, Any] | None = Field(
+        default=None,
+        description="Layer B offset as a whole by the GCJ-02/BD-09 shift: measured offset (m).",
+    )
+    stale: list[dict[str, Any]] = Field(
+        default_factory=list, description="Units of B naming grids/communities no longer valid."
+    )
 
 
 @router.get(
@@ -46,6 +58,15 @@ def alignment(
     layer_b: Annotated[str, Query(description="LAYER:LEVEL it must nest in.")] = "police:beat",
     at: datetime | None = Depends(event_time),
     proposal: Annotated[bool, Query(description="Include the least change that fixes it.")] = False,
+    noise_width_m: Annotated[
+        float, Query(description="Pieces narrower than this (m) are boundary noise.")
+    ] = 10.0,
+    noise_household_share: Annotated[
+        float, Query(description="Pieces under this share of households (and area) are noise.")
+    ] = 0.02,
+    noise_area_share: Annotated[
+        float, Query(description="See noise_household_share: the area share.")
+    ] = 0.15,
 ) -> dict[str, Any]:
     """Report, for every unit of layer A, whether it lies in exactly one unit of layer B.
 
@@ -53,7 +74,18 @@ def alignment(
     grids, beats crossing a community, stations cutting a community. With
     `proposal=true` the answer includes the least change that restores
     nesting (applying it is a write: use the CLI `tongge align --apply`).
+
+    Thin or light pieces (boundary noise of two separately digitised layers:
+    under `noise_width_m` wide, or under `noise_household_share` of a grid's
+    households and `noise_area_share` of its area) are listed in `noise`, not
+    violations; the proposal then also snaps them onto layer A's edges
+    (`snapped`). `datum_offset`: layer B offset as a whole by the GCJ-02 or
+    BD-09 shift (its violations are then those of B converted back).
+    `stale`: units of B naming or following grids no longer valid.
     """
+    noise = noise_tolerance(
+        width_m=noise_width_m, household_share=noise_household_share, area_share=noise_area_share
+    )
     return alignment_report(
-        db, a=layer_a, b=layer_b, at=at, proposal=proposal, jurisdiction=jurisdiction
+        db, a=layer_a, b=layer_b, at=at, proposal=proposal, jurisdiction=jurisdiction, noise=noise
     )

@@ -10,7 +10,10 @@ stations) — with no database:
 - :func:`shares` - for every A unit, the B units overlapping it, with area
   and household shares;
 - :func:`check_alignment` - the violations, located and measured
-  (:data:`KINDS`), slivers under the tolerances counted, not reported;
+  (:data:`KINDS`), slivers under the tolerances counted, not reported,
+  boundary noise (thin or light pieces, :class:`NoiseTolerance`) listed per
+  pair, not violations, and a whole layer drawn on a GCJ-02/BD-09 basemap
+  reported as a datum offset;
 - :func:`propose_alignment` - the least change of layer B that restores
   nesting (whole grids move, beats and stations are rebuilt as unions of
   whole grids), re-checked and validated;
@@ -35,6 +38,7 @@ True
 """
 
 from gis.alignment._check import KINDS, AlignmentReport, Violation, check_alignment
+from gis.alignment._noise import NO_NOISE, Noise, NoiseTolerance
 from gis.alignment._propose import Move, Proposal, propose_alignment
 from gis.alignment._shares import shares
 from gis.alignment.service import (
@@ -43,22 +47,27 @@ from gis.alignment.service import (
     align,
     alignment_report,
     apply_alignment,
+    noise_tolerance,
     parse_layer_level,
     propose,
 )
 
 __all__ = [
     "KINDS",
+    "NO_NOISE",
     "AlignmentReport",
     "AlignmentState",
     "LayerLevel",
     "Move",
+    "Noise",
+    "NoiseTolerance",
     "Proposal",
     "Violation",
     "align",
     "alignment_report",
     "apply_alignment",
     "check_alignment",
+    "noise_tolerance",
     "parse_layer_level",
     "propose",
     "propose_alignment",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import geopandas as gpd
@@ -14,10 +14,12 @@ import shapely
 from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
 
+from gis.alignment._noise import Noise, NoiseTolerance, classify
 from gis.alignment._shares import Overlaps, Weights, overlaps
 from gis.alignment._units import (
     Floats,
     Indices,
+    Layer,
     Objects,
     as_layer,
     lonlat,
@@ -25,8 +27,9 @@ from gis.alignment._units import (
     parent_labels,
     polygonal,
 )
+from gis.validate import DatumOffset, convert_from_datum, detect_datum_offset
 
-__all__ = ["KINDS", "AlignmentReport", "Violation", "check_alignment"]
+__all__ = ["KINDS", "AlignmentReport", "Violation", "check_alignment", "in_cgcs2000"]
 
 #: Every kind of violation, in report order. A = grid, B = beat, A parent =
 #: community, B parent = station; the functions work for any two layers.
@@ -37,11 +40,6 @@ KINDS = (
     "beat_crosses_community",
     "station_cuts_community",
 )
-
-# Sums of separately measured pieces differ from the whole by float error
-# (~1e-6 m² for a grid); a remainder this small is arithmetic, not ground,
-# and is not counted as a sliver.
-_NOISE_M2 = 1e-3
 
 
 @dataclass(frozen=True)
@@ -134,6 +132,18 @@ class AlignmentReport:
         Units in each layer.
     tolerance_share, tolerance_m2 : float
         The tolerances used.
+    noise : list of Noise
+        Boundary noise (:mod:`gis.alignment._noise`): pieces over the sliver
+        tolerances but thin or light, per pair of units, with area and width.
+    noise_tolerance : NoiseTolerance
+        The noise thresholds used.
+    datum_offset : DatumOffset or None
+        When layer B as a whole is offset from layer A by the GCJ-02 or BD-09
+        shift of the place: the measured offset. The violations are then
+        those of B converted back to CGCS2000 (``datum_offset.converted``).
+    stale : list of dict
+        Units of B that refer to units of A (or its parents) that are no
+        longer valid: codes that do not exist, or edges of an earlier version.
     """
 
     violations: list[Violation]
@@ -145,11 +155,15 @@ class AlignmentReport:
     b_count: int = 0
     tolerance_share: float = 0.001
     tolerance_m2: float = 1.0
+    noise: list[Noise] = field(default_factory=list)
+    noise_tolerance: NoiseTolerance = field(default_factory=NoiseTolerance)
+    datum_offset: DatumOffset | None = None
+    stale: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def aligned(self) -> bool:
-        """Whether no violation was found."""
-        return not self.violations
+        """Whether no violation, datum offset or stale reference was found."""
+        return not self.violations and self.datum_offset is None and not self.stale
 
     def counts(self) -> dict[str, int]:
         """Count the violations of each kind (kinds without any are left out)."""
@@ -176,6 +190,15 @@ class AlignmentReport:
             "a_units": self.a_count,
             "b_units": self.b_count,
             "tolerance": {"share": self.tolerance_share, "m2": self.tolerance_m2},
+            "noise": [n.to_dict() for n in self.noise],
+            "noise_summary": {
+                "count": len(self.noise),
+                "area_m2": round(sum(n.area_m2 for n in self.noise), 3),
+                "max_width_m": round(max((n.width_m for n in self.noise), default=0.0), 3),
+            },
+            "noise_tolerance": self.noise_tolerance.to_dict(),
+            "datum_offset": None if self.datum_offset is None else self.datum_offset.to_dict(),
+            "stale": list(self.stale),
         }
         if include_shares:
             partial = self.shares[~self.shares["whole"]]
@@ -193,6 +216,8 @@ def check_alignment(
     weight_column: str | None = None,
     tolerance_share: float = 0.001,
     tolerance_m2: float = 1.0,
+    noise: NoiseTolerance | None = None,
+    detect_datum: bool = True,
 ) -> AlignmentReport:
     """Check that layer A nests in layer B (同格): every grid in one beat, beats nest with parents.
 
@@ -216,6 +241,16 @@ def check_alignment(
         **and** at least ``tolerance_share`` of the unit it belongs to (the A
         unit, or the community for station checks). Smaller pieces are
         slivers: ignored, but counted in the report.
+    noise : NoiseTolerance, optional
+        Pieces over those tolerances that are thin (under ``width_m`` wide) or
+        light (under ``household_share`` of the grid's households and
+        ``area_share`` of its area) are boundary noise: listed in
+        ``report.noise`` per pair of units, not violations. Default
+        :class:`NoiseTolerance` (10 m, 2 %, 15 %); :data:`NO_NOISE` turns it off.
+    detect_datum : bool, default True
+        Look for a whole-layer GCJ-02/BD-09 offset of B from A. When found,
+        it is reported (``report.datum_offset``) and the violations are those
+        of B converted back to CGCS2000, not the hundreds the offset makes.
 
     Returns
     -------
@@ -264,17 +299,35 @@ def check_alignment(
     b = as_layer(b_units, role="b_units")
     ap = as_layer(a_parents, role="a_parents") if a_parents is not None else None
     bp = as_layer(b_parents, role="b_parents") if b_parents is not None else None
+    offset = detect_datum_offset(a.geoms, b.geoms) if detect_datum else None
+    if offset is not None:
+        b, bp = in_cgcs2000(b, offset), None if bp is None else in_cgcs2000(bp, offset)
     metric = metric_for(a.geoms, b.geoms)
     ov = overlaps(a, b, weights=weights, weight_column=weight_column, metric=metric)
-    parents_ov = overlaps(ap, bp, metric=metric) if ap is not None and bp is not None else None
-    return check_overlaps(
+    point_weights = weights if isinstance(weights, gpd.GeoDataFrame) else None
+    parents_ov = (
+        overlaps(ap, bp, weights=point_weights, weight_column=weight_column, metric=metric)
+        if ap is not None and bp is not None
+        else None
+    )
+    report = check_overlaps(
         ov,
         a_labels=parent_labels(a, ap),
         b_labels=parent_labels(b, bp),
         parents=parents_ov,
         tolerance_share=tolerance_share,
         tolerance_m2=tolerance_m2,
+        noise=noise,
     )
+    report.datum_offset = offset
+    return report
+
+
+def in_cgcs2000(layer: Layer, offset: DatumOffset | None) -> Layer:
+    """Return ``layer`` converted back from the datum it was drawn in (unchanged without one)."""
+    if offset is None:
+        return layer
+    return replace(layer, geoms=convert_from_datum(layer.geoms, offset.datum))
 
 
 @dataclass
@@ -296,32 +349,30 @@ def check_overlaps(
     parents: Overlaps | None,
     tolerance_share: float,
     tolerance_m2: float,
+    noise: NoiseTolerance | None = None,
 ) -> AlignmentReport:
     """Check computed overlaps (see :func:`check_alignment`); shared with the proposal."""
     found = _Found()
-    significant = _significant(ov.area, ov.share, tolerance_m2, tolerance_share)
-    found.sliver(ov.area[~significant])
-    a_out = ov.a_uncovered_m2()
-    a_out_sig = _significant(a_out, _div(a_out, ov.a_area), tolerance_m2, tolerance_share)
-    found.sliver(a_out[~a_out_sig & (a_out > _NOISE_M2)])
-    b_out = ov.b_uncovered_m2()
-    b_out_sig = _significant(b_out, _div(b_out, ov.b_area), tolerance_m2, tolerance_share)
-    found.sliver(b_out[~b_out_sig & (b_out > _NOISE_M2)])
-
-    rows = np.flatnonzero(significant)
+    noise = noise or NoiseTolerance()
+    sorted_ = classify(ov, tolerance_share=tolerance_share, tolerance_m2=tolerance_m2, noise=noise)
+    found.sliver(np.asarray(sorted_.sliver_areas, dtype=float))
+    rows = sorted_.rows
+    a_out, a_out_sig = sorted_.a_out, sorted_.a_out_real
+    b_out, b_out_sig = sorted_.b_out, sorted_.b_out_real
     pieces_per_a = np.bincount(ov.ai[rows], minlength=len(ov.a))
     cut = (pieces_per_a >= 2) | ((pieces_per_a >= 1) & a_out_sig)
     _grids_split(ov, rows, pieces_per_a, found)
     _grids_outside(ov, rows, a_out, a_out_sig, found)
     _beats_cutting(ov, rows, cut, b_out, b_out_sig, found)
+    noisy = list(sorted_.noise)
     checked = list(KINDS[:3])
     if a_labels is not None:
         checked.append("beat_crosses_community")
         _beats_crossing(ov, rows, a_labels, found)
     if parents is not None:
         checked.append("station_cuts_community")
-        _stations_cutting(
-            ov, rows, a_labels, b_labels, parents, tolerance_share, tolerance_m2, found
+        noisy += _stations_cutting(
+            ov, rows, a_labels, b_labels, parents, tolerance_share, tolerance_m2, noise, found
         )
 
     found.violations.sort(key=lambda v: (KINDS.index(v.kind), v.codes))
@@ -335,17 +386,9 @@ def check_overlaps(
         b_count=len(ov.b),
         tolerance_share=tolerance_share,
         tolerance_m2=tolerance_m2,
+        noise=noisy,
+        noise_tolerance=noise,
     )
-
-
-def _significant(area: Floats, share: Floats, m2: float, fraction: float) -> NDArray[np.bool_]:
-    return (area >= m2) & (share >= fraction)
-
-
-def _div(num: Floats, den: Floats) -> Floats:
-    out = np.zeros(len(num))
-    np.divide(num, den, out=out, where=den > 0)
-    return out
 
 
 def _grids_split(ov: Overlaps, rows: Indices, count: NDArray[np.int64], found: _Found) -> None:
@@ -517,11 +560,21 @@ def _stations_cutting(
     parents: Overlaps,
     tolerance_share: float,
     tolerance_m2: float,
+    noise: NoiseTolerance,
     found: _Found,
-) -> None:
-    significant = _significant(parents.area, parents.share, tolerance_m2, tolerance_share)
-    found.sliver(parents.area[~significant])
-    prows = np.flatnonzero(significant)
+) -> list[Noise]:
+    sorted_ = classify(
+        parents,
+        tolerance_share=tolerance_share,
+        tolerance_m2=tolerance_m2,
+        noise=noise,
+        level="parents",
+    )
+    # Only the pairs matter here: ground outside the other parent layer is
+    # the units' business (grid_outside_beats, beat_not_union_of_grids).
+    over = (parents.area >= tolerance_m2) & (parents.share >= tolerance_share)
+    found.sliver(parents.area[~over])
+    prows = sorted_.rows
     count = np.bincount(parents.ai[prows], minlength=len(parents.a))
     by_community = _group(parents.ai[prows], prows)
     for c in np.flatnonzero(count >= 2):
@@ -572,6 +625,7 @@ def _stations_cutting(
                 geometry=ground,
             )
         )
+    return [n for n in sorted_.noise if n.a_code is not None and n.b_code is not None]
 
 
 def _violation(

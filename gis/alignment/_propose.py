@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import geopandas as gpd
@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from gis.alignment._check import AlignmentReport, _significant, check_overlaps
+from gis.alignment._check import AlignmentReport, check_overlaps, in_cgcs2000
+from gis.alignment._noise import NoiseTolerance, classify
 from gis.alignment._shares import Overlaps, Weights, overlaps
 from gis.alignment._units import (
     Floats,
@@ -22,7 +23,7 @@ from gis.alignment._units import (
     parent_labels,
 )
 from gis.crs import STORAGE_CRS
-from gis.validate import ValidationReport, validate_units
+from gis.validate import DatumOffset, ValidationReport, detect_datum_offset, validate_units
 
 __all__ = ["Move", "Proposal", "propose_alignment"]
 
@@ -113,6 +114,12 @@ class Proposal:
         rebuilt parents when given.
     unresolved : list of str
         What could not be fixed without emptying a unit or had no neighbour.
+    snapped : list of str
+        B units whose boundary changes only by boundary noise: their edges
+        are snapped onto A's (no A unit changes B unit).
+    datum_offset : DatumOffset or None
+        When B was drawn on a GCJ-02/BD-09 basemap: the offset, converted away
+        in ``b_units``.
     """
 
     b_units: gpd.GeoDataFrame
@@ -123,6 +130,8 @@ class Proposal:
     b_parents: gpd.GeoDataFrame | None = None
     parent_impact: pd.DataFrame | None = None
     unresolved: list[str] = field(default_factory=list)
+    snapped: list[str] = field(default_factory=list)
+    datum_offset: DatumOffset | None = None
 
     @property
     def aligned(self) -> bool:
@@ -137,6 +146,8 @@ class Proposal:
             "impact": _records(self.impact),
             "parent_impact": None if self.parent_impact is None else _records(self.parent_impact),
             "unresolved": list(self.unresolved),
+            "snapped": list(self.snapped),
+            "datum_offset": None if self.datum_offset is None else self.datum_offset.to_dict(),
             "report": self.report.to_dict(),
             "validation": self.validation.to_dict(),
         }
@@ -152,6 +163,8 @@ def propose_alignment(
     weight_column: str | None = None,
     tolerance_share: float = 0.001,
     tolerance_m2: float = 1.0,
+    noise: NoiseTolerance | None = None,
+    detect_datum: bool = True,
 ) -> Proposal:
     """Propose the least change of layer B that makes layer A nest in it.
 
@@ -184,8 +197,11 @@ def propose_alignment(
     ----------
     a_units, b_units, a_parents, b_parents, weights, weight_column
         As for :func:`check_alignment`.
-    tolerance_share, tolerance_m2 : float
-        As for :func:`check_alignment`: slivers do not make a grid "split".
+    tolerance_share, tolerance_m2, noise, detect_datum
+        As for :func:`check_alignment`: slivers and boundary noise do not make
+        a grid "split". Rebuilding B from whole A units also snaps B's noisy
+        edges onto A's: the B units that change only that way are listed in
+        ``snapped``. A layer drawn on a GCJ-02/BD-09 basemap is converted first.
 
     Returns
     -------
@@ -221,12 +237,15 @@ def propose_alignment(
     b = as_layer(b_units, role="b_units")
     ap = as_layer(a_parents, role="a_parents") if a_parents is not None else None
     bp = as_layer(b_parents, role="b_parents") if b_parents is not None else None
+    noise = noise or NoiseTolerance()
+    offset = detect_datum_offset(a.geoms, b.geoms) if detect_datum else None
+    b, bp = in_cgcs2000(b, offset), None if bp is None else in_cgcs2000(bp, offset)
     metric = metric_for(a.geoms, b.geoms)
     ov = overlaps(a, b, weights=weights, weight_column=weight_column, metric=metric)
     a_labels = parent_labels(a, ap)
     b_labels = parent_labels(b, bp)
 
-    plan = _Plan(ov, a_labels, b_labels, tolerance_share, tolerance_m2)
+    plan = _Plan(ov, a_labels, b_labels, tolerance_share, tolerance_m2, noise)
     plan.majority()
     plan.keep_every_beat()
     if a_labels is not None and b_labels is not None:
@@ -256,6 +275,7 @@ def propose_alignment(
         parents=overlaps(ap, nbp, metric=metric) if ap is not None and nbp is not None else None,
         tolerance_share=tolerance_share,
         tolerance_m2=tolerance_m2,
+        noise=noise,
     )
     validation = validate_units(new_b, parents=new_bp)
     return Proposal(
@@ -267,6 +287,8 @@ def propose_alignment(
         b_parents=new_bp,
         parent_impact=parent_impact,
         unresolved=plan.unresolved,
+        snapped=plan.snapped(new_geoms),
+        datum_offset=None if offset is None else replace(offset, converted=True),
     )
 
 
@@ -280,15 +302,17 @@ class _Plan:
         b_labels: Objects | None,
         tolerance_share: float,
         tolerance_m2: float,
+        noise: NoiseTolerance,
     ) -> None:
         self.ov = ov
         self.a_labels = a_labels
         self.b_labels = b_labels
-        significant = _significant(ov.area, ov.share, tolerance_m2, tolerance_share)
-        self.rows = np.flatnonzero(significant)
-        a_out = ov.a_uncovered_m2()
-        ratio = np.divide(a_out, ov.a_area, out=np.zeros(len(a_out)), where=ov.a_area > 0)
-        self.outside = _significant(a_out, ratio, tolerance_m2, tolerance_share)
+        # Boundary noise is not a share: a grid with a noisy edge stays where it is.
+        sorted_ = classify(
+            ov, tolerance_share=tolerance_share, tolerance_m2=tolerance_m2, noise=noise
+        )
+        self.rows = sorted_.rows
+        self.outside = sorted_.a_out_real
         self.pairs_of: dict[int, list[int]] = defaultdict(list)  # largest first
         for p in self.rows.tolist():
             self.pairs_of[int(ov.ai[p])].append(p)
@@ -495,6 +519,13 @@ class _Plan:
                 # so their coverage union is exact and stays a valid coverage.
                 out[b] = shapely.coverage_union_all(ov.a.geoms[order[start:stop]])
         return out
+
+    def snapped(self, new_geoms: Objects) -> list[str]:
+        """B units that gain or lose no A unit but whose boundary changes (noise snapped)."""
+        ov = self.ov
+        moved = {m.to_b for m in self.moves()} | {b for m in self.moves() for b in m.from_b}
+        changed = ~shapely.equals(ov.b.geoms, new_geoms)
+        return sorted(str(c) for c in ov.b.codes[changed] if str(c) not in moved)
 
     def rebuild_parents(
         self, parents: Layer, new_geoms: Objects

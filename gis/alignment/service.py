@@ -20,7 +20,14 @@ import shapely
 
 from gis.access.jurisdiction import Jurisdiction
 from gis.access.principal import SYSTEM, Principal
-from gis.alignment import AlignmentReport, Proposal, check_alignment, propose_alignment
+from gis.alignment import (
+    AlignmentReport,
+    NoiseTolerance,
+    Proposal,
+    check_alignment,
+    propose_alignment,
+)
+from gis.alignment._stale import stale_edges, stale_references
 from gis.errors import InputError
 from gis.repository import Database
 from gis.times import parse_time
@@ -35,6 +42,7 @@ __all__ = [
     "align",
     "alignment_report",
     "apply_alignment",
+    "noise_tolerance",
     "parse_layer_level",
 ]
 
@@ -66,6 +74,33 @@ class AlignmentState:
     report: AlignmentReport
     at: datetime
     weights: gpd.GeoDataFrame | str | None = None
+    noise: NoiseTolerance | None = None
+
+
+def noise_tolerance(
+    *, width_m: float = 10.0, household_share: float = 0.02, area_share: float = 0.15
+) -> NoiseTolerance:
+    """Build boundary-noise thresholds from user input (a clear error naming the bad one).
+
+    Examples
+    --------
+    >>> noise_tolerance(width_m=5).width_m
+    5.0
+    """
+    for name, value, top in (
+        ("noise_width_m", width_m, None),
+        ("noise_household_share", household_share, 1.0),
+        ("noise_area_share", area_share, 1.0),
+    ):
+        if not isinstance(value, int | float) or value != value or value < 0:
+            raise InputError(f"{name} must be a number >= 0, not {value!r}", field=name)
+        if top is not None and value > top:
+            raise InputError(f"{name} is a share: at most {top}, not {value!r}", field=name)
+        if value == float("inf"):
+            raise InputError(f"{name} must be finite", field=name)
+    return NoiseTolerance(
+        width_m=float(width_m), household_share=float(household_share), area_share=float(area_share)
+    )
 
 
 def parse_layer_level(text: str) -> LayerLevel:
@@ -88,8 +123,15 @@ def align(
     a: LayerLevel | str = "governance:grid",
     b: LayerLevel | str = "police:beat",
     at: str | date | datetime | None = None,
+    noise: NoiseTolerance | None = None,
 ) -> AlignmentState:
-    """Check that every unit of ``a`` lies in one unit of ``b`` (and parents nest too)."""
+    """Check that every unit of ``a`` lies in one unit of ``b`` (and parents nest too).
+
+    ``noise`` sets the boundary-noise thresholds (:class:`NoiseTolerance`).
+    Units of ``b`` whose ``attributes`` name codes of ``a`` or its parents
+    (``grid_code(s)``, ``community_code(s)``) that are not valid at ``at``
+    are listed in ``report.stale``, with when the code was retired.
+    """
     a_ref = a if isinstance(a, LayerLevel) else parse_layer_level(a)
     b_ref = b if isinstance(b, LayerLevel) else parse_layer_level(b)
     when = parse_time(at)
@@ -103,9 +145,21 @@ def align(
         b_parents=b_parents,
         weights=weights,
         weight_column=_WEIGHT if isinstance(weights, gpd.GeoDataFrame) else None,
+        noise=noise,
     )
+    report.stale = _stale(db, a_ref, b_units, a_units, a_parents, when)
     return AlignmentState(
-        a_ref, b_ref, a_units, b_units, a_parents, b_parents, b_parent_level, report, when, weights
+        a_ref,
+        b_ref,
+        a_units,
+        b_units,
+        a_parents,
+        b_parents,
+        b_parent_level,
+        report,
+        when,
+        weights,
+        report.noise_tolerance,
     )
 
 
@@ -117,19 +171,22 @@ def alignment_report(
     at: str | date | datetime | None = None,
     proposal: bool = False,
     jurisdiction: Jurisdiction | None = None,
+    noise: NoiseTolerance | None = None,
 ) -> dict[str, Any]:
     """Return the JSON report of :func:`align` (and the proposal, when asked), as one may see it.
 
-    With a restricted ``jurisdiction`` only violations whose units it may all
-    see are reported, with messages rebuilt from those codes; no city-wide
-    counts, slivers or proposal (they describe other units).
+    With a restricted ``jurisdiction`` only violations, noise and stale
+    references whose units it may all see are reported, with messages
+    rebuilt from those codes; no city-wide counts, slivers or proposal (they
+    describe other units).
     """
-    state = align(db, a=a, b=b, at=at)
+    state = align(db, a=a, b=b, at=at, noise=noise)
     body = state.report.to_dict()
-    result = {key: body.get(key) for key in ("aligned", "counts", "violations", "slivers")}
+    keys = ("aligned", "counts", "violations", "slivers", "noise", "datum_offset", "stale")
+    result = {key: body.get(key) for key in keys}
     if jurisdiction is not None and not jurisdiction.unrestricted:
         return _restricted(result, jurisdiction, state.a.layer, state.b.layer)
-    if proposal and not state.report.aligned:
+    if proposal and (not state.report.aligned or state.report.noise):
         result["proposal"] = propose(state).to_dict()
     return result
 
@@ -150,7 +207,25 @@ def _restricted(result: dict[str, Any], seen: Jurisdiction, a: str, b: str) -> d
     counts: dict[str, int] = {}
     for violation in violations:
         counts[violation["kind"]] = counts.get(violation["kind"], 0) + 1
-    return {"aligned": not violations, "counts": counts, "violations": violations, "slivers": None}
+    noise = [
+        n
+        for n in result["noise"] or []
+        if n["level"] == "units"
+        and n["a_code"] is not None
+        and n["b_code"] is not None
+        and seen.sees(a, n["a_code"])
+        and seen.sees(b, n["b_code"])
+    ]
+    stale = [s for s in result["stale"] or [] if seen.sees(b, s["b_code"])]
+    return {
+        "aligned": not violations and not stale and result["datum_offset"] is None,
+        "counts": counts,
+        "violations": violations,
+        "slivers": None,
+        "noise": noise,
+        "datum_offset": result["datum_offset"],
+        "stale": stale,
+    }
 
 
 def propose(state: AlignmentState) -> Proposal:
@@ -167,6 +242,7 @@ def propose(state: AlignmentState) -> Proposal:
             b_parents=state.b_parents,
             weights=state.weights,
             weight_column=_WEIGHT if isinstance(state.weights, gpd.GeoDataFrame) else None,
+            noise=state.noise,
         )
     except (ValueError, KeyError, IndexError, shapely.errors.GEOSException) as error:
         _log.exception("no same-grid proposal for %s in %s", state.a, state.b)
@@ -249,6 +325,31 @@ def _load(
     if units.empty:
         raise InputError(f"{ref} has no units at {when.isoformat()}", field="layer")
     return _with_weights(units), _with_weights(parents), parent.name if parent else None
+
+
+def _stale(
+    db: Database,
+    ref: LayerLevel,
+    b_units: gpd.GeoDataFrame,
+    a_units: gpd.GeoDataFrame,
+    a_parents: gpd.GeoDataFrame | None,
+    when: datetime,
+) -> list[dict[str, object]]:
+    valid = set(a_units["code"].astype(str))
+    if a_parents is not None:
+        valid |= set(a_parents["code"].astype(str))
+    with db.reader() as repo:
+        own = repo.units_frame(layer=ref.layer, level=ref.level, all_versions=True)
+        parent = repo.layer_spec(name=ref.layer).parent_level(ref.level)
+        above = (
+            repo.units_frame(layer=ref.layer, level=parent.name, all_versions=True)
+            if parent
+            else own.iloc[0:0]
+        )
+    history = pd.concat([own, above], ignore_index=True)
+    found = stale_references(b_units, valid=valid, history=history, at=when)
+    # Edges of grids that no longer exist, which B still follows.
+    return found + stale_edges(b_units, a_units=a_units, history=own, at=when)
 
 
 def _weights(

@@ -16,6 +16,9 @@ The rules (each a ``rule`` name in the report):
   its children;
 - ``crs_mismatch`` - coordinates that cannot be in the CRS the data names
   (metres labelled degrees, degrees labelled metres, far from the layer);
+- ``datum_offset`` - the whole level is offset from its parents by the
+  GCJ-02 or BD-09 shift of the place (drawn on an Amap or Baidu basemap and
+  stored as CGCS2000), with the measured offset;
 - ``children_not_nested`` (imports) - units of the level below that a new
   edge would cut, or parents their children would no longer cover.
 
@@ -58,6 +61,12 @@ from gis.validate._coverage import (
     report_unnoded,
     unmatched_edges,
 )
+from gis.validate._datum import (
+    DatumOffset,
+    convert_from_datum,
+    convert_to_datum,
+    detect_datum_offset,
+)
 from gis.validate._geometry import check_geometries
 from gis.validate._nesting import Parents, check_nesting, match_parents
 from gis.validate._report import (
@@ -69,8 +78,17 @@ from gis.validate._report import (
     flush_slivers,
 )
 
-__all__ = ["RULES", "Problem", "Tolerances", "ValidationReport", "validate_units"]
-
+__all__ = [
+    "RULES",
+    "DatumOffset",
+    "Problem",
+    "Tolerances",
+    "ValidationReport",
+    "convert_from_datum",
+    "convert_to_datum",
+    "detect_datum_offset",
+    "validate_units",
+]
 
 
 def validate_units(
@@ -206,6 +224,7 @@ def validate_units(
     else:
         step("nesting")
         parent_set = _parents(parents)
+        _check_datum(checked, parent_set.geometries, report)
         refs = None
         if "parent_code" in storage:
             refs = [None if is_missing(r) else str(r) for r in storage["parent_code"]]
@@ -240,6 +259,22 @@ def validate_units(
     report.problems.sort(key=_order)
     report.warnings.sort(key=_order)
     return report
+
+
+def _check_datum(units: np.ndarray, parents: np.ndarray, report: ValidationReport) -> None:
+    found = detect_datum_offset(parents, units)
+    if found is None:
+        return
+    report.problems.append(
+        Problem(
+            "datum_offset",
+            (),
+            round(found.lon, 7),
+            round(found.lat, 7),
+            None,
+            found.message("the units", "their parents"),
+        )
+    )
 
 
 def _order(problem: Problem) -> tuple[int, tuple[str, ...]]:

@@ -30,6 +30,7 @@ RULES = (
     "crs_missing",
     "wrong_geometry_type",
     "crs_mismatch",
+    "datum_offset",
     "children_not_nested",
 )
 
