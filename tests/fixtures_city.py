@@ -23,7 +23,9 @@ from gis.settings import Settings
 def sample_city_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Return a SQLite file holding the whole sample city (read-only: copy it to change it)."""
     path = tmp_path_factory.mktemp("sample-city") / "city.sqlite"
-    db = open_database(Settings(database_url=f"sqlite:///{path}", load_sample_city=True))
+    db = open_database(
+        Settings(database_url=f"sqlite:///{path}", load_sample_city=True), create=True
+    )
     with db.engine.connect() as connection:
         # One self-contained file: the write-ahead log folded in.
         connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))

@@ -36,7 +36,9 @@ MICRO = SAMPLE_CITY / "governance" / "micro_grid.geojson"
 def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     """Yield an embedded database with the sample city, loaded as on first use."""
     path = tmp_path_factory.mktemp("city") / "city.sqlite"
-    db = open_database(Settings(database_url=f"sqlite:///{path}", load_sample_city=True))
+    db = open_database(
+        Settings(database_url=f"sqlite:///{path}", load_sample_city=True), create=True
+    )
     yield db
     db.dispose()
 

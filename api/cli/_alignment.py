@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from api.bootstrap import open_database
-from api.cli._output import EXIT_PROBLEMS, AtOption, ReportFormat, echo_json, err, fail, out
+from api.cli._output import (
+    EXIT_PROBLEMS,
+    AtOption,
+    ReportFormat,
+    check_output,
+    database,
+    echo_json,
+    err,
+    fail,
+    out,
+    parse_option_time,
+)
 from gis.access import cli_principal
 from gis.alignment import AlignmentReport, Proposal, align, apply_alignment, propose
 from gis.errors import TonggeError
@@ -32,7 +43,12 @@ def align_command(
         bool, typer.Option(help="Also compute the least change that fixes it.")
     ] = False,
     apply: Annotated[
-        str | None, typer.Option(help="Store the proposal as a new version valid from this date.")
+        datetime | None,
+        typer.Option(
+            parser=parse_option_time,
+            metavar="TIME",
+            help="Store the proposal as a new version valid from this date.",
+        ),
     ] = None,
     map: Annotated[
         Path | None, typer.Option("--map", help="Write an HTML map of violations.")
@@ -42,7 +58,9 @@ def align_command(
     """Check that layer A's units each lie in one unit of layer B (exit 1 when not aligned)."""
     as_json = format is ReportFormat.json
     try:
-        db = open_database()
+        if map is not None:
+            check_output(map, option="--map")
+        db = database()
         state = align(db, a=layer_a, b=layer_b, at=at)
         plan = propose(state) if (proposal or apply) and not state.report.aligned else None
         if apply and plan is not None:

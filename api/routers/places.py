@@ -19,6 +19,7 @@ from gis.errors import NotFoundError
 from gis.files import write_csv
 from gis.places import UnitPlaces
 from gis.repository import Database
+from gis.units import level_spec
 
 router = APIRouter(prefix="/api/v1", tags=["places"])
 
@@ -247,8 +248,10 @@ class WorkloadResponse(BaseModel):
     "/workload",
     summary="Workload per unit 负载 (buildings, households, persons)",
     response_model=WorkloadResponse,
+    responses={404: {"description": "No such layer or level"}},
 )
 def workload(
+    db: Database = Depends(get_db),
     places: UnitPlaces = Depends(get_places),
     scope: Scope = Depends(current_scope),
     layer: Annotated[str, Query(max_length=64, description="Layer.")] = "governance",
@@ -261,6 +264,8 @@ def workload(
     and `under` flag the units outside it. Only units of your jurisdiction are
     listed and summed.
     """
+    if level is not None:
+        level_spec(db, layer=layer, level=level)  # 404 naming the level, not an empty list
     result = places.workload(layer=layer, at=at)
     visible = scope.codes(layer)
     if visible is not None:

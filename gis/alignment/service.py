@@ -83,7 +83,7 @@ def align(
     """Check that every unit of ``a`` lies in one unit of ``b`` (and parents nest too)."""
     a_ref = a if isinstance(a, LayerLevel) else parse_layer_level(a)
     b_ref = b if isinstance(b, LayerLevel) else parse_layer_level(b)
-    when = parse_time(at)
+    when = parse_time(at, field="at")
     a_units, a_parents, _ = _load(db, a_ref, when)
     b_units, b_parents, b_parent_level = _load(db, b_ref, when)
     weights = _weights(db, a_ref, a_units, when)

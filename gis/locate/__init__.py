@@ -33,7 +33,7 @@ from gis.locate._indexes import IndexCache, IndexSet
 from gis.repository import Database
 from gis.revisions import RevisionClock
 from gis.staff import responsible_for
-from gis.times import parse_time
+from gis.times import isoformat_local, parse_time
 
 __all__ = ["AMBIGUITY_MARGIN", "LocateService", "Visible", "to_storage_lonlat"]
 
@@ -181,7 +181,7 @@ class LocateService:
                     answers.append(answer_point(level, row, point, measure=lowest))
             layers[layer] = _layer(answers)
         staff = self.cache.staff()
-        return {
+        answer = {
             "input": {
                 "x": x,
                 "y": y,
@@ -197,6 +197,16 @@ class LocateService:
             "layers": layers,
             "responsible": responsible_for(staff, _local_first(layers)) if staff else [],
         }
+        if indexes.start is None and indexes.end is not None:
+            # No version had started yet: "outside" would say the place is off the map.
+            first = isoformat_local(indexes.end)
+            answer["status"] = "before_first_version"
+            answer["first_version"] = first
+            answer["message"] = (
+                f"at {isoformat_local(when)} is before the first boundary version ({first}): "
+                "no unit existed then"
+            )
+        return answer
 
     def locate_many(
         self,

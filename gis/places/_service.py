@@ -260,7 +260,7 @@ def assign_places(
     ``index`` is a :class:`GridIndex` of those units already built (e.g. the
     locate service's); it is used when it indexes exactly them.
     """
-    when = parse_time(at)
+    when = parse_time(at, field="at")
     with db.reader() as repo:
         units = repo.units_frame(layer=layer, level=level, at=when)
         buildings = repo.places.buildings_frame()
@@ -309,7 +309,7 @@ def unit_workload(
     ``indexes(layer, level)`` may return a built index of a level's units
     (the locate service's), so that one index per level serves everything.
     """
-    when = parse_time(at)
+    when = parse_time(at, field="at")
     with db.reader() as repo:
         spec = repo.layer_spec(name=layer)
         units = repo.units_frame(layer=layer, at=when)

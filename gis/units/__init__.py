@@ -46,6 +46,7 @@ __all__ = [
     "import_manifest",
     "import_moves",
     "import_units",
+    "level_spec",
     "list_layers",
     "parse_time",
     "unit_detail",
@@ -86,12 +87,18 @@ def check_file(
             raise
         # A CRS mix-up is a problem of the data (exit 1), with what was seen.
         return mismatch_report(error)
-    layer, level_spec = level_spec_for(level)
+    layer, spec = level_spec_for(level)
+    if level is not None and spec is None:
+        raise InputError(
+            f"level {level!r} is not a level of a built-in layer ({', '.join(_builtin_levels())}); "
+            "for a layer of your own leave out --level",
+            field="level",
+        )
     return validate_units(
         units,
         parents=parents,
         layer=layer,
-        level=level_spec or level,
+        level=spec or level,
         tolerances=tolerances,
         progress=announce,
     )
@@ -164,7 +171,7 @@ def export_layer(
         spec = repo.layer_spec(name=layer)
         if level is not None:
             _level(spec, level)
-        frame = repo.units_frame(layer=layer, level=level, at=parse_time(at))
+        frame = repo.units_frame(layer=layer, level=level, at=parse_time(at, field="at"))
     if frame.empty:
         raise NotFoundError(
             f"layer {layer!r} has no units{f' at level {level!r}' if level else ''}"
@@ -199,17 +206,24 @@ def define_layer(db: Database, *, spec: LayerSpec, actor: Principal = SYSTEM) ->
         return repo.layer_spec(name=spec.name)
 
 
+def level_spec(db: Database, *, layer: str, level: str) -> LevelSpec:
+    """Return a stored layer's level; NotFoundError naming ``layer`` or ``level`` otherwise."""
+    with db.reader() as repo:
+        spec = repo.layer_spec(name=layer)
+    return _level(spec, level)
+
+
 def list_layers(db: Database, *, at: str | datetime | None = None) -> list[LayerSummary]:
     """Return every layer with its levels and unit counts."""
     with db.reader() as repo:
-        return repo.list_layers(at=parse_time(at) if at else None)
+        return repo.list_layers(at=parse_time(at, field="at") if at else None)
 
 
 def level_counts(
     db: Database, *, layer: str, codes: Collection[str], at: str | datetime | None = None
 ) -> dict[str, int]:
     """Count, per level, the units of ``codes`` valid at ``at`` (a jurisdiction's share)."""
-    when = parse_time(at)
+    when = parse_time(at, field="at")
     with db.reader() as repo:
         spec = repo.layer_spec(name=layer)
         return {
@@ -300,7 +314,7 @@ def units_page(
 
     ``codes`` limits the page to those units (a caller's jurisdiction).
     """
-    when = parse_time(at)
+    when = parse_time(at, field="at")
     with db.reader() as repo:
         spec = repo.layer_spec(name=layer)
         if level is not None:
@@ -333,7 +347,7 @@ def unit_detail(
         When no unit has the code at that time (or codes clash across layers
         and no layer is given).
     """
-    when = parse_time(at)
+    when = parse_time(at, field="at")
     with db.reader() as repo:
         found = repo.units_frame(layer=layer, codes=[code], at=when)
         if found.empty:
@@ -356,6 +370,10 @@ def unit_detail(
             parent = row.iloc[0]["parent_code"]
         children = repo.units_frame(layer=unit["layer"], parent=code, at=when)
     return {"unit": unit, "ancestors": ancestors, "children": children}
+
+
+def _builtin_levels() -> list[str]:
+    return list(dict.fromkeys(lv.name for spec in BUILTIN_LAYERS.values() for lv in spec.levels))
 
 
 def _level(spec: LayerSpec, level: str) -> LevelSpec:
