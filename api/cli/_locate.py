@@ -11,6 +11,7 @@ from rich.table import Table
 from api.cli._output import (
     AtOption,
     ReportFormat,
+    check_input,
     check_output,
     database,
     echo_json,
@@ -93,6 +94,7 @@ def geocode(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     try:
+        check_input(source, option="SOURCE")
         check_output(output, inputs=[source])
         yield_cpu()
         service = LocateService(database(), refresh_seconds=0)

@@ -94,6 +94,14 @@ def check_output(path: Path, *, inputs: Iterable[Path] = (), option: str = "--ou
     return path
 
 
+def check_input(path: Path, *, option: str) -> Path:
+    """Refuse an input file that is not there, naming the option (before any work)."""
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "does not exist"
+        raise InputError(f"{option}: {str(path)!r} {what}", field=option.strip("-").lower())
+    return path
+
+
 def yield_cpu() -> None:
     """Lower this process's CPU priority for long work (``TONGGE_CLI_NICENESS``).
 

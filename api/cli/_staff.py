@@ -11,6 +11,7 @@ from api.cli._output import ReportFormat, database, echo_json, err, fail, out
 from gis.access import cli_principal
 from gis.errors import TonggeError
 from gis.staff import ROLES, add_staff, end_staff, list_staff
+from gis.units import layer_spec
 
 staff_app = typer.Typer(
     help="People responsible for units 三员协同 (grid workers, police...).", no_args_is_help=True
@@ -52,7 +53,10 @@ def list_(
 ) -> None:
     """List active staff."""
     try:
-        members = list_staff(database(), layer=layer, unit_codes=unit)
+        db = database()
+        if layer is not None:
+            layer_spec(db, layer=layer)  # a misspelt layer is an error, not an empty list
+        members = list_staff(db, layer=layer, unit_codes=unit)
     except TonggeError as error:
         fail(error)
     if format is ReportFormat.json:

@@ -98,6 +98,8 @@ def check(
     """Validate a boundary file without importing it (exit 0 valid, 1 problems, 2 unusable)."""
     as_json = format is ReportFormat.json
     try:
+        if parent_crs is not None and parent is None:
+            raise InputError("--parent-crs needs --parent (the parent file)", field="parent_crs")
         if map is not None:
             check_output(map, inputs=[file], option="--map")
         with steps(f"checking {file.name}", quiet=as_json) as (step, _):

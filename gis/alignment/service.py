@@ -21,8 +21,8 @@ from gis.access.principal import SYSTEM, Principal
 from gis.alignment import AlignmentReport, Proposal, check_alignment, propose_alignment
 from gis.errors import InputError
 from gis.repository import Database
-from gis.times import parse_time
-from gis.units import ImportResult, import_units
+from gis.times import isoformat_local, parse_time
+from gis.units import ImportResult, import_units, level_spec
 from gis.validate import ValidationReport
 
 _log = logging.getLogger(__name__)
@@ -84,6 +84,8 @@ def align(
     a_ref = a if isinstance(a, LayerLevel) else parse_layer_level(a)
     b_ref = b if isinstance(b, LayerLevel) else parse_layer_level(b)
     when = parse_time(at, field="at")
+    for ref in (a_ref, b_ref):  # both names first: a typo is not "no units"
+        level_spec(db, layer=ref.layer, level=ref.level)
     a_units, a_parents, _ = _load(db, a_ref, when)
     b_units, b_parents, b_parent_level = _load(db, b_ref, when)
     weights = _weights(db, a_ref, a_units, when)
@@ -194,7 +196,7 @@ def _load(
         parent = spec.parent_level(ref.level)
         parents = repo.units_frame(layer=ref.layer, level=parent.name, at=when) if parent else None
     if units.empty:
-        raise InputError(f"{ref} has no units at {when.isoformat()}", field="layer")
+        raise InputError(f"{ref} has no units at {isoformat_local(when)}", field="layer")
     return _with_weights(units), _with_weights(parents), parent.name if parent else None
 
 

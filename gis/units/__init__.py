@@ -46,6 +46,7 @@ __all__ = [
     "import_manifest",
     "import_moves",
     "import_units",
+    "layer_spec",
     "level_spec",
     "list_layers",
     "parse_time",
@@ -206,11 +207,15 @@ def define_layer(db: Database, *, spec: LayerSpec, actor: Principal = SYSTEM) ->
         return repo.layer_spec(name=spec.name)
 
 
+def layer_spec(db: Database, *, layer: str) -> LayerSpec:
+    """Return a stored layer's definition; NotFoundError naming ``layer`` otherwise."""
+    with db.reader() as repo:
+        return repo.layer_spec(name=layer)
+
+
 def level_spec(db: Database, *, layer: str, level: str) -> LevelSpec:
     """Return a stored layer's level; NotFoundError naming ``layer`` or ``level`` otherwise."""
-    with db.reader() as repo:
-        spec = repo.layer_spec(name=layer)
-    return _level(spec, level)
+    return _level(layer_spec(db, layer=layer), level)
 
 
 def list_layers(db: Database, *, at: str | datetime | None = None) -> list[LayerSummary]:
