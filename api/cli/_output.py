@@ -62,7 +62,8 @@ def database(*, create: bool = False, step: Callable[[str], None] | None = None)
     from gis.settings import get_settings
 
     settings = get_settings()
-    err.print(f"database: {display_url(settings.database_url)}", style="dim", highlight=False)
+    # Plain echo: rich would wrap a long path across lines.
+    typer.secho(f"database: {display_url(settings.database_url)}", err=True, dim=True)
     return open_database(settings, create=create, step=step)
 
 

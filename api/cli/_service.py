@@ -35,7 +35,7 @@ def init() -> None:
             password = ensure_admin(db)
     except TonggeError as error:
         fail(error)
-    err.print(f"[green]✓[/green] database ready: {display_url(db.url)}", highlight=False)
+    err.print(f"[green]✓[/green] database ready: {display_url(db.url)}", soft_wrap=True)
     if password is not None:
         show_secret(
             "first administrator 管理员 — shown once, not stored",
@@ -66,7 +66,7 @@ def serve(
     init()
     err.print(
         f"serving {display_url(settings.database_url)} on http://{host}:{port} (docs: /docs)",
-        highlight=False,
+        soft_wrap=True,
     )
     uvicorn.run(**server_options(settings, host=host, port=port, workers=workers))
 
