@@ -125,7 +125,7 @@ def test_cli_export_writes_times_with_their_offset(
         target = tmp_path / f"streets.{SUFFIX[fmt]}"
         result = CliRunner().invoke(
             app,
-            ["export", "--layer", "governance", "--level", "street", "--format", fmt, "-o", target],
+            ["export", "--layer", "governance", "--level", "street", "--format", fmt, "-o", str(target)],
         )
         assert result.exit_code == 0, result.output
     finally:
