@@ -123,10 +123,8 @@ def test_cli_export_writes_times_with_their_offset(
     get_settings.cache_clear()
     try:
         target = tmp_path / f"streets.{SUFFIX[fmt]}"
-        result = CliRunner().invoke(
-            app,
-            ["export", "--layer", "governance", "--level", "street", "--format", fmt, "-o", str(target)],
-        )
+        args = ["export", "--layer", "governance", "--level", "street", "--format", fmt]
+        result = CliRunner().invoke(app, [*args, "-o", str(target)])
         assert result.exit_code == 0, result.output
     finally:
         get_settings.cache_clear()
