@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from api.cli import app
 from gis.io import EXPORT_FORMATS
+from gis.places import import_buildings
 from gis.repository import Database
 from gis.settings import get_settings
 from gis.units import import_file
@@ -30,7 +31,7 @@ SUFFIX["csv"] = "csv"
 
 @pytest.fixture
 def city(db: Database, tmp_path: Path) -> Database:
-    """Return the database with a county and its two streets, from 2026-01-01 (China time)."""
+    """Return the database with a county, its two streets (from 2026-01-01) and a building."""
     county = tmp_path / "county.geojson"
     gpd.GeoDataFrame(
         {"code": ["350502"], "name": ["鲤城区"]},
@@ -49,6 +50,13 @@ def city(db: Database, tmp_path: Path) -> Database:
     ).to_file(streets)
     import_file(db, path=county, layer="governance", level="county", valid_from="2026-01-01")
     import_file(db, path=streets, layer="governance", level="street", valid_from="2026-01-01")
+    buildings = tmp_path / "buildings.geojson"
+    gpd.GeoDataFrame(
+        {"key": ["b1"], "address": ["福建省泉州市鲤城区海滨街道中山路1号"], "floors": [3]},
+        geometry=[box(118.560, 24.900, 118.5602, 24.9002)],
+        crs=4490,
+    ).to_file(buildings)
+    import_buildings(db, path=buildings)
     return db
 
 
