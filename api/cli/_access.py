@@ -41,7 +41,9 @@ def users_add(
     username: Annotated[str, typer.Argument(help="Sign-in name (lower case).")],
     role: Annotated[str, typer.Option(help=f"One of: {_ROLES}.")],
     unit: Annotated[list[str] | None, typer.Option(help=_UNITS_HELP)] = None,
-    display_name: Annotated[str | None, typer.Option(help="Name shown to others.")] = None,
+    display_name: Annotated[
+        str | None, typer.Option("--name", "--display-name", help="Name shown to others.")
+    ] = None,
 ) -> None:
     """Create a user; a one-time password is printed once."""
     try:
@@ -90,7 +92,9 @@ def users_set(
     username: Annotated[str, typer.Argument(help="Sign-in name.")],
     role: Annotated[str | None, typer.Option(help=f"New role: {_ROLES}.")] = None,
     unit: Annotated[list[str] | None, typer.Option(help=_UNITS_HELP + " Replaces all.")] = None,
-    display_name: Annotated[str | None, typer.Option(help="New display name.")] = None,
+    display_name: Annotated[
+        str | None, typer.Option("--name", "--display-name", help="New name shown to others.")
+    ] = None,
     active: Annotated[
         bool | None, typer.Option("--active/--disabled", help="Allow or stop sign-in.")
     ] = None,
