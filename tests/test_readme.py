@@ -66,3 +66,15 @@ def test_users_take_name_and_display_name(action: str) -> None:
     _, command, _ = resolve(["users", action])
     option = next(p for p in command.params if p.name == "display_name")
     assert {"--name", "--display-name"} <= set(option.opts)
+
+
+def test_every_setting_is_in_the_configuration_table() -> None:
+    from gis.settings import Settings
+
+    text = README.read_text(encoding="utf-8")
+    missing = [
+        f"TONGGE_{name.upper()}"
+        for name in Settings.model_fields
+        if f"| `TONGGE_{name.upper()}` |" not in text
+    ]
+    assert not missing, f"settings missing from the README's configuration table: {missing}"
