@@ -1,8 +1,9 @@
 """The ``tongge`` command line.
 
-Exit codes: 0 success, 1 the data has problems, 2 unusable input or usage.
-Domain errors are turned into one-line messages here; no traceback reaches
-the user.
+Exit codes: 0 success, 1 the data has problems, 2 unusable input or usage
+(or no database yet: ``tongge init``). Domain errors are turned into
+one-line messages by :func:`api.cli._output.fail`, and any that escapes a
+command is caught in :func:`main`; no traceback reaches the user.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import sys
 import typer
 
 from api.cli import _access, _alignment, _locate, _places, _service, _staff, _units
+from api.cli._output import exit_code
+from gis.errors import TonggeError
 
 app = typer.Typer(
     name="tongge",
@@ -33,5 +36,8 @@ def main() -> None:
     """Run the command line (console script entry point)."""
     try:
         app()
+    except TonggeError as error:  # one a command did not catch: still one line
+        typer.secho(f"error: {error.message}", err=True, fg="red")
+        sys.exit(exit_code(error))
     except KeyboardInterrupt:  # pragma: no cover - interactive only
         sys.exit(130)
