@@ -54,6 +54,7 @@ def open_database(
             _private_file(path)
     db = Database(url, spatialite_library=settings.spatialite_library)
     if not create and path is None and not db.is_migrated():
+        db.dispose()
         raise _not_initialized(url)
     db.migrate()
     if create and settings.load_sample_city:

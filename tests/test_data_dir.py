@@ -129,3 +129,29 @@ def test_the_server_start_creates_the_database_too(data_dir: Path) -> None:
         assert client.get("/health").status_code == 200
     assert mode(data_dir / "tongge.sqlite") == 0o600
     assert mode(data_dir) == 0o700
+
+
+def test_a_postgis_database_without_the_schema_is_refused_too(tmp_path: Path) -> None:
+    # A PostGIS URL has no file to look for: an empty schema is "not initialised".
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import POSTGRES_URL
+
+    engine = create_engine(POSTGRES_URL)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA IF EXISTS tongge_uninit CASCADE"))
+            connection.execute(text("CREATE SCHEMA tongge_uninit"))
+    except Exception as error:  # the same rule as the db fixture: required under CI
+        from tests.conftest import _unavailable
+
+        _unavailable(str(error).splitlines()[0])
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    url = f"{POSTGRES_URL}{separator}options=-csearch_path%3Dtongge_uninit"
+    try:
+        with pytest.raises(NotInitializedError, match="run `tongge init` first"):
+            open_database(Settings(database_url=url, data_dir=tmp_path))
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA IF EXISTS tongge_uninit CASCADE"))
+        engine.dispose()
