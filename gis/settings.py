@@ -6,8 +6,10 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gis.errors import InputError
 
 __all__ = ["Settings", "default_data_dir", "get_settings"]
 
@@ -139,5 +141,19 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Return the process settings (read from the environment once)."""
-    return Settings()
+    """Return the process settings (read from the environment once).
+
+    Raises
+    ------
+    InputError
+        When a ``TONGGE_`` variable has a value that cannot be used, naming
+        the variable and the problem (never the value: it may be a secret).
+    """
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = [
+            f"TONGGE_{'_'.join(str(part) for part in item['loc']).upper()}: {item['msg']}"
+            for item in error.errors()
+        ]
+        raise InputError("; ".join(problems), field="settings") from None

@@ -94,8 +94,11 @@ BAD_FOR: dict[tuple[str, ...], dict[str, list[tuple[str, str]]]] = {
 #: Commands that read only files, never the database.
 FILE_ONLY = {("check",)}
 
-#: A database URL no command can use: the message names the setting.
-BAD_DATABASE = ("TONGGE_DATABASE_URL", "mysql://root@localhost/tongge", "database url")
+#: Settings no command can use: the message names the setting.
+BAD_SETTINGS = [
+    ("TONGGE_DATABASE_URL", "mysql://root@localhost/tongge", "database url"),
+    ("TONGGE_CLI_NICENESS", "very", "TONGGE_CLI_NICENESS"),
+]
 
 
 @dataclass(frozen=True)
@@ -177,9 +180,9 @@ def sweep(files: dict[str, Path], missing: Path) -> list[Case]:
                 args = invocation(command, files, {name: gone}, path=path)
                 cases.append(Case(path, name, (*path, *args), f"no_{name}.geojson"))
         if path not in FILE_ONLY:
-            variable, value, names = BAD_DATABASE
-            args = invocation(command, files, {}, path=path)
-            cases.append(Case(path, variable, (*path, *args), names, ((variable, value),)))
+            for variable, value, names in BAD_SETTINGS:
+                args = invocation(command, files, {}, path=path)
+                cases.append(Case(path, variable, (*path, *args), names, ((variable, value),)))
     return cases
 
 

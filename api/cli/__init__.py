@@ -3,18 +3,31 @@
 Exit codes: 0 success, 1 the data has problems, 2 unusable input or usage
 (or no database yet: ``tongge init``). Domain errors are turned into
 one-line messages by :func:`api.cli._output.fail`, and any that escapes a
-command is caught in :func:`main`; no traceback reaches the user.
+command is caught by the application's group; no traceback reaches the user.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from api.cli import _access, _alignment, _locate, _places, _service, _staff, _units
-from api.cli._output import exit_code
+from api.cli._output import fail
 from gis.errors import TonggeError
+
+
+class _Commands(TyperGroup):
+    """The command group: a domain error no command caught is still one line and a code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TonggeError as error:
+            fail(error)
+
 
 app = typer.Typer(
     name="tongge",
@@ -22,6 +35,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Commands,
 )
 _units.register(app)
 _locate.register(app)
@@ -36,8 +50,5 @@ def main() -> None:
     """Run the command line (console script entry point)."""
     try:
         app()
-    except TonggeError as error:  # one a command did not catch: still one line
-        typer.secho(f"error: {error.message}", err=True, fg="red")
-        sys.exit(exit_code(error))
     except KeyboardInterrupt:  # pragma: no cover - interactive only
         sys.exit(130)

@@ -76,21 +76,22 @@ def check_output(path: Path, *, inputs: Iterable[Path] = (), option: str = "--ou
         When the folder does not exist, the path is a folder, or it is one
         of ``inputs`` (writing would destroy the data being read).
     """
+    field = option.lstrip("-").replace("-", "_")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.exists():
         raise InputError(
-            f"{option}: folder {str(folder)!r} does not exist (create it first)", field="output"
+            f"{option}: folder {str(folder)!r} does not exist (create it first)", field=field
         )
     if not folder.is_dir():
-        raise InputError(f"{option}: {str(folder)!r} is not a folder", field="output")
+        raise InputError(f"{option}: {str(folder)!r} is not a folder", field=field)
     if path.is_dir():
-        raise InputError(f"{option}: {str(path)!r} is a folder, not a file", field="output")
+        raise InputError(f"{option}: {str(path)!r} is a folder, not a file", field=field)
     target = path.resolve()
     for source in inputs:
         if source.exists() and source.resolve() == target:
             raise InputError(
                 f"{option}: {str(path)!r} is the input file; write to another file",
-                field="output",
+                field=field,
             )
     return path
 
