@@ -311,3 +311,20 @@ def test_locate_before_the_first_version_says_so(workspace: dict[str, Path]) -> 
         "locate", "118.58", "24.91", "--at", "2026-06-01", "--format", "json"
     )
     assert json.loads(output)["status"] == "ok"
+
+
+def test_geocode_before_the_first_version_says_so_per_row(
+    workspace: dict[str, Path], tmp_path: Path
+) -> None:
+    target = tmp_path / "early.csv"
+    code, output = run(
+        "geocode", str(workspace["source"]), "-o", str(target), "--x", "x", "--y", "y",
+        "--at", "2020-01-01",
+    )
+    assert code == 0, output
+    assert set(pd.read_csv(target)["status"]) == {"before_first_version"}
+    code, output = run(
+        "geocode", str(workspace["source"]), "-o", str(target), "--x", "x", "--y", "y"
+    )
+    assert code == 0, output
+    assert list(pd.read_csv(target)["status"]) == ["ok", "outside"]

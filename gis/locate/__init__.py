@@ -219,8 +219,9 @@ class LocateService:
     ) -> pd.DataFrame:
         """Locate many points at once; one row per point.
 
-        Columns: ``lon``, ``lat`` (CGCS2000), ``status`` (``ok``, ``outside``
-        or ``invalid`` for unusable coordinates) and one ``<layer>_<level>``
+        Columns: ``lon``, ``lat`` (CGCS2000), ``status`` (``ok``, ``outside``,
+        ``before_first_version`` when no boundary version had started, or
+        ``invalid`` for unusable coordinates) and one ``<layer>_<level>``
         column of unit codes per level. ``visible(layer)`` returns the codes
         the caller may see (None: all); other codes are left empty.
         """
@@ -251,6 +252,10 @@ def locate_arrays(
             result[f"{layer}_{level.level}"] = codes
         found_everywhere &= rows >= 0  # the layer's lowest level decides
     status = np.where(found_everywhere, "ok", "outside").astype(object)
+    if not indexes.levels:
+        # No unit at that time: never "ok" with every level blank.
+        early = indexes.start is None and indexes.end is not None
+        status[:] = "before_first_version" if early else "outside"
     status[~ok] = "invalid"
     result["status"] = status
     return pd.DataFrame(result)
