@@ -6,7 +6,7 @@ import dataclasses
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParameter
@@ -42,10 +42,10 @@ _EXPORT_FILES = {
     "shp": ("application/zip", "zip"),  # .shp .shx .dbf .prj .cpg in one archive
     "parquet": ("application/vnd.apache.parquet", "parquet"),
     "csv": ("text/csv", "csv"),
+    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
 }
-assert set(_EXPORT_FILES) == set(EXPORT_FORMATS)
-_EXPORT_MEDIA = {fmt: media for fmt, (media, _) in _EXPORT_FILES.items()}
-ExportFormat = Literal["geojson", "gpkg", "kml", "shp", "parquet", "csv"]
+assert set(EXPORT_FORMATS) <= set(_EXPORT_FILES), "an export format without a media type"
+_EXPORT_MEDIA = {fmt: _EXPORT_FILES[fmt][0] for fmt in EXPORT_FORMATS}
 
 
 @router.get(
@@ -166,8 +166,12 @@ def export_units(
     scope: Scope = Depends(current_scope),
     principal: Principal = Depends(current_principal),
     format: Annotated[
-        ExportFormat,
-        Query(description="geojson, gpkg, kml, shp (a ZIP), parquet (GeoParquet) or csv."),
+        str,
+        Query(
+            # Every format `tongge export` writes (gis.io.EXPORT_FORMATS), nothing else.
+            pattern=f"^({'|'.join(EXPORT_FORMATS)})$",
+            description=f"One of {', '.join(EXPORT_FORMATS)} (shp: a ZIP; parquet: GeoParquet).",
+        ),
     ] = "geojson",
     level: Annotated[str | None, Query(description="Only this level.")] = None,
     crs: Annotated[
