@@ -76,6 +76,15 @@ BAD: dict[str, list[tuple[str, str]]] = {
     "unit": [("nowhere:0", "nowhere")],
     "key_id": [("tg_nope", "tg_nope")],
     "username": [("nobody", "nobody")],
+    "encoding": [("klingon", "encoding")],
+    "code_field": [("no_such_column", "no_such_column")],
+    "parent": [("{missing}/parents.geojson", "parents.geojson")],
+    "cascade": [("sideways", "--cascade")],
+    "x": [("no_such_column", "no_such_column")],
+    "sliver_area": [("-1", "sliver")],
+    "sliver_width": [("-0.5", "sliver")],
+    "rate": [("0", "rate")],
+    "workers": [("0", "--workers")],
 }
 
 #: Per command: other valid values, and bad ones replacing the generic cases.

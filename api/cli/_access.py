@@ -131,7 +131,9 @@ def keys_create(
     name: Annotated[str, typer.Argument(help="What uses the key, e.g. '12345 hotline'.")],
     role: Annotated[str, typer.Option(help=f"One of: {_ROLES}.")] = Role.DISPATCHER.value,
     unit: Annotated[list[str] | None, typer.Option(help=_UNITS_HELP)] = None,
-    rate: Annotated[int, typer.Option(help="Requests per minute.")] = acc.DEFAULT_KEY_RATE,
+    rate: Annotated[
+        int, typer.Option(min=1, max=acc.MAX_KEY_RATE, help="Requests per minute.")
+    ] = acc.DEFAULT_KEY_RATE,
 ) -> None:
     """Create an API key; its token is printed once."""
     try:

@@ -55,9 +55,11 @@ Crs = Annotated[
     str | None,
     typer.Option(help="CRS of the file when it has none, or gcj02/bd09 (converted on read)."),
 ]
-SliverArea = Annotated[float, typer.Option(help="Discrepancies under this area (m²) are warnings.")]
+SliverArea = Annotated[
+    float, typer.Option(min=0, help="Discrepancies under this area (m²) are warnings.")
+]
 SliverWidth = Annotated[
-    float, typer.Option(help="Discrepancies thinner than this (m) are warnings.")
+    float, typer.Option(min=0, help="Discrepancies thinner than this (m) are warnings.")
 ]
 
 
