@@ -17,6 +17,7 @@ from api.bootstrap import open_database
 from api.errors import ERROR_RESPONSES, PROBLEM_JSON, Problem
 from api.fastpath import GeocodeFastPath
 from api.hardening import Hardening
+from api.jsontext import StrictJSONResponse
 from api.permissions import PUBLIC, check_routes
 from api.routers import access, alignment, edits, health, locate, places, staff, tiles, units
 from api.schemas.locate import GeocodeRequest
@@ -66,7 +67,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = db or open_database(settings)
+        # `tongge serve`'s first start creates the database (owner only) with the sample city.
+        app.state.db = db or open_database(settings, create=True)
         # One clock for every cache: the database is asked at most once per interval.
         clock = RevisionClock(app.state.db, refresh_seconds=settings.index_refresh_seconds)
         app.state.locator = LocateService(app.state.db, clock=clock, background=True)
@@ -123,6 +125,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         dependencies=[Depends(guard)],
         docs_url=None,  # served offline by api.web
         redoc_url=None,
+        default_response_class=StrictJSONResponse,
         openapi_tags=[
             {"name": "health", "description": "Liveness and readiness."},
             {"name": "auth", "description": "Sign in 登录, who am I, change password."},

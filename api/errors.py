@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.jsontext import StrictJSONResponse
 from gis.edits import problem_geojson
 from gis.errors import (
     AuthenticationError,
@@ -20,6 +21,7 @@ from gis.errors import (
     ForbiddenError,
     InputError,
     NotFoundError,
+    NotInitializedError,
     RateLimitedError,
     StaleVersionError,
     TonggeError,
@@ -34,6 +36,7 @@ _STATUS: list[tuple[type[TonggeError], int]] = [
     (ForbiddenError, 403),
     (RateLimitedError, 429),
     (UnavailableError, 503),
+    (NotInitializedError, 503),
     (NotFoundError, 404),
     (ConflictError, 409),
     (StaleVersionError, 412),
@@ -89,7 +92,7 @@ def problem_body(status: int, title: str, detail: str, **extra: Any) -> dict[str
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     """Return a problem+json response."""
-    return JSONResponse(
+    return StrictJSONResponse(
         problem_body(status, title, detail, **extra), status_code=status, media_type=PROBLEM_JSON
     )
 
@@ -141,7 +144,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(TonggeError)
     async def _domain(_request: Request, error: TonggeError) -> JSONResponse:
         body = domain_problem(error)
-        return JSONResponse(
+        return StrictJSONResponse(
             body,
             status_code=body["status"],
             media_type=PROBLEM_JSON,
@@ -150,7 +153,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse(
+        return StrictJSONResponse(
             validation_problem(error.errors()), status_code=422, media_type=PROBLEM_JSON
         )
 

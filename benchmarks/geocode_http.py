@@ -68,7 +68,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="tongge-http-"))
     url = f"sqlite:///{work / 'city.sqlite'}"
     _log("loading the sample city")
-    db = open_database(Settings(database_url=url, load_sample_city=True))
+    db = open_database(Settings(database_url=url, load_sample_city=True), create=True)
     token = _dispatcher_key(db)
     db.dispose()
     secret = secrets.token_urlsafe(48)

@@ -51,7 +51,8 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="tongge-reassign-"))
     log("loading the sample city (about a minute)")
     db = open_database(
-        Settings(database_url=f"sqlite:///{folder / 'city.sqlite'}", load_sample_city=True)
+        Settings(database_url=f"sqlite:///{folder / 'city.sqlite'}", load_sample_city=True),
+        create=True,
     )
     grids, _ = units_page(db, layer="governance", level="grid", limit=10_000)
     grids = grids[["code", "name", "parent_code", "kind", "attributes", "geometry"]].copy()

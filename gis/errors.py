@@ -11,6 +11,7 @@ __all__ = [
     "ForbiddenError",
     "InputError",
     "NotFoundError",
+    "NotInitializedError",
     "RateLimitedError",
     "StaleVersionError",
     "TonggeError",
@@ -53,6 +54,12 @@ class NotFoundError(TonggeError):
     """A layer, level or unit that does not exist (or is not visible)."""
 
     title = "Not found"
+
+
+class NotInitializedError(TonggeError):
+    """The configured database does not exist yet (``tongge init`` creates it)."""
+
+    title = "Not initialized"
 
 
 class AuthenticationError(TonggeError):

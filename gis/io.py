@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import tempfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,7 @@ from gis.errors import InputError
 from gis.files import ReadLimits, Source, open_source, read_table, write_csv, write_xlsx
 from gis.files import read_frame as read_vector
 from gis.files._excel import EXCEL_CELL_CHARS
+from gis.times import isoformat_local
 from gis.unitframe import KINDS
 
 __all__ = ["EXPORT_FORMATS", "FieldMap", "read_frame", "read_units", "write_units"]
@@ -190,7 +193,10 @@ def write_units(
     ``attributes`` are spread into columns; ``crs`` (default CGCS2000, KML
     always WGS84) may be ``gcj02``/``bd09`` for phone apps. CSV and Excel
     hold the boundary as a ``wkt`` column (Excel's to 7 decimals; a
-    boundary longer than an Excel cell is refused).
+    boundary longer than an Excel cell is refused). Times are written in
+    China time with their offset (``2026-01-01T00:00:00+08:00``) in every
+    format. A shapefile whose ``path`` ends in ``.zip`` is one ZIP archive of
+    its ``.shp``, ``.shx``, ``.dbf``, ``.prj`` and ``.cpg``.
     """
     if fmt not in EXPORT_FORMATS:
         raise InputError(
@@ -220,6 +226,8 @@ def write_units(
                     field="format",
                 )
             write_xlsx(table, target, sheet="units")
+    elif fmt == "shp" and target.suffix.lower() == ".zip":
+        _write_zipped_shapefile(flat, target)
     else:
         driver = {"geojson": "GeoJSON", "gpkg": "GPKG", "shp": "ESRI Shapefile", "kml": "KML"}[fmt]
         options: dict[str, Any] = {}
@@ -231,6 +239,21 @@ def write_units(
     return target
 
 
+def _write_zipped_shapefile(flat: gpd.GeoDataFrame, target: Path) -> None:
+    # One download, as people mail shapefiles; the members are named after the archive.
+    with tempfile.TemporaryDirectory(prefix="tongge-shp-") as folder:
+        shapefile = Path(folder) / f"{target.stem}.shp"
+        pyogrio.write_dataframe(
+            flat.rename(columns={"parent_code": "parent"}),
+            shapefile,
+            driver="ESRI Shapefile",
+            ENCODING="UTF-8",
+        )
+        with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for member in sorted(Path(folder).iterdir()):
+                archive.write(member, member.name)
+
+
 def _flatten(units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     columns: dict[str, Any] = {}
     for column in units.columns:
@@ -238,7 +261,12 @@ def _flatten(units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
             continue
         values = units[column]
         if pd.api.types.is_datetime64_any_dtype(values):
-            values = values.dt.strftime("%Y-%m-%dT%H:%M:%S").where(values.notna(), None)
+            # What people read, with the offset: never a bare UTC time taken for local.
+            values = pd.Series(
+                [isoformat_local(v) if pd.notna(v) else None for v in values],
+                index=values.index,
+                dtype=object,
+            )
         columns[column] = values
     if "attributes" in units:
         extra = pd.DataFrame(list(units["attributes"].map(lambda a: a or {})), index=units.index)

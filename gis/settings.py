@@ -6,10 +6,31 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+from gis.errors import InputError
+
+__all__ = ["Settings", "default_data_dir", "get_settings"]
+
+#: The database file's name in the data directory.
+DATABASE_FILE = "tongge.sqlite"
+
+
+def default_data_dir() -> Path:
+    """Return where tongge keeps its database, secret key and logs by default.
+
+    In a source checkout (``pyproject.toml`` of tongge next to the ``gis``
+    package) that is the checkout's ``var/``, whatever the current folder,
+    so that ``tongge`` and ``scripts/dev.sh serve`` use one database;
+    installed elsewhere, ``$XDG_DATA_HOME/tongge`` (``~/.local/share/tongge``).
+    """
+    root = Path(__file__).resolve().parent.parent
+    project = root / "pyproject.toml"
+    if project.is_file() and 'name = "tongge"' in project.read_text(encoding="utf-8"):
+        return root / "var"
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "tongge"
 
 
 class Settings(BaseSettings):
@@ -17,9 +38,15 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TONGGE_", extra="ignore")
 
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Folder of the database (tongge.sqlite), the secret key and logs: the "
+        "checkout's var/ in a source checkout, else $XDG_DATA_HOME/tongge.",
+    )
     database_url: str = Field(
-        default=f"sqlite:///{Path('var/tongge.sqlite').absolute()}",
-        description="SQLAlchemy URL: sqlite:///path (SpatiaLite) or postgresql+psycopg://...",
+        default="",
+        description="SQLAlchemy URL: sqlite:///path (SpatiaLite) or postgresql+psycopg://...; "
+        "default: sqlite:///DATA_DIR/tongge.sqlite.",
     )
     load_sample_city: bool = Field(
         default=True,
@@ -76,7 +103,9 @@ class Settings(BaseSettings):
         ),
     )
     max_body_bytes: int = Field(
-        default=1024 * 1024, ge=1024, description="Size limit of a request body (not uploads)."
+        default=1024 * 1024,
+        ge=1024,
+        description="Size limit of a request body, POST /api/v1/geocode included (not uploads).",
     )
     batch_concurrency: int = Field(
         default=2,
@@ -101,8 +130,30 @@ class Settings(BaseSettings):
         description="Origins allowed to call the API from a browser (CORS off when empty).",
     )
 
+    @model_validator(mode="after")
+    def _database_in_data_dir(self) -> Settings:
+        # The data directory is absolute, so that every folder means the same database.
+        self.data_dir = self.data_dir.expanduser().absolute()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / DATABASE_FILE}"
+        return self
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Return the process settings (read from the environment once)."""
-    return Settings()
+    """Return the process settings (read from the environment once).
+
+    Raises
+    ------
+    InputError
+        When a ``TONGGE_`` variable has a value that cannot be used, naming
+        the variable and the problem (never the value: it may be a secret).
+    """
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = [
+            f"TONGGE_{'_'.join(str(part) for part in item['loc']).upper()}: {item['msg']}"
+            for item in error.errors()
+        ]
+        raise InputError("; ".join(problems), field="settings") from None

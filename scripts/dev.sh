@@ -9,6 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 VENV="$ROOT/.venv"
+# Where the database, the secret key and the logs live: the same default as
+# gis/settings.py (a checkout's var/), so that `tongge` and `serve` share them.
+DATA_DIR=${TONGGE_DATA_DIR:-$ROOT/var}
+LOG_DIR="$DATA_DIR/logs"
 export SPATIALITE_LIBRARY_PATH=${SPATIALITE_LIBRARY_PATH:-mod_spatialite}
 export TONGGE_TEST_POSTGRES_URL=${TONGGE_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/tongge_test}
 
@@ -27,15 +31,27 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+private_dir() {  # a folder of the owner only (the database holds households and password hashes)
+  mkdir -p "$1"
+  chmod 700 "$1"
+}
+
 setup_python() {
   if ! python3 -m venv --help >/dev/null 2>&1; then apt_install python3-venv python3-pip; fi
   [ -x "$VENV/bin/python" ] || { say "creating $VENV"; python3 -m venv "$VENV"; }
   local stamp="$VENV/.tongge-installed" want
   want=$(sha256sum pyproject.toml | cut -d' ' -f1)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    say "installing Python dependencies (first run takes a few minutes)"
-    "$VENV/bin/pip" install -q --upgrade pip
-    "$VENV/bin/pip" install -q -e ".[dev]"
+    local log="$LOG_DIR/install.log"
+    private_dir "$LOG_DIR"
+    say "installing Python dependencies (first run takes a few minutes; log: $log)"
+    # pip's notes (the "editable installation" block and the like) go to the log only.
+    if ! { "$VENV/bin/pip" install -q --upgrade pip && "$VENV/bin/pip" install -q -e ".[dev]"; } \
+        >"$log" 2>&1; then
+      tail -n 30 "$log" >&2
+      say "installing failed; the whole log is $log"
+      exit 1
+    fi
     echo "$want" > "$stamp"
   fi
 }
@@ -66,11 +82,14 @@ case "${1:-}" in
     apt_install libsqlite3-mod-spatialite
     setup_python
     umask 077  # the database holds households and password hashes: owner only
+    private_dir "$DATA_DIR"
+    export TONGGE_DATA_DIR="$DATA_DIR"
     if [ -z "${TONGGE_SECRET_KEY:-}" ]; then
-      # A signing key of this checkout's own, readable by its owner only.
-      mkdir -p var
-      [ -s var/secret_key ] || ("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(48))' > var/secret_key)
-      TONGGE_SECRET_KEY=$(cat var/secret_key)
+      # A signing key of this data directory's own, readable by its owner only.
+      key="$DATA_DIR/secret_key"
+      [ -s "$key" ] || ("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(48))' > "$key")
+      chmod 600 "$key"
+      TONGGE_SECRET_KEY=$(cat "$key")
       export TONGGE_SECRET_KEY
     fi
     exec "$VENV/bin/tongge" serve "$@"

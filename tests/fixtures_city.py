@@ -67,7 +67,9 @@ def _build(folder: Path) -> Path:
     # Built under another name and renamed when complete and closed, so a
     # file named city.sqlite is always the whole city in one file.
     building = folder / "building.sqlite"
-    db = open_database(Settings(database_url=f"sqlite:///{building}", load_sample_city=True))
+    db = open_database(
+        Settings(database_url=f"sqlite:///{building}", load_sample_city=True), create=True
+    )
     with db.engine.connect() as connection:
         # One self-contained file: the write-ahead log folded in.
         connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))

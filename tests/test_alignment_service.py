@@ -65,6 +65,8 @@ def test_align_command_exit_codes_json_and_map(city_db: Database, tmp_path, monk
     get_settings.cache_clear()
     try:
         runner = CliRunner()
+        # Only `tongge init` creates the database (with the sample city).
+        assert runner.invoke(app, ["init"]).exit_code == 0
         found = runner.invoke(app, ["align", "--format", "json", "--map", str(tmp_path / "m.html")])
         assert found.exit_code == 1
         body = json.loads(found.stdout)

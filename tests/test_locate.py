@@ -310,7 +310,7 @@ def test_batch_bad_uploads(
     assert client.get("/health").status_code == 200
 
 
-def test_cli_locate_answers_from_the_sample_city_on_first_use(
+def test_cli_locate_answers_from_the_sample_city_after_init(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from typer.testing import CliRunner
@@ -323,6 +323,8 @@ def test_cli_locate_answers_from_the_sample_city_on_first_use(
     get_settings.cache_clear()
     try:
         runner = CliRunner()
+        # Only `tongge init` creates the database (with the sample city).
+        assert runner.invoke(app, ["init"]).exit_code == 0
         result = runner.invoke(
             app, ["locate", "118.58", "24.91", "--crs", "wgs84", "--format", "json"]
         )

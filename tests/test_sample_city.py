@@ -89,7 +89,7 @@ def test_police_layer_has_the_documented_misalignments() -> None:
 
 def test_embedded_database_loads_the_sample_city_on_first_use(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'city.sqlite'}", load_sample_city=True)
-    db = open_database(settings)
+    db = open_database(settings, create=True)
     counts = {
         (layer.name, lv.name): lv.unit_count for layer in list_layers(db) for lv in layer.levels
     }
@@ -101,7 +101,7 @@ def test_embedded_database_loads_the_sample_city_on_first_use(tmp_path: Path) ->
     detail = unit_detail(db, code="350502004", layer="governance")
     assert [a["code"] for a in detail["ancestors"]] == ["350502"]
     # Opening again neither reloads nor duplicates.
-    again = open_database(settings)
+    again = open_database(settings, create=True)
     assert {
         (ly.name, lv.name): lv.unit_count for ly in list_layers(again) for lv in ly.levels
     } == counts

@@ -1,15 +1,18 @@
 """The ``tongge`` command line.
 
-Exit codes: 0 success, 1 the data has problems, 2 unusable input or usage.
-Domain errors are turned into one-line messages here; no traceback reaches
-the user.
+Exit codes: 0 success, 1 the data has problems, 2 unusable input or usage
+(or no database yet: ``tongge init``). Domain errors are turned into
+one-line messages by :func:`api.cli._output.fail`, and any that escapes a
+command is caught by the application's group; no traceback reaches the user.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from api.cli import (
     _access,
@@ -22,6 +25,19 @@ from api.cli import (
     _streets,
     _units,
 )
+from api.cli._output import fail
+from gis.errors import TonggeError
+
+
+class _Commands(TyperGroup):
+    """The command group: a domain error no command caught is still one line and a code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TonggeError as error:
+            fail(error)
+
 
 app = typer.Typer(
     name="tongge",
@@ -29,6 +45,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Commands,
 )
 _units.register(app)
 _locate.register(app)

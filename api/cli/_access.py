@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from api.bootstrap import open_database
-from api.cli._output import ReportFormat, echo_json, err, fail, out
+from api.cli._output import ReportFormat, database, echo_json, err, fail, out, parse_option_time
 from gis.access import Role, audit_log, cli_principal
 from gis.access import accounts as acc
 from gis.errors import TonggeError
+from gis.times import isoformat_local
 
 users_app = typer.Typer(help="Users 用户: roles and jurisdictions.", no_args_is_help=True)
 keys_app = typer.Typer(
@@ -40,12 +41,14 @@ def users_add(
     username: Annotated[str, typer.Argument(help="Sign-in name (lower case).")],
     role: Annotated[str, typer.Option(help=f"One of: {_ROLES}.")],
     unit: Annotated[list[str] | None, typer.Option(help=_UNITS_HELP)] = None,
-    display_name: Annotated[str | None, typer.Option(help="Name shown to others.")] = None,
+    display_name: Annotated[
+        str | None, typer.Option("--name", "--display-name", help="Name shown to others.")
+    ] = None,
 ) -> None:
     """Create a user; a one-time password is printed once."""
     try:
         user, password = acc.create_user(
-            open_database(),
+            database(),
             username=username,
             role=role,
             units=unit or [],
@@ -66,7 +69,7 @@ def users_list(
 ) -> None:
     """List users with role, jurisdiction and whether they may sign in."""
     try:
-        users = acc.list_users(open_database())
+        users = acc.list_users(database())
     except TonggeError as error:
         fail(error)
     if format is ReportFormat.json:
@@ -89,7 +92,9 @@ def users_set(
     username: Annotated[str, typer.Argument(help="Sign-in name.")],
     role: Annotated[str | None, typer.Option(help=f"New role: {_ROLES}.")] = None,
     unit: Annotated[list[str] | None, typer.Option(help=_UNITS_HELP + " Replaces all.")] = None,
-    display_name: Annotated[str | None, typer.Option(help="New display name.")] = None,
+    display_name: Annotated[
+        str | None, typer.Option("--name", "--display-name", help="New name shown to others.")
+    ] = None,
     active: Annotated[
         bool | None, typer.Option("--active/--disabled", help="Allow or stop sign-in.")
     ] = None,
@@ -97,7 +102,7 @@ def users_set(
     """Change a user's role, jurisdiction or name, or disable them."""
     try:
         user = acc.update_user(
-            open_database(),
+            database(),
             username=username,
             actor=cli_principal(),
             role=role,
@@ -115,7 +120,7 @@ def users_set(
 def users_passwd(username: Annotated[str, typer.Argument(help="Sign-in name.")]) -> None:
     """Give a user a new one-time password (their tokens stop working)."""
     try:
-        password = acc.reset_password(open_database(), username=username, actor=cli_principal())
+        password = acc.reset_password(database(), username=username, actor=cli_principal())
     except TonggeError as error:
         fail(error)
     show_secret("new password 新密码", [f"user: {username}", f"password: {password}"])
@@ -126,12 +131,14 @@ def keys_create(
     name: Annotated[str, typer.Argument(help="What uses the key, e.g. '12345 hotline'.")],
     role: Annotated[str, typer.Option(help=f"One of: {_ROLES}.")] = Role.DISPATCHER.value,
     unit: Annotated[list[str] | None, typer.Option(help=_UNITS_HELP)] = None,
-    rate: Annotated[int, typer.Option(help="Requests per minute.")] = acc.DEFAULT_KEY_RATE,
+    rate: Annotated[
+        int, typer.Option(min=1, max=acc.MAX_KEY_RATE, help="Requests per minute.")
+    ] = acc.DEFAULT_KEY_RATE,
 ) -> None:
     """Create an API key; its token is printed once."""
     try:
         key, token = acc.create_api_key(
-            open_database(),
+            database(),
             name=name,
             role=role,
             units=unit or [],
@@ -152,7 +159,7 @@ def keys_list(
 ) -> None:
     """List API keys (never their secrets)."""
     try:
-        keys = acc.list_api_keys(open_database())
+        keys = acc.list_api_keys(database())
     except TonggeError as error:
         fail(error)
     if format is ReportFormat.json:
@@ -166,7 +173,7 @@ def keys_list(
             k.role.label,
             ", ".join(k.units) or "(all)",
             str(k.rate_per_minute),
-            k.revoked_at.isoformat() if k.revoked_at else "",
+            isoformat_local(k.revoked_at) or "",
         )
     out.print(table)
 
@@ -175,7 +182,7 @@ def keys_list(
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id (from `keys list`).")]) -> None:
     """Revoke an API key at once."""
     try:
-        acc.revoke_api_key(open_database(), key_id=key_id, actor=cli_principal())
+        acc.revoke_api_key(database(), key_id=key_id, actor=cli_principal())
     except TonggeError as error:
         fail(error)
     err.print(f"[green]✓[/green] key {key_id} revoked")
@@ -185,15 +192,21 @@ def audit(
     actor: Annotated[str | None, typer.Option(help="Only this actor.")] = None,
     action: Annotated[str | None, typer.Option(help="Action or family, e.g. households.")] = None,
     target: Annotated[str | None, typer.Option(help="Part of the target.")] = None,
-    since: Annotated[str | None, typer.Option(help="From this date/time (China time).")] = None,
-    until: Annotated[str | None, typer.Option(help="Before this date/time.")] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(parser=parse_option_time, metavar="TIME", help="From this date/time."),
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option(parser=parse_option_time, metavar="TIME", help="Before this date/time."),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=100_000)] = 50,
     format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
 ) -> None:
     """Show the audit log 审计日志, newest first."""
     try:
         entries, total = audit_log(
-            open_database(),
+            database(),
             actor=actor,
             action=action,
             target=target,
@@ -206,10 +219,10 @@ def audit(
     if format is ReportFormat.json:
         echo_json({"entries": [e.to_dict() for e in entries], "total": total})
         return
-    table = Table("time (UTC)", "actor", "role", "action", "target", "detail", "client")
+    table = Table("time", "actor", "role", "action", "target", "detail", "client")
     for e in entries:
         table.add_row(
-            e.at.isoformat(sep=" "),
+            isoformat_local(e.at) or "",
             f"{e.actor_kind}:{e.actor}",
             e.role or "",
             e.action,

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from api.bootstrap import open_database
-from api.cli._output import EXIT_PROBLEMS, AtOption, ReportFormat, echo_json, err, fail, out
+from api.cli._output import (
+    EXIT_PROBLEMS,
+    AtOption,
+    ReportFormat,
+    check_output,
+    database,
+    echo_json,
+    err,
+    fail,
+    out,
+    parse_option_time,
+)
 from gis.access import cli_principal
 from gis.alignment import (
     AlignmentReport,
@@ -39,8 +50,10 @@ def align_command(
         bool, typer.Option(help="Also compute the least change that fixes it.")
     ] = False,
     apply: Annotated[
-        str | None,
+        datetime | None,
         typer.Option(
+            parser=parse_option_time,
+            metavar="TIME",
             help="Store the proposal as a new version valid from this date "
             "(also snaps boundary noise onto layer A's edges)."
         ),
@@ -67,10 +80,12 @@ def align_command(
     """Check that layer A's units each lie in one unit of layer B (exit 1 when not aligned)."""
     as_json = format is ReportFormat.json
     try:
+        if map is not None:
+            check_output(map, option="--map")
         noise = noise_tolerance(
             width_m=noise_width, household_share=noise_households, area_share=noise_area
         )
-        db = open_database()
+        db = database()
         state = align(db, a=layer_a, b=layer_b, at=at, noise=noise)
         # Noise alone is no violation, but the proposal can still snap it away.
         wanted = not state.report.aligned or bool(state.report.noise)

@@ -8,8 +8,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from api.bootstrap import open_database
-from api.cli._output import AtOption, ReportFormat, echo_json, err, fail, out, yield_cpu
+from api.cli._output import (
+    AtOption,
+    ReportFormat,
+    check_input,
+    check_output,
+    database,
+    echo_json,
+    err,
+    fail,
+    out,
+    yield_cpu,
+)
 from gis.errors import TonggeError
 from gis.files import ReadLimits
 from gis.locate import LocateService
@@ -36,7 +46,7 @@ def locate(
 ) -> None:
     """Find the unit at every level of every layer for one point (同格 same-grid answer)."""
     try:
-        service = LocateService(open_database(), refresh_seconds=0)
+        service = LocateService(database(), refresh_seconds=0)
         answer = service.locate(lon, lat, crs=crs, accuracy_m=accuracy, at=at)
     except TonggeError as error:
         fail(error, as_json=format is ReportFormat.json)
@@ -45,8 +55,11 @@ def locate(
         return
     out.print(
         f"[bold]{answer.status}[/bold]  CGCS2000 {answer.lon:.6f}, {answer.lat:.6f}"
-        f"  (from {answer.input.crs} {lon}, {lat})"
+        f"  (from {answer.input.crs} {lon}, {lat})",
+        highlight=False,
     )
+    if answer.message:
+        out.print(f"[yellow]{answer.message}[/yellow]", highlight=False)
     table = Table("layer", "level", "code", "name", "status", "to boundary m")
     for layer, body in answer.layers.items():
         for unit in body.units:
@@ -96,14 +109,18 @@ def geocode(
         typer.Option(help="Text encoding of a CSV (utf-8, gbk, gb18030…; default: detected)."),
     ] = None,
     at: AtOption = None,
-    chunk_rows: Annotated[int, typer.Option(help="Rows per chunk (memory bound).")] = 250_000,
+    chunk_rows: Annotated[
+        int, typer.Option(min=1, help="Rows per chunk (memory bound).")
+    ] = 250_000,
 ) -> None:
     """Locate every row of a file in chunks; writes the rows with the answer's columns."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     try:
+        check_input(source, option="SOURCE")
+        check_output(output, inputs=[source])
         yield_cpu()
-        service = LocateService(open_database(), refresh_seconds=0)
+        service = LocateService(database(), refresh_seconds=0)
         with Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),

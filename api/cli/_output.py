@@ -1,26 +1,43 @@
-"""Shared CLI plumbing: error reporting, progress display, report printing."""
+"""Shared CLI plumbing: the database, error reporting, output checks, progress, JSON.
+
+Every command opens the database with :func:`database`, reports domain
+errors with :func:`fail` (one message and an exit code, never a
+traceback), checks its output file with :func:`check_output` and prints
+JSON with :func:`echo_json` (strict: no ``NaN``).
+"""
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gis.errors import InputError, NotFoundError, TonggeError, ValidationFailedError
+from api.jsontext import dumps
+from gis.errors import (
+    InputError,
+    NotFoundError,
+    NotInitializedError,
+    TonggeError,
+    ValidationFailedError,
+)
 from gis.times import parse_time
 from gis.validate import ValidationReport
 
+if TYPE_CHECKING:
+    from gis.repository import Database
+
 err = Console(stderr=True)
 out = Console()
+
 
 class ReportFormat(StrEnum):
     """How ``check`` prints its report."""
@@ -31,6 +48,60 @@ class ReportFormat(StrEnum):
 
 EXIT_PROBLEMS = 1
 EXIT_UNUSABLE = 2
+
+
+def database(*, create: bool = False, step: Callable[[str], None] | None = None) -> Database:
+    """Open the configured database, saying which on stderr (one dim line, no password).
+
+    Only ``tongge init`` passes ``create``: any other command refuses a
+    database that does not exist (:class:`NotInitializedError`) rather than
+    silently starting an empty one in the current folder.
+    """
+    from api.bootstrap import open_database
+    from gis.repository import display_url
+    from gis.settings import get_settings
+
+    settings = get_settings()
+    # Plain echo: rich would wrap a long path across lines.
+    typer.secho(f"database: {display_url(settings.database_url)}", err=True, dim=True)
+    return open_database(settings, create=create, step=step)
+
+
+def check_output(path: Path, *, inputs: Iterable[Path] = (), option: str = "--output") -> Path:
+    """Refuse an output file that cannot be written before any work is done.
+
+    Raises
+    ------
+    InputError
+        When the folder does not exist, the path is a folder, or it is one
+        of ``inputs`` (writing would destroy the data being read).
+    """
+    field = option.lstrip("-").replace("-", "_")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.exists():
+        raise InputError(
+            f"{option}: folder {str(folder)!r} does not exist (create it first)", field=field
+        )
+    if not folder.is_dir():
+        raise InputError(f"{option}: {str(folder)!r} is not a folder", field=field)
+    if path.is_dir():
+        raise InputError(f"{option}: {str(path)!r} is a folder, not a file", field=field)
+    target = path.resolve()
+    for source in inputs:
+        if source.exists() and source.resolve() == target:
+            raise InputError(
+                f"{option}: {str(path)!r} is the input file; write to another file",
+                field=field,
+            )
+    return path
+
+
+def check_input(path: Path, *, option: str) -> Path:
+    """Refuse an input file that is not there, naming the option (before any work)."""
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "does not exist"
+        raise InputError(f"{option}: {str(path)!r} {what}", field=option.strip("-").lower())
+    return path
 
 
 def yield_cpu() -> None:
@@ -87,16 +158,16 @@ def fail(error: TonggeError, *, as_json: bool = False) -> NoReturn:
                     "message": error.message,
                 }
             )
-        typer.echo(
-            json.dumps(
-                {"ok": False, "error": error.message, "problems": problems, "warnings": []},
-                ensure_ascii=False,
-            )
-        )
+        echo_json({"ok": False, "error": error.message, "problems": problems, "warnings": []})
     # Plain echo: rich would wrap long paths across lines.
     typer.secho(f"error: {error.message}", err=True, fg="red")
-    code = EXIT_UNUSABLE if isinstance(error, InputError | NotFoundError) else EXIT_PROBLEMS
-    raise typer.Exit(code)
+    raise typer.Exit(exit_code(error))
+
+
+def exit_code(error: TonggeError) -> int:
+    """Return the exit code of a domain error: 2 unusable input or set-up, else 1."""
+    unusable = InputError | NotFoundError | NotInitializedError
+    return EXIT_UNUSABLE if isinstance(error, unusable) else EXIT_PROBLEMS
 
 
 @contextmanager
@@ -129,7 +200,7 @@ def steps(
 def print_report(report: ValidationReport, *, as_json: bool) -> None:
     """Print a validation report as the JSON contract or as tables."""
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+        echo_json(report.to_dict())
         return
     for title, items, style in (
         ("Problems 问题", report.problems, "red"),
@@ -161,5 +232,9 @@ def print_report(report: ValidationReport, *, as_json: bool) -> None:
 
 
 def echo_json(data: Any) -> None:
-    """Print JSON with Chinese kept readable."""
-    typer.echo(json.dumps(data, ensure_ascii=False, default=str))
+    """Print strict JSON (RFC 8259) with Chinese kept readable.
+
+    A missing number (NaN, ±inf) is ``null``, times are written in China
+    time with their offset: ``jq`` and every strict parser read the output.
+    """
+    typer.echo(dumps(data))

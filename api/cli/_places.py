@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -9,8 +10,19 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from api.bootstrap import open_database
-from api.cli._output import AtOption, ReportFormat, echo_json, err, fail, out, steps, yield_cpu
+from api.cli._output import (
+    AtOption,
+    ReportFormat,
+    check_output,
+    database,
+    echo_json,
+    err,
+    fail,
+    out,
+    parse_option_time,
+    steps,
+    yield_cpu,
+)
 from gis.access import cli_principal
 from gis.errors import TonggeError
 from gis.files import write_csv, write_xlsx
@@ -22,6 +34,8 @@ from gis.places import (
     reassignment_diff,
     unit_workload,
 )
+from gis.times import isoformat_local
+from gis.units import level_spec
 
 places_app = typer.Typer(
     help="Buildings, households and places 实有房屋/人口/单位.", no_args_is_help=True
@@ -58,7 +72,7 @@ def import_(
         actor = cli_principal()
         yield_cpu()
         with steps(f"importing {kind.value}") as (_, advance):
-            db = open_database()
+            db = database()
             if kind is PlaceKind.buildings:
                 result = import_buildings(
                     db, path=file, crs=crs, on_progress=advance, actor=actor, encoding=encoding
@@ -86,7 +100,12 @@ def assign(
     level: Annotated[str, typer.Option(help="Level to assign to.")] = "micro_grid",
     at: AtOption = None,
     diff_from: Annotated[
-        str | None, typer.Option(help="Also list what moved since boundaries of this time.")
+        datetime | None,
+        typer.Option(
+            parser=parse_option_time,
+            metavar="TIME",
+            help="Also list what moved since boundaries of this time.",
+        ),
     ] = None,
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Write CSV (or .xlsx) here.")
@@ -94,7 +113,10 @@ def assign(
 ) -> None:
     """Assign every building to a unit (entrance → covering unit → largest overlap)."""
     try:
-        db = open_database()
+        if output is not None:
+            check_output(output)
+        db = database()
+        level_spec(db, layer=layer, level=level)
         assignment = assign_places(db, layer=layer, level=level, at=at)
         moved = (
             reassignment_diff(db, layer=layer, level=level, before=diff_from, after=at)
@@ -115,7 +137,7 @@ def assign(
             write_csv(assignment.frame, output)
         err.print(f"assignment written to {output}")
     if moved is not None:
-        out.print(f"{len(moved):,} building(s) moved since {diff_from}")
+        out.print(f"{len(moved):,} building(s) moved since {isoformat_local(diff_from)}")
         table = Table("building", "from", "to")
         for row in moved.head(50).itertuples():
             table.add_row(str(row.key), str(row.from_unit), str(row.to_unit))
@@ -130,9 +152,12 @@ def workload_command(
 ) -> None:
     """Workload per unit: buildings, households, persons, places vs targets (负载均衡)."""
     try:
-        result = unit_workload(open_database(), layer=layer, at=at)
+        db = database()
+        if level is not None:
+            level_spec(db, layer=layer, level=level)  # a level that does not exist is an error
+        result = unit_workload(db, layer=layer, at=at)
     except TonggeError as error:
-        fail(error)
+        fail(error, as_json=format is ReportFormat.json)
     units = result.units
     if level is not None:
         units = units[units["level"] == level]

@@ -6,11 +6,11 @@ from typing import Annotated, Any
 
 import typer
 
-from api.bootstrap import open_database
 from api.cli._access import show_secret
-from api.cli._output import err, fail, steps
+from api.cli._output import database, err, fail, steps
 from gis.access.accounts import ensure_admin
 from gis.errors import TonggeError
+from gis.repository import display_url
 from gis.settings import Settings, get_settings
 
 
@@ -23,16 +23,19 @@ def register(app: typer.Typer) -> None:
 def init() -> None:
     """Create/migrate the database, load the sample city if empty, create the first admin.
 
-    The first administrator's password is generated and printed once; only
-    its hash is stored.
+    The database is ``tongge.sqlite`` in the data directory
+    (``TONGGE_DATA_DIR``) unless ``TONGGE_DATABASE_URL`` names another; the
+    file and its folder are readable by their owner only. The first
+    administrator's password is generated and printed once; only its hash
+    is stored.
     """
     try:
         with steps("preparing database") as (step, _):
-            db = open_database(step=step)
+            db = database(create=True, step=step)
             password = ensure_admin(db)
     except TonggeError as error:
         fail(error)
-    err.print(f"[green]✓[/green] database ready: {db.engine.url.render_as_string()}")
+    err.print(f"[green]✓[/green] database ready: {display_url(db.url)}", soft_wrap=True)
     if password is not None:
         show_secret(
             "first administrator 管理员 — shown once, not stored",
@@ -47,10 +50,10 @@ def init() -> None:
 
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
 ) -> None:
-    """Start the HTTP API (OpenAPI docs at /docs)."""
+    """Start the HTTP API (OpenAPI docs at /docs); the first start runs `tongge init`."""
     import uvicorn
 
     from api.app import token_signer
@@ -61,7 +64,10 @@ def serve(
     except TonggeError as error:
         fail(error)
     init()
-    err.print(f"serving {settings.database_url} on http://{host}:{port} (docs: /docs)")
+    err.print(
+        f"serving {display_url(settings.database_url)} on http://{host}:{port} (docs: /docs)",
+        soft_wrap=True,
+    )
     uvicorn.run(**server_options(settings, host=host, port=port, workers=workers))
 
 

@@ -7,11 +7,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from api.bootstrap import open_database
-from api.cli._output import ReportFormat, echo_json, err, fail, out
+from api.cli._output import ReportFormat, database, echo_json, err, fail, out
 from gis.access import cli_principal
 from gis.errors import TonggeError
 from gis.staff import ROLES, add_staff, end_staff, list_staff
+from gis.units import layer_spec
 
 staff_app = typer.Typer(
     help="People responsible for units 三员协同 (grid workers, police...).", no_args_is_help=True
@@ -34,7 +34,7 @@ def add(
     """Assign a person to a unit."""
     try:
         member = add_staff(
-            open_database(), layer=layer, unit_code=unit,
+            database(), layer=layer, unit_code=unit,
             role=role,
             name=name,
             phone=phone,
@@ -53,7 +53,10 @@ def list_(
 ) -> None:
     """List active staff."""
     try:
-        members = list_staff(open_database(), layer=layer, unit_codes=unit)
+        db = database()
+        if layer is not None:
+            layer_spec(db, layer=layer)  # a misspelt layer is an error, not an empty list
+        members = list_staff(db, layer=layer, unit_codes=unit)
     except TonggeError as error:
         fail(error)
     if format is ReportFormat.json:
@@ -69,7 +72,7 @@ def list_(
 def end(staff_id: Annotated[int, typer.Argument(help="Staff id (from `staff list`).")]) -> None:
     """End a person's assignment (kept in history)."""
     try:
-        end_staff(open_database(), staff_id=staff_id, actor=cli_principal())
+        end_staff(database(), staff_id=staff_id, actor=cli_principal())
     except TonggeError as error:
         fail(error)
     err.print(f"[green]✓[/green] staff #{staff_id} ended")

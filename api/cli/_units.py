@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from api.bootstrap import open_database
 from api.cli._output import (
     EXIT_PROBLEMS,
     AtOption,
     ReportFormat,
+    check_output,
+    database,
     echo_json,
     err,
     fail,
     out,
+    parse_option_time,
     print_report,
     steps,
     yield_cpu,
@@ -26,7 +29,6 @@ from gis.access import cli_principal
 from gis.errors import InputError, TonggeError
 from gis.io import EXPORT_FORMATS, FieldMap
 from gis.layers import LayerSpec, LevelSpec
-from gis.times import parse_time
 from gis.units import ImportResult, check_file, define_layer, export_layer, import_file, list_layers
 from gis.validate import Tolerances
 
@@ -61,9 +63,11 @@ Encoding = Annotated[
         "default: the .cpg, else found from the bytes."
     ),
 ]
-SliverArea = Annotated[float, typer.Option(help="Discrepancies under this area (m²) are warnings.")]
+SliverArea = Annotated[
+    float, typer.Option(min=0, help="Discrepancies under this area (m²) are warnings.")
+]
 SliverWidth = Annotated[
-    float, typer.Option(help="Discrepancies thinner than this (m) are warnings.")
+    float, typer.Option(min=0, help="Discrepancies thinner than this (m) are warnings.")
 ]
 
 
@@ -105,6 +109,10 @@ def check(
     """Validate a boundary file without importing it (exit 0 valid, 1 problems, 2 unusable)."""
     as_json = format is ReportFormat.json
     try:
+        if parent_crs is not None and parent is None:
+            raise InputError("--parent-crs needs --parent (the parent file)", field="parent_crs")
+        if map is not None:
+            check_output(map, inputs=[file], option="--map")
         with steps(f"checking {file.name}", quiet=as_json) as (step, _):
             report = check_file(
                 file,
@@ -150,8 +158,12 @@ def import_(
     crs: Crs = None,
     encoding: Encoding = None,
     valid_from: Annotated[
-        str | None,
-        typer.Option(help="Date (China time) or ISO time the version starts; default now."),
+        datetime | None,
+        typer.Option(
+            parser=parse_option_time,
+            metavar="TIME",
+            help="Date (China time) or ISO time the version starts; default now.",
+        ),
     ] = None,
     cascade: Annotated[
         Cascade | None,
@@ -189,11 +201,9 @@ def import_(
     """
     as_json = format is ReportFormat.json
     try:
-        if valid_from is not None:
-            parse_time(valid_from)  # a bad date is refused before any work
         yield_cpu()
         with steps(f"importing {file.name}", quiet=as_json) as (step, advance):
-            db = open_database(step=step)
+            db = database(step=step)
             result = import_file(
                 db,
                 path=file,
@@ -268,7 +278,8 @@ def export(
 ) -> None:
     """Export a layer (or one level) to a file."""
     try:
-        db = open_database()
+        check_output(output)
+        db = database()
         count = export_layer(
             db,
             layer=layer,
@@ -292,7 +303,7 @@ def layers(
 ) -> None:
     """List layers, their levels and unit counts."""
     try:
-        summaries = list_layers(open_database())
+        summaries = list_layers(database())
     except TonggeError as error:
         fail(error)
     if format is ReportFormat.json:
@@ -347,7 +358,7 @@ def define(
             digits_only=digits_only,
             child_code_extends_parent=prefix_codes,
         )
-        stored = define_layer(open_database(), spec=spec, actor=cli_principal())
+        stored = define_layer(database(), spec=spec, actor=cli_principal())
     except TonggeError as error:
         fail(error)
     err.print(

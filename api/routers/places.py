@@ -17,6 +17,7 @@ from gis.access import Jurisdiction, Principal, record
 from gis.files import write_csv
 from gis.places import UnitPlaces, VisibleUnit
 from gis.repository import Database
+from gis.units import level_spec
 
 router = APIRouter(prefix="/api/v1", tags=["places"])
 
@@ -226,8 +227,10 @@ class WorkloadResponse(BaseModel):
     "/workload",
     summary="Workload per unit 负载 (buildings, households, persons)",
     response_model=WorkloadResponse,
+    responses={404: {"description": "No such layer or level"}},
 )
 def workload(
+    db: Database = Depends(get_db),
     places: UnitPlaces = Depends(get_places),
     jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     layer: Annotated[str, Query(max_length=64, description="Layer.")] = "governance",
@@ -240,6 +243,8 @@ def workload(
     and `under` flag the units outside it. Only units of your jurisdiction are
     listed and summed.
     """
+    if level is not None:
+        level_spec(db, layer=layer, level=level)  # 404 naming the level, not an empty list
     result = places.visible_workload(layer=layer, level=level, at=at, jurisdiction=jurisdiction)
     return {
         "layer": layer,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParameter
@@ -27,17 +27,24 @@ from api.security import current_jurisdiction, current_principal
 from gis import units as unit_registry
 from gis.access import Jurisdiction, Principal, record
 from gis.errors import InputError, NotFoundError
-from gis.io import write_units
+from gis.io import EXPORT_FORMATS, write_units
 from gis.repository import Database
+from gis.times import LOCAL_ZONE, utc_now
 
 router = APIRouter(prefix="/api/v1", tags=["units"])
 
-_EXPORT_MEDIA = {
-    "geojson": "application/geo+json",
-    "gpkg": "application/geopackage+sqlite3",
-    "kml": "application/vnd.google-earth.kml+xml",
-    "csv": "text/csv",
+#: Media type and file name suffix of every export format (those of `tongge export`).
+_EXPORT_FILES = {
+    "geojson": ("application/geo+json", "geojson"),
+    "gpkg": ("application/geopackage+sqlite3", "gpkg"),
+    "kml": ("application/vnd.google-earth.kml+xml", "kml"),
+    "shp": ("application/zip", "zip"),  # .shp .shx .dbf .prj .cpg in one archive
+    "parquet": ("application/vnd.apache.parquet", "parquet"),
+    "csv": ("text/csv", "csv"),
+    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
 }
+assert set(EXPORT_FORMATS) <= set(_EXPORT_FILES), "an export format without a media type"
+_EXPORT_MEDIA = {fmt: _EXPORT_FILES[fmt][0] for fmt in EXPORT_FORMATS}
 
 
 @router.get(
@@ -127,7 +134,7 @@ def get_unit(
 
 @router.get(
     "/layers/{layer}/export",
-    summary="Export a layer's units 导出边界 (GeoJSON, GeoPackage, KML, CSV)",
+    summary="Export a layer's units 导出边界 (GeoJSON, GPKG, KML, shapefile, GeoParquet, CSV)",
     response_class=FileResponse,
     responses={
         200: {"content": {m: {} for m in _EXPORT_MEDIA.values()}, "description": "The file."},
@@ -140,7 +147,12 @@ def export_units(
     jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     principal: Principal = Depends(current_principal),
     format: Annotated[
-        Literal["geojson", "gpkg", "kml", "csv"], Query(description="File format.")
+        str,
+        Query(
+            # Every format `tongge export` writes (gis.io.EXPORT_FORMATS), nothing else.
+            pattern=f"^({'|'.join(EXPORT_FORMATS)})$",
+            description=f"One of {', '.join(EXPORT_FORMATS)} (shp: a ZIP; parquet: GeoParquet).",
+        ),
     ] = "geojson",
     level: Annotated[str | None, Query(description="Only this level.")] = None,
     crs: Annotated[
@@ -148,14 +160,19 @@ def export_units(
     ] = None,
     at: datetime | None = Depends(event_time),
 ) -> FileResponse:
-    """Download the units of your jurisdiction in a layer (audited)."""
+    """Download the units of your jurisdiction in a layer (audited).
+
+    The file is named after the layer, the level and the day of `at`
+    (China time), e.g. `governance_grid_2026-12-06.zip`; times in it carry
+    their offset (`2026-01-01T00:00:00+08:00`).
+    """
     frame, _ = unit_registry.units_page(
         db, layer=layer, level=level, at=at, limit=1_000_000, jurisdiction=jurisdiction
     )
     if frame.empty:
         raise NotFoundError(f"layer {layer!r} has no units to export here", field="layer")
     workdir = Path(tempfile.mkdtemp(prefix="tongge-export-"))
-    target = workdir / f"{layer}.{format}"
+    target = workdir / export_name(layer, level=level, at=at, fmt=format)
     try:
         write_units(frame, target, fmt=format, crs=crs)
     except Exception:
@@ -174,6 +191,19 @@ def export_units(
         filename=target.name,
         background=BackgroundTask(remove_folder, workdir),
     )
+
+
+def export_name(layer: str, *, level: str | None, at: datetime | None, fmt: str) -> str:
+    """Return the download's file name: layer, level (or ``all``), day in China time.
+
+    Examples
+    --------
+    >>> from gis.times import parse_time
+    >>> export_name("governance", level="grid", at=parse_time("2026-12-06"), fmt="shp")
+    'governance_grid_2026-12-06.zip'
+    """
+    day = (at or utc_now()).astimezone(LOCAL_ZONE).date().isoformat()
+    return f"{layer}_{level or 'all'}_{day}.{_EXPORT_FILES[fmt][1]}"
 
 
 def _bbox(text: str) -> tuple[float, float, float, float]:

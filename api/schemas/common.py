@@ -150,14 +150,10 @@ def _time(value: Any) -> str | None:
 
 
 def plain(record: dict[str, Any]) -> dict[str, Any]:
-    """Return a frame record with JSON-ready values: NaN → None, numpy scalars → Python."""
-    return {
-        k: (
-            None
-            if v is None or (isinstance(v, float) and math.isnan(v))
-            else v.item()
-            if hasattr(v, "item")
-            else v
-        )
-        for k, v in record.items()
-    }
+    """Return a frame record with JSON-ready values: NaN, ±inf → None, numpy scalars → Python."""
+    result = {}
+    for k, v in record.items():
+        if hasattr(v, "item") and getattr(v, "ndim", None) == 0:
+            v = v.item()
+        result[k] = None if isinstance(v, float) and not math.isfinite(v) else v
+    return result

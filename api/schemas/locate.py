@@ -175,7 +175,16 @@ class GeocodeAnswer(BaseModel):
     lat: float | None = Field(default=None, description="CGCS2000 latitude.")
     crs: Literal["EPSG:4490"] = "EPSG:4490"
     at: str | None = Field(default=None, description="The time whose boundaries were used (UTC).")
-    status: Literal["ok", "outside", "ambiguous", "unmatched", "outside_jurisdiction"]
+    status: Literal[
+        "ok", "outside", "ambiguous", "unmatched", "outside_jurisdiction", "before_first_version"
+    ] = Field(
+        description="before_first_version: `at` is earlier than any stored boundary version "
+        "(no unit existed then; `first_version` says when the first starts)."
+    )
+    first_version: str | None = Field(
+        default=None, description="With before_first_version: when the first version starts."
+    )
+    message: str | None = Field(default=None, description="Why the status is what it is.")
     address: GeocodeAddress | None = Field(default=None, description="For address requests.")
     layers: dict[str, GeocodeLayer]
     responsible: list[GeocodePerson] = Field(

@@ -29,9 +29,10 @@ from gis.alignment import (
 )
 from gis.alignment._stale import stale_edges, stale_references
 from gis.errors import InputError
+from gis.layers import LayerSpec
 from gis.repository import Database
-from gis.times import parse_time
-from gis.units import ImportResult, import_units
+from gis.times import isoformat_local, parse_time
+from gis.units import ImportResult, import_units, layer_spec
 from gis.validate import ValidationReport
 
 _log = logging.getLogger(__name__)
@@ -134,7 +135,9 @@ def align(
     """
     a_ref = a if isinstance(a, LayerLevel) else parse_layer_level(a)
     b_ref = b if isinstance(b, LayerLevel) else parse_layer_level(b)
-    when = parse_time(at)
+    when = parse_time(at, field="at")
+    for ref in (a_ref, b_ref):  # both names first: a typo is not "no units"
+        _level_of(db, ref)
     a_units, a_parents, _ = _load(db, a_ref, when)
     b_units, b_parents, b_parent_level = _load(db, b_ref, when)
     weights = _weights(db, a_ref, a_units, when)
@@ -307,23 +310,28 @@ def apply_alignment(
     ]
 
 
+def _level_of(db: Database, ref: LayerLevel) -> LayerSpec:
+    spec = layer_spec(db, layer=ref.layer)
+    try:
+        spec.level(ref.level)
+    except KeyError:
+        names = ", ".join(lv.name for lv in spec.levels)
+        raise InputError(
+            f"layer {ref.layer!r} has no level {ref.level!r} ({names})", field="level"
+        ) from None
+    return spec
+
+
 def _load(
     db: Database, ref: LayerLevel, when: datetime
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None, str | None]:
+    spec = _level_of(db, ref)
     with db.reader() as repo:
-        spec = repo.layer_spec(name=ref.layer)
-        try:
-            spec.level(ref.level)
-        except KeyError:
-            names = ", ".join(lv.name for lv in spec.levels)
-            raise InputError(
-                f"layer {ref.layer!r} has no level {ref.level!r} ({names})", field="level"
-            ) from None
         units = repo.units_frame(layer=ref.layer, level=ref.level, at=when)
         parent = spec.parent_level(ref.level)
         parents = repo.units_frame(layer=ref.layer, level=parent.name, at=when) if parent else None
     if units.empty:
-        raise InputError(f"{ref} has no units at {when.isoformat()}", field="layer")
+        raise InputError(f"{ref} has no units at {isoformat_local(when)}", field="layer")
     return _with_weights(units), _with_weights(parents), parent.name if parent else None
 
 

@@ -47,7 +47,7 @@ from gis.locate.answers import (
 from gis.repository import Database
 from gis.revisions import RevisionClock
 from gis.staff import responsible_for
-from gis.times import parse_time
+from gis.times import isoformat_local, parse_time
 
 __all__ = [
     "AMBIGUITY_MARGIN",
@@ -224,14 +224,26 @@ class LocateService:
                     answers.append(answer_point(level, row, point, measure=lowest))
             layers[layer] = LayerAnswer.of(answers)
         staff = self.cache.staff()
+        first_version = message = None
+        status = _overall(layers)
+        if indexes.start is None and indexes.end is not None:
+            # No version had started yet: "outside" would say the place is off the map.
+            first_version = isoformat_local(indexes.end)
+            status = "before_first_version"
+            message = (
+                f"at {isoformat_local(when)} is before the first boundary version "
+                f"({first_version}): no unit existed then"
+            )
         answer = LocateAnswer(
             input=request,
-            status=_overall(layers),
+            status=status,
             layers=layers,
             responsible=tuple(responsible_for(staff, _local_first(layers))) if staff else (),
             lon=lon,
             lat=lat,
             at=when.isoformat(),
+            first_version=first_version,
+            message=message,
         )
         return answer if viewer is None else answer.cut_inside(viewer)
 
@@ -248,8 +260,9 @@ class LocateService:
         """Locate many points at once; one row per point.
 
         Columns: ``lon``, ``lat`` (CGCS2000), ``status`` (``ok``, ``outside``,
-        ``outside_jurisdiction`` or ``invalid`` for unusable coordinates) and
-        one ``<layer>_<level>`` column of unit codes per level (with ``names``,
+        ``outside_jurisdiction``, ``before_first_version`` when no boundary
+        version had started, or ``invalid`` for unusable coordinates) and one
+        ``<layer>_<level>`` column of unit codes per level (with ``names``,
         each followed by a ``<layer>_<level>_name`` column). With ``visible``
         (a caller's jurisdiction) only the codes it may see are written, and a
         point outside its area has no code at all.
@@ -346,6 +359,10 @@ def locate_arrays(
                 result[f"{layer}_{level.level}_name"] = labels
         found_everywhere &= rows >= 0  # the layer's lowest level decides
     status = np.where(found_everywhere, "ok", "outside").astype(object)
+    if not indexes.levels:
+        # No unit at that time: never "ok" with every level blank.
+        early = indexes.start is None and indexes.end is not None
+        status[:] = "before_first_version" if early else "outside"
     if inside is not None:
         status[~inside] = OUTSIDE_JURISDICTION
     status[~ok] = "invalid"

@@ -266,7 +266,9 @@ class LocateAnswer:
 
     ``lon``/``lat`` (CGCS2000) and ``at`` are None for an address that was
     not located. ``status``: ``ok``, ``outside``, ``ambiguous``,
-    ``unmatched`` (an address) or ``outside_jurisdiction``.
+    ``unmatched`` (an address), ``outside_jurisdiction`` or
+    ``before_first_version`` (``at`` earlier than any stored boundary
+    version: ``first_version`` says when the first starts, ``message`` why).
     """
 
     input: LocateInput
@@ -277,6 +279,8 @@ class LocateAnswer:
     lat: float | None = None
     at: str | None = None
     address: AddressAnswer | None = None
+    first_version: str | None = None
+    message: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form (the ``GeocodeAnswer`` schema; key order kept)."""
@@ -299,6 +303,10 @@ class LocateAnswer:
             "layers": layers,
             "responsible": responsible,
         }
+        if self.first_version is not None:
+            data["first_version"] = self.first_version
+        if self.message is not None:
+            data["message"] = self.message
         if self.address is not None:
             data["address"] = self.address.to_dict()
         return data
@@ -366,4 +374,6 @@ class LocateAnswer:
             lat=self.lat,
             at=self.at,
             address=address,
+            first_version=self.first_version,
+            message=self.message,
         )

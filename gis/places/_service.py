@@ -29,7 +29,7 @@ from gis.files import format_for, open_source, read_table
 from gis.gridindex import GridIndex
 from gis.io import read_frame
 from gis.repository import Database, Repository
-from gis.times import parse_time
+from gis.times import isoformat_local, parse_time
 from gis.types import Progress
 
 __all__ = [
@@ -284,12 +284,12 @@ def assign_places(
     ``index`` is a :class:`GridIndex` of those units already built (e.g. the
     locate service's); it is used when it indexes exactly them.
     """
-    when = parse_time(at)
+    when = parse_time(at, field="at")
     with db.reader() as repo:
         units = repo.units_frame(layer=layer, level=level, at=when)
         buildings = repo.places.buildings_frame()
     if units.empty:
-        raise InputError(f"{layer}:{level} has no units at {when.isoformat()}", field="level")
+        raise InputError(f"{layer}:{level} has no units at {isoformat_local(when)}", field="level")
     if buildings.empty:
         raise InputError("no buildings are stored: import some first", field="buildings")
     entrance = gpd.points_from_xy(buildings["entrance_lon"], buildings["entrance_lat"], crs=4490)
@@ -333,7 +333,7 @@ def unit_workload(
     ``indexes(layer, level)`` may return a built index of a level's units
     (the locate service's), so that one index per level serves everything.
     """
-    when = parse_time(at)
+    when = parse_time(at, field="at")
     with db.reader() as repo:
         spec = repo.layer_spec(name=layer)
         units = repo.units_frame(layer=layer, at=when)
@@ -342,7 +342,7 @@ def unit_workload(
     present = set(units["level"])
     lowest = next((lv.name for lv in reversed(spec.levels) if lv.name in present), None)
     if lowest is None:
-        raise InputError(f"layer {layer!r} has no units at {when.isoformat()}", field="layer")
+        raise InputError(f"layer {layer!r} has no units at {isoformat_local(when)}", field="layer")
     lowest_units = units[units["level"] == lowest]
     shared = _matching(indexes(layer, lowest) if indexes else None, lowest_units)
     assignment = assign_places(db, layer=layer, level=lowest, at=when, index=shared)

@@ -32,6 +32,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from gis.errors import ConflictError, InputError, UnavailableError
 from gis.repository._dialect import (
     WRITE_OPTION,
+    database_file,
+    display_url,
     erase_append_only,
     is_unique_violation,
     make_engine,
@@ -40,7 +42,15 @@ from gis.repository._store import Repository
 from gis.repository._types import ImportSummary, LayerSummary, LevelSummary
 from gis.repository.models import Base
 
-__all__ = ["Database", "ImportSummary", "LayerSummary", "LevelSummary", "Repository"]
+__all__ = [
+    "Database",
+    "ImportSummary",
+    "LayerSummary",
+    "LevelSummary",
+    "Repository",
+    "database_file",
+    "display_url",
+]
 
 
 class Database:
@@ -77,8 +87,11 @@ class Database:
             command.upgrade(config, "head")
 
     def is_migrated(self) -> bool:
-        """Whether the schema exists."""
-        return inspect(self.engine).has_table("units")
+        """Whether the schema exists (UnavailableError when the server cannot be reached)."""
+        try:
+            return inspect(self.engine).has_table("units")
+        except SQLAlchemyError as error:
+            raise UnavailableError("the database cannot be reached", cause=_cause(error)) from None
 
     @contextmanager
     def transaction(self) -> Iterator[Repository]:

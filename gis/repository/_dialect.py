@@ -16,6 +16,8 @@ __all__ = [
     "REVISION_COUNTERS",
     "append_only_statements",
     "bbox_filter",
+    "database_file",
+    "display_url",
     "erase_append_only",
     "geometry_as_wkb",
     "is_unique_violation",
@@ -28,6 +30,33 @@ _STORAGE_SRID = 4490
 
 #: Execution option marking a connection whose transactions write.
 WRITE_OPTION = "tongge_write"
+
+
+def database_file(url: str) -> Path | None:
+    """Return the file of a ``sqlite:///PATH`` URL (None: a server, or in memory).
+
+    Examples
+    --------
+    >>> database_file("sqlite:////srv/tongge/tongge.sqlite")
+    PosixPath('/srv/tongge/tongge.sqlite')
+    >>> database_file("postgresql+psycopg://u:secret@db/tongge") is None
+    True
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def display_url(url: str) -> str:
+    """Return ``url`` to show people: never its password.
+
+    Examples
+    --------
+    >>> display_url("postgresql+psycopg://u:secret@db/tongge")
+    'postgresql+psycopg://u:***@db/tongge'
+    """
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def make_engine(url: str, *, spatialite_library: str = "mod_spatialite") -> Engine:

@@ -32,7 +32,7 @@ from gis.repository.models import (
     StaffRow,
     UnitRow,
 )
-from gis.times import utc_now
+from gis.times import isoformat_local, utc_now
 from gis.types import Progress
 
 _UNIT_COLUMNS = (
@@ -370,8 +370,9 @@ class Repository:
         )
         if later is not None and later > valid_from:
             raise ConflictError(
-                f"level {layer}:{level} already has a version from {later.isoformat()}; "
-                f"an import must be valid from that time or later, not {valid_from.isoformat()}"
+                f"level {layer}:{level} already has a version from {isoformat_local(later)}; "
+                "an import must be valid from that time or later, not "
+                f"{isoformat_local(valid_from)}"
             )
         import_row = ImportRow(
             layer_id=layer_row.id,
@@ -402,7 +403,8 @@ class Repository:
             if old is not None:
                 if old.valid_from >= valid_from:
                     raise ConflictError(
-                        f"unit {code!r} already has a version from {old.valid_from.isoformat()}"
+                        f"unit {code!r} already has a version from "
+                        f"{isoformat_local(old.valid_from)}"
                     )
                 old.valid_to = valid_from
                 summary.updated.append(code)

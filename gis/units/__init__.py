@@ -49,6 +49,8 @@ __all__ = [
     "import_manifest",
     "import_moves",
     "import_units",
+    "layer_spec",
+    "level_spec",
     "list_layers",
     "parse_time",
     "unit_detail",
@@ -93,12 +95,18 @@ def check_file(
             raise
         # A CRS mix-up is a problem of the data (exit 1), with what was seen.
         return mismatch_report(error)
-    layer, level_spec = level_spec_for(level)
+    layer, spec = level_spec_for(level)
+    if level is not None and spec is None:
+        raise InputError(
+            f"level {level!r} is not a level of a built-in layer ({', '.join(_builtin_levels())}); "
+            "for a layer of your own leave out --level",
+            field="level",
+        )
     report = validate_units(
         units,
         parents=parents,
         layer=layer,
-        level=level_spec or level,
+        level=spec or level,
         tolerances=tolerances,
         progress=announce,
     )
@@ -175,7 +183,7 @@ def export_layer(
         spec = repo.layer_spec(name=layer)
         if level is not None:
             _level(spec, level)
-        frame = repo.units_frame(layer=layer, level=level, at=parse_time(at))
+        frame = repo.units_frame(layer=layer, level=level, at=parse_time(at, field="at"))
     if frame.empty:
         raise NotFoundError(
             f"layer {layer!r} has no units{f' at level {level!r}' if level else ''}"
@@ -210,6 +218,17 @@ def define_layer(db: Database, *, spec: LayerSpec, actor: Principal = SYSTEM) ->
         return repo.layer_spec(name=spec.name)
 
 
+def layer_spec(db: Database, *, layer: str) -> LayerSpec:
+    """Return a stored layer's definition; NotFoundError naming ``layer`` otherwise."""
+    with db.reader() as repo:
+        return repo.layer_spec(name=layer)
+
+
+def level_spec(db: Database, *, layer: str, level: str) -> LevelSpec:
+    """Return a stored layer's level; NotFoundError naming ``layer`` or ``level`` otherwise."""
+    return _level(layer_spec(db, layer=layer), level)
+
+
 def list_layers(
     db: Database, *, at: str | datetime | None = None, jurisdiction: Jurisdiction | None = None
 ) -> list[LayerSummary]:
@@ -219,7 +238,7 @@ def list_layers(
     would tell about other units).
     """
     with db.reader() as repo:
-        summaries = repo.list_layers(at=parse_time(at) if at else None)
+        summaries = repo.list_layers(at=parse_time(at, field="at") if at else None)
     if jurisdiction is None or jurisdiction.unrestricted:
         return summaries
     restricted = []
@@ -237,7 +256,7 @@ def level_counts(
     db: Database, *, layer: str, codes: Collection[str], at: str | datetime | None = None
 ) -> dict[str, int]:
     """Count, per level, the units of ``codes`` valid at ``at`` (a jurisdiction's share)."""
-    when = parse_time(at)
+    when = parse_time(at, field="at")
     with db.reader() as repo:
         spec = repo.layer_spec(name=layer)
         return {
@@ -333,7 +352,7 @@ def units_page(
     with their boundaries clipped to its area.
     """
     codes = None if jurisdiction is None else jurisdiction.codes(layer)
-    when = parse_time(at)
+    when = parse_time(at, field="at")
     with db.reader() as repo:
         spec = repo.layer_spec(name=layer)
         if level is not None:
@@ -410,7 +429,7 @@ def unit_detail(
 def _detail(
     db: Database, *, code: str, layer: str | None = None, at: str | datetime | None = None
 ) -> dict[str, Any]:
-    when = parse_time(at)
+    when = parse_time(at, field="at")
     with db.reader() as repo:
         found = repo.units_frame(layer=layer, codes=[code], at=when)
         if found.empty:
@@ -433,6 +452,10 @@ def _detail(
             parent = row.iloc[0]["parent_code"]
         children = repo.units_frame(layer=unit["layer"], parent=code, at=when)
     return {"unit": unit, "ancestors": ancestors, "children": children}
+
+
+def _builtin_levels() -> list[str]:
+    return list(dict.fromkeys(lv.name for spec in BUILTIN_LAYERS.values() for lv in spec.levels))
 
 
 def _level(spec: LayerSpec, level: str) -> LevelSpec:

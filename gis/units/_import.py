@@ -48,7 +48,7 @@ from gis.errors import ConflictError, InputError, NotFoundError, ValidationFaile
 from gis.io import FieldMap, read_units
 from gis.layers import BUILTIN_LAYERS, LayerSpec, LevelSpec
 from gis.repository import Database, ImportSummary, Repository
-from gis.times import TimeLike, parse_time
+from gis.times import TimeLike, isoformat_local, parse_time
 from gis.types import Progress, Step
 from gis.unitframe import merge_multipart_units
 from gis.units._repair import Repair, repair_slivers
@@ -500,7 +500,7 @@ def _plan(
     if parent_level is not None and (parents is None or parents.empty):
         raise InputError(
             f"layer {layer!r} has no {parent_level.name} units valid at "
-            f"{when.isoformat()}: import the {parent_level.name} level first",
+            f"{isoformat_local(when)}: import the {parent_level.name} level first",
             field="level",
         )
     units = _unit_columns(units)

@@ -1,0 +1,5 @@
+"""``python -m api.cli``: the ``tongge`` command without the console script."""
+
+from api.cli import main
+
+main()
