@@ -55,7 +55,8 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="tongge-edit-"))
     log("loading the sample city (about a minute)")
     db = open_database(
-        Settings(database_url=f"sqlite:///{folder / 'city.sqlite'}", load_sample_city=True)
+        Settings(database_url=f"sqlite:///{folder / 'city.sqlite'}", load_sample_city=True),
+        create=True,
     )
     state = load_state(db, layer="governance")
     grids = state.frame("grid")

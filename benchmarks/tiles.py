@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="tongge-tiles-"))
     log("loading the sample city (about a minute)")
     db = open_database(
-        Settings(database_url=f"sqlite:///{folder / 'city.sqlite'}", load_sample_city=True)
+        Settings(database_url=f"sqlite:///{folder / 'city.sqlite'}", load_sample_city=True),
+        create=True,
     )
     clock = RevisionClock(db, refresh_seconds=60)
     locator = LocateService(db, clock=clock)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,9 +34,10 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+def city(tmp_path_factory: pytest.TempPathFactory, sample_city_file: Path) -> Iterator[Database]:
     path = tmp_path_factory.mktemp("batch-city") / "city.sqlite"
-    db = open_database(Settings(database_url=f"sqlite:///{path}", load_sample_city=True))
+    shutil.copyfile(sample_city_file, path)  # the sample city, loaded once per run
+    db = open_database(Settings(database_url=f"sqlite:///{path}", load_sample_city=False))
     yield db
     db.dispose()
 
