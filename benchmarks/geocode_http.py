@@ -18,7 +18,13 @@ now, again and again, so that the server rebuilds its indexes
 (``during_import``). ``background_jobs_done`` counts the batches and imports
 finished in the window. Target: p99 at most 20 ms in both.
 
-Run: ``python benchmarks/geocode_http.py [--seconds 10] [--connections 16] [--batch-rows N]``
+With ``--before PATH`` (a checkout of an earlier commit, e.g. ``git worktree
+add /tmp/before <commit>``) that commit's server is loaded too, idle, in the
+same run, on a database its own code made: ``before_after`` gives the ratio
+of throughput and the latencies of both (is this version slower?).
+
+Run: ``python benchmarks/geocode_http.py [--seconds 10] [--connections 16] [--batch-rows N]
+[--before PATH]``
 """
 
 from __future__ import annotations
@@ -62,6 +68,9 @@ def main() -> None:
     parser.add_argument(
         "--skip-load", action="store_true", help="Only the idle comparison (no batch or import)."
     )
+    parser.add_argument(
+        "--before", type=Path, help="A checkout of an earlier commit to load as well (idle)."
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
@@ -90,8 +99,25 @@ def main() -> None:
             "/geocode",
         ),
     }
+    keys = {"tongge": token}
+    if args.before is not None:
+        before_url = f"sqlite:///{work / 'before.sqlite'}"
+        _log(f"loading the sample city with the code of {args.before}")
+        keys["tongge_before"] = _before_key(args.before, before_url)
+        servers["tongge_before"] = (
+            ["api.app:create_server_app"],
+            {
+                "TONGGE_DATABASE_URL": before_url,
+                "TONGGE_LOAD_SAMPLE_CITY": "false",
+                "TONGGE_SECRET_KEY": secret,
+                "PYTHONPATH": str(args.before),
+            },
+            "/api/v1/geocode",
+        )
     for name, (target, env, path) in servers.items():
-        script = _wrk_script(work, _points(200), api_key=token if name == "tongge" else None)
+        key = keys.get(name)
+        (work / name).mkdir(exist_ok=True)
+        script = _wrk_script(work / name, _points(200), api_key=key)
         port = _free_port()
         _log(f"starting {name} on :{port}")
         process = subprocess.Popen(
@@ -107,7 +133,7 @@ def main() -> None:
                 "--log-level",
                 "warning",
             ],
-            cwd=ROOT,
+            cwd=args.before if name == "tongge_before" else ROOT,
             env={**os.environ, **env},
         )
         try:
@@ -147,6 +173,7 @@ def main() -> None:
                 "target_p99_ms": 10.0,
                 "meets_target": ratio >= 2.0 and results["tongge"]["p99_ms"] <= 10.0,
                 "under_load": under_load,
+                "before_after": _before_after(results),
                 "under_load_target_p99_ms": 20.0,
                 "under_load_meets_target": all(
                     (r["p99_ms"] or 1e9) <= 20.0 for r in under_load.values()
@@ -256,6 +283,61 @@ def _points(count: int) -> np.ndarray:
     chosen = chosen.representative_point()
     jitter = rng.normal(0, 1e-5, (count, 2))
     return np.column_stack([chosen.x, chosen.y]) + jitter
+
+
+_BEFORE_SETUP = """
+import sys
+from api.bootstrap import open_database
+from gis.access import SYSTEM
+from gis.access.accounts import MAX_KEY_RATE, create_api_key
+from gis.settings import Settings
+try:
+    from gis import units as registry
+except ImportError:  # before the units package was named so
+    from gis import registry
+settings = Settings(database_url=sys.argv[1], load_sample_city=True)
+try:
+    db = open_database(settings, create=True)
+except TypeError:  # before only `init` created databases
+    db = open_database(settings)
+units = []
+for summary in registry.list_layers(db):
+    frame, _ = registry.units_page(db, layer=summary.name, level=summary.levels[0].name, limit=1000)
+    units += [f"{summary.name}:{code}" for code in frame["code"]]
+_, token = create_api_key(
+    db, name="benchmark dispatch", role="dispatcher", units=units,
+    rate_per_minute=MAX_KEY_RATE, actor=SYSTEM,
+)
+print(token)
+"""
+
+
+def _before_key(checkout: Path, url: str) -> str:
+    # The earlier commit's own code makes its database and the same key.
+    done = subprocess.run(
+        [sys.executable, "-c", _BEFORE_SETUP, url],
+        cwd=checkout,
+        env={**os.environ, "PYTHONPATH": str(checkout)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+def _before_after(results: dict[str, dict]) -> dict[str, float | None] | None:
+    before, after = results.get("tongge_before"), results.get("tongge")
+    if before is None or after is None:
+        return None
+    return {
+        "requests_per_s_after_over_before": round(
+            after["requests_per_s"] / before["requests_per_s"], 3
+        ),
+        "p50_ms_before": before.get("p50_ms"),
+        "p50_ms_after": after.get("p50_ms"),
+        "p99_ms_before": before.get("p99_ms"),
+        "p99_ms_after": after.get("p99_ms"),
+    }
 
 
 def _dispatcher_key(db: Database) -> str:
