@@ -113,6 +113,10 @@ def test_rings_that_collapse_at_this_zoom_are_left_out() -> None:
     big = shapely.box(0, 0, 50, 50)
     data = encode_tile([TileLayer("grid", np.array([sliver, big]), [{"code": "s"}, {"code": "b"}])])
     assert [f["properties"]["code"] for f in decode(data)["grid"]] == ["b"]
+    # A whole layer collapsing (a district at zoom 0) is an empty layer, not an error.
+    dots = np.array([shapely.box(0, 0, 0.2, 0.2), shapely.box(5, 5, 5.3, 5.3)], dtype=object)
+    pixels = np.asarray(shapely.transform(dots, np.rint), dtype=object)
+    assert decode(encode_tile([TileLayer("grid", pixels, [{}, {}])])).get("grid", []) == []
 
 
 # -- the HTTP endpoint on both dialects ------------------------------------------
@@ -152,6 +156,8 @@ def test_tile_holds_exactly_the_units_meeting_it(client: TestClient) -> None:
 
 
 def test_tile_far_away_is_empty_and_addresses_are_checked(client: TestClient) -> None:
+    world = client.get("/api/v1/tiles/governance/community/0/0/0.mvt")
+    assert world.status_code == 200  # the district is a dot at zoom 0
     empty = client.get("/api/v1/tiles/governance/community/10/0/0.mvt")
     assert empty.status_code == 200 and not decode(empty.content).get("community")
     bad = client.get("/api/v1/tiles/governance/community/3/8/0.mvt")

@@ -149,6 +149,8 @@ def _encode_polygons(geometries: NDArray[np.object_]) -> list[bytes | None]:
     polygons, feature_of_polygon = shapely.get_parts(geometries, return_index=True)
     rings, polygon_of_ring = shapely.get_rings(polygons, return_index=True)
     coords, ring_of_coord = shapely.get_coordinates(rings, return_index=True)
+    if len(coords) == 0:
+        return [None] * n
     coords = coords.astype(np.int64)
     # Exterior rings come first among their polygon's rings.
     first_ring = np.r_[True, polygon_of_ring[1:] != polygon_of_ring[:-1]]
@@ -187,6 +189,8 @@ def _encode_polygons(geometries: NDArray[np.object_]) -> list[bytes | None]:
     point_kept = usable[ring_of_coord]
     coords, ring_of_coord = coords[point_kept], ring_of_coord[point_kept]
     kept_rings = np.flatnonzero(usable)
+    if len(kept_rings) == 0:
+        return [None] * n  # everything collapsed at this zoom
     counts = counts[kept_rings]
     feature_of_ring = feature_of_polygon[polygon_of_ring[kept_rings]]
     feature_of_coord = np.repeat(feature_of_ring, counts)
