@@ -1,0 +1,26 @@
+"""Patrol routes (日巡查): street networks, postman tours, plans, exports, checks and scores.
+
+- :func:`read_network` / :func:`network_from_frame` build a noded street
+  network (metres) from a line file or an OSM PBF, walking or driving.
+- :func:`plan_patrol` covers every street of a unit with closed routes: exact
+  Chinese postman when undirected or directed, a documented heuristic with a
+  lower bound when mixed or rural (:mod:`gis.patrol._postman`).
+"""
+
+from gis.patrol._network import Mode, StreetNetwork, network_from_frame, read_network
+from gis.patrol._plan import Checkpoint, PatrolPlan, Route, plan_patrol, route_line
+from gis.patrol._postman import Tour, postman_tour
+
+__all__ = [
+    "Checkpoint",
+    "Mode",
+    "PatrolPlan",
+    "Route",
+    "StreetNetwork",
+    "Tour",
+    "network_from_frame",
+    "plan_patrol",
+    "postman_tour",
+    "read_network",
+    "route_line",
+]
