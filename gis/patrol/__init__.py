@@ -5,13 +5,17 @@
 - :func:`plan_patrol` covers every street of a unit with closed routes: exact
   Chinese postman when undirected or directed, a documented heuristic with a
   lower bound when mixed or rural (:mod:`gis.patrol._postman`).
+- :func:`write_plan` exports GPX 1.1, KML, GeoJSON or CSV, WGS84 or GCJ-02/BD-09.
 """
 
+from gis.patrol._export import DATUMS, EXPORT_FORMATS, plan_to_geojson, write_plan
 from gis.patrol._network import Mode, StreetNetwork, network_from_frame, read_network
 from gis.patrol._plan import Checkpoint, PatrolPlan, Route, plan_patrol, route_line
 from gis.patrol._postman import Tour, postman_tour
 
 __all__ = [
+    "DATUMS",
+    "EXPORT_FORMATS",
     "Checkpoint",
     "Mode",
     "PatrolPlan",
@@ -20,7 +24,9 @@ __all__ = [
     "Tour",
     "network_from_frame",
     "plan_patrol",
+    "plan_to_geojson",
     "postman_tour",
     "read_network",
     "route_line",
+    "write_plan",
 ]
