@@ -5,9 +5,20 @@
 - :func:`plan_patrol` covers every street of a unit with closed routes: exact
   Chinese postman when undirected or directed, a documented heuristic with a
   lower bound when mixed or rural (:mod:`gis.patrol._postman`).
+- :func:`check_route` checks a route file against a unit; :func:`score_track`
+  scores a recorded GPS track against a plan.
 - :func:`write_plan` exports GPX 1.1, KML, GeoJSON or CSV, WGS84 or GCJ-02/BD-09.
 """
 
+from gis.patrol._check import (
+    RouteCheck,
+    Track,
+    TrackScore,
+    check_route,
+    read_route,
+    read_track,
+    score_track,
+)
 from gis.patrol._export import DATUMS, EXPORT_FORMATS, plan_to_geojson, write_plan
 from gis.patrol._network import Mode, StreetNetwork, network_from_frame, read_network
 from gis.patrol._plan import Checkpoint, PatrolPlan, Route, plan_patrol, route_line
@@ -20,13 +31,20 @@ __all__ = [
     "Mode",
     "PatrolPlan",
     "Route",
+    "RouteCheck",
     "StreetNetwork",
     "Tour",
+    "Track",
+    "TrackScore",
+    "check_route",
     "network_from_frame",
     "plan_patrol",
     "plan_to_geojson",
     "postman_tour",
     "read_network",
+    "read_route",
+    "read_track",
     "route_line",
+    "score_track",
     "write_plan",
 ]
