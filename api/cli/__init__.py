@@ -11,7 +11,16 @@ import sys
 
 import typer
 
-from api.cli import _access, _alignment, _locate, _places, _service, _staff, _units
+from api.cli import (
+    _access,
+    _alignment,
+    _locate,
+    _patrol,
+    _places,
+    _service,
+    _staff,
+    _units,
+)
 
 app = typer.Typer(
     name="tongge",
@@ -27,6 +36,7 @@ _alignment.register(app)
 _places.register(app)
 _service.register(app)
 _access.register(app)
+_patrol.register(app)
 
 
 def main() -> None:

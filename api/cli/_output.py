@@ -22,6 +22,7 @@ from gis.validate import ValidationReport
 err = Console(stderr=True)
 out = Console()
 
+
 class ReportFormat(StrEnum):
     """How ``check`` prints its report."""
 
