@@ -38,6 +38,7 @@ class Permission(StrEnum):
     WORKLOAD_READ = "workload:read"
     ACCOUNTS_ADMIN = "accounts:admin"
     AUDIT_READ = "audit:read"
+    PATROL = "patrol"
 
 
 class Role(StrEnum):
@@ -91,6 +92,7 @@ _FIELD_WORK = frozenset(
         _P.STAFF_READ,
         _P.GEOCODE,
         _P.WORKLOAD_READ,
+        _P.PATROL,
     }
 )
 
@@ -110,6 +112,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             _P.GEOCODE_BATCH,
             _P.ALIGNMENT_READ,
             _P.WORKLOAD_READ,
+            _P.PATROL,
         }
     ),
     Role.DISPATCHER: frozenset(

@@ -98,8 +98,7 @@ class Database:
             if not is_unique_violation(error):
                 raise
             raise ConflictError(
-                "another change to the same data was saved at the same time: "
-                "reload and try again"
+                "another change to the same data was saved at the same time: reload and try again"
             ) from None
         finally:
             session.close()
