@@ -9,6 +9,7 @@ every operation but ``/health`` and sign-in answers 401.
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
 import time
@@ -86,6 +87,11 @@ def path_values(db: Database, grid: str) -> dict[str, str]:
         "username": "nobody-here",
         "key_id": "0123456789ab",
         "import_id": str(import_of(db, grid)),
+        # The vector tile route: the tile holding the two-grid city.
+        "level": "grid",
+        "z": "1",
+        "x": "0",
+        "y": "0",
     }
 
 
@@ -121,10 +127,54 @@ def body_for(method: str, path: str, grid: str) -> dict[str, Any]:
         ("PATCH", "/api/v1/admin/users/{username}"): {"json": {"active": False}},
         ("POST", "/api/v1/admin/users/{username}/password"): {"json": {}},
         ("POST", "/api/v1/admin/api-keys"): {"json": {"name": "k", "role": "admin"}},
+        ("POST", "/api/v1/patrol/plan"): {
+            "files": {"network": ("streets.geojson", _street(point), "application/geo+json")},
+            "params": {"unit": grid},
+        },
+        ("POST", "/api/v1/patrol/check"): {
+            "files": {
+                "network": ("streets.geojson", _street(point), "application/geo+json"),
+                "route": ("route.geojson", _street(point), "application/geo+json"),
+            },
+            "params": {"unit": grid},
+        },
+        ("POST", "/api/v1/patrol/score"): {
+            "files": {
+                "network": ("streets.geojson", _street(point), "application/geo+json"),
+                "track": ("track.gpx", _track(point), "application/gpx+xml"),
+            },
+            "params": {"unit": grid},
+        },
     }
     if method in ("GET", "DELETE"):
         return {}
     return bodies[(method, path)]
+
+
+def _street(point: dict[str, float]) -> str:
+    x, y = point["x"], point["y"]
+    line = [[x - 0.001, y], [x + 0.001, y]]
+    return json.dumps(
+        {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "properties": {},
+                    "geometry": {"type": "LineString", "coordinates": line},
+                }
+            ],
+        }
+    )
+
+
+def _track(point: dict[str, float]) -> str:
+    x, y = point["x"], point["y"]
+    return (
+        '<gpx version="1.1" creator="t" xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg>'
+        f'<trkpt lat="{y}" lon="{x - 0.001}"/><trkpt lat="{y}" lon="{x + 0.001}"/>'
+        "</trkseg></trk></gpx>"
+    )
 
 
 def query_variants(grid: str) -> list[dict[str, str]]:

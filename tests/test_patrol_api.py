@@ -47,9 +47,7 @@ def test_grid_worker_plans_their_unit_only(city_db: Database, grids: tuple[str, 
             "/api/v1/patrol/plan", params={"unit": "999999"}, files={"network": upload(network)}
         )
         assert absent.status_code == 404
-        assert hidden.json()["detail"].replace(other, "X") == absent.json()["detail"].replace(
-            "999999", "X"
-        )
+        assert hidden.json() == absent.json()
         whole = client.post("/api/v1/patrol/plan", files={"network": upload(network)})
         assert whole.status_code == 400 and "unit" in whole.text
 

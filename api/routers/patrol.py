@@ -230,17 +230,15 @@ def _unit(db: Database, scope: Scope, code: str | None, layer: str | None) -> Un
         if not scope.unrestricted:
             raise InputError("name the unit to plan (unit=CODE): one of your units", field="unit")
         return None
-    missing = NotFoundError(
-        f"no unit {code!r}" + (f" in layer {layer!r}" if layer else ""), field="unit"
-    )
+    # The code is not echoed: the answer for a hidden unit must not differ
+    # from a missing one in any way, and query values are not the caller's path.
+    missing = NotFoundError("no such unit in your jurisdiction", field="unit")
     # Jurisdiction first: a hidden unit must not answer differently from a missing one.
     if not scope.sees_code(code, layer=layer):
         raise missing
     try:
         area = load_unit(db, code=code, layer=layer)
     except NotFoundError:
-        if scope.unrestricted:
-            raise
         raise missing from None
     if not scope.sees(area.layer or "", code):
         raise missing
