@@ -43,7 +43,7 @@ from gis.errors import InputError
 __all__ = ["Tour", "postman_tour"]
 
 #: Up to this many odd nodes the matching is exact (complete graph).
-EXACT_MATCHING = 80
+EXACT_MATCHING = 120
 #: Beyond, each odd node is offered this many nearest odd nodes.
 NEIGHBOURS = 10
 #: Flow costs are integers (network simplex is exact on integers): centimetres.
