@@ -278,3 +278,31 @@ def test_helsinki_and_tempe_beat_eulerize() -> None:
         plan = plan_patrol(network)
         assert plan.covered_share == pytest.approx(1)
         assert plan.street_length_m <= plan.length_m <= eulerize_length(network) + 1e-6
+
+
+@settings(max_examples=30, deadline=None)
+@given(grids(), st.data())
+def test_random_one_way_grids_are_driven_legally(
+    lines: list[list[tuple[float, float]]], data: st.DataObject
+) -> None:
+    flags = data.draw(
+        st.lists(st.sampled_from(["yes", "-1", "no"]), min_size=len(lines), max_size=len(lines))
+    )
+    try:
+        network = tiny(lines, oneway=flags, mode="drive")
+        plan = plan_patrol(network)
+    except InputError as error:
+        # A grid whose one-way streets trap the driver is refused, not looped.
+        assert "one-way" in error.message or "connects" in error.message
+        return
+    seg = network.segments
+    street = float(seg["length"].sum())
+    assert plan.covered_share == pytest.approx(1)
+    assert street - 1e-6 <= plan.lower_bound_m <= plan.length_m + 1e-6
+    steps = plan.routes[0].steps
+    oneway = seg["oneway"].to_numpy()
+    assert all(forward for s, forward in steps if oneway[s])
+    # Consecutive steps join: the tour is one closed walk.
+    u, v = seg["u"].to_numpy(), seg["v"].to_numpy()
+    ends = [(u[s], v[s]) if f else (v[s], u[s]) for s, f in steps]
+    assert all(a[1] == b[0] for a, b in zip(ends, ends[1:] + ends[:1], strict=True))

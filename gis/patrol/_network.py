@@ -238,6 +238,12 @@ def _largest_part(network: StreetNetwork) -> StreetNetwork:
     part_v = np.array([owner[n] for n in v])
     inner = part_u == part_v
     totals = np.bincount(part_u[inner], weights=lengths[inner], minlength=len(parts))
+    if not totals.any():
+        raise InputError(
+            "no street can be driven in a closed route: the one-way streets lead nowhere "
+            "(check the one-way data or plan on foot with mode walk)",
+            field="network",
+        )
     keep = inner & (part_u == int(np.argmax(totals)))
     used, ids = np.unique(np.concatenate([seg["u"][keep], seg["v"][keep]]), return_inverse=True)
     kept = seg[keep].copy()
