@@ -31,7 +31,11 @@ class PlanResponse(BaseModel):
     exact: bool = Field(description="The plan is proven optimal.")
     method: str = Field(description="undirected, directed or mixed (+rural, +near-matching).")
     mode: str
-    segments: int
+    segments: int = Field(description="Street segments of the unit.")
+    network: dict[str, Any] = Field(
+        description="segments, zero_length_dropped, unconnected_m (streets left out: "
+        "no street joins them to the rest)."
+    )
 
 
 class CheckResponse(BaseModel):

@@ -124,6 +124,11 @@ class PatrolPlan:
             "method": self.method,
             "mode": self.network.mode,
             "segments": int(self.required.sum()),
+            "network": {
+                "segments": len(self.network.segments),
+                "zero_length_dropped": self.network.dropped,
+                "unconnected_m": round(self.network.islands_m, 1),
+            },
         }
 
 
