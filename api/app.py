@@ -18,17 +18,7 @@ from api.errors import ERROR_RESPONSES, PROBLEM_JSON, Problem
 from api.fastpath import GeocodeFastPath
 from api.hardening import Hardening
 from api.permissions import PUBLIC, check_routes
-from api.routers import (
-    access,
-    alignment,
-    health,
-    locate,
-    patrol,
-    places,
-    staff,
-    tiles,
-    units,
-)
+from api.routers import access, alignment, health, locate, patrol, places, staff, tiles, units
 from api.schemas.locate import GeocodeRequest
 from api.security import Authenticator, RateLimiter, Security, guard
 from gis import __version__
@@ -97,7 +87,6 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             if settings.batch_processes
             else None
         )
-
         # Build today's locate indexes and tiles now, in the background, not in
         # the first request.
         def warm() -> None:

@@ -11,16 +11,7 @@ import sys
 
 import typer
 
-from api.cli import (
-    _access,
-    _alignment,
-    _locate,
-    _patrol,
-    _places,
-    _service,
-    _staff,
-    _units,
-)
+from api.cli import _access, _alignment, _locate, _patrol, _places, _service, _staff, _units
 
 app = typer.Typer(
     name="tongge",

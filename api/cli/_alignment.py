@@ -46,7 +46,9 @@ def align_command(
         state = align(db, a=layer_a, b=layer_b, at=at)
         plan = propose(state) if (proposal or apply) and not state.report.aligned else None
         if apply and plan is not None:
-            apply_alignment(db, state=state, proposal=plan, valid_from=apply, actor=cli_principal())
+            apply_alignment(
+                db, state=state, proposal=plan, valid_from=apply, actor=cli_principal()
+            )
     except TonggeError as error:
         fail(error, as_json=as_json)
     report = state.report

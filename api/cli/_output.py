@@ -22,7 +22,6 @@ from gis.validate import ValidationReport
 err = Console(stderr=True)
 out = Console()
 
-
 class ReportFormat(StrEnum):
     """How ``check`` prints its report."""
 

@@ -34,9 +34,7 @@ def add(
     """Assign a person to a unit."""
     try:
         member = add_staff(
-            open_database(),
-            layer=layer,
-            unit_code=unit,
+            open_database(), layer=layer, unit_code=unit,
             role=role,
             name=name,
             phone=phone,

@@ -98,7 +98,8 @@ class Database:
             if not is_unique_violation(error):
                 raise
             raise ConflictError(
-                "another change to the same data was saved at the same time: reload and try again"
+                "another change to the same data was saved at the same time: "
+                "reload and try again"
             ) from None
         finally:
             session.close()

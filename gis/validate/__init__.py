@@ -72,6 +72,7 @@ from gis.validate._report import (
 __all__ = ["RULES", "Problem", "Tolerances", "ValidationReport", "validate_units"]
 
 
+
 def validate_units(
     units: gpd.GeoDataFrame,
     *,

@@ -48,6 +48,7 @@ def unmatched_edges(
     return ~shapely.is_empty(edges) & ~shapely.is_missing(edges), edges
 
 
+
 def report_unnoded(
     codes: list[str],
     edges: NDArray[np.object_],
