@@ -19,7 +19,18 @@ from api.fastpath import GeocodeFastPath
 from api.hardening import Hardening
 from api.jsontext import StrictJSONResponse
 from api.permissions import PUBLIC, check_routes
-from api.routers import access, alignment, edits, health, locate, places, staff, tiles, units
+from api.routers import (
+    access,
+    alignment,
+    edits,
+    health,
+    locate,
+    patrol,
+    places,
+    staff,
+    tiles,
+    units,
+)
 from api.schemas.locate import GeocodeRequest
 from api.security import Authenticator, RateLimiter, Security, guard
 from gis import __version__
@@ -171,6 +182,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         alignment.router,
         tiles.router,
         edits.router,
+        patrol.router,
     )
     for router in routers:
         app.include_router(router)

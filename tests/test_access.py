@@ -61,6 +61,8 @@ def test_role_table() -> None:
         holds_admin = {P.ACCOUNTS_ADMIN, P.AUDIT_READ} & ROLE_PERMISSIONS[role]
         assert bool(holds_admin) == (role is Role.ADMIN)
     assert P.STAFF_WRITE in ROLE_PERMISSIONS[Role.PLANNER]
+    patrol = {r for r in Role if P.PATROL in ROLE_PERMISSIONS[r]}
+    assert patrol == {Role.ADMIN, Role.PLANNER, Role.GRID_WORKER, Role.POLICE}
     assert ROLE_PERMISSIONS[Role.VIEWER] == {P.UNITS_READ, P.ALIGNMENT_READ, P.WORKLOAD_READ}
     assert Role.parse("社区民警") is Role.POLICE and Role.parse("Grid-Worker") is Role.GRID_WORKER
     with pytest.raises(InputError, match="unknown role"):

@@ -9,6 +9,7 @@ every operation but ``/health`` and sign-in answers 401.
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
 import time
@@ -145,10 +146,54 @@ def body_for(method: str, path: str, grid: str) -> dict[str, Any]:
             }
         },
         ("POST", "/api/v1/layers/{layer}/changesets/{changeset_id}/revert"): {},
+        ("POST", "/api/v1/patrol/plan"): {
+            "files": {"network": ("streets.geojson", _street(point), "application/geo+json")},
+            "params": {"unit": grid},
+        },
+        ("POST", "/api/v1/patrol/check"): {
+            "files": {
+                "network": ("streets.geojson", _street(point), "application/geo+json"),
+                "route": ("route.geojson", _street(point), "application/geo+json"),
+            },
+            "params": {"unit": grid},
+        },
+        ("POST", "/api/v1/patrol/score"): {
+            "files": {
+                "network": ("streets.geojson", _street(point), "application/geo+json"),
+                "track": ("track.gpx", _track(point), "application/gpx+xml"),
+            },
+            "params": {"unit": grid},
+        },
     }
     if method in ("GET", "DELETE"):
         return {}
     return bodies[(method, path)]
+
+
+def _street(point: dict[str, float]) -> str:
+    x, y = point["x"], point["y"]
+    line = [[x - 0.001, y], [x + 0.001, y]]
+    return json.dumps(
+        {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "properties": {},
+                    "geometry": {"type": "LineString", "coordinates": line},
+                }
+            ],
+        }
+    )
+
+
+def _track(point: dict[str, float]) -> str:
+    x, y = point["x"], point["y"]
+    return (
+        '<gpx version="1.1" creator="t" xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg>'
+        f'<trkpt lat="{y}" lon="{x - 0.001}"/><trkpt lat="{y}" lon="{x + 0.001}"/>'
+        "</trkseg></trk></gpx>"
+    )
 
 
 def query_variants(grid: str) -> list[dict[str, str]]:

@@ -19,6 +19,7 @@ from api.cli import (
     _alignment,
     _edits,
     _locate,
+    _patrol,
     _places,
     _service,
     _staff,
@@ -56,6 +57,7 @@ _service.register(app)
 _access.register(app)
 _streets.register(app)
 _edits.register(app)
+_patrol.register(app)
 
 
 def main() -> None:

@@ -39,6 +39,7 @@ class Permission(StrEnum):
     WORKLOAD_READ = "workload:read"
     ACCOUNTS_ADMIN = "accounts:admin"
     AUDIT_READ = "audit:read"
+    PATROL = "patrol"
 
 
 class Role(StrEnum):
@@ -92,6 +93,7 @@ _FIELD_WORK = frozenset(
         _P.STAFF_READ,
         _P.GEOCODE,
         _P.WORKLOAD_READ,
+        _P.PATROL,
     }
 )
 
@@ -112,6 +114,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             _P.GEOCODE_BATCH,
             _P.ALIGNMENT_READ,
             _P.WORKLOAD_READ,
+            _P.PATROL,
         }
     ),
     Role.DISPATCHER: frozenset(

@@ -1,0 +1,321 @@
+"""The ``patrol`` commands: plan, export, check and score patrol routes (日巡查)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from api.cli._output import ReportFormat, echo_json, err, fail, out
+from gis.errors import InputError, TonggeError
+from gis.patrol import (
+    PatrolPlan,
+    check_route,
+    read_route,
+    read_track,
+    score_track,
+    write_plan,
+)
+from gis.patrol._service import (
+    NO_STREET_LAYER,
+    UnitArea,
+    area_from_file,
+    load_unit,
+    network_for,
+    parse_checkpoint,
+    parse_lonlat,
+    plan_for,
+)
+
+patrol = typer.Typer(
+    name="patrol",
+    help="巡查路线 patrol routes: plan, export, check a route, score a GPS track.",
+    no_args_is_help=True,
+)
+
+
+class ModeChoice(StrEnum):
+    """Walking ignores one-way streets; driving respects them."""
+
+    walk = "walk"
+    drive = "drive"
+
+
+class DatumChoice(StrEnum):
+    """Coordinates for the phone app."""
+
+    wgs84 = "wgs84"
+    gcj02 = "gcj02"
+    bd09 = "bd09"
+
+
+UnitOption = Annotated[
+    str | None, typer.Option("--unit", help="Code of a stored unit (micro-grid, grid, beat).")
+]
+LayerOption = Annotated[
+    str | None, typer.Option("--layer", help="Layer of --unit, when the code is in several.")
+]
+AreaOption = Annotated[
+    Path | None, typer.Option("--area", help="Polygon file of the area to cover instead.")
+]
+NetworkOption = Annotated[
+    Path | None,
+    typer.Option("--network", help="Streets: OSM .osm.pbf or a line file GDAL reads."),
+]
+ModeOption = Annotated[ModeChoice, typer.Option("--mode")]
+StartOption = Annotated[
+    str | None, typer.Option("--start", help="LON,LAT (WGS84) where routes start and end.")
+]
+CheckpointOption = Annotated[
+    list[str] | None,
+    typer.Option("--checkpoint", help="Must-visit place NAME@LON,LAT (WGS84); repeatable."),
+]
+MaxLengthOption = Annotated[
+    float | None, typer.Option("--max-length-m", help="Longest route (m): split into shifts.")
+]
+DatumOption = Annotated[
+    DatumChoice, typer.Option("--datum", help="wgs84, gcj02 (Amap/Tencent), bd09 (Baidu).")
+]
+FormatOption = Annotated[ReportFormat, typer.Option("--format")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``patrol`` command group to ``app``."""
+    patrol.command("plan")(plan_command)
+    patrol.command("export")(export_command)
+    patrol.command("check")(check_command)
+    patrol.command("score")(score_command)
+    app.add_typer(patrol)
+
+
+def plan_command(
+    unit: UnitOption = None,
+    layer: LayerOption = None,
+    area: AreaOption = None,
+    network: NetworkOption = None,
+    mode: ModeOption = ModeChoice.walk,
+    start: StartOption = None,
+    checkpoint: CheckpointOption = None,
+    max_length_m: MaxLengthOption = None,
+    datum: DatumOption = DatumChoice.wgs84,
+    format: FormatOption = ReportFormat.text,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Write the plan: .gpx, .kml, .geojson or .csv."),
+    ] = None,
+) -> None:
+    """Plan closed routes covering every street of a unit (or the whole --network)."""
+    as_json = format is ReportFormat.json
+    try:
+        chosen = _area(unit, layer, area, network)
+        plan = _plan(network, chosen, mode, start, checkpoint, max_length_m)
+        if output is not None:
+            write_plan(
+                plan,
+                output,
+                datum=datum.value,
+                unit_code=chosen.code if chosen else None,
+                unit_name=chosen.name if chosen else None,
+            )
+    except TonggeError as error:
+        fail(error, as_json=as_json)
+    if as_json:
+        echo_json(plan.to_dict())
+    else:
+        _print_plan(plan)
+    if output is not None:
+        err.print(f"plan written to {output} ({datum.value})")
+
+
+def export_command(
+    output: Annotated[Path, typer.Option("-o", "--output", help=".gpx, .kml, .geojson or .csv.")],
+    unit: UnitOption = None,
+    layer: LayerOption = None,
+    area: AreaOption = None,
+    network: NetworkOption = None,
+    mode: ModeOption = ModeChoice.walk,
+    start: StartOption = None,
+    checkpoint: CheckpointOption = None,
+    max_length_m: MaxLengthOption = None,
+    datum: DatumOption = DatumChoice.wgs84,
+) -> None:
+    """Plan and write the routes for a phone (GPX 1.1, KML, GeoJSON) or a sheet (CSV)."""
+    try:
+        chosen = _area(unit, layer, area, network)
+        plan = _plan(network, chosen, mode, start, checkpoint, max_length_m)
+        write_plan(
+            plan,
+            output,
+            datum=datum.value,
+            unit_code=chosen.code if chosen else None,
+            unit_name=chosen.name if chosen else None,
+        )
+    except TonggeError as error:
+        fail(error)
+    out.print(f"{len(plan.routes)} route(s), {plan.length_m:,.0f} m → {output} ({datum.value})")
+
+
+def check_command(
+    route: Annotated[Path, typer.Argument(help="The route: .gpx, .kml or .geojson.")],
+    unit: UnitOption = None,
+    layer: LayerOption = None,
+    area: AreaOption = None,
+    network: NetworkOption = None,
+    mode: ModeOption = ModeChoice.walk,
+    datum: Annotated[
+        DatumChoice, typer.Option("--datum", help="Datum the route file is in.")
+    ] = DatumChoice.wgs84,
+    tolerance_m: Annotated[float, typer.Option(help="A street within this is covered.")] = 15.0,
+    format: FormatOption = ReportFormat.text,
+) -> None:
+    """Check an existing route against a unit: length outside it, streets not covered."""
+    as_json = format is ReportFormat.json
+    try:
+        chosen = _area(unit, layer, area, network)
+        assert network is not None  # _area refuses a missing network
+        streets = network_for(network, area=chosen, mode=mode.value)
+        lines = read_route(route, datum=datum.value)
+        result = check_route(
+            streets,
+            lines,
+            area=chosen.geometry if chosen else None,
+            area_crs=chosen.crs if chosen else "EPSG:4326",
+            tolerance_m=tolerance_m,
+        )
+    except TonggeError as error:
+        fail(error, as_json=as_json)
+    body = result.to_dict()
+    if as_json:
+        echo_json(body)
+        return
+    out.print(
+        f"route {body['length_m']:,.0f} m, outside the unit {body['outside_m']:,.0f} m "
+        f"({body['outside_share']:.1%}); streets covered {body['covered_share']:.1%} "
+        f"of {body['street_length_m']:,.0f} m"
+    )
+    if body["uncovered"]:
+        table = Table(title=f"streets not covered ({len(body['uncovered'])})")
+        for column in ("name", "length m", "lon, lat"):
+            table.add_column(column)
+        for row in body["uncovered"][:30]:
+            table.add_row(
+                row["name"] or "", f"{row['length_m']:.0f}", f"{row['lon']}, {row['lat']}"
+            )
+        out.print(table)
+
+
+def score_command(
+    track: Annotated[Path, typer.Argument(help="The recorded GPS track (.gpx trk).")],
+    unit: UnitOption = None,
+    layer: LayerOption = None,
+    area: AreaOption = None,
+    network: NetworkOption = None,
+    mode: ModeOption = ModeChoice.walk,
+    checkpoint: CheckpointOption = None,
+    datum: Annotated[
+        DatumChoice, typer.Option("--datum", help="Datum the track was recorded in.")
+    ] = DatumChoice.wgs84,
+    tolerance_m: Annotated[float, typer.Option(help="Fixes within this match a street.")] = 15.0,
+    format: FormatOption = ReportFormat.text,
+) -> None:
+    """Score a recorded track against the unit's plan: streets walked, time inside, checkpoints."""
+    as_json = format is ReportFormat.json
+    try:
+        chosen = _area(unit, layer, area, network)
+        plan = _plan(network, chosen, mode, None, checkpoint, None)
+        recorded = read_track(track, datum=datum.value)
+        result = score_track(
+            plan,
+            recorded,
+            area=chosen.geometry if chosen else None,
+            area_crs=chosen.crs if chosen else "EPSG:4326",
+            tolerance_m=tolerance_m,
+        )
+    except TonggeError as error:
+        fail(error, as_json=as_json)
+    body = result.to_dict()
+    if as_json:
+        echo_json(body)
+        return
+    inside = body["time_inside_s"]
+    out.print(
+        f"walked {body['walked_street_m']:,.0f} m of {body['planned_street_m']:,.0f} m planned "
+        f"({body['walked_share']:.1%}); time inside "
+        f"{'unknown (no times)' if inside is None else f'{inside / 60:.0f} min'}; "
+        f"checkpoints reached {len(body['checkpoints_reached'])}/"
+        f"{len(body['checkpoints_reached']) + len(body['checkpoints_missed'])}"
+    )
+
+
+def _area(
+    unit: str | None, layer: str | None, area: Path | None, network: Path | None
+) -> UnitArea | None:
+    if unit is not None and area is not None:
+        raise InputError("give --unit or --area, not both", field="unit")
+    if network is None:
+        if unit is not None or area is not None:
+            raise InputError(NO_STREET_LAYER, field="network")
+        raise InputError(
+            "nothing to plan: give --unit CODE or --area FILE, with --network FILE "
+            "(or --network alone to cover the whole network)",
+            field="network",
+        )
+    if unit is not None:
+        from api.bootstrap import open_database
+
+        return load_unit(open_database(), code=unit, layer=layer)
+    if area is not None:
+        return area_from_file(area)
+    return None
+
+
+def _plan(
+    network: Path | None,
+    area: UnitArea | None,
+    mode: ModeChoice,
+    start: str | None,
+    checkpoints: list[str] | None,
+    max_length_m: float | None,
+) -> PatrolPlan:
+    assert network is not None  # checked by _area
+    return plan_for(
+        network,
+        area=area,
+        mode=mode.value,
+        start=parse_lonlat(start) if start else None,
+        checkpoints=[parse_checkpoint(c) for c in checkpoints or []],
+        max_length_m=max_length_m,
+    )
+
+
+def _print_plan(plan: PatrolPlan) -> None:
+    table = Table(title=f"巡查路线 patrol plan ({plan.method}, {plan.network.mode})")
+    for column in (
+        "route",
+        "length m",
+        "streets m",
+        "deadhead m",
+        "segments",
+        "time",
+        "checkpoints",
+    ):
+        table.add_column(column)
+    for number, route in enumerate(plan.routes, start=1):
+        table.add_row(
+            str(number),
+            f"{route.length_m:,.0f}",
+            f"{route.street_m:,.0f}",
+            f"{route.deadhead_m:,.0f}",
+            str(route.segments),
+            f"{route.time_s / 60:.0f} min",
+            ", ".join(route.checkpoints),
+        )
+    out.print(table)
+    out.print(
+        f"streets {plan.street_length_m:,.0f} m, covered {plan.covered_share:.1%}; "
+        f"total {plan.length_m:,.0f} m ({plan.length_m / plan.street_length_m:.3f}× streets); "
+        f"lower bound {plan.lower_bound_m:,.0f} m{' (optimal)' if plan.exact else ''}"
+    )

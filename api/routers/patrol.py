@@ -1,0 +1,274 @@
+"""Patrol routes (日巡查): plan, export, check a route, score a recorded track.
+
+Every request uploads the street network (OSM ``.osm.pbf`` or a line file)
+until a street layer is stored. A caller bound to units (grid workers,
+police, planners of a district) must name a unit of their jurisdiction;
+others may leave it out to cover the whole network.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
+
+from api.deps import get_db, remove_folder
+from api.schemas.patrol import CheckResponse, PlanResponse, ScoreResponse
+from api.security import current_jurisdiction, current_principal
+from gis.access import Jurisdiction, Principal, record
+from gis.errors import InputError, NotFoundError
+from gis.patrol import check_route, read_route, read_track, score_track, write_plan
+from gis.patrol._service import (
+    UnitArea,
+    load_unit,
+    network_for,
+    parse_checkpoint,
+    parse_lonlat,
+    plan_for,
+)
+from gis.repository import Database
+
+router = APIRouter(prefix="/api/v1/patrol", tags=["patrol"])
+
+_MEDIA = {
+    "gpx": "application/gpx+xml",
+    "kml": "application/vnd.google-earth.kml+xml",
+    "geojson": "application/geo+json",
+    "csv": "text/csv",
+}
+_DOUBLE_SUFFIXES = (".osm.pbf", ".shp.zip")
+
+UnitQuery = Annotated[
+    str | None,
+    Query(description="Unit code (micro-grid, grid, beat); required within a jurisdiction."),
+]
+LayerQuery = Annotated[str | None, Query(description="Layer, when a code is in several.")]
+ModeQuery = Annotated[Literal["walk", "drive"], Query(description="drive respects one-way.")]
+DatumQuery = Annotated[
+    Literal["wgs84", "gcj02", "bd09"], Query(description="wgs84, gcj02 (Amap), bd09 (Baidu).")
+]
+NetworkFile = Annotated[
+    UploadFile, File(description="Streets: OSM .osm.pbf, GeoJSON, GeoPackage, zipped Shapefile…")
+]
+CheckpointQuery = Annotated[
+    list[str] | None, Query(description="Must-visit places NAME@LON,LAT (WGS84), repeatable.")
+]
+
+
+@router.post(
+    "/plan",
+    summary="Plan patrol routes covering a unit's streets 巡查路线规划",
+    response_model=PlanResponse,
+    responses={
+        200: {"content": {m: {} for m in _MEDIA.values()}},
+        404: {"description": "No such unit in your jurisdiction"},
+    },
+)
+async def plan(
+    request: Request,
+    network: NetworkFile,
+    db: Database = Depends(get_db),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    principal: Principal = Depends(current_principal),
+    unit: UnitQuery = None,
+    layer: LayerQuery = None,
+    mode: ModeQuery = "walk",
+    start: Annotated[str | None, Query(description="LON,LAT (WGS84) start and end.")] = None,
+    checkpoint: CheckpointQuery = None,
+    max_length_m: Annotated[float | None, Query(gt=0, description="Longest route (m).")] = None,
+    datum: DatumQuery = "wgs84",
+    format: Annotated[
+        Literal["json", "gpx", "kml", "geojson", "csv"],
+        Query(description="json: the figures; otherwise the routes as a file."),
+    ] = "json",
+) -> Any:
+    """Plan closed routes covering every street of the unit (exact postman where possible).
+
+    The JSON answer: `routes` (`length_m`, `deadhead_m`, `segments`,
+    `checkpoints` each), `street_length_m`, `covered_share`, `lower_bound_m`.
+    """
+    area = _unit(db, jurisdiction, unit, layer)
+    workdir = Path(tempfile.mkdtemp(prefix="tongge-patrol-"))
+    try:
+        source, name = await _save(request, network, workdir)
+        result = await run_in_threadpool(
+            plan_for,
+            source,
+            area=area,
+            mode=mode,
+            start=parse_lonlat(start) if start else None,
+            checkpoints=[parse_checkpoint(c) for c in checkpoint or []],
+            max_length_m=max_length_m,
+            label=name,
+        )
+        if format == "json":
+            remove_folder(workdir)
+            return result.to_dict()
+        target = workdir / f"plan.{format}"
+        write_plan(
+            result,
+            target,
+            datum=datum,
+            unit_code=area.code if area else None,
+            unit_name=area.name if area else None,
+        )
+    except Exception:
+        remove_folder(workdir)
+        raise
+    record(
+        db,
+        actor=principal,
+        action="patrol.export",
+        target=f"unit:{area.layer}:{area.code}" if area else f"file:{name}"[:300],
+        detail={"format": format, "routes": len(result.routes), "datum": datum},
+    )
+    code = area.code if area and area.code else "network"
+    return FileResponse(
+        target,
+        media_type=_MEDIA[format],
+        filename=f"patrol-{code}.{format}",
+        background=BackgroundTask(remove_folder, workdir),
+    )
+
+
+@router.post(
+    "/check",
+    summary="Check a route file against a unit 路线核查",
+    response_model=CheckResponse,
+    responses={404: {"description": "No such unit in your jurisdiction"}},
+)
+async def check(
+    request: Request,
+    network: NetworkFile,
+    route: Annotated[UploadFile, File(description="The route: .gpx, .kml or .geojson.")],
+    db: Database = Depends(get_db),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    unit: UnitQuery = None,
+    layer: LayerQuery = None,
+    mode: ModeQuery = "walk",
+    datum: DatumQuery = "wgs84",
+    tolerance_m: Annotated[float, Query(gt=0, le=200)] = 15.0,
+) -> dict[str, Any]:
+    """Return the route's length outside the unit and the unit's streets it does not cover."""
+    area = _unit(db, jurisdiction, unit, layer)
+    workdir = Path(tempfile.mkdtemp(prefix="tongge-patrol-"))
+    try:
+        source, name = await _save(request, network, workdir)
+        route_file, route_name = await _save(request, route, workdir, stem="route")
+
+        def work() -> dict[str, Any]:
+            streets = network_for(source, area=area, mode=mode, label=name)
+            lines = read_route(route_file, datum=datum, label=route_name)
+            return check_route(
+                streets,
+                lines,
+                area=area.geometry if area else None,
+                area_crs=area.crs if area else "EPSG:4326",
+                tolerance_m=tolerance_m,
+            ).to_dict()
+
+        return await run_in_threadpool(work)
+    finally:
+        remove_folder(workdir)
+
+
+@router.post(
+    "/score",
+    summary="Score a recorded GPS track against the unit's plan 轨迹评分",
+    response_model=ScoreResponse,
+    responses={404: {"description": "No such unit in your jurisdiction"}},
+)
+async def score(
+    request: Request,
+    network: NetworkFile,
+    track: Annotated[UploadFile, File(description="The recorded track (.gpx trk).")],
+    db: Database = Depends(get_db),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    unit: UnitQuery = None,
+    layer: LayerQuery = None,
+    mode: ModeQuery = "walk",
+    checkpoint: CheckpointQuery = None,
+    datum: DatumQuery = "wgs84",
+    tolerance_m: Annotated[float, Query(gt=0, le=200)] = 15.0,
+) -> dict[str, Any]:
+    """Return the planned street length walked, time inside the unit, checkpoints reached."""
+    area = _unit(db, jurisdiction, unit, layer)
+    workdir = Path(tempfile.mkdtemp(prefix="tongge-patrol-"))
+    try:
+        source, name = await _save(request, network, workdir)
+        track_file, track_name = await _save(request, track, workdir, stem="track")
+
+        def work() -> dict[str, Any]:
+            planned = plan_for(
+                source,
+                area=area,
+                mode=mode,
+                checkpoints=[parse_checkpoint(c) for c in checkpoint or []],
+                label=name,
+            )
+            recorded = read_track(track_file, datum=datum, label=track_name)
+            return score_track(
+                planned,
+                recorded,
+                area=area.geometry if area else None,
+                area_crs=area.crs if area else "EPSG:4326",
+                tolerance_m=tolerance_m,
+            ).to_dict()
+
+        return await run_in_threadpool(work)
+    finally:
+        remove_folder(workdir)
+
+
+def _unit(
+    db: Database, jurisdiction: Jurisdiction, code: str | None, layer: str | None
+) -> UnitArea | None:
+    if code is None:
+        if not jurisdiction.unrestricted:
+            raise InputError("name the unit to plan (unit=CODE): one of your units", field="unit")
+        return None
+    # The code is not echoed: the answer for a hidden unit must not differ
+    # from a missing one in any way, and query values are not the caller's path.
+    missing = NotFoundError("no such unit in your jurisdiction", field="unit")
+    # Jurisdiction first: a hidden unit must not answer differently from a missing one.
+    if not jurisdiction.sees_code(code, layer=layer):
+        raise missing
+    try:
+        area = load_unit(db, code=code, layer=layer)
+    except NotFoundError:
+        raise missing from None
+    # Routes are walked in units seen entirely (not another layer's unit
+    # that merely overlaps one's own).
+    if not jurisdiction.sees_wholly(area.layer or "", code):
+        raise missing
+    return area
+
+
+async def _save(
+    request: Request, upload: UploadFile, workdir: Path, *, stem: str = "network"
+) -> tuple[Path, str]:
+    # Messages name the upload by its own name, never by where it is kept here.
+    name = Path(upload.filename or f"{stem}.geojson").name
+    lower = name.lower()
+    suffix = next((s for s in _DOUBLE_SUFFIXES if lower.endswith(s)), Path(lower).suffix)
+    target = workdir / f"{stem}{suffix}"
+    limit = request.app.state.settings.max_upload_bytes
+    size = 0
+    with target.open("wb") as sink:
+        while chunk := await upload.read(1 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise InputError(
+                    f"{name}: upload larger than the limit of {limit} bytes",
+                    field=stem,
+                    status=413,
+                )
+            sink.write(chunk)
+    if size == 0:
+        raise InputError(f"{name}: the uploaded file is empty", field=stem)
+    return target, name
