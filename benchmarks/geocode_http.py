@@ -139,6 +139,7 @@ def main() -> None:
         try:
             _wait(port)
             endpoint = f"http://127.0.0.1:{port}{path}"
+            _answering(endpoint, key)  # indexes built (in the background or on first use)
             _load(endpoint, script, 2, args.connections, args.threads)  # warm-up
             _log(f"loading {name} for {args.seconds} s")
             results[name] = _load(endpoint, script, args.seconds, args.connections, args.threads)
@@ -327,7 +328,7 @@ def _before_key(checkout: Path, url: str) -> str:
 
 def _before_after(results: dict[str, dict]) -> dict[str, float | None] | None:
     before, after = results.get("tongge_before"), results.get("tongge")
-    if before is None or after is None:
+    if before is None or after is None or not before["requests_per_s"]:
         return None
     return {
         "requests_per_s_after_over_before": round(
@@ -429,6 +430,24 @@ def _wait(port: int, timeout: float = 120.0) -> None:
         except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"server on :{port} did not start")
+
+
+def _answering(endpoint: str, key: str | None, timeout: float = 300.0) -> None:
+    import httpx
+
+    headers = {"X-API-Key": key} if key else {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            answer = httpx.post(
+                endpoint, json={"x": 118.58, "y": 24.91}, headers=headers, timeout=60
+            )
+            if answer.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{endpoint} did not answer 200 within {timeout:.0f} s")
 
 
 def _log(message: str) -> None:
