@@ -94,6 +94,10 @@ def _create_postgis_database(url: str) -> None:
     engine = create_engine(target, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as connection:
+            # A test database starts from nothing: tables (and the migration
+            # stamp) left by another branch's run would be trusted otherwise.
+            connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
             connection.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
     finally:
         engine.dispose()
