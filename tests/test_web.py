@@ -232,6 +232,7 @@ def test_align_map_renders_with_no_network(
 
 
 def test_planner_splits_a_micro_grid_by_drawing_a_line(server: Server, browser: Browser) -> None:
+    import numpy as np
     import shapely
 
     admin = token(server, add_user(server.db, role="admin"))
@@ -245,12 +246,23 @@ def test_planner_splits_a_micro_grid_by_drawing_a_line(server: Server, browser: 
         f"{server.url}/api/v1/units/{micro['code']}", params={"layer": "governance"}, headers=admin
     ).json()
     polygon = shapely.geometry.shape(unit["geometry"])
-    # A line across the micro-grid through its middle, ending on its boundary.
-    inner = polygon.representative_point()
-    minx, _, maxx, _ = polygon.bounds
-    across = shapely.LineString([(minx - 1, inner.y), (maxx + 1, inner.y)]).intersection(polygon)
-    segment = max(shapely.get_parts(across), key=lambda part: part.length)
+    # A line across the micro-grid, boundary to boundary, between its buildings
+    # (one through a building is refused unless forced).
+    with server.db.reader() as repo:
+        buildings = repo.places.buildings_frame(bbox=polygon.bounds)
+    footprints = shapely.union_all(np.asarray(buildings.geometry.values)).buffer(2e-5)
+    minx, miny, maxx, maxy = polygon.bounds
+    segment = None
+    for share in np.linspace(0.3, 0.7, 41):
+        y = miny + share * (maxy - miny)
+        across = shapely.LineString([(minx - 1, y), (maxx + 1, y)]).intersection(polygon)
+        parts = [p for p in shapely.get_parts(across) if p.length > (maxx - minx) / 3]
+        if len(parts) == 1 and not parts[0].intersects(footprints):
+            segment = parts[0]
+            break
+    assert segment is not None, "no line between the buildings of this micro-grid"
     (x0, y0), (x1, y1) = segment.coords[0], segment.coords[-1]
+    inner = segment.interpolate(0.5, normalized=True)
     username = add_user(server.db, role="planner", units=["governance:350502"])
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     recorder = sign_in(page, server, username)
@@ -268,9 +280,10 @@ def test_planner_splits_a_micro_grid_by_drawing_a_line(server: Server, browser: 
 
     page.click("#edit-toggle")
     page.select_option("#edit-op", "split")
-    inside = shapely.Point((x0 + x1) / 2, inner.y + (polygon.bounds[3] - inner.y) / 3)
-    if not polygon.contains(inside):
-        inside = polygon.representative_point()
+    # Pick the unit by clicking inside it, off the line to be drawn.
+    above = shapely.LineString([(inner.x, inner.y), (inner.x, maxy + 1)]).intersection(polygon)
+    reach = max(shapely.get_parts(above), key=lambda part: part.length)
+    inside = reach.interpolate(0.5, normalized=True)
     page.mouse.click(*pixel(inside.x, inside.y))
     assert page.inner_text("#edit-units") == micro["code"]
     page.click("#edit-draw")
@@ -283,19 +296,29 @@ def test_planner_splits_a_micro_grid_by_drawing_a_line(server: Server, browser: 
     page.fill("#edit-reason", "浏览器测试 browser test")
     page.click("#edit-save")
     page.wait_for_selector("#edit-status[data-preview=applied]", timeout=30_000)
-    # Through the API: the micro-grid is gone, its grid has the new ones.
+    saved = page.evaluate("() => window.tonggeEditor.lastSaved")
+    assert saved["applied"] and saved["changeset"] and saved["created"]
+    assert micro["code"] in saved["changed"] + saved["retired"]
+    # Through the API: the grid has the new micro-grids (the change set takes
+    # effect within a second or two of now).
     grid = next(u for u in located["layers"]["governance"]["units"] if u["level"] == "grid")
-    children = httpx.get(
-        f"{server.url}/api/v1/units/{grid['code']}", params={"layer": "governance"}, headers=admin
-    ).json()["children"]
-    codes = {c["code"] for c in children}
-    assert micro["code"] not in codes
+    for _ in range(60):
+        children = httpx.get(
+            f"{server.url}/api/v1/units/{grid['code']}",
+            params={"layer": "governance"},
+            headers=admin,
+        ).json()["children"]
+        codes = {c["code"] for c in children}
+        if set(saved["created"]) <= codes:
+            break
+        time.sleep(0.5)
+    assert set(saved["created"]) <= codes
     # On the map: the new micro-grids appear (tiles follow the change).
     page.wait_for_function(
-        "(args) => { const fs = window.tonggeMap.querySourceFeatures('units', "
+        "(now) => { const fs = window.tonggeMap.querySourceFeatures('units', "
         "{sourceLayer: 'micro_grid'}).map(f => f.properties.code);"
-        " return args.gone.every(c => !fs.includes(c)) && args.now.some(c => fs.includes(c)); }",
-        arg={"gone": [micro["code"]], "now": sorted(codes)},
+        " return now.every(c => fs.includes(c)); }",
+        arg=saved["created"],
         timeout=30_000,
     )
     page.screenshot(path=SCREENSHOTS / "edit_saved.png")

@@ -96,6 +96,7 @@ export class EditMode {
     const to = document.getElementById("edit-to").value.trim();
     const parts = Number(document.getElementById("edit-parts").value);
     const body = { op: this.op, level: this.level, units: this.units, dry_run: dryRun, cascade: "new" };
+    if (document.getElementById("edit-force").checked) body.force = true;
     if (this.geometry) body.geometry = this.geometry;
     if (to) body.to = this.op === "retire" ? to.split(/[\s,，]+/) : to;
     if (this.op === "auto_split") body.parts = parts;
@@ -124,6 +125,7 @@ export class EditMode {
     setStatus(t("saving"));
     try {
       const answer = await api(`/api/v1/layers/${encodeURIComponent(this.layer)}/edits`, { method: "POST", body: this.body(false) });
+      this.lastSaved = answer;
       renderImpact(answer);
       setStatus(`${t("saved")} #${answer.changeset}`, "ok");
       document.getElementById("edit-save").disabled = true;
