@@ -17,6 +17,7 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 import pytest
+import shapely
 import typer
 from shapely import box
 from typer.testing import CliRunner
@@ -43,6 +44,8 @@ VALID = {
     "levels": "area",
     "staff_id": "1",
     "key_id": "tg_nope",
+    "op": "merge",
+    "changeset_id": "999999",
 }
 
 #: param name -> (bad value, what the message must name).
@@ -97,11 +100,21 @@ BAD_FOR: dict[tuple[str, ...], dict[str, list[tuple[str, str]]]] = {
     ("staff", "add"): {"name": [(" ", "name")]},
     ("staff", "list"): {"unit": []},  # a filter: an unknown code lists nobody
     ("users", "add"): {"username": [("wang wang", "user")]},
+    # merge's own check comes first: it names the units it needs.
+    ("edit",): {"unit": [("nowhere:0", "unit")], "name": []},  # --name: carve's free text
+    ("changesets", "list"): {"unit": []},  # a filter: an unknown code lists nothing
+    # --layer only qualifies --unit; the street file comes with every call.
+    **{("patrol", verb): {"layer": []} for verb in ("plan", "export", "check", "score")},
+}
+
+#: Optional parameters given with every call of a command (with their valid value).
+ALWAYS_FOR: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("patrol", verb): ("network",) for verb in ("plan", "export", "check", "score")
 }
 
 
-#: Commands that read only files, never the database.
-FILE_ONLY = {("check",)}
+#: Commands that read only files, never the database (patrol: given a street file).
+FILE_ONLY = {("check",), *(("patrol", verb) for verb in ("plan", "export", "check", "score"))}
 
 #: Settings no command can use: the message names the setting.
 BAD_SETTINGS = [
@@ -162,7 +175,7 @@ def invocation(
         name = param.name or ""
         if name in bad:
             value = bad[name]
-        elif param.required:
+        elif param.required or name in ALWAYS_FOR.get(path, ()):
             value = str(files[name]) if name in files else valid[name]
         else:
             continue
@@ -238,8 +251,30 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[
         repo.ensure_layer(POLICE)
     db.dispose()
     assert run("users", "add", "wang", "--role", "admin")[0] == 0
+    streets = tmp_path / "streets.geojson"
+    gpd.GeoDataFrame(
+        {"name": ["中山路", "新华路"]},
+        geometry=[
+            shapely.LineString([(118.56, 24.90), (118.61, 24.90)]),
+            shapely.LineString([(118.58, 24.89), (118.58, 24.92)]),
+        ],
+        crs=4490,
+    ).to_file(streets)
+    track = tmp_path / "track.gpx"
+    track.write_text(
+        '<?xml version="1.0"?><gpx version="1.1" creator="t" '
+        'xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg>'
+        '<trkpt lat="24.90" lon="118.57"><time>2026-12-01T08:00:00Z</time></trkpt>'
+        '<trkpt lat="24.90" lon="118.59"><time>2026-12-01T08:10:00Z</time></trkpt>'
+        "</trkseg></trk></gpx>",
+        encoding="utf-8",
+    )
     yield {
         "file": county,
+        "area": county,
+        "network": streets,
+        "route": streets,
+        "track": track,
         "source": points,
         "output": tmp_path / "out.csv",
         "missing": tmp_path / "no_such_folder",

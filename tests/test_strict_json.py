@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import pytest
+import shapely
 from typer.testing import CliRunner
 
 from api.cli import app
@@ -59,7 +61,21 @@ def test_workload_json_has_no_nan(cli_city: Database) -> None:
 
 def test_every_json_output_of_the_cli_is_strict(cli_city: Database, tmp_path: Path) -> None:
     county = tmp_path / "county.geojson"
-    files = {"file": county, "source": county, "output": tmp_path / "out.csv"}
+    streets = tmp_path / "streets.geojson"
+    gpd.GeoDataFrame(
+        {"name": ["中山路"]},
+        geometry=[shapely.LineString([(118.56, 24.90), (118.61, 24.90)])],
+        crs=4490,
+    ).to_file(streets)
+    files = {
+        "file": county,
+        "source": county,
+        "output": tmp_path / "out.csv",
+        "area": county,
+        "network": streets,
+        "route": streets,
+        "track": streets,
+    }
     checked = []
     for path, command in commands().items():
         if not any(param.name == "format" for param in command.params):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -9,11 +10,20 @@ import typer
 from rich.table import Table
 
 from api.bootstrap import open_database
-from api.cli._output import EXIT_PROBLEMS, ReportFormat, echo_json, err, fail, out
+from api.cli._output import (
+    EXIT_PROBLEMS,
+    ReportFormat,
+    echo_json,
+    err,
+    fail,
+    out,
+    parse_option_time,
+)
 from gis.access import cli_principal
 from gis.edits import EditOptions, problem_geojson
 from gis.edits import service as edits
 from gis.errors import EditRefusedError, TonggeError
+from gis.units import layer_spec
 
 changesets_app = typer.Typer(
     help="Change sets 变更集: applied edits, their history, revert.", no_args_is_help=True
@@ -64,7 +74,12 @@ def edit_command(
     parts: Annotated[int | None, typer.Option(help="auto_split: how many parts.")] = None,
     cascade: Annotated[Cascade, typer.Option(help="How cut children follow.")] = Cascade.new,
     valid_from: Annotated[
-        str | None, typer.Option(help="Effective date (YYYY-MM-DD = 00:00 China time).")
+        datetime | None,
+        typer.Option(
+            parser=parse_option_time,
+            metavar="TIME",
+            help="Effective date (YYYY-MM-DD = 00:00 China time).",
+        ),
     ] = None,
     reason: Annotated[str | None, typer.Option(help="Why (stored with the change set).")] = None,
     name: Annotated[str | None, typer.Option(help="carve: the new unit's name.")] = None,
@@ -161,7 +176,9 @@ def list_command(
 ) -> None:
     """List a layer's change sets, newest first."""
     try:
-        rows, total = edits.changeset_history(open_database(), layer=layer, unit=unit, limit=limit)
+        db = open_database()
+        layer_spec(db, layer=layer)  # an unknown layer is an error, not an empty list
+        rows, total = edits.changeset_history(db, layer=layer, unit=unit, limit=limit)
     except TonggeError as error:
         fail(error, as_json=format is ReportFormat.json)
     answers = [edits.changeset_json(r, units=False) for r in rows]

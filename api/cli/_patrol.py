@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from api.cli._output import ReportFormat, echo_json, err, fail, out
+from api.cli._output import ReportFormat, check_output, echo_json, err, fail, out
 from gis.errors import InputError, TonggeError
 from gis.patrol import (
     PatrolPlan,
@@ -110,6 +110,8 @@ def plan_command(
     """Plan closed routes covering every street of a unit (or the whole --network)."""
     as_json = format is ReportFormat.json
     try:
+        if output is not None:
+            check_output(output)
         chosen = _area(unit, layer, area, network)
         plan = _plan(network, chosen, mode, start, checkpoint, max_length_m)
         if output is not None:
@@ -144,6 +146,7 @@ def export_command(
 ) -> None:
     """Plan and write the routes for a phone (GPX 1.1, KML, GeoJSON) or a sheet (CSV)."""
     try:
+        check_output(output)
         chosen = _area(unit, layer, area, network)
         plan = _plan(network, chosen, mode, start, checkpoint, max_length_m)
         write_plan(

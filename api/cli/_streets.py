@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from api.bootstrap import open_database
-from api.cli._output import err, fail, steps, yield_cpu
+from api.cli._output import check_output, err, fail, steps, yield_cpu
 from gis.access import cli_principal
 from gis.errors import TonggeError
 from gis.streets import export_streets, import_streets, streets_geojson
@@ -81,6 +81,8 @@ def export(
 ) -> None:
     """Export the stored streets (EPSG:4490): GeoJSON to stdout, or a file."""
     try:
+        if output is not None:
+            check_output(output)
         db = open_database()
         if output is None:
             if format is not StreetFormat.geojson:
