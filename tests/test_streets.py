@@ -184,6 +184,10 @@ def test_cli_import_then_export(cli_db: Database, tmp_path: Path) -> None:
 
     target = tmp_path / "out" / "streets.gpkg"
     result = runner.invoke(app, ["streets", "export", "-o", str(target), "--format", "gpkg"])
+    assert result.exit_code == 2 and "--output" in result.stderr  # no such folder: nothing made
+    assert not target.parent.exists()
+    target.parent.mkdir()
+    result = runner.invoke(app, ["streets", "export", "-o", str(target), "--format", "gpkg"])
     assert result.exit_code == 0
     back = gpd.read_file(target)
     assert back["name"].tolist()[:2] == ["温陵路", "井亭巷"] and back.crs.to_epsg() == 4490
