@@ -71,6 +71,13 @@ def main() -> None:
     parser.add_argument(
         "--before", type=Path, help="A checkout of an earlier commit to load as well (idle)."
     )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=30.0,
+        help="Seconds to wait after a server first answers (its start-up work in the "
+        "background, e.g. preparing map tiles, would be measured otherwise).",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
@@ -140,6 +147,7 @@ def main() -> None:
             _wait(port)
             endpoint = f"http://127.0.0.1:{port}{path}"
             _answering(endpoint, key)  # indexes built (in the background or on first use)
+            time.sleep(args.settle)
             _load(endpoint, script, 2, args.connections, args.threads)  # warm-up
             _log(f"loading {name} for {args.seconds} s")
             results[name] = _load(endpoint, script, args.seconds, args.connections, args.threads)
