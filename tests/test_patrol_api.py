@@ -116,6 +116,9 @@ def test_bad_uploads_are_problems_not_500s(
         assert bad.status_code == 400 and "junk.geojson" in bad.text
         empty = client.post("/api/v1/patrol/plan", files={"network": ("e.geojson", b"")})
         assert empty.status_code == 400 and "empty" in bad.text + empty.text
+        # An OSM PBF upload would be inflated without limit by pyrosm: refused.
+        pbf = client.post("/api/v1/patrol/plan", files={"network": ("x.osm.pbf", b"\0" * 64)})
+        assert pbf.status_code == 400 and "OSM PBF is not accepted" in pbf.text
         track = tmp_path / "t.gpx"
         track.write_text("<gpx>", encoding="utf-8")
         scored = client.post(

@@ -256,6 +256,16 @@ async def _save(
     name = Path(upload.filename or f"{stem}.geojson").name
     lower = name.lower()
     suffix = next((s for s in _DOUBLE_SUFFIXES if lower.endswith(s)), Path(lower).suffix)
+    if suffix in (".osm.pbf", ".pbf"):
+        # pyrosm inflates every block of a PBF with no limit: a small upload
+        # could grow to gigabytes. Uploaded networks go through the guarded
+        # GDAL reader; OSM extracts are read from local files by the CLI.
+        raise InputError(
+            f"{name}: OSM PBF is not accepted as an upload: send the streets as "
+            "GeoJSON, GeoPackage or a zipped shapefile, or use `tongge patrol plan "
+            "--network FILE.osm.pbf` on the server",
+            field=stem,
+        )
     target = workdir / f"{stem}{suffix}"
     limit = request.app.state.settings.max_upload_bytes
     size = 0
