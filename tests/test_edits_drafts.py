@@ -155,3 +155,36 @@ def test_only_planners_of_the_units_may_apply_or_discard_a_draft(db: Database) -
         assert drafting.status_code == 403
         assert client.get(f"{_SETS}/{draft}").json()["status"] == "draft"  # untouched
         assert client.post(f"{_SETS}/{draft}/apply").status_code == 200
+
+
+def test_a_planner_reverts_a_merge_and_edits_a_unit_that_takes_effect_later(
+    db: Database,
+) -> None:
+    """Units not valid now are seen through their parent.
+
+    A unit a change set retired (to revert it) or made with a later date: the
+    planner of the community may revert and edit them, nobody else.
+    """
+    _load(db)
+    original = _geometries(db, at=_LATEST)
+    with signed_in(db, role="planner", units=["test:1"]) as client:
+        merged = client.post(
+            _EDITS, json={"op": "merge", "level": "grid", "units": ["1003", "1004"]}
+        )
+        assert merged.status_code == 200, merged.text
+        assert "1004" in merged.json()["retired"]
+        undone = client.post(f"{_SETS}/{merged.json()['changeset']}/revert")
+        assert undone.status_code == 200, undone.text
+        cut = shapely.geometry.mapping(line((30, -5), (30, 105)))
+        later = {"op": "split", "level": "grid", "units": ["1003"], "geometry": cut}
+        split = client.post(_EDITS, json=later | {"valid_from": "2030-01-01"})
+        assert split.status_code == 200, split.text
+        [made] = [c for c in split.json()["created"] if len(c) == 4]  # the new grid
+        again = {"op": "merge", "level": "grid", "units": ["1003", made]}
+        rejoined = client.post(_EDITS, json=again | {"valid_from": "2030-01-02"})
+        assert rejoined.status_code == 200, rejoined.text
+        other = sign_in(client, db, role="planner", units=["test:2"])
+        hidden = client.post(f"{_SETS}/{split.json()['changeset']}/revert", headers=other)
+        assert hidden.status_code == 404
+    # Between the revert and the split's date: as before.
+    assert _geometries(db, at=parse_time("2029-01-01"))["1003"] == original["1003"]

@@ -109,15 +109,16 @@ def build_changeset(
         )
     }
     if unchanged == affected:
+        # Located on the units the edit was about (a refusal always shows where).
+        where = shapely.union_all([as_multipolygon(g) for g in ground.geometries.values()])
         raise refuse(
             [
-                Problem(
+                locator.problem(
                     "no_change",
                     tuple(sorted(affected)),
-                    None,
-                    None,
-                    None,
+                    where,
                     "the edit changes no boundary (is the drawing where you meant it?)",
+                    measure=False,
                 )
             ]
         )

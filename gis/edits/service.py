@@ -321,7 +321,12 @@ def edit(
     state, when = effective_state(db, layer=layer, valid_from=valid_from)
     check_etags(state, if_match)
     named = [*units, *([to] if isinstance(to, str) else list(to or []))]
-    _require_visible(visible, layer, named)
+    parents = {
+        str(code): parent
+        for frame in state.levels.values()
+        for code, parent in zip(frame["code"], frame["parent_code"], strict=True)
+    }
+    _require_visible(visible, layer, named, parents)
     changeset = run_operation(
         state,
         op=op,
@@ -335,7 +340,7 @@ def edit(
         options=options,
     )
     _require_visible(
-        visible, layer, [c for change in changeset.levels for c in change.before["code"]]
+        visible, layer, [c for change in changeset.levels for c in change.before["code"]], parents
     )
     if draft:
         from gis.edits.drafts import save_draft
@@ -392,13 +397,33 @@ def check_etags(state: LayerState, tags: Sequence[str]) -> None:
 
 
 def _require_visible(
-    visible: Callable[[str], bool] | None, layer: str, codes: Sequence[Any]
+    visible: Callable[[str], bool] | None,
+    layer: str,
+    codes: Sequence[Any],
+    parents: Mapping[str, Any] | None = None,
 ) -> None:
     if visible is None:
         return
     for code in codes:
-        if not visible(str(code)):
+        if not _sees(visible, str(code), parents or {}):
             raise NotFoundError(f"no unit {code!r} in layer {layer!r}", field="units")
+
+
+def _sees(visible: Callable[[str], bool], code: str, parents: Mapping[str, Any]) -> bool:
+    """Whether ``code`` lies in the caller's jurisdiction: it, or an ancestor, is seen wholly.
+
+    Jurisdictions follow the units valid now; a unit an edit made a moment
+    ago (taking effect a second later) or retired (a change set to revert) is
+    seen through its parent, as it will be (or was).
+    """
+    seen: set[str] = set()
+    current: Any = code
+    while current is not None and current == current and str(current) not in seen:
+        if visible(str(current)):
+            return True
+        seen.add(str(current))
+        current = parents.get(str(current))
+    return False
 
 
 # -- applying ------------------------------------------------------------------------
@@ -692,7 +717,8 @@ def changeset_detail(
             raise missing
         units = found["units"]
         existing = units[units["side"] == "before"]["code"]
-        if visible is not None and not all(visible(str(c)) for c in existing):
+        parents = dict(zip(units["code"].astype(str), units["parent_code"], strict=True))
+        if visible is not None and not all(_sees(visible, str(c), parents) for c in existing):
             raise missing
         found["reverted_by"] = repo.changesets.reverted_by(changeset_id=changeset_id)
     return found
