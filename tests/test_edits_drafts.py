@@ -188,3 +188,20 @@ def test_a_planner_reverts_a_merge_and_edits_a_unit_that_takes_effect_later(
         assert hidden.status_code == 404
     # Between the revert and the split's date: as before.
     assert _geometries(db, at=parse_time("2029-01-01"))["1003"] == original["1003"]
+
+
+def test_a_planner_of_two_top_units_reverts_their_merge(db: Database) -> None:
+    """A retired top-level unit has no parent to be seen through: the grant names it."""
+    _load(db)
+    with signed_in(db, role="planner", units=["test:1", "test:2"]) as client:
+        merged = client.post(
+            _EDITS, json={"op": "merge", "level": "community", "units": ["1", "2"]}
+        )
+        assert merged.status_code == 200, merged.text
+        assert "2" in merged.json()["retired"]
+        changeset = merged.json()["changeset"]
+        assert client.get(f"{_SETS}/{changeset}").status_code == 200
+        undone = client.post(f"{_SETS}/{changeset}/revert")
+        assert undone.status_code == 200, undone.text
+        other = sign_in(client, db, role="planner", units=["test:1"])
+        assert client.get(f"{_SETS}/{changeset}", headers=other).status_code == 404

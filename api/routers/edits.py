@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
@@ -16,6 +17,19 @@ from gis.edits import service as edits
 from gis.repository import Database
 
 router = APIRouter(prefix="/api/v1", tags=["edits"])
+
+
+def _visible(jurisdiction: Jurisdiction, principal: Principal, layer: str) -> Callable[[str], bool]:
+    """Whether the caller may see a unit code of ``layer`` in a change set.
+
+    A unit seen wholly now, or one the caller's grant names itself: a planner
+    of two police stations who merged them still sees the station the merge
+    retired (a top-level unit, with no parent to be seen through).
+    """
+    refs = (unit.partition(":") for unit in principal.units)
+    granted = {code for name, _, code in refs if name == layer}
+    return lambda code: jurisdiction.sees_wholly(layer, code) or code in granted
+
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such layer, level or unit in your jurisdiction"},
@@ -65,7 +79,7 @@ def post_edit(
         reason=body.reason,
         dry_run=body.dry_run,
         actor=principal,
-        visible=lambda code: jurisdiction.sees_wholly(layer, code),
+        visible=_visible(jurisdiction, principal, layer),
         if_match=[t for t in (if_match or "").split(",") if t.strip()],
         draft=body.draft,
     )
@@ -114,13 +128,14 @@ def get_changeset(
     changeset_id: Annotated[int, PathParameter(ge=1, le=2**31 - 1)],
     db: Database = Depends(get_db),
     jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    principal: Principal = Depends(current_principal),
 ) -> dict[str, Any]:
     """Return a change set with every unit before and after (GeoJSON)."""
     stored = edits.changeset_detail(
         db,
         layer=layer,
         changeset_id=changeset_id,
-        visible=lambda c: jurisdiction.sees_wholly(layer, c),
+        visible=_visible(jurisdiction, principal, layer),
     )
     return edits.changeset_json(stored)
 
@@ -146,7 +161,7 @@ def revert_changeset(
         changeset_id=changeset_id,
         reason=reason,
         actor=principal,
-        visible=lambda c: jurisdiction.sees_wholly(layer, c),
+        visible=_visible(jurisdiction, principal, layer),
     )
     return result.to_dict()
 
@@ -179,7 +194,7 @@ def apply_draft(
         changeset_id=changeset_id,
         valid_from=valid_from,
         actor=principal,
-        visible=lambda c: jurisdiction.sees_wholly(layer, c),
+        visible=_visible(jurisdiction, principal, layer),
         if_match=[t for t in (if_match or "").split(",") if t.strip()],
     )
     return result.to_dict()
@@ -207,6 +222,6 @@ def discard_draft(
         layer=layer,
         changeset_id=changeset_id,
         actor=principal,
-        visible=lambda c: jurisdiction.sees_wholly(layer, c),
+        visible=_visible(jurisdiction, principal, layer),
     )
     return edits.changeset_json(stored)

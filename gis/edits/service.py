@@ -45,6 +45,7 @@ from gis.edits._ops import (
     split,
     transfer,
 )
+from gis.edits._written import as_written
 from gis.errors import ConflictError, InputError, NotFoundError, StaleVersionError
 from gis.repository import Database, Repository
 from gis.times import TimeLike, parse_time, utc_now
@@ -497,10 +498,11 @@ def apply_changeset(
             result: ImportResult,
             stored: dict[str, int] = stored,
             when: datetime = when,
+            fresh: LayerState = fresh,
         ) -> None:
             stored["id"] = _store(
                 repo,
-                changeset,
+                as_written(repo, changeset, fresh, result),  # what was stored, exactly
                 result,
                 when=when,
                 reason=reason,

@@ -10,7 +10,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import shapely
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from gis.crs import STORAGE_CRS
@@ -80,6 +80,7 @@ class ChangeSetStore:
                 valid_from=valid_from,
                 import_id=import_id,
                 summary=summary,
+                units=units,
             )
         row = ChangeSetRow(
             layer=layer,
@@ -98,9 +99,13 @@ class ChangeSetStore:
         )
         self._session.add(row)
         self._session.flush()
+        self._add_units(int(row.id), units)
+        return int(row.id)
+
+    def _add_units(self, changeset_id: int, units: gpd.GeoDataFrame) -> None:
         records = [
             {
-                "changeset_id": row.id,
+                "changeset_id": changeset_id,
                 **{c: record.get(c) for c in CHANGESET_UNIT_COLUMNS},
                 "attributes": record.get("attributes") or {},
                 "kind": record.get("kind") or "comprehensive",
@@ -115,7 +120,6 @@ class ChangeSetStore:
         ]
         if records:
             self._session.execute(insert(ChangeSetUnitRow), records)
-        return int(row.id)
 
     def _apply_draft(
         self,
@@ -126,6 +130,7 @@ class ChangeSetStore:
         valid_from: datetime,
         import_id: int | None,
         summary: dict[str, Any],
+        units: gpd.GeoDataFrame,
     ) -> int:
         # Inside the write transaction that writes the units: a draft applied
         # (or discarded) meanwhile by someone else is not applied twice.
@@ -139,11 +144,11 @@ class ChangeSetStore:
         row.import_id = import_id
         row.summary = summary
         row.draft = {**info, "applied_by": author, "applied_at": applied_at.isoformat()}
+        # Its units as written now (neighbours noded on the way included).
         self._session.execute(
-            update(ChangeSetUnitRow)
-            .where(ChangeSetUnitRow.changeset_id == changeset_id, ChangeSetUnitRow.side == "after")
-            .values(version_from=valid_from)
+            delete(ChangeSetUnitRow).where(ChangeSetUnitRow.changeset_id == changeset_id)
         )
+        self._add_units(changeset_id, units)
         self._session.flush()
         return int(row.id)
 
