@@ -155,6 +155,9 @@ def test_only_planners_of_the_units_may_apply_or_discard_a_draft(db: Database) -
         assert drafting.status_code == 403
         assert client.get(f"{_SETS}/{draft}").json()["status"] == "draft"  # untouched
         assert client.post(f"{_SETS}/{draft}/apply").status_code == 200
+        for headers, status in ((worker, 403), (viewer, 403), (other, 404)):
+            assert client.post(f"{_SETS}/{draft}/revert", headers=headers).status_code == status
+        assert client.get(f"{_SETS}/{draft}").json()["status"] == "applied"
 
 
 def test_a_planner_reverts_a_merge_and_edits_a_unit_that_takes_effect_later(
