@@ -47,11 +47,11 @@ from gis.incidents._model import (
 )
 from gis.incidents.taxonomy import Taxonomy, load_taxonomy
 from gis.locate import LocateAnswer, LocateService
-from gis.repository import Database
+from gis.repository import Database, KeyTaken
 from gis.revisions import RevisionClock
 from gis.settings import get_settings
 from gis.staff import StaffMember, responsible_for
-from gis.times import LOCAL_ZONE
+from gis.times import LOCAL_ZONE, utc_now
 
 __all__ = [
     "ACTIONS",
@@ -170,7 +170,7 @@ def _taxonomy(taxonomy: Taxonomy | None) -> Taxonomy:
 
 def _now(now: datetime | None) -> datetime:
     if now is None:
-        return datetime.now(UTC)
+        return utc_now()
     if now.tzinfo is None:
         raise InputError("now must carry its time zone", field="now")
     return now.astimezone(UTC)
@@ -421,17 +421,18 @@ def intake(
         },
     ]
     body_hash = draft.body_hash()
+    scope = actor if idempotency_key is not None else None
     db.prepare_incidents(received_at)
-    with db.transaction() as repo:
-        row, created = repo.incidents.create(
-            values=values,
-            units=_unit_rows(units),
-            transitions=steps,
-            scope=actor if idempotency_key is not None else None,
-            key=idempotency_key,
-            body_hash=body_hash,
-        )
-        if created:
+    try:
+        with db.transaction() as repo:
+            row = repo.incidents.create(
+                values=values,
+                units=_unit_rows(units),
+                transitions=steps,
+                scope=scope,
+                key=idempotency_key,
+                body_hash=body_hash,
+            )
             append_audit(
                 repo,
                 actor=principal,
@@ -439,13 +440,26 @@ def intake(
                 target=f"incident:{row['id']}",
                 detail={"status": status, "category": draft.category, "channel": draft.channel},
             )
-    if not created and row.get("_body_hash") != body_hash:
+    except KeyTaken:
+        # A retry (perhaps racing the first request, which has committed by
+        # now: the unique index made this one wait for it).
+        return _replay(db, scope or "", str(idempotency_key), body_hash)
+    return IntakeResult(incident=_incident(row), created=True)
+
+
+def _replay(db: Database, scope: str, key: str, body_hash: str) -> IntakeResult:
+    with db.reader() as repo:
+        taken = repo.incidents.by_key(scope=scope, key=key)
+        row = None if taken is None else repo.incidents.get(incident_id=taken["incident_id"])
+    if taken is None or row is None:  # pragma: no cover - the key and incident commit together
+        raise ConflictError("the idempotency key is being used by another request: retry")
+    if taken["body_hash"] != body_hash:
         raise IdempotencyConflict(
             "Idempotency-Key was used before with a different request body: use a new key "
             "for a new incident",
             field="Idempotency-Key",
         )
-    return IntakeResult(incident=_incident(row), created=created)
+    return IntakeResult(incident=_incident(row), created=False)
 
 
 def _lowest(units: dict[str, dict[str, str]]) -> dict[str, str]:
