@@ -166,7 +166,9 @@ def answer_geocode(
         return 422, request
     try:
         if request.address is not None:
-            answer = locator.locate_address(request.address, at=request.at, viewer=jurisdiction)
+            answer = locator.locate_address(
+                request.address, at=request.at, viewer=jurisdiction
+            )
         else:
             assert request.x is not None and request.y is not None  # checked by the schema
             answer = locator.locate(

@@ -55,7 +55,7 @@ def align_command(
             parser=parse_option_time,
             metavar="TIME",
             help="Store the proposal as a new version valid from this date "
-            "(also snaps boundary noise onto layer A's edges).",
+            "(also snaps boundary noise onto layer A's edges)."
         ),
     ] = None,
     map: Annotated[

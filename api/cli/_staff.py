@@ -34,9 +34,7 @@ def add(
     """Assign a person to a unit."""
     try:
         member = add_staff(
-            database(),
-            layer=layer,
-            unit_code=unit,
+            database(), layer=layer, unit_code=unit,
             role=role,
             name=name,
             phone=phone,

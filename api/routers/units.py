@@ -123,7 +123,9 @@ def get_unit(
     Ancestors outside your jurisdiction are left out; a unit of another layer
     overlapping your area shows its boundary within your area only.
     """
-    detail = unit_registry.unit_detail(db, code=code, layer=layer, at=at, jurisdiction=jurisdiction)
+    detail = unit_registry.unit_detail(
+        db, code=code, layer=layer, at=at, jurisdiction=jurisdiction
+    )
     feature = unit_feature(detail["unit"])
     feature["ancestors"] = [unit_ref(row) for row in detail["ancestors"]]
     feature["children"] = [unit_ref(row) for _, row in detail["children"].iterrows()]

@@ -139,7 +139,9 @@ class UnitPlaces:
         if visible is not None:
             result = result.restricted_to(visible)
         if level is not None:
-            result = dataclasses.replace(result, units=result.units[result.units["level"] == level])
+            result = dataclasses.replace(
+                result, units=result.units[result.units["level"] == level]
+            )
         return result
 
     def workload(self, *, layer: str, at: datetime | None = None) -> Workload:

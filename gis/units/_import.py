@@ -59,6 +59,7 @@ from gis.validate._report import Locator
 __all__ = ["MOVE_COLUMNS", "ImportResult", "import_file", "import_units", "mismatch_report"]
 
 
+
 #: Columns of the re-assignment diff (one row per building that changes unit).
 MOVE_COLUMNS = [
     "key",
