@@ -123,7 +123,7 @@ def intake(
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = f"/api/v1/incidents/{incident.id}"
-    if service.visible(incident, jurisdiction):
+    if service.visible(incident, jurisdiction, principal.actor):
         return _out(incident)
     return {
         "id": incident.id,

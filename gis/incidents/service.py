@@ -518,16 +518,20 @@ def _aware(value: Any) -> Any:
 # -- reads -------------------------------------------------------------------------
 
 
-def visible(incident: Incident, jurisdiction: Jurisdiction) -> bool:
+def visible(incident: Incident, jurisdiction: Jurisdiction, actor: str | None = None) -> bool:
     """Whether a caller of ``jurisdiction`` may see and act on the incident.
 
     Located incidents belong to their units (any layer, seen entirely);
-    those in the review queue (no unit) to whoever's area covers their point.
+    those in the review queue (no unit) to whoever's area covers their
+    point, and to the caller who took them in (``actor``: an address that
+    matched nothing has no point).
     """
     if jurisdiction.unrestricted:
         return True
     if incident.units:
         return any(jurisdiction.sees_wholly(layer, code) for layer, code in incident.unit_refs())
+    if actor is not None and incident.submitted_by == actor:
+        return True
     return incident.lon is not None and jurisdiction.covers(incident.lon, incident.lat or 0.0)
 
 
@@ -550,7 +554,7 @@ def get(
     with db.reader() as repo:
         row = repo.incidents.get(incident_id=incident_id)
     incident = None if row is None else _incident(row)
-    if incident is None or not visible(incident, seen):
+    if incident is None or not visible(incident, seen, principal.actor):
         raise NotFoundError(f"no incident {incident_id}", field="id")
     return incident
 
@@ -605,7 +609,7 @@ def search(
                 limit=batch,
                 offset=start,
             )
-            found.extend(i for i in map(_incident, rows) if visible(i, seen))
+            found.extend(i for i in map(_incident, rows) if visible(i, seen, principal.actor))
             if len(rows) < batch:
                 break
             start += batch
@@ -671,7 +675,7 @@ def overdue(
             deadline_before=when,
             limit=None,
         )
-    found = [i for i in map(_incident, rows) if visible(i, seen)]
+    found = [i for i in map(_incident, rows) if visible(i, seen, principal.actor)]
     found.sort(key=lambda i: (i.deadline_at, i.id))
     return found[:limit]
 
