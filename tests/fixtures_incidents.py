@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gis.access import SYSTEM, Jurisdiction, JurisdictionResolver, Principal, Role
-from gis.incidents import IncidentDraft, IncidentLocation
-from gis.incidents import service
+from gis.incidents import IncidentDraft, IncidentLocation, IntakeResult, service
 from gis.locate import LocateService
 from gis.repository import Database
 from gis.revisions import RevisionClock
@@ -100,7 +99,9 @@ class Desk:
         """Return the jurisdiction of ``principal`` now."""
         return self.resolver.jurisdiction(principal)
 
-    def intake(self, principal: Principal = SYSTEM, new: IncidentDraft | None = None, **kw: Any):  # type: ignore[no-untyped-def]
+    def intake(
+        self, principal: Principal = SYSTEM, new: IncidentDraft | None = None, **kw: Any
+    ) -> IntakeResult:
         """Take in ``new`` (default: :func:`draft`) at ``now`` = T0 unless given."""
         kw.setdefault("now", T0)
         return service.intake(

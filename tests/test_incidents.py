@@ -25,7 +25,6 @@ from gis.incidents import (
     default_taxonomy,
     load_taxonomy,
 )
-from gis.incidents import service
 from gis.repository import Database
 from tests.fixtures_access import (
     BEAT_X,
@@ -151,7 +150,8 @@ def test_intake_converts_phone_datums_and_keeps_the_raw_input(desk: Desk) -> Non
     incident = desk.intake(new=draft((gx, gy), datum="gcj02")).incident
     assert incident.units["governance"]["micro_grid"] == MICRO_A[0]
     assert incident.location == IncidentLocation(gx, gy, "gcj02", None)
-    assert abs(incident.lon - IN_A[0]) < 1e-5 and abs(incident.lat - IN_A[1]) < 1e-5  # type: ignore[operator]
+    assert incident.lon is not None and incident.lat is not None
+    assert abs(incident.lon - IN_A[0]) < 1e-5 and abs(incident.lat - IN_A[1]) < 1e-5
     # The same numbers taken as WGS84 are ~500 m away: another place.
     elsewhere = desk.intake(new=draft((gx, gy), datum="wgs84")).incident
     assert (elsewhere.lon, elsewhere.lat) != (incident.lon, incident.lat)
@@ -244,7 +244,7 @@ def test_concurrent_retries_make_one_incident(desk: Desk) -> None:
         try:
             start.wait()
             results.append(desk.intake(DISPATCHER, idempotency_key="race-1"))
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=retry) for _ in range(8)]
