@@ -375,16 +375,8 @@ def test_geocode_before_the_first_version_says_so_per_row(
 ) -> None:
     target = tmp_path / "early.csv"
     code, output = run(
-        "geocode",
-        str(workspace["source"]),
-        "-o",
-        str(target),
-        "--x",
-        "x",
-        "--y",
-        "y",
-        "--at",
-        "2020-01-01",
+        "geocode", str(workspace["source"]), "-o", str(target), "--x", "x", "--y", "y",
+        "--at", "2020-01-01",
     )
     assert code == 0, output
     assert set(pd.read_csv(target)["status"]) == {"before_first_version"}

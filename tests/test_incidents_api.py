@@ -70,7 +70,7 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 @pytest.fixture
 def hotline(city: Database) -> dict[str, str]:
-    """The 12345 hotline's API key (a dispatcher of the county)."""
+    """Return the 12345 hotline's API key (a dispatcher of the county)."""
     _, token = create_api_key(
         city, name="12345 hotline", role="dispatcher", units=["governance:350502"], actor=SYSTEM
     )
