@@ -173,6 +173,7 @@ def body_for(method: str, path: str, grid: str, db: Database) -> dict[str, Any]:
             "json": {"ids": [incident_in(db, grid)], "reason": "boundary change"}
         },
         ("POST", "/api/v1/incidents/escalate-overdue"): {},
+        ("POST", "/api/v1/layers/{layer}/changesets/{changeset_id}/apply"): {},
         ("POST", "/api/v1/patrol/plan"): {
             "files": {"network": ("streets.geojson", _street(point), "application/geo+json")},
             "params": {"unit": grid},
