@@ -6,7 +6,7 @@ Two cities, each in a temporary SpatiaLite file, timed in the same process:
   ``governance`` edited at the grid level (its micro-grids follow);
 - ``synthetic``: ``--micro-grids`` (5,000) Voronoi micro-grids under
   ``--grids`` (500) grids under one district (``_synthetic.make_layer``) with
-  ``--buildings`` (200,000) small buildings (one to four households), layer
+  ``--buildings`` (200,000) small buildings (one or two households), layer
   ``synthetic`` edited at the grid level.
 
 Per city, over random grids:
@@ -343,7 +343,7 @@ def _buildings(
         geometry=footprints,
         crs=STORAGE_CRS,
     )
-    per = rng.integers(1, 5, size=len(keys))
+    per = rng.integers(1, 3, size=len(keys))
     owners = np.repeat(np.asarray(keys, dtype=object), per)
     households = pd.DataFrame(
         {

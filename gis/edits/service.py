@@ -28,7 +28,7 @@ import shapely
 
 from gis.access.audit import append_audit
 from gis.access.principal import SYSTEM, Principal
-from gis.edits._cache import cached_state, places, read_versions, state_at
+from gis.edits._cache import cached_state, places, read_versions, state_at, state_cache
 from gis.edits._check import check_levels
 from gis.edits._impact import (
     alignment,
@@ -520,6 +520,7 @@ def _write(
         ):
             raise _MovedError
         stored: list[ImportSummary] = []
+        written: list[tuple[ImportSummary, gpd.GeoDataFrame]] = []
         for change in changeset.levels:
             if stored and not change.touched:
                 continue
@@ -539,6 +540,7 @@ def _write(
                     part_of=stored[0].import_id if stored else None,
                 )
             )
+            written.append((stored[-1], change.after))
         main = stored[0]
         if len(moves):
             repo.places.store_moves(import_id=main.import_id, layer=layer, moves=moves)
@@ -555,7 +557,7 @@ def _write(
                 "moved_buildings": len(moves),
             },
         )
-        return _store(
+        changeset_id = _store(
             repo,
             changeset,
             import_id=main.import_id,
@@ -565,6 +567,13 @@ def _write(
             actor=actor,
             reverts=reverts,
         )
+        # The counter as this transaction leaves it (the layer is locked: ours alone).
+        revision = repo.revisions().get("boundaries", 0)
+    if state.revision is not None:
+        state_cache(db).advance(
+            layer=layer, revision=state.revision, to_revision=revision, written=written
+        )
+    return changeset_id
 
 
 def _store(
