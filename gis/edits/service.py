@@ -28,7 +28,7 @@ import shapely
 
 from gis.access.audit import append_audit
 from gis.access.principal import SYSTEM, Principal
-from gis.edits._cache import cached_state, places, read_versions, state_at, state_cache
+from gis.edits._cache import cached_state, read_versions, state_at, state_cache
 from gis.edits._check import check_levels
 from gis.edits._impact import (
     alignment,
@@ -782,7 +782,13 @@ def impact(
     against its level's target and the same-grid (同格) check before and after
     are computed here, around the touched units only.
     """
-    found = places(db) if db is not None and state.places_revision is not None else None
+    found = (
+        state_cache(db).places(state.places_revision)
+        if db is not None and state.places_revision is not None
+        else None
+    )
+    if found is not None and found.pois is not state.pois:
+        found = None  # not the POIs the state was read with: index them afresh
     return {
         "buildings": len(moves),
         "households": int(moves["households"].sum()) if len(moves) else 0,
