@@ -272,6 +272,7 @@ def edit(
     actor: Principal = SYSTEM,
     visible: Callable[[str], bool] | None = None,
     if_match: Sequence[str] = (),
+    draft: bool = False,
 ) -> EditResult:
     """Run an operation on the stored layer and preview it (``dry_run``) or apply it.
 
@@ -283,7 +284,12 @@ def edit(
     if_match : sequence of str
         ETags of unit versions the caller saw (:func:`gis.edits.unit_etag`):
         refused with :class:`StaleVersionError` if any is no longer current.
+    draft : bool
+        Store the change set as a draft, writing nothing to the units
+        (:mod:`gis.edits.drafts`: applied later if nothing under it changed).
     """
+    if draft and dry_run:
+        raise InputError("a draft is stored: it cannot also be a dry run", field="draft")
     state, when = effective_state(db, layer=layer, valid_from=valid_from)
     check_etags(state, if_match)
     named = [*units, *([to] if isinstance(to, str) else list(to or []))]
@@ -303,6 +309,12 @@ def edit(
     _require_visible(
         visible, layer, [c for change in changeset.levels for c in change.before["code"]]
     )
+    if draft:
+        from gis.edits.drafts import save_draft
+
+        return save_draft(
+            db, changeset, state=state, when=when, requested=valid_from, reason=reason, actor=actor
+        )
     return apply_changeset(
         db,
         changeset,
@@ -374,6 +386,7 @@ def apply_changeset(
     actor: Principal = SYSTEM,
     state: LayerState | None = None,
     reverts: int | None = None,
+    from_draft: int | None = None,
 ) -> EditResult:
     """Write a change set as new dated versions, all or nothing (or preview it).
 
@@ -401,6 +414,8 @@ def apply_changeset(
         The layer as read for the change set (read again if it moved).
     reverts : int, optional
         The id of the change set this one reverts.
+    from_draft : int, optional
+        The id of the stored draft this change set applies (it becomes applied).
 
     Raises
     ------
@@ -441,6 +456,7 @@ def apply_changeset(
                 reason=reason,
                 actor=actor,
                 reverts=reverts,
+                from_draft=from_draft,
             )
         except _MovedError:
             continue
@@ -508,6 +524,7 @@ def _write(
     reason: str | None,
     actor: Principal,
     reverts: int | None,
+    from_draft: int | None = None,
 ) -> int:
     """Store the change set in one transaction: only the units it changes; its id."""
     layer = changeset.layer
@@ -566,6 +583,7 @@ def _write(
             reason=reason,
             actor=actor,
             reverts=reverts,
+            from_draft=from_draft,
         )
         # The counter as this transaction leaves it (the layer is locked: ours alone).
         revision = repo.revisions().get("boundaries", 0)
@@ -586,6 +604,7 @@ def _store(
     reason: str | None,
     actor: Principal,
     reverts: int | None,
+    from_draft: int | None = None,
 ) -> int:
     rows = []
     for change in changeset.levels:
@@ -626,6 +645,7 @@ def _store(
         reverts=reverts,
         summary=summary,
         units=units,
+        from_draft=from_draft,
     )
     append_audit(
         repo,
@@ -641,6 +661,7 @@ def _store(
             "retired": len(changeset.retired),
             "moved_buildings": len(moves),
             **({"reverts": reverts} if reverts is not None else {}),
+            **({"draft": from_draft} if from_draft is not None else {}),
         },
     )
     return changeset_id
@@ -657,14 +678,16 @@ def changeset_history(
     visible: Sequence[str] | None = None,
     limit: int = 100,
     offset: int = 0,
+    status: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """Return a layer's change sets, newest first (those touching ``unit`` if given).
 
-    ``visible``, when given, keeps only change sets touching one of these codes.
+    ``visible``, when given, keeps only change sets touching one of these codes;
+    ``status`` only those in it (``applied``, ``draft``, ``reverted``, ``discarded``).
     """
     with db.reader() as repo:
         return repo.changesets.history(
-            layer=layer, unit=unit, codes=visible, limit=limit, offset=offset
+            layer=layer, unit=unit, codes=visible, status=status, limit=limit, offset=offset
         )
 
 
@@ -711,6 +734,8 @@ def revert(
     :class:`ConflictError` when it was reverted already.
     """
     stored = changeset_detail(db, layer=layer, changeset_id=changeset_id, visible=visible)
+    if stored.get("status", "applied") in ("draft", "discarded"):
+        raise ConflictError(f"change set {changeset_id} is {stored['status']}: nothing to revert")
     if stored["reverted_by"] is not None:
         raise ConflictError(
             f"change set {changeset_id} was reverted already (by {stored['reverted_by']})"
