@@ -88,7 +88,9 @@ def build_changeset(
         level a valid coverage.
     """
     frame = state.frame(level)
-    rows = {str(r["code"]): r for r in _records(frame)}
+    # Only the units the operation hands back, not the whole level.
+    mentioned = set(ground.geometries) | set(ground.retired)
+    rows = {str(r["code"]): r for r in _records(frame[frame["code"].astype(str).isin(mentioned)])}
     after_rows = []
     for code, geometry in ground.geometries.items():
         base = ground.created.get(code) or {k: v for k, v in rows[code].items() if k != "geometry"}
@@ -278,17 +280,18 @@ def _node_around(
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, list[str]]:
     """Node the new units with their neighbours; neighbours that gain vertices join the change."""
     replaced = set(before["code"].astype(str)) | set(after["code"].astype(str))
-    others = frame[~frame["code"].astype(str).isin(replaced)]
     area = shapely.union_all(
         shapely.envelope(
             np.asarray([*before.geometry.values, *after.geometry.values], dtype=object)
         )
     )
-    near = (
-        others.iloc[others.sindex.query(shapely.buffer(area, 1e-6), predicate="intersects")]
-        if len(others)
-        else others
+    # The level's own spatial index (built once per state), then the units that stay.
+    around = (
+        frame.iloc[np.sort(frame.sindex.query(shapely.buffer(area, 1e-6), predicate="intersects"))]
+        if len(frame)
+        else frame
     )
+    near = around[~around["code"].astype(str).isin(replaced)]
     subset = concat_units([near, after])
     noded, fixes = node_level(subset, tolerances=locator.tolerances, projected=locator.projected)
     geometries = np.asarray(noded.geometry.values, dtype=object)

@@ -26,7 +26,7 @@ import dataclasses
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -36,10 +36,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from gis.crs import STORAGE_CRS
 from gis.edits._model import UNIT_COLUMNS, LayerState, unit_etag
 from gis.errors import NotFoundError
 from gis.layers import LayerSpec
-from gis.repository import Database, Repository
+from gis.repository import Database, ImportSummary, Repository
 from gis.times import utc_now
 
 __all__ = [
@@ -179,6 +180,29 @@ class StateCache:
             at=at,
         )
 
+    def advance(
+        self,
+        *,
+        layer: str,
+        revision: int,
+        to_revision: int,
+        written: Sequence[tuple[ImportSummary, gpd.GeoDataFrame]],
+    ) -> None:
+        """Derive the layer's versions after this process's own write, without reading them.
+
+        ``written`` are the summaries of :meth:`gis.repository.Repository.replace_units`
+        and the units written, level by level, in the transaction that took
+        the boundaries from ``revision`` to ``to_revision`` (read inside it:
+        nothing else changed in between). Without the versions at ``revision``
+        in memory nothing is done (the next request reads them).
+        """
+        key = (layer, revision)
+        with self._versions._lock:
+            old = self._versions._items.get(key)
+        if old is None:
+            return
+        self._versions.get((layer, to_revision), lambda: _advanced(old, layer, written))
+
     def places(self, revision: int | None = None) -> Places:
         """Return the places at the ``places`` revision (the current one when not given)."""
         if revision is None:
@@ -221,6 +245,54 @@ def clear(db: Database) -> None:
         found = _CACHES.pop(db, None)
     if found is not None:
         found.clear()
+
+
+def _advanced(
+    old: _Versions, layer: str, written: Sequence[tuple[ImportSummary, gpd.GeoDataFrame]]
+) -> _Versions:
+    """Return the versions after a write: ended ones get their end, new ones are added."""
+    every = old.every
+    ends = old.ends.copy()
+    levels = every["level"].to_numpy(dtype=object)
+    codes = every["code"].astype(str).to_numpy(dtype=object)
+    added = []
+    taken = {name: set(found) for name, found in old.taken.items()}
+    latest = dict(old.latest)
+    for summary, units in written:
+        when = summary.valid_from
+        ended = set(summary.updated) | set(summary.retired)
+        for i in np.flatnonzero((levels == summary.level) & np.isin(codes, list(ended))):
+            if old.starts[i] <= when and (ends[i] is None or pd.isna(ends[i]) or ends[i] > when):
+                ends[i] = when
+        fresh = set(summary.created) | set(summary.updated)
+        new = units[units["code"].astype(str).isin(fresh)]
+        if len(new):
+            added.append(
+                new.assign(layer=layer, level=summary.level, valid_from=when, valid_to=None)
+            )
+            taken.setdefault(summary.level, set()).update(new["code"].astype(str))
+            latest[summary.level] = max(
+                [when, *([latest[summary.level]] if summary.level in latest else [])]
+            )
+    rows = every.assign(valid_to=ends)
+    if added:
+        rows = pd.concat([rows, *[a[list(every.columns)] for a in added]], ignore_index=True)
+    # The order the database reads them in: by level, code and start.
+    rank = {lv.name: i for i, lv in enumerate(old.spec.levels)}
+    rows = rows.assign(_rank=[rank.get(str(v), len(rank)) for v in rows["level"]])
+    rows = rows.sort_values(["_rank", "code", "valid_from"], kind="stable", ignore_index=True)
+    rows = gpd.GeoDataFrame(rows.drop(columns="_rank"), geometry="geometry", crs=STORAGE_CRS)
+    starts = rows["valid_from"].to_numpy(dtype=object)
+    new_ends = rows["valid_to"].to_numpy(dtype=object)
+    return _Versions(
+        spec=old.spec,
+        every=rows,
+        starts=starts,
+        ends=new_ends,
+        instants=sorted({*starts, *(e for e in new_ends if e is not None and not pd.isna(e))}),
+        taken=taken,
+        latest=latest,
+    )
 
 
 # -- reading -------------------------------------------------------------------------

@@ -47,7 +47,10 @@ def check_levels(state: LayerState, changeset: ChangeSet) -> None:
         else:
             parent_frame = state.frame(parent_level.name)
             above = parents_after.get(parent_level.name)
-            parents = _rows(parent_frame, above, scope)
+            around = envelope(
+                [change.before, change.after, *([above.before, above.after] if above else [])]
+            )
+            parents = _rows(near(parent_frame, around), above, scope)
             # Children lie in their parents (or in the ground of one that went).
             area = envelope([parents, change.before, *([above.before] if above else [])])
             units = _children(near(frame, area), change, scope)

@@ -28,7 +28,7 @@ import shapely
 
 from gis.access.audit import append_audit
 from gis.access.principal import SYSTEM, Principal
-from gis.edits._cache import cached_state, places, read_versions, state_at
+from gis.edits._cache import cached_state, read_versions, state_at, state_cache
 from gis.edits._check import check_levels
 from gis.edits._impact import (
     alignment,
@@ -537,6 +537,7 @@ def _write(
         ):
             raise _MovedError
         stored: list[ImportSummary] = []
+        written: list[tuple[ImportSummary, gpd.GeoDataFrame]] = []
         for change in changeset.levels:
             if stored and not change.touched:
                 continue
@@ -556,6 +557,7 @@ def _write(
                     part_of=stored[0].import_id if stored else None,
                 )
             )
+            written.append((stored[-1], change.after))
         main = stored[0]
         if len(moves):
             repo.places.store_moves(import_id=main.import_id, layer=layer, moves=moves)
@@ -572,7 +574,7 @@ def _write(
                 "moved_buildings": len(moves),
             },
         )
-        return _store(
+        changeset_id = _store(
             repo,
             changeset,
             import_id=main.import_id,
@@ -583,6 +585,13 @@ def _write(
             reverts=reverts,
             from_draft=from_draft,
         )
+        # The counter as this transaction leaves it (the layer is locked: ours alone).
+        revision = repo.revisions().get("boundaries", 0)
+    if state.revision is not None:
+        state_cache(db).advance(
+            layer=layer, revision=state.revision, to_revision=revision, written=written
+        )
+    return changeset_id
 
 
 def _store(
@@ -798,7 +807,13 @@ def impact(
     against its level's target and the same-grid (同格) check before and after
     are computed here, around the touched units only.
     """
-    found = places(db) if db is not None and state.places_revision is not None else None
+    found = (
+        state_cache(db).places(state.places_revision)
+        if db is not None and state.places_revision is not None
+        else None
+    )
+    if found is not None and found.pois is not state.pois:
+        found = None  # not the POIs the state was read with: index them afresh
     return {
         "buildings": len(moves),
         "households": int(moves["households"].sum()) if len(moves) else 0,
