@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi import Path as PathParameter
 
-from api.deps import get_db
+from api.deps import get_db, page_size
 from api.schemas.edits import ChangeSetDetail, ChangeSetPage, EditAnswer, EditRequest
 from api.security import current_jurisdiction, current_principal
 from gis.access import Jurisdiction, Principal
@@ -100,7 +100,7 @@ def list_changesets(
         Literal["applied", "draft", "reverted", "discarded"] | None,
         Query(description="Only change sets in this status."),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: int = Depends(page_size),
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     """Return the layer's change sets, newest first; only those touching your units."""
