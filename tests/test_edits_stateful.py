@@ -406,13 +406,15 @@ def _run(client: TestClient, db: Database, dataset: Dataset) -> None:
 
 
 #: Found by these tests on main's edit pipeline (after the editperf merge):
-#: a split whose cascade makes a new child can leave that child empty, and the
-#: write check refuses it as ``invalid_geometry … is empty`` — a 422 carrying a
-#: validation ``report`` instead of located ``problems``. Strict: when the bug
-#: is fixed these pass and the marker must go.
+#: (1) sample city: a split whose cascade makes a new child can leave that
+#: child empty, refused as ``invalid_geometry … is empty`` — a 422 carrying a
+#: validation ``report`` instead of located ``problems``; (2) Chicago: carve in
+#: beat 0111, merge stations 01+02, split station 01 (angle 0) answers 500
+#: (GEOS "CoverageUnion cannot process incorrectly noded inputs"). Strict: when
+#: both are fixed these pass and the marker must go.
 _KNOWN_BUG = pytest.mark.xfail(
     strict=True,
-    reason="edit ops: a cascaded child can come out empty (422 invalid_geometry, no problems)",
+    reason="edit ops: an empty cascaded child (422 without problems); a 500 on Chicago splits",
 )
 
 
