@@ -146,6 +146,9 @@ def body_for(method: str, path: str, grid: str) -> dict[str, Any]:
             }
         },
         ("POST", "/api/v1/layers/{layer}/changesets/{changeset_id}/revert"): {},
+        ("POST", "/api/v1/alignment/apply"): {
+            "json": {"valid_from": "2027-01-01", "moves": [grid]}
+        },
         ("POST", "/api/v1/patrol/plan"): {
             "files": {"network": ("streets.geojson", _street(point), "application/geo+json")},
             "params": {"unit": grid},
