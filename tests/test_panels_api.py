@@ -14,7 +14,16 @@ import pytest
 from gis.repository import Database
 from gis.units import units_page
 from tests._client import sign_in, signed_in
-from tests.fixtures_access import BEAT_X, BEAT_Y, COMMUNITY, GRID_A, GRID_B, STATION, load_two_grids
+from tests.fixtures_access import (
+    BEAT_X,
+    BEAT_Y,
+    COMMUNITY,
+    GRID_A,
+    GRID_B,
+    MICRO_A,
+    STATION,
+    load_two_grids,
+)
 from tests.fixtures_governance import load_governance
 
 
@@ -43,9 +52,10 @@ def test_units_search_is_cut_to_the_jurisdiction(db: Database, tmp_path: Path) -
         codes = [f["properties"]["code"] for f in mine.json()["features"]]
         assert codes and all(c.startswith(GRID_A) for c in codes)
         assert mine.json()["numberMatched"] == len(codes)
-        assert client.get("/api/v1/layers/governance/units", params={"q": "乙"}).json()[
-            "features"
-        ] == []
+        assert (
+            client.get("/api/v1/layers/governance/units", params={"q": "乙"}).json()["features"]
+            == []
+        )
         too_long = client.get("/api/v1/layers/governance/units", params={"q": "1" * 65})
         assert too_long.status_code == 422 and "q" in too_long.text
 
@@ -103,3 +113,29 @@ def test_applying_a_proposal_is_for_an_administrator_of_the_whole_city(
         assert after["aligned"] and after["violations"] == []
         again = admin.post("/api/v1/alignment/apply", json=body)
         assert again.status_code == 400 and "nothing to apply" in again.text
+
+
+def test_a_planner_reverts_a_merge_of_units_in_their_jurisdiction(
+    db: Database, tmp_path: Path
+) -> None:
+    load_two_grids(db, tmp_path)
+    with signed_in(db, role="admin") as admin:
+        merged = admin.post(
+            "/api/v1/layers/governance/edits",
+            json={"op": "merge", "level": "micro_grid", "units": list(MICRO_A)},
+        )
+        assert merged.status_code == 200, merged.text
+        assert merged.json()["retired"]  # one micro-grid is gone: in no jurisdiction now
+        changeset = merged.json()["changeset"]
+        path = f"/api/v1/layers/governance/changesets/{changeset}"
+        # Grid B's planner: the change set is none of theirs (as if it did not exist).
+        other = sign_in(admin, db, role="planner", units=[f"governance:{GRID_B}"])
+        assert admin.get(path, headers=other).status_code == 404
+        assert admin.post(f"{path}/revert", headers=other).status_code == 404
+        # Grid A's planner sees it and reverts it: the retired micro-grid was under A.
+        mine = sign_in(admin, db, role="planner", units=[f"governance:{GRID_A}"])
+        assert admin.get(path, headers=mine).status_code == 200
+        reverted = admin.post(f"{path}/revert", headers=mine)
+        assert reverted.status_code == 200, reverted.text
+        children = admin.get(f"/api/v1/units/{GRID_A}").json()["children"]
+        assert {c["code"] for c in children} == set(MICRO_A)

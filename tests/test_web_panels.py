@@ -30,6 +30,9 @@ from tests.test_web import (  # noqa: F401  (browser and server: fixtures)
     token,
 )
 
+#: Long enough for a loaded machine (the first workload after a change is computed).
+WAIT = 120_000
+
 
 def get(site: Server, headers: dict[str, str], path: str, **params: Any) -> Any:
     answer = httpx.get(f"{site.url}{path}", params=params, headers=headers, timeout=60)
@@ -56,14 +59,14 @@ def settle(page: Page) -> None:
     page.wait_for_function(
         "() => { const m = window.tonggeMap;"
         " return !m.isMoving() && m.loaded() && m.areTilesLoaded(); }",
-        timeout=30_000,
+        timeout=WAIT,
     )
 
 
 def search(page: Page, text: str) -> None:
     page.fill("#query", text)
     page.click("#search button[type=submit]")
-    page.wait_for_selector("#panel [data-result]", timeout=30_000)
+    page.wait_for_selector("#panel [data-result]", timeout=WAIT)
 
 
 def result_codes(page: Page) -> set[tuple[str, str]]:
@@ -76,7 +79,7 @@ def result_codes(page: Page) -> set[tuple[str, str]]:
 def open_unit_by_search(page: Page, code: str) -> None:
     search(page, code)
     page.click(f"#panel a[data-result=unit][data-code='{code}']")
-    page.wait_for_selector(f"#panel[data-loaded='{code}'] h2[data-unit='{code}']", timeout=30_000)
+    page.wait_for_selector(f"#panel[data-loaded='{code}'] h2[data-unit='{code}']", timeout=WAIT)
 
 
 def clean(recorder: Recorder, site: Server, *, refused: tuple[int, ...] = ()) -> None:
@@ -111,7 +114,7 @@ def test_tree_loads_children_on_demand_and_flies_to_the_unit(
         ]
     assert len(asked()) == 3
     page.click(f"#tree-box a[data-code='{grid}']")
-    page.wait_for_selector(f"#panel[data-loaded='{grid}']", timeout=30_000)
+    page.wait_for_selector(f"#panel[data-loaded='{grid}']", timeout=WAIT)
     assert page.input_value("#level") == "grid"
     settle(page)
     unit = get(server, headers, f"/api/v1/units/{grid}", layer="governance")
@@ -143,7 +146,7 @@ def test_search_by_code_name_and_address(
     assert all(code.startswith(grid[:12]) for _, code in result_codes(page))
     page.screenshot(path=SCREENSHOTS / "search.png")
     page.click(f"#panel a[data-result=unit][data-code='{grid}']")
-    page.wait_for_selector(f"#panel[data-loaded='{grid}']", timeout=30_000)
+    page.wait_for_selector(f"#panel[data-loaded='{grid}']", timeout=WAIT)
     assert page.input_value("#level") == "grid"
     # An address: the geocoder's match, then the units at every level.
     building = get(server, headers, f"/api/v1/units/{grid}/buildings", limit=1)["buildings"][0]
@@ -228,19 +231,13 @@ def test_unit_panel_counts_staff_other_layers_and_history_with_revert(
     }
     assert shown == {(o["code"], o["share"]) for o in overlaps["overlaps"]}
     assert any(o["level"] == "beat" for o in overlaps["overlaps"])
+    settle(page)
     page.screenshot(path=SCREENSHOTS / "unit_panel.png")
-    # The merged micro-grid: over its 20-100 target, its change set, revert.
-    # The merged micro-grid: over its 20-100 target, its change set with a revert button.
+    # The merged micro-grid: over its 20-100 target, its change set, the planner reverts it.
     open_unit_by_search(page, unit)
     assert page.get_attribute("#panel [data-load]", "data-load") == "over"
     item = page.locator(f"[data-section=history] li[data-changeset='{changeset}']")
-    assert "测试合并" in item.inner_text() and item.locator("button.revert").count() == 1
-    clean(recorder, server)
-    # Revert (an administrator: a planner's jurisdiction no longer holds the retired
-    # micro-grid, so the server answers 404 for them - see the report).
-    page, recorder = open_page(browser, server, add_user(server.db, role="admin"))
-    open_unit_by_search(page, unit)
-    item = page.locator(f"[data-section=history] li[data-changeset='{changeset}']")
+    assert "测试合并" in item.inner_text()
     # Cancelling the dialog sends nothing.
     page.once("dialog", lambda dialog: dialog.dismiss())
     item.locator("button.revert").click()
@@ -248,7 +245,7 @@ def test_unit_panel_counts_staff_other_layers_and_history_with_revert(
     assert not [u for u in recorder.urls if "/revert" in u]
     page.once("dialog", lambda dialog: dialog.accept())
     item.locator("button.revert").click()
-    page.wait_for_selector("#history-status[data-kind]", timeout=60_000)
+    page.wait_for_selector("#history-status[data-kind]", timeout=WAIT)
     status = page.inner_text("#history-status")
     assert page.get_attribute("#history-status", "data-kind") == "ok", status
     assert f"#{changeset}" in status
@@ -257,7 +254,7 @@ def test_unit_panel_counts_staff_other_layers_and_history_with_revert(
     # Reverting it again is refused, and the panel says why (409).
     page.once("dialog", lambda dialog: dialog.accept())
     item.locator("button.revert").click()
-    page.wait_for_selector("#history-status[data-kind=error-409]", timeout=30_000)
+    page.wait_for_selector("#history-status[data-kind=error-409]", timeout=WAIT)
     assert "409" in page.inner_text("#history-status")
     clean(recorder, server, refused=(409,))
 
@@ -270,7 +267,7 @@ def test_same_grid_view_draws_violations_and_only_admins_apply(
     page, recorder = open_page(browser, server, planner)
     page.click("#view-samegrid")
     page.click("#sg-run")
-    page.wait_for_selector("#sg-result[data-ready=true]", timeout=60_000)
+    page.wait_for_selector("#sg-result[data-ready=true]", timeout=WAIT)
     report = get(server, token(server, planner), "/api/v1/alignment", proposal="true")
     assert page.locator("[data-violation]").count() == len(report["violations"]) > 0
     assert page.locator("#sg-apply").count() == 0  # planners review, administrators apply
@@ -281,7 +278,7 @@ def test_same_grid_view_draws_violations_and_only_admins_apply(
     page, recorder = open_page(browser, server, admin)
     page.click("#view-samegrid")
     page.click("#sg-run")
-    page.wait_for_selector("#sg-result[data-ready=true]", timeout=60_000)
+    page.wait_for_selector("#sg-result[data-ready=true]", timeout=WAIT)
     report = get(server, headers, "/api/v1/alignment", proposal="true")
     kinds = [li.get_attribute("data-violation") for li in page.locator("[data-violation]").all()]
     assert kinds == [v["kind"] for v in report["violations"]]
@@ -300,7 +297,7 @@ def test_same_grid_view_draws_violations_and_only_admins_apply(
     page.fill("#sg-from", date.today().isoformat())
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("#sg-apply")
-    page.wait_for_selector("#sg-status[data-kind=ok]", timeout=120_000)
+    page.wait_for_selector("#sg-status[data-kind=ok]", timeout=WAIT)
     assert get(server, headers, "/api/v1/alignment")["aligned"]
     clean(recorder, server)
 
@@ -373,7 +370,7 @@ def test_each_role_is_offered_only_what_it_may_do_and_a_grid_worker_only_their_g
     assert page.locator("#panel [data-result=none]").count() == 1
     # Their grid's panel (from the tree, still open): households, history, but no revert.
     page.click(f"#tree-box a[data-code='{grid}']")
-    page.wait_for_selector(f"#panel[data-loaded='{grid}']", timeout=30_000)
+    page.wait_for_selector(f"#panel[data-loaded='{grid}']", timeout=WAIT)
     assert page.locator("[data-section=workload] [data-load]").count() == 1
     assert page.locator("button.revert").count() == 0
     page.screenshot(path=SCREENSHOTS / "grid_worker_panel.png")

@@ -88,10 +88,10 @@ export class SameGrid {
     this.map.addLayer({ id: "sg-b-line", type: "line", source: "sg-b", "source-layer": bLevel,
       paint: { "line-color": "#1f4e99", "line-width": 2.5 } });
     for (const v of report.violations) {
-      if (v.lon == null) continue;
-      // A grid's split is told by its shares; other kinds by a dot (the list tells them).
-      const shares = v.kind.startsWith("grid_") ? Object.values(v.shares).map(pct).join(" / ") : "!";
-      this.mark([v.lon, v.lat], shares, "violation", v.message);
+      // A grid split across beats is labelled with its shares; the other kinds are
+      // the same grids seen from the beat's side (highlighted, listed beside the map).
+      if (v.lon == null || !v.kind.startsWith("grid_")) continue;
+      this.mark([v.lon, v.lat], Object.values(v.shares).map(pct).join(" / "), "violation", v.message);
     }
     for (const n of report.noise) {
       if (n.lon == null) continue;
