@@ -174,6 +174,9 @@ def body_for(method: str, path: str, grid: str, db: Database) -> dict[str, Any]:
         },
         ("POST", "/api/v1/incidents/escalate-overdue"): {},
         ("POST", "/api/v1/layers/{layer}/changesets/{changeset_id}/apply"): {},
+        ("POST", "/api/v1/alignment/apply"): {
+            "json": {"valid_from": "2027-01-01", "moves": [grid]}
+        },
         ("POST", "/api/v1/patrol/plan"): {
             "files": {"network": ("streets.geojson", _street(point), "application/geo+json")},
             "params": {"unit": grid},

@@ -701,7 +701,9 @@ def changeset_detail(
     """Return one stored change set with its units before and after (GeoDataFrame).
 
     With ``visible``, a change set touching a unit outside the caller's
-    jurisdiction is "not found".
+    jurisdiction is "not found". A unit the change set retired (a merged or
+    split micro-grid) is no longer in any jurisdiction: it counts as visible
+    when its parent is.
     """
     with db.reader() as repo:
         found = repo.changesets.get(changeset_id=changeset_id)
@@ -709,8 +711,11 @@ def changeset_detail(
         if found is None or found["layer"] != layer:
             raise missing
         units = found["units"]
-        existing = units[units["side"] == "before"]["code"]
-        if visible is not None and not all(visible(str(c)) for c in existing):
+        before = units[units["side"] == "before"]
+        if visible is not None and not all(
+            visible(str(code)) or (parent is not None and visible(str(parent)))
+            for code, parent in zip(before["code"], before["parent_code"], strict=True)
+        ):
             raise missing
         found["reverted_by"] = repo.changesets.reverted_by(changeset_id=changeset_id)
     return found

@@ -256,10 +256,13 @@ class Repository:
         limit: int | None = None,
         offset: int = 0,
         all_versions: bool = False,
+        search: str | None = None,
     ) -> gpd.GeoDataFrame:
         """Return units as a GeoDataFrame in EPSG:4490, ordered by level and code.
 
-        Only versions valid at ``at`` (default: now) unless ``all_versions``.
+        Only versions valid at ``at`` (default: now) unless ``all_versions``;
+        with ``search`` only units whose code starts with it or whose name
+        contains it (case-insensitive; ``%`` and ``_`` are plain characters).
         """
         query = (
             select(
@@ -286,6 +289,7 @@ class Repository:
             codes=codes,
             bbox=bbox,
             all_versions=all_versions,
+            search=search,
         )
         query = query.order_by(LayerRow.id, LevelRow.rank, UnitRow.code, UnitRow.valid_from)
         if limit is not None:
@@ -314,6 +318,7 @@ class Repository:
         parent: str | None = None,
         codes: Sequence[str] | None = None,
         bbox: tuple[float, float, float, float] | None = None,
+        search: str | None = None,
     ) -> int:
         """Count the units :meth:`units_frame` would return without paging."""
         query = (
@@ -331,6 +336,7 @@ class Repository:
             codes=codes,
             bbox=bbox,
             all_versions=False,
+            search=search,
         )
         return int(self._session.scalar(query) or 0)
 
@@ -596,6 +602,7 @@ class Repository:
         codes: Sequence[str] | None,
         bbox: tuple[float, float, float, float] | None,
         all_versions: bool,
+        search: str | None = None,
     ) -> Any:
         if layer is not None:
             query = query.where(LayerRow.name == layer)
@@ -609,6 +616,14 @@ class Repository:
             query = query.where(UnitRow.code.in_(list(codes)))
         if bbox is not None:
             query = query.where(bbox_filter(self.dialect, UnitRow.geom, "units", bbox))
+        if search:
+            # autoescape: a user's % or _ matches itself, not "anything".
+            query = query.where(
+                or_(
+                    UnitRow.code.startswith(search, autoescape=True),
+                    UnitRow.name.icontains(search, autoescape=True),
+                )
+            )
         return query
 
 
