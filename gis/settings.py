@@ -125,6 +125,24 @@ class Settings(BaseSettings):
         description="Run batch geocoding in worker processes (at a lower CPU priority) "
         "rather than threads of the server, so it cannot slow single locates.",
     )
+    incident_taxonomy: str = Field(
+        default="",
+        description="JSON or YAML file of the incident categories (two levels, with deadlines); "
+        "empty: the built-in taxonomy modelled on common 12345 hotline categories.",
+    )
+    incident_duplicate_radius_m: float = Field(
+        default=100.0,
+        gt=0,
+        le=5000,
+        description="Incidents of the same category within this distance (m) are suggested "
+        "as duplicates.",
+    )
+    incident_duplicate_window_hours: float = Field(
+        default=72.0,
+        gt=0,
+        le=24 * 90,
+        description="... and within this many hours of each other's event time.",
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         description="Origins allowed to call the API from a browser (CORS off when empty).",

@@ -95,9 +95,7 @@ class AccessStore:
         self._session.flush()
         return _record(row, _KEY_FIELDS)  # type: ignore[return-value]
 
-    def revoke_api_key(
-        self, *, key_id: str, at: datetime
-    ) -> tuple[dict[str, Any], bool] | None:
+    def revoke_api_key(self, *, key_id: str, at: datetime) -> tuple[dict[str, Any], bool] | None:
         """Mark a key revoked; return it and whether this call revoked it (None: no such key)."""
         row = self._session.scalar(
             select(ApiKeyRow).where(ApiKeyRow.key_id == key_id).with_for_update()

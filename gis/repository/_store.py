@@ -20,6 +20,7 @@ from gis.layers import LayerSpec, LevelSpec
 from gis.repository._access import AccessStore
 from gis.repository._changesets import ChangeSetStore
 from gis.repository._dialect import bbox_filter, geometry_as_wkb
+from gis.repository._incidents import IncidentStore
 from gis.repository._places import PlaceStore
 from gis.repository._streets import StreetStore
 from gis.repository._types import ImportSummary, LayerSummary, LevelSummary
@@ -68,6 +69,11 @@ class Repository:
     def changesets(self) -> ChangeSetStore:
         """Applied edits (change sets) and their units before and after."""
         return ChangeSetStore(self._session)
+
+    @property
+    def incidents(self) -> IncidentStore:
+        """Incidents, their units, transitions and idempotency keys."""
+        return IncidentStore(self._session)
 
     @property
     def places(self) -> PlaceStore:
