@@ -23,8 +23,10 @@ from api.routers import (
     access,
     alignment,
     edits,
+    evaluation,
     health,
     locate,
+    open311,
     patrol,
     places,
     staff,
@@ -103,6 +105,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             if settings.batch_processes
             else None
         )
+
         # Build today's locate indexes and tiles now, in the background, not in
         # the first request.
         def warm() -> None:
@@ -155,6 +158,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             {"name": "staff", "description": "Staff responsible for units 网格人员."},
             {"name": "tiles", "description": "Vector tiles for the web map 矢量瓦片."},
             {"name": "admin", "description": "Users, API keys, audit log 管理 (admin only)."},
+            {
+                "name": "open311",
+                "description": "Open311 GeoReport v2 事件上报接口: services, requests, tokens "
+                "(api_key as a parameter or header; errors as the standard's list).",
+            },
         ],
     )
     app.state.settings = settings
@@ -183,6 +191,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         tiles.router,
         edits.router,
         patrol.router,
+        evaluation.router,  # before the incidents router: /evaluation is no incident id
+        open311.router,
     )
     for router in routers:
         app.include_router(router)

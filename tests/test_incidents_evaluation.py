@@ -49,8 +49,8 @@ def _row(
     start = _t(received)
     return {
         "id": id_,
-        "unit:governance:grid": unit,
-        "unit:governance:community": None if unit is None else unit[:12],
+        "governance_grid": unit,
+        "governance_community": None if unit is None else unit[:12],
         "category": category,
         "channel": "12345",
         "status": status,
@@ -182,7 +182,7 @@ def test_period_labels_are_china_time() -> None:
     ("options", "field"),
     [
         ({"by": "police:beat"}, "by"),
-        ({"by": "category:0101"}, "by"),
+        ({"by": "received_at"}, "by"),
         ({"period": "fortnight"}, "period"),
         ({"radius_m": -1.0}, "radius_m"),
         ({"radius_m": float("nan")}, "radius_m"),

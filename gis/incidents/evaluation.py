@@ -48,6 +48,8 @@ from gis.errors import InputError
 from gis.times import LOCAL_ZONE, utc_now
 
 __all__ = [
+    "CATEGORY_PREFIX",
+    "DEFAULT_RADIUS_M",
     "MEASURES",
     "PERIODS",
     "UNASSIGNED",
@@ -82,13 +84,51 @@ UNASSIGNED = "unassigned"
 CATEGORY_PREFIX = "category:"
 _NOT_HANDLED = frozenset({"merged", "rejected"})
 _FINISHED = frozenset({"closed", "merged", "rejected"})
-_DEFAULT_RADIUS_M = 50.0
+DEFAULT_RADIUS_M = 50.0
+#: Columns of the incident frame that are not units.
+_BASE_COLUMNS = frozenset(
+    {
+        "id",
+        "public_id",
+        "channel",
+        "category",
+        "class_code",
+        "status",
+        "event_time",
+        "received_at",
+        "deadline_at",
+        "closed_at",
+        "resolved_at",
+        "lon",
+        "lat",
+        "feedback_score",
+        "review_reason",
+        "escalated_to",
+        "merged_into",
+    }
+)
+#: Columns that cannot be a group (times, numbers, ids).
+_NOT_GROUPS = frozenset(
+    {
+        "id",
+        "public_id",
+        "event_time",
+        "received_at",
+        "deadline_at",
+        "closed_at",
+        "resolved_at",
+        "lon",
+        "lat",
+        "feedback_score",
+    }
+)
 
 
 def group_column(by: str, columns: Iterable[str]) -> str:
     """Return the frame column that ``by`` names.
 
-    ``"<layer>:<level>"`` names the unit column ``unit:<layer>:<level>``;
+    ``"<layer>:<level>"`` names the unit column: ``<layer>_<level>`` (as
+    :func:`gis.incidents.service.frame` writes it) or ``unit:<layer>:<level>``;
     anything else must be a column of the frame.
 
     Raises
@@ -98,18 +138,23 @@ def group_column(by: str, columns: Iterable[str]) -> str:
 
     Examples
     --------
-    >>> group_column("governance:grid", ["id", "unit:governance:grid"])
-    'unit:governance:grid'
+    >>> group_column("governance:grid", ["id", "governance_grid"])
+    'governance_grid'
     >>> group_column("category", ["id", "category"])
     'category'
     """
     available = list(columns)
-    for candidate in (f"unit:{by}", by):
-        if candidate in available and not candidate.startswith(CATEGORY_PREFIX):
+    candidates = [f"unit:{by}", by.replace(":", "_", 1)] if ":" in by else [by]
+    for candidate in candidates:
+        if candidate in available and candidate not in _NOT_GROUPS:
             return candidate
-    units = sorted(c.removeprefix("unit:") for c in available if c.startswith("unit:"))
+    units = sorted(
+        c.removeprefix("unit:").replace("_", ":", 1)
+        for c in available
+        if c.startswith("unit:") or (c not in _BASE_COLUMNS and "_" in c)
+    )
     choices = ", ".join([*units, "category", "class_code", "channel"])
-    raise InputError(f"by: cannot group by {by!r}: use one of {choices}", field="by")
+    raise InputError(f"by: cannot group by {by[:80]!r}: use one of {choices}", field="by")
 
 
 def period_labels(times: pd.Series, period: str) -> pd.Series:
@@ -149,7 +194,7 @@ def evaluate(
     by: str = "governance:grid",
     period: str = "month",
     now: datetime | None = None,
-    radius_m: float = _DEFAULT_RADIUS_M,
+    radius_m: float = DEFAULT_RADIUS_M,
     same_category: bool = False,
 ) -> pd.DataFrame:
     """Return the evaluation table: one row per group and period.
@@ -189,7 +234,7 @@ def evaluate(
     if "received_at" not in incidents.columns:
         raise InputError("incidents: the frame has no received_at column", field="incidents")
     column = group_column(by, incidents.columns)
-    name = "unit" if column.startswith("unit:") else column
+    name = "unit" if ":" in by else column
     labels = period_labels(incidents["received_at"], period)
     now = now or utc_now()
     work = _measures(incidents, now=pd.Timestamp(now), radius_m=radius_m, same=same_category)
