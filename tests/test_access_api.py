@@ -25,7 +25,7 @@ from httpx import Response
 from pydantic import SecretStr
 
 from api.app import create_app
-from api.permissions import ENDPOINTS, PUBLIC
+from api.permissions import ENDPOINTS, KEY_PARAMETER, PUBLIC
 from gis.access import ROLE_PERMISSIONS, SYSTEM, Role, audit_log
 from gis.access.accounts import create_api_key, revoke_api_key
 from gis.repository import Database
@@ -94,6 +94,11 @@ def path_values(db: Database, grid: str) -> dict[str, str]:
         "x": str(_tile_x(118.53125, 15)),
         "y": str(_tile_y(24.9375, 15)),
         "changeset_id": "999999",  # no change set in this city: B's answer as a missing one's
+        # Open311 (GeoReport v2): the answer format and ids of things not there.
+        "format": "json",
+        "service_code": "0101",
+        "service_request_id": "20260101-00000000",
+        "token": "no-such-token",
     }
 
 
@@ -163,6 +168,14 @@ def body_for(method: str, path: str, grid: str) -> dict[str, Any]:
                 "track": ("track.gpx", _track(point), "application/gpx+xml"),
             },
             "params": {"unit": grid},
+        },
+        ("POST", "/open311/v2/requests.{format}"): {
+            "data": {
+                "service_code": "0101",
+                "lat": str(point["y"]),
+                "long": str(point["x"]),
+                "description": "占道经营",
+            }
         },
     }
     if method in ("GET", "DELETE"):
@@ -264,6 +277,11 @@ def test_without_credentials_everything_but_health_and_sign_in_is_401(
             response = call(client, method, path, GRID_A, headers=headers)
             if (method, path) in PUBLIC:
                 assert response.status_code != 401 or path.endswith("/token"), (method, path)
+                continue
+            if (method, path) in KEY_PARAMETER:
+                # Open311 answers a missing or invalid api_key 403, in its error list.
+                assert response.status_code == 403, (method, path, headers, response.text)
+                assert response.json()[0]["code"] == 403
                 continue
             assert response.status_code == 401, (method, path, headers, response.text)
             assert response.headers["content-type"].startswith("application/problem+json")

@@ -9,14 +9,20 @@ for each grid.
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
+import uvicorn
 import xmltodict
 from fastapi.testclient import TestClient
+from georeport import GeoReport
 
 from api.app import create_app
 from gis.access import SYSTEM
@@ -311,3 +317,66 @@ def test_public_read_mode_shows_status_category_and_unit_only(db: Database, tmp_
         anonymous = client.post(f"{BASE}/requests.json", data={"service_code": "0202"})
         assert anonymous.status_code == 403
         assert client.get(f"{BASE}/tokens/{request_id}.json").status_code == 403
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    db: Database
+    key: str
+
+
+@pytest.fixture
+def served(db: Database, tmp_path: Path) -> Iterator[Served]:
+    """The real server on a free loopback port (public-read mode on), for a client library."""
+    load_two_grids(db, tmp_path)
+    key = _key(db, GRID_A)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = Settings(database_url=db.url, load_sample_city=False, open311_public_read=True)
+    app = create_app(settings, db=db)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the server did not start"
+    yield Served(f"http://127.0.0.1:{port}{BASE}", db, key)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("output", ["json", "xml"])
+def test_the_georeport_client_from_pypi_reads_us_unchanged(served: Served, output: str) -> None:
+    """``georeport`` (PyPI) reads services and requests; it posts nothing and sends no key."""
+    posted = httpx.post(
+        f"{served.url}/requests.json",
+        data={
+            "api_key": served.key,
+            "service_code": "0203",
+            "lat": str(IN_A[1]),
+            "long": str(IN_A[0]),
+            "description": "路灯不亮",
+        },
+    )
+    assert posted.status_code == 201, posted.text
+    request_id = posted.json()[0]["service_request_id"]
+
+    client = GeoReport(served.url, output_format=output)
+    services = client.get_service_list()
+    assert "0203" in [s["service_code"] for s in services]
+    definition = client.get_service_definition("0203")
+    assert definition["service_code"] == "0203"
+    # Reads without a key: the public-read mode's status, category and unit.
+    requests = client.get_service_requests(status="open", service_code="0203")
+    if isinstance(requests, dict):  # xmltodict: one element is not a list
+        requests = [requests]
+    assert [r["service_request_id"] for r in requests] == [request_id]
+    one = client.get_service_request(request_id)
+    assert one["status"] == "open" and one["service_code"] == "0203"
+    assert one["agency_responsible"] == f"governance:{MICRO_A[0]}"
+    assert "description" not in one
