@@ -328,7 +328,7 @@ class Served:
 
 @pytest.fixture
 def served(db: Database, tmp_path: Path) -> Iterator[Served]:
-    """The real server on a free loopback port (public-read mode on), for a client library."""
+    """Serve the city on a free loopback port (public-read mode on), for a client library."""
     load_two_grids(db, tmp_path)
     key = _key(db, GRID_A)
     with socket.socket() as probe:
