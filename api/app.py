@@ -25,6 +25,7 @@ from api.routers import (
     edits,
     evaluation,
     health,
+    incidents,
     locate,
     open311,
     patrol,
@@ -57,7 +58,7 @@ are CGCS2000 longitude/latitude. Errors are `application/problem+json`.
 **Access.** Sign in at `POST /api/v1/auth/token` (OAuth2 password flow) and send
 `Authorization: Bearer <token>`, or send a system's key as `X-API-Key`. Every
 endpoint except `/health`, `/health/ready` and sign-in needs one (401 otherwise). Roles (admin,
-planner, dispatcher, grid_worker, police, viewer) decide which endpoints you may
+planner, dispatcher, grid_worker, police, cadre, viewer) decide which endpoints you may
 call (403); your jurisdiction - the units you are bound to and everything
 below them - decides what you see: anything outside it answers 404, exactly
 like something that does not exist. Reads and exports of personal data and
@@ -157,6 +158,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             },
             {"name": "staff", "description": "Staff responsible for units 网格人员."},
             {"name": "tiles", "description": "Vector tiles for the web map 矢量瓦片."},
+            {
+                "name": "incidents",
+                "description": "Incidents 事件: intake (idempotent), dispatch to 三员, "
+                "lifecycle, deadlines 限期, boundary-change reports.",
+            },
             {"name": "admin", "description": "Users, API keys, audit log 管理 (admin only)."},
             {
                 "name": "open311",
@@ -171,7 +177,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
         )
     app.add_middleware(
         Hardening,
@@ -192,6 +198,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         edits.router,
         patrol.router,
         evaluation.router,  # before the incidents router: /evaluation is no incident id
+        incidents.router,
         open311.router,
     )
     for router in routers:

@@ -18,6 +18,7 @@ from api.cli import (
     _access,
     _alignment,
     _edits,
+    _incidents,
     _locate,
     _patrol,
     _places,
@@ -58,6 +59,7 @@ _access.register(app)
 _streets.register(app)
 _edits.register(app)
 _patrol.register(app)
+_incidents.register(app)
 
 
 def main() -> None:

@@ -47,11 +47,11 @@ from gis.incidents._model import (
 )
 from gis.incidents.taxonomy import Taxonomy, load_taxonomy
 from gis.locate import LocateAnswer, LocateService
-from gis.repository import Database
+from gis.repository import Database, KeyTaken
 from gis.revisions import RevisionClock
 from gis.settings import get_settings
 from gis.staff import StaffMember, responsible_for
-from gis.times import LOCAL_ZONE
+from gis.times import LOCAL_ZONE, utc_now
 
 __all__ = [
     "ACTIONS",
@@ -170,7 +170,7 @@ def _taxonomy(taxonomy: Taxonomy | None) -> Taxonomy:
 
 def _now(now: datetime | None) -> datetime:
     if now is None:
-        return datetime.now(UTC)
+        return utc_now()
     if now.tzinfo is None:
         raise InputError("now must carry its time zone", field="now")
     return now.astimezone(UTC)
@@ -421,17 +421,18 @@ def intake(
         },
     ]
     body_hash = draft.body_hash()
+    scope = actor if idempotency_key is not None else None
     db.prepare_incidents(received_at)
-    with db.transaction() as repo:
-        row, created = repo.incidents.create(
-            values=values,
-            units=_unit_rows(units),
-            transitions=steps,
-            scope=actor if idempotency_key is not None else None,
-            key=idempotency_key,
-            body_hash=body_hash,
-        )
-        if created:
+    try:
+        with db.transaction() as repo:
+            row = repo.incidents.create(
+                values=values,
+                units=_unit_rows(units),
+                transitions=steps,
+                scope=scope,
+                key=idempotency_key,
+                body_hash=body_hash,
+            )
             append_audit(
                 repo,
                 actor=principal,
@@ -439,13 +440,26 @@ def intake(
                 target=f"incident:{row['id']}",
                 detail={"status": status, "category": draft.category, "channel": draft.channel},
             )
-    if not created and row.get("_body_hash") != body_hash:
+    except KeyTaken:
+        # A retry (perhaps racing the first request, which has committed by
+        # now: the unique index made this one wait for it).
+        return _replay(db, scope or "", str(idempotency_key), body_hash)
+    return IntakeResult(incident=_incident(row), created=True)
+
+
+def _replay(db: Database, scope: str, key: str, body_hash: str) -> IntakeResult:
+    with db.reader() as repo:
+        taken = repo.incidents.by_key(scope=scope, key=key)
+        row = None if taken is None else repo.incidents.get(incident_id=taken["incident_id"])
+    if taken is None or row is None:  # pragma: no cover - the key and incident commit together
+        raise ConflictError("the idempotency key is being used by another request: retry")
+    if taken["body_hash"] != body_hash:
         raise IdempotencyConflict(
             "Idempotency-Key was used before with a different request body: use a new key "
             "for a new incident",
             field="Idempotency-Key",
         )
-    return IntakeResult(incident=_incident(row), created=created)
+    return IntakeResult(incident=_incident(row), created=False)
 
 
 def _lowest(units: dict[str, dict[str, str]]) -> dict[str, str]:
@@ -504,16 +518,20 @@ def _aware(value: Any) -> Any:
 # -- reads -------------------------------------------------------------------------
 
 
-def visible(incident: Incident, jurisdiction: Jurisdiction) -> bool:
+def visible(incident: Incident, jurisdiction: Jurisdiction, actor: str | None = None) -> bool:
     """Whether a caller of ``jurisdiction`` may see and act on the incident.
 
     Located incidents belong to their units (any layer, seen entirely);
-    those in the review queue (no unit) to whoever's area covers their point.
+    those in the review queue (no unit) to whoever's area covers their
+    point, and to the caller who took them in (``actor``: an address that
+    matched nothing has no point).
     """
     if jurisdiction.unrestricted:
         return True
     if incident.units:
         return any(jurisdiction.sees_wholly(layer, code) for layer, code in incident.unit_refs())
+    if actor is not None and incident.submitted_by == actor:
+        return True
     return incident.lon is not None and jurisdiction.covers(incident.lon, incident.lat or 0.0)
 
 
@@ -536,7 +554,7 @@ def get(
     with db.reader() as repo:
         row = repo.incidents.get(incident_id=incident_id)
     incident = None if row is None else _incident(row)
-    if incident is None or not visible(incident, seen):
+    if incident is None or not visible(incident, seen, principal.actor):
         raise NotFoundError(f"no incident {incident_id}", field="id")
     return incident
 
@@ -591,7 +609,7 @@ def search(
                 limit=batch,
                 offset=start,
             )
-            found.extend(i for i in map(_incident, rows) if visible(i, seen))
+            found.extend(i for i in map(_incident, rows) if visible(i, seen, principal.actor))
             if len(rows) < batch:
                 break
             start += batch
@@ -657,7 +675,7 @@ def overdue(
             deadline_before=when,
             limit=None,
         )
-    found = [i for i in map(_incident, rows) if visible(i, seen)]
+    found = [i for i in map(_incident, rows) if visible(i, seen, principal.actor)]
     found.sort(key=lambda i: (i.deadline_at, i.id))
     return found[:limit]
 

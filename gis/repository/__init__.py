@@ -39,7 +39,7 @@ from gis.repository._dialect import (
     is_unique_violation,
     make_engine,
 )
-from gis.repository._incidents import PARTITIONS, ensure_partitions
+from gis.repository._incidents import PARTITIONS, KeyTaken, ensure_partitions
 from gis.repository._store import Repository
 from gis.repository._types import ImportSummary, LayerSummary, LevelSummary
 from gis.repository.models import Base
@@ -47,6 +47,7 @@ from gis.repository.models import Base
 __all__ = [
     "Database",
     "ImportSummary",
+    "KeyTaken",
     "LayerSummary",
     "LevelSummary",
     "Repository",

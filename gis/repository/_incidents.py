@@ -17,6 +17,7 @@ from sqlalchemy import Table, and_, delete, exists, func, insert, or_, select, t
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gis.errors import ConflictError
 from gis.repository._dialect import is_unique_violation
 from gis.repository.models import (
     IncidentKeyRow,
@@ -25,7 +26,7 @@ from gis.repository.models import (
     IncidentUnitRow,
 )
 
-__all__ = ["INCIDENT_COLUMNS_DDL", "IncidentStore", "ensure_partitions"]
+__all__ = ["INCIDENT_COLUMNS_DDL", "IncidentStore", "KeyTaken", "ensure_partitions"]
 
 #: The columns of the partitioned PostgreSQL table (the SQLite one is made by Alembic).
 INCIDENT_COLUMNS_DDL = """
@@ -66,6 +67,12 @@ _U: Table = IncidentUnitRow.__table__  # type: ignore[assignment]
 _TR: Table = IncidentTransitionRow.__table__  # type: ignore[assignment]
 _K: Table = IncidentKeyRow.__table__  # type: ignore[assignment]
 _FIELDS = tuple(column.name for column in _T.columns)
+_INSERT_INCIDENT = insert(_T).returning(_T.c.id)
+_INSERT_KEY = insert(_K)
+
+
+class KeyTaken(ConflictError):  # noqa: N818 (a signal between the store and the service)
+    """The idempotency key of an intake was taken by an earlier request (rolled back)."""
 
 
 def _month_start(when: datetime, offset: int = 0) -> datetime:
@@ -157,41 +164,33 @@ class IncidentStore:
         scope: str | None = None,
         key: str | None = None,
         body_hash: str | None = None,
-    ) -> tuple[dict[str, Any], bool]:
-        """Insert an incident with its units and first transitions; return it and ``True``.
+    ) -> dict[str, Any]:
+        """Insert an incident with its units and first transitions; return it.
 
-        With an idempotency ``key`` the key is taken in the same savepoint:
-        when ``(scope, key)`` is taken already (also by a transaction that
-        committed while this one waited on the unique index), nothing is
-        written and the first incident comes back with ``False`` (its
-        ``body_hash`` under ``"_body_hash"``).
+        With an idempotency ``key`` the key is taken in the same transaction:
+        a retry racing this one waits on the unique index until it ends.
+        When ``(scope, key)`` is taken already, :class:`KeyTaken` is raised
+        and the transaction rolls back, so nothing is written (read the first
+        incident with :meth:`by_key` in a new transaction).
         """
-        if key is None:
-            return self._insert(values, units, transitions), True
-        try:
-            with self._session.begin_nested():
-                row = self._insert(values, units, transitions)
+        row = self._insert(values, units, transitions)
+        if key is not None:
+            try:
                 self._session.execute(
-                    insert(_K).values(
-                        scope=scope,
-                        key=key,
-                        body_hash=body_hash,
-                        incident_id=row["id"],
-                        created_at=values["received_at"],
-                    )
+                    _INSERT_KEY,
+                    {
+                        "scope": scope,
+                        "key": key,
+                        "body_hash": body_hash,
+                        "incident_id": row["id"],
+                        "created_at": values["received_at"],
+                    },
                 )
-            return row, True
-        except IntegrityError as error:
-            if not is_unique_violation(error):
+            except IntegrityError as error:
+                if is_unique_violation(error):
+                    raise KeyTaken("the idempotency key is taken") from None
                 raise
-        taken = self.by_key(scope=scope or "", key=key)
-        if taken is None:  # pragma: no cover - a unique violation implies the row
-            raise RuntimeError("idempotency key conflict without a stored key")
-        found = self.get(incident_id=taken["incident_id"])
-        if found is None:  # pragma: no cover - the key and its incident commit together
-            raise RuntimeError("idempotency key without its incident")
-        found["_body_hash"] = taken["body_hash"]
-        return found, False
+        return row
 
     def _insert(
         self,
@@ -199,9 +198,7 @@ class IncidentStore:
         units: Sequence[tuple[str, str, str]],
         transitions: Sequence[dict[str, Any]],
     ) -> dict[str, Any]:
-        new_id = int(
-            self._session.execute(insert(_T).values(**values).returning(_T.c.id)).scalar_one()
-        )
+        new_id = int(self._session.execute(_INSERT_INCIDENT, values).scalar_one())
         if units:
             self._session.execute(
                 insert(_U),
