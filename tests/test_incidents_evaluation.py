@@ -235,3 +235,11 @@ def test_exports_never_hold_a_formula() -> None:
     assert text is not None
     back = pd.read_csv(io.StringIO(text.removeprefix("\ufeff")))
     assert back["channel"].tolist() == ['\'=HYPERLINK("http://x")']
+
+
+def test_a_known_level_no_incident_was_located_in_is_all_unassigned() -> None:
+    table = evaluate(_frame(), by="police:beat", now=NOW, unit_levels={"police:beat"})
+    assert set(table["unit"]) == {"unassigned"}
+    assert table["incidents"].sum() == 6
+    with pytest.raises(InputError, match="police:beat"):
+        evaluate(_frame(), by="police:bet", now=NOW, unit_levels={"police:beat"})

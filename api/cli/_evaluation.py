@@ -6,6 +6,7 @@ Registered on the ``incidents`` group of :mod:`api.cli._incidents` by
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -13,11 +14,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from api.cli._output import check_output, database, echo_json, out
+from api.cli._output import check_output, database, echo_json, out, parse_option_time
 from gis.access.principal import cli_principal
 from gis.errors import InputError
 from gis.incidents import evaluation, service
-from gis.times import parse_time, utc_now
+from gis.times import utc_now
 
 
 class PeriodChoice(StrEnum):
@@ -50,10 +51,20 @@ def evaluate(
         ),
     ] = "governance:grid",
     since: Annotated[
-        str | None, typer.Option(help="Received at or after: YYYY-MM-DD or ISO 8601.")
+        datetime | None,
+        typer.Option(
+            parser=parse_option_time,
+            metavar="TIME",
+            help="Received at or after: YYYY-MM-DD or ISO 8601.",
+        ),
     ] = None,
     until: Annotated[
-        str | None, typer.Option(help="Received before: YYYY-MM-DD or ISO 8601.")
+        datetime | None,
+        typer.Option(
+            parser=parse_option_time,
+            metavar="TIME",
+            help="Received before: YYYY-MM-DD or ISO 8601.",
+        ),
     ] = None,
     radius_m: Annotated[
         float, typer.Option(min=0, max=5000, help="Two incidents this close are at one place.")
@@ -78,11 +89,10 @@ def evaluate(
         if format in (EvaluationFormat.text, EvaluationFormat.json):
             raise InputError("--output: only with --format csv or xlsx", field="output")
         check_output(output)
-    start = None if since is None else parse_time(since, field="since")
-    end = None if until is None else parse_time(until, field="until")
     db = database()
     try:
-        frame = service.frame(db, cli_principal(), since=start, until=end)
+        frame = service.frame(db, cli_principal(), since=since, until=until)
+        levels = evaluation.unit_levels(db)
     finally:
         db.dispose()
     table = evaluation.evaluate(
@@ -92,6 +102,7 @@ def evaluate(
         now=utc_now(),
         radius_m=radius_m,
         same_category=same_category,
+        unit_levels=levels,
     )
     if format is EvaluationFormat.json:
         echo_json({"by": by, "period": period.value, "rows": evaluation.to_records(table)})

@@ -77,6 +77,7 @@ def evaluate(
     """Evaluate the incidents of your jurisdiction received in ``[since, until)``."""
     start, end = _time(since, "since"), _time(until, "until")
     frame = service.frame(db, principal, since=start, until=end, jurisdiction=jurisdiction)
+    levels = evaluation.unit_levels(db)
     table = evaluation.evaluate(
         frame,
         by=by,
@@ -84,6 +85,7 @@ def evaluate(
         now=utc_now(),
         radius_m=radius_m,
         same_category=same_category,
+        unit_levels=levels,
     )
     if format == "csv":
         text = evaluation.to_csv(table) or ""

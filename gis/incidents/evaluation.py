@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -45,6 +45,7 @@ from scipy.spatial import cKDTree
 
 from gis.crs import local_projected_crs
 from gis.errors import InputError
+from gis.repository import Database
 from gis.times import LOCAL_ZONE, utc_now
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "to_csv",
     "to_records",
     "to_xlsx",
+    "unit_levels",
 ]
 
 Period = Literal["day", "week", "month", "quarter", "year", "all"]
@@ -124,12 +126,14 @@ _NOT_GROUPS = frozenset(
 )
 
 
-def group_column(by: str, columns: Iterable[str]) -> str:
+def group_column(by: str, columns: Iterable[str], unit_levels: Collection[str] = ()) -> str | None:
     """Return the frame column that ``by`` names.
 
     ``"<layer>:<level>"`` names the unit column: ``<layer>_<level>`` (as
     :func:`gis.incidents.service.frame` writes it) or ``unit:<layer>:<level>``;
-    anything else must be a column of the frame.
+    anything else must be a column of the frame. None: a level of
+    ``unit_levels`` (the registry's ``layer:level`` names) that no incident
+    of the frame was located in (every one is then unassigned there).
 
     Raises
     ------
@@ -148,13 +152,25 @@ def group_column(by: str, columns: Iterable[str]) -> str:
     for candidate in candidates:
         if candidate in available and candidate not in _NOT_GROUPS:
             return candidate
+    if by in unit_levels:
+        return None
     units = sorted(
-        c.removeprefix("unit:").replace("_", ":", 1)
-        for c in available
-        if c.startswith("unit:") or (c not in _BASE_COLUMNS and "_" in c)
+        set(unit_levels)
+        | {
+            c.removeprefix("unit:").replace("_", ":", 1)
+            for c in available
+            if c.startswith("unit:") or (c not in _BASE_COLUMNS and "_" in c)
+        }
     )
     choices = ", ".join([*units, "category", "class_code", "channel"])
     raise InputError(f"by: cannot group by {by[:80]!r}: use one of {choices}", field="by")
+
+
+def unit_levels(db: Database) -> frozenset[str]:
+    """Return every ``layer:level`` of the registry (what ``by`` may name besides columns)."""
+    from gis.units import list_layers
+
+    return frozenset(f"{s.name}:{level.name}" for s in list_layers(db) for level in s.levels)
 
 
 def period_labels(times: pd.Series, period: str) -> pd.Series:
@@ -196,6 +212,7 @@ def evaluate(
     now: datetime | None = None,
     radius_m: float = DEFAULT_RADIUS_M,
     same_category: bool = False,
+    unit_levels: Collection[str] = (),
 ) -> pd.DataFrame:
     """Return the evaluation table: one row per group and period.
 
@@ -214,6 +231,9 @@ def evaluate(
         Two incidents this close (metres) are at the same place.
     same_category : bool
         Count a repeat only when the earlier incident had the same category.
+    unit_levels : collection of str
+        The registry's ``layer:level`` names (:func:`unit_levels`): a known
+        level no incident was located in is all unassigned, not an error.
 
     Returns
     -------
@@ -233,12 +253,13 @@ def evaluate(
         raise InputError(f"radius_m: {radius_m!r} must be a distance ≥ 0", field="radius_m")
     if "received_at" not in incidents.columns:
         raise InputError("incidents: the frame has no received_at column", field="incidents")
-    column = group_column(by, incidents.columns)
-    name = "unit" if ":" in by else column
+    column = group_column(by, incidents.columns, unit_levels)
+    name = "unit" if ":" in by else str(column)
     labels = period_labels(incidents["received_at"], period)
     now = now or utc_now()
     work = _measures(incidents, now=pd.Timestamp(now), radius_m=radius_m, same=same_category)
-    work[name] = incidents[column].astype(object).where(incidents[column].notna(), UNASSIGNED)
+    groups = incidents[column] if column is not None else pd.Series(None, index=incidents.index)
+    work[name] = groups.astype(object).where(groups.notna(), UNASSIGNED)
     work[name] = work[name].map(str)
     work["period"] = labels.to_numpy()
     keys = [name, "period"]
