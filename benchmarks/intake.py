@@ -19,8 +19,10 @@ incidents.
 
 Prints one JSON object (progress goes to stderr). The target is 500
 intakes/s sustained with 0 lost and 0 duplicated; when a run misses it,
-``--profile`` runs the server under cProfile for the steady run and prints
-where the time goes.
+``--profile`` also takes ``--profile-count`` incidents in through
+:func:`gis.incidents.service.intake` in this process under cProfile (the
+server's request threads are out of cProfile's reach) and prints the
+in-process rate and where the time goes.
 
 Bounded: loopback only, a fixed number of connections, a deadline for every
 phase; it stops by itself.
@@ -46,6 +48,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -94,7 +97,10 @@ def main() -> None:
         default="api",
         help="POST /api/v1/incidents (JSON) or Open311's POST requests.json (form).",
     )
-    parser.add_argument("--profile", action="store_true", help="Profile the server's steady run.")
+    parser.add_argument(
+        "--profile", action="store_true", help="Profile service.intake in this process too."
+    )
+    parser.add_argument("--profile-count", type=int, default=300)
     args = parser.parse_args()
     if not 0 <= args.retry_share <= 1:
         sys.exit("--retry-share must be between 0 and 1")
@@ -114,9 +120,12 @@ def main() -> None:
         _log(f"{dialect}: loading the sample city")
         db = open_database(Settings(database_url=url, load_sample_city=True), create=True)
         key, points = _dispatcher_key(db), _points(db, 400)
+        profile = _profile_intake(db, points, args.profile_count) if args.profile else None
         db.dispose()
         server = _Server(url, work / dialect, workers=args.workers)
         results[dialect] = _run_dialect(args, server, key, points, url)
+        if profile is not None:
+            results[dialect]["in_process"] = profile
     steady = [r["steady"] for r in results.values()]
     meets = all(
         r["intakes_per_s"] >= TARGET_PER_S
@@ -147,7 +156,7 @@ def _run_dialect(
     args: argparse.Namespace, server: _Server, key: str, points: np.ndarray, url: str
 ) -> dict[str, Any]:
     dialect = make_url(url).get_backend_name()
-    server.start(profile=args.profile)
+    server.start()
     try:
         _log(f"{dialect}: warming up")
         warm = _Load(server.port, key, points, connections=4, retry_share=0, endpoint=args.endpoint)
@@ -164,17 +173,14 @@ def _run_dialect(
         asyncio.run(load.run(args.seconds))
         steady = load.summary(args.seconds)
     finally:
-        profile = server.stop()
+        server.stop()
     steady.update(_check(url, load.acknowledged))
     _log(f"{dialect}: {steady['intakes_per_s']:.0f} intakes/s, p99 {steady['p99_ms']} ms")
     crash_seconds = args.crash_seconds or args.seconds
     kill_after = args.kill_after if args.kill_after is not None else crash_seconds / 2
     _log(f"{dialect}: crash run ({crash_seconds:g} s, SIGKILL after {kill_after:g} s)")
     crash = _crash_run(args, server, key, points, url, crash_seconds, kill_after)
-    result: dict[str, Any] = {"steady": steady, "crash": crash}
-    if profile:
-        result["profile_top"] = profile
-    return result
+    return {"steady": steady, "crash": crash}
 
 
 def _crash_run(
@@ -195,17 +201,22 @@ def _crash_run(
         endpoint=args.endpoint,
     )
     server.start()
-    killed_at: list[float] = []
+    downtime: list[float] = []
 
     async def kill_and_restart() -> None:
         await asyncio.sleep(kill_after)
         server.kill()
-        killed_at.append(time.monotonic())
+        killed = time.monotonic()
         _log("server killed (SIGKILL); restarting")
         await asyncio.to_thread(server.start)
-        _log(f"server back after {time.monotonic() - killed_at[0]:.1f} s")
+        downtime.append(time.monotonic() - killed)
+        # The clients load the restarted server for the rest of the run.
+        load.deadline += downtime[0]
+        _log(f"server back after {downtime[0]:.1f} s")
 
     async def both() -> None:
+        warm = _Load(server.port, key, points, connections=4, retry_share=0, endpoint=args.endpoint)
+        await warm.run(3.0)
         await asyncio.gather(load.run(seconds, retry_failed=True), kill_and_restart())
 
     try:
@@ -213,6 +224,7 @@ def _crash_run(
     finally:
         server.stop()
     summary = load.summary(seconds)
+    summary["restart_s"] = round(downtime[0], 1) if downtime else None
     summary.update(_check(url, load.acknowledged))
     summary["in_flight_at_kill_retried"] = load.retried_after_error
     return summary
@@ -236,25 +248,25 @@ class _Load:
     replays_matching: int = 0
     replays_differing: int = 0
     retried_after_error: int = 0
+    deadline: float = 0.0
 
     async def run(self, seconds: float, *, retry_failed: bool = False) -> None:
-        """Post for ``seconds`` (then finish the requests in flight, bounded)."""
-        deadline = time.monotonic() + seconds
+        """Post for ``seconds`` (then retry the requests left unanswered, bounded)."""
+        self.deadline = time.monotonic() + seconds
         rng = random.Random(7)
         await asyncio.gather(
             *(
-                self._client(deadline, random.Random(rng.random()), retry_failed)
+                self._client(random.Random(rng.random()), retry_failed)
                 for _ in range(self.connections)
             )
         )
 
-    async def _client(self, deadline: float, rng: random.Random, retry_failed: bool) -> None:
+    async def _client(self, rng: random.Random, retry_failed: bool) -> None:
         connection: _Connection | None = None
         pending: tuple[str, bytes] | None = None  # a request whose answer never came
-        give_up = deadline + 60.0
         while True:
             now = time.monotonic()
-            if now > give_up or (now > deadline and pending is None):
+            if now > self.deadline + 120.0 or (now > self.deadline and pending is None):
                 break
             if pending is None:
                 key, body = str(uuid.uuid4()), self._body(rng)
@@ -441,14 +453,10 @@ class _Server:
         self.port = _free_port()
         self.secret = secrets.token_urlsafe(48)
         self.process: subprocess.Popen[bytes] | None = None
-        self.profile_path: Path | None = None
 
-    def start(self, *, profile: bool = False) -> None:
-        self.profile_path = self.folder / "server.prof" if profile else None
-        prefix = ["-m", "cProfile", "-o", str(self.profile_path)] if profile else []
+    def start(self) -> None:
         command = [
             sys.executable,
-            *prefix,
             "-m",
             "uvicorn",
             "api.app:create_server_app",
@@ -471,13 +479,14 @@ class _Server:
         }
         self.process = subprocess.Popen(command, cwd=ROOT, env=env)
         _wait(self.port)
+        _ready(self.port)
 
     def kill(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=30)
 
-    def stop(self) -> list[str] | None:
+    def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
@@ -486,21 +495,6 @@ class _Server:
                 self.process.kill()
                 self.process.wait(timeout=30)
         self.process = None
-        if self.profile_path is not None and self.profile_path.exists():
-            import pstats
-
-            stats = pstats.Stats(str(self.profile_path))
-            stats.sort_stats("cumulative")
-            rows = sorted(
-                stats.stats.items(),  # type: ignore[attr-defined]
-                key=lambda item: item[1][3],
-                reverse=True,
-            )[:30]
-            return [
-                f"{cum:8.2f}s cum {tot:8.2f}s own  {Path(f).name}:{line} {name}"
-                for (f, line, name), (_, _, tot, cum, _) in rows
-            ]
-        return None
 
 
 def _check(url: str, acknowledged: dict[str, set[str]]) -> dict[str, int]:
@@ -593,6 +587,68 @@ def _wait(port: int, timeout: float = 180.0) -> None:
         except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"server on :{port} did not start")
+
+
+def _ready(port: int, timeout: float = 180.0) -> None:
+    # Answering and able to write (the database opened, migrations checked).
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server on :{port} not ready")
+
+
+def _profile_intake(db: Database, points: np.ndarray, count: int) -> dict[str, Any]:
+    """Take ``count`` incidents in through the service in this process, under cProfile."""
+    import cProfile
+    import io
+    import pstats
+
+    from gis.access import SYSTEM as ACTOR
+    from gis.incidents import IncidentDraft, IncidentLocation, service
+    from gis.locate import LocateService
+    from gis.revisions import RevisionClock
+
+    locator = LocateService(db, clock=RevisionClock(db, refresh_seconds=1.0))
+    when = datetime.now(UTC)
+    rng = random.Random(3)
+
+    def one(i: int) -> None:
+        x, y = points[i % len(points)]
+        draft = IncidentDraft(
+            channel="12345",
+            category=rng.choice(CATEGORIES),
+            description=f"profile {i}",
+            location=IncidentLocation(x=float(x), y=float(y), datum="cgcs2000"),
+            address=None,
+            event_time=when,
+        )
+        service.intake(db, ACTOR, draft, idempotency_key=f"profile-{i}", locator=locator)
+
+    one(-1)  # indexes built outside the measurement
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    for i in range(count):
+        one(i)
+    profiler.disable()
+    elapsed = time.perf_counter() - started
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(25)
+    top = [line for line in text.getvalue().splitlines() if line.strip()][-26:]
+    return {
+        "intakes": count,
+        "intakes_per_s": round(count / elapsed, 1),
+        "ms_per_intake": round(1000 * elapsed / count, 2),
+        "profile_cumulative_top": top,
+    }
 
 
 if __name__ == "__main__":
