@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from api import errors, web
 from api.bootstrap import open_database
-from api.errors import ERROR_RESPONSES, PROBLEM_JSON, Problem
+from api.errors import ERROR_RESPONSES, OPEN311_PREFIX, PROBLEM_JSON, Problem
 from api.fastpath import GeocodeFastPath
 from api.hardening import Hardening
 from api.jsontext import StrictJSONResponse
@@ -258,6 +258,21 @@ def _complete_openapi(app: FastAPI, *models: type[BaseModel]) -> None:
             }
             schema["security"] = [{"OAuth2": []}, {"ApiKey": []}]
             problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+            schemas["Open311Errors"] = {
+                "type": "array",
+                "description": "Open311 GeoReport v2 errors (the HTTP status is the first code).",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "code": {"type": "integer", "examples": [400]},
+                        "description": {"type": "string"},
+                    },
+                    "required": ["code", "description"],
+                },
+            }
+            open311_errors = {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Open311Errors"}}
+            }
             for path, operations in schema["paths"].items():
                 for method, operation in operations.items():
                     responses = operation.setdefault("responses", {})
@@ -268,10 +283,11 @@ def _complete_openapi(app: FastAPI, *models: type[BaseModel]) -> None:
                     for status, description in ERROR_RESPONSES.items():
                         responses.setdefault(status, {"description": description})
                     # Every error answer is application/problem+json, whatever
-                    # FastAPI's defaults say.
+                    # FastAPI's defaults say (Open311: the standard's error list).
+                    errors = open311_errors if path.startswith(OPEN311_PREFIX) else problem
                     for status, response in responses.items():
                         if status[0] in "45":
-                            response["content"] = problem
+                            response["content"] = errors
             for unused in ("HTTPValidationError", "ValidationError"):
                 components.get("schemas", {}).pop(unused, None)
             app.openapi_schema = schema

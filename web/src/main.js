@@ -6,6 +6,7 @@ import { api, session } from "./api.js";
 import { t, setLanguage, language, translatePage } from "./i18n.js";
 import { renderLocate, renderUnit, renderMessage } from "./panel.js";
 import { EditMode } from "./edit.js";
+import { IncidentsLayer } from "./incidents.js";
 
 const state = {
   layers: [],
@@ -37,6 +38,7 @@ window.tonggeMap = map; // for the browser tests and the curious
 
 let marker = null;
 let editor = null;
+let incidents = null; // the incidents control (incidents.js), for callers who may read them
 
 function tileUrl(layer, level) {
   return `${location.origin}/api/v1/tiles/${encodeURIComponent(layer)}/${encodeURIComponent(level)}/{z}/{x}/{y}.mvt`;
@@ -44,6 +46,7 @@ function tileUrl(layer, level) {
 
 function showLevel() {
   const { layer, level } = state;
+  incidents?.detach();
   for (const id of ["units-fill", "buildings", "pois", "units-line", "units-selected", "parent-line"]) {
     if (map.getLayer(id)) map.removeLayer(id);
   }
@@ -87,6 +90,7 @@ function showLevel() {
       paint: { "line-color": "#2c3e50", "line-width": 2.2 },
     });
   }
+  incidents?.refresh();
   writeUrl();
 }
 
@@ -291,6 +295,10 @@ async function start() {
   state.level = params.get("level");
   layerSelect.value = state.layer ?? "";
   fillLevels();
+  if (state.me.permissions.includes("incidents:read")) {
+    incidents = new IncidentsLayer(() => ({ layer: state.layer, level: state.level }));
+    map.addControl(incidents, "top-right");
+  }
   if (state.me.permissions.includes("boundaries:edit")) {
     editor = new EditMode(map, { layer: state.layer, level: state.level, onSaved: refreshTiles });
     window.tonggeEditor = editor;
