@@ -71,6 +71,8 @@ ENDPOINTS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/layers/{layer}/changesets"): Rule(P.UNITS_READ),
     ("GET", "/api/v1/layers/{layer}/changesets/{changeset_id}"): Rule(P.UNITS_READ),
     ("POST", "/api/v1/layers/{layer}/changesets/{changeset_id}/revert"): Rule(P.BOUNDARIES_EDIT),
+    ("POST", "/api/v1/layers/{layer}/changesets/{changeset_id}/apply"): Rule(P.BOUNDARIES_EDIT),
+    ("DELETE", "/api/v1/layers/{layer}/changesets/{changeset_id}"): Rule(P.BOUNDARIES_EDIT),
     ("GET", "/api/v1/units/{code}"): Rule(P.UNITS_READ),
     ("GET", "/api/v1/units/{code}/buildings"): Rule(P.PLACES_READ),
     ("GET", "/api/v1/units/{code}/households"): Rule(P.HOUSEHOLDS_READ),

@@ -46,6 +46,9 @@ VALID = {
     "key_id": "tg_nope",
     "op": "merge",
     "changeset_id": "999999",
+    "category": "0101",
+    "incident_id": "1",
+    "action": "accept",
 }
 
 #: param name -> (bad value, what the message must name).
@@ -88,6 +91,12 @@ BAD: dict[str, list[tuple[str, str]]] = {
     "sliver_width": [("-0.5", "sliver")],
     "rate": [("0", "rate")],
     "workers": [("0", "--workers")],
+    "category": [("9999", "9999")],
+    "incident_id": [("abc", "INCIDENT_ID")],
+    "ids": [("abc", "IDS")],
+    "score": [("9", "--score")],
+    "merged_into": [("0", "--merged-into")],
+    "event_time": [("tomorrow-ish", "--event-time")],
 }
 
 #: Per command: other valid values, and bad ones replacing the generic cases.
@@ -103,6 +112,10 @@ BAD_FOR: dict[tuple[str, ...], dict[str, list[tuple[str, str]]]] = {
     # merge's own check comes first: it names the units it needs.
     ("edit",): {"unit": [("nowhere:0", "unit")], "name": []},  # --name: carve's free text
     ("changesets", "list"): {"unit": []},  # a filter: an unknown code lists nothing
+    ("incidents", "intake"): {"datum": [("mars", "datum")]},
+    ("incidents", "list"): {"unit": []},  # a filter: an unknown code lists nothing
+    # --unit only matters for dispatch/escalate; the incident comes first.
+    ("incidents", "transition"): {"action": [("teleport", "teleport")], "unit": []},
     # --layer only qualifies --unit; the street file comes with every call.
     **{("patrol", verb): {"layer": []} for verb in ("plan", "export", "check", "score")},
     ("incidents", "evaluate"): {"by": [("police:no_such_level", "by")]},

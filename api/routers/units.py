@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
-from api.deps import event_time, get_db, remove_folder
+from api.deps import event_time, get_db, page_size, remove_folder
 from api.schemas.common import (
     Layer,
     UnitCollection,
@@ -68,7 +68,7 @@ def list_units(
         ),
     ] = None,
     at: datetime | None = Depends(event_time),
-    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
+    limit: int = Depends(page_size),
     offset: Annotated[int, Query(ge=0, le=10_000_000, description="Units to skip.")] = 0,
 ) -> dict[str, object]:
     """Return one page of the units in your jurisdiction as GeoJSON, by level and code."""
@@ -123,9 +123,7 @@ def get_unit(
     Ancestors outside your jurisdiction are left out; a unit of another layer
     overlapping your area shows its boundary within your area only.
     """
-    detail = unit_registry.unit_detail(
-        db, code=code, layer=layer, at=at, jurisdiction=jurisdiction
-    )
+    detail = unit_registry.unit_detail(db, code=code, layer=layer, at=at, jurisdiction=jurisdiction)
     feature = unit_feature(detail["unit"])
     feature["ancestors"] = [unit_ref(row) for row in detail["ancestors"]]
     feature["children"] = [unit_ref(row) for _, row in detail["children"].iterrows()]
@@ -281,7 +279,7 @@ def list_imports(
     layer: str,
     db: Database = Depends(get_db),
     jurisdiction: Jurisdiction = Depends(current_jurisdiction),
-    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
+    limit: int = Depends(page_size),
     offset: Annotated[int, Query(ge=0, le=10_000_000, description="Imports to skip.")] = 0,
 ) -> list[dict[str, Any]]:
     """Return the layer's imports, newest first; only those touching your units."""

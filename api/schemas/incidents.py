@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -165,13 +165,18 @@ class TransitionIn(BaseModel):
     location: LocationIn | None = Field(
         default=None, description="dispatch from review: a corrected location."
     )
-    merged_into: int | None = Field(default=None, ge=1, description="merge: the incident kept.")
+    merged_into: int | None = Field(
+        default=None, ge=1, le=2**63 - 1, description="merge: the incident kept."
+    )
     feedback_score: int | None = Field(
         default=None, ge=1, le=5, description="close: the resident's satisfaction 1-5."
     )
     feedback_text: str | None = Field(default=None, max_length=2000)
     revision: int | None = Field(
-        default=None, ge=1, description="The revision you saw (409 if it changed since)."
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="The revision you saw (409 if it changed since).",
     )
 
 
@@ -219,7 +224,7 @@ class RelocateIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[int] = Field(min_length=1, max_length=10_000)
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(min_length=1, max_length=10_000)
     reason: str = Field(min_length=1, max_length=2000)
 
 

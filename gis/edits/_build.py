@@ -333,28 +333,35 @@ def _cut_buildings(
     candidates = state.buildings_in(ground)
     if candidates is None or candidates.empty:
         return []
+    sides = [_Side(before), _Side(after)]
     cut = []
     for key, footprint in zip(candidates["key"], candidates.geometry.values, strict=True):
         if footprint is None or footprint.is_empty:
             continue
-        old = _overlapping(footprint, before, locator)
-        new = _overlapping(footprint, after, locator)
+        old, new = (side.overlapping(footprint, locator) for side in sides)
         if len(new) > 1 and new != old:
             cut.append((str(key), new, footprint))
     return cut
 
 
-def _overlapping(footprint: BaseGeometry, units: gpd.GeoDataFrame, locator: Locator) -> set[str]:
-    found = set()
-    for code, geometry in zip(units["code"], units.geometry.values, strict=True):
-        if not shapely.intersects(footprint, geometry):
-            continue
-        if shapely.covers(geometry, footprint):
-            return {str(code)}
-        piece = _polygonal(shapely.intersection(footprint, geometry))
-        if not piece.is_empty and locator.area(piece) > _BUILDING_OVERLAP_M2:
-            found.add(str(code))
-    return found
+class _Side:
+    """The units of one side of a change, indexed for the footprints asking which they overlap."""
+
+    def __init__(self, units: gpd.GeoDataFrame) -> None:
+        self.codes = [str(c) for c in units["code"]]
+        self.geometries = np.asarray(units.geometry.values, dtype=object)
+        self.tree = shapely.STRtree(self.geometries)
+
+    def overlapping(self, footprint: BaseGeometry, locator: Locator) -> set[str]:
+        found = set()
+        for i in np.sort(self.tree.query(footprint, predicate="intersects")):
+            geometry = self.geometries[i]
+            if shapely.covers(geometry, footprint):
+                return {self.codes[i]}
+            piece = _polygonal(shapely.intersection(footprint, geometry))
+            if not piece.is_empty and locator.area(piece) > _BUILDING_OVERLAP_M2:
+                found.add(self.codes[i])
+        return found
 
 
 def _level_change(

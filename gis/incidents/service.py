@@ -140,7 +140,9 @@ def _context(db: Database) -> _Shared:
     with _shared_lock:
         found = _shared.get(db)
         if found is None:
-            clock = RevisionClock(db, refresh_seconds=get_settings().index_refresh_seconds)
+            # Asked on every call (one small query): a command or script
+            # that changes boundaries sees them at once.
+            clock = RevisionClock(db, refresh_seconds=0)
             locator = LocateService(db, clock=clock)
             found = _Shared(
                 locator=locator,

@@ -345,30 +345,34 @@ class Repository:
         scope_parents: Sequence[str] | None,
         on_progress: Progress | None = None,
         part_of: int | None = None,
+        scope_codes: Sequence[str] | None = None,
     ) -> ImportSummary:
         """Make ``units`` the state of a level from ``valid_from`` on.
 
         Units with the same code and content stay as they are; changed ones
         get a new version (the old one ends at ``valid_from``); stored units
         in scope that the data does not have are retired. The scope is the
-        whole level (``scope_parents=None``) or the units under the given
-        parents. ``units`` must be in EPSG:4490 with the unit-frame columns.
+        whole level (``scope_parents=None``), the units under the given
+        parents, or (``scope_codes``) exactly the units with these codes: only
+        their rows are read and written (an edit touching a few units of a
+        large level). ``units`` must be in EPSG:4490 with the unit-frame columns.
         """
         # Writers of one layer take turns (PostgreSQL row lock; SQLite's write
         # transactions are serial anyway), so the versions read below are
         # still current when the new ones are written.
         layer_row, level_row = self._layer_level(layer, level, lock=True)
         summary = ImportSummary(layer=layer, level=level, valid_from=valid_from)
-        current = {
-            row.code: row
-            for row in self._session.scalars(
-                select(UnitRow).where(
-                    UnitRow.layer_id == layer_row.id,
-                    UnitRow.level_id == level_row.id,
-                    _valid_at(valid_from),
-                )
-            ).all()
-        }
+        current: dict[str, UnitRow] = {}
+        listed = None if scope_codes is None else sorted(set(scope_codes))
+        for start in range(0, 1 if listed is None else len(listed), _CHUNK):
+            query = select(UnitRow).where(
+                UnitRow.layer_id == layer_row.id,
+                UnitRow.level_id == level_row.id,
+                _valid_at(valid_from),
+            )
+            if listed is not None:
+                query = query.where(UnitRow.code.in_(listed[start : start + _CHUNK]))
+            current.update((row.code, row) for row in self._session.scalars(query).all())
         later = self._session.scalar(
             select(func.max(UnitRow.valid_from)).where(
                 UnitRow.layer_id == layer_row.id, UnitRow.level_id == level_row.id

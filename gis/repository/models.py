@@ -295,10 +295,18 @@ class StreetRow(Base):
 
 
 class ChangeSetRow(Base):
-    """An applied edit: who, when, why, what operation, and the import that stored it."""
+    """An edit: who, when, why, what operation, the import that stored it, its status.
+
+    ``status``: ``applied``, ``draft`` (nothing written to the units yet),
+    ``reverted`` or ``discarded`` (a draft dropped); ``draft`` holds the ETags
+    of the unit versions a draft was computed on.
+    """
 
     __tablename__ = "changesets"
-    __table_args__ = (Index("ix_changesets_layer", "layer", "id"),)
+    __table_args__ = (
+        Index("ix_changesets_layer", "layer", "id"),
+        Index("ix_changesets_status", "layer", "status"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     layer: Mapped[str] = mapped_column(String(64))
@@ -312,6 +320,8 @@ class ChangeSetRow(Base):
     import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id"), nullable=True)
     reverts: Mapped[int | None] = mapped_column(ForeignKey("changesets.id"), nullable=True)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="applied", server_default="applied")
+    draft: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class ChangeSetUnitRow(Base):

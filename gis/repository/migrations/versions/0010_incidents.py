@@ -4,8 +4,8 @@ On PostgreSQL ``incidents`` is partitioned by month on ``received_at``
 (declarative range partitioning, a default partition for anything outside
 the months made so far; see ``gis.repository._incidents.ensure_partitions``).
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 """
 
 import sqlalchemy as sa
@@ -13,8 +13,8 @@ from alembic import op
 
 from gis.repository._incidents import INCIDENT_COLUMNS_DDL, ensure_partitions
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
