@@ -228,7 +228,7 @@ def post_request(
     ] = None,
 ) -> Response:
     """Take in a service request as an incident (channel ``open311``), located in every layer."""
-    now = datetime.now(UTC)
+    now = datetime.now(UTC).replace(microsecond=0)
     fields = {
         "service_code": service_code,
         "lat": lat,
