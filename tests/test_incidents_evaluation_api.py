@@ -110,3 +110,16 @@ def test_cli_evaluates_everything(city: Database, monkeypatch: pytest.MonkeyPatc
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)["rows"]
     assert {r["unit"]: r["incidents"] for r in rows} == {GRID_A: 2, GRID_B: 1}
+
+
+def test_evaluation_json_is_strict_with_unknown_values_as_null(city: Database) -> None:
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"not strict JSON: {constant}")
+
+    with _client(city, "350502") as client:
+        text = client.get(URL, params={"by": "governance:grid", "period": "all"}).text
+    rows = {r["unit"]: r for r in json.loads(text, parse_constant=refuse)["rows"]}
+    # Grid B's only incident is open: nothing closed, no feedback — unknown, not 0.
+    assert rows[GRID_B]["median_hours_to_close"] is None
+    assert rows[GRID_B]["feedback_mean"] is None
+    assert rows[GRID_A]["median_hours_to_close"] is not None
