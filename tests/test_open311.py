@@ -115,6 +115,14 @@ def test_services_are_public_in_json_and_xml(city: City) -> None:
     assert missing.status_code == 404
     assert "9999" in _error(missing.json(), 404)
     assert client.get(f"{BASE}/services.yaml").status_code == 400
+    missing_xml = client.get(f"{BASE}/services/9999.xml")
+    assert missing_xml.status_code == 404
+    assert missing_xml.headers["content-type"].startswith("text/xml")
+    error = xmltodict.parse(missing_xml.content)["errors"]["error"]
+    assert error["code"] == "404" and "9999" in error["description"]
+    discovery = client.get(f"{BASE}/discovery.json").json()
+    assert discovery["endpoints"][0]["url"].endswith(BASE)
+    assert "text/xml" in discovery["endpoints"][0]["formats"]
 
 
 def test_post_then_read_back_within_the_key_s_jurisdiction(city: City) -> None:
