@@ -28,7 +28,9 @@ from api.app import create_app
 from gis.access import SYSTEM
 from gis.access.accounts import create_api_key
 from gis.datum import wgs84_to_gcj02
-from gis.incidents import service
+from gis.incidents import IdempotencyConflict, service
+from gis.incidents import open311 as spec
+from gis.incidents.taxonomy import load_taxonomy
 from gis.repository import Database
 from gis.settings import Settings
 from tests.fixtures_access import GRID_A, GRID_B, MICRO_A, load_two_grids
@@ -196,6 +198,61 @@ def test_idempotency_key_returns_the_same_request_and_refuses_another_body(city:
     )
     listed = city.client.get(f"{BASE}/requests.json", params={"api_key": city.key_a}).json()
     assert len(listed) == 1
+
+
+def test_racing_posts_with_one_key_make_one_request(city: City) -> None:
+    answers: list[tuple[int, object]] = []
+    start = threading.Barrier(6)
+
+    def post() -> None:
+        start.wait()
+        answers.append(_post(city, idempotency_key="race-open311"))
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Each arrived at its own time: the retries take the first one's, no 409.
+    assert sorted(status for status, _ in answers) == [200, 200, 200, 200, 200, 201]
+    ids = {answer[0]["service_request_id"] for _, answer in answers}  # type: ignore[index]
+    assert len(ids) == 1
+    listed = city.client.get(f"{BASE}/requests.json", params={"api_key": city.key_a}).json()
+    assert [i["service_request_id"] for i in listed] == list(ids)
+
+
+def test_a_retry_that_lost_the_race_takes_the_first_event_time(
+    city: City, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    form = {"service_code": "0101", "lat": str(IN_A[1]), "long": str(IN_A[0])}
+    first_time = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    taxonomy = load_taxonomy(None)
+    first = spec.intake_request(
+        city.db, SYSTEM, form, taxonomy=taxonomy, idempotency_key="k1", now=first_time
+    )
+    # The retry looked the key up before the first post was stored (a race).
+    lookups = iter([None])
+    real = spec.replayed_event_time
+    monkeypatch.setattr(spec, "replayed_event_time", lambda *a: next(lookups, None) or real(*a))
+    again = spec.intake_request(
+        city.db,
+        SYSTEM,
+        form,
+        taxonomy=taxonomy,
+        idempotency_key="k1",
+        now=first_time + timedelta(seconds=3),
+    )
+    assert (first.created, again.created) == (True, False)
+    assert again.incident.id == first.incident.id
+    with pytest.raises(IdempotencyConflict):
+        spec.intake_request(
+            city.db,
+            SYSTEM,
+            {**form, "description": "another"},
+            taxonomy=taxonomy,
+            idempotency_key="k1",
+            now=first_time + timedelta(seconds=5),
+        )
 
 
 def test_gcj02_and_bd09_coordinates_are_declared_with_datum(city: City) -> None:

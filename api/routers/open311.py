@@ -31,7 +31,6 @@ from gis.access import Principal
 from gis.access.principal import SYSTEM
 from gis.errors import AuthenticationError, NotFoundError
 from gis.incidents import open311 as spec
-from gis.incidents import service
 from gis.incidents.taxonomy import Taxonomy, load_taxonomy
 from gis.repository import Database
 
@@ -244,17 +243,15 @@ def post_request(
     }
     taxonomy = _taxonomy(request)
     state = request.app.state
-    event_time = spec.replayed_event_time(state.db, caller, idempotency_key) or now
-    draft = spec.draft_from_form(fields, taxonomy=taxonomy, now=event_time)
-    result = service.intake(
+    result = spec.intake_request(
         state.db,
         caller,
-        draft,
+        fields,
+        taxonomy=taxonomy,
         idempotency_key=idempotency_key,
         now=now,
         locator=state.locator,
         jurisdiction=state.security.jurisdictions.jurisdiction(caller),
-        taxonomy=taxonomy,
     )
     incident = result.incident
     body = [

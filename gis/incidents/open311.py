@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -50,8 +51,11 @@ from gis.incidents._model import (
     Incident,
     IncidentDraft,
     IncidentLocation,
+    IntakeResult,
 )
+from gis.incidents.service import IdempotencyConflict
 from gis.incidents.taxonomy import Category, Taxonomy
+from gis.locate import LocateService
 from gis.repository import Database
 from gis.times import isoformat_local, parse_time
 
@@ -65,6 +69,7 @@ __all__ = [
     "draft_from_form",
     "find_request",
     "find_token",
+    "intake_request",
     "parse_ids",
     "parse_range",
     "replayed_event_time",
@@ -375,6 +380,43 @@ def replayed_event_time(db: Database, principal: Principal, key: str | None) -> 
         return None
     value: datetime = stored["event_time"]
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def intake_request(
+    db: Database,
+    principal: Principal,
+    form: Mapping[str, str | None],
+    *,
+    taxonomy: Taxonomy,
+    idempotency_key: str | None,
+    now: datetime,
+    locator: LocateService | None = None,
+    jurisdiction: Jurisdiction | None = None,
+) -> IntakeResult:
+    """Take in a POST service request (see :func:`draft_from_form`) as an incident.
+
+    The standard's POST carries no event time: a request's is the time it
+    arrived. A retry with the same ``Idempotency-Key`` gets the first one's
+    (looked up before, and again after losing a race with the first post),
+    so that it returns the first incident instead of a conflict; a retry
+    with another body is still :class:`~gis.incidents.IdempotencyConflict`.
+    """
+    event_time = replayed_event_time(db, principal, idempotency_key) or now
+    draft = draft_from_form(form, taxonomy=taxonomy, now=event_time)
+    options: dict[str, Any] = {
+        "idempotency_key": idempotency_key,
+        "now": now,
+        "locator": locator,
+        "jurisdiction": jurisdiction,
+        "taxonomy": taxonomy,
+    }
+    try:
+        return service.intake(db, principal, draft, **options)
+    except IdempotencyConflict:
+        first = replayed_event_time(db, principal, idempotency_key)
+        if first is None or first == event_time:
+            raise
+        return service.intake(db, principal, replace(draft, event_time=first), **options)
 
 
 def search_requests(
