@@ -112,7 +112,7 @@ BAD_FOR: dict[tuple[str, ...], dict[str, list[tuple[str, str]]]] = {
     # merge's own check comes first: it names the units it needs.
     ("edit",): {"unit": [("nowhere:0", "unit")], "name": []},  # --name: carve's free text
     ("changesets", "list"): {"unit": []},  # a filter: an unknown code lists nothing
-    ("incidents", "intake"): {"datum": [("mars", "datum")]},
+    ("incidents", "intake"): {"datum": [("mars", "datum")], "x": [("east", "--x")]},
     ("incidents", "list"): {"unit": []},  # a filter: an unknown code lists nothing
     # --unit only matters for dispatch/escalate; the incident comes first.
     ("incidents", "transition"): {"action": [("teleport", "teleport")], "unit": []},

@@ -140,7 +140,7 @@ def intake(
             if x is None or y is None
             else IncidentLocation(x=x, y=y, datum=datum_name, accuracy_m=accuracy),
             address=address,
-            event_time=event_time or parse_time(None),
+            event_time=event_time,  # None: when received
             external_id=external_id,
             reporter_contact=contact,
         )

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
-from api.deps import get_db
+from api.deps import get_db, page_size
 from api.schemas.incidents import (
     CategoryOut,
     DuplicateOut,
@@ -105,7 +105,9 @@ def intake(
         description=body.description,
         location=_location(body.location),
         address=body.address,
-        event_time=parse_time(body.event_time, field="event_time"),
+        event_time=None
+        if body.event_time is None
+        else parse_time(body.event_time, field="event_time"),
         external_id=body.external_id,
         reporter_contact=body.reporter_contact,
         media=tuple(body.media),
@@ -149,7 +151,7 @@ def list_incidents(
     ] = None,
     since: Annotated[str | None, Query(max_length=40, description="Received from.")] = None,
     until: Annotated[str | None, Query(max_length=40, description="Received before.")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: int = Depends(page_size),
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[dict[str, Any]]:
     """Return the incidents of your jurisdiction, newest first (no reporter contacts)."""

@@ -75,6 +75,8 @@ class IncidentDraft:
     ``reporter_contact`` is minimal: a name and/or a phone number only, never
     ID numbers; it is never logged and never shown outside the jurisdiction.
     Either ``location`` or ``address`` (or both) must be given.
+    ``event_time`` None means "when it is received" (so that a retry sent
+    later without a time is the same request).
     """
 
     channel: str
@@ -82,7 +84,7 @@ class IncidentDraft:
     description: str
     location: IncidentLocation | None
     address: str | None
-    event_time: datetime
+    event_time: datetime | None
     external_id: str | None = None
     reporter_contact: str | None = None
     media: tuple[str, ...] = ()
@@ -95,7 +97,7 @@ class IncidentDraft:
             "description": self.description,
             "location": None if self.location is None else self.location.to_dict(),
             "address": self.address,
-            "event_time": self.event_time.isoformat(),
+            "event_time": None if self.event_time is None else self.event_time.isoformat(),
             "external_id": self.external_id,
             "reporter_contact": self.reporter_contact,
             "media": list(self.media),

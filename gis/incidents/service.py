@@ -34,7 +34,7 @@ import pandas as pd
 from gis.access import Jurisdiction, JurisdictionResolver, Permission, Principal
 from gis.access.audit import append_audit
 from gis.crs import STORAGE_CRS, local_projected_crs, transformer
-from gis.errors import ConflictError, ForbiddenError, InputError, NotFoundError
+from gis.errors import ConflictError, InputError, NotFoundError
 from gis.incidents._model import (
     DATUMS,
     OPEN_STATUSES,
@@ -216,6 +216,8 @@ def validate_draft(draft: IncidentDraft, *, taxonomy: Taxonomy, now: datetime) -
         _text(ref, "media", MAX_MEDIA_REF)
         if any(ch.isspace() for ch in ref):
             raise InputError("media references are URLs or keys without spaces", field="media")
+    if draft.event_time is None:
+        return  # when received
     if not isinstance(draft.event_time, datetime) or draft.event_time.tzinfo is None:
         raise InputError("event_time must be a time with its zone offset", field="event_time")
     if draft.event_time > now + FUTURE_SLACK:
@@ -267,16 +269,14 @@ def _check_key(key: str | None) -> None:
 
 
 def _locate(
-    locator: LocateService, draft: IncidentDraft
+    locator: LocateService, draft: IncidentDraft, when: datetime
 ) -> tuple[LocateAnswer, str | None, float | None, float | None]:
-    """Locate at the event time; return the answer, the review reason (None: certain), lon/lat."""
+    """Locate at ``when``; return the answer, the review reason (None: certain), lon/lat."""
     if draft.location is not None:
         loc = draft.location
-        answer = locator.locate(
-            loc.x, loc.y, crs=loc.datum, accuracy_m=loc.accuracy_m, at=draft.event_time
-        )
+        answer = locator.locate(loc.x, loc.y, crs=loc.datum, accuracy_m=loc.accuracy_m, at=when)
     else:
-        answer = locator.locate_address(str(draft.address), at=draft.event_time)
+        answer = locator.locate_address(str(draft.address), at=when)
     return answer, _review_reason(answer), answer.lon, answer.lat
 
 
@@ -365,7 +365,8 @@ def intake(
     validate_draft(draft, taxonomy=tax, now=received_at)
     _check_key(idempotency_key)
     category = tax.get(draft.category)
-    answer, reason, lon, lat = _locate(_locator(db, locator), draft)
+    event_time = draft.event_time or received_at
+    answer, reason, lon, lat = _locate(_locator(db, locator), draft, event_time)
     units = {} if reason is not None else _units_of(answer)
     responsible = {} if reason is not None else _responsible(answer.responsible)
     status = "review" if reason is not None else "dispatched"
@@ -385,7 +386,7 @@ def intake(
         "datum": None if loc is None else loc.datum,
         "accuracy_m": None if loc is None else loc.accuracy_m,
         "address": draft.address,
-        "event_time": draft.event_time,
+        "event_time": event_time,
         "status": status,
         "deadline_at": received_at + timedelta(hours=category.deadline_hours),
         "units": units,
@@ -588,6 +589,8 @@ def search(
                 f"unknown status {value[:30]!r}: use one of {', '.join(ACTIONS_STATUSES)}",
                 field="status",
             )
+    if category is not None:
+        _taxonomy(None).get(category)  # a misspelt category is an error, not an empty list
     if not 1 <= limit <= 10_000 or offset < 0:
         raise InputError("limit must be 1 to 10000 and offset 0 or more", field="limit")
     unit_filter = None
@@ -1265,9 +1268,3 @@ def frame(
     for column in ("event_time", "received_at", "deadline_at", "closed_at"):
         table[column] = pd.to_datetime(table[column], utc=True)
     return table.sort_values("id").reset_index(drop=True)
-
-
-def require_any(principal: Principal, *permissions: Permission) -> None:
-    """Raise ForbiddenError unless the caller holds one of ``permissions``."""
-    if not any(principal.can(p) for p in permissions):
-        raise ForbiddenError(f"role {principal.role.value} may not do this")
