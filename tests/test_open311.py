@@ -28,7 +28,7 @@ from api.app import create_app
 from gis.access import SYSTEM
 from gis.access.accounts import create_api_key
 from gis.datum import wgs84_to_gcj02
-from gis.incidents import IdempotencyConflict, service
+from gis.incidents import IdempotencyConflict, IntakeResult, service
 from gis.incidents import open311 as spec
 from gis.incidents.taxonomy import load_taxonomy
 from gis.repository import Database
@@ -221,38 +221,29 @@ def test_racing_posts_with_one_key_make_one_request(city: City) -> None:
     assert [i["service_request_id"] for i in listed] == list(ids)
 
 
-def test_a_retry_that_lost_the_race_takes_the_first_event_time(
-    city: City, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_retry_sent_later_is_the_same_request(city: City) -> None:
     form = {"service_code": "0101", "lat": str(IN_A[1]), "long": str(IN_A[0])}
-    first_time = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    first_time = datetime.now(UTC) - timedelta(minutes=5)
     taxonomy = load_taxonomy(None)
-    first = spec.intake_request(
-        city.db, SYSTEM, form, taxonomy=taxonomy, idempotency_key="k1", now=first_time
-    )
-    # The retry looked the key up before the first post was stored (a race).
-    lookups = iter([None])
-    real = spec.replayed_event_time
-    monkeypatch.setattr(spec, "replayed_event_time", lambda *a: next(lookups, None) or real(*a))
-    again = spec.intake_request(
-        city.db,
-        SYSTEM,
-        form,
-        taxonomy=taxonomy,
-        idempotency_key="k1",
-        now=first_time + timedelta(seconds=3),
-    )
-    assert (first.created, again.created) == (True, False)
-    assert again.incident.id == first.incident.id
-    with pytest.raises(IdempotencyConflict):
-        spec.intake_request(
+
+    def post(at: datetime, **extra: str) -> IntakeResult:
+        return spec.intake_request(
             city.db,
             SYSTEM,
-            {**form, "description": "another"},
+            {**form, **extra},
             taxonomy=taxonomy,
             idempotency_key="k1",
-            now=first_time + timedelta(seconds=5),
+            now=at,
         )
+
+    first = post(first_time)
+    again = post(first_time + timedelta(seconds=3))
+    assert (first.created, again.created) == (True, False)
+    assert again.incident.id == first.incident.id
+    # No event time in the standard's POST: the incident's is when it was received.
+    assert first.incident.event_time == first.incident.received_at == first_time
+    with pytest.raises(IdempotencyConflict):
+        post(first_time + timedelta(seconds=5), description="another")
 
 
 def test_gcj02_and_bd09_coordinates_are_declared_with_datum(city: City) -> None:

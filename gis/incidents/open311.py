@@ -34,8 +34,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
@@ -53,7 +52,6 @@ from gis.incidents._model import (
     IncidentLocation,
     IntakeResult,
 )
-from gis.incidents.service import IdempotencyConflict
 from gis.incidents.taxonomy import Category, Taxonomy
 from gis.locate import LocateService
 from gis.repository import Database
@@ -72,7 +70,6 @@ __all__ = [
     "intake_request",
     "parse_ids",
     "parse_range",
-    "replayed_event_time",
     "request_item",
     "search_requests",
     "service_definition",
@@ -184,9 +181,7 @@ def parse_range(start: str | None, end: str | None, *, now: datetime) -> tuple[d
     return since, until
 
 
-def draft_from_form(
-    form: Mapping[str, str | None], *, taxonomy: Taxonomy, now: datetime
-) -> IncidentDraft:
+def draft_from_form(form: Mapping[str, str | None], *, taxonomy: Taxonomy) -> IncidentDraft:
     """Return the incident draft of a POST service request's fields.
 
     Parameters
@@ -198,8 +193,9 @@ def draft_from_form(
         extension ``datum`` names the coordinates' datum (default WGS84).
     taxonomy : Taxonomy
         The categories (``service_code`` must be one).
-    now : datetime
-        The event time (the standard's POST carries none).
+
+    The draft has no event time (the standard's POST carries none): the
+    incident's is the time it is received.
 
     Raises
     ------
@@ -238,7 +234,7 @@ def draft_from_form(
         description=description,
         location=location,
         address=address,
-        event_time=now,
+        event_time=None,
         external_id=None,
         reporter_contact=contact,
         media=media,
@@ -364,24 +360,6 @@ def find_token(
         raise NotFoundError(f"token {token[:40]!r} does not exist", field="token") from None
 
 
-def replayed_event_time(db: Database, principal: Principal, key: str | None) -> datetime | None:
-    """Return the event time of the caller's incident stored under ``key``, if any.
-
-    The standard's POST has no event time, so a request's is the time it
-    arrived; a retry with the same ``Idempotency-Key`` must carry the first
-    one's, or it would differ from the first body.
-    """
-    if key is None:
-        return None
-    with db.reader() as repo:
-        row = repo.incidents.by_key(scope=principal.actor, key=key)
-        stored = None if row is None else repo.incidents.get(incident_id=int(row["incident_id"]))
-    if stored is None:
-        return None
-    value: datetime = stored["event_time"]
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def intake_request(
     db: Database,
     principal: Principal,
@@ -395,28 +373,23 @@ def intake_request(
 ) -> IntakeResult:
     """Take in a POST service request (see :func:`draft_from_form`) as an incident.
 
-    The standard's POST carries no event time: a request's is the time it
-    arrived. A retry with the same ``Idempotency-Key`` gets the first one's
-    (looked up before, and again after losing a race with the first post),
-    so that it returns the first incident instead of a conflict; a retry
-    with another body is still :class:`~gis.incidents.IdempotencyConflict`.
+    The standard's POST carries no event time: the incident's is the time it
+    is received, and not part of the request, so that a retry with the same
+    ``Idempotency-Key`` sent later (or racing the first) returns the first
+    incident; a retry with another body is
+    :class:`~gis.incidents.IdempotencyConflict`.
     """
-    event_time = replayed_event_time(db, principal, idempotency_key) or now
-    draft = draft_from_form(form, taxonomy=taxonomy, now=event_time)
-    options: dict[str, Any] = {
-        "idempotency_key": idempotency_key,
-        "now": now,
-        "locator": locator,
-        "jurisdiction": jurisdiction,
-        "taxonomy": taxonomy,
-    }
-    try:
-        return service.intake(db, principal, draft, **options)
-    except IdempotencyConflict:
-        first = replayed_event_time(db, principal, idempotency_key)
-        if first is None or first == event_time:
-            raise
-        return service.intake(db, principal, replace(draft, event_time=first), **options)
+    draft = draft_from_form(form, taxonomy=taxonomy)
+    return service.intake(
+        db,
+        principal,
+        draft,
+        idempotency_key=idempotency_key,
+        now=now,
+        locator=locator,
+        jurisdiction=jurisdiction,
+        taxonomy=taxonomy,
+    )
 
 
 def search_requests(
