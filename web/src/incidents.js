@@ -176,6 +176,7 @@ export class IncidentsLayer {
     this.top = null;
     if (!this.measure || !layer || !level || !map.getSource("units")) {
       if (map.getLayer(FILL)) map.setLayoutProperty(FILL, "visibility", "none");
+      this.households(true);
       this.legend();
       return;
     }
@@ -204,9 +205,18 @@ export class IncidentsLayer {
       }, map.getLayer("units-line") ? "units-line" : undefined);
     }
     map.setLayoutProperty(FILL, "visibility", "visible");
+    this.households(false);
     this.top = top;
     this.legend();
     window.tonggeEvaluation = { measure: this.measure, units: this.stateCodes.length, top };
+  }
+
+  /** Show or hide the households shading of main.js while the evaluation is drawn (one choropleth at a time). */
+  households(visible) {
+    if (this.map.getLayer("units-fill")) {
+      if (this.savedOpacity === undefined) this.savedOpacity = this.map.getPaintProperty("units-fill", "fill-opacity");
+      this.map.setPaintProperty("units-fill", "fill-opacity", visible ? this.savedOpacity : 0);
+    }
   }
 
   legend() {
