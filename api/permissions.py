@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from gis.access import Permission, Principal
 from gis.errors import ForbiddenError
 
-__all__ = ["ENDPOINTS", "PUBLIC", "Rule", "check_routes", "permission_for"]
+__all__ = ["ENDPOINTS", "KEY_PARAMETER", "PUBLIC", "Rule", "check_routes", "permission_for"]
 
 P = Permission
 
@@ -35,7 +35,27 @@ SIGNED_IN = Rule(None)
 
 #: Endpoints anyone may call, signed in or not.
 PUBLIC: frozenset[tuple[str, str]] = frozenset(
-    {("GET", "/health"), ("GET", "/health/ready"), ("POST", "/api/v1/auth/token")}
+    {
+        ("GET", "/health"),
+        ("GET", "/health/ready"),
+        ("POST", "/api/v1/auth/token"),
+        # Open311: discovery and the categories are not sensitive.
+        ("GET", "/open311/v2/discovery.{format}"),
+        ("GET", "/open311/v2/services.{format}"),
+        ("GET", "/open311/v2/services/{service_code}.{format}"),
+    }
+)
+
+#: Endpoints whose key may come as the ``api_key`` query or form parameter
+#: (Open311 GeoReport v2): the route authenticates and checks the rule of
+#: :data:`ENDPOINTS` itself (``api.routers.open311``), not the guard.
+KEY_PARAMETER: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("POST", "/open311/v2/requests.{format}"),
+        ("GET", "/open311/v2/requests.{format}"),
+        ("GET", "/open311/v2/requests/{service_request_id}.{format}"),
+        ("GET", "/open311/v2/tokens/{token}.{format}"),
+    }
 )
 
 #: (method, path template) -> rule, for every other endpoint.
@@ -93,6 +113,11 @@ ENDPOINTS: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/admin/api-keys"): Rule(P.ACCOUNTS_ADMIN),
     ("DELETE", "/api/v1/admin/api-keys/{key_id}"): Rule(P.ACCOUNTS_ADMIN),
     ("GET", "/api/v1/admin/audit"): Rule(P.AUDIT_READ),
+    ("POST", "/open311/v2/requests.{format}"): Rule(P.INCIDENTS_REPORT),
+    ("GET", "/open311/v2/requests.{format}"): Rule(P.INCIDENTS_READ),
+    ("GET", "/open311/v2/requests/{service_request_id}.{format}"): Rule(P.INCIDENTS_READ),
+    ("GET", "/open311/v2/tokens/{token}.{format}"): Rule(P.INCIDENTS_READ),
+    ("GET", "/api/v1/incidents/evaluation"): Rule(P.INCIDENTS_READ),
 }
 
 

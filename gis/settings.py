@@ -69,6 +69,11 @@ class Settings(BaseSettings):
         description="Most bytes one file may expand to once decompressed and decoded.",
     )
     page_size_limit: int = Field(default=1000, description="Largest page the API returns.")
+    open311_public_read: bool = Field(
+        default=False,
+        description="Open311 GET requests answer without an api_key too, with the status, "
+        "category and unit only (never descriptions, contacts or places).",
+    )
     index_refresh_seconds: float = Field(
         default=1.0, description="How often the locate indexes look for boundary changes."
     )

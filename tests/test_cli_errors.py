@@ -118,6 +118,7 @@ BAD_FOR: dict[tuple[str, ...], dict[str, list[tuple[str, str]]]] = {
     ("incidents", "transition"): {"action": [("teleport", "teleport")], "unit": []},
     # --layer only qualifies --unit; the street file comes with every call.
     **{("patrol", verb): {"layer": []} for verb in ("plan", "export", "check", "score")},
+    ("incidents", "evaluate"): {"by": [("police:no_such_level", "by")]},
 }
 
 #: Optional parameters given with every call of a command (with their valid value).
@@ -375,8 +376,16 @@ def test_geocode_before_the_first_version_says_so_per_row(
 ) -> None:
     target = tmp_path / "early.csv"
     code, output = run(
-        "geocode", str(workspace["source"]), "-o", str(target), "--x", "x", "--y", "y",
-        "--at", "2020-01-01",
+        "geocode",
+        str(workspace["source"]),
+        "-o",
+        str(target),
+        "--x",
+        "x",
+        "--y",
+        "y",
+        "--at",
+        "2020-01-01",
     )
     assert code == 0, output
     assert set(pd.read_csv(target)["status"]) == {"before_first_version"}

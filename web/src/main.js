@@ -11,6 +11,7 @@ import { search as searchAll } from "./search.js";
 import { renderUnitPanel } from "./unitpanel.js";
 import { SameGrid } from "./samegrid.js";
 import { fillColour, forgetWorkload, renderLegend, workloadOf } from "./workload.js";
+import { IncidentsLayer } from "./incidents.js";
 
 const state = {
   layers: [],
@@ -45,6 +46,7 @@ let editor = null;
 let tree = null;
 let sameGrid = null;
 const may = (permission) => state.me?.permissions.includes(permission);
+let incidents = null; // the incidents control (incidents.js), for callers who may read them
 
 function tileUrl(layer, level) {
   return `${location.origin}/api/v1/tiles/${encodeURIComponent(layer)}/${encodeURIComponent(level)}/{z}/{x}/{y}.mvt`;
@@ -52,6 +54,7 @@ function tileUrl(layer, level) {
 
 function showLevel() {
   const { layer, level } = state;
+  incidents?.detach();
   for (const id of ["units-fill", "buildings", "pois", "units-line", "units-selected", "parent-line"]) {
     if (map.getLayer(id)) map.removeLayer(id);
   }
@@ -96,6 +99,7 @@ function showLevel() {
     });
   }
   colourByWorkload();
+  incidents?.refresh();
   writeUrl();
 }
 
@@ -384,6 +388,10 @@ async function start() {
     });
     window.tonggeSameGrid = sameGrid;
     document.getElementById("view-samegrid").hidden = false;
+  }
+  if (state.me.permissions.includes("incidents:read")) {
+    incidents = new IncidentsLayer(() => ({ layer: state.layer, level: state.level }));
+    map.addControl(incidents, "top-right");
   }
   if (state.me.permissions.includes("boundaries:edit")) {
     editor = new EditMode(map, { layer: state.layer, level: state.level, onSaved: refreshTiles });
