@@ -30,6 +30,7 @@ from api.routers import (
     staff,
     tiles,
     units,
+    webmap,
 )
 from api.schemas.locate import GeocodeRequest
 from api.security import Authenticator, RateLimiter, Security, guard
@@ -42,7 +43,7 @@ from gis.locate.workers import BatchPool
 from gis.places import UnitPlaces
 from gis.repository import Database
 from gis.revisions import RevisionClock
-from gis.settings import Settings, get_settings
+from gis.settings import Settings, basemap_origins, get_settings
 from gis.tiles import TileService
 
 DESCRIPTION = """
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             if settings.batch_processes
             else None
         )
+
         # Build today's locate indexes and tiles now, in the background, not in
         # the first request.
         def warm() -> None:
@@ -169,6 +171,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         Hardening,
         max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
+        tile_origins=basemap_origins(settings),
     )
     errors.install(app)
     # One router per feature: gis/<feature>/, api/routers/<feature>.py, api/cli/_<feature>.py.
@@ -181,6 +184,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         locate.router,
         alignment.router,
         tiles.router,
+        webmap.router,
         edits.router,
         patrol.router,
     )
