@@ -330,3 +330,36 @@ def test_gcj02_basemap_gets_gcj02_overlays_and_sends_cgcs2000(
         page.screenshot(path=SCREENSHOTS / "basemap_gcj02.png")
         outside = [u for u in recorder.outside(server.url) if not u.startswith(tiles.origin)]
         assert not outside and not recorder.errors, (outside, recorder.errors)
+        # A planner draws on the GCJ-02 basemap: the line reaches the server in CGCS2000.
+        planner = add_user(server.db, role="planner", units=["governance:350502"])
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        link = f"#map=17/{POINT[1]}/{POINT[0]}&layer=governance&level=micro_grid"
+        recorder = sign_in(page, server, planner, hash_=link)
+        wait_drawn(page)
+        box = page.locator("#map").bounding_box()
+        assert box is not None
+
+        def pixel(lon: float, lat: float) -> tuple[float, float]:
+            gx, gy = wgs84_to_gcj02([lon], [lat])
+            at = page.evaluate("(c) => window.tonggeMap.project(c)", [float(gx[0]), float(gy[0])])
+            return box["x"] + at["x"], box["y"] + at["y"]
+
+        page.click("#edit-toggle")
+        page.select_option("#edit-op", "split")
+        page.mouse.click(*pixel(*POINT))
+        assert page.inner_text("#edit-units") == micro["code"]
+        page.click("#edit-draw")
+        ends = [(POINT[0] - 3e-4, POINT[1]), (POINT[0] + 3e-4, POINT[1])]
+        page.mouse.click(*pixel(*ends[0]))
+        page.mouse.click(*pixel(*ends[1]))
+        with page.expect_request("**/api/v1/layers/governance/edits") as request:
+            page.keyboard.press("Enter")
+        sent = json.loads(request.value.post_data or "{}")
+        assert sent["dry_run"] is True and sent["units"] == [micro["code"]]
+        drawn = sent["geometry"]["coordinates"]
+        # A pixel is ~1 m at zoom 17; unconverted, the line would be ~500 m off.
+        assert len(drawn) == 2
+        for (lon, lat), (x, y) in zip(drawn, ends, strict=True):
+            assert abs(lon - x) < 3e-5 and abs(lat - y) < 3e-5, (drawn, ends)
+        outside = [u for u in recorder.outside(server.url) if not u.startswith(tiles.origin)]
+        assert not outside
