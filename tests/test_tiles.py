@@ -66,6 +66,8 @@ def test_encoder_round_trips_through_the_reference_decoder() -> None:
             square,
             shapely.LineString([(0, 0), (5, 5), (5, 5), (9, 1)]),
             shapely.MultiPoint([(1, 2), (3, 4)]),
+            shapely.Point(),  # empty: left out
+            shapely.Point(-7, 4100),  # a label point in the buffer beyond the tile's corner
         ],
         dtype=object,
     )
@@ -73,6 +75,8 @@ def test_encoder_round_trips_through_the_reference_decoder() -> None:
         {"code": "A", "households": 12, "share": 1.5, "delta": -3, "dedicated": True, "x": None},
         {"code": "B"},
         {},
+        {"code": "empty"},
+        {"code": "P"},
     ]
     features = decode(encode_tile([TileLayer("grid", geometries, properties)]))["grid"]
     polygon = shapely.geometry.shape(features[0]["geometry"])
@@ -86,6 +90,8 @@ def test_encoder_round_trips_through_the_reference_decoder() -> None:
     }
     assert features[1]["geometry"]["coordinates"] == [[0, 0], [5, 5], [9, 1]]
     assert features[2]["geometry"]["coordinates"] == [[1, 2], [3, 4]]
+    assert features[3]["geometry"] == {"type": "Point", "coordinates": [-7, 4100]}
+    assert features[3]["properties"] == {"code": "P"} and len(features) == 4
 
 
 @settings(max_examples=60, deadline=None)
