@@ -91,7 +91,9 @@ async def level_tile(
     """Return the units of ``layer``/``level`` that meet tile ``z/x/y`` (EPSG:3857 XYZ).
 
     One source layer named after the level; each feature carries ``code``,
-    ``name``, ``parent_code`` and ``households``. Shapes are simplified per
+    ``name``, ``parent_code`` and ``households``. Source layer ``labels``:
+    one point per unit (``code``, ``name``; inside it, far from its edges),
+    in the one tile that holds it, so a map names each unit once. Shapes are simplified per
     zoom with shared edges kept shared; only the units of your jurisdiction
     are in the tile (other layers' units cut to your area). Tiles follow
     boundary changes at once.
