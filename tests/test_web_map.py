@@ -193,6 +193,12 @@ def test_labels_render_with_no_network(server: Server, browser: Browser) -> None
         hash_=f"#map=16.5/{POINT[1]}/{POINT[0]}&layer=governance&level=micro_grid",
     )
     wait_drawn(page)
+    # Symbols are placed a few layers per frame, after the tiles have loaded.
+    page.wait_for_function(
+        "() => ['unit-labels', 'street-labels'].every(id =>"
+        " window.tonggeMap.queryRenderedFeatures({layers: [id]}).length > 0)",
+        timeout=30_000,
+    )
     labels = page.evaluate(
         "() => window.tonggeMap.queryRenderedFeatures({layers: ['unit-labels', 'street-labels']})"
         ".map(f => [f.layer.id, f.properties.name, f.properties.code])"
