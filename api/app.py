@@ -33,6 +33,7 @@ from api.routers import (
     staff,
     tiles,
     units,
+    webmap,
 )
 from api.schemas.locate import GeocodeRequest
 from api.security import Authenticator, RateLimiter, Security, guard
@@ -45,7 +46,7 @@ from gis.locate.workers import BatchPool
 from gis.places import UnitPlaces
 from gis.repository import Database
 from gis.revisions import RevisionClock
-from gis.settings import Settings, get_settings
+from gis.settings import Settings, basemap_origins, get_settings
 from gis.tiles import TileService
 
 DESCRIPTION = """
@@ -183,6 +184,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         Hardening,
         max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
+        tile_origins=basemap_origins(settings),
     )
     errors.install(app)
     # One router per feature: gis/<feature>/, api/routers/<feature>.py, api/cli/_<feature>.py.
@@ -195,6 +197,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         locate.router,
         alignment.router,
         tiles.router,
+        webmap.router,
         edits.router,
         patrol.router,
         evaluation.router,  # before the incidents router: /evaluation is no incident id

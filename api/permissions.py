@@ -88,6 +88,7 @@ ENDPOINTS: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/alignment/apply"): Rule(P.ALIGNMENT_APPLY),
     ("GET", "/api/v1/tiles/{layer}/{level}/{z}/{x}/{y}.mvt"): Rule(P.UNITS_READ),
     ("GET", "/api/v1/tiles/places/{z}/{x}/{y}.mvt"): Rule(P.UNITS_READ),
+    ("GET", "/api/v1/map/config"): SIGNED_IN,
     ("GET", "/api/v1/workload"): Rule(P.WORKLOAD_READ),
     ("POST", "/api/v1/patrol/plan"): Rule(P.PATROL),
     ("POST", "/api/v1/patrol/check"): Rule(P.PATROL),

@@ -134,6 +134,7 @@ FILE_ONLY = {("check",), *(("patrol", verb) for verb in ("plan", "export", "chec
 BAD_SETTINGS = [
     ("TONGGE_DATABASE_URL", "mysql://root@localhost/tongge", "database url"),
     ("TONGGE_CLI_NICENESS", "very", "TONGGE_CLI_NICENESS"),
+    ("TONGGE_BASEMAP_URL", "ftp://tiles.example.cn/{z}/{x}/{y}.png", "TONGGE_BASEMAP_URL"),
 ]
 
 

@@ -1,7 +1,7 @@
 // Chinese by default, English on request; one table, keys used by data-i18n attributes.
 const TEXT = {
   zh: {
-    layer: "图层", level: "层级", locate: "定位", savePng: "保存图片", signOut: "退出",
+    layer: "图层", level: "层级", locate: "定位", savePng: "保存图片", print: "打印", signOut: "退出",
     signInTitle: "登录网格地图", username: "用户名", password: "密码", signIn: "登录",
     searchHint: "坐标 118.58,24.91 · 地址 · 网格编码",
     clickHint: "点击地图或输入坐标/地址,查询所属的各级网格与警务区(同格)。",
@@ -29,7 +29,7 @@ const TEXT = {
     legendTitle: "户数(网格目标)", noneVisible: "您的管辖范围内没有单元",
   },
   en: {
-    layer: "Layer", level: "Level", locate: "Locate", savePng: "Save PNG", signOut: "Sign out",
+    layer: "Layer", level: "Level", locate: "Locate", savePng: "Save PNG", print: "Print", signOut: "Sign out",
     signInTitle: "Sign in to the grid map", username: "User name", password: "Password", signIn: "Sign in",
     searchHint: "lon,lat · address · unit code",
     clickHint: "Click the map, or type coordinates or an address, to find its units in every layer (same grid).",

@@ -1,6 +1,7 @@
 // tongge 同格 web map: sign in, switch layer and level, locate, look at a unit.
-// Everything it loads comes from the server that serves it (no CDN, no basemap
-// from the internet): the map is the city's own units as vector tiles.
+// Everything it loads comes from the server that serves it (no CDN, no fonts
+// or basemap from the internet) unless the operator configures an external
+// basemap: the map is the city's own units, streets and places as vector tiles.
 import maplibregl from "maplibre-gl";
 import { api, session } from "./api.js";
 import { t, setLanguage, language, translatePage } from "./i18n.js";
@@ -12,6 +13,9 @@ import { renderUnitPanel } from "./unitpanel.js";
 import { SameGrid } from "./samegrid.js";
 import { fillColour, forgetWorkload, renderLegend, workloadOf } from "./workload.js";
 import { IncidentsLayer } from "./incidents.js";
+import { loadBasemap, tileQuery, toDisplay, toServer } from "./basemap.js";
+import { GLYPHS, LOCAL_CJK_FONTS, LABEL_LAYERS, STREET_LAYERS, addLabels, addStreets } from "./labels.js";
+import { readView, writeView } from "./url.js";
 
 const state = {
   layers: [],
@@ -19,19 +23,21 @@ const state = {
   level: null,
   datum: "cgcs2000",
   me: null,
+  unit: null,
 };
 
 // Read before the map writes its own view into the hash.
-const initialParams = new URLSearchParams(location.hash.slice(1));
+const initialHash = location.hash;
+const initialParams = new URLSearchParams(initialHash.slice(1));
 
 const map = new maplibregl.Map({
   container: "map",
-  style: { version: 8, sources: {}, layers: [
+  style: { version: 8, sources: {}, glyphs: `${location.origin}${GLYPHS}`, layers: [
     { id: "background", type: "background", paint: { "background-color": "#f4f1ea" } },
   ] },
   center: [118.58, 24.91],
   zoom: 12,
-  hash: "map",
+  localIdeographFontFamily: LOCAL_CJK_FONTS,
   attributionControl: false,
   canvasContextAttributes: { preserveDrawingBuffer: true },
   transformRequest: (url) =>
@@ -49,19 +55,19 @@ const may = (permission) => state.me?.permissions.includes(permission);
 let incidents = null; // the incidents control (incidents.js), for callers who may read them
 
 function tileUrl(layer, level) {
-  return `${location.origin}/api/v1/tiles/${encodeURIComponent(layer)}/${encodeURIComponent(level)}/{z}/{x}/{y}.mvt`;
+  return `${location.origin}/api/v1/tiles/${encodeURIComponent(layer)}/${encodeURIComponent(level)}/{z}/{x}/{y}.mvt${tileQuery()}`;
 }
 
 function showLevel() {
   const { layer, level } = state;
   incidents?.detach();
-  for (const id of ["units-fill", "buildings", "pois", "units-line", "units-selected", "parent-line"]) {
+  for (const id of ["units-fill", ...STREET_LAYERS, "buildings", "pois", "units-line", "units-selected", "parent-line", ...LABEL_LAYERS]) {
     if (map.getLayer(id)) map.removeLayer(id);
   }
   for (const id of ["units", "parents", "places"]) if (map.getSource(id)) map.removeSource(id);
   if (!layer || !level) return;
   map.addSource("units", { type: "vector", tiles: [tileUrl(layer, level)], minzoom: 8, maxzoom: 18, promoteId: "code" });
-  map.addSource("places", { type: "vector", tiles: [`${location.origin}/api/v1/tiles/places/{z}/{x}/{y}.mvt`], minzoom: 14, maxzoom: 18 });
+  map.addSource("places", { type: "vector", tiles: [`${location.origin}/api/v1/tiles/places/{z}/{x}/{y}.mvt${tileQuery()}`], minzoom: 14, maxzoom: 18 });
   map.addLayer({
     id: "units-fill", type: "fill", source: "units", "source-layer": level,
     paint: {
@@ -70,7 +76,8 @@ function showLevel() {
       "fill-opacity": ["interpolate", ["linear"], ["zoom"], 13, 0.55, 16, 0.25],
     },
   });
-  // The city's own places as the basemap (offline): footprints, then POIs.
+  // The city's own places as the basemap (offline): streets, footprints, then POIs.
+  addStreets(map);
   map.addLayer({
     id: "buildings", type: "fill", source: "places", "source-layer": "buildings", minzoom: 14,
     paint: { "fill-color": "#b9b2a6", "fill-opacity": 0.85, "fill-outline-color": "#8d8578" },
@@ -85,7 +92,7 @@ function showLevel() {
   });
   map.addLayer({
     id: "units-selected", type: "line", source: "units", "source-layer": level,
-    filter: ["==", ["get", "code"], ""],
+    filter: ["==", ["get", "code"], state.unit ?? ""],
     paint: { "line-color": "#c0392b", "line-width": 3 },
   });
   const levels = state.layers.find((l) => l.name === layer)?.levels ?? [];
@@ -100,6 +107,7 @@ function showLevel() {
   }
   colourByWorkload();
   incidents?.refresh();
+  addLabels(map, level, parent?.name);
   writeUrl();
 }
 
@@ -140,11 +148,7 @@ function refreshTiles() {
 }
 
 function writeUrl() {
-  const params = new URLSearchParams(location.hash.slice(1));
-  params.set("layer", state.layer ?? "");
-  params.set("level", state.level ?? "");
-  params.set("lang", language());
-  history.replaceState(null, "", `#${params.toString().replaceAll("%2F", "/")}`);
+  writeView(map, { layer: state.layer, level: state.level, unit: state.unit, lang: language() });
 }
 
 function fillLevels() {
@@ -179,7 +183,7 @@ async function fitToJurisdiction() {
 }
 
 function extend(bounds, geometry) {
-  const walk = (c) => (typeof c[0] === "number" ? bounds.extend(c) : c.forEach(walk));
+  const walk = (c) => (typeof c[0] === "number" ? bounds.extend(toDisplay(c)) : c.forEach(walk));
   walk(geometry.coordinates);
 }
 
@@ -190,10 +194,11 @@ async function locate(body) {
     renderLocate(answer, { onUnit: openUnit });
     if (answer.lon != null) {
       marker?.remove();
-      marker = new maplibregl.Marker({ color: "#c0392b" }).setLngLat([answer.lon, answer.lat]).addTo(map);
+      const shown = toDisplay([answer.lon, answer.lat]);
+      marker = new maplibregl.Marker({ color: "#c0392b" }).setLngLat(shown).addTo(map);
       const own = answer.layers[state.layer]?.units.find((u) => u.level === state.level);
       select(own?.code ?? "");
-      if (!map.getBounds().contains([answer.lon, answer.lat])) map.flyTo({ center: [answer.lon, answer.lat] });
+      if (!map.getBounds().contains(shown)) map.flyTo({ center: shown });
     }
   } catch (error) {
     renderMessage(error.message, true);
@@ -201,7 +206,9 @@ async function locate(body) {
 }
 
 function select(code) {
-  if (map.getLayer("units-selected")) map.setFilter("units-selected", ["==", ["get", "code"], code]);
+  state.unit = code || null;
+  if (map.getLayer("units-selected")) map.setFilter("units-selected", ["==", ["get", "code"], code ?? ""]);
+  writeUrl();
 }
 
 async function openUnit(code, layer) {
@@ -319,11 +326,15 @@ function bindControls() {
     location.reload();
   });
   document.getElementById("png").addEventListener("click", () => {
+    // The map's drawing buffer is kept (preserveDrawingBuffer), so the canvas
+    // holds the current view, labels and selection included.
     const link = document.createElement("a");
-    link.download = `tongge_${state.layer}_${state.level}.png`;
+    link.download = `tongge_${state.layer}_${state.level}${state.unit ? `_${state.unit}` : ""}.png`;
     link.href = map.getCanvas().toDataURL("image/png");
     link.click();
   });
+  document.getElementById("print").addEventListener("click", () => window.print());
+  map.on("moveend", () => { if (document.body.dataset.ready) writeUrl(); });
   map.on("click", (event) => {
     if (editor?.draw) {
       // Editing: a click picks the unit under it (unless a drawing is under way).
@@ -332,7 +343,8 @@ function bindControls() {
       if (hit) editor.toggleUnit(hit.properties.code);
       return;
     }
-    locate({ x: event.lngLat.lng, y: event.lngLat.lat, crs: "cgcs2000" });
+    const [x, y] = toServer([event.lngLat.lng, event.lngLat.lat]);
+    locate({ x, y, crs: "cgcs2000" });
   });
   map.on("mousemove", "units-fill", () => { map.getCanvas().style.cursor = "crosshair"; });
 }
@@ -400,12 +412,29 @@ async function start() {
   }
   const ready = async () => {
     map.resize();
-    if (!params.get("map")) await fitToJurisdiction();
+    try {
+      await loadBasemap(map, api); // before any overlay: they follow its datum
+    } catch (error) {
+      renderMessage(error.message, true);
+    }
+    const view = readView(initialHash);
+    if (view.center) map.jumpTo({ center: view.center, zoom: view.zoom });
+    else if (!view.unit) await fitToJurisdiction();
     showLevel();
+    if (view.unit) {
+      // A shared link to a unit: open its panel, outline it, and show it.
+      const unit = await openUnit(view.unit, state.layer);
+      if (unit && !view.center) {
+        const bounds = new maplibregl.LngLatBounds();
+        extend(bounds, unit.geometry);
+        if (!bounds.isEmpty()) map.fitBounds(bounds, { padding: 60, animate: false });
+      }
+    }
     document.body.dataset.ready = "true";
+    writeUrl();
   };
-  if (map.loaded()) await ready(); else map.once("load", ready);
   renderMessage(t("clickHint"));
+  if (map.loaded()) await ready(); else map.once("load", ready);
 }
 
 start();
