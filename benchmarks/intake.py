@@ -57,11 +57,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import logger  # noqa: E402
 from sqlalchemy import create_engine, make_url, text  # noqa: E402
 
 from api.bootstrap import open_database  # noqa: E402
-from benchmarks._common import logger  # noqa: E402
 from boundaries import SAMPLE_CITY  # noqa: E402
 from gis import units as unit_registry  # noqa: E402
 from gis.access import SYSTEM  # noqa: E402

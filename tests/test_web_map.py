@@ -22,6 +22,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -52,7 +53,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serve(db: Database, **settings: object) -> Iterator[Server]:
+def serve(db: Database, **settings: Any) -> Iterator[Server]:
     """Run the API on ``db`` with ``settings`` on a free loopback port."""
     port = _free_port()
     app = create_app(Settings(database_url=db.url, load_sample_city=False, **settings), db=db)
