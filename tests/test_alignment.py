@@ -17,7 +17,7 @@ import shapely
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from boundaries import SAMPLE_CITY
+from boundaries import SAMPLE_CITY, sample_city_listing
 from gis.alignment import (
     KINDS,
     NO_NOISE,
@@ -438,7 +438,7 @@ def named_codes(entry: dict[str, Any]) -> set[str]:
 def test_sample_city_reports_every_listed_misalignment_and_nothing_else(
     city: dict[str, gpd.GeoDataFrame],
 ) -> None:
-    listed = json.loads((SAMPLE_CITY / "police" / "misalignments.json").read_text("utf-8"))
+    listed = sample_city_listing("police/misalignments.json")
     report = check_alignment(
         city["grids"],
         city["beats"],
@@ -485,7 +485,7 @@ def test_sample_city_reports_every_listed_misalignment_and_nothing_else(
 def test_sample_city_proposal_removes_every_misalignment(
     city: dict[str, gpd.GeoDataFrame],
 ) -> None:
-    listed = json.loads((SAMPLE_CITY / "police" / "misalignments.json").read_text("utf-8"))
+    listed = sample_city_listing("police/misalignments.json")
     grids_before = city["grids"].copy()
     proposal = propose_alignment(
         city["grids"],

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from boundaries import SAMPLE_CITY
+from boundaries import SAMPLE_CITY, sample_city_listing
 from gis.access import Principal, Role, audit_log
 from gis.alignment import align, apply_alignment, parse_layer_level, propose
 from gis.errors import InputError
@@ -18,7 +18,7 @@ from tests._client import signed_in
 
 def test_sample_city_misalignments_found_fixed_and_versioned(db: Database) -> None:
     import_manifest(db, manifest=SAMPLE_CITY / "manifest.json")
-    expected = json.loads((SAMPLE_CITY / "police" / "misalignments.json").read_text("utf-8"))
+    expected = sample_city_listing("police/misalignments.json")
     state = align(db, a="governance:grid", b="police:beat")
     assert not state.report.aligned
     named = {code for v in state.report.violations for code in v.codes}
@@ -184,9 +184,7 @@ def test_stale_references_name_retired_and_unknown_codes() -> None:
     assert found[1]["retired"] is None and "does not exist" in found[1]["message"]
 
 
-def test_beats_drawn_on_an_earlier_version_of_the_grids_are_stale(
-    db: Database, tmp_path
-) -> None:
+def test_beats_drawn_on_an_earlier_version_of_the_grids_are_stale(db: Database, tmp_path) -> None:
     from gis.units import import_units
     from tests.fixtures_access import (
         BEAT_X,
@@ -256,7 +254,7 @@ def test_noisy_police_layer_stored_reported_and_snapped(city_db: Database, monke
     assert len(state.report.noise) > 20
     assert {v.codes[0] for v in state.report.violations if v.kind == "grid_split_across_beats"} == {
         e["grid"]
-        for e in json.loads((SAMPLE_CITY / "police" / "misalignments.json").read_text("utf-8"))
+        for e in sample_city_listing("police/misalignments.json")
         if e["kind"] == "grid_split_across_beats"
     }
     monkeypatch.setenv("TONGGE_DATABASE_URL", city_db.url)

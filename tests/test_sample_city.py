@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import geopandas as gpd
@@ -10,7 +9,7 @@ import pytest
 import shapely
 
 from api.bootstrap import open_database
-from boundaries import SAMPLE_CITY, sample_city_manifest
+from boundaries import SAMPLE_CITY, sample_city_listing, sample_city_manifest
 from gis.io import read_units
 from gis.layers import BUILTIN_LAYERS
 from gis.repository import Database
@@ -72,7 +71,7 @@ def test_real_street_names_and_codes() -> None:
 
 
 def test_police_layer_has_the_documented_misalignments() -> None:
-    misalignments = json.loads((SAMPLE_CITY / "police" / "misalignments.json").read_text("utf-8"))
+    misalignments = sample_city_listing("police/misalignments.json")
     assert len(misalignments) >= 3
     grids = gpd.read_file(level_file("governance", "grid")).set_index("code").to_crs(4549)
     beats = gpd.read_file(level_file("police", "beat")).set_index("code").to_crs(4549)
@@ -111,9 +110,8 @@ def test_sample_places_are_assigned_cut_flagged_and_outside_reported(city_db: Da
     from gis.places import assign_places, unit_workload
 
     db = city_db  # loaded on first use, as above (once per run, copied)
-    places = SAMPLE_CITY / "places"
-    cut = json.loads((places / "cut_buildings.json").read_text("utf-8"))
-    outside = json.loads((places / "outside_buildings.json").read_text("utf-8"))
+    cut = sample_city_listing("places/cut_buildings.json")
+    outside = sample_city_listing("places/outside_buildings.json")
     frame = assign_places(db).frame.set_index("key")
     assert frame.index.is_unique  # every building exactly once
     for item in cut:

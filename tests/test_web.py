@@ -187,8 +187,13 @@ def test_english_switch_and_shareable_url(server: Server, browser: Browser) -> N
     assert page.input_value("#layer") == "police" and page.input_value("#level") == "beat"
     assert page.inner_text("#signout") == "Sign out"
     assert rendered_units(page, "beat")
+    # The sample city is generated: the map says so, in both languages.
+    assert page.is_visible("#synthetic")
+    assert page.inner_text("#synthetic") == "Synthetic sample data"
+    assert "police" in page.get_attribute("#synthetic", "data-layers").split()
     page.click("#lang")
     assert page.inner_text("#signout") == "退出" and "lang=zh" in page.url
+    assert page.inner_text("#synthetic").startswith("示例数据")
 
 
 @pytest.mark.parametrize("path", ["/docs", "/redoc"])

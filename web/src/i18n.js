@@ -16,6 +16,7 @@ const TEXT = {
     saving: "正在保存…", saved: "已保存变更集", reverted: "已撤回变更集",
     stale: "有人已修改这些单元(412):请重新加载后再编辑。", created: "新增", changed: "变更", retired: "撤销",
     moves: "迁移", buildingsUnit: "栋房屋", householdsUnit: "户", sameGrid: "同格问题",
+    synthetic: "示例数据 · 非真实布局",
   },
   en: {
     layer: "Layer", level: "Level", locate: "Locate", savePng: "Save PNG", signOut: "Sign out",
@@ -33,6 +34,7 @@ const TEXT = {
     saving: "Saving…", saved: "Saved change set", reverted: "Reverted change set",
     stale: "Someone changed these units meanwhile (412): reload, then edit again.", created: "Created", changed: "Changed", retired: "Retired",
     moves: "Moves", buildingsUnit: "buildings", householdsUnit: "households", sameGrid: "Same-grid problems",
+    synthetic: "Synthetic sample data",
   },
 };
 
