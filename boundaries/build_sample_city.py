@@ -78,6 +78,7 @@ GRID_TARGET = 400
 MICRO_BAND = (20, 100)  # households per micro-grid (DOMAIN.md)
 MICRO_TARGET = 60
 BEAT_GRIDS = 8  # grids per police beat, ~8:1 as in Nanjing Qinhuai
+WORK_AREA_COMMUNITIES = 4  # communities per township work area (乡镇工作片), about
 
 # Relative household density (households per hectare before calibration):
 # (lon, lat, peak, sigma in metres). Centres are rough positions of the built-up
@@ -929,7 +930,8 @@ def build() -> None:
         if len(unit.code) != 18:
             unit.members = [i for i, u in enumerate(micro_units) if u.code.startswith(unit.code)]
     police, misalignments = build_police(micro_units, mgraph)
-    for unit in [*units.values(), *police.values()]:
+    township = build_township(units, micro_units, mgraph)
+    for unit in [*units.values(), *police.values(), *township.values()]:
         if len(unit.members) > 1 or unit.geom is None:
             unit.geom = shapely.coverage_union_all(micro_geoms[unit.members])
             unit.households = sum(micro_units[i].households for i in unit.members)
@@ -938,9 +940,11 @@ def build() -> None:
     levels = {name: _level(units, n) for name, n in
               (("county", 6), ("street", 9), ("community", 12), ("grid", 15), ("micro_grid", 18))}
     police_levels = {"station": _level(police, 9), "beat": _level(police, 12)}
-    check(levels, police_levels, misalignments, proj)
-    write_all(levels, police_levels, misalignments)
-    summary(levels, police_levels, misalignments, adjusted, proj, (len(faces), len(blocks)))
+    township_levels = {"street": _level(township, 9), "work_area": _level(township, 12)}
+    check(levels, police_levels, misalignments, proj, township_levels)
+    write_all(levels, police_levels, misalignments, township_levels)
+    summary(levels, {**police_levels, **{f"township:{k}": v for k, v in township_levels.items()}},
+            misalignments, adjusted, proj, (len(faces), len(blocks)))
 
 
 def make_blocks(outline: shapely.Geometry, proj: Projection, rng: np.random.Generator
@@ -1269,6 +1273,40 @@ def build_police(micro_units: list[Unit], graph: Graph
     return police, misalignments
 
 
+def build_township(units: dict[str, Unit], micro_units: list[Unit], graph: Graph
+                   ) -> dict[str, Unit]:
+    """Build the township layer (乡镇工作片): each street split into work areas.
+
+    A work area is a contiguous group of about :data:`WORK_AREA_COMMUNITIES`
+    whole communities of one street, balanced by households, so every grid
+    (and community) lies in exactly one work area. Codes: the street's
+    9-digit code for the street level; ``<street>9NN`` (12 digits; the
+    statistical codes of communities never use 9xx) for work areas, in
+    reading order within the street.
+
+    Returns
+    -------
+    dict of str to Unit
+        Streets and work areas; ``members`` are micro-grid indices.
+    """
+    codes = [u.code for u in micro_units]
+    township: dict[str, Unit] = {}
+    for street in sorted(c for c in units if len(c) == 9):
+        communities = sorted(c for c in units if len(c) == 12 and c.startswith(street))
+        members = [[i for i, m in enumerate(codes) if m.startswith(c)] for c in communities]
+        street_members = sorted(i for m in members for i in m)
+        township[street] = Unit(street, units[street].name, None, members=street_members)
+        cgraph = graph.aggregate(members)
+        k = max(1, round(len(communities) / WORK_AREA_COMMUNITIES))
+        parts = split(cgraph, range(len(communities)), [1.0] * k)
+        areas = [sorted(i for c in part for i in members[c]) for part in parts]
+        for seq, j in enumerate(reading_order(*_centroids(graph, areas)), start=1):
+            code = f"{street}9{seq:02d}"
+            township[code] = Unit(code, f"{units[street].name}第{seq}工作片", street,
+                                  members=areas[j])
+    return township
+
+
 def split_grids(plan: BeatPlan, count: int) -> list[dict[str, Any]]:
     """Hand one or two edge micro-grids of ``count`` grids to the other beat of their community.
 
@@ -1366,7 +1404,7 @@ def move_grid(plan: BeatPlan, kind: str, station_of: dict[str, int]) -> dict[str
 
 
 LEVEL_CODE_LENGTH = {"county": 6, "street": 9, "community": 12, "grid": 15, "micro_grid": 18,
-                     "station": 9, "beat": 12}
+                     "station": 9, "beat": 12, "work_area": 12}
 
 
 def _sym_diff_m2(a: Any, b: Any, proj: Projection) -> float:
@@ -1374,12 +1412,20 @@ def _sym_diff_m2(a: Any, b: Any, proj: Projection) -> float:
 
 
 def check(levels: dict[str, list[Unit]], police: dict[str, list[Unit]],
-          misalignments: list[dict[str, Any]], proj: Projection) -> None:
+          misalignments: list[dict[str, Any]], proj: Projection,
+          township: dict[str, list[Unit]]) -> None:
     """Verify every promised rule; raise ``AssertionError`` naming the first broken one."""
     outline = read_outline()
     county = levels["county"][0].geom
     assert _sym_diff_m2(county, outline, proj) < 0.01, "county != source outline"
-    for layer in (levels, police):
+    # The township layer nests with the civil one exactly: its streets are the
+    # civil streets, and each community lies in exactly one work area.
+    civil_streets = {u.code: u.members for u in levels["street"]}
+    assert {u.code: u.members for u in township["street"]} == civil_streets, "township streets"
+    area_of = {i: u.code for u in township["work_area"] for i in u.members}
+    for community in levels["community"]:
+        assert len({area_of[i] for i in community.members}) == 1, f"{community.code}: work areas"
+    for layer in (levels, police, township):
         parents: dict[str, Unit] = {}
         for name, units in layer.items():
             codes = [u.code for u in units]
@@ -1403,8 +1449,9 @@ def check(levels: dict[str, list[Unit]], police: dict[str, list[Unit]],
                     assert _sym_diff_m2(union, parent.geom, proj) < 0.01, f"{pcode}: children"
                     assert parent.households == sum(k.households for k in kids), pcode
                     assert parent.population == sum(k.population for k in kids), pcode
-                    if name in ("grid", "micro_grid", "beat"):
-                        seqs = sorted(int(k.code[-3:]) for k in kids)
+                    if name in ("grid", "micro_grid", "beat", "work_area"):
+                        width = 2 if name == "work_area" else 3  # <street>9NN
+                        seqs = sorted(int(k.code[-width:]) for k in kids)
                         assert seqs == list(range(1, len(kids) + 1)), f"{pcode}: sequence"
             else:
                 assert all(u.parent is None for u in units), name
@@ -1412,7 +1459,7 @@ def check(levels: dict[str, list[Unit]], police: dict[str, list[Unit]],
     assert all(GRID_BAND[0] <= u.households <= GRID_BAND[1] for u in levels["grid"]), "grid band"
     assert all(MICRO_BAND[0] <= u.households <= MICRO_BAND[1] for u in levels["micro_grid"])
     if len(shapely.get_parts(outline)) == 1:
-        for layer in (levels, police):
+        for layer in (levels, police, township):
             for name, units in layer.items():
                 odd = [u.code for u in units
                        if u.geom.geom_type != "Polygon" or len(u.geom.interiors)]
@@ -1477,14 +1524,16 @@ def _properties(unit: Unit) -> dict[str, Any]:
 
 
 def write_all(levels: dict[str, list[Unit]], police: dict[str, list[Unit]],
-              misalignments: list[dict[str, Any]]) -> None:
+              misalignments: list[dict[str, Any]], township: dict[str, list[Unit]]) -> None:
     """Write every layer, ``manifest.json`` and ``police/misalignments.json``."""
     titles = {"county": "区县", "street": "街道/乡镇", "community": "社区/村", "grid": "网格",
-              "micro_grid": "微网格", "station": "派出所", "beat": "警务责任区"}
+              "micro_grid": "微网格", "station": "派出所", "beat": "警务责任区",
+              "work_area": "工作片"}
     manifest: dict[str, Any] = {"name": CITY_TITLE, **provenance(True, SYNTHETIC_NOTE),
                                 "crs": f"EPSG:{STORAGE_EPSG}", "valid_from": VALID_FROM,
                                 "layers": []}
-    layers = (("governance", "综治网格", levels), ("police", "警务网格", police))
+    layers = (("governance", "综治网格", levels), ("police", "警务网格", police),
+              ("township", "乡镇工作片", township))
     for layer, title, content in layers:
         entry: dict[str, Any] = {"name": layer, "title": title, "levels": []}
         for level, units in content.items():

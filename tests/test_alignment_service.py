@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import geopandas as gpd
 import pytest
 
 from boundaries import SAMPLE_CITY, sample_city_listing
@@ -119,6 +120,36 @@ def test_noise_options_datum_and_stale_in_the_answers(city_db: Database, monkeyp
         assert json.loads(strict.stdout)["noise_tolerance"]["width_m"] == 0.0
     finally:
         get_settings.cache_clear()
+
+
+def test_same_grid_joins_the_township_work_areas_too(city_db: Database, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from gis.settings import get_settings
+
+    areas = gpd.read_file(SAMPLE_CITY / "township" / "work_area.geojson")
+    grids = gpd.read_file(SAMPLE_CITY / "governance" / "grid.geojson")
+    with signed_in(city_db) as client:
+        body = client.get("/api/v1/alignment", params={"layer_b": "township:work_area"}).json()
+    assert body["aligned"] is True, body["violations"][:3]
+    assert body["counts"] == {} and body["noise"] == []  # drawn from the civil layer itself
+    monkeypatch.setenv("TONGGE_DATABASE_URL", city_db.url)
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        found = runner.invoke(app, ["align", "--layer-b", "township:work_area", "--format", "json"])
+        beats = runner.invoke(
+            app, ["align", "--layer-a", "police:beat", "--layer-b", "township:work_area"]
+        )
+    finally:
+        get_settings.cache_clear()
+    assert found.exit_code == 0, found.output
+    report = json.loads(found.stdout)
+    assert report["aligned"] is True
+    assert report["a_units"] == len(grids) and report["b_units"] == len(areas)
+    # Beats against work areas: the beat that crosses a street boundary is found.
+    assert beats.exit_code == 1, beats.output
 
 
 def test_check_command_reports_a_gcj02_layer_against_its_parent(tmp_path) -> None:

@@ -129,3 +129,22 @@ def test_sample_places_are_assigned_cut_flagged_and_outside_reported(city_db: Da
         int(counted.loc["350502", "households"]) + outside_households == grids["households"].sum()
     )
     assert int(load.outside["households"]) == outside_households
+
+
+def test_township_work_areas_are_the_third_layer_of_the_same_grid() -> None:
+    from gis.alignment import check_alignment
+
+    grids = read_units(level_file("governance", "grid"))
+    communities = read_units(level_file("governance", "community"))
+    areas = read_units(level_file("township", "work_area"))
+    streets = read_units(level_file("township", "street"))
+    civil_streets = read_units(level_file("governance", "street"))
+    # Its streets are the civil streets; every work area groups whole communities of one.
+    assert sorted(streets["code"]) == sorted(civil_streets["code"])
+    pairs = zip(areas["code"], areas["parent_code"], strict=True)
+    assert all(code[:9] == parent and code[9] == "9" for code, parent in pairs)
+    assert 8 < len(areas) < len(communities)
+    report = check_alignment(grids, areas, a_parents=communities, b_parents=streets)
+    assert report.aligned, report.to_dict()["violations"][:3]
+    assert report.a_count == len(grids) and not report.noise and report.slivers == 0
+    assert len(report.checked) > 3  # the parent rules (community, street) were checked too
