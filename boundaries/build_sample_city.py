@@ -110,12 +110,29 @@ STREET_SEEDS = {
 LARGE_COMMUNITIES = {"350502008005": 2.4, "350502007007": 2.4, "350502006002": 2.4}
 
 # Police stations: each is named after its first street and covers whole streets.
+# One police station per street, as in most Chinese urban districts (a
+# 派出所 per 街道); named after its street. Stations are numbered in reading
+# order, so the codes do not follow the street codes.
 STATIONS = (
-    ("开元派出所", ("350502004", "350502003", "350502001")),
-    ("浮桥派出所", ("350502005", "350502002")),
-    ("江南派出所", ("350502006", "350502008")),
+    ("海滨派出所", ("350502001",)),
+    ("临江派出所", ("350502002",)),
+    ("鲤中派出所", ("350502003",)),
+    ("开元派出所", ("350502004",)),
+    ("浮桥派出所", ("350502005",)),
+    ("江南派出所", ("350502006",)),
     ("金龙派出所", ("350502007",)),
+    ("常泰派出所", ("350502008",)),
 )
+# The police layer is digitised separately from the civil one (another
+# department, another basemap): its edges are the grids' edges simplified and
+# moved by a smooth random displacement, so they share no vertex with the grids
+# except on the district outline (where the offsets fade out). A stream of its
+# own, so the civil layers do not depend on it.
+DIGITISE_SEED = (SEED, 3)
+DIGITISE_RMS_M = 1.5  # rms offset of police edges from the grid edges they follow
+DIGITISE_SIMPLIFY_M = 1.0  # Douglas-Peucker tolerance of the police digitiser
+DIGITISE_WAVES = 8  # sinusoids per coordinate; wavelengths 250-900 m
+DIGITISE_TAPER_M = 150.0  # offsets grow from 0 at the outline to full over this distance
 # Dedicated grids 专属网格: (street code, institution) -> one grid in that street.
 DEDICATED = (
     ("350502004", "中学"),
@@ -940,11 +957,14 @@ def build() -> None:
     levels = {name: _level(units, n) for name, n in
               (("county", 6), ("street", 9), ("community", 12), ("grid", 15), ("micro_grid", 18))}
     police_levels = {"station": _level(police, 9), "beat": _level(police, 12)}
+    digitised = digitise_police(police_levels, levels["county"][0].geom, proj)
     township_levels = {"street": _level(township, 9), "work_area": _level(township, 12)}
     check(levels, police_levels, misalignments, proj, township_levels)
     write_all(levels, police_levels, misalignments, township_levels)
     summary(levels, {**police_levels, **{f"township:{k}": v for k, v in township_levels.items()}},
             misalignments, adjusted, proj, (len(faces), len(blocks)))
+    print("  police layer digitised separately: "
+          + ", ".join(f"{k} {v}" for k, v in digitised.items()))
 
 
 def make_blocks(outline: shapely.Geometry, proj: Projection, rng: np.random.Generator
@@ -1273,6 +1293,57 @@ def build_police(micro_units: list[Unit], graph: Graph
     return police, misalignments
 
 
+def digitise_police(police: dict[str, list[Unit]], county: shapely.Geometry,
+                    proj: Projection) -> dict[str, float]:
+    """Redraw the beats as another department would: simplified and slightly offset.
+
+    The beats (unions of micro-grids) are simplified as one coverage
+    (:data:`DIGITISE_SIMPLIFY_M`, the outline kept) and moved by a smooth
+    random displacement field (:data:`DIGITISE_RMS_M` rms, wavelengths of
+    hundreds of metres), fading to nothing at the district outline. The same
+    field moves every copy of a shared vertex alike, so the beats stay a
+    valid coverage of the district; stations are the unions of their beats.
+
+    Returns
+    -------
+    dict
+        Measured: rms and largest offset (m), share of beat vertices that are
+        also micro-grid vertices (off the outline).
+    """
+    rng = np.random.default_rng(DIGITISE_SEED)
+    beats = police["beat"]
+    metres = proj.to_metres(np.array([b.geom for b in beats], dtype=object))
+    metres = shapely.coverage_simplify(metres, DIGITISE_SIMPLIFY_M, simplify_boundary=False)
+    border = proj.to_metres(county).boundary
+    wavelength = rng.uniform(250.0, 900.0, size=(2, DIGITISE_WAVES))
+    heading = rng.uniform(0.0, 2 * math.pi, size=(2, DIGITISE_WAVES))
+    phase = rng.uniform(0.0, 2 * math.pi, size=(2, DIGITISE_WAVES))
+    amplitude = DIGITISE_RMS_M / math.sqrt(DIGITISE_WAVES)  # vector rms over both axes
+    offsets: list[FloatArray] = []
+
+    def shift(coords: FloatArray) -> FloatArray:
+        taper = np.clip(shapely.distance(border, shapely.points(coords)) / DIGITISE_TAPER_M,
+                        0.0, 1.0)
+        moved = coords.copy()
+        for axis in range(2):
+            along = (coords[:, :1] * np.cos(heading[axis]) + coords[:, 1:2] * np.sin(heading[axis]))
+            wave = np.sin(2 * math.pi * along / wavelength[axis] + phase[axis]).sum(axis=1)
+            moved[:, axis] += taper * amplitude * wave
+        offsets.append(np.hypot(*(moved - coords).T))
+        return moved
+
+    geoms = proj.to_storage(shapely.transform(metres, shift))
+    for beat, geom in zip(beats, geoms, strict=True):
+        beat.geom = geom
+    for station in police["station"]:
+        station.geom = shapely.coverage_union_all(
+            [b.geom for b in beats if b.parent == station.code])
+    moved = np.concatenate(offsets)
+    inner = moved[moved > 0]
+    return {"rms_offset_m": round(float(np.sqrt(np.mean(inner**2))), 2),
+            "max_offset_m": round(float(moved.max()), 2)}
+
+
 def build_township(units: dict[str, Unit], micro_units: list[Unit], graph: Graph
                    ) -> dict[str, Unit]:
     """Build the township layer (乡镇工作片): each street split into work areas.
@@ -1465,6 +1536,12 @@ def check(levels: dict[str, list[Unit]], police: dict[str, list[Unit]],
                        if u.geom.geom_type != "Polygon" or len(u.geom.interiors)]
                 assert not odd, f"{name}: multi-part units or holes {odd}"
     _check_misalignments(levels, police, misalignments)
+    # Digitised separately: the beats share (almost) no vertex with the grids off the outline.
+    on_outline = {tuple(p) for p in shapely.get_coordinates(county).tolist()}
+    micro_xy = {tuple(p) for u in levels["micro_grid"] for p in shapely.get_coordinates(u.geom).tolist()}
+    beat_xy = {tuple(p) for u in police["beat"] for p in shapely.get_coordinates(u.geom).tolist()}
+    inner = beat_xy - on_outline
+    assert len(inner & micro_xy) <= 0.05 * len(inner), "police layer shares the grids' vertices"
 
 
 def alignment_report(levels: dict[str, list[Unit]], police: dict[str, list[Unit]]

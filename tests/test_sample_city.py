@@ -148,3 +148,22 @@ def test_township_work_areas_are_the_third_layer_of_the_same_grid() -> None:
     assert report.aligned, report.to_dict()["violations"][:3]
     assert report.a_count == len(grids) and not report.noise and report.slivers == 0
     assert len(report.checked) > 3  # the parent rules (community, street) were checked too
+
+
+def test_police_layer_is_digitised_separately_one_station_per_street() -> None:
+    streets = read_units(level_file("governance", "street"))
+    stations = read_units(level_file("police", "station"))
+    # One station per street, named after it (the usual urban pattern).
+    assert sorted(n.removesuffix("派出所") for n in stations["name"]) == sorted(
+        n.removesuffix("街道") for n in streets["name"]
+    )
+    # Drawn by another department: beat edges follow the grids' at a metre or
+    # two, sharing their vertices only on the district outline (where both
+    # follow the official outline).
+    county = read_units(level_file("governance", "county")).geometry.iloc[0]
+    micro = read_units(level_file("governance", "micro_grid"))
+    beats = read_units(level_file("police", "beat"))
+    outline = {tuple(p) for p in shapely.get_coordinates(county).tolist()}
+    grid_xy = {tuple(p) for p in shapely.get_coordinates(micro.geometry.values).tolist()}
+    beat_xy = {tuple(p) for p in shapely.get_coordinates(beats.geometry.values).tolist()} - outline
+    assert len(beat_xy & grid_xy) < 0.05 * len(beat_xy)
