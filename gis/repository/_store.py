@@ -170,15 +170,19 @@ class Repository:
                 .group_by(UnitRow.level_id)
             ).all()
         )
+        provenance = self._provenance(when)
         result = []
         for layer in self._session.scalars(select(LayerRow).order_by(LayerRow.id)).all():
             levels = self._session.scalars(
                 select(LevelRow).where(LevelRow.layer_id == layer.id).order_by(LevelRow.rank)
             ).all()
+            source = provenance.get(layer.id)
             result.append(
                 LayerSummary(
                     name=layer.name,
                     title=layer.title,
+                    synthetic=source is not None,
+                    source=source or None,
                     levels=tuple(
                         LevelSummary(
                             name=level.name,
@@ -192,6 +196,39 @@ class Repository:
                 )
             )
         return result
+
+    def _provenance(self, when: datetime) -> dict[int, str]:
+        # Layers with units valid at ``when`` from an import marked synthetic,
+        # with that import's source note ("" when it has none).
+        used = (
+            select(UnitRow.import_id)
+            .where(_valid_at(when), UnitRow.import_id.is_not(None))
+            .distinct()
+        )
+        found: dict[int, str] = {}
+        rows = self._session.execute(
+            select(ImportRow.layer_id, ImportRow.summary)
+            .where(ImportRow.id.in_(used))
+            .order_by(ImportRow.id)
+        ).all()
+        for layer_id, summary in rows:
+            mark = (summary or {}).get("provenance") or {}
+            if mark.get("synthetic") is True:
+                found.setdefault(int(layer_id), str(mark.get("source") or ""))
+        return found
+
+    def mark_provenance(self, *, import_id: int, synthetic: bool, source: str | None) -> None:
+        """Record where an import's data come from (kept in its summary).
+
+        ``synthetic`` data (the bundled sample city) make the layer's summary
+        say so while any unit of the import is valid.
+        """
+        row = self._session.get(ImportRow, import_id)
+        if row is None:
+            raise NotFoundError(f"no import {import_id}")
+        mark = {"synthetic": bool(synthetic), "source": source}
+        row.summary = {**(row.summary or {}), "provenance": mark}
+        self._session.flush()
 
     def is_empty(self) -> bool:
         """Whether no unit is stored at all."""

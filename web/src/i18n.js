@@ -27,6 +27,7 @@ const TEXT = {
     applyConfirm: "将方案应用为图层 B 的新版本({n} 个网格调整)?", applied: "已应用方案",
     proposalStale: "数据已变化,方案不同(412):请重新校核。", moveTo: "划入", households_short: "户",
     legendTitle: "户数(网格目标)", noneVisible: "您的管辖范围内没有单元",
+    synthetic: "示例数据 · 非真实布局",
   },
   en: {
     layer: "Layer", level: "Level", locate: "Locate", savePng: "Save PNG", print: "Print", signOut: "Sign out",
@@ -55,6 +56,7 @@ const TEXT = {
     applyConfirm: "Apply the proposal as a new version of layer B ({n} grids move)?", applied: "Proposal applied",
     proposalStale: "The data changed and so did the proposal (412): check again.", moveTo: "to", households_short: "hh",
     legendTitle: "Households (grid target)", noneVisible: "No units in your jurisdiction",
+    synthetic: "Synthetic sample data",
   },
 };
 

@@ -367,6 +367,15 @@ async function signIn() {
   });
 }
 
+// Generated sample data (the bundled sample city) must never pass for a real layout.
+function showSynthetic(layers) {
+  const synthetic = layers.filter((l) => l.synthetic);
+  const badge = document.getElementById("synthetic");
+  badge.hidden = synthetic.length === 0;
+  badge.title = synthetic.map((l) => `${l.title}: ${l.source ?? ""}`).join("\n");
+  badge.dataset.layers = synthetic.map((l) => l.name).join(" ");
+}
+
 async function start() {
   const params = initialParams;
   setLanguage(params.get("lang") === "en" ? "en" : "zh");
@@ -383,6 +392,7 @@ async function start() {
   }
   document.getElementById("who").textContent = `${state.me.name} · ${state.me.role_title}`;
   state.layers = layers.filter((l) => l.levels.some((lv) => lv.unit_count > 0));
+  showSynthetic(state.layers);
   const layerSelect = document.getElementById("layer");
   layerSelect.replaceChildren(...state.layers.map((l) => new Option(l.title, l.name)));
   state.layer = state.layers.some((l) => l.name === params.get("layer")) ? params.get("layer") : state.layers[0]?.name;
