@@ -17,10 +17,8 @@ from gis.patrol import (
     read_route,
     read_track,
     score_track,
-    write_plan,
 )
 from gis.patrol._service import (
-    NO_STREET_LAYER,
     UnitArea,
     area_from_file,
     load_unit,
@@ -28,7 +26,9 @@ from gis.patrol._service import (
     parse_checkpoint,
     parse_lonlat,
     plan_for,
+    save_plan,
 )
+from gis.repository import Database
 
 patrol = typer.Typer(
     name="patrol",
@@ -63,7 +63,10 @@ AreaOption = Annotated[
 ]
 NetworkOption = Annotated[
     Path | None,
-    typer.Option("--network", help="Streets: OSM .osm.pbf or a line file GDAL reads."),
+    typer.Option(
+        "--network",
+        help="Streets: OSM .osm.pbf or a line file GDAL reads (default: the stored streets).",
+    ),
 ]
 ModeOption = Annotated[ModeChoice, typer.Option("--mode")]
 StartOption = Annotated[
@@ -112,16 +115,10 @@ def plan_command(
     try:
         if output is not None:
             check_output(output)
-        chosen = _area(unit, layer, area, network)
-        plan = _plan(network, chosen, mode, start, checkpoint, max_length_m)
+        db, chosen = _area(unit, layer, area, network)
+        plan = _plan(db, network, chosen, mode, start, checkpoint, max_length_m)
         if output is not None:
-            write_plan(
-                plan,
-                output,
-                datum=datum.value,
-                unit_code=chosen.code if chosen else None,
-                unit_name=chosen.name if chosen else None,
-            )
+            save_plan(plan, output, area=chosen, datum=datum.value)
     except TonggeError as error:
         fail(error, as_json=as_json)
     if as_json:
@@ -147,15 +144,9 @@ def export_command(
     """Plan and write the routes for a phone (GPX 1.1, KML, GeoJSON) or a sheet (CSV)."""
     try:
         check_output(output)
-        chosen = _area(unit, layer, area, network)
-        plan = _plan(network, chosen, mode, start, checkpoint, max_length_m)
-        write_plan(
-            plan,
-            output,
-            datum=datum.value,
-            unit_code=chosen.code if chosen else None,
-            unit_name=chosen.name if chosen else None,
-        )
+        db, chosen = _area(unit, layer, area, network)
+        plan = _plan(db, network, chosen, mode, start, checkpoint, max_length_m)
+        save_plan(plan, output, area=chosen, datum=datum.value)
     except TonggeError as error:
         fail(error)
     out.print(f"{len(plan.routes)} route(s), {plan.length_m:,.0f} m → {output} ({datum.value})")
@@ -177,9 +168,8 @@ def check_command(
     """Check an existing route against a unit: length outside it, streets not covered."""
     as_json = format is ReportFormat.json
     try:
-        chosen = _area(unit, layer, area, network)
-        assert network is not None  # _area refuses a missing network
-        streets = network_for(network, area=chosen, mode=mode.value)
+        db, chosen = _area(unit, layer, area, network)
+        streets = network_for(db, network, area=chosen, mode=mode.value)
         lines = read_route(route, datum=datum.value)
         result = check_route(
             streets,
@@ -227,8 +217,8 @@ def score_command(
     """Score a recorded track against the unit's plan: streets walked, time inside, checkpoints."""
     as_json = format is ReportFormat.json
     try:
-        chosen = _area(unit, layer, area, network)
-        plan = _plan(network, chosen, mode, None, checkpoint, None)
+        db, chosen = _area(unit, layer, area, network)
+        plan = _plan(db, network, chosen, mode, None, checkpoint, None)
         recorded = read_track(track, datum=datum.value)
         result = score_track(
             plan,
@@ -255,27 +245,31 @@ def score_command(
 
 def _area(
     unit: str | None, layer: str | None, area: Path | None, network: Path | None
-) -> UnitArea | None:
+) -> tuple[Database | None, UnitArea | None]:
+    """Return the database (when the unit or the streets come from it) and the area."""
     if unit is not None and area is not None:
         raise InputError("give --unit or --area, not both", field="unit")
-    if network is None:
-        if unit is not None or area is not None:
-            raise InputError(NO_STREET_LAYER, field="network")
+    if unit is None and area is None and network is None:
         raise InputError(
-            "nothing to plan: give --unit CODE or --area FILE, with --network FILE "
-            "(or --network alone to cover the whole network)",
-            field="network",
+            "nothing to plan: give --unit CODE (streets: the stored layer, or --network FILE), "
+            "--area FILE, or --network FILE alone to cover the whole network",
+            field="unit",
         )
-    if unit is not None:
+    db: Database | None = None
+    if unit is not None or network is None:
         from api.bootstrap import open_database
 
-        return load_unit(open_database(), code=unit, layer=layer)
+        db = open_database()
+    if unit is not None:
+        assert db is not None
+        return db, load_unit(db, code=unit, layer=layer)
     if area is not None:
-        return area_from_file(area)
-    return None
+        return db, area_from_file(area)
+    return db, None
 
 
 def _plan(
+    db: Database | None,
     network: Path | None,
     area: UnitArea | None,
     mode: ModeChoice,
@@ -283,8 +277,8 @@ def _plan(
     checkpoints: list[str] | None,
     max_length_m: float | None,
 ) -> PatrolPlan:
-    assert network is not None  # checked by _area
     return plan_for(
+        db,
         network,
         area=area,
         mode=mode.value,

@@ -1,9 +1,9 @@
 """Patrol routes (日巡查): plan, export, check a route, score a recorded track.
 
-Every request uploads the street network (OSM ``.osm.pbf`` or a line file)
-until a street layer is stored. A caller bound to units (grid workers,
-police, planners of a district) must name a unit of their jurisdiction;
-others may leave it out to cover the whole network.
+The streets are the stored street layer unless the request uploads a
+network (a line file). A caller bound to units (grid workers, police,
+planners of a district) must name a unit of their jurisdiction; others may
+leave it out to cover the whole uploaded network.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from api.schemas.patrol import CheckResponse, PlanResponse, ScoreResponse
 from api.security import current_jurisdiction, current_principal
 from gis.access import Jurisdiction, Principal, record
 from gis.errors import InputError, NotFoundError
-from gis.patrol import check_route, read_route, read_track, score_track, write_plan
+from gis.patrol import check_route, read_route, read_track, score_track
 from gis.patrol._service import (
     UnitArea,
     load_unit,
@@ -30,6 +30,7 @@ from gis.patrol._service import (
     parse_checkpoint,
     parse_lonlat,
     plan_for,
+    save_plan,
 )
 from gis.repository import Database
 
@@ -53,7 +54,8 @@ DatumQuery = Annotated[
     Literal["wgs84", "gcj02", "bd09"], Query(description="wgs84, gcj02 (Amap), bd09 (Baidu).")
 ]
 NetworkFile = Annotated[
-    UploadFile, File(description="Streets: OSM .osm.pbf, GeoJSON, GeoPackage, zipped Shapefile…")
+    UploadFile | None,
+    File(description="Streets: GeoJSON, GeoPackage, zipped Shapefile… (default: the stored ones)"),
 ]
 CheckpointQuery = Annotated[
     list[str] | None, Query(description="Must-visit places NAME@LON,LAT (WGS84), repeatable.")
@@ -71,7 +73,7 @@ CheckpointQuery = Annotated[
 )
 async def plan(
     request: Request,
-    network: NetworkFile,
+    network: NetworkFile = None,
     db: Database = Depends(get_db),
     jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     principal: Principal = Depends(current_principal),
@@ -92,12 +94,13 @@ async def plan(
     The JSON answer: `routes` (`length_m`, `deadhead_m`, `segments`,
     `checkpoints` each), `street_length_m`, `covered_share`, `lower_bound_m`.
     """
-    area = _unit(db, jurisdiction, unit, layer)
+    area = _unit(db, jurisdiction, unit, layer, network)
     workdir = Path(tempfile.mkdtemp(prefix="tongge-patrol-"))
     try:
-        source, name = await _save(request, network, workdir)
+        source, name = await _save_network(request, network, workdir)
         result = await run_in_threadpool(
             plan_for,
+            db,
             source,
             area=area,
             mode=mode,
@@ -109,14 +112,7 @@ async def plan(
         if format == "json":
             remove_folder(workdir)
             return result.to_dict()
-        target = workdir / f"plan.{format}"
-        write_plan(
-            result,
-            target,
-            datum=datum,
-            unit_code=area.code if area else None,
-            unit_name=area.name if area else None,
-        )
+        target = save_plan(result, workdir / f"plan.{format}", area=area, datum=datum)
     except Exception:
         remove_folder(workdir)
         raise
@@ -144,8 +140,8 @@ async def plan(
 )
 async def check(
     request: Request,
-    network: NetworkFile,
     route: Annotated[UploadFile, File(description="The route: .gpx, .kml or .geojson.")],
+    network: NetworkFile = None,
     db: Database = Depends(get_db),
     jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     unit: UnitQuery = None,
@@ -155,14 +151,14 @@ async def check(
     tolerance_m: Annotated[float, Query(gt=0, le=200)] = 15.0,
 ) -> dict[str, Any]:
     """Return the route's length outside the unit and the unit's streets it does not cover."""
-    area = _unit(db, jurisdiction, unit, layer)
+    area = _unit(db, jurisdiction, unit, layer, network)
     workdir = Path(tempfile.mkdtemp(prefix="tongge-patrol-"))
     try:
-        source, name = await _save(request, network, workdir)
+        source, name = await _save_network(request, network, workdir)
         route_file, route_name = await _save(request, route, workdir, stem="route")
 
         def work() -> dict[str, Any]:
-            streets = network_for(source, area=area, mode=mode, label=name)
+            streets = network_for(db, source, area=area, mode=mode, label=name)
             lines = read_route(route_file, datum=datum, label=route_name)
             return check_route(
                 streets,
@@ -185,8 +181,8 @@ async def check(
 )
 async def score(
     request: Request,
-    network: NetworkFile,
     track: Annotated[UploadFile, File(description="The recorded track (.gpx trk).")],
+    network: NetworkFile = None,
     db: Database = Depends(get_db),
     jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     unit: UnitQuery = None,
@@ -197,14 +193,15 @@ async def score(
     tolerance_m: Annotated[float, Query(gt=0, le=200)] = 15.0,
 ) -> dict[str, Any]:
     """Return the planned street length walked, time inside the unit, checkpoints reached."""
-    area = _unit(db, jurisdiction, unit, layer)
+    area = _unit(db, jurisdiction, unit, layer, network)
     workdir = Path(tempfile.mkdtemp(prefix="tongge-patrol-"))
     try:
-        source, name = await _save(request, network, workdir)
+        source, name = await _save_network(request, network, workdir)
         track_file, track_name = await _save(request, track, workdir, stem="track")
 
         def work() -> dict[str, Any]:
             planned = plan_for(
+                db,
                 source,
                 area=area,
                 mode=mode,
@@ -226,11 +223,20 @@ async def score(
 
 
 def _unit(
-    db: Database, jurisdiction: Jurisdiction, code: str | None, layer: str | None
+    db: Database,
+    jurisdiction: Jurisdiction,
+    code: str | None,
+    layer: str | None,
+    network: UploadFile | None = None,
 ) -> UnitArea | None:
     if code is None:
         if not jurisdiction.unrestricted:
             raise InputError("name the unit to plan (unit=CODE): one of your units", field="unit")
+        if network is None:
+            raise InputError(
+                "name the unit to plan (unit=CODE), or upload a network to cover whole",
+                field="unit",
+            )
         return None
     # The code is not echoed: the answer for a hidden unit must not differ
     # from a missing one in any way, and query values are not the caller's path.
@@ -247,6 +253,15 @@ def _unit(
     if not jurisdiction.sees_wholly(area.layer or "", code):
         raise missing
     return area
+
+
+async def _save_network(
+    request: Request, upload: UploadFile | None, workdir: Path
+) -> tuple[Path | None, str | None]:
+    # No upload: the stored street layer (read by the service).
+    if upload is None:
+        return None, None
+    return await _save(request, upload, workdir)
 
 
 async def _save(

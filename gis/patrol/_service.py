@@ -1,8 +1,10 @@
 """Patrol services for the CLI and the API: a unit or area, a network, a plan.
 
-There is no stored street layer yet, so every request names a network file
-(OSM PBF or any line file); the unit comes from the database (``unit``) or
-from a polygon file (``area``). Without either, the whole network is covered.
+The streets come from the street layer stored in the database
+(:mod:`gis.streets`; the sample city ships one) unless a request names a
+network file (OSM PBF or any line file). The unit comes from the database
+(``unit``) or from a polygon file (``area``). Without either, the whole
+network is covered.
 """
 
 from __future__ import annotations
@@ -15,25 +17,36 @@ from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
 from gis.errors import InputError
-from gis.patrol._network import Mode, StreetNetwork, read_network
+from gis.patrol._export import write_plan
+from gis.patrol._network import Mode, StreetNetwork, network_from_frame, read_network
 from gis.patrol._plan import Checkpoint, PatrolPlan, plan_patrol
 from gis.repository import Database
 
 __all__ = [
     "NO_STREET_LAYER",
+    "STREET_MARGIN_M",
     "UnitArea",
     "area_from_file",
     "load_unit",
+    "network_for",
     "parse_checkpoint",
     "parse_lonlat",
     "plan_for",
+    "save_plan",
+    "stored_network",
 ]
 
-#: Said when a unit is named without a network.
+#: Said when no network file is given and no street is stored.
 NO_STREET_LAYER = (
-    "no stored street layer yet: give the streets with --network FILE "
-    "(an OSM .osm.pbf or a line file: GeoJSON, GeoPackage, Shapefile, KML...)"
+    "no stored street layer: import the streets (`tongge streets import FILE`) or give "
+    "them with --network FILE (an OSM .osm.pbf or a line file: GeoJSON, GeoPackage, "
+    "Shapefile, KML...)"
 )
+#: Stored streets are read this far around the unit: the shortest way between
+#: two of its streets may leave it.
+STREET_MARGIN_M = 1000.0
+#: Stored street attributes carrying the traffic rules (OSM tags).
+_RULE_ATTRIBUTES = ("oneway", "junction")
 
 
 @dataclass(frozen=True)
@@ -120,7 +133,8 @@ def parse_checkpoint(text: str) -> Checkpoint:
 
 
 def plan_for(
-    network_path: str | Path,
+    db: Database | None,
+    network_path: str | Path | None,
     *,
     area: UnitArea | None = None,
     mode: Mode = "walk",
@@ -129,8 +143,8 @@ def plan_for(
     max_length_m: float | None = None,
     label: str | None = None,
 ) -> PatrolPlan:
-    """Read the network (around the area) and plan the unit's patrol."""
-    network = network_for(network_path, area=area, mode=mode, label=label)
+    """Build the network (a file, else the stored streets) and plan the unit's patrol."""
+    network = network_for(db, network_path, area=area, mode=mode, label=label)
     return plan_patrol(
         network,
         area=None if area is None else area.geometry,
@@ -142,13 +156,26 @@ def plan_for(
 
 
 def network_for(
-    network_path: str | Path,
+    db: Database | None,
+    network_path: str | Path | None,
     *,
     area: UnitArea | None = None,
     mode: Mode = "walk",
     label: str | None = None,
 ) -> StreetNetwork:
-    """Read the network, split at the area's edge."""
+    """Return the network of a file, or of the stored streets when none is given.
+
+    Streets are split at the area's edge.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, or no file and no stored street (:data:`NO_STREET_LAYER`).
+    """
+    if network_path is None:
+        if db is None:
+            raise InputError(NO_STREET_LAYER, field="network")
+        return stored_network(db, area=area, mode=mode)
     return read_network(
         network_path,
         mode=mode,
@@ -156,3 +183,76 @@ def network_for(
         area_crs=CRS.from_epsg(4326) if area is None else area.crs,
         label=label,
     )
+
+
+def stored_network(
+    db: Database,
+    *,
+    area: UnitArea | None = None,
+    mode: Mode = "walk",
+    margin_m: float = STREET_MARGIN_M,
+) -> StreetNetwork:
+    """Return the network of the stored street layer around ``area`` (all of it without).
+
+    Parameters
+    ----------
+    db : Database
+        The registry holding the streets (:mod:`gis.streets`).
+    area : UnitArea, optional
+        Only streets within ``margin_m`` of its bounding box are read (spatial index).
+    mode : {"walk", "drive"}
+        Driving respects the ``oneway``/``junction`` attributes (OSM tags) of the streets.
+    margin_m : float
+        How far around the area streets are read.
+
+    Raises
+    ------
+    InputError
+        No street is stored (there or at all).
+    """
+    from gis.streets import streets_frame
+
+    bbox = None if area is None else _bbox_around(area, margin_m)
+    frame = streets_frame(db, bbox=bbox)
+    if frame.empty:
+        with db.reader() as repo:
+            stored = repo.streets.count()
+        if bbox is None or not stored:
+            raise InputError(NO_STREET_LAYER, field="network")
+        raise InputError(
+            "no stored street lies in or near the unit: import its streets "
+            "(`tongge streets import FILE`) or give them with --network FILE",
+            field="network",
+        )
+    for key in _RULE_ATTRIBUTES:
+        frame[key] = [a.get(key) for a in frame["attributes"]]
+    return network_from_frame(
+        frame.drop(columns=["attributes"]),
+        mode=mode,
+        area=None if area is None else area.geometry,
+        area_crs=CRS.from_epsg(4326) if area is None else area.crs,
+        label="stored streets",
+    )
+
+
+def save_plan(plan: PatrolPlan, target: str | Path, *, area: UnitArea | None, datum: str) -> Path:
+    """Write ``plan`` (format from the suffix) naming the unit in every route."""
+    return write_plan(
+        plan,
+        target,
+        datum=datum,
+        unit_code=area.code if area else None,
+        unit_name=area.name if area else None,
+    )
+
+
+def _bbox_around(area: UnitArea, margin_m: float) -> tuple[float, float, float, float]:
+    import geopandas as gpd
+
+    from gis.crs import local_projected_crs
+
+    shape = gpd.GeoSeries([area.geometry], crs=area.crs).to_crs(4490)
+    local = local_projected_crs(*shape.iloc[0].centroid.coords[0])
+    grown = shape.to_crs(local).envelope.buffer(margin_m).to_crs(4490)
+    x0, y0, x1, y1 = grown.total_bounds
+    return float(x0), float(y0), float(x1), float(y1)
