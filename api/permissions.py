@@ -68,6 +68,8 @@ ENDPOINTS: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/patrol/plan"): Rule(P.PATROL),
     ("POST", "/api/v1/patrol/check"): Rule(P.PATROL),
     ("POST", "/api/v1/patrol/score"): Rule(P.PATROL),
+    # Lists household keys: personal data (planners plan streets, not visits).
+    ("POST", "/api/v1/patrol/schedule"): Rule(P.HOUSEHOLDS_READ),
     ("GET", "/api/v1/admin/users"): Rule(P.ACCOUNTS_ADMIN),
     ("POST", "/api/v1/admin/users"): Rule(P.ACCOUNTS_ADMIN),
     ("GET", "/api/v1/admin/users/{username}"): Rule(P.ACCOUNTS_ADMIN),

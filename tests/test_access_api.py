@@ -157,6 +157,7 @@ def body_for(method: str, path: str, grid: str) -> dict[str, Any]:
             },
             "params": {"unit": grid},
         },
+        ("POST", "/api/v1/patrol/schedule"): {"json": {"unit": grid}},
         ("POST", "/api/v1/patrol/score"): {
             "files": {
                 "network": ("streets.geojson", _street(point), "application/geo+json"),

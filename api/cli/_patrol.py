@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -25,8 +26,10 @@ from gis.patrol._service import (
     network_for,
     parse_checkpoint,
     parse_lonlat,
+    parse_visited,
     plan_for,
     save_plan,
+    schedule_for,
 )
 from gis.repository import Database
 
@@ -88,6 +91,7 @@ FormatOption = Annotated[ReportFormat, typer.Option("--format")]
 def register(app: typer.Typer) -> None:
     """Add the ``patrol`` command group to ``app``."""
     patrol.command("plan")(plan_command)
+    patrol.command("schedule")(schedule_command)
     patrol.command("export")(export_command)
     patrol.command("check")(check_command)
     patrol.command("score")(score_command)
@@ -127,6 +131,106 @@ def plan_command(
         _print_plan(plan)
     if output is not None:
         err.print(f"plan written to {output} ({datum.value})")
+
+
+class BalanceChoice(StrEnum):
+    """What the days share evenly."""
+
+    time = "time"
+    walk = "walk"
+
+
+def schedule_command(
+    unit: Annotated[str, typer.Option("--unit", help="Code of a stored unit (grid, micro-grid).")],
+    layer: LayerOption = None,
+    network: NetworkOption = None,
+    mode: ModeOption = ModeChoice.walk,
+    days: Annotated[int, typer.Option("--days", help="Working days (1-7).")] = 5,
+    start: StartOption = None,
+    first_day: Annotated[
+        str | None, typer.Option("--from", help="Date of the first working day (YYYY-MM-DD).")
+    ] = None,
+    visited: Annotated[
+        Path | None,
+        typer.Option(
+            "--visited",
+            help="Last week's visited place ids (one a line): the others are carried over first.",
+        ),
+    ] = None,
+    visit_minutes: Annotated[
+        float, typer.Option("--visit-minutes", help="Time at each door.")
+    ] = 5.0,
+    balance: Annotated[BalanceChoice, typer.Option("--balance")] = BalanceChoice.time,
+    tolerance: Annotated[
+        float, typer.Option("--tolerance", help="A day may differ from the mean day by this share.")
+    ] = 0.15,
+    format: FormatOption = ReportFormat.text,
+) -> None:
+    """周走访: visit every household and shop of a unit once a week, each working day a route."""
+    as_json = format is ReportFormat.json
+    try:
+        ids = _visited(visited)
+        when = _date(first_day)
+        db, chosen = _area(unit, layer, None, network)
+        assert db is not None and chosen is not None  # a unit is always named
+        week = schedule_for(
+            db,
+            network,
+            area=chosen,
+            days=days,
+            visited=ids,
+            mode=mode.value,
+            start=parse_lonlat(start) if start else None,
+            start_date=when,
+            visit_minutes=visit_minutes,
+            balance=balance.value,
+            tolerance=tolerance,
+        )
+    except TonggeError as error:
+        fail(error, as_json=as_json)
+    body = week.to_dict()
+    if as_json:
+        echo_json(body)
+        return
+    table = Table(title=f"周走访 weekly visits of {unit} ({body['visits']} places)")
+    for column in ("day", "date", "visits", "carried over", "walk m", "walk", "at doors", "time"):
+        table.add_column(column)
+    for day in body["days"]:
+        table.add_row(
+            str(day["day"]),
+            day["date"] or "",
+            str(day["visits"]),
+            str(day["carried"]),
+            f"{day['length_m']:,.0f}",
+            f"{day['walk_s'] / 60:.0f} min",
+            f"{day['visit_s'] / 60:.0f} min",
+            f"{day['time_s'] / 3600:.1f} h",
+        )
+    out.print(table)
+    verdict = "balanced" if body["balanced"] else "NOT balanced"
+    out.print(
+        f"{verdict}: days differ from the mean day by at most {body['spread']:.1%} "
+        f"({body['balance']}; tolerance {body['tolerance']:.0%}); carried over {body['carried']}"
+    )
+
+
+def _visited(path: Path | None) -> list[str] | None:
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"--visited: cannot read {path.name} ({error})", field="visited") from None
+    return parse_visited(text)
+
+
+def _date(text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(f"--from {text!r} is not a date (YYYY-MM-DD)", field="from") from None
 
 
 def export_command(

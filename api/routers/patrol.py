@@ -18,9 +18,15 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from api.deps import get_db, remove_folder
-from api.schemas.patrol import CheckResponse, PlanResponse, ScoreResponse
+from api.schemas.patrol import (
+    CheckResponse,
+    PlanResponse,
+    ScheduleRequest,
+    ScheduleResponse,
+    ScoreResponse,
+)
 from api.security import current_jurisdiction, current_principal
-from gis.access import Jurisdiction, Principal, record
+from gis.access import Jurisdiction, Permission, Principal, record
 from gis.errors import InputError, NotFoundError
 from gis.patrol import check_route, read_route, read_track, score_track
 from gis.patrol._service import (
@@ -31,6 +37,7 @@ from gis.patrol._service import (
     parse_lonlat,
     plan_for,
     save_plan,
+    schedule_for,
 )
 from gis.repository import Database
 
@@ -220,6 +227,53 @@ async def score(
         return await run_in_threadpool(work)
     finally:
         remove_folder(workdir)
+
+
+@router.post(
+    "/schedule",
+    summary="Weekly visits of a unit's households and shops 周走访",
+    response_model=ScheduleResponse,
+    responses={404: {"description": "No such unit in your jurisdiction"}},
+)
+async def schedule(
+    body: ScheduleRequest,
+    db: Database = Depends(get_db),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    principal: Principal = Depends(current_principal),
+) -> dict[str, Any]:
+    """Spread one visit to every household and shop over the working days, each day a route.
+
+    Visits not made last week (ids missing from `visited`) come first. The
+    stored streets are walked; each day is balanced within `tolerance` of
+    the mean day (`balanced` says whether that was reached).
+    """
+    principal.require(Permission.PATROL)
+    area = _unit(db, jurisdiction, body.unit, body.layer)
+    assert area is not None  # a unit is always named
+    start = parse_lonlat(body.start) if body.start else None
+    week = await run_in_threadpool(
+        schedule_for,
+        db,
+        None,
+        area=area,
+        days=body.days,
+        visited=body.visited,
+        mode=body.mode,
+        start=start,
+        start_date=body.start_date,
+        visit_minutes=body.visit_minutes,
+        balance=body.balance,
+        tolerance=body.tolerance,
+    )
+    answer = week.to_dict()
+    record(
+        db,
+        actor=principal,
+        action="patrol.schedule",
+        target=f"unit:{area.layer}:{area.code}",
+        detail={"days": body.days, "visits": answer["visits"], "carried": answer["carried"]},
+    )
+    return answer
 
 
 def _unit(

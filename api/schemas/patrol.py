@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import date
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -64,3 +65,51 @@ class ScoreResponse(BaseModel):
     checkpoints_missed: list[str]
     points: int
     dropped_points: int
+
+
+class ScheduleRequest(BaseModel):
+    """A unit's week of visits (周走访)."""
+
+    unit: str = Field(min_length=1, max_length=64, description="Unit code (grid, micro-grid).")
+    layer: str | None = Field(default=None, max_length=64)
+    days: int = Field(default=5, ge=1, le=7, description="Working days.")
+    visited: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None,
+        max_length=100_000,
+        description="Place ids visited last week: the others are carried over, visited first.",
+    )
+    start: str | None = Field(default=None, description="LON,LAT (WGS84): the office.")
+    start_date: date | None = Field(default=None, description="The first working day.")
+    visit_minutes: float = Field(default=5.0, ge=0, le=240)
+    balance: Literal["time", "walk"] = "time"
+    tolerance: float = Field(default=0.15, gt=0, lt=1)
+    mode: Literal["walk", "drive"] = "walk"
+
+
+class ScheduleDayModel(BaseModel):
+    """One working day of visits."""
+
+    day: int
+    date: str | None
+    visits: int
+    carried: int = Field(description="Visits carried over from last week.")
+    length_m: float = Field(description="Walking length (m).")
+    walk_s: float
+    visit_s: float = Field(description="Time at the doors (s).")
+    time_s: float
+    places: list[str] = Field(description="Place ids in walking order.")
+
+
+class ScheduleResponse(BaseModel):
+    """The week: per day visits, length and time; how evenly it is spread."""
+
+    days: list[ScheduleDayModel]
+    visits: int
+    carried: int
+    length_m: float
+    time_s: float
+    balance: str
+    tolerance: float
+    spread: float = Field(description="Largest relative deviation of a day from the mean day.")
+    balanced: bool
+    mode: str

@@ -10,9 +10,11 @@ network is covered.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
@@ -20,6 +22,7 @@ from gis.errors import InputError
 from gis.patrol._export import write_plan
 from gis.patrol._network import Mode, StreetNetwork, network_from_frame, read_network
 from gis.patrol._plan import Checkpoint, PatrolPlan, plan_patrol
+from gis.patrol._schedule import Balance, WeekSchedule, plan_week
 from gis.repository import Database
 
 __all__ = [
@@ -31,9 +34,12 @@ __all__ = [
     "network_for",
     "parse_checkpoint",
     "parse_lonlat",
+    "parse_visited",
     "plan_for",
     "save_plan",
+    "schedule_for",
     "stored_network",
+    "unit_places",
 ]
 
 #: Said when no network file is given and no street is stored.
@@ -256,3 +262,109 @@ def _bbox_around(area: UnitArea, margin_m: float) -> tuple[float, float, float, 
     grown = shape.to_crs(local).envelope.buffer(margin_m).to_crs(4490)
     x0, y0, x1, y1 = grown.total_bounds
     return float(x0), float(y0), float(x1), float(y1)
+
+
+#: Building uses and place categories visited weekly as shops (商铺).
+SHOP_USES = ("shop",)
+SHOP_CATEGORIES = ("shop", "enterprise", "restaurant", "market")
+
+
+def unit_places(db: Database, area: UnitArea) -> pd.DataFrame:
+    """Return the households and shops of a unit to visit: ``id``, ``kind``, ``lon``, ``lat``.
+
+    A building belongs to the unit when its entrance (else a point inside
+    its footprint) lies in the unit; its households are visited at that
+    point (household keys only: no names, no persons). Shops are buildings
+    used as shops and places (POIs) of a shop category inside the unit.
+    """
+    import geopandas as gpd
+    import shapely
+
+    bbox = _bbox_around(area, 0.0)
+    unit = gpd.GeoSeries([area.geometry], crs=area.crs).to_crs(4490).iloc[0]
+    with db.reader() as repo:
+        buildings = repo.places.buildings_frame(bbox=bbox)
+        pois = repo.places.pois_table()
+    if len(buildings):
+        inner = shapely.point_on_surface(buildings.geometry.values)
+        lon = buildings["entrance_lon"].astype(float).to_numpy()
+        lat = buildings["entrance_lat"].astype(float).to_numpy()
+        known = np.isfinite(lon) & np.isfinite(lat)
+        lon = np.where(known, lon, shapely.get_x(inner))
+        lat = np.where(known, lat, shapely.get_y(inner))
+        inside = shapely.covers(unit, shapely.points(lon, lat))
+        buildings = buildings.assign(lon=lon, lat=lat)[inside]
+    with db.reader() as repo:
+        households = repo.places.households_table(building_keys=list(buildings["key"]))
+    door = buildings.set_index("key")[["lon", "lat"]]
+    rows = [
+        pd.DataFrame(
+            {
+                "id": households["key"].astype(str),
+                "kind": "household",
+                "lon": door.loc[households["building_key"], "lon"].to_numpy(),
+                "lat": door.loc[households["building_key"], "lat"].to_numpy(),
+            }
+        ),
+        pd.DataFrame(
+            {
+                "id": buildings.loc[buildings["use"].isin(SHOP_USES), "key"].astype(str),
+                "kind": "shop",
+                "lon": buildings.loc[buildings["use"].isin(SHOP_USES), "lon"],
+                "lat": buildings.loc[buildings["use"].isin(SHOP_USES), "lat"],
+            }
+        ),
+    ]
+    if len(pois):
+        shops = pois[pois["category"].isin(SHOP_CATEGORIES)]
+        shops = shops[shapely.covers(unit, shapely.points(shops["lon"], shops["lat"]))]
+        rows.append(
+            pd.DataFrame(
+                {
+                    "id": shops["key"].astype(str),
+                    "kind": "shop",
+                    "lon": shops["lon"],
+                    "lat": shops["lat"],
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+def schedule_for(
+    db: Database,
+    network_path: str | Path | None,
+    *,
+    area: UnitArea,
+    days: int = 5,
+    visited: list[str] | None = None,
+    mode: Mode = "walk",
+    start: tuple[float, float] | None = None,
+    start_date: date | None = None,
+    visit_minutes: float = 5.0,
+    balance: Balance = "time",
+    tolerance: float = 0.15,
+    label: str | None = None,
+) -> WeekSchedule:
+    """Plan the unit's week of visits (:func:`gis.patrol.plan_week`) on its streets."""
+    places = unit_places(db, area)
+    network = network_for(db, network_path, area=area, mode=mode, label=label)
+    return plan_week(
+        network,
+        places,
+        days=days,
+        visited=visited,
+        area=area.geometry,
+        area_crs=area.crs,
+        start=start,
+        start_date=start_date,
+        visit_minutes=visit_minutes,
+        balance=balance,
+        tolerance=tolerance,
+    )
+
+
+def parse_visited(text: str) -> list[str]:
+    """Parse last week's visited ids: one a line, or separated by commas."""
+    parts = text.replace("，", ",").replace("\n", ",").split(",")
+    return [p.strip() for p in parts if p.strip()]
