@@ -70,6 +70,11 @@ ENDPOINTS: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/patrol/score"): Rule(P.PATROL),
     # Lists household keys: personal data (planners plan streets, not visits).
     ("POST", "/api/v1/patrol/schedule"): Rule(P.HOUSEHOLDS_READ),
+    ("POST", "/api/v1/patrol/routes"): Rule(P.PATROL),
+    ("GET", "/api/v1/patrol/routes"): Rule(P.PATROL),
+    ("GET", "/api/v1/patrol/routes/{route_id}"): Rule(P.PATROL),
+    ("DELETE", "/api/v1/patrol/routes/{route_id}"): Rule(P.PATROL),
+    ("GET", "/api/v1/patrol/routes/{route_id}/export"): Rule(P.PATROL),
     ("GET", "/api/v1/admin/users"): Rule(P.ACCOUNTS_ADMIN),
     ("POST", "/api/v1/admin/users"): Rule(P.ACCOUNTS_ADMIN),
     ("GET", "/api/v1/admin/users/{username}"): Rule(P.ACCOUNTS_ADMIN),

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from api.cli._output import ReportFormat, check_output, echo_json, err, fail, out
+from gis.access import Jurisdiction, cli_principal
 from gis.errors import InputError, TonggeError
 from gis.patrol import (
     PatrolPlan,
@@ -18,6 +19,15 @@ from gis.patrol import (
     read_route,
     read_track,
     score_track,
+    write_plan,
+)
+from gis.patrol._routes import (
+    delete_route,
+    export_route,
+    get_route,
+    list_routes,
+    route_json,
+    save_plan_routes,
 )
 from gis.patrol._service import (
     UnitArea,
@@ -36,6 +46,13 @@ from gis.repository import Database
 patrol = typer.Typer(
     name="patrol",
     help="巡查路线 patrol routes: plan, export, check a route, score a GPS track.",
+    no_args_is_help=True,
+)
+
+
+routes = typer.Typer(
+    name="routes",
+    help="Stored routes 路线: of units, staff and shifts; stale when a boundary moved.",
     no_args_is_help=True,
 )
 
@@ -95,6 +112,10 @@ def register(app: typer.Typer) -> None:
     patrol.command("export")(export_command)
     patrol.command("check")(check_command)
     patrol.command("score")(score_command)
+    routes.command("list")(routes_list_command)
+    routes.command("show")(routes_show_command)
+    routes.command("delete")(routes_delete_command)
+    patrol.add_typer(routes)
     app.add_typer(patrol)
 
 
@@ -113,22 +134,53 @@ def plan_command(
         Path | None,
         typer.Option("-o", "--output", help="Write the plan: .gpx, .kml, .geojson or .csv."),
     ] = None,
+    save: Annotated[
+        bool, typer.Option("--save", help="Store the routes with the unit (see `patrol routes`).")
+    ] = False,
+    staff: Annotated[
+        int | None, typer.Option("--staff", help="With --save: the staff id who walks them.")
+    ] = None,
+    shift: Annotated[
+        str | None, typer.Option("--shift", help="With --save: the shift (e.g. 早班 08:00-12:00).")
+    ] = None,
 ) -> None:
     """Plan closed routes covering every street of a unit (or the whole --network)."""
     as_json = format is ReportFormat.json
     try:
         if output is not None:
             check_output(output)
+        if (staff is not None or shift is not None) and not save:
+            raise InputError("--staff and --shift go with --save", field="save")
+        if save and unit is None:
+            raise InputError("--save stores the routes of a stored unit: give --unit", field="save")
         db, chosen = _area(unit, layer, area, network)
         plan = _plan(db, network, chosen, mode, start, checkpoint, max_length_m)
         if output is not None:
             save_plan(plan, output, area=chosen, datum=datum.value)
+        saved: list[int] = []
+        if save:
+            assert db is not None and chosen is not None
+            saved = save_plan_routes(
+                db,
+                plan,
+                area=chosen,
+                actor=cli_principal(),
+                staff_id=staff,
+                shift=shift,
+                params={
+                    "start": start,
+                    "max_length_m": max_length_m,
+                    "network": "stored" if network is None else network.name,
+                },
+            )
     except TonggeError as error:
         fail(error, as_json=as_json)
     if as_json:
-        echo_json(plan.to_dict())
+        echo_json({**plan.to_dict(), **({"saved": saved} if save else {})})
     else:
         _print_plan(plan)
+        if saved:
+            out.print(f"stored as route(s) {', '.join(map(str, saved))}")
     if output is not None:
         err.print(f"plan written to {output} ({datum.value})")
 
@@ -233,8 +285,27 @@ def _date(text: str | None) -> date | None:
         raise InputError(f"--from {text!r} is not a date (YYYY-MM-DD)", field="from") from None
 
 
+class ExportFormat(StrEnum):
+    """Route file formats."""
+
+    gpx = "gpx"
+    kml = "kml"
+    geojson = "geojson"
+    csv = "csv"
+
+
 def export_command(
-    output: Annotated[Path, typer.Option("-o", "--output", help=".gpx, .kml, .geojson or .csv.")],
+    route_id: Annotated[
+        int | None, typer.Argument(help="A stored route (`patrol routes list`); else plan one.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help=".gpx, .kml, .geojson or .csv (stored route: stdout)."),
+    ] = None,
+    export_format: Annotated[
+        ExportFormat | None,
+        typer.Option("--format", help="Format (default: the output's suffix; gpx to stdout)."),
+    ] = None,
     unit: UnitOption = None,
     layer: LayerOption = None,
     area: AreaOption = None,
@@ -245,15 +316,58 @@ def export_command(
     max_length_m: MaxLengthOption = None,
     datum: DatumOption = DatumChoice.wgs84,
 ) -> None:
-    """Plan and write the routes for a phone (GPX 1.1, KML, GeoJSON) or a sheet (CSV)."""
+    """Write a stored route, or plan and write a unit's routes, for a phone (GPX 1.1, KML...)."""
     try:
-        check_output(output)
+        if output is not None:
+            check_output(output)
+        if route_id is not None:
+            _export_stored(route_id, output, export_format, datum)
+            return
+        if output is None:
+            raise InputError(
+                "give -o FILE (.gpx, .kml, .geojson or .csv), or a stored ROUTE_ID",
+                field="output",
+            )
         db, chosen = _area(unit, layer, area, network)
         plan = _plan(db, network, chosen, mode, start, checkpoint, max_length_m)
-        save_plan(plan, output, area=chosen, datum=datum.value)
+        fmt = export_format.value if export_format is not None else None
+        write_plan(
+            plan,
+            output,
+            fmt=fmt,
+            datum=datum.value,
+            unit_code=chosen.code if chosen else None,
+            unit_name=chosen.name if chosen else None,
+        )
     except TonggeError as error:
         fail(error)
     out.print(f"{len(plan.routes)} route(s), {plan.length_m:,.0f} m → {output} ({datum.value})")
+
+
+def _export_stored(
+    route_id: int, output: Path | None, export_format: ExportFormat | None, datum: DatumChoice
+) -> None:
+    from api.bootstrap import open_database
+
+    suffix = output.suffix.lower().lstrip(".") if output is not None else "gpx"
+    fmt = (
+        export_format.value
+        if export_format is not None
+        else {"json": "geojson"}.get(suffix, suffix)
+    )
+    text, _ = export_route(
+        open_database(),
+        Jurisdiction.everything(),
+        route_id,
+        fmt=fmt,
+        datum=datum.value,
+        actor=cli_principal(),
+    )
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    output.write_text(text, encoding="utf-8")
+    err.print(f"route {route_id} → {output} ({fmt}, {datum.value})")
 
 
 def check_command(
@@ -420,3 +534,83 @@ def _print_plan(plan: PatrolPlan) -> None:
         f"total {plan.length_m:,.0f} m ({plan.length_m / plan.street_length_m:.3f}× streets); "
         f"lower bound {plan.lower_bound_m:,.0f} m{' (optimal)' if plan.exact else ''}"
     )
+
+
+def routes_list_command(
+    unit: Annotated[str | None, typer.Option("--unit", help="Routes of this unit.")] = None,
+    layer: LayerOption = None,
+    covering: Annotated[
+        str | None, typer.Option("--covering", help="LON,LAT: routes passing within 30 m.")
+    ] = None,
+    stale: Annotated[
+        bool, typer.Option("--stale", help="Only routes needing re-planning (boundary moved).")
+    ] = False,
+    format: FormatOption = ReportFormat.text,
+) -> None:
+    """List stored routes (newest first)."""
+    as_json = format is ReportFormat.json
+    try:
+        point = parse_lonlat(covering, field="covering") if covering else None
+        from api.bootstrap import open_database
+
+        found = list_routes(
+            open_database(),
+            Jurisdiction.everything(),
+            layer=layer,
+            unit=unit,
+            covering=point,
+            stale=True if stale else None,
+        )
+    except TonggeError as error:
+        fail(error, as_json=as_json)
+    if as_json:
+        echo_json({"routes": found})
+        return
+    table = Table(title=f"巡查路线 stored routes ({len(found)})")
+    for column in ("id", "unit", "part", "staff", "shift", "length m", "time", "stale"):
+        table.add_column(column)
+    for r in found:
+        table.add_row(
+            str(r["id"]),
+            f"{r['layer']}:{r['unit_code']}",
+            str(r["part"]),
+            "" if r["staff_id"] is None else str(r["staff_id"]),
+            r["shift"] or "",
+            f"{r['length_m']:,.0f}",
+            f"{r['time_s'] / 60:.0f} min",
+            "re-plan" if r["stale"] else "",
+        )
+    out.print(table)
+
+
+def routes_show_command(
+    route_id: Annotated[int, typer.Argument(help="The route id.")],
+    format: FormatOption = ReportFormat.text,
+) -> None:
+    """Show a stored route (JSON: with its line as GeoJSON, CGCS2000)."""
+    as_json = format is ReportFormat.json
+    try:
+        from api.bootstrap import open_database
+
+        found = route_json(get_route(open_database(), Jurisdiction.everything(), route_id))
+    except TonggeError as error:
+        fail(error, as_json=as_json)
+    if as_json:
+        echo_json(found)
+        return
+    for key, value in found.items():
+        if key != "geometry":
+            out.print(f"{key}: {value}")
+
+
+def routes_delete_command(
+    route_id: Annotated[int, typer.Argument(help="The route id.")],
+) -> None:
+    """Delete a stored route."""
+    try:
+        from api.bootstrap import open_database
+
+        delete_route(open_database(), Jurisdiction.everything(), route_id, actor=cli_principal())
+    except TonggeError as error:
+        fail(error)
+    out.print(f"route {route_id} deleted")

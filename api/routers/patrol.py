@@ -14,21 +14,32 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 
 from api.deps import get_db, remove_folder
 from api.schemas.patrol import (
     CheckResponse,
     PlanResponse,
+    RouteList,
+    RouteSaveRequest,
     ScheduleRequest,
     ScheduleResponse,
     ScoreResponse,
+    StoredRoute,
 )
 from api.security import current_jurisdiction, current_principal
 from gis.access import Jurisdiction, Permission, Principal, record
 from gis.errors import InputError, NotFoundError
 from gis.patrol import check_route, read_route, read_track, score_track
+from gis.patrol._routes import (
+    delete_route,
+    export_route,
+    get_route,
+    list_routes,
+    route_json,
+    save_plan_routes,
+)
 from gis.patrol._service import (
     UnitArea,
     load_unit,
@@ -274,6 +285,139 @@ async def schedule(
         detail={"days": body.days, "visits": answer["visits"], "carried": answer["carried"]},
     )
     return answer
+
+
+@router.post(
+    "/routes",
+    summary="Plan a unit and store its routes for staff and a shift 保存路线",
+    response_model=RouteList,
+    status_code=201,
+    responses={404: {"description": "No such unit in your jurisdiction"}},
+)
+async def save_routes(
+    body: RouteSaveRequest,
+    db: Database = Depends(get_db),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    principal: Principal = Depends(current_principal),
+) -> dict[str, Any]:
+    """Plan the unit on the stored streets and store each route with the unit's version."""
+    area = _unit(db, jurisdiction, body.unit, body.layer)
+    assert area is not None  # a unit is always named
+    start = body.start
+
+    def work() -> list[int]:
+        planned = plan_for(
+            db,
+            None,
+            area=area,
+            mode=body.mode,
+            start=parse_lonlat(start) if start else None,
+            checkpoints=[parse_checkpoint(c) for c in body.checkpoints],
+            max_length_m=body.max_length_m,
+        )
+        return save_plan_routes(
+            db,
+            planned,
+            area=area,
+            actor=principal,
+            staff_id=body.staff_id,
+            shift=body.shift,
+            name=body.name,
+            params={"start": start, "max_length_m": body.max_length_m, "network": "stored"},
+        )
+
+    ids = await run_in_threadpool(work)
+    return {"routes": [route_json(get_route(db, jurisdiction, i), geometry=False) for i in ids]}
+
+
+@router.get("/routes", summary="Stored routes of your units 路线列表", response_model=RouteList)
+def routes_list(
+    db: Database = Depends(get_db),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    unit: UnitQuery = None,
+    layer: LayerQuery = None,
+    covering: Annotated[
+        str | None, Query(description="LON,LAT (WGS84): routes passing within 30 m.")
+    ] = None,
+    stale: Annotated[
+        bool | None, Query(description="true: only routes to re-plan (boundary moved).")
+    ] = None,
+    staff_id: Annotated[int | None, Query(ge=1)] = None,
+) -> dict[str, Any]:
+    """List the stored routes of the units you see entirely (a grid worker: their own)."""
+    point = parse_lonlat(covering, field="covering") if covering else None
+    return {
+        "routes": list_routes(
+            db,
+            jurisdiction,
+            layer=layer,
+            unit=unit,
+            covering=point,
+            stale=stale,
+            staff_id=staff_id,
+        )
+    }
+
+
+@router.get(
+    "/routes/{route_id}",
+    summary="A stored route 路线",
+    response_model=StoredRoute,
+    responses={404: {"description": "No such route in your jurisdiction"}},
+)
+def route_detail(
+    route_id: int,
+    db: Database = Depends(get_db),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+) -> dict[str, Any]:
+    """Return a stored route with its line (GeoJSON, CGCS2000)."""
+    return route_json(get_route(db, jurisdiction, route_id))
+
+
+@router.delete(
+    "/routes/{route_id}",
+    summary="Delete a stored route 删除路线",
+    status_code=204,
+    responses={404: {"description": "No such route in your jurisdiction"}},
+)
+def route_delete(
+    route_id: int,
+    db: Database = Depends(get_db),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    principal: Principal = Depends(current_principal),
+) -> Response:
+    """Delete a stored route of one of your units."""
+    delete_route(db, jurisdiction, route_id, actor=principal)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/routes/{route_id}/export",
+    summary="Download a stored route for a phone 路线下载",
+    responses={
+        200: {"content": {m: {} for m in _MEDIA.values()}},
+        404: {"description": "No such route in your jurisdiction"},
+    },
+)
+def route_export(
+    route_id: int,
+    db: Database = Depends(get_db),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    principal: Principal = Depends(current_principal),
+    format: Annotated[
+        Literal["gpx", "kml", "geojson", "csv"], Query(description="File format.")
+    ] = "gpx",
+    datum: DatumQuery = "wgs84",
+) -> Response:
+    """Return the route as GPX 1.1 (`rte`, `wpt`), KML, GeoJSON or CSV; WGS84 unless asked."""
+    text, filename = export_route(
+        db, jurisdiction, route_id, fmt=format, datum=datum, actor=principal
+    )
+    return Response(
+        content=text.encode("utf-8"),
+        media_type=_MEDIA[format],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 def _unit(

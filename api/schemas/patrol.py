@@ -113,3 +113,54 @@ class ScheduleResponse(BaseModel):
     spread: float = Field(description="Largest relative deviation of a day from the mean day.")
     balanced: bool
     mode: str
+
+
+class RouteSaveRequest(BaseModel):
+    """Plan a unit on the stored streets and store its routes for a member of staff and a shift."""
+
+    unit: str = Field(min_length=1, max_length=64)
+    layer: str | None = Field(default=None, max_length=64)
+    staff_id: int | None = Field(default=None, ge=1, description="Who walks them (`/staff`).")
+    shift: str | None = Field(default=None, max_length=64, description="e.g. 早班 08:00-12:00")
+    name: str | None = Field(default=None, max_length=200)
+    mode: Literal["walk", "drive"] = "walk"
+    start: str | None = Field(default=None, description="LON,LAT (WGS84) start and end.")
+    checkpoints: list[Annotated[str, Field(max_length=300)]] = Field(
+        default_factory=list, max_length=200, description="NAME@LON,LAT (WGS84)."
+    )
+    max_length_m: float | None = Field(default=None, gt=0, description="Longest route (m).")
+
+
+class StoredRoute(BaseModel):
+    """A stored route of a unit (its line only in the single-route answer)."""
+
+    id: int
+    layer: str
+    level: str
+    unit_code: str
+    unit_version: str = Field(description="The unit's boundary version it was planned on.")
+    revision: int = Field(description="The registry's boundary revision then.")
+    part: int = Field(description="Which route of the plan (a plan split into shifts).")
+    staff_id: int | None
+    shift: str | None
+    name: str | None
+    params: dict[str, Any]
+    length_m: float
+    street_m: float
+    deadhead_m: float
+    segments: int
+    time_s: float
+    checkpoints: list[str]
+    stale: bool = Field(description="The unit's boundary moved since: re-plan.")
+    stale_reason: str | None
+    created_by: str
+    created_at: str
+    geometry: dict[str, Any] | None = Field(
+        default=None, description="GeoJSON LineString (CGCS2000 lon/lat)."
+    )
+
+
+class RouteList(BaseModel):
+    """Stored routes, newest first."""
+
+    routes: list[StoredRoute]

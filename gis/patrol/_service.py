@@ -64,6 +64,8 @@ class UnitArea:
     code: str | None = None
     name: str | None = None
     layer: str | None = None
+    level: str | None = None
+    valid_from: datetime | None = None
 
 
 def load_unit(
@@ -85,6 +87,10 @@ def load_unit(
         code=str(unit["code"]),
         name=None if unit.get("name") is None else str(unit["name"]),
         layer=str(unit["layer"]),
+        level=str(unit["level"]),
+        valid_from=unit["valid_from"].to_pydatetime()
+        if hasattr(unit["valid_from"], "to_pydatetime")
+        else unit["valid_from"],
     )
 
 
