@@ -46,6 +46,7 @@ VALID = {
     "key_id": "tg_nope",
     "op": "merge",
     "changeset_id": "999999",
+    "route_id": "999999",
 }
 
 #: param name -> (bad value, what the message must name).
@@ -88,6 +89,7 @@ BAD: dict[str, list[tuple[str, str]]] = {
     "sliver_width": [("-0.5", "sliver")],
     "rate": [("0", "rate")],
     "workers": [("0", "--workers")],
+    "route_id": [("abc", "ROUTE_ID"), ("999999", "no route 999999")],
 }
 
 #: Per command: other valid values, and bad ones replacing the generic cases.
@@ -105,6 +107,8 @@ BAD_FOR: dict[tuple[str, ...], dict[str, list[tuple[str, str]]]] = {
     ("changesets", "list"): {"unit": []},  # a filter: an unknown code lists nothing
     # --layer only qualifies --unit; the street file comes with every call.
     **{("patrol", verb): {"layer": []} for verb in ("plan", "export", "check", "score")},
+    # Filters: an unknown unit or layer lists no route.
+    ("patrol", "routes", "list"): {"unit": [], "layer": []},
 }
 
 #: Optional parameters given with every call of a command (with their valid value).

@@ -323,12 +323,12 @@ def export_command(
         if route_id is not None:
             _export_stored(route_id, output, export_format, datum)
             return
+        db, chosen = _area(unit, layer, area, network)
         if output is None:
             raise InputError(
                 "give -o FILE (.gpx, .kml, .geojson or .csv), or a stored ROUTE_ID",
                 field="output",
             )
-        db, chosen = _area(unit, layer, area, network)
         plan = _plan(db, network, chosen, mode, start, checkpoint, max_length_m)
         fmt = export_format.value if export_format is not None else None
         write_plan(

@@ -6,6 +6,7 @@ import { api, session } from "./api.js";
 import { t, setLanguage, language, translatePage } from "./i18n.js";
 import { renderLocate, renderUnit, renderMessage } from "./panel.js";
 import { EditMode } from "./edit.js";
+import { showUnitRoutes } from "./patrol.js";
 
 const state = {
   layers: [],
@@ -173,6 +174,7 @@ async function openUnit(code, layer) {
     const unit = await api(`/api/v1/units/${encodeURIComponent(code)}?layer=${encodeURIComponent(layer)}`);
     renderUnit(unit, { onUnit: openUnit });
     if (layer === state.layer) select(code);
+    showUnitRoutes(map, code, layer); // patrol routes of the unit (patrol.js)
   } catch (error) {
     renderMessage(error.message, true);
   }
