@@ -149,7 +149,8 @@ def test_grid_workers_see_and_download_only_their_own_routes(
             f"/api/v1/patrol/routes/{own}/export", params={"format": "gpx", "datum": "gcj02"}
         )
         moved = gpxpy.parse(shifted.text).routes[0].points[0]
-        assert 200 < moved.distance_2d(parsed.routes[0].points[0]) < 700  # GCJ-02 offset
+        offset = moved.distance_2d(parsed.routes[0].points[0])
+        assert offset is not None and 200 < offset < 700  # the GCJ-02 shift here
         kml = client.get(f"/api/v1/patrol/routes/{own}/export", params={"format": "kml"})
         (tmp_path / "route.kml").write_bytes(kml.content)
         opened = pyogrio.read_dataframe(tmp_path / "route.kml")  # GDAL's KML driver
