@@ -29,7 +29,7 @@ from _common import logger
 
 from api.bootstrap import open_database
 from gis.patrol._schedule import _DayRouter, _fronting, plan_week
-from gis.patrol._service import load_unit, stored_network, unit_places
+from gis.patrol._service import SCHEDULE_MARGIN_M, load_unit, stored_network, unit_places
 from gis.settings import Settings
 
 log = logger("schedule-bench")
@@ -68,7 +68,7 @@ def run(db: Any, code: str, *, days: int, seed: int) -> dict[str, Any]:
 
     area = load_unit(db, code=code, layer="governance")
     places = unit_places(db, area)
-    network = stored_network(db, area=area)
+    network = stored_network(db, area=area, margin_m=SCHEDULE_MARGIN_M)
     log(f"{code}: {len(places)} places, {len(network.segments)} segments")
     started = time.perf_counter()
     week = plan_week(network, places, days=days, area=area.geometry, area_crs=area.crs)

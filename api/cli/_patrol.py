@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from api.cli._output import ReportFormat, check_output, echo_json, err, fail, out
-from gis.access import Jurisdiction, cli_principal
+from gis.access import Jurisdiction, cli_principal, record
 from gis.errors import InputError, TonggeError
 from gis.patrol import (
     PatrolPlan,
@@ -238,9 +238,17 @@ def schedule_command(
             balance=balance.value,
             tolerance=tolerance,
         )
+        body = week.to_dict()
+        # The answer lists household keys: personal data, read on the record.
+        record(
+            db,
+            actor=cli_principal(),
+            action="patrol.schedule",
+            target=f"unit:{chosen.layer}:{chosen.code}",
+            detail={"days": days, "visits": body["visits"], "carried": body["carried"]},
+        )
     except TonggeError as error:
         fail(error, as_json=as_json)
-    body = week.to_dict()
     if as_json:
         echo_json(body)
         return

@@ -51,6 +51,8 @@ NO_STREET_LAYER = (
 #: Stored streets are read this far around the unit: the shortest way between
 #: two of its streets may leave it.
 STREET_MARGIN_M = 1000.0
+#: Stored streets read around a unit for its weekly visits (m).
+SCHEDULE_MARGIN_M = 300.0
 #: Stored street attributes carrying the traffic rules (OSM tags).
 _RULE_ATTRIBUTES = ("oneway", "junction")
 
@@ -354,7 +356,12 @@ def schedule_for(
 ) -> WeekSchedule:
     """Plan the unit's week of visits (:func:`gis.patrol.plan_week`) on its streets."""
     places = unit_places(db, area)
-    network = network_for(db, network_path, area=area, mode=mode, label=label)
+    if network_path is None:
+        # A day walks between the unit's own doors: streets 300 m around are
+        # plenty for the ways between them, and each day is routed many times.
+        network = stored_network(db, area=area, mode=mode, margin_m=SCHEDULE_MARGIN_M)
+    else:
+        network = network_for(db, network_path, area=area, mode=mode, label=label)
     return plan_week(
         network,
         places,
