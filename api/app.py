@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from api import errors, web
 from api.bootstrap import open_database
-from api.errors import ERROR_RESPONSES, PROBLEM_JSON, Problem
+from api.errors import ERROR_RESPONSES, OPEN311_PREFIX, PROBLEM_JSON, Problem
 from api.fastpath import GeocodeFastPath
 from api.hardening import Hardening
 from api.jsontext import StrictJSONResponse
@@ -23,8 +23,11 @@ from api.routers import (
     access,
     alignment,
     edits,
+    evaluation,
     health,
+    incidents,
     locate,
+    open311,
     patrol,
     places,
     staff,
@@ -55,7 +58,7 @@ are CGCS2000 longitude/latitude. Errors are `application/problem+json`.
 **Access.** Sign in at `POST /api/v1/auth/token` (OAuth2 password flow) and send
 `Authorization: Bearer <token>`, or send a system's key as `X-API-Key`. Every
 endpoint except `/health`, `/health/ready` and sign-in needs one (401 otherwise). Roles (admin,
-planner, dispatcher, grid_worker, police, viewer) decide which endpoints you may
+planner, dispatcher, grid_worker, police, cadre, viewer) decide which endpoints you may
 call (403); your jurisdiction - the units you are bound to and everything
 below them - decides what you see: anything outside it answers 404, exactly
 like something that does not exist. Reads and exports of personal data and
@@ -103,6 +106,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             if settings.batch_processes
             else None
         )
+
         # Build today's locate indexes and tiles now, in the background, not in
         # the first request.
         def warm() -> None:
@@ -154,7 +158,17 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             },
             {"name": "staff", "description": "Staff responsible for units 网格人员."},
             {"name": "tiles", "description": "Vector tiles for the web map 矢量瓦片."},
+            {
+                "name": "incidents",
+                "description": "Incidents 事件: intake (idempotent), dispatch to 三员, "
+                "lifecycle, deadlines 限期, boundary-change reports.",
+            },
             {"name": "admin", "description": "Users, API keys, audit log 管理 (admin only)."},
+            {
+                "name": "open311",
+                "description": "Open311 GeoReport v2 事件上报接口: services, requests, tokens "
+                "(api_key as a parameter or header; errors as the standard's list).",
+            },
         ],
     )
     app.state.settings = settings
@@ -163,7 +177,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
         )
     app.add_middleware(
         Hardening,
@@ -183,6 +197,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         tiles.router,
         edits.router,
         patrol.router,
+        evaluation.router,  # before the incidents router: /evaluation is no incident id
+        incidents.router,
+        open311.router,
     )
     for router in routers:
         app.include_router(router)
@@ -241,6 +258,21 @@ def _complete_openapi(app: FastAPI, *models: type[BaseModel]) -> None:
             }
             schema["security"] = [{"OAuth2": []}, {"ApiKey": []}]
             problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+            schemas["Open311Errors"] = {
+                "type": "array",
+                "description": "Open311 GeoReport v2 errors (the HTTP status is the first code).",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "code": {"type": "integer", "examples": [400]},
+                        "description": {"type": "string"},
+                    },
+                    "required": ["code", "description"],
+                },
+            }
+            open311_errors = {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Open311Errors"}}
+            }
             for path, operations in schema["paths"].items():
                 for method, operation in operations.items():
                     responses = operation.setdefault("responses", {})
@@ -251,10 +283,11 @@ def _complete_openapi(app: FastAPI, *models: type[BaseModel]) -> None:
                     for status, description in ERROR_RESPONSES.items():
                         responses.setdefault(status, {"description": description})
                     # Every error answer is application/problem+json, whatever
-                    # FastAPI's defaults say.
+                    # FastAPI's defaults say (Open311: the standard's error list).
+                    errors = open311_errors if path.startswith(OPEN311_PREFIX) else problem
                     for status, response in responses.items():
                         if status[0] in "45":
-                            response["content"] = problem
+                            response["content"] = errors
             for unused in ("HTTPValidationError", "ValidationError"):
                 components.get("schemas", {}).pop(unused, None)
             app.openapi_schema = schema

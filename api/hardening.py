@@ -72,6 +72,7 @@ class Hardening:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
+        path = scope["path"]
         limit = (
             self.max_upload_bytes
             if headers.get(b"content-type", b"").startswith(b"multipart/form-data")
@@ -83,11 +84,15 @@ class Hardening:
             else API_HEADERS
         )
         if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"").lower():
-            await send_problem(send, 400, "Unusable input", "the URL contains a NUL character")
+            await send_problem(
+                send, 400, "Unusable input", "the URL contains a NUL character", path=path
+            )
             return
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await send_problem(send, 413, "Too large", f"request body over {limit} bytes")
+            await send_problem(
+                send, 413, "Too large", f"request body over {limit} bytes", path=path
+            )
             return
         received = 0
         started = False
@@ -116,7 +121,9 @@ class Hardening:
         except _TooLarge as error:
             if started:  # pragma: no cover - the app answered before reading it all
                 raise
-            await send_problem(send, 413, "Too large", f"request body over {error.limit} bytes")
+            await send_problem(
+                send, 413, "Too large", f"request body over {error.limit} bytes", path=path
+            )
 
 
 class _TooLarge(StarletteHTTPException):
@@ -133,15 +140,28 @@ async def send_problem(
     detail: str,
     *,
     headers: list[tuple[bytes, bytes]] | None = None,
+    path: str = "",
 ) -> None:
-    """Send a complete problem+json response with the security headers."""
-    body = orjson.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail})
+    """Send a complete problem+json response with the security headers.
+
+    Under ``/open311/`` (``path``), the answer is Open311's error list instead.
+    """
+    media = b"application/problem+json"
+    if path.startswith("/open311/"):
+        from api.errors import open311_error_body
+
+        body, text = open311_error_body(path, status, [detail])
+        media = text.encode()
+    else:
+        body = orjson.dumps(
+            {"type": "about:blank", "title": title, "status": status, "detail": detail}
+        )
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/problem+json"),
+                (b"content-type", media),
                 (b"content-length", str(len(body)).encode()),
                 *API_HEADERS,
                 *(headers or []),

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
         description="Most bytes one file may expand to once decompressed and decoded.",
     )
     page_size_limit: int = Field(default=1000, description="Largest page the API returns.")
+    open311_public_read: bool = Field(
+        default=False,
+        description="Open311 GET requests answer without an api_key too, with the status, "
+        "category and unit only (never descriptions, contacts or places).",
+    )
     index_refresh_seconds: float = Field(
         default=1.0, description="How often the locate indexes look for boundary changes."
     )
@@ -124,6 +129,24 @@ class Settings(BaseSettings):
         default=True,
         description="Run batch geocoding in worker processes (at a lower CPU priority) "
         "rather than threads of the server, so it cannot slow single locates.",
+    )
+    incident_taxonomy: str = Field(
+        default="",
+        description="JSON or YAML file of the incident categories (two levels, with deadlines); "
+        "empty: the built-in taxonomy modelled on common 12345 hotline categories.",
+    )
+    incident_duplicate_radius_m: float = Field(
+        default=100.0,
+        gt=0,
+        le=5000,
+        description="Incidents of the same category within this distance (m) are suggested "
+        "as duplicates.",
+    )
+    incident_duplicate_window_hours: float = Field(
+        default=72.0,
+        gt=0,
+        le=24 * 90,
+        description="... and within this many hours of each other's event time.",
     )
     cors_origins: list[str] = Field(
         default_factory=list,

@@ -57,12 +57,18 @@ def test_role_table() -> None:
     assert not personal & ROLE_PERMISSIONS[Role.DISPATCHER]
     assert not personal & ROLE_PERMISSIONS[Role.VIEWER]
     assert personal <= ROLE_PERMISSIONS[Role.GRID_WORKER] == ROLE_PERMISSIONS[Role.POLICE]
+    # The three responsible people of a place (三员) work alike.
+    assert ROLE_PERMISSIONS[Role.CADRE] == ROLE_PERMISSIONS[Role.POLICE]
     for role in Role:
         holds_admin = {P.ACCOUNTS_ADMIN, P.AUDIT_READ} & ROLE_PERMISSIONS[role]
         assert bool(holds_admin) == (role is Role.ADMIN)
     assert P.STAFF_WRITE in ROLE_PERMISSIONS[Role.PLANNER]
     patrol = {r for r in Role if P.PATROL in ROLE_PERMISSIONS[r]}
-    assert patrol == {Role.ADMIN, Role.PLANNER, Role.GRID_WORKER, Role.POLICE}
+    assert patrol == {Role.ADMIN, Role.PLANNER, Role.GRID_WORKER, Role.POLICE, Role.CADRE}
+    dispatching = {r for r in Role if P.INCIDENTS_DISPATCH in ROLE_PERMISSIONS[r]}
+    assert dispatching == {Role.ADMIN, Role.DISPATCHER}
+    handling = {r for r in Role if P.INCIDENTS_HANDLE in ROLE_PERMISSIONS[r]}
+    assert handling == {Role.ADMIN, Role.DISPATCHER, Role.GRID_WORKER, Role.POLICE, Role.CADRE}
     assert ROLE_PERMISSIONS[Role.VIEWER] == {P.UNITS_READ, P.ALIGNMENT_READ, P.WORKLOAD_READ}
     assert Role.parse("社区民警") is Role.POLICE and Role.parse("Grid-Worker") is Role.GRID_WORKER
     with pytest.raises(InputError, match="unknown role"):

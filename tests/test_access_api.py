@@ -25,12 +25,15 @@ from httpx import Response
 from pydantic import SecretStr
 
 from api.app import create_app
-from api.permissions import ENDPOINTS, PUBLIC
+from api.permissions import ENDPOINTS, KEY_PARAMETER, PUBLIC
 from gis.access import ROLE_PERMISSIONS, SYSTEM, Role, audit_log
 from gis.access.accounts import create_api_key, revoke_api_key
+from gis.incidents import IncidentDraft, IncidentLocation
+from gis.incidents import service as incidents
 from gis.repository import Database
 from gis.settings import Settings
 from gis.staff import list_staff
+from gis.times import utc_now
 from tests._client import PASSWORD, add_user, sign_in, token_headers
 from tests.fixtures_access import (
     B_SECRETS,
@@ -50,7 +53,24 @@ MISSING_CODE = "350502001001009"
 @pytest.fixture
 def city(db: Database, tmp_path: Path) -> Database:
     load_two_grids(db, tmp_path)
+    # One incident in each grid (B's names its grid worker 王乙: a secret for A).
+    for point in (IN_A, IN_B):
+        location = IncidentLocation(point["x"], point["y"], "cgcs2000")
+        report = IncidentDraft("12345", "0101", "占道", location, None, utc_now())
+        incidents.intake(db, SYSTEM, report)
     return db
+
+
+def incident_in(db: Database, grid: str) -> int:
+    """Return the id of the incident located in ``grid``, or a missing id."""
+    found = incidents.search(db, SYSTEM, unit=f"governance:{grid}")
+    return found[0].id if found else 999_999_999
+
+
+def public_id_in(db: Database, grid: str) -> str:
+    """Return the public id (Open311's service_request_id) of the incident in ``grid``."""
+    found = incidents.search(db, SYSTEM, unit=f"governance:{grid}")
+    return found[0].public_id if found else "20260101-00000000"
 
 
 @pytest.fixture
@@ -95,6 +115,12 @@ def path_values(db: Database, grid: str) -> dict[str, str]:
         "y": str(_tile_y(24.9375, 15)),
         "changeset_id": "999999",  # no change set in this city: B's answer as a missing one's
         "route_id": "999999",  # no stored route in this city
+        "incident_id": str(incident_in(db, grid)),
+        # Open311 (GeoReport v2): the answer format and ids of things not there.
+        "format": "json",
+        "service_code": "0101",
+        "service_request_id": public_id_in(db, grid),
+        "token": "no-such-token",
     }
 
 
@@ -116,7 +142,7 @@ def import_of(db: Database, grid: str) -> int:
     return 999_999
 
 
-def body_for(method: str, path: str, grid: str) -> dict[str, Any]:
+def body_for(method: str, path: str, grid: str, db: Database) -> dict[str, Any]:
     """Request arguments aimed at ``grid`` for every operation that takes a body."""
     point = {GRID_A: IN_A, GRID_B: IN_B}.get(grid, {"x": 118.575, "y": 24.94})
     bodies: dict[tuple[str, str], dict[str, Any]] = {
@@ -147,6 +173,22 @@ def body_for(method: str, path: str, grid: str) -> dict[str, Any]:
             }
         },
         ("POST", "/api/v1/layers/{layer}/changesets/{changeset_id}/revert"): {},
+        ("POST", "/api/v1/incidents"): {
+            "json": {
+                "category": "0101",
+                "location": {**point, "datum": "cgcs2000"},
+                "description": "seen on the way",
+            }
+        },
+        ("POST", "/api/v1/incidents/{incident_id}/transitions"): {"json": {"action": "accept"}},
+        ("POST", "/api/v1/incidents/relocate"): {
+            "json": {"ids": [incident_in(db, grid)], "reason": "boundary change"}
+        },
+        ("POST", "/api/v1/incidents/escalate-overdue"): {},
+        ("POST", "/api/v1/layers/{layer}/changesets/{changeset_id}/apply"): {},
+        ("POST", "/api/v1/alignment/apply"): {
+            "json": {"valid_from": "2027-01-01", "moves": [grid]}
+        },
         ("POST", "/api/v1/patrol/plan"): {
             "files": {"network": ("streets.geojson", _street(point), "application/geo+json")},
             "params": {"unit": grid},
@@ -166,6 +208,14 @@ def body_for(method: str, path: str, grid: str) -> dict[str, Any]:
                 "track": ("track.gpx", _track(point), "application/gpx+xml"),
             },
             "params": {"unit": grid},
+        },
+        ("POST", "/open311/v2/requests.{format}"): {
+            "data": {
+                "service_code": "0101",
+                "lat": str(point["y"]),
+                "long": str(point["x"]),
+                "description": "占道经营",
+            }
         },
     }
     if method in ("GET", "DELETE"):
@@ -215,9 +265,10 @@ def query_variants(grid: str) -> list[dict[str, str]]:
 def call(client: TestClient, method: str, path: str, grid: str, **extra: Any) -> Response:
     values = path_values(client.app.state.db, grid)  # type: ignore[attr-defined]
     url = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
-    arguments = {**body_for(method, path, grid), **extra}
-    if "params" in extra and "params" in body_for(method, path, grid):
-        arguments["params"] = {**body_for(method, path, grid)["params"], **extra["params"]}
+    db = client.app.state.db  # type: ignore[attr-defined]
+    arguments = {**body_for(method, path, grid, db), **extra}
+    if "params" in extra and "params" in body_for(method, path, grid, db):
+        arguments["params"] = {**body_for(method, path, grid, db)["params"], **extra["params"]}
     return client.request(method, url, **arguments)
 
 
@@ -268,6 +319,11 @@ def test_without_credentials_everything_but_health_and_sign_in_is_401(
             if (method, path) in PUBLIC:
                 assert response.status_code != 401 or path.endswith("/token"), (method, path)
                 continue
+            if (method, path) in KEY_PARAMETER:
+                # Open311 answers a missing or invalid api_key 403, in its error list.
+                assert response.status_code == 403, (method, path, headers, response.text)
+                assert response.json()[0]["code"] == 403
+                continue
             assert response.status_code == 401, (method, path, headers, response.text)
             assert response.headers["content-type"].startswith("application/problem+json")
             assert response.headers["www-authenticate"].startswith("Bearer")
@@ -291,7 +347,9 @@ def test_grid_worker_of_a_cannot_read_infer_or_change_grid_b(
             echoed = tuple(path_values(city, GRID_B).values()) if "{" in path else ()
             assert not leaks(aimed_at_b, echoed=echoed), (method, path, params, aimed_at_b.text)
             checked += 1
-        if re.search(r"\{(code|key|staff_id|username|key_id)\}", path):
+        if re.search(
+            r"\{(code|key|staff_id|username|key_id|incident_id|service_request_id)\}", path
+        ):
             # B answers exactly like something that does not exist.
             missing = call(client, method, path, MISSING_CODE)
             aimed_at_b = call(client, method, path, GRID_B)

@@ -123,3 +123,17 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
             assert {"200", "201", "204"} & set(operation["responses"]), path
             if (method.upper(), path) not in PUBLIC:
                 assert "401" in operation["responses"], path
+
+
+def test_page_size_limit_is_the_configured_one(db: Database) -> None:
+    load_governance(db)
+    settings = Settings(database_url=db.url, load_sample_city=False, page_size_limit=2)
+    with signed_in(db, app=create_app(settings, db=db)) as small:
+        page = small.get("/api/v1/layers/governance/units", params={"limit": 2})
+        assert page.status_code == 200 and len(page.json()["features"]) == 2
+        body = assert_problem(
+            small.get("/api/v1/layers/governance/units", params={"limit": 3}), 422
+        )
+        assert body["errors"][0]["field"] == "limit" and "TONGGE_PAGE_SIZE_LIMIT" in body["detail"]
+        # Without a limit the page is the default one, cut to this server's largest.
+        assert len(small.get("/api/v1/layers/governance/units").json()["features"]) == 2

@@ -47,6 +47,9 @@ VALID = {
     "op": "merge",
     "changeset_id": "999999",
     "route_id": "999999",
+    "category": "0101",
+    "incident_id": "1",
+    "action": "accept",
 }
 
 #: param name -> (bad value, what the message must name).
@@ -90,6 +93,12 @@ BAD: dict[str, list[tuple[str, str]]] = {
     "rate": [("0", "rate")],
     "workers": [("0", "--workers")],
     "route_id": [("abc", "ROUTE_ID"), ("999999", "no route 999999")],
+    "category": [("9999", "9999")],
+    "incident_id": [("abc", "INCIDENT_ID")],
+    "ids": [("abc", "IDS")],
+    "score": [("9", "--score")],
+    "merged_into": [("0", "--merged-into")],
+    "event_time": [("tomorrow-ish", "--event-time")],
 }
 
 #: Per command: other valid values, and bad ones replacing the generic cases.
@@ -105,10 +114,15 @@ BAD_FOR: dict[tuple[str, ...], dict[str, list[tuple[str, str]]]] = {
     # merge's own check comes first: it names the units it needs.
     ("edit",): {"unit": [("nowhere:0", "unit")], "name": []},  # --name: carve's free text
     ("changesets", "list"): {"unit": []},  # a filter: an unknown code lists nothing
+    ("incidents", "intake"): {"datum": [("mars", "datum")], "x": [("east", "--x")]},
+    ("incidents", "list"): {"unit": []},  # a filter: an unknown code lists nothing
+    # --unit only matters for dispatch/escalate; the incident comes first.
+    ("incidents", "transition"): {"action": [("teleport", "teleport")], "unit": []},
     # --layer only qualifies --unit; the street file comes with every call.
     **{("patrol", verb): {"layer": []} for verb in ("plan", "export", "check", "score")},
     # Filters: an unknown unit or layer lists no route.
     ("patrol", "routes", "list"): {"unit": [], "layer": []},
+    ("incidents", "evaluate"): {"by": [("police:no_such_level", "by")]},
 }
 
 #: Optional parameters given with every call of a command (with their valid value).
@@ -366,8 +380,16 @@ def test_geocode_before_the_first_version_says_so_per_row(
 ) -> None:
     target = tmp_path / "early.csv"
     code, output = run(
-        "geocode", str(workspace["source"]), "-o", str(target), "--x", "x", "--y", "y",
-        "--at", "2020-01-01",
+        "geocode",
+        str(workspace["source"]),
+        "-o",
+        str(target),
+        "--x",
+        "x",
+        "--y",
+        "y",
+        "--at",
+        "2020-01-01",
     )
     assert code == 0, output
     assert set(pd.read_csv(target)["status"]) == {"before_first_version"}

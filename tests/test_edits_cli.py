@@ -88,3 +88,27 @@ def test_a_refused_edit_exits_1_with_the_problems(tiny_db: Database, tmp_path: P
     assert answer["problems"][0]["rule"] == "cuts_building" and answer["problems"][0]["geometry"]
     code, _ = tongge("edit", "split", "--layer", "test", "--level", "grid", "--unit", "1004")
     assert code == 2  # no line: unusable input
+
+
+def test_a_draft_is_saved_listed_applied_and_another_discarded(
+    tiny_db: Database, tmp_path: Path
+) -> None:
+    drawn = _file(tmp_path, "drawn.geojson", polygon((100, -1), (140, -1), (140, 101), (100, 101)))
+    common = ("--layer", "test", "--level", "grid", "--geometry", drawn, "--to", "1003")
+    code, text = tongge("edit", "transfer", *common, "--draft")
+    assert code == 0 and "saved as draft #1 (not applied)" in text, text
+    code, text = tongge("edit", "transfer", *common, "--draft", "--format", "json")
+    assert code == 0 and json.loads(text)["status"] == "draft"
+    code, text = tongge("changesets", "list", "--layer", "test", "--status", "draft")
+    assert code == 0 and "2 change set(s)" in text, text
+    code, text = tongge("changesets", "apply", "1", "--layer", "test", "--format", "json")
+    assert code == 0 and json.loads(text)["applied"] is True, text
+    code, text = tongge("changesets", "apply", "2", "--layer", "test")
+    assert code == 1  # 1003 and 1004 changed since draft 2 was computed
+    code, text = tongge("changesets", "discard", "2", "--layer", "test")
+    assert code == 0 and "draft #2 discarded" in text, text
+    code, text = tongge("changesets", "list", "--layer", "test", "--format", "json")
+    statuses = {c["id"]: c["status"] for c in json.loads(text)["changesets"]}
+    assert statuses == {1: "applied", 2: "discarded"}
+    code, _ = tongge("changesets", "discard", "1", "--layer", "test")
+    assert code == 1  # not a draft

@@ -18,6 +18,8 @@ from api.cli import (
     _access,
     _alignment,
     _edits,
+    _evaluation,
+    _incidents,
     _locate,
     _patrol,
     _places,
@@ -58,6 +60,8 @@ _access.register(app)
 _streets.register(app)
 _edits.register(app)
 _patrol.register(app)
+_incidents.register(app)
+_evaluation.register(_incidents.incidents_app)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Edit commands: ``tongge edit OP`` and ``tongge changesets list|show|revert``."""
+"""Edit commands: ``tongge edit OP`` and ``tongge changesets list|show|revert|apply|discard``."""
 
 from __future__ import annotations
 
@@ -20,13 +20,14 @@ from api.cli._output import (
     parse_option_time,
 )
 from gis.access import cli_principal
-from gis.edits import EditOptions, problem_geojson
+from gis.edits import EditOptions, drafts, problem_geojson
 from gis.edits import service as edits
 from gis.errors import EditRefusedError, TonggeError
 from gis.units import layer_spec
 
 changesets_app = typer.Typer(
-    help="Change sets 变更集: applied edits, their history, revert.", no_args_is_help=True
+    help="Change sets 变更集: edits and drafts, their history, revert, apply, discard.",
+    no_args_is_help=True,
 )
 
 
@@ -40,6 +41,15 @@ class Operation(StrEnum):
     carve = "carve"
     retire = "retire"
     auto_split = "auto_split"
+
+
+class Status(StrEnum):
+    """What a change set is."""
+
+    applied = "applied"
+    draft = "draft"
+    reverted = "reverted"
+    discarded = "discarded"
 
 
 class Cascade(StrEnum):
@@ -86,9 +96,13 @@ def edit_command(
     poi: Annotated[str | None, typer.Option(help="carve: the POI (key or name).")] = None,
     force: Annotated[bool, typer.Option(help="Accept an edge that cuts a building.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Preview only: nothing is written.")] = False,
+    draft: Annotated[
+        bool,
+        typer.Option(help="Store as a draft change set (not applied; `changesets apply ID`)."),
+    ] = False,
     format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
 ) -> None:
-    """Edit boundaries (边界编辑): preview with --dry-run, else apply as a change set."""
+    """Edit boundaries (边界编辑): preview with --dry-run, save with --draft, else apply."""
     as_json = format is ReportFormat.json
     try:
         drawing = edits.read_drawing(geometry) if geometry is not None else None
@@ -108,6 +122,7 @@ def edit_command(
             reason=reason,
             dry_run=dry_run,
             actor=cli_principal(),
+            draft=draft,
         )
     except EditRefusedError as refused:
         _refused(refused, as_json=as_json)
@@ -133,7 +148,13 @@ def _refused(error: EditRefusedError, *, as_json: bool) -> None:
 
 
 def _print_edit(answer: dict[str, Any]) -> None:
-    verb = "applied as change set #" + str(answer["changeset"]) if answer["applied"] else "preview"
+    verb = (
+        f"applied as change set #{answer['changeset']}"
+        if answer["applied"]
+        else f"saved as draft #{answer['changeset']} (not applied)"
+        if answer.get("status") == "draft"
+        else "preview"
+    )
     out.print(f"[green]✓[/green] {answer['op']} at {answer['level']}: {verb}")
     for key in ("created", "changed", "retired"):
         if answer[key]:
@@ -171,6 +192,7 @@ def _print_edit(answer: dict[str, Any]) -> None:
 def list_command(
     layer: Annotated[str, typer.Option(help="Layer.")] = "governance",
     unit: Annotated[str | None, typer.Option(help="Only change sets touching this unit.")] = None,
+    status: Annotated[Status | None, typer.Option(help="Only change sets in this status.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
     format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
 ) -> None:
@@ -178,17 +200,20 @@ def list_command(
     try:
         db = open_database()
         layer_spec(db, layer=layer)  # an unknown layer is an error, not an empty list
-        rows, total = edits.changeset_history(db, layer=layer, unit=unit, limit=limit)
+        rows, total = edits.changeset_history(
+            db, layer=layer, unit=unit, limit=limit, status=None if status is None else status.value
+        )
     except TonggeError as error:
         fail(error, as_json=format is ReportFormat.json)
     answers = [edits.changeset_json(r, units=False) for r in rows]
     if format is ReportFormat.json:
         echo_json({"total": total, "changesets": answers})
         return
-    table = Table("id", "op", "level", "valid from", "author", "reason", "reverts")
+    table = Table("id", "status", "op", "level", "valid from", "author", "reason", "reverts")
     for a in answers:
         table.add_row(
             str(a["id"]),
+            a["status"],
             a["op"],
             a["level"],
             a["valid_from"],
@@ -216,7 +241,8 @@ def show_command(
         echo_json(answer)
         return
     out.print(
-        f"#{answer['id']} {answer['op']} at {answer['level']} by {answer['author']}, "
+        f"#{answer['id']} ({answer['status']}) {answer['op']} at {answer['level']} "
+        f"by {answer['author']}, "
         f"valid from {answer['valid_from']}" + (f": {answer['reason']}" if answer["reason"] else "")
     )
     for key in ("created", "changed", "retired"):
@@ -253,3 +279,58 @@ def revert_command(
         echo_json(answer)
         return
     _print_edit(answer)
+
+
+@changesets_app.command("apply")
+def apply_command(
+    changeset_id: Annotated[int, typer.Argument(help="Draft change set id.", min=1)],
+    layer: Annotated[str, typer.Option(help="Layer.")] = "governance",
+    valid_from: Annotated[
+        datetime | None,
+        typer.Option(
+            parser=parse_option_time,
+            metavar="TIME",
+            help="Effective date (default: the draft's, else now).",
+        ),
+    ] = None,
+    format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
+) -> None:
+    """Apply a draft change set, if nothing under it changed since it was computed."""
+    as_json = format is ReportFormat.json
+    try:
+        result = drafts.apply_draft(
+            open_database(),
+            layer=layer,
+            changeset_id=changeset_id,
+            valid_from=valid_from,
+            actor=cli_principal(),
+        )
+    except EditRefusedError as refused:
+        _refused(refused, as_json=as_json)
+    except TonggeError as error:
+        fail(error, as_json=as_json)
+    answer = result.to_dict()
+    if as_json:
+        echo_json(answer)
+        return
+    _print_edit(answer)
+
+
+@changesets_app.command("discard")
+def discard_command(
+    changeset_id: Annotated[int, typer.Argument(help="Draft change set id.", min=1)],
+    layer: Annotated[str, typer.Option(help="Layer.")] = "governance",
+    format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
+) -> None:
+    """Discard a draft change set (kept in the history as discarded)."""
+    try:
+        stored = drafts.discard_draft(
+            open_database(), layer=layer, changeset_id=changeset_id, actor=cli_principal()
+        )
+    except TonggeError as error:
+        fail(error, as_json=format is ReportFormat.json)
+    answer = edits.changeset_json(stored, units=False)
+    if format is ReportFormat.json:
+        echo_json(answer)
+        return
+    out.print(f"[green]✓[/green] draft #{answer['id']} discarded")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.deps import get_db
+from api.deps import get_db, page_size
 from api.schemas.access import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -269,7 +269,7 @@ def audit(
     target: Annotated[str | None, Query(max_length=300, description="Part of the target.")] = None,
     since: Annotated[str | None, Query(description="From this date/time (China time).")] = None,
     until: Annotated[str | None, Query(description="Before this date/time.")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: int = Depends(page_size),
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, object]:
     """Return who read or exported personal data and who changed what, newest first."""

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi import Path as PathParameter
 
-from api.deps import get_db
+from api.deps import get_db, page_size
 from api.schemas.edits import ChangeSetDetail, ChangeSetPage, EditAnswer, EditRequest
 from api.security import current_jurisdiction, current_principal
 from gis.access import Jurisdiction, Principal
-from gis.edits import EditOptions
+from gis.edits import EditOptions, drafts
 from gis.edits import service as edits
 from gis.repository import Database
 
@@ -43,8 +43,11 @@ def post_edit(
 ) -> dict[str, Any]:
     """Run an operation; with `dry_run` nothing is written (the impact preview).
 
-    Planners and administrators only, inside their jurisdiction; every applied
-    change set is audited.
+    With `draft` the change set is stored as a draft (status `draft`, with its
+    preview) and nothing is applied: `POST …/changesets/{id}/apply` applies it
+    later if no unit under it changed meanwhile, `DELETE …/changesets/{id}`
+    discards it. Planners and administrators only, inside their jurisdiction;
+    every applied change set and every draft is audited.
     """
     result = edits.edit(
         db,
@@ -64,6 +67,7 @@ def post_edit(
         actor=principal,
         visible=lambda code: jurisdiction.sees_wholly(layer, code),
         if_match=[t for t in (if_match or "").split(",") if t.strip()],
+        draft=body.draft,
     )
     return result.to_dict()
 
@@ -78,7 +82,11 @@ def list_changesets(
     db: Database = Depends(get_db),
     jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     unit: Annotated[str | None, Query(max_length=64, description="Only those touching it.")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    status: Annotated[
+        Literal["applied", "draft", "reverted", "discarded"] | None,
+        Query(description="Only change sets in this status."),
+    ] = None,
+    limit: int = Depends(page_size),
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     """Return the layer's change sets, newest first; only those touching your units."""
@@ -88,6 +96,7 @@ def list_changesets(
         layer=layer,
         unit=unit,
         visible=sorted(visible) if visible is not None else None,
+        status=status,
         limit=limit,
         offset=offset,
     )
@@ -140,3 +149,64 @@ def revert_changeset(
         visible=lambda c: jurisdiction.sees_wholly(layer, c),
     )
     return result.to_dict()
+
+
+@router.post(
+    "/layers/{layer}/changesets/{changeset_id}/apply",
+    summary="Apply a draft change set 应用草稿",
+    response_model=EditAnswer,
+    responses={**_REFUSALS, 409: {"description": "Not a draft (applied or discarded already)"}},
+)
+def apply_draft(
+    layer: Annotated[str, PathParameter(max_length=64)],
+    changeset_id: Annotated[int, PathParameter(ge=1, le=2**31 - 1)],
+    db: Database = Depends(get_db),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    principal: Principal = Depends(current_principal),
+    valid_from: Annotated[
+        str | None,
+        Query(max_length=40, description="Effective date (default: the draft's, else now)."),
+    ] = None,
+    if_match: Annotated[
+        str | None,
+        Header(max_length=4000, description="ETags of the unit versions you saw, comma-separated."),
+    ] = None,
+) -> dict[str, Any]:
+    """Apply a draft exactly as computed, if nothing under it changed since (else 412, audited)."""
+    result = drafts.apply_draft(
+        db,
+        layer=layer,
+        changeset_id=changeset_id,
+        valid_from=valid_from,
+        actor=principal,
+        visible=lambda c: jurisdiction.sees_wholly(layer, c),
+        if_match=[t for t in (if_match or "").split(",") if t.strip()],
+    )
+    return result.to_dict()
+
+
+@router.delete(
+    "/layers/{layer}/changesets/{changeset_id}",
+    summary="Discard a draft change set 放弃草稿",
+    response_model=ChangeSetDetail,
+    responses={
+        404: {"description": "No such change set in your jurisdiction"},
+        409: {"description": "Not a draft"},
+    },
+)
+def discard_draft(
+    layer: Annotated[str, PathParameter(max_length=64)],
+    changeset_id: Annotated[int, PathParameter(ge=1, le=2**31 - 1)],
+    db: Database = Depends(get_db),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    principal: Principal = Depends(current_principal),
+) -> dict[str, Any]:
+    """Discard a draft: it stays in the history with status `discarded` (audited)."""
+    stored = drafts.discard_draft(
+        db,
+        layer=layer,
+        changeset_id=changeset_id,
+        actor=principal,
+        visible=lambda c: jurisdiction.sees_wholly(layer, c),
+    )
+    return edits.changeset_json(stored)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api.deps import event_time, get_db, get_places
+from api.deps import event_time, get_db, get_places, large_page_size
 from api.schemas.common import plain
 from api.security import current_jurisdiction, current_principal
 from gis.access import Jurisdiction, Principal, record
@@ -22,7 +22,6 @@ from gis.units import level_spec
 router = APIRouter(prefix="/api/v1", tags=["places"])
 
 _LAYER = Query(description="Layer of the unit code.", max_length=64)
-_PAGE = Query(ge=1, le=5000, description="Page size.")
 _OFFSET = Query(ge=0, le=10_000_000, description="Rows to skip.")
 
 
@@ -95,7 +94,7 @@ def unit_buildings(
     unit: VisibleUnit = Depends(visible_unit),
     places: UnitPlaces = Depends(get_places),
     jurisdiction: Jurisdiction = Depends(current_jurisdiction),
-    limit: Annotated[int, _PAGE] = 500,
+    limit: int = Depends(large_page_size),
     offset: Annotated[int, _OFFSET] = 0,
 ) -> dict[str, Any]:
     """Return the buildings assigned to the unit and the units below it, by key.
@@ -118,7 +117,7 @@ def unit_households(
     principal: Principal = Depends(current_principal),
     places: UnitPlaces = Depends(get_places),
     jurisdiction: Jurisdiction = Depends(current_jurisdiction),
-    limit: Annotated[int, _PAGE] = 500,
+    limit: int = Depends(large_page_size),
     offset: Annotated[int, _OFFSET] = 0,
 ) -> dict[str, Any]:
     """Return the households living in the unit's buildings; every read is audited.
@@ -211,6 +210,8 @@ class UnitLoad(BaseModel):
     households: int
     persons: int
     places: int | None = None
+    min_households: float | None = Field(default=None, description="The level's target, from.")
+    max_households: float | None = Field(default=None, description="The level's target, to.")
     over: bool | None = Field(default=None, description="Above the level's target.")
     under: bool | None = Field(default=None, description="Below the level's target.")
 

@@ -41,6 +41,11 @@ class EditRequest(BaseModel):
     )
     reason: str | None = Field(default=None, max_length=2000)
     dry_run: bool = Field(default=False, description="Preview only: nothing is written.")
+    draft: bool = Field(
+        default=False,
+        description="Store as a draft change set: nothing is applied; "
+        "`POST …/changesets/{id}/apply` applies it later if nothing under it changed.",
+    )
     force: bool = Field(default=False, description="Accept an edge that cuts a building.")
     name: str | None = Field(
         default=None, max_length=200, description="carve: the new unit's name."
@@ -83,6 +88,9 @@ class ChangeSetEntry(BaseModel):
     valid_from: str
     import_id: int | None = None
     reverts: int | None = None
+    status: Literal["applied", "draft", "reverted", "discarded"] = Field(
+        default="applied", description="applied, draft (not applied yet), reverted, discarded."
+    )
     summary: dict[str, Any] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
 

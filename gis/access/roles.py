@@ -36,10 +36,15 @@ class Permission(StrEnum):
     GEOCODE = "geocode"
     GEOCODE_BATCH = "geocode:batch"
     ALIGNMENT_READ = "alignment:read"
+    ALIGNMENT_APPLY = "alignment:apply"
     WORKLOAD_READ = "workload:read"
     ACCOUNTS_ADMIN = "accounts:admin"
     AUDIT_READ = "audit:read"
     PATROL = "patrol"
+    INCIDENTS_READ = "incidents:read"
+    INCIDENTS_REPORT = "incidents:report"
+    INCIDENTS_HANDLE = "incidents:handle"
+    INCIDENTS_DISPATCH = "incidents:dispatch"
 
 
 class Role(StrEnum):
@@ -50,6 +55,7 @@ class Role(StrEnum):
     DISPATCHER = "dispatcher"
     GRID_WORKER = "grid_worker"
     POLICE = "police"
+    CADRE = "cadre"
     VIEWER = "viewer"
 
     @property
@@ -79,6 +85,7 @@ _TITLES = {
     Role.DISPATCHER: "调度员 dispatcher",
     Role.GRID_WORKER: "网格员 grid worker",
     Role.POLICE: "社区民警 police officer",
+    Role.CADRE: "社区干部 community cadre",
     Role.VIEWER: "查看者 viewer",
 }
 
@@ -94,12 +101,16 @@ _FIELD_WORK = frozenset(
         _P.GEOCODE,
         _P.WORKLOAD_READ,
         _P.PATROL,
+        _P.INCIDENTS_READ,
+        _P.INCIDENTS_REPORT,
+        _P.INCIDENTS_HANDLE,
     }
 )
 
 #: Permissions per role. Planners redraw boundaries and need counts, not
-#: households; dispatchers locate and hand over; grid workers and police work
-#: their own units' households; viewers see boundaries and aggregates only.
+#: households; dispatchers locate and hand over (and dispatch, close, reject,
+#: merge incidents); grid workers, police and cadres (三员) work their own
+#: units' households and incidents; viewers see boundaries and aggregates only.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.PLANNER: frozenset(
@@ -125,9 +136,14 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             _P.GEOCODE,
             _P.GEOCODE_BATCH,
             _P.WORKLOAD_READ,
+            _P.INCIDENTS_READ,
+            _P.INCIDENTS_REPORT,
+            _P.INCIDENTS_HANDLE,
+            _P.INCIDENTS_DISPATCH,
         }
     ),
     Role.GRID_WORKER: _FIELD_WORK,
     Role.POLICE: _FIELD_WORK,
+    Role.CADRE: _FIELD_WORK,
     Role.VIEWER: frozenset({_P.UNITS_READ, _P.ALIGNMENT_READ, _P.WORKLOAD_READ}),
 }

@@ -88,7 +88,9 @@ def build_changeset(
         level a valid coverage.
     """
     frame = state.frame(level)
-    rows = {str(r["code"]): r for r in _records(frame)}
+    # Only the units the operation hands back, not the whole level.
+    mentioned = set(ground.geometries) | set(ground.retired)
+    rows = {str(r["code"]): r for r in _records(frame[frame["code"].astype(str).isin(mentioned)])}
     after_rows = []
     for code, geometry in ground.geometries.items():
         base = ground.created.get(code) or {k: v for k, v in rows[code].items() if k != "geometry"}
@@ -278,17 +280,18 @@ def _node_around(
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, list[str]]:
     """Node the new units with their neighbours; neighbours that gain vertices join the change."""
     replaced = set(before["code"].astype(str)) | set(after["code"].astype(str))
-    others = frame[~frame["code"].astype(str).isin(replaced)]
     area = shapely.union_all(
         shapely.envelope(
             np.asarray([*before.geometry.values, *after.geometry.values], dtype=object)
         )
     )
-    near = (
-        others.iloc[others.sindex.query(shapely.buffer(area, 1e-6), predicate="intersects")]
-        if len(others)
-        else others
+    # The level's own spatial index (built once per state), then the units that stay.
+    around = (
+        frame.iloc[np.sort(frame.sindex.query(shapely.buffer(area, 1e-6), predicate="intersects"))]
+        if len(frame)
+        else frame
     )
+    near = around[~around["code"].astype(str).isin(replaced)]
     subset = concat_units([near, after])
     noded, fixes = node_level(subset, tolerances=locator.tolerances, projected=locator.projected)
     geometries = np.asarray(noded.geometry.values, dtype=object)
@@ -333,28 +336,35 @@ def _cut_buildings(
     candidates = state.buildings_in(ground)
     if candidates is None or candidates.empty:
         return []
+    sides = [_Side(before), _Side(after)]
     cut = []
     for key, footprint in zip(candidates["key"], candidates.geometry.values, strict=True):
         if footprint is None or footprint.is_empty:
             continue
-        old = _overlapping(footprint, before, locator)
-        new = _overlapping(footprint, after, locator)
+        old, new = (side.overlapping(footprint, locator) for side in sides)
         if len(new) > 1 and new != old:
             cut.append((str(key), new, footprint))
     return cut
 
 
-def _overlapping(footprint: BaseGeometry, units: gpd.GeoDataFrame, locator: Locator) -> set[str]:
-    found = set()
-    for code, geometry in zip(units["code"], units.geometry.values, strict=True):
-        if not shapely.intersects(footprint, geometry):
-            continue
-        if shapely.covers(geometry, footprint):
-            return {str(code)}
-        piece = _polygonal(shapely.intersection(footprint, geometry))
-        if not piece.is_empty and locator.area(piece) > _BUILDING_OVERLAP_M2:
-            found.add(str(code))
-    return found
+class _Side:
+    """The units of one side of a change, indexed for the footprints asking which they overlap."""
+
+    def __init__(self, units: gpd.GeoDataFrame) -> None:
+        self.codes = [str(c) for c in units["code"]]
+        self.geometries = np.asarray(units.geometry.values, dtype=object)
+        self.tree = shapely.STRtree(self.geometries)
+
+    def overlapping(self, footprint: BaseGeometry, locator: Locator) -> set[str]:
+        found = set()
+        for i in np.sort(self.tree.query(footprint, predicate="intersects")):
+            geometry = self.geometries[i]
+            if shapely.covers(geometry, footprint):
+                return {self.codes[i]}
+            piece = _polygonal(shapely.intersection(footprint, geometry))
+            if not piece.is_empty and locator.area(piece) > _BUILDING_OVERLAP_M2:
+                found.add(self.codes[i])
+        return found
 
 
 def _level_change(

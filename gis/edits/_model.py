@@ -111,6 +111,8 @@ class LayerState:
         Street centre lines (EPSG:4490) drawn vertices also snap to.
     at : datetime, optional
         The instant whose units these are (read from a database).
+    places_revision : int, optional
+        The database's places revision the buildings and POIs were read at.
     """
 
     spec: LayerSpec
@@ -124,6 +126,7 @@ class LayerState:
     read_buildings: Callable[[tuple[float, float, float, float]], gpd.GeoDataFrame] | None = None
     streets: gpd.GeoDataFrame | None = None
     at: datetime | None = None
+    places_revision: int | None = None
 
     def buildings_in(self, area: BaseGeometry) -> gpd.GeoDataFrame | None:
         """Return the buildings whose footprint intersects ``area`` (EPSG:4490), if known."""
@@ -266,6 +269,7 @@ class ChangeSet:
             read_buildings=state.read_buildings,
             streets=state.streets,
             at=state.at,
+            places_revision=state.places_revision,
         )
 
 
@@ -297,19 +301,24 @@ def empty_units() -> gpd.GeoDataFrame:
 
 def concat_units(frames: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
     """Concatenate unit frames (unit columns and geometry only), EPSG:4490."""
-    parts = [
-        gpd.GeoDataFrame(
-            {c: (f[c].to_numpy(dtype=object) if c in f else [None] * len(f)) for c in UNIT_COLUMNS},
-            geometry=np.asarray(f.geometry.values, dtype=object),
-            crs=STORAGE_CRS,
-        )
-        for f in frames
-        if len(f)
-    ]
+    parts = [f for f in frames if len(f)]
     if not parts:
         return empty_units()
-    joined = pd.concat(parts, ignore_index=True)
-    return gpd.GeoDataFrame(joined, geometry="geometry", crs=STORAGE_CRS)
+    # One frame built from the joined columns: edits concatenate small frames
+    # often, and each intermediate (Geo)DataFrame costs more than the data.
+    columns = {
+        c: np.concatenate(
+            [
+                f[c].to_numpy(dtype=object) if c in f else np.full(len(f), None, dtype=object)
+                for f in parts
+            ]
+        )
+        for c in UNIT_COLUMNS
+    }
+    geometry = np.concatenate([np.asarray(f.geometry.values, dtype=object) for f in parts])
+    return gpd.GeoDataFrame(
+        columns, geometry=gpd.array.GeometryArray(geometry, crs=STORAGE_CRS), crs=STORAGE_CRS
+    )
 
 
 def as_multipolygon(geometry: shapely.Geometry) -> shapely.MultiPolygon:

@@ -1,20 +1,23 @@
 """The edit service: run an operation on the stored layer, preview it, apply it, revert it.
 
-Previewing and applying are one code path (:func:`apply_changeset`): the
-change set's new state goes through the import pipeline
-(:func:`gis.units.import_units`: validation, nesting, the buildings that
-move, one write transaction), with ``dry_run`` for a preview. Applying
-re-checks, inside the write transaction, that every unit version the change
-set was computed against is still current (else :class:`StaleVersionError`
-naming the units changed since) and stores the change set there too
-(table ``changesets``: author, time, reason, effective date, operation and
-parameters, every unit before and after, the import holding the moves).
+Previewing, applying and reverting are one pipeline (:func:`apply_changeset`):
+the layer as it stands (from the state cache, :mod:`gis.edits._cache`), the
+change set checked against it (its unit versions current, every level a
+valid nested coverage around it: :mod:`gis.edits._check`), its impact
+computed around the touched units only (:mod:`gis.edits._impact`), and —
+unless ``dry_run`` — one write transaction storing only the units that
+change, the buildings that move, the change set (table ``changesets``:
+author, time, reason, effective date, operation and parameters, every unit
+before and after) and the audit entries. The write re-checks that the
+boundaries and places are those the change set was checked on, else it
+starts again from a fresh read (:class:`StaleVersionError` naming the units
+changed since, when the change set no longer fits).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +28,16 @@ import shapely
 
 from gis.access.audit import append_audit
 from gis.access.principal import SYSTEM, Principal
-from gis.assign import DEFAULT_TARGETS, assign_buildings
+from gis.edits._cache import cached_state, read_versions, state_at, state_cache
+from gis.edits._check import check_levels
+from gis.edits._impact import (
+    alignment,
+    alignment_box,
+    alignment_other,
+    building_moves,
+    poi_moves,
+    workload,
+)
 from gis.edits._model import (
     UNIT_COLUMNS,
     ChangeSet,
@@ -33,8 +45,6 @@ from gis.edits._model import (
     LayerState,
     LevelChange,
     as_multipolygon,
-    concat_units,
-    unit_etag,
 )
 from gis.edits._ops import (
     auto_split_children,
@@ -46,9 +56,8 @@ from gis.edits._ops import (
     transfer,
 )
 from gis.errors import ConflictError, InputError, NotFoundError, StaleVersionError
-from gis.repository import Database, Repository
+from gis.repository import Database, ImportSummary, Repository
 from gis.times import TimeLike, parse_time, utc_now
-from gis.units import ImportResult, import_units
 
 __all__ = [
     "EditResult",
@@ -67,8 +76,6 @@ __all__ = [
 ]
 
 _ATTEMPTS = 3
-#: The layer pair the same-grid (同格) check compares by default.
-_ALIGNMENT_PAIR = (("governance", "grid"), ("police", "beat"))
 
 
 @dataclass
@@ -123,7 +130,10 @@ class EditResult:
 
 
 def load_state(db: Database, *, layer: str, at: datetime | None = None) -> LayerState:
-    """Read the current units of every level of ``layer``, the codes used and the places.
+    """Return the current units of every level of ``layer``, the codes used and the places.
+
+    From the state cache (:mod:`gis.edits._cache`): read from the database
+    once per change of its boundaries (or places), then shared.
 
     Parameters
     ----------
@@ -134,8 +144,7 @@ def load_state(db: Database, *, layer: str, at: datetime | None = None) -> Layer
     at : datetime, optional
         The instant whose units are current (default: now).
     """
-    with db.reader() as repo:
-        return read_state(repo, layer=layer, at=at, read_buildings=_buildings_reader(db))
+    return cached_state(db, layer=layer, at=at)
 
 
 def read_state(
@@ -145,51 +154,14 @@ def read_state(
     at: datetime | None = None,
     read_buildings: Callable[[tuple[float, float, float, float]], gpd.GeoDataFrame] | None = None,
 ) -> LayerState:
-    """Read a layer's state inside an open repository transaction (see :func:`load_state`)."""
-    if layer not in {summary.name for summary in repo.list_layers()}:
-        raise NotFoundError(f"no layer {layer!r}", field="layer")
-    at = at or utc_now()
+    """Read a layer's state inside an open repository transaction (see :func:`load_state`).
+
+    Not cached: what the transaction sees. Buildings are read through
+    ``read_buildings`` (a bounding box in, the buildings in it out) when given.
+    """
     revision = repo.revisions().get("boundaries", 0)
-    spec = repo.layer_spec(name=layer)
-    levels = {}
-    taken = {}
-    etags: dict[str, str] = {}
-    latest: dict[str, datetime] = {}
-    every = repo.units_frame(layer=layer, all_versions=True)
-    for level in spec.levels:
-        frame = repo.units_frame(layer=layer, level=level.name, at=at)
-        etags.update(
-            (str(c), unit_etag(str(c), v))
-            for c, v in zip(frame["code"], frame["valid_from"], strict=True)
-        )
-        levels[level.name] = frame[[*UNIT_COLUMNS, frame.geometry.name]].reset_index(drop=True)
-        versions = every[every["level"] == level.name]
-        taken[level.name] = set(versions["code"].astype(str))
-        if len(versions):
-            latest[level.name] = max(versions["valid_from"])
-    return LayerState(
-        spec=spec,
-        levels=levels,
-        taken=taken,
-        pois=repo.places.pois_table(),
-        etags=etags,
-        revision=revision,
-        latest=latest,
-        read_buildings=read_buildings,
-        at=at,
-    )
-
-
-def _buildings_reader(
-    db: Database,
-) -> Callable[[tuple[float, float, float, float]], gpd.GeoDataFrame]:
-    def read(bbox: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
-        with db.reader() as repo:
-            frame = repo.places.buildings_frame(bbox=bbox)
-        columns = ["key", "households", "persons", "entrance_lon", "entrance_lat"]
-        return frame[[*columns, frame.geometry.name]]
-
-    return read
+    state = state_at(read_versions(repo, layer=layer), at or utc_now(), revision)
+    return replace(state, pois=repo.places.pois_table(), read_buildings=read_buildings)
 
 
 # -- running an operation ----------------------------------------------------------
@@ -300,6 +272,7 @@ def edit(
     actor: Principal = SYSTEM,
     visible: Callable[[str], bool] | None = None,
     if_match: Sequence[str] = (),
+    draft: bool = False,
 ) -> EditResult:
     """Run an operation on the stored layer and preview it (``dry_run``) or apply it.
 
@@ -311,7 +284,12 @@ def edit(
     if_match : sequence of str
         ETags of unit versions the caller saw (:func:`gis.edits.unit_etag`):
         refused with :class:`StaleVersionError` if any is no longer current.
+    draft : bool
+        Store the change set as a draft, writing nothing to the units
+        (:mod:`gis.edits.drafts`: applied later if nothing under it changed).
     """
+    if draft and dry_run:
+        raise InputError("a draft is stored: it cannot also be a dry run", field="draft")
     state, when = effective_state(db, layer=layer, valid_from=valid_from)
     check_etags(state, if_match)
     named = [*units, *([to] if isinstance(to, str) else list(to or []))]
@@ -331,6 +309,12 @@ def edit(
     _require_visible(
         visible, layer, [c for change in changeset.levels for c in change.before["code"]]
     )
+    if draft:
+        from gis.edits.drafts import save_draft
+
+        return save_draft(
+            db, changeset, state=state, when=when, requested=valid_from, reason=reason, actor=actor
+        )
     return apply_changeset(
         db,
         changeset,
@@ -352,11 +336,7 @@ def effective_state(
     never share a start); the state is read at that instant.
     """
     state = load_state(db, layer=layer)
-    when = (
-        parse_time(valid_from, field="valid_from")
-        if valid_from is not None
-        else _next_instant(state)
-    )
+    when = _when(state, valid_from)
     if state.at is None or when > state.at:
         state = load_state(db, layer=layer, at=when)
     return state, when
@@ -389,11 +369,11 @@ def _require_visible(
             raise NotFoundError(f"no unit {code!r} in layer {layer!r}", field="units")
 
 
-# -- applying ------------------------------------------------------------------------
+# -- one pipeline: check, impact, write -----------------------------------------------
 
 
 class _MovedError(Exception):
-    """Boundaries changed between reading the layer and writing: read again."""
+    """Boundaries or places changed between reading the layer and writing: read again."""
 
 
 def apply_changeset(
@@ -406,15 +386,26 @@ def apply_changeset(
     actor: Principal = SYSTEM,
     state: LayerState | None = None,
     reverts: int | None = None,
+    from_draft: int | None = None,
 ) -> EditResult:
     """Write a change set as new dated versions, all or nothing (or preview it).
+
+    The one pipeline of every edit, preview and revert: the change set is
+    checked against the layer as it stands (its unit versions still current,
+    every level still a valid nested coverage around it), its impact computed
+    around the touched units (:mod:`gis.edits._impact`), and, unless
+    ``dry_run``, written in one transaction: only the units it changes, the
+    buildings that move, the change set and the audit entries. The write
+    re-checks that the boundaries and places are those the change set was
+    checked on (else it starts again from a fresh read).
 
     Parameters
     ----------
     changeset : ChangeSet
         From an operation (or :func:`revert`).
     valid_from : time, optional
-        When the new versions take effect (default: now).
+        When the new versions take effect (default: now, or just after the
+        layer's newest version).
     reason : str, optional
         Why (stored with the change set).
     dry_run : bool
@@ -423,75 +414,63 @@ def apply_changeset(
         The layer as read for the change set (read again if it moved).
     reverts : int, optional
         The id of the change set this one reverts.
+    from_draft : int, optional
+        The id of the stored draft this change set applies (it becomes applied).
 
     Raises
     ------
     StaleVersionError
         A unit the change set changes has a newer version than the one it
         was computed against (or a code it creates exists now).
-    ValidationFailedError, ConflictError
-        From the import pipeline.
+    ValidationFailedError
+        A level would not be a valid nested coverage.
+    ConflictError
+        Boundaries kept changing while the edit was applied, or a level
+        already has a version starting later.
     """
     for attempt in range(_ATTEMPTS):
         if attempt == 0 and state is not None and state.revision is not None:
-            fresh = state
-            when = (
-                parse_time(valid_from, field="valid_from")
-                if valid_from is not None
-                else _next_instant(fresh)
-            )
+            when = _when(state, valid_from)
         else:
-            fresh, when = effective_state(db, layer=changeset.layer, valid_from=valid_from)
-        _check_current(changeset, fresh)
-        after = changeset.apply_to(fresh)
-        units, levels_below = _import_frames(changeset, fresh, after)
-        stored: dict[str, int] = {}
-
-        def precondition(repo: Repository, fresh: LayerState = fresh) -> None:
-            # The boundaries are as read (and checked) above: the versions are current.
-            if repo.revisions().get("boundaries", 0) != fresh.revision:
-                raise _MovedError
-
-        def on_written(
-            repo: Repository,
-            result: ImportResult,
-            stored: dict[str, int] = stored,
-            when: datetime = when,
-        ) -> None:
-            stored["id"] = _store(
-                repo, changeset, result, when=when, reason=reason, actor=actor, reverts=reverts
-            )
-
+            state, when = effective_state(db, layer=changeset.layer, valid_from=valid_from)
+        _check_current(changeset, state)
+        check_levels(state, changeset)
+        moves = building_moves(state, changeset)
+        result = EditResult(
+            changeset=changeset,
+            applied=not dry_run,
+            changeset_id=None,
+            valid_from=when,
+            moves=moves,
+            impact=impact(state, changeset, moves, db=db),
+        )
+        if dry_run:
+            return result
         try:
-            result = import_units(
+            result.changeset_id = _write(
                 db,
-                units=units,
-                layer=changeset.layer,
-                level=changeset.level,
-                source=f"edit:{changeset.op}",
-                valid_from=when,
-                cascade=None,
-                keep_attributes=True,
-                dry_run=dry_run,
-                levels_below=levels_below,
+                changeset,
+                state=state,
+                when=when,
+                moves=moves,
+                reason=reason,
                 actor=actor,
-                exact=True,
-                precondition=None if dry_run else precondition,
-                on_written=None if dry_run else on_written,
+                reverts=reverts,
+                from_draft=from_draft,
             )
         except _MovedError:
             continue
-        return EditResult(
-            changeset=changeset,
-            applied=not dry_run,
-            changeset_id=stored.get("id"),
-            valid_from=when,
-            moves=result.moves,
-            impact=impact(fresh, changeset, result.moves, db=db),
-        )
+        return result
     raise ConflictError(
         f"{changeset.layer}: boundaries kept changing while this edit was applied; try again"
     )
+
+
+def _when(state: LayerState, valid_from: TimeLike) -> datetime:
+    """Return when an edit takes effect: the instant given, else :func:`_next_instant`."""
+    if valid_from is not None:
+        return parse_time(valid_from, field="valid_from")
+    return _next_instant(state)
 
 
 def _next_instant(state: LayerState) -> datetime:
@@ -508,23 +487,23 @@ def _check_current(changeset: ChangeSet, state: LayerState) -> None:
     stale = []
     for change in changeset.levels:
         frame = state.frame(change.level)
-        current = dict(zip(frame["code"].astype(str), frame.geometry.values, strict=True))
-        for code, geometry in zip(
-            change.before["code"].astype(str), change.before.geometry.values, strict=True
-        ):
+        codes = change.before["code"].astype(str).to_numpy()
+        rows = dict(zip(frame["code"].astype(str), range(len(frame)), strict=True))
+        for code, geometry in zip(codes, change.before.geometry.values, strict=True):
             tag = changeset.etags.get(code)
+            row = rows.get(code)
             if (
-                code not in current
+                row is None
                 or (tag is not None and state.etags and state.etags.get(code) != tag)
                 or not shapely.equals_exact(
-                    shapely.normalize(as_multipolygon(current[code])),
+                    shapely.normalize(as_multipolygon(frame.geometry.values[row])),
                     shapely.normalize(as_multipolygon(geometry)),
                     tolerance=0.0,
                 )
             ):
                 stale.append(code)
         # A code made must be free; a revert brings back codes it retired itself.
-        taken = set(current) if changeset.op == "revert" else state.codes_taken(change.level)
+        taken = set(rows) if changeset.op == "revert" else state.codes_taken(change.level)
         stale.extend(code for code in change.created if code in taken)
     if stale:
         raise StaleVersionError(
@@ -535,35 +514,97 @@ def _check_current(changeset: ChangeSet, state: LayerState) -> None:
         )
 
 
-def _import_frames(
-    changeset: ChangeSet, state: LayerState, after: LayerState
-) -> tuple[gpd.GeoDataFrame, dict[str, gpd.GeoDataFrame]]:
-    """Return the edited level's units under the touched parents, and the levels below."""
-    level = changeset.level
-    first = changeset.levels[0]
-    frame = after.frame(level)
-    if state.spec.parent_level(level) is None:
-        units = frame
-    else:
-        scope = {
-            str(p)
-            for p in [*first.before["parent_code"], *first.after["parent_code"]]
-            if p is not None
-        }
-        units = frame[frame["parent_code"].astype(str).isin(scope)]
-    below = {change.level: after.frame(change.level) for change in changeset.levels[1:]}
-    return units.reset_index(drop=True), below
+def _write(
+    db: Database,
+    changeset: ChangeSet,
+    *,
+    state: LayerState,
+    when: datetime,
+    moves: pd.DataFrame,
+    reason: str | None,
+    actor: Principal,
+    reverts: int | None,
+    from_draft: int | None = None,
+) -> int:
+    """Store the change set in one transaction: only the units it changes; its id."""
+    layer = changeset.layer
+    source = f"edit:{changeset.op}"
+    with db.transaction() as repo:
+        repo.lock_layer(layer=layer)  # writers of this layer wait here, in turn
+        counters = repo.revisions()
+        if counters.get("boundaries", 0) != state.revision or (
+            state.places_revision is not None and counters.get("places", 0) != state.places_revision
+        ):
+            raise _MovedError
+        stored: list[ImportSummary] = []
+        written: list[tuple[ImportSummary, gpd.GeoDataFrame]] = []
+        for change in changeset.levels:
+            if stored and not change.touched:
+                continue
+            stored.append(
+                repo.replace_units(
+                    layer=layer,
+                    level=change.level,
+                    units=change.after[[*UNIT_COLUMNS, change.after.geometry.name]],
+                    valid_from=when,
+                    source=source,
+                    scope_parents=None,
+                    scope_codes=[
+                        *change.before["code"].astype(str),
+                        *change.after["code"].astype(str),
+                    ],
+                    # The levels below that followed belong to the first import.
+                    part_of=stored[0].import_id if stored else None,
+                )
+            )
+            written.append((stored[-1], change.after))
+        main = stored[0]
+        if len(moves):
+            repo.places.store_moves(import_id=main.import_id, layer=layer, moves=moves)
+        append_audit(
+            repo,
+            actor=actor,
+            action="boundaries.import",
+            target=f"layer:{layer}:{changeset.level}",
+            detail={
+                "source": source,
+                "import_id": main.import_id,
+                **main.counts(),
+                "cascaded": {s.level: s.counts() for s in stored[1:]},
+                "moved_buildings": len(moves),
+            },
+        )
+        changeset_id = _store(
+            repo,
+            changeset,
+            import_id=main.import_id,
+            moves=moves,
+            when=when,
+            reason=reason,
+            actor=actor,
+            reverts=reverts,
+            from_draft=from_draft,
+        )
+        # The counter as this transaction leaves it (the layer is locked: ours alone).
+        revision = repo.revisions().get("boundaries", 0)
+    if state.revision is not None:
+        state_cache(db).advance(
+            layer=layer, revision=state.revision, to_revision=revision, written=written
+        )
+    return changeset_id
 
 
 def _store(
     repo: Repository,
     changeset: ChangeSet,
-    result: ImportResult,
     *,
+    import_id: int | None,
+    moves: pd.DataFrame,
     when: datetime,
     reason: str | None,
     actor: Principal,
     reverts: int | None,
+    from_draft: int | None = None,
 ) -> int:
     rows = []
     for change in changeset.levels:
@@ -588,8 +629,8 @@ def _store(
             for c in changeset.levels
         ],
         "cut_buildings": list(changeset.cut_buildings),
-        "moved_buildings": len(result.moves),
-        "moved_households": int(result.moves["households"].sum()) if len(result.moves) else 0,
+        "moved_buildings": len(moves),
+        "moved_households": int(moves["households"].sum()) if len(moves) else 0,
     }
     changeset_id = repo.changesets.add(
         layer=changeset.layer,
@@ -600,10 +641,11 @@ def _store(
         reason=reason,
         created_at=utc_now(),
         valid_from=when,
-        import_id=result.summary.import_id,
+        import_id=import_id,
         reverts=reverts,
         summary=summary,
         units=units,
+        from_draft=from_draft,
     )
     # Patrol routes planned on a boundary that moved need re-planning.
     repo.routes.mark_stale(
@@ -619,12 +661,13 @@ def _store(
         detail={
             "changeset": changeset_id,
             "op": changeset.op,
-            "import_id": result.summary.import_id,
+            "import_id": import_id,
             "created": len(changeset.created),
             "changed": len(changeset.changed),
             "retired": len(changeset.retired),
-            "moved_buildings": len(result.moves),
+            "moved_buildings": len(moves),
             **({"reverts": reverts} if reverts is not None else {}),
+            **({"draft": from_draft} if from_draft is not None else {}),
         },
     )
     return changeset_id
@@ -653,14 +696,16 @@ def changeset_history(
     visible: Sequence[str] | None = None,
     limit: int = 100,
     offset: int = 0,
+    status: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """Return a layer's change sets, newest first (those touching ``unit`` if given).
 
-    ``visible``, when given, keeps only change sets touching one of these codes.
+    ``visible``, when given, keeps only change sets touching one of these codes;
+    ``status`` only those in it (``applied``, ``draft``, ``reverted``, ``discarded``).
     """
     with db.reader() as repo:
         return repo.changesets.history(
-            layer=layer, unit=unit, codes=visible, limit=limit, offset=offset
+            layer=layer, unit=unit, codes=visible, status=status, limit=limit, offset=offset
         )
 
 
@@ -674,7 +719,9 @@ def changeset_detail(
     """Return one stored change set with its units before and after (GeoDataFrame).
 
     With ``visible``, a change set touching a unit outside the caller's
-    jurisdiction is "not found".
+    jurisdiction is "not found". A unit the change set retired (a merged or
+    split micro-grid) is no longer in any jurisdiction: it counts as visible
+    when its parent is.
     """
     with db.reader() as repo:
         found = repo.changesets.get(changeset_id=changeset_id)
@@ -682,8 +729,11 @@ def changeset_detail(
         if found is None or found["layer"] != layer:
             raise missing
         units = found["units"]
-        existing = units[units["side"] == "before"]["code"]
-        if visible is not None and not all(visible(str(c)) for c in existing):
+        before = units[units["side"] == "before"]
+        if visible is not None and not all(
+            visible(str(code)) or (parent is not None and visible(str(parent)))
+            for code, parent in zip(before["code"], before["parent_code"], strict=True)
+        ):
             raise missing
         found["reverted_by"] = repo.changesets.reverted_by(changeset_id=changeset_id)
     return found
@@ -707,11 +757,27 @@ def revert(
     :class:`ConflictError` when it was reverted already.
     """
     stored = changeset_detail(db, layer=layer, changeset_id=changeset_id, visible=visible)
+    if stored.get("status", "applied") in ("draft", "discarded"):
+        raise ConflictError(f"change set {changeset_id} is {stored['status']}: nothing to revert")
     if stored["reverted_by"] is not None:
         raise ConflictError(
             f"change set {changeset_id} was reverted already (by {stored['reverted_by']})"
         )
     state, when = effective_state(db, layer=layer, valid_from=valid_from)
+    return apply_changeset(
+        db,
+        _reverse(stored, state, changeset_id=changeset_id),
+        valid_from=when,
+        reason=reason or f"revert change set {changeset_id}",
+        dry_run=dry_run,
+        actor=actor,
+        state=state,
+        reverts=changeset_id,
+    )
+
+
+def _reverse(stored: Mapping[str, Any], state: LayerState, *, changeset_id: int) -> ChangeSet:
+    """Return the change set undoing a stored one (what it made goes, the rest comes back)."""
     units = stored["units"]
     levels = []
     for level in dict.fromkeys(units["level"]):
@@ -730,29 +796,19 @@ def revert(
                 retired=tuple(sorted(before_codes - after_codes)),
             )
         )
-    changeset = ChangeSet(
+    return ChangeSet(
         op="revert",
         params={"changeset": changeset_id},
-        layer=layer,
+        layer=str(stored["layer"]),
         level=str(stored["level"]),
         levels=tuple(levels),
+        # A revert brings back codes once retired: they are taken, but by this very change.
         etags={
             code: state.etags[code]
             for change in levels
             for code in change.before["code"]
             if code in state.etags
         },
-    )
-    # A revert brings back codes once retired: they are taken, but by this very change.
-    return apply_changeset(
-        db,
-        changeset,
-        valid_from=when,
-        reason=reason or f"revert change set {changeset_id}",
-        dry_run=dry_run,
-        actor=actor,
-        state=state,
-        reverts=changeset_id,
     )
 
 
@@ -768,20 +824,33 @@ def impact(
 ) -> dict[str, Any]:
     """Return what a change set does to places, workload and alignment (JSON-ready).
 
-    ``moves`` are the buildings whose lowest-level unit changes (from the
-    import pipeline); POIs, staff of changed or retired units (ids, units and
-    roles, no names), workload per touched unit against its level's target and
-    the same-grid (同格) check before and after are computed here.
+    ``moves`` are the buildings whose lowest-level unit changes
+    (:func:`gis.edits._impact.building_moves`); POIs, staff of changed or
+    retired units (ids, units and roles, no names), workload per touched unit
+    against its level's target and the same-grid (同格) check before and after
+    are computed here, around the touched units only.
     """
+    found = (
+        state_cache(db).places(state.places_revision)
+        if db is not None and state.places_revision is not None
+        else None
+    )
+    if found is not None and found.pois is not state.pois:
+        found = None  # not the POIs the state was read with: index them afresh
     return {
         "buildings": len(moves),
         "households": int(moves["households"].sum()) if len(moves) else 0,
         "persons": int(moves["persons"].sum()) if len(moves) else 0,
-        "pois": _poi_moves(state, changeset),
+        "pois": poi_moves(
+            state,
+            changeset,
+            points=found.poi_points if found is not None else None,
+            tree=found.poi_tree if found is not None else None,
+        ),
         "moves": _records(moves),
         "staff": _staff(changeset, db),
-        "workload": _workload(state, changeset),
-        "alignment": _alignment(state, changeset, db),
+        "workload": workload(state, changeset),
+        "alignment": alignment(state, changeset, _alignment_others(state, changeset, db)),
     }
 
 
@@ -806,163 +875,21 @@ def _staff(changeset: ChangeSet, db: Database | None) -> list[dict[str, Any]]:
     ]
 
 
-def _poi_moves(state: LayerState, changeset: ChangeSet) -> list[dict[str, Any]]:
-    pois = state.pois
-    deepest = changeset.levels[-1]
-    if pois is None or pois.empty or deepest.level != state.spec.levels[-1].name:
-        return []
-    points = shapely.points(
-        pois["lon"].astype(float).to_numpy(), pois["lat"].astype(float).to_numpy()
-    )
-    before = _locate(points, deepest.before)
-    after = _locate(points, deepest.after)
-    moved = []
-    for i in np.flatnonzero((before != None) | (after != None)):  # noqa: E711 (elementwise)
-        if before[i] != after[i] and after[i] is not None:
-            moved.append(
-                {
-                    "key": str(pois["key"].iloc[i]),
-                    "name": pois["name"].iloc[i],
-                    "from_unit": before[i]
-                    if before[i] is not None
-                    else _owner(points[i], state, deepest.level),
-                    "to_unit": after[i],
-                }
-            )
-    return [m for m in moved if m["from_unit"] != m["to_unit"]]
-
-
-def _locate(points: np.ndarray, units: gpd.GeoDataFrame) -> np.ndarray:
-    found = np.full(len(points), None, dtype=object)
-    if units.empty:
-        return found
-    geometries = np.asarray(units.geometry.values, dtype=object)
-    tree = shapely.STRtree(geometries)
-    point_index, unit_index = tree.query(points, predicate="covered_by")
-    codes = units["code"].astype(str).to_numpy()
-    for p, u in sorted(
-        zip(point_index, unit_index, strict=True), key=lambda x: (x[0], codes[x[1]]), reverse=True
-    ):
-        found[p] = codes[u]  # the smallest code last: it wins on a shared edge
-    return found
-
-
-def _owner(point: shapely.Point, state: LayerState, level: str) -> str | None:
-    frame = state.frame(level)
-    hits = frame.sindex.query(point, predicate="covered_by")
-    return min((str(frame["code"].iloc[h]) for h in hits), default=None)
-
-
-def _workload(state: LayerState, changeset: ChangeSet) -> list[dict[str, Any]]:
-    first = concat_units([changeset.levels[0].before, changeset.levels[0].after])
-    area = shapely.union_all(shapely.envelope(np.asarray(first.geometry.values, dtype=object)))
-    buildings = state.buildings_in(area)
-    rows: list[dict[str, Any]] = []
-    for change in changeset.levels:
-        codes = list(
-            dict.fromkeys([*change.before["code"].astype(str), *change.after["code"].astype(str)])
-        )
-        counts_before = _households(buildings, state.frame(change.level), change, side="before")
-        counts_after = _households(buildings, state.frame(change.level), change, side="after")
-        target = DEFAULT_TARGETS.get(change.level)
-        for code in codes:
-            rows.append(
-                {
-                    "code": code,
-                    "level": change.level,
-                    "before": counts_before.get(code) if code not in change.created else None,
-                    "after": counts_after.get(code) if code not in change.retired else None,
-                    "target_min": None if target is None else target.min_households,
-                    "target_max": None if target is None else target.max_households,
-                }
-            )
-    return rows
-
-
-def _households(
-    buildings: gpd.GeoDataFrame | None,
-    frame: gpd.GeoDataFrame,
-    change: LevelChange,
-    *,
-    side: str,
-) -> dict[str, int]:
-    """Households per unit of the touched area, before or after the change."""
-    touched = concat_units([change.before, change.after])
-    area = shapely.union_all(shapely.envelope(np.asarray(touched.geometry.values, dtype=object)))
-    if buildings is None or buildings.empty:
-        return {}
-    near = frame.iloc[frame.sindex.query(shapely.buffer(area, 0.002), predicate="intersects")]
-    if side == "after":
-        gone = set(change.before["code"].astype(str)) | set(change.after["code"].astype(str))
-        near = concat_units([near[~near["code"].astype(str).isin(gone)], change.after])
-    else:
-        near = concat_units([near])
-    mine = buildings.iloc[buildings.sindex.query(area, predicate="intersects")].reset_index(
-        drop=True
-    )
-    if mine.empty:
-        return {}
-    mine = mine.copy()
-    entrances = [
-        None if pd.isna(x) or pd.isna(y) else shapely.Point(float(x), float(y))
-        for x, y in zip(mine["entrance_lon"], mine["entrance_lat"], strict=True)
-    ]
-    mine["entrance"] = entrances
-    assigned = assign_buildings(mine, near, entrance="entrance").frame
-    joined = assigned.merge(mine[["key", "households"]], on="key")
-    return {str(k): int(v) for k, v in joined.groupby("unit")["households"].sum().items()}
-
-
-def _alignment(state: LayerState, changeset: ChangeSet, db: Database | None) -> dict[str, Any]:
-    """Same-grid (同格) violations around the change, before and after."""
-    from gis.alignment import check_alignment
-
-    empty: dict[str, Any] = {"before": 0, "after": 0, "added": [], "resolved": [], "checked": None}
-    pair = dict(_ALIGNMENT_PAIR)
-    change = changeset.level_change(pair.get(changeset.layer, ""))
-    if db is None or changeset.layer not in pair or change is None:
-        return empty
-    other_layer = next(name for name in pair if name != changeset.layer)
-    other_level = pair[other_layer]
-    touched = concat_units([change.before, change.after])
-    minx, miny, maxx, maxy = shapely.buffer(
-        shapely.union_all(shapely.envelope(np.asarray(touched.geometry.values, dtype=object))),
-        0.001,
-    ).bounds
+def _alignment_others(
+    state: LayerState, changeset: ChangeSet, db: Database | None
+) -> gpd.GeoDataFrame | None:
+    """Return the units of the other layer of the same-grid pair around the change, if any."""
+    other = alignment_other(changeset)
+    if db is None or other is None:
+        return None
+    layer, level = other
     with db.reader() as repo:
-        if other_layer not in {s.name for s in repo.list_layers()}:
-            return empty
-        others = repo.units_frame(
-            layer=other_layer, level=other_level, bbox=(minx, miny, maxx, maxy)
+        if layer not in {s.name for s in repo.list_layers()}:
+            return None
+        minx, miny, maxx, maxy = alignment_box(changeset).bounds
+        return repo.units_frame(
+            layer=layer, level=level, at=state.at, bbox=(minx, miny, maxx, maxy)
         )
-    if others.empty:
-        return empty
-    frame = state.frame(change.level)
-    box = shapely.box(minx, miny, maxx, maxy)
-    near = frame.iloc[frame.sindex.query(box, predicate="intersects")]
-    gone = set(change.before["code"].astype(str)) | set(change.after["code"].astype(str))
-    sides = {
-        "before": concat_units([near]),
-        "after": concat_units([near[~near["code"].astype(str).isin(gone)], change.after]),
-    }
-    found: dict[str, set[tuple[str, tuple[str, ...]]]] = {}
-    for side, units in sides.items():
-        mine = units[["code", "parent_code", "geometry"]]
-        theirs = others[["code", "parent_code", "geometry"]]
-        a, b = (mine, theirs) if changeset.layer == _ALIGNMENT_PAIR[0][0] else (theirs, mine)
-        report = check_alignment(a, b)
-        found[side] = {(v.kind, tuple(v.codes)) for v in report.violations if gone & set(v.codes)}
-
-    def listed(items: set[tuple[str, tuple[str, ...]]]) -> list[dict[str, Any]]:
-        return [{"kind": k, "codes": list(c)} for k, c in sorted(items)]
-
-    return {
-        "before": len(found["before"]),
-        "after": len(found["after"]),
-        "added": listed(found["after"] - found["before"]),
-        "resolved": listed(found["before"] - found["after"]),
-        "checked": " in ".join(f"{layer}:{level}" for layer, level in _ALIGNMENT_PAIR),
-    }
 
 
 def read_drawing(path: str, *, label: str | None = None) -> Any:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from importlib import resources
 
 from alembic import command
@@ -38,6 +39,7 @@ from gis.repository._dialect import (
     is_unique_violation,
     make_engine,
 )
+from gis.repository._incidents import PARTITIONS, KeyTaken, ensure_partitions
 from gis.repository._store import Repository
 from gis.repository._types import ImportSummary, LayerSummary, LevelSummary
 from gis.repository.models import Base
@@ -45,6 +47,7 @@ from gis.repository.models import Base
 __all__ = [
     "Database",
     "ImportSummary",
+    "KeyTaken",
     "LayerSummary",
     "LevelSummary",
     "Repository",
@@ -85,6 +88,14 @@ class Database:
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+            ensure_partitions(connection)
+
+    def prepare_incidents(self, at: datetime) -> None:
+        """Make sure incidents received at ``at`` have their monthly partition (PostgreSQL).
+
+        Asked once per month and process; a no-op on SQLite.
+        """
+        PARTITIONS.ensure(self.engine, at)
 
     def is_migrated(self) -> bool:
         """Whether the schema exists (UnavailableError when the server cannot be reached)."""
@@ -111,8 +122,7 @@ class Database:
             if not is_unique_violation(error):
                 raise
             raise ConflictError(
-                "another change to the same data was saved at the same time: "
-                "reload and try again"
+                "another change to the same data was saved at the same time: reload and try again"
             ) from None
         finally:
             session.close()

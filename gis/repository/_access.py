@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from gis.repository.models import ApiKeyRow, AuditRow, UserRow
@@ -34,6 +34,8 @@ _KEY_FIELDS = (
     "created_by",
     "revoked_at",
 )
+_AUDIT_TABLE: Table = AuditRow.__table__  # type: ignore[assignment]
+_INSERT_AUDIT = insert(_AUDIT_TABLE).returning(_AUDIT_TABLE.c.id)
 _AUDIT_FIELDS = ("id", "at", "actor", "actor_kind", "role", "action", "target", "detail", "client")
 
 
@@ -95,9 +97,7 @@ class AccessStore:
         self._session.flush()
         return _record(row, _KEY_FIELDS)  # type: ignore[return-value]
 
-    def revoke_api_key(
-        self, *, key_id: str, at: datetime
-    ) -> tuple[dict[str, Any], bool] | None:
+    def revoke_api_key(self, *, key_id: str, at: datetime) -> tuple[dict[str, Any], bool] | None:
         """Mark a key revoked; return it and whether this call revoked it (None: no such key)."""
         row = self._session.scalar(
             select(ApiKeyRow).where(ApiKeyRow.key_id == key_id).with_for_update()
@@ -113,11 +113,12 @@ class AccessStore:
     # -- audit --------------------------------------------------------------
 
     def append_audit(self, **values: Any) -> int:
-        """Append one audit entry; return its id."""
-        row = AuditRow(**values)
-        self._session.add(row)
-        self._session.flush()
-        return int(row.id)
+        """Append one audit entry; return its id.
+
+        One INSERT ... RETURNING (no unit of work): intake appends an entry
+        per incident and must stay one short transaction.
+        """
+        return int(self._session.execute(_INSERT_AUDIT, values).scalar_one())
 
     def audit_entries(
         self,

@@ -1,4 +1,4 @@
-"""Data access for change sets: applied edits and every unit before and after them."""
+"""Data access for change sets: edits (applied, drafts...) and every unit before and after them."""
 
 from __future__ import annotations
 
@@ -10,13 +10,18 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import shapely
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from gis.crs import STORAGE_CRS
+from gis.errors import ConflictError
 from gis.repository.models import ChangeSetRow, ChangeSetUnitRow
 
-__all__ = ["CHANGESET_UNIT_COLUMNS", "ChangeSetStore"]
+__all__ = ["CHANGESET_STATUSES", "CHANGESET_UNIT_COLUMNS", "ChangeSetStore"]
+
+#: What a stored change set can be: written to the units, a draft not yet
+#: applied, undone by a later change set, or a draft dropped.
+CHANGESET_STATUSES = ("applied", "draft", "reverted", "discarded")
 
 #: Columns of the units frame of a stored change set (besides the geometry).
 CHANGESET_UNIT_COLUMNS = [
@@ -52,8 +57,30 @@ class ChangeSetStore:
         reverts: int | None,
         summary: dict[str, Any],
         units: gpd.GeoDataFrame,
+        status: str = "applied",
+        draft: dict[str, Any] | None = None,
+        from_draft: int | None = None,
     ) -> int:
-        """Store a change set and its units (:data:`CHANGESET_UNIT_COLUMNS`); return its id."""
+        """Store a change set and its units (:data:`CHANGESET_UNIT_COLUMNS`); return its id.
+
+        ``status`` is ``applied`` or ``draft`` (then ``draft`` holds what it was
+        computed on). ``from_draft`` names a stored draft this change set applies:
+        that row becomes the applied change set (same id, same units) instead of
+        a new one. A change set that ``reverts`` another marks it ``reverted``.
+        """
+        if reverts is not None:
+            self._session.execute(
+                update(ChangeSetRow).where(ChangeSetRow.id == reverts).values(status="reverted")
+            )
+        if from_draft is not None:
+            return self._apply_draft(
+                from_draft,
+                author=author,
+                applied_at=created_at,
+                valid_from=valid_from,
+                import_id=import_id,
+                summary=summary,
+            )
         row = ChangeSetRow(
             layer=layer,
             level=level,
@@ -66,6 +93,8 @@ class ChangeSetStore:
             import_id=import_id,
             reverts=reverts,
             summary=summary,
+            status=status,
+            draft=draft,
         )
         self._session.add(row)
         self._session.flush()
@@ -88,21 +117,68 @@ class ChangeSetStore:
             self._session.execute(insert(ChangeSetUnitRow), records)
         return int(row.id)
 
+    def _apply_draft(
+        self,
+        changeset_id: int,
+        *,
+        author: str,
+        applied_at: datetime,
+        valid_from: datetime,
+        import_id: int | None,
+        summary: dict[str, Any],
+    ) -> int:
+        # Inside the write transaction that writes the units: a draft applied
+        # (or discarded) meanwhile by someone else is not applied twice.
+        row = self._session.get(ChangeSetRow, changeset_id, with_for_update=True)
+        if row is None or row.status != "draft":
+            status = "gone" if row is None else row.status
+            raise ConflictError(f"change set {changeset_id} is no longer a draft ({status})")
+        info = _plain(row.draft)
+        row.status = "applied"
+        row.valid_from = valid_from
+        row.import_id = import_id
+        row.summary = summary
+        row.draft = {**info, "applied_by": author, "applied_at": applied_at.isoformat()}
+        self._session.execute(
+            update(ChangeSetUnitRow)
+            .where(ChangeSetUnitRow.changeset_id == changeset_id, ChangeSetUnitRow.side == "after")
+            .values(version_from=valid_from)
+        )
+        self._session.flush()
+        return int(row.id)
+
+    def set_status(self, *, changeset_id: int, status: str, expected: str) -> None:
+        """Change a change set's status from ``expected`` (else :class:`ConflictError`)."""
+        row = self._session.get(ChangeSetRow, changeset_id, with_for_update=True)
+        if row is None or row.status != expected:
+            status_now = "gone" if row is None else row.status
+            raise ConflictError(f"change set {changeset_id} is {status_now}, not {expected}")
+        row.status = status
+        self._session.flush()
+
+    def draft_info(self, *, changeset_id: int) -> dict[str, Any]:
+        """Return what a draft was computed on (``{}`` for a change set that never was one)."""
+        row = self._session.get(ChangeSetRow, changeset_id)
+        return {} if row is None else _plain(row.draft)
+
     def history(
         self,
         *,
         layer: str,
         unit: str | None = None,
         codes: Sequence[str] | None = None,
+        status: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> tuple[list[dict[str, Any]], int]:
         """Return a layer's change sets, newest first (touching ``unit`` if given), and the total.
 
         ``codes``, when given, limits the answer to change sets touching one of them
-        (a caller's jurisdiction).
+        (a caller's jurisdiction); ``status`` to change sets in that status.
         """
         query = select(ChangeSetRow).where(ChangeSetRow.layer == layer)
+        if status is not None:
+            query = query.where(ChangeSetRow.status == status)
         wanted = [unit] if unit is not None else None
         if codes is not None:
             wanted = [c for c in (wanted or list(codes)) if c in set(codes)]
@@ -146,10 +222,12 @@ class ChangeSetStore:
         return None if found is None else int(found)
 
 
-def _record(row: ChangeSetRow) -> dict[str, Any]:
-    def plain(value: Any) -> Any:
-        return json.loads(value) if isinstance(value, str) else (value or {})
+def _plain(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else (value or {})
 
+
+def _record(row: ChangeSetRow) -> dict[str, Any]:
+    plain = _plain
     return {
         "id": row.id,
         "layer": row.layer,
@@ -163,4 +241,5 @@ def _record(row: ChangeSetRow) -> dict[str, Any]:
         "import_id": row.import_id,
         "reverts": row.reverts,
         "summary": plain(row.summary),
+        "status": row.status or "applied",
     }

@@ -20,6 +20,7 @@ from gis.layers import LayerSpec, LevelSpec
 from gis.repository._access import AccessStore
 from gis.repository._changesets import ChangeSetStore
 from gis.repository._dialect import bbox_filter, geometry_as_wkb
+from gis.repository._incidents import IncidentStore
 from gis.repository._places import PlaceStore
 from gis.repository._routes import RouteStore
 from gis.repository._streets import StreetStore
@@ -69,6 +70,11 @@ class Repository:
     def changesets(self) -> ChangeSetStore:
         """Applied edits (change sets) and their units before and after."""
         return ChangeSetStore(self._session)
+
+    @property
+    def incidents(self) -> IncidentStore:
+        """Incidents, their units, transitions and idempotency keys."""
+        return IncidentStore(self._session)
 
     @property
     def places(self) -> PlaceStore:
@@ -256,10 +262,13 @@ class Repository:
         limit: int | None = None,
         offset: int = 0,
         all_versions: bool = False,
+        search: str | None = None,
     ) -> gpd.GeoDataFrame:
         """Return units as a GeoDataFrame in EPSG:4490, ordered by level and code.
 
-        Only versions valid at ``at`` (default: now) unless ``all_versions``.
+        Only versions valid at ``at`` (default: now) unless ``all_versions``;
+        with ``search`` only units whose code starts with it or whose name
+        contains it (case-insensitive; ``%`` and ``_`` are plain characters).
         """
         query = (
             select(
@@ -286,6 +295,7 @@ class Repository:
             codes=codes,
             bbox=bbox,
             all_versions=all_versions,
+            search=search,
         )
         query = query.order_by(LayerRow.id, LevelRow.rank, UnitRow.code, UnitRow.valid_from)
         if limit is not None:
@@ -314,6 +324,7 @@ class Repository:
         parent: str | None = None,
         codes: Sequence[str] | None = None,
         bbox: tuple[float, float, float, float] | None = None,
+        search: str | None = None,
     ) -> int:
         """Count the units :meth:`units_frame` would return without paging."""
         query = (
@@ -331,6 +342,7 @@ class Repository:
             codes=codes,
             bbox=bbox,
             all_versions=False,
+            search=search,
         )
         return int(self._session.scalar(query) or 0)
 
@@ -345,30 +357,34 @@ class Repository:
         scope_parents: Sequence[str] | None,
         on_progress: Progress | None = None,
         part_of: int | None = None,
+        scope_codes: Sequence[str] | None = None,
     ) -> ImportSummary:
         """Make ``units`` the state of a level from ``valid_from`` on.
 
         Units with the same code and content stay as they are; changed ones
         get a new version (the old one ends at ``valid_from``); stored units
         in scope that the data does not have are retired. The scope is the
-        whole level (``scope_parents=None``) or the units under the given
-        parents. ``units`` must be in EPSG:4490 with the unit-frame columns.
+        whole level (``scope_parents=None``), the units under the given
+        parents, or (``scope_codes``) exactly the units with these codes: only
+        their rows are read and written (an edit touching a few units of a
+        large level). ``units`` must be in EPSG:4490 with the unit-frame columns.
         """
         # Writers of one layer take turns (PostgreSQL row lock; SQLite's write
         # transactions are serial anyway), so the versions read below are
         # still current when the new ones are written.
         layer_row, level_row = self._layer_level(layer, level, lock=True)
         summary = ImportSummary(layer=layer, level=level, valid_from=valid_from)
-        current = {
-            row.code: row
-            for row in self._session.scalars(
-                select(UnitRow).where(
-                    UnitRow.layer_id == layer_row.id,
-                    UnitRow.level_id == level_row.id,
-                    _valid_at(valid_from),
-                )
-            ).all()
-        }
+        current: dict[str, UnitRow] = {}
+        listed = None if scope_codes is None else sorted(set(scope_codes))
+        for start in range(0, 1 if listed is None else len(listed), _CHUNK):
+            query = select(UnitRow).where(
+                UnitRow.layer_id == layer_row.id,
+                UnitRow.level_id == level_row.id,
+                _valid_at(valid_from),
+            )
+            if listed is not None:
+                query = query.where(UnitRow.code.in_(listed[start : start + _CHUNK]))
+            current.update((row.code, row) for row in self._session.scalars(query).all())
         later = self._session.scalar(
             select(func.max(UnitRow.valid_from)).where(
                 UnitRow.layer_id == layer_row.id, UnitRow.level_id == level_row.id
@@ -592,6 +608,7 @@ class Repository:
         codes: Sequence[str] | None,
         bbox: tuple[float, float, float, float] | None,
         all_versions: bool,
+        search: str | None = None,
     ) -> Any:
         if layer is not None:
             query = query.where(LayerRow.name == layer)
@@ -605,6 +622,14 @@ class Repository:
             query = query.where(UnitRow.code.in_(list(codes)))
         if bbox is not None:
             query = query.where(bbox_filter(self.dialect, UnitRow.geom, "units", bbox))
+        if search:
+            # autoescape: a user's % or _ matches itself, not "anything".
+            query = query.where(
+                or_(
+                    UnitRow.code.startswith(search, autoescape=True),
+                    UnitRow.name.icontains(search, autoescape=True),
+                )
+            )
         return query
 
 

@@ -295,10 +295,18 @@ class StreetRow(Base):
 
 
 class ChangeSetRow(Base):
-    """An applied edit: who, when, why, what operation, and the import that stored it."""
+    """An edit: who, when, why, what operation, the import that stored it, its status.
+
+    ``status``: ``applied``, ``draft`` (nothing written to the units yet),
+    ``reverted`` or ``discarded`` (a draft dropped); ``draft`` holds the ETags
+    of the unit versions a draft was computed on.
+    """
 
     __tablename__ = "changesets"
-    __table_args__ = (Index("ix_changesets_layer", "layer", "id"),)
+    __table_args__ = (
+        Index("ix_changesets_layer", "layer", "id"),
+        Index("ix_changesets_status", "layer", "status"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     layer: Mapped[str] = mapped_column(String(64))
@@ -312,6 +320,8 @@ class ChangeSetRow(Base):
     import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id"), nullable=True)
     reverts: Mapped[int | None] = mapped_column(ForeignKey("changesets.id"), nullable=True)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="applied", server_default="applied")
+    draft: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class ChangeSetUnitRow(Base):
@@ -334,6 +344,105 @@ class ChangeSetUnitRow(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     version_from: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     wkb: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+_INCIDENT_ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+class IncidentRow(Base):
+    """An incident (事件): what was reported, where, when, its status and the units it went to.
+
+    On PostgreSQL the table is partitioned by month on ``received_at`` (its
+    primary key is then ``(id, received_at)``); the mapping names ``id``
+    alone, which is unique either way (one sequence).
+    """
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index("ix_incidents_status_deadline", "status", "deadline_at"),
+        Index("ix_incidents_category_event", "category", "event_time"),
+        Index("ix_incidents_public_id", "public_id"),
+    )
+
+    id: Mapped[int] = mapped_column(_INCIDENT_ID, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    public_id: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    category: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text)
+    lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    raw_x: Mapped[float | None] = mapped_column(Float, nullable=True)
+    raw_y: Mapped[float | None] = mapped_column(Float, nullable=True)
+    datum: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    accuracy_m: Mapped[float | None] = mapped_column(Float, nullable=True)
+    address: Mapped[str | None] = mapped_column(Text, nullable=True)
+    event_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    units: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    responsible: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    review_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    merged_into: Mapped[int | None] = mapped_column(_INCIDENT_ID, nullable=True)
+    escalated_to: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    feedback_score: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    feedback_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reporter_contact: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    media: Mapped[list[str]] = mapped_column(JSON, default=list)
+    submitted_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class IncidentUnitRow(Base):
+    """One unit an incident is located in (every layer and level): the jurisdiction filter."""
+
+    __tablename__ = "incident_units"
+    __table_args__ = (Index("ix_incident_units_code", "layer", "code"),)
+
+    incident_id: Mapped[int] = mapped_column(_INCIDENT_ID, primary_key=True)
+    layer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    level: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64))
+
+
+class IncidentTransitionRow(Base):
+    """One audited change of an incident: who, when, from and to which status, why."""
+
+    __tablename__ = "incident_transitions"
+    __table_args__ = (Index("ix_incident_transitions_incident", "incident_id", "id"),)
+
+    id: Mapped[int] = mapped_column(_INCIDENT_ID, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(_INCIDENT_ID)
+    action: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class IncidentKeyRow(Base):
+    """An ``Idempotency-Key`` taken, per client: the incident it made and a digest of its body.
+
+    The unique index on ``(scope, key)`` is what makes a retry return the
+    first incident (also when two retries race): a table of its own, because
+    a unique index of the partitioned incidents would have to include the
+    month.
+    """
+
+    __tablename__ = "incident_keys"
+    __table_args__ = (UniqueConstraint("scope", "key", name="uq_incident_keys_scope_key"),)
+
+    id: Mapped[int] = mapped_column(_INCIDENT_ID, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(200))
+    body_hash: Mapped[str] = mapped_column(String(64))
+    incident_id: Mapped[int] = mapped_column(_INCIDENT_ID)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class PatrolRouteRow(Base):

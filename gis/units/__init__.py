@@ -36,6 +36,7 @@ from gis.units._import import (
     import_units,
     mismatch_report,
 )
+from gis.units._overlaps import unit_overlaps
 from gis.validate import Tolerances, ValidationReport, validate_units
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "list_layers",
     "parse_time",
     "unit_detail",
+    "unit_overlaps",
     "units_page",
 ]
 
@@ -345,12 +347,15 @@ def units_page(
     limit: int = 100,
     offset: int = 0,
     jurisdiction: Jurisdiction | None = None,
+    search: str | None = None,
 ) -> tuple[gpd.GeoDataFrame, int]:
     """Return one page of a layer's units and the total number matching.
 
     With ``jurisdiction`` only the units it may see, those of other layers
-    with their boundaries clipped to its area.
+    with their boundaries clipped to its area. With ``search`` only units
+    whose code starts with it or whose name contains it (case-insensitive).
     """
+    search = search.strip() if search else None
     codes = None if jurisdiction is None else jurisdiction.codes(layer)
     when = parse_time(at, field="at")
     with db.reader() as repo:
@@ -367,9 +372,10 @@ def units_page(
             limit=limit,
             offset=offset,
             codes=only,
+            search=search,
         )
         total = repo.count_units(
-            layer=layer, level=level, parent=parent, bbox=bbox, at=when, codes=only
+            layer=layer, level=level, parent=parent, bbox=bbox, at=when, codes=only, search=search
         )
     if jurisdiction is not None and len(frame):
         frame = frame.set_geometry(

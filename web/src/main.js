@@ -4,9 +4,15 @@
 import maplibregl from "maplibre-gl";
 import { api, session } from "./api.js";
 import { t, setLanguage, language, translatePage } from "./i18n.js";
-import { renderLocate, renderUnit, renderMessage } from "./panel.js";
+import { renderLocate, renderMessage } from "./panel.js";
 import { EditMode } from "./edit.js";
 import { showUnitRoutes } from "./patrol.js";
+import { Tree } from "./tree.js";
+import { search as searchAll } from "./search.js";
+import { renderUnitPanel } from "./unitpanel.js";
+import { SameGrid } from "./samegrid.js";
+import { fillColour, forgetWorkload, renderLegend, workloadOf } from "./workload.js";
+import { IncidentsLayer } from "./incidents.js";
 
 const state = {
   layers: [],
@@ -38,6 +44,10 @@ window.tonggeMap = map; // for the browser tests and the curious
 
 let marker = null;
 let editor = null;
+let tree = null;
+let sameGrid = null;
+const may = (permission) => state.me?.permissions.includes(permission);
+let incidents = null; // the incidents control (incidents.js), for callers who may read them
 
 function tileUrl(layer, level) {
   return `${location.origin}/api/v1/tiles/${encodeURIComponent(layer)}/${encodeURIComponent(level)}/{z}/{x}/{y}.mvt`;
@@ -45,6 +55,7 @@ function tileUrl(layer, level) {
 
 function showLevel() {
   const { layer, level } = state;
+  incidents?.detach();
   for (const id of ["units-fill", "buildings", "pois", "units-line", "units-selected", "parent-line"]) {
     if (map.getLayer(id)) map.removeLayer(id);
   }
@@ -88,10 +99,35 @@ function showLevel() {
       paint: { "line-color": "#2c3e50", "line-width": 2.2 },
     });
   }
+  colourByWorkload();
+  incidents?.refresh();
   writeUrl();
 }
 
+async function colourByWorkload() {
+  // The fill against the level's household target (when the role may read workload).
+  const { layer, level } = state;
+  const legend = document.getElementById("legend");
+  const on = document.getElementById("workload-on").checked;
+  if (!may("workload:read") || !on) {
+    legend.hidden = true;
+    if (map.getLayer("units-fill")) map.setPaintProperty("units-fill", "fill-color", fillColour(null));
+    return;
+  }
+  try {
+    const { target, most } = await workloadOf(layer, level);
+    if (layer !== state.layer || level !== state.level || !map.getLayer("units-fill")) return;
+    map.setPaintProperty("units-fill", "fill-color", fillColour(target, most));
+    const title = state.layers.find((l) => l.name === layer)?.levels.find((l) => l.name === level)?.title ?? level;
+    renderLegend(legend, target, title, most);
+    legend.hidden = false;
+  } catch {
+    legend.hidden = true;
+  }
+}
+
 function refreshTiles() {
+  forgetWorkload();
   // The server rebuilds its indexes in the background: fetch the tiles again
   // now and a little later, so the new units appear as soon as they exist.
   for (const delay of [200, 1500, 4000]) {
@@ -172,12 +208,59 @@ function select(code) {
 async function openUnit(code, layer) {
   try {
     const unit = await api(`/api/v1/units/${encodeURIComponent(code)}?layer=${encodeURIComponent(layer)}`);
-    renderUnit(unit, { onUnit: openUnit });
+    renderUnitPanel(document.getElementById("panel"), unit, {
+      me: state.me, layers: state.layers, onUnit: openUnit, onChanged: refreshTiles,
+    });
     if (layer === state.layer) select(code);
     showUnitRoutes(map, code, layer); // patrol routes of the unit (patrol.js)
+    return unit;
   } catch (error) {
     renderMessage(error.message, true);
+    return null;
   }
+}
+
+/** Show a unit (GeoJSON Feature) on the map: its layer and level, flown to, selected, its panel open. */
+function switchTo(layer, level) {
+  if (layer === state.layer && level === state.level) return;
+  const known = state.layers.find((l) => l.name === layer)?.levels.some((l) => l.name === level);
+  if (!known) return;
+  const layerChanged = layer !== state.layer;
+  state.layer = layer;
+  document.getElementById("layer").value = layer;
+  state.level = level;
+  fillLevels();
+  showLevel();
+  editor?.setLevel(state.layer, state.level);
+  if (layerChanged && tree && !document.getElementById("tree-box").hidden) showTree();
+}
+
+async function showUnit(feature) {
+  const p = feature.properties;
+  switchTo(p.layer, p.level);
+  const bounds = new maplibregl.LngLatBounds();
+  if (feature.geometry) extend(bounds, feature.geometry);
+  if (!bounds.isEmpty()) map.fitBounds(bounds, { padding: 60, maxZoom: 17, duration: 600 });
+  select(p.code);
+  await openUnit(p.code, p.layer);
+}
+
+function showTree() {
+  const layer = state.layers.find((l) => l.name === state.layer);
+  if (layer) tree.show(layer).catch((error) => renderMessage(error.message, true));
+}
+
+function toggleView(name) {
+  const views = { tree: "tree-box", samegrid: "samegrid-box" };
+  for (const [view, box] of Object.entries(views)) {
+    const open = view === name && document.getElementById(box).hidden;
+    document.getElementById(box).hidden = !open;
+    document.getElementById(`view-${view}`).setAttribute("aria-pressed", String(open));
+    if (!open) continue;
+    if (view === "tree") showTree();
+    if (view === "samegrid" && !sameGrid.result) sameGrid.form();
+  }
+  if (document.getElementById("samegrid-box").hidden) sameGrid?.clear();
 }
 
 function parseQuery(text) {
@@ -191,13 +274,12 @@ function parseQuery(text) {
 async function search(text) {
   const point = parseQuery(text);
   if (point) return locate(point);
-  if (/^[A-Za-z0-9]{4,}$/.test(text.trim())) {
-    // A unit code: open it in the current layer, else in any.
-    try {
-      return await openUnit(text.trim(), state.layer);
-    } catch { /* fall through to an address */ }
-  }
-  return locate({ address: text.trim() });
+  return searchAll(text, {
+    layers: state.layers,
+    panel: document.getElementById("panel"),
+    onUnit: showUnit,
+    onPoint: (answer) => locate({ address: text.trim() }).then(() => map.flyTo({ center: [answer.lon, answer.lat], zoom: 16 })),
+  });
 }
 
 function bindControls() {
@@ -205,7 +287,11 @@ function bindControls() {
     state.layer = event.target.value;
     fillLevels();
     showLevel();
+    if (!document.getElementById("tree-box").hidden) showTree();
   });
+  document.getElementById("view-tree").addEventListener("click", () => toggleView("tree"));
+  document.getElementById("view-samegrid").addEventListener("click", () => toggleView("samegrid"));
+  document.getElementById("workload-on").addEventListener("change", () => colourByWorkload());
   document.getElementById("level").addEventListener("change", (event) => {
     state.level = event.target.value;
     showLevel();
@@ -293,6 +379,22 @@ async function start() {
   state.level = params.get("level");
   layerSelect.value = state.layer ?? "";
   fillLevels();
+  // The role decides what is offered: the server refuses the rest anyway.
+  tree = new Tree(document.getElementById("tree-box"), { onSelect: showUnit });
+  window.tonggeTree = tree;
+  if (may("workload:read")) document.getElementById("workload-toggle").hidden = false;
+  if (may("alignment:read")) {
+    sameGrid = new SameGrid(map, {
+      me: state.me, box: document.getElementById("samegrid-box"), tileUrl, onUnit: openUnit,
+      onApplied: refreshTiles, onShow: switchTo,
+    });
+    window.tonggeSameGrid = sameGrid;
+    document.getElementById("view-samegrid").hidden = false;
+  }
+  if (state.me.permissions.includes("incidents:read")) {
+    incidents = new IncidentsLayer(() => ({ layer: state.layer, level: state.level }));
+    map.addControl(incidents, "top-right");
+  }
   if (state.me.permissions.includes("boundaries:edit")) {
     editor = new EditMode(map, { layer: state.layer, level: state.level, onSaved: refreshTiles });
     window.tonggeEditor = editor;

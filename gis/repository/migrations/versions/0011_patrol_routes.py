@@ -4,15 +4,15 @@ The route line is kept as exact WKB (EPSG:4490) with its bounding box in
 plain columns: "which routes pass this point" is a bounding-box query on
 both dialects, refined in Python.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

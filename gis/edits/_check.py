@@ -1,0 +1,125 @@
+"""The last check of a change set before it is previewed or written: every level still nests.
+
+The operations build change sets that are valid by construction (parents
+not crossed, neighbours noded, children cascaded); this is the import
+pipeline's validation (:func:`gis.validate.validate_units`), run on the
+units under the parents a change set touches and against their neighbours,
+never the whole layer: for each level, the units under the touched parents
+after the change must cover those parents exactly, not overlap the units
+around them, and follow the layer's code rules.
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+from gis.edits._impact import after_units, envelope, near
+from gis.edits._model import ChangeSet, LayerState, LevelChange, concat_units
+from gis.errors import ValidationFailedError
+from gis.validate import ValidationReport, validate_units
+
+__all__ = ["check_levels"]
+
+#: Units within this (degrees) of the checked ones are their neighbours.
+_NEIGHBOUR_DEG = 1e-6
+
+
+def check_levels(state: LayerState, changeset: ChangeSet) -> None:
+    """Validate every level of ``changeset`` around the change.
+
+    Raises
+    ------
+    ValidationFailedError
+        With the report, when a level would not be a valid nested coverage.
+    """
+    report = ValidationReport(unit_count=0)
+    parents_after: dict[str, LevelChange] = {}
+    for i, change in enumerate(changeset.levels):
+        level_spec = state.spec.level(change.level)
+        parent_level = state.spec.parent_level(change.level)
+        scope = _scope(change, changeset.levels[i - 1] if i else None)
+        frame = state.frame(change.level)
+        if parent_level is None:
+            units = after_units(frame, change, envelope([change.before, change.after]))
+            parents = None
+        else:
+            parent_frame = state.frame(parent_level.name)
+            above = parents_after.get(parent_level.name)
+            around = envelope(
+                [change.before, change.after, *([above.before, above.after] if above else [])]
+            )
+            parents = _rows(near(parent_frame, around), above, scope)
+            # Children lie in their parents (or in the ground of one that went).
+            area = envelope([parents, change.before, *([above.before] if above else [])])
+            units = _children(near(frame, area), change, scope)
+        if units.empty:
+            continue
+        area = shapely.buffer(envelope([units]), _NEIGHBOUR_DEG)
+        listed = set(units["code"].astype(str))
+        around = after_units(frame, change, area)
+        neighbours = around[~around["code"].astype(str).isin(listed)]
+        checked = validate_units(
+            units,
+            parents=parents,
+            layer=state.spec,
+            level=level_spec,
+            neighbours=neighbours if len(neighbours) else None,
+            noded=True,
+        )
+        if parent_level is None:
+            # Without parents, gaps are looked for in the units' extent: only
+            # those at the change are this edit's.
+            changed = envelope([change.before, change.after])
+            checked.problems = [
+                p
+                for p in checked.problems
+                if p.geometry is None or shapely.intersects(p.geometry, changed)
+            ]
+        report.problems.extend(checked.problems)
+        report.unit_count += checked.unit_count
+        parents_after[change.level] = change
+    if report.problems:
+        report.problems.sort(key=lambda p: (p.rule, p.codes))
+        raise ValidationFailedError(
+            f"edit:{changeset.op}: {len(report.problems)} problem(s); nothing was written",
+            report=report,
+        )
+
+
+def _scope(change: LevelChange, above: LevelChange | None) -> set[str]:
+    """Return the parents whose children are checked.
+
+    Those of the touched units, and the touched units of the level above.
+    """
+    found = {str(p) for p in [*change.before["parent_code"], *change.after["parent_code"]] if p}
+    if above is not None:
+        found |= set(above.before["code"].astype(str)) | set(above.after["code"].astype(str))
+        found -= set(above.retired)
+    return found
+
+
+def _rows(frame: gpd.GeoDataFrame, change: LevelChange | None, codes: set[str]) -> gpd.GeoDataFrame:
+    """Return the units with ``codes`` of a level as they are after ``change`` (of that level)."""
+    stored = frame[frame["code"].astype(str).isin(codes)] if codes else frame.iloc[:0]
+    if change is None:
+        return stored
+    gone = set(change.before["code"].astype(str)) | set(change.after["code"].astype(str))
+    new = change.after[change.after["code"].astype(str).isin(codes)]
+    return concat_units([stored[~stored["code"].astype(str).isin(gone)], new]).sort_values(
+        "code", ignore_index=True
+    )
+
+
+def _children(frame: gpd.GeoDataFrame, change: LevelChange, parents: set[str]) -> gpd.GeoDataFrame:
+    """Return the units of a level under ``parents`` after ``change``.
+
+    Stored ones whose parent went are kept, so that an orphan is reported.
+    """
+    gone = set(change.before["code"].astype(str)) | set(change.after["code"].astype(str))
+    parent_codes = frame["parent_code"].astype(str).to_numpy()
+    stored = frame[np.isin(parent_codes, list(parents))]
+    kept = stored[~stored["code"].astype(str).isin(gone)]
+    new = change.after[change.after["parent_code"].astype(str).isin(parents)]
+    return concat_units([kept, new]).sort_values("code", ignore_index=True)

@@ -1,0 +1,397 @@
+"""What a change set does to places, workload and alignment, computed around it only.
+
+An edit touches a few units; everything here looks at those units, their
+neighbours and their ancestors, never the whole layer:
+
+- :func:`building_moves`: the buildings whose lowest-level unit changes (the
+  same rule and answer as the import pipeline's re-assignment diff, on the
+  units around the touched ground);
+- :func:`poi_moves`: the POIs found by a spatial index over the touched ground;
+- :func:`workload`: households per touched unit before and after;
+- :func:`alignment`: same-grid (同格) violations around the change.
+
+tests/test_edit_impact.py checks each against a recomputation over the whole
+layer on real data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from gis.assign import DEFAULT_TARGETS, assign_buildings, diff
+from gis.edits._model import ChangeSet, LayerState, LevelChange, as_multipolygon, concat_units
+from gis.units import MOVE_COLUMNS
+
+__all__ = [
+    "ALIGNMENT_PAIR",
+    "after_units",
+    "alignment",
+    "building_moves",
+    "effective_codes",
+    "envelope",
+    "near",
+    "poi_moves",
+    "workload",
+]
+
+#: The layer pair the same-grid (同格) check compares by default.
+ALIGNMENT_PAIR = (("governance", "grid"), ("police", "beat"))
+#: Units within this (degrees, ~1 km) of the moved ground may receive its buildings.
+_RECEIVERS_DEG = 0.01
+#: Units within this (degrees, ~200 m) of a touched unit may hold its buildings.
+_HOLDERS_DEG = 0.002
+
+
+# -- the area around a change --------------------------------------------------------
+
+
+def envelope(frames: Iterable[gpd.GeoDataFrame]) -> BaseGeometry:
+    """Return the union of the bounding boxes of every unit in ``frames``."""
+    boxes = [
+        shapely.envelope(np.asarray(f.geometry.values, dtype=object)) for f in frames if len(f)
+    ]
+    if not boxes:
+        return shapely.Polygon()
+    return shapely.union_all(np.concatenate(boxes))
+
+
+def near(frame: gpd.GeoDataFrame, area: BaseGeometry) -> gpd.GeoDataFrame:
+    """Return the units of ``frame`` meeting ``area``, in the frame's order (its spatial index)."""
+    if frame.empty or area.is_empty:
+        return frame.iloc[:0]
+    return frame.iloc[np.sort(frame.sindex.query(area, predicate="intersects"))]
+
+
+def after_units(
+    frame: gpd.GeoDataFrame, change: LevelChange, area: BaseGeometry
+) -> gpd.GeoDataFrame:
+    """Return the units of a level meeting ``area`` as they are after ``change``, by code.
+
+    ``frame`` is the level as stored; the change's units replace their stored
+    versions and the units it makes join.
+    """
+    gone = set(change.before["code"].astype(str)) | set(change.after["code"].astype(str))
+    stored = near(frame, area)
+    kept = stored[~stored["code"].astype(str).isin(gone)]
+    return concat_units([kept, near(change.after, area)]).sort_values("code", ignore_index=True)
+
+
+def effective_codes(change: LevelChange) -> set[str]:
+    """Return the codes whose stored unit really changes (what the write will store anew).
+
+    A unit an operation hands back with the same fields and the very same
+    vertices keeps its stored version (:meth:`gis.repository.Repository.replace_units`).
+    """
+    before = {str(c): i for i, c in enumerate(change.before["code"])}
+    found = set(change.created) | set(change.retired)
+    for j, code in enumerate(change.after["code"].astype(str)):
+        i = before.get(code)
+        if i is None:
+            found.add(code)
+            continue
+        old, new = change.before.iloc[i], change.after.iloc[j]
+        same = (
+            all(_same_value(old.get(k), new.get(k)) for k in ("name", "parent_code"))
+            and (old.get("kind") or "comprehensive") == (new.get("kind") or "comprehensive")
+            and (old.get("attributes") or {}) == (new.get("attributes") or {})
+            and shapely.equals_exact(
+                as_multipolygon(change.before.geometry.values[i]),
+                as_multipolygon(change.after.geometry.values[j]),
+                tolerance=0.0,
+            )
+        )
+        if not same:
+            found.add(code)
+    return found
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    a = None if isinstance(a, float) and np.isnan(a) else a
+    b = None if isinstance(b, float) and np.isnan(b) else b
+    return bool(a == b)
+
+
+# -- buildings -----------------------------------------------------------------------
+
+
+def building_moves(state: LayerState, changeset: ChangeSet) -> pd.DataFrame:
+    """Return the buildings whose lowest-level unit changes (:data:`gis.units.MOVE_COLUMNS`).
+
+    Buildings hang on the lowest level that has units: when the change set
+    stops above it (the units below did not have to change), nothing moves.
+    Only the buildings on the changed ground are assigned again, to the units
+    around it before and after (the import pipeline's rule).
+    """
+    deepest = changeset.levels[-1]
+    rank = state.spec.rank(deepest.level)
+    if any(len(state.frame(lv.name)) for lv in state.spec.levels[rank + 1 :]):
+        return _no_moves()
+    changed = effective_codes(deepest)
+    if not changed:
+        return _no_moves()
+    touched = [
+        g
+        for frame in (deepest.before, deepest.after)
+        for g, c in zip(frame.geometry.values, frame["code"].astype(str), strict=True)
+        if c in changed
+    ]
+    area = shapely.union_all(np.asarray(touched, dtype=object))
+    buildings = state.buildings_in(area)
+    if buildings is None or buildings.empty:
+        return _no_moves()
+    buildings = _with_entrances(buildings)
+    receivers = shapely.buffer(shapely.envelope(area), _RECEIVERS_DEG)
+    units_before = near(state.frame(deepest.level), receivers)
+    units_after = after_units(state.frame(deepest.level), deepest, receivers)
+    old = assign_buildings(buildings, units_before, entrance="entrance").frame
+    new = assign_buildings(buildings, units_after, entrance="entrance").frame
+    moved = diff(old, new)
+    if moved.empty:
+        return _no_moves()
+    counts = buildings.set_index("key")[["households", "persons"]]
+    moved = moved.join(counts, on="key")
+    moved["level"] = deepest.level
+    moved["households"] = moved["households"].fillna(0).astype(int)
+    moved["persons"] = moved["persons"].fillna(0).astype(int)
+    moved["changed_level"] = changeset.levels[0].level
+    moved["from_code"] = _ancestors(state, changeset, moved["from_unit"], side="before")
+    moved["to_code"] = _ancestors(state, changeset, moved["to_unit"], side="after")
+    return moved[MOVE_COLUMNS].reset_index(drop=True)
+
+
+def _no_moves() -> pd.DataFrame:
+    return pd.DataFrame(columns=MOVE_COLUMNS)
+
+
+def _with_entrances(buildings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    if "entrance" in buildings:
+        return buildings
+    buildings = buildings.copy()
+    buildings["entrance"] = [
+        None if pd.isna(x) or pd.isna(y) else shapely.Point(float(x), float(y))
+        for x, y in zip(buildings["entrance_lon"], buildings["entrance_lat"], strict=True)
+    ]
+    return buildings
+
+
+def _ancestors(
+    state: LayerState, changeset: ChangeSet, codes: pd.Series, *, side: str
+) -> list[str | None]:
+    """Return the unit of the edited (top) level above each lowest-level unit."""
+    steps = []
+    for change in reversed(changeset.levels[1:]):
+        frame = change.before if side == "before" else change.after
+        mine = dict(zip(frame["code"].astype(str), frame["parent_code"], strict=True))
+        steps.append((change, mine))
+    found: list[str | None] = []
+    for code in codes.to_numpy(dtype=object):
+        current = None if code is None or (isinstance(code, float) and np.isnan(code)) else code
+        for change, mine in steps:
+            if current is None:
+                break
+            if str(current) in mine:
+                parent = mine[str(current)]
+            elif side == "after" and str(current) in change.retired:
+                parent = None
+            else:
+                parent = _stored_parent(state, change.level, str(current))
+            current = None if parent is None or pd.isna(parent) else str(parent)
+        found.append(None if current is None else str(current))
+    return found
+
+
+def _stored_parent(state: LayerState, level: str, code: str) -> str | None:
+    frame = state.frame(level)
+    hits = np.flatnonzero(frame["code"].astype(str).to_numpy() == code)
+    if not len(hits):
+        return None
+    parent = frame["parent_code"].iloc[hits[0]]
+    return None if parent is None or pd.isna(parent) else str(parent)
+
+
+def poi_moves(
+    state: LayerState,
+    changeset: ChangeSet,
+    *,
+    points: np.ndarray | None = None,
+    tree: shapely.STRtree | None = None,
+) -> list[dict[str, Any]]:
+    """Return the POIs whose lowest-level unit changes (``key``, ``name``, from, to).
+
+    ``points`` (each POI's point) and ``tree`` (an STRtree over them) come
+    from the places cache; without them they are made from ``state.pois``.
+    """
+    pois = state.pois
+    deepest = changeset.levels[-1]
+    if pois is None or pois.empty or deepest.level != state.spec.levels[-1].name:
+        return []
+    if points is None or tree is None:
+        points = shapely.points(
+            pois["lon"].astype(float).to_numpy(), pois["lat"].astype(float).to_numpy()
+        )
+        tree = shapely.STRtree(points)
+    area = envelope([deepest.before, deepest.after])
+    candidates: np.ndarray = (
+        np.sort(tree.query(area, predicate="intersects"))
+        if not area.is_empty
+        else np.zeros(0, dtype=np.int64)
+    )
+    if not len(candidates):
+        return []
+    mine = np.asarray(points, dtype=object)[candidates]
+    before = _locate(mine, deepest.before)
+    after = _locate(mine, deepest.after)
+    moved = []
+    for j, i in enumerate(candidates):
+        if before[j] == after[j] or after[j] is None:
+            continue
+        origin = before[j] if before[j] is not None else _owner(mine[j], state, deepest.level)
+        if origin != after[j]:
+            moved.append(
+                {
+                    "key": str(pois["key"].iloc[i]),
+                    "name": pois["name"].iloc[i],
+                    "from_unit": origin,
+                    "to_unit": after[j],
+                }
+            )
+    return moved
+
+
+def _locate(points: np.ndarray, units: gpd.GeoDataFrame) -> np.ndarray:
+    found = np.full(len(points), None, dtype=object)
+    if units.empty:
+        return found
+    tree = shapely.STRtree(np.asarray(units.geometry.values, dtype=object))
+    point_index, unit_index = tree.query(points, predicate="covered_by")
+    codes = units["code"].astype(str).to_numpy()
+    for p, u in sorted(
+        zip(point_index, unit_index, strict=True), key=lambda x: (x[0], codes[x[1]]), reverse=True
+    ):
+        found[p] = codes[u]  # the smallest code last: it wins on a shared edge
+    return found
+
+
+def _owner(point: BaseGeometry, state: LayerState, level: str) -> str | None:
+    frame = state.frame(level)
+    hits = frame.sindex.query(point, predicate="covered_by")
+    return min((str(frame["code"].iloc[h]) for h in hits), default=None)
+
+
+# -- workload ------------------------------------------------------------------------
+
+
+def workload(state: LayerState, changeset: ChangeSet) -> list[dict[str, Any]]:
+    """Households of every touched unit before and after, against its level's target."""
+    rows: list[dict[str, Any]] = []
+    for change in changeset.levels:
+        before, after = _households(state, change)
+        target = DEFAULT_TARGETS.get(change.level)
+        codes = dict.fromkeys(
+            [*change.before["code"].astype(str), *change.after["code"].astype(str)]
+        )
+        for code in codes:
+            rows.append(
+                {
+                    "code": code,
+                    "level": change.level,
+                    "before": before.get(code) if code not in change.created else None,
+                    "after": after.get(code) if code not in change.retired else None,
+                    "target_min": None if target is None else target.min_households,
+                    "target_max": None if target is None else target.max_households,
+                }
+            )
+    return rows
+
+
+def _households(state: LayerState, change: LevelChange) -> tuple[dict[str, int], dict[str, int]]:
+    """Households per unit around the change, before and after it."""
+    area = envelope([change.before, change.after])
+    if area.is_empty:
+        return {}, {}
+    buildings = state.buildings_in(area)
+    if buildings is None or buildings.empty:
+        return {}, {}
+    buildings = _with_entrances(buildings)
+    around = shapely.buffer(area, _HOLDERS_DEG)
+    frame = state.frame(change.level)
+    counts: list[dict[str, int]] = []
+    for units in (concat_units([near(frame, around)]), after_units(frame, change, around)):
+        if units.empty:
+            counts.append({})
+            continue
+        assigned = assign_buildings(buildings, units, entrance="entrance").frame
+        joined = assigned.merge(buildings[["key", "households"]], on="key")
+        counts.append(
+            {str(k): int(v) for k, v in joined.groupby("unit")["households"].sum().items()}
+        )
+    return counts[0], counts[1]
+
+
+# -- same grid (同格) ------------------------------------------------------------------
+
+
+def alignment(
+    state: LayerState, changeset: ChangeSet, others: gpd.GeoDataFrame | None
+) -> dict[str, Any]:
+    """Same-grid (同格) violations around the change, before and after.
+
+    ``others`` are the units of the other layer of :data:`ALIGNMENT_PAIR`
+    around the change (``None`` when the layer is not one of the pair or the
+    other layer does not exist).
+    """
+    from gis.alignment import check_alignment
+
+    empty: dict[str, Any] = {"before": 0, "after": 0, "added": [], "resolved": [], "checked": None}
+    pair = dict(ALIGNMENT_PAIR)
+    change = changeset.level_change(pair.get(changeset.layer, ""))
+    if change is None or others is None or others.empty:
+        return empty
+    box = alignment_box(changeset)
+    frame = state.frame(change.level)
+    gone = set(change.before["code"].astype(str)) | set(change.after["code"].astype(str))
+    sides = {"before": concat_units([near(frame, box)]), "after": after_units(frame, change, box)}
+    found: dict[str, set[tuple[str, tuple[str, ...]]]] = {}
+    theirs = others[["code", "parent_code", "geometry"]]
+    for side, units in sides.items():
+        ours = units[["code", "parent_code", "geometry"]]
+        a, b = (ours, theirs) if changeset.layer == ALIGNMENT_PAIR[0][0] else (theirs, ours)
+        report = check_alignment(a, b)
+        found[side] = {(v.kind, tuple(v.codes)) for v in report.violations if gone & set(v.codes)}
+
+    def listed(items: set[tuple[str, tuple[str, ...]]]) -> list[dict[str, Any]]:
+        return [{"kind": k, "codes": list(c)} for k, c in sorted(items)]
+
+    return {
+        "before": len(found["before"]),
+        "after": len(found["after"]),
+        "added": listed(found["after"] - found["before"]),
+        "resolved": listed(found["before"] - found["after"]),
+        "checked": " in ".join(f"{layer}:{level}" for layer, level in ALIGNMENT_PAIR),
+    }
+
+
+def alignment_box(changeset: ChangeSet) -> BaseGeometry:
+    """Return the box the same-grid check looks in (empty when the layer is not compared)."""
+    pair = dict(ALIGNMENT_PAIR)
+    change = changeset.level_change(pair.get(changeset.layer, ""))
+    if change is None:
+        return shapely.Polygon()
+    area = envelope([change.before, change.after])
+    return shapely.box(*shapely.buffer(area, 0.001).bounds)
+
+
+def alignment_other(changeset: ChangeSet) -> tuple[str, str] | None:
+    """Return the (layer, level) a change set's same-grid check compares with, if any."""
+    pair = dict(ALIGNMENT_PAIR)
+    if changeset.layer not in pair or changeset.level_change(pair[changeset.layer]) is None:
+        return None
+    other = next(name for name in pair if name != changeset.layer)
+    return other, pair[other]
