@@ -345,6 +345,7 @@ def test_grid_worker_sees_and_downloads_their_routes(server: Server, browser: Br
     recorder = sign_in(page, server, username)
     page.fill("#query", grid["code"])
     page.press("#query", "Enter")
+    page.click(f"#panel a[data-result=unit][data-code='{grid['code']}']")
     page.wait_for_selector(f"#patrol li[data-route='{route}']", timeout=30_000)
     drawn = page.evaluate(
         "() => window.tonggeMap.getSource('patrol-routes')._data.features.map(f => f.properties.id)"
