@@ -93,6 +93,13 @@ ENDPOINTS: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/patrol/plan"): Rule(P.PATROL),
     ("POST", "/api/v1/patrol/check"): Rule(P.PATROL),
     ("POST", "/api/v1/patrol/score"): Rule(P.PATROL),
+    # Lists household keys: personal data (planners plan streets, not visits).
+    ("POST", "/api/v1/patrol/schedule"): Rule(P.HOUSEHOLDS_READ),
+    ("POST", "/api/v1/patrol/routes"): Rule(P.PATROL),
+    ("GET", "/api/v1/patrol/routes"): Rule(P.PATROL),
+    ("GET", "/api/v1/patrol/routes/{route_id}"): Rule(P.PATROL),
+    ("DELETE", "/api/v1/patrol/routes/{route_id}"): Rule(P.PATROL),
+    ("GET", "/api/v1/patrol/routes/{route_id}/export"): Rule(P.PATROL),
     ("GET", "/api/v1/incidents/categories"): SIGNED_IN,
     ("POST", "/api/v1/incidents"): Rule(P.INCIDENTS_REPORT),
     ("GET", "/api/v1/incidents"): Rule(P.INCIDENTS_READ),

@@ -114,6 +114,7 @@ def path_values(db: Database, grid: str) -> dict[str, str]:
         "x": str(_tile_x(118.53125, 15)),
         "y": str(_tile_y(24.9375, 15)),
         "changeset_id": "999999",  # no change set in this city: B's answer as a missing one's
+        "route_id": "999999",  # no stored route in this city
         "incident_id": str(incident_in(db, grid)),
         # Open311 (GeoReport v2): the answer format and ids of things not there.
         "format": "json",
@@ -199,6 +200,8 @@ def body_for(method: str, path: str, grid: str, db: Database) -> dict[str, Any]:
             },
             "params": {"unit": grid},
         },
+        ("POST", "/api/v1/patrol/schedule"): {"json": {"unit": grid}},
+        ("POST", "/api/v1/patrol/routes"): {"json": {"unit": grid, "shift": "早班"}},
         ("POST", "/api/v1/patrol/score"): {
             "files": {
                 "network": ("streets.geojson", _street(point), "application/geo+json"),

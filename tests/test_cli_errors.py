@@ -46,6 +46,7 @@ VALID = {
     "key_id": "tg_nope",
     "op": "merge",
     "changeset_id": "999999",
+    "route_id": "999999",
     "category": "0101",
     "incident_id": "1",
     "action": "accept",
@@ -91,6 +92,7 @@ BAD: dict[str, list[tuple[str, str]]] = {
     "sliver_width": [("-0.5", "sliver")],
     "rate": [("0", "rate")],
     "workers": [("0", "--workers")],
+    "route_id": [("abc", "ROUTE_ID"), ("999999", "no route 999999")],
     "category": [("9999", "9999")],
     "incident_id": [("abc", "INCIDENT_ID")],
     "ids": [("abc", "IDS")],
@@ -118,6 +120,8 @@ BAD_FOR: dict[tuple[str, ...], dict[str, list[tuple[str, str]]]] = {
     ("incidents", "transition"): {"action": [("teleport", "teleport")], "unit": []},
     # --layer only qualifies --unit; the street file comes with every call.
     **{("patrol", verb): {"layer": []} for verb in ("plan", "export", "check", "score")},
+    # Filters: an unknown unit or layer lists no route.
+    ("patrol", "routes", "list"): {"unit": [], "layer": []},
     ("incidents", "evaluate"): {"by": [("police:no_such_level", "by")]},
 }
 

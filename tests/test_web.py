@@ -334,3 +334,37 @@ def test_planner_splits_a_micro_grid_by_drawing_a_line(server: Server, browser: 
     )
     page.screenshot(path=SCREENSHOTS / "edit_saved.png")
     assert not recorder.outside(server.url) and not recorder.errors, recorder.errors
+
+
+def test_grid_worker_sees_and_downloads_their_routes(server: Server, browser: Browser) -> None:
+    located = httpx.post(
+        f"{server.url}/api/v1/geocode",
+        json={"x": POINT[0], "y": POINT[1], "crs": "cgcs2000"},
+        headers=token(server, add_user(server.db, role="admin")),
+    ).json()
+    grid = next(u for u in located["layers"]["governance"]["units"] if u["level"] == "grid")
+    username = add_user(server.db, role="grid_worker", units=[f"governance:{grid['code']}"])
+    saved = httpx.post(
+        f"{server.url}/api/v1/patrol/routes",
+        json={"unit": grid["code"], "shift": "早班"},
+        headers=token(server, username),
+        timeout=120,
+    )
+    assert saved.status_code == 201, saved.text
+    route = saved.json()["routes"][0]["id"]
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    recorder = sign_in(page, server, username)
+    page.fill("#query", grid["code"])
+    page.press("#query", "Enter")
+    page.click(f"#panel a[data-result=unit][data-code='{grid['code']}']")
+    page.wait_for_selector(f"#patrol li[data-route='{route}']", timeout=30_000)
+    drawn = page.evaluate(
+        "() => window.tonggeMap.getSource('patrol-routes')._data.features.map(f => f.properties.id)"
+    )
+    assert route in drawn
+    with page.expect_download() as caught:
+        page.click(f"#patrol button[data-route='{route}'][data-format=gpx][data-datum=wgs84]")
+    text = Path(caught.value.path()).read_text(encoding="utf-8")
+    assert "<rte>" in text and grid["code"] in text
+    page.screenshot(path=SCREENSHOTS / "grid_worker_routes.png")
+    assert not recorder.outside(server.url) and not recorder.errors

@@ -647,6 +647,12 @@ def _store(
         units=units,
         from_draft=from_draft,
     )
+    # Patrol routes planned on a boundary that moved need re-planning.
+    repo.routes.mark_stale(
+        layer=changeset.layer,
+        codes=_moved_codes(changeset),
+        reason=f"change set {changeset_id} moved the unit's boundary",
+    )
     append_audit(
         repo,
         actor=actor,
@@ -665,6 +671,18 @@ def _store(
         },
     )
     return changeset_id
+
+
+def _moved_codes(changeset: ChangeSet) -> list[str]:
+    # Units retired, or whose boundary after the change differs from before.
+    moved: list[str] = []
+    for change in changeset.levels:
+        after = dict(zip(change.after["code"], change.after.geometry.values, strict=True))
+        for code, before in zip(change.before["code"], change.before.geometry.values, strict=True):
+            now = after.get(code)
+            if now is None or not shapely.equals(before, now):
+                moved.append(str(code))
+    return moved
 
 
 # -- history and revert --------------------------------------------------------------

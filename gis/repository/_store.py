@@ -22,6 +22,7 @@ from gis.repository._changesets import ChangeSetStore
 from gis.repository._dialect import bbox_filter, geometry_as_wkb
 from gis.repository._incidents import IncidentStore
 from gis.repository._places import PlaceStore
+from gis.repository._routes import RouteStore
 from gis.repository._streets import StreetStore
 from gis.repository._types import ImportSummary, LayerSummary, LevelSummary
 from gis.repository.models import (
@@ -79,6 +80,11 @@ class Repository:
     def places(self) -> PlaceStore:
         """Buildings, households and points of interest."""
         return PlaceStore(self._session)
+
+    @property
+    def routes(self) -> RouteStore:
+        """Stored patrol routes."""
+        return RouteStore(self._session)
 
     @property
     def streets(self) -> StreetStore:

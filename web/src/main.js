@@ -7,6 +7,7 @@ import { api, session } from "./api.js";
 import { t, setLanguage, language, translatePage } from "./i18n.js";
 import { renderLocate, renderMessage } from "./panel.js";
 import { EditMode } from "./edit.js";
+import { showUnitRoutes } from "./patrol.js";
 import { Tree } from "./tree.js";
 import { search as searchAll } from "./search.js";
 import { renderUnitPanel } from "./unitpanel.js";
@@ -218,6 +219,7 @@ async function openUnit(code, layer) {
       me: state.me, layers: state.layers, onUnit: openUnit, onChanged: refreshTiles,
     });
     if (layer === state.layer) select(code);
+    showUnitRoutes(map, code, layer); // patrol routes of the unit (patrol.js)
     return unit;
   } catch (error) {
     renderMessage(error.message, true);
