@@ -17,7 +17,7 @@ from gis.errors import InputError, NotFoundError
 from gis.patrol._routes import get_route, list_routes, save_plan_routes
 from gis.patrol._service import load_unit, plan_for
 from gis.repository import Database
-from gis.units import units_page
+from gis.units import import_units, units_page
 from tests._client import signed_in
 from tests.fixtures_patrol import validate_gpx11
 
@@ -104,6 +104,27 @@ def test_routes_are_flagged_stale_when_an_edit_moves_their_unit(city_db: Databas
         save_plan_routes(city_db, plan, area=area.__class__(area.geometry, area.crs), actor=SYSTEM)
     with pytest.raises(InputError, match="staff"):
         save_plan_routes(city_db, plan, area=area, actor=SYSTEM, staff_id=999_999)
+
+
+def test_routes_are_flagged_stale_when_an_import_retires_their_unit(city_db: Database) -> None:
+    first, second = micro_grids(city_db)
+    area = load_unit(city_db, code=first)
+    ids = save_plan_routes(city_db, plan_for(city_db, None, area=area), area=area, actor=SYSTEM)
+    everything = Jurisdiction.everything()
+    level, _ = units_page(city_db, layer="governance", level="micro_grid", limit=1_000_000)
+    # The same level imported again with ``first`` merged into its neighbour.
+    merged = level[level["code"] != first].copy()
+    row = merged.index[merged["code"] == second][0]
+    merged.loc[row, "geometry"] = shapely.union(
+        level.geometry[level["code"] == first].iloc[0], merged.geometry[row]
+    )
+    result = import_units(
+        city_db, units=merged, layer="governance", level="micro_grid", source="redrawn.gpkg"
+    )
+    assert first in result.summary.retired
+    stale = list_routes(city_db, everything, stale=True)
+    assert [r["id"] for r in stale] == ids
+    assert "redrawn.gpkg" in stale[0]["stale_reason"]
 
 
 def test_grid_workers_see_and_download_only_their_own_routes(
