@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from api import errors, web
 from api.bootstrap import open_database
-from api.errors import ERROR_RESPONSES, PROBLEM_JSON, Problem
+from api.errors import ERROR_RESPONSES, OPEN311_PREFIX, PROBLEM_JSON, Problem
 from api.fastpath import GeocodeFastPath
 from api.hardening import Hardening
 from api.jsontext import StrictJSONResponse
@@ -23,14 +23,17 @@ from api.routers import (
     access,
     alignment,
     edits,
+    evaluation,
     health,
     incidents,
     locate,
+    open311,
     patrol,
     places,
     staff,
     tiles,
     units,
+    webmap,
 )
 from api.schemas.locate import GeocodeRequest
 from api.security import Authenticator, RateLimiter, Security, guard
@@ -43,7 +46,7 @@ from gis.locate.workers import BatchPool
 from gis.places import UnitPlaces
 from gis.repository import Database
 from gis.revisions import RevisionClock
-from gis.settings import Settings, get_settings
+from gis.settings import Settings, basemap_origins, get_settings
 from gis.tiles import TileService
 
 DESCRIPTION = """
@@ -162,6 +165,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
                 "lifecycle, deadlines 限期, boundary-change reports.",
             },
             {"name": "admin", "description": "Users, API keys, audit log 管理 (admin only)."},
+            {
+                "name": "open311",
+                "description": "Open311 GeoReport v2 事件上报接口: services, requests, tokens "
+                "(api_key as a parameter or header; errors as the standard's list).",
+            },
         ],
     )
     app.state.settings = settings
@@ -176,6 +184,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         Hardening,
         max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
+        tile_origins=basemap_origins(settings),
     )
     errors.install(app)
     # One router per feature: gis/<feature>/, api/routers/<feature>.py, api/cli/_<feature>.py.
@@ -188,9 +197,12 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         locate.router,
         alignment.router,
         tiles.router,
+        webmap.router,
         edits.router,
         patrol.router,
+        evaluation.router,  # before the incidents router: /evaluation is no incident id
         incidents.router,
+        open311.router,
     )
     for router in routers:
         app.include_router(router)
@@ -249,6 +261,21 @@ def _complete_openapi(app: FastAPI, *models: type[BaseModel]) -> None:
             }
             schema["security"] = [{"OAuth2": []}, {"ApiKey": []}]
             problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+            schemas["Open311Errors"] = {
+                "type": "array",
+                "description": "Open311 GeoReport v2 errors (the HTTP status is the first code).",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "code": {"type": "integer", "examples": [400]},
+                        "description": {"type": "string"},
+                    },
+                    "required": ["code", "description"],
+                },
+            }
+            open311_errors = {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Open311Errors"}}
+            }
             for path, operations in schema["paths"].items():
                 for method, operation in operations.items():
                     responses = operation.setdefault("responses", {})
@@ -259,10 +286,11 @@ def _complete_openapi(app: FastAPI, *models: type[BaseModel]) -> None:
                     for status, description in ERROR_RESPONSES.items():
                         responses.setdefault(status, {"description": description})
                     # Every error answer is application/problem+json, whatever
-                    # FastAPI's defaults say.
+                    # FastAPI's defaults say (Open311: the standard's error list).
+                    errors = open311_errors if path.startswith(OPEN311_PREFIX) else problem
                     for status, response in responses.items():
                         if status[0] in "45":
-                            response["content"] = problem
+                            response["content"] = errors
             for unused in ("HTTPValidationError", "ValidationError"):
                 components.get("schemas", {}).pop(unused, None)
             app.openapi_schema = schema

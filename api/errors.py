@@ -8,11 +8,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.jsontext import StrictJSONResponse
+from api.jsontext import StrictJSONResponse, dumps
 from gis.edits import problem_geojson
 from gis.errors import (
     AuthenticationError,
@@ -138,12 +138,44 @@ def validation_problem(errors: Sequence[Any]) -> dict[str, Any]:
     return problem_body(422, "Invalid request", detail, errors=fields)
 
 
+#: Paths answering errors as Open311 GeoReport v2's error list, not problem+json.
+OPEN311_PREFIX = "/open311/"
+
+
+def open311_error_body(path: str, status: int, descriptions: Sequence[str]) -> tuple[bytes, str]:
+    """Return the Open311 error list and its media type (XML when the path ends ``.xml``).
+
+    Examples
+    --------
+    >>> open311_error_body("/open311/v2/requests.json", 403, ["api_key: not valid"])
+    (b'[{"code":403,"description":"api_key: not valid"}]', 'application/json; charset=utf-8')
+    """
+    from gis.incidents.open311 import to_xml
+
+    errors = [{"code": status, "description": d} for d in descriptions]
+    if path.endswith(".xml"):
+        return to_xml("errors", "error", errors).encode("utf-8"), "text/xml; charset=utf-8"
+    return dumps(errors, separators=(",", ":")).encode("utf-8"), "application/json; charset=utf-8"
+
+
+def _open311(request: Request, status: int, descriptions: Sequence[str], **kw: Any) -> Response:
+    body, media = open311_error_body(request.url.path, status, descriptions)
+    return Response(body, status_code=status, media_type=media, **kw)
+
+
 def install(app: FastAPI) -> None:
-    """Register the handlers that turn every error into problem+json."""
+    """Register the handlers that turn every error into problem+json (Open311: its error list)."""
 
     @app.exception_handler(TonggeError)
-    async def _domain(_request: Request, error: TonggeError) -> JSONResponse:
+    async def _domain(request: Request, error: TonggeError) -> Response:
         body = domain_problem(error)
+        if request.url.path.startswith(OPEN311_PREFIX):
+            if isinstance(error, AuthenticationError):
+                # The standard's answer to a missing or invalid api_key.
+                return _open311(request, 403, [error.message])
+            return _open311(
+                request, body["status"], [error.message], headers=problem_headers(error)
+            )
         return StrictJSONResponse(
             body,
             status_code=body["status"],
@@ -152,17 +184,24 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
-        return StrictJSONResponse(
-            validation_problem(error.errors()), status_code=422, media_type=PROBLEM_JSON
-        )
+    async def _invalid(request: Request, error: RequestValidationError) -> Response:
+        body = validation_problem(error.errors())
+        if request.url.path.startswith(OPEN311_PREFIX):
+            # The standard answers a missing or malformed parameter with 400.
+            return _open311(request, 400, [f"{e['field']}: {e['message']}" for e in body["errors"]])
+        return StrictJSONResponse(body, status_code=422, media_type=PROBLEM_JSON)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, error: Exception) -> Response:
         # Never a traceback to the client; the server log has it.
         _log.exception("unhandled error", exc_info=error)
-        return problem(500, "Internal error", "the server could not handle this request")
+        detail = "the server could not handle this request"
+        if request.url.path.startswith(OPEN311_PREFIX):
+            return _open311(request, 500, [detail])
+        return problem(500, "Internal error", detail)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> Response:
+        if request.url.path.startswith(OPEN311_PREFIX):
+            return _open311(request, error.status_code, [str(error.detail)])
         return problem(error.status_code, "HTTP error", str(error.detail))

@@ -20,7 +20,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-__all__ = ["API_HEADERS", "Hardening"]
+__all__ = ["API_HEADERS", "Hardening", "page_headers"]
 
 #: Headers of every API answer: no sniffing, no framing, no caching, no referrer.
 API_HEADERS: list[tuple[bytes, bytes]] = [
@@ -33,19 +33,31 @@ API_HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
     (b"cache-control", b"no-store"),
 ]
-# The docs and the web map load scripts, styles and images from this server
-# only (no CDN: intranets have no internet); MapLibre runs its workers from blobs.
-_PAGE_HEADERS: list[tuple[bytes, bytes]] = [
-    *(h for h in API_HEADERS if h[0] not in (b"content-security-policy", b"cache-control")),
-    (
-        b"content-security-policy",
-        b"default-src 'self'; script-src 'self' 'unsafe-inline'; "
-        b"style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
-        b"connect-src 'self'; worker-src 'self' blob:; child-src blob:; frame-ancestors 'none'",
-    ),
-    (b"cache-control", b"no-cache"),
-]
-_PAGES = ("/docs", "/redoc", "/static/")
+
+
+def page_headers(tile_origins: list[str] | tuple[str, ...] = ()) -> list[tuple[bytes, bytes]]:
+    """Headers of the docs and the web map.
+
+    They load scripts, styles and images from this server only (no CDN:
+    intranets have no internet); MapLibre runs its workers from blobs. An
+    external basemap configured by the operator (``TONGGE_BASEMAP_URL``) adds
+    its tile servers' origins to ``img-src`` and ``connect-src``, nothing more.
+    """
+    extra = "".join(f" {origin}" for origin in tile_origins).encode("ascii")
+    return [
+        *(h for h in API_HEADERS if h[0] not in (b"content-security-policy", b"cache-control")),
+        (
+            b"content-security-policy",
+            b"default-src 'self'; script-src 'self' 'unsafe-inline'; "
+            b"style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:" + extra + b"; "
+            b"font-src 'self' data:; connect-src 'self'" + extra + b"; "
+            b"worker-src 'self' blob:; child-src blob:; frame-ancestors 'none'",
+        ),
+        (b"cache-control", b"no-cache"),
+    ]
+
+
+_PAGES = ("/docs", "/redoc", "/static/", "/glyphs/")
 
 
 class Hardening:
@@ -59,12 +71,22 @@ class Hardening:
         Limit of JSON and form bodies.
     max_upload_bytes : int
         Limit of ``multipart/form-data`` uploads.
+    tile_origins : list of str
+        Origins of an external basemap's tiles the web map may load.
     """
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_upload_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_upload_bytes: int,
+        tile_origins: list[str] | tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_upload_bytes = max_upload_bytes
+        self._page_headers = page_headers(tile_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Wrap one request."""
@@ -72,22 +94,27 @@ class Hardening:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
+        path = scope["path"]
         limit = (
             self.max_upload_bytes
             if headers.get(b"content-type", b"").startswith(b"multipart/form-data")
             else self.max_body_bytes
         )
         extra = (
-            _PAGE_HEADERS
+            self._page_headers
             if scope["path"] == "/" or scope["path"].startswith(_PAGES)
             else API_HEADERS
         )
         if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"").lower():
-            await send_problem(send, 400, "Unusable input", "the URL contains a NUL character")
+            await send_problem(
+                send, 400, "Unusable input", "the URL contains a NUL character", path=path
+            )
             return
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await send_problem(send, 413, "Too large", f"request body over {limit} bytes")
+            await send_problem(
+                send, 413, "Too large", f"request body over {limit} bytes", path=path
+            )
             return
         received = 0
         started = False
@@ -116,7 +143,9 @@ class Hardening:
         except _TooLarge as error:
             if started:  # pragma: no cover - the app answered before reading it all
                 raise
-            await send_problem(send, 413, "Too large", f"request body over {error.limit} bytes")
+            await send_problem(
+                send, 413, "Too large", f"request body over {error.limit} bytes", path=path
+            )
 
 
 class _TooLarge(StarletteHTTPException):
@@ -133,15 +162,28 @@ async def send_problem(
     detail: str,
     *,
     headers: list[tuple[bytes, bytes]] | None = None,
+    path: str = "",
 ) -> None:
-    """Send a complete problem+json response with the security headers."""
-    body = orjson.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail})
+    """Send a complete problem+json response with the security headers.
+
+    Under ``/open311/`` (``path``), the answer is Open311's error list instead.
+    """
+    media = b"application/problem+json"
+    if path.startswith("/open311/"):
+        from api.errors import open311_error_body
+
+        body, text = open311_error_body(path, status, [detail])
+        media = text.encode()
+    else:
+        body = orjson.dumps(
+            {"type": "about:blank", "title": title, "status": status, "detail": detail}
+        )
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/problem+json"),
+                (b"content-type", media),
                 (b"content-length", str(len(body)).encode()),
                 *API_HEADERS,
                 *(headers or []),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from gis.access import Permission, Principal
 from gis.errors import ForbiddenError
 
-__all__ = ["ENDPOINTS", "PUBLIC", "Rule", "check_routes", "permission_for"]
+__all__ = ["ENDPOINTS", "KEY_PARAMETER", "PUBLIC", "Rule", "check_routes", "permission_for"]
 
 P = Permission
 
@@ -35,7 +35,27 @@ SIGNED_IN = Rule(None)
 
 #: Endpoints anyone may call, signed in or not.
 PUBLIC: frozenset[tuple[str, str]] = frozenset(
-    {("GET", "/health"), ("GET", "/health/ready"), ("POST", "/api/v1/auth/token")}
+    {
+        ("GET", "/health"),
+        ("GET", "/health/ready"),
+        ("POST", "/api/v1/auth/token"),
+        # Open311: discovery and the categories are not sensitive.
+        ("GET", "/open311/v2/discovery.{format}"),
+        ("GET", "/open311/v2/services.{format}"),
+        ("GET", "/open311/v2/services/{service_code}.{format}"),
+    }
+)
+
+#: Endpoints whose key may come as the ``api_key`` query or form parameter
+#: (Open311 GeoReport v2): the route authenticates and checks the rule of
+#: :data:`ENDPOINTS` itself (``api.routers.open311``), not the guard.
+KEY_PARAMETER: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("POST", "/open311/v2/requests.{format}"),
+        ("GET", "/open311/v2/requests.{format}"),
+        ("GET", "/open311/v2/requests/{service_request_id}.{format}"),
+        ("GET", "/open311/v2/tokens/{token}.{format}"),
+    }
 )
 
 #: (method, path template) -> rule, for every other endpoint.
@@ -54,6 +74,7 @@ ENDPOINTS: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/layers/{layer}/changesets/{changeset_id}/apply"): Rule(P.BOUNDARIES_EDIT),
     ("DELETE", "/api/v1/layers/{layer}/changesets/{changeset_id}"): Rule(P.BOUNDARIES_EDIT),
     ("GET", "/api/v1/units/{code}"): Rule(P.UNITS_READ),
+    ("GET", "/api/v1/units/{code}/overlaps"): Rule(P.UNITS_READ),
     ("GET", "/api/v1/units/{code}/buildings"): Rule(P.PLACES_READ),
     ("GET", "/api/v1/units/{code}/households"): Rule(P.HOUSEHOLDS_READ),
     ("GET", "/api/v1/units/{code}/households/export"): Rule(P.HOUSEHOLDS_EXPORT),
@@ -64,12 +85,21 @@ ENDPOINTS: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/geocode"): Rule(P.GEOCODE),
     ("POST", "/api/v1/geocode/batch"): Rule(P.GEOCODE_BATCH),
     ("GET", "/api/v1/alignment"): Rule(P.ALIGNMENT_READ),
+    ("POST", "/api/v1/alignment/apply"): Rule(P.ALIGNMENT_APPLY),
     ("GET", "/api/v1/tiles/{layer}/{level}/{z}/{x}/{y}.mvt"): Rule(P.UNITS_READ),
     ("GET", "/api/v1/tiles/places/{z}/{x}/{y}.mvt"): Rule(P.UNITS_READ),
+    ("GET", "/api/v1/map/config"): SIGNED_IN,
     ("GET", "/api/v1/workload"): Rule(P.WORKLOAD_READ),
     ("POST", "/api/v1/patrol/plan"): Rule(P.PATROL),
     ("POST", "/api/v1/patrol/check"): Rule(P.PATROL),
     ("POST", "/api/v1/patrol/score"): Rule(P.PATROL),
+    # Lists household keys: personal data (planners plan streets, not visits).
+    ("POST", "/api/v1/patrol/schedule"): Rule(P.HOUSEHOLDS_READ),
+    ("POST", "/api/v1/patrol/routes"): Rule(P.PATROL),
+    ("GET", "/api/v1/patrol/routes"): Rule(P.PATROL),
+    ("GET", "/api/v1/patrol/routes/{route_id}"): Rule(P.PATROL),
+    ("DELETE", "/api/v1/patrol/routes/{route_id}"): Rule(P.PATROL),
+    ("GET", "/api/v1/patrol/routes/{route_id}/export"): Rule(P.PATROL),
     ("GET", "/api/v1/incidents/categories"): SIGNED_IN,
     ("POST", "/api/v1/incidents"): Rule(P.INCIDENTS_REPORT),
     ("GET", "/api/v1/incidents"): Rule(P.INCIDENTS_READ),
@@ -91,6 +121,11 @@ ENDPOINTS: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/admin/api-keys"): Rule(P.ACCOUNTS_ADMIN),
     ("DELETE", "/api/v1/admin/api-keys/{key_id}"): Rule(P.ACCOUNTS_ADMIN),
     ("GET", "/api/v1/admin/audit"): Rule(P.AUDIT_READ),
+    ("POST", "/open311/v2/requests.{format}"): Rule(P.INCIDENTS_REPORT),
+    ("GET", "/open311/v2/requests.{format}"): Rule(P.INCIDENTS_READ),
+    ("GET", "/open311/v2/requests/{service_request_id}.{format}"): Rule(P.INCIDENTS_READ),
+    ("GET", "/open311/v2/tokens/{token}.{format}"): Rule(P.INCIDENTS_READ),
+    ("GET", "/api/v1/incidents/evaluation"): Rule(P.INCIDENTS_READ),
 }
 
 

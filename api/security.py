@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from api.permissions import PUBLIC, permission_for
+from api.permissions import KEY_PARAMETER, PUBLIC, permission_for
 from gis.access import Jurisdiction, JurisdictionResolver, Principal
 from gis.access.accounts import (
     MAX_USERNAME_LENGTH,
@@ -182,8 +182,8 @@ def guard(request: Request) -> None:
     """Application-wide dependency: authenticate, rate-limit, check the role."""
     route = request.scope.get("route")
     path = getattr(route, "path", request.url.path)
-    if (request.method, path) in PUBLIC:
-        return
+    if (request.method, path) in PUBLIC or (request.method, path) in KEY_PARAMETER:
+        return  # KEY_PARAMETER routes authenticate themselves (the key may be a parameter)
     security: Security = request.app.state.security
     principal = security.admit(request.headers)
     permission_for(request.method, path).check(principal)

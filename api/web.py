@@ -9,6 +9,7 @@ no internet at all.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -17,10 +18,14 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
-__all__ = ["STATIC", "install"]
+__all__ = ["GLYPH_FONTS", "STATIC", "install"]
 
 STATIC = Path(__file__).parent / "static"
 _TITLE = "tongge 同格 API"
+#: Font stacks of the map labels: SDF glyph ranges built by ``web/glyphs.mjs``
+#: (Latin, digits, punctuation); CJK is drawn by the browser from local fonts.
+GLYPH_FONTS = ["Noto Sans Regular", "Noto Sans Bold"]
+_GLYPH_RANGE = re.compile(r"(\d{1,5})-(\d{1,5})")
 
 
 def install(app: FastAPI) -> None:
@@ -51,6 +56,27 @@ def install(app: FastAPI) -> None:
             with_google_fonts=False,
         )
 
+    async def glyphs(request: Request) -> Response:
+        # MapLibre asks for every 256-character range a label uses: ranges not
+        # shipped (CJK is drawn locally) answer an empty glyph set, not 404, so
+        # that the map logs no errors; unknown fonts and bad ranges are 404.
+        font = next(
+            (f for f in request.path_params["fontstack"].split(",") if f.strip() in GLYPH_FONTS),
+            None,
+        )
+        found = _GLYPH_RANGE.fullmatch(request.path_params["range"])
+        if font is None or found is None:
+            return Response(status_code=404)
+        start, end = int(found[1]), int(found[2])
+        if start % 256 or end != start + 255 or end > 65535:
+            return Response(status_code=404)
+        path = STATIC / "glyphs" / font.strip() / f"{start}-{end}.pbf"
+        data = path.read_bytes() if path.is_file() else b""
+        return Response(data, media_type="application/x-protobuf")
+
     app.add_route("/", index, methods=["GET"], include_in_schema=False)
+    app.add_route(
+        "/glyphs/{fontstack}/{range}.pbf", glyphs, methods=["GET"], include_in_schema=False
+    )
     app.add_route("/docs", swagger, methods=["GET"], include_in_schema=False)
     app.add_route("/redoc", redoc, methods=["GET"], include_in_schema=False)

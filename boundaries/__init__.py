@@ -22,7 +22,13 @@ from typing import Any
 
 from gis.address import AdminContext
 
-__all__ = ["SAMPLE_CITY", "SAMPLE_STREETS", "sample_city_context", "sample_city_manifest"]
+__all__ = [
+    "SAMPLE_CITY",
+    "SAMPLE_STREETS",
+    "sample_city_context",
+    "sample_city_listing",
+    "sample_city_manifest",
+]
 
 SAMPLE_CITY = Path(__file__).parent / "licheng"
 #: The synthetic street network (EPSG:4490 lines: ``key``, ``name``, ``class``),
@@ -36,11 +42,35 @@ def sample_city_manifest() -> dict[str, Any]:
     Returns
     -------
     dict
-        ``{"name", "crs", "valid_from", "layers": [{"name", "title", "levels":
-        [{"name", "title", "file"}]}]}``; ``file`` paths are relative to
-        :data:`SAMPLE_CITY`.
+        ``{"name", "synthetic", "source", "crs", "valid_from", "layers":
+        [{"name", "title", "levels": [{"name", "title", "file"}]}]}``; ``file``
+        paths are relative to :data:`SAMPLE_CITY`; ``synthetic`` is true (the
+        data are generated, ``source`` says how).
     """
     return json.loads((SAMPLE_CITY / "manifest.json").read_text(encoding="utf-8"))
+
+
+def sample_city_listing(relative: str) -> list[dict[str, Any]]:
+    """Return the records of one of the sample city's JSON listings.
+
+    The listings (``police/misalignments.json``, ``places/cut_buildings.json``,
+    ``places/outside_buildings.json``) are ``{"synthetic": true, "source":
+    "...", "items": [...]}``, like every file of the sample city saying what
+    it is; this returns ``items``.
+
+    Parameters
+    ----------
+    relative : str
+        Path under :data:`SAMPLE_CITY`.
+
+    Examples
+    --------
+    >>> [m["kind"] for m in sample_city_listing("police/misalignments.json")][:1]
+    ['grid_split_across_beats']
+    """
+    data = json.loads((SAMPLE_CITY / relative).read_text(encoding="utf-8"))
+    items: list[dict[str, Any]] = data["items"]
+    return items
 
 
 def sample_city_context(*, roads: Iterable[str] = ()) -> AdminContext:

@@ -21,6 +21,7 @@ __all__ = [
     "BUILTIN_LAYERS",
     "GOVERNANCE",
     "POLICE",
+    "TOWNSHIP",
     "URBAN",
     "LayerSpec",
     "LevelSpec",
@@ -109,6 +110,17 @@ POLICE = LayerSpec(
     title="警务网格 police beats",
     levels=(LevelSpec("station", "派出所 police station"), LevelSpec("beat", "警务责任区 beat")),
 )
+TOWNSHIP = LayerSpec(
+    name="township",
+    title="乡镇工作片 township work areas",
+    levels=(
+        LevelSpec("street", "街道/乡镇 street/town", (9,)),
+        # Groups of whole communities/villages of one street or town, led by a
+        # 片长 cadre: the third layer of "same grid" (三员协同).
+        LevelSpec("work_area", "工作片 work area", None),
+    ),
+    digits_only=True,
+)
 URBAN = LayerSpec(
     name="urban",
     title="城管单元网格 urban-management grids",
@@ -120,7 +132,9 @@ URBAN = LayerSpec(
     ),
     digits_only=True,
 )
-BUILTIN_LAYERS: dict[str, LayerSpec] = {spec.name: spec for spec in (GOVERNANCE, POLICE, URBAN)}
+BUILTIN_LAYERS: dict[str, LayerSpec] = {
+    spec.name: spec for spec in (GOVERNANCE, POLICE, TOWNSHIP, URBAN)
+}
 
 
 def level_spec_for(level: str | None) -> tuple[LayerSpec | None, LevelSpec | None]:

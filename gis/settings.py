@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gis.errors import InputError
 
-__all__ = ["Settings", "default_data_dir", "get_settings"]
+__all__ = ["BASEMAP_DATUMS", "Settings", "basemap_origins", "default_data_dir", "get_settings"]
+
+#: Datums an external basemap can be in (CGCS2000 and WGS84 agree to centimetres).
+BASEMAP_DATUMS = ("cgcs2000", "wgs84", "gcj02", "bd09")
+# WMTS KVP/REST placeholders, as Tianditu's and GeoServer's templates spell them.
+_WMTS_PLACEHOLDERS = {"tilematrix": "{z}", "tilecol": "{x}", "tilerow": "{y}"}
 
 #: The database file's name in the data directory.
 DATABASE_FILE = "tongge.sqlite"
@@ -69,6 +77,11 @@ class Settings(BaseSettings):
         description="Most bytes one file may expand to once decompressed and decoded.",
     )
     page_size_limit: int = Field(default=1000, description="Largest page the API returns.")
+    open311_public_read: bool = Field(
+        default=False,
+        description="Open311 GET requests answer without an api_key too, with the status, "
+        "category and unit only (never descriptions, contacts or places).",
+    )
     index_refresh_seconds: float = Field(
         default=1.0, description="How often the locate indexes look for boundary changes."
     )
@@ -147,6 +160,47 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Origins allowed to call the API from a browser (CORS off when empty).",
     )
+    basemap_url: str = Field(
+        default="",
+        description="External raster basemap under the web map: an XYZ tile template with "
+        "{z}/{x}/{y} (WMTS {TileMatrix}/{TileCol}/{TileRow} accepted), or several separated by "
+        "spaces, drawn bottom to top (Tianditu: vec_w then cva_w). Empty (the default): the "
+        "city's own streets, buildings and POIs, with no network at all. See docs/basemap.md.",
+    )
+    basemap_datum: Literal["cgcs2000", "wgs84", "gcj02", "bd09"] = Field(
+        default="cgcs2000",
+        description="Datum of the basemap's tiles: the grids are drawn shifted into it "
+        "(Amap/Tencent: gcj02; Tianditu and OSM: cgcs2000/wgs84).",
+    )
+    basemap_attribution: str = Field(
+        default="", max_length=300, description="Attribution shown on the map for the basemap."
+    )
+    basemap_tile_size: int = Field(
+        default=256, ge=64, le=1024, description="Pixel size of the basemap's tiles."
+    )
+    basemap_max_zoom: int = Field(
+        default=18, ge=1, le=22, description="Highest zoom the basemap has tiles for."
+    )
+
+    @field_validator("basemap_url")
+    @classmethod
+    def _basemap_templates(cls, value: str) -> str:
+        # Checked at start-up, so that a typo shows in the log, not as a grey map.
+        templates = []
+        for template in value.split():
+            parts = urlsplit(template)
+            if parts.scheme not in ("http", "https") or not parts.netloc or "{" in parts.netloc:
+                raise ValueError("each template must be an http(s) URL with a fixed host")
+            template = re.sub(
+                r"\{(tilematrix|tilecol|tilerow)\}",
+                lambda m: _WMTS_PLACEHOLDERS[m.group(1).lower()],
+                template,
+                flags=re.IGNORECASE,
+            )
+            if not all(key in template for key in ("{z}", "{x}", "{y}")):
+                raise ValueError("each template needs {z}, {x} and {y} (or WMTS placeholders)")
+            templates.append(template)
+        return " ".join(templates)
 
     @model_validator(mode="after")
     def _database_in_data_dir(self) -> Settings:
@@ -155,6 +209,23 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / DATABASE_FILE}"
         return self
+
+
+def basemap_origins(settings: Settings) -> list[str]:
+    """Return the origins (``scheme://host[:port]``) the basemap's tiles come from.
+
+    Examples
+    --------
+    >>> basemap_origins(Settings(basemap_url="https://t0.example.cn/vec_w/{z}/{x}/{y}.png"))
+    ['https://t0.example.cn']
+    """
+    origins: list[str] = []
+    for template in settings.basemap_url.split():
+        parts = urlsplit(template)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in origins:
+            origins.append(origin)
+    return origins
 
 
 @lru_cache(maxsize=1)

@@ -114,3 +114,16 @@ def grid_lines(
         if y + 1 < height:
             edges.append([(x * spacing, y * spacing), (x * spacing, (y + 1) * spacing)])
     return [e for e, k in zip(edges, itertools.cycle(keep), strict=False) if k]
+
+
+#: The GPX 1.1 schema (TopoGrafix), kept with the tests (see its README).
+GPX_XSD = Path(__file__).resolve().parent / "data" / "gpx-1.1.xsd"
+
+
+def validate_gpx11(document: bytes | str) -> None:
+    """Raise unless ``document`` is valid GPX 1.1 (the schema; extensions are lax there)."""
+    import xmlschema
+
+    schema = xmlschema.XMLSchema(str(GPX_XSD))
+    text = document.decode("utf-8") if isinstance(document, bytes) else document
+    schema.validate(text)

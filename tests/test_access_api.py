@@ -25,7 +25,7 @@ from httpx import Response
 from pydantic import SecretStr
 
 from api.app import create_app
-from api.permissions import ENDPOINTS, PUBLIC
+from api.permissions import ENDPOINTS, KEY_PARAMETER, PUBLIC
 from gis.access import ROLE_PERMISSIONS, SYSTEM, Role, audit_log
 from gis.access.accounts import create_api_key, revoke_api_key
 from gis.incidents import IncidentDraft, IncidentLocation
@@ -65,6 +65,12 @@ def incident_in(db: Database, grid: str) -> int:
     """Return the id of the incident located in ``grid``, or a missing id."""
     found = incidents.search(db, SYSTEM, unit=f"governance:{grid}")
     return found[0].id if found else 999_999_999
+
+
+def public_id_in(db: Database, grid: str) -> str:
+    """Return the public id (Open311's service_request_id) of the incident in ``grid``."""
+    found = incidents.search(db, SYSTEM, unit=f"governance:{grid}")
+    return found[0].public_id if found else "20260101-00000000"
 
 
 @pytest.fixture
@@ -108,7 +114,13 @@ def path_values(db: Database, grid: str) -> dict[str, str]:
         "x": str(_tile_x(118.53125, 15)),
         "y": str(_tile_y(24.9375, 15)),
         "changeset_id": "999999",  # no change set in this city: B's answer as a missing one's
+        "route_id": "999999",  # no stored route in this city
         "incident_id": str(incident_in(db, grid)),
+        # Open311 (GeoReport v2): the answer format and ids of things not there.
+        "format": "json",
+        "service_code": "0101",
+        "service_request_id": public_id_in(db, grid),
+        "token": "no-such-token",
     }
 
 
@@ -174,6 +186,9 @@ def body_for(method: str, path: str, grid: str, db: Database) -> dict[str, Any]:
         },
         ("POST", "/api/v1/incidents/escalate-overdue"): {},
         ("POST", "/api/v1/layers/{layer}/changesets/{changeset_id}/apply"): {},
+        ("POST", "/api/v1/alignment/apply"): {
+            "json": {"valid_from": "2027-01-01", "moves": [grid]}
+        },
         ("POST", "/api/v1/patrol/plan"): {
             "files": {"network": ("streets.geojson", _street(point), "application/geo+json")},
             "params": {"unit": grid},
@@ -185,12 +200,22 @@ def body_for(method: str, path: str, grid: str, db: Database) -> dict[str, Any]:
             },
             "params": {"unit": grid},
         },
+        ("POST", "/api/v1/patrol/schedule"): {"json": {"unit": grid}},
+        ("POST", "/api/v1/patrol/routes"): {"json": {"unit": grid, "shift": "早班"}},
         ("POST", "/api/v1/patrol/score"): {
             "files": {
                 "network": ("streets.geojson", _street(point), "application/geo+json"),
                 "track": ("track.gpx", _track(point), "application/gpx+xml"),
             },
             "params": {"unit": grid},
+        },
+        ("POST", "/open311/v2/requests.{format}"): {
+            "data": {
+                "service_code": "0101",
+                "lat": str(point["y"]),
+                "long": str(point["x"]),
+                "description": "占道经营",
+            }
         },
     }
     if method in ("GET", "DELETE"):
@@ -294,6 +319,11 @@ def test_without_credentials_everything_but_health_and_sign_in_is_401(
             if (method, path) in PUBLIC:
                 assert response.status_code != 401 or path.endswith("/token"), (method, path)
                 continue
+            if (method, path) in KEY_PARAMETER:
+                # Open311 answers a missing or invalid api_key 403, in its error list.
+                assert response.status_code == 403, (method, path, headers, response.text)
+                assert response.json()[0]["code"] == 403
+                continue
             assert response.status_code == 401, (method, path, headers, response.text)
             assert response.headers["content-type"].startswith("application/problem+json")
             assert response.headers["www-authenticate"].startswith("Bearer")
@@ -317,7 +347,9 @@ def test_grid_worker_of_a_cannot_read_infer_or_change_grid_b(
             echoed = tuple(path_values(city, GRID_B).values()) if "{" in path else ()
             assert not leaks(aimed_at_b, echoed=echoed), (method, path, params, aimed_at_b.text)
             checked += 1
-        if re.search(r"\{(code|key|staff_id|username|key_id|incident_id)\}", path):
+        if re.search(
+            r"\{(code|key|staff_id|username|key_id|incident_id|service_request_id)\}", path
+        ):
             # B answers exactly like something that does not exist.
             missing = call(client, method, path, MISSING_CODE)
             aimed_at_b = call(client, method, path, GRID_B)

@@ -17,7 +17,7 @@ import shapely
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from boundaries import SAMPLE_CITY
+from boundaries import SAMPLE_CITY, sample_city_listing
 from gis.alignment import (
     KINDS,
     NO_NOISE,
@@ -438,7 +438,7 @@ def named_codes(entry: dict[str, Any]) -> set[str]:
 def test_sample_city_reports_every_listed_misalignment_and_nothing_else(
     city: dict[str, gpd.GeoDataFrame],
 ) -> None:
-    listed = json.loads((SAMPLE_CITY / "police" / "misalignments.json").read_text("utf-8"))
+    listed = sample_city_listing("police/misalignments.json")
     report = check_alignment(
         city["grids"],
         city["beats"],
@@ -479,13 +479,18 @@ def test_sample_city_reports_every_listed_misalignment_and_nothing_else(
     assert len(report.violations) == len(expected)
     for violation in report.violations:
         assert any(set(violation.codes) <= named_codes(e) for e in listed), violation.codes
-    assert report.slivers == 0
+    # The police layer was digitised separately: its edges are off the grids'
+    # by a metre or two everywhere, reported as boundary noise, not violations.
+    assert len(report.noise) > 100
+    for noise in report.noise:
+        thin = noise.width_m < report.noise_tolerance.width_m
+        assert thin or (noise.household_share or 0.0) < 0.02, noise
 
 
 def test_sample_city_proposal_removes_every_misalignment(
     city: dict[str, gpd.GeoDataFrame],
 ) -> None:
-    listed = json.loads((SAMPLE_CITY / "police" / "misalignments.json").read_text("utf-8"))
+    listed = sample_city_listing("police/misalignments.json")
     grids_before = city["grids"].copy()
     proposal = propose_alignment(
         city["grids"],
@@ -503,9 +508,11 @@ def test_sample_city_proposal_removes_every_misalignment(
     for grid, entry in expected.items():
         assert moved[grid].households == entry["households_moved"]
         assert moved[grid].to_b != entry.get("beat")
-    crossing = moved["350502005009007"]
-    assert (crossing.to_b, crossing.to_parent) == ("350502503004", "350502503")
-    assert "350502501" in crossing.note
+    # The grid policed by the neighbouring station goes back to its own beat and station.
+    cut = next(e for e in listed if e["kind"] == "station_cuts_community")
+    crossing = moved[cut["grids"][0]]
+    assert (crossing.to_b, crossing.to_parent) == (cut["beats"][0], cut["stations"][0])
+    assert cut["stations"][1] in crossing.note
 
     # Both layers stay valid coverages: the beats in the rebuilt stations,
     # the rebuilt stations in the county, the grids in their communities.

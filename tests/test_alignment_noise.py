@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import shapely
 
-from boundaries import SAMPLE_CITY
+from boundaries import SAMPLE_CITY, sample_city_listing
 from gis import datum
 from gis.alignment import NO_NOISE, AlignmentReport, check_alignment, propose_alignment
 from gis.validate import convert_to_datum, validate_units
@@ -66,7 +66,7 @@ def city() -> dict[str, gpd.GeoDataFrame]:
 
 def seeded() -> set[tuple[str, str]]:
     """(kind, first code) of every violation the five seeded misalignments make."""
-    listed = json.loads((SAMPLE_CITY / "police" / "misalignments.json").read_text("utf-8"))
+    listed = sample_city_listing("police/misalignments.json")
     expected: set[tuple[str, str]] = set()
     for entry in listed:
         if entry["kind"] == "grid_split_across_beats":
@@ -135,7 +135,7 @@ def test_noisy_layer_proposal_moves_only_the_seeded_grids_and_snaps_the_rest(
         b_parents=stations,
         weights=city["micro"],
     )
-    listed = json.loads((SAMPLE_CITY / "police" / "misalignments.json").read_text("utf-8"))
+    listed = sample_city_listing("police/misalignments.json")
     assert {m.a_code for m in proposal.moves} == {e.get("grid") or e["grids"][0] for e in listed}
     assert proposal.aligned, proposal.report.to_dict()["violations"]
     assert len(proposal.snapped) > 20  # noisy beats snapped onto the grid edges

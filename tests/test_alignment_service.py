@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+import geopandas as gpd
 import pytest
 
-from boundaries import SAMPLE_CITY
+from boundaries import SAMPLE_CITY, sample_city_listing
 from gis.access import Principal, Role, audit_log
-from gis.alignment import align, apply_alignment, parse_layer_level, propose
+from gis.alignment import NoiseTolerance, align, apply_alignment, parse_layer_level, propose
 from gis.errors import InputError
 from gis.repository import Database
 from gis.units import import_manifest, units_page
@@ -18,7 +19,7 @@ from tests._client import signed_in
 
 def test_sample_city_misalignments_found_fixed_and_versioned(db: Database) -> None:
     import_manifest(db, manifest=SAMPLE_CITY / "manifest.json")
-    expected = json.loads((SAMPLE_CITY / "police" / "misalignments.json").read_text("utf-8"))
+    expected = sample_city_listing("police/misalignments.json")
     state = align(db, a="governance:grid", b="police:beat")
     assert not state.report.aligned
     named = {code for v in state.report.violations for code in v.codes}
@@ -28,7 +29,9 @@ def test_sample_city_misalignments_found_fixed_and_versioned(db: Database) -> No
                 assert item[key] in named, item
     plan = propose(state)
     assert plan.aligned
-    assert sorted(m.households or 0 for m in plan.moves) == [79, 101, 136, 311, 431]
+    assert sorted(m.households or 0 for m in plan.moves) == sorted(
+        e["households_moved"] for e in expected
+    )
     planner = Principal(
         kind="user", name="planner-li", role=Role.PLANNER, units=("governance:350502",)
     )
@@ -101,7 +104,12 @@ def test_noise_options_datum_and_stale_in_the_answers(city_db: Database, monkeyp
     with signed_in(city_db) as client:
         body = client.get("/api/v1/alignment").json()
         assert body["aligned"] is False and len(body["violations"]) >= 5
-        assert body["noise"] == [] and body["datum_offset"] is None and body["stale"] == []
+        # The police layer is digitised separately: its offsets are noise, listed.
+        assert body["noise"] and body["datum_offset"] is None and body["stale"] == []
+        default = NoiseTolerance()
+        for noise in body["noise"]:
+            thin = noise["width_m"] < default.width_m
+            assert thin or (noise["household_share"] or 0.0) < default.household_share, noise
         bad = client.get("/api/v1/alignment", params={"noise_width_m": -1})
         assert bad.status_code == 400 and "noise_width_m" in bad.text
         share = client.get("/api/v1/alignment", params={"noise_household_share": 2})
@@ -119,6 +127,36 @@ def test_noise_options_datum_and_stale_in_the_answers(city_db: Database, monkeyp
         assert json.loads(strict.stdout)["noise_tolerance"]["width_m"] == 0.0
     finally:
         get_settings.cache_clear()
+
+
+def test_same_grid_joins_the_township_work_areas_too(city_db: Database, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from gis.settings import get_settings
+
+    areas = gpd.read_file(SAMPLE_CITY / "township" / "work_area.geojson")
+    grids = gpd.read_file(SAMPLE_CITY / "governance" / "grid.geojson")
+    with signed_in(city_db) as client:
+        body = client.get("/api/v1/alignment", params={"layer_b": "township:work_area"}).json()
+    assert body["aligned"] is True, body["violations"][:3]
+    assert body["counts"] == {} and body["noise"] == []  # drawn from the civil layer itself
+    monkeypatch.setenv("TONGGE_DATABASE_URL", city_db.url)
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        found = runner.invoke(app, ["align", "--layer-b", "township:work_area", "--format", "json"])
+        beats = runner.invoke(
+            app, ["align", "--layer-a", "police:beat", "--layer-b", "township:work_area"]
+        )
+    finally:
+        get_settings.cache_clear()
+    assert found.exit_code == 0, found.output
+    report = json.loads(found.stdout)
+    assert report["aligned"] is True
+    assert report["a_units"] == len(grids) and report["b_units"] == len(areas)
+    # Beats against work areas: the beat that crosses a street boundary is found.
+    assert beats.exit_code == 1, beats.output
 
 
 def test_check_command_reports_a_gcj02_layer_against_its_parent(tmp_path) -> None:
@@ -184,9 +222,7 @@ def test_stale_references_name_retired_and_unknown_codes() -> None:
     assert found[1]["retired"] is None and "does not exist" in found[1]["message"]
 
 
-def test_beats_drawn_on_an_earlier_version_of_the_grids_are_stale(
-    db: Database, tmp_path
-) -> None:
+def test_beats_drawn_on_an_earlier_version_of_the_grids_are_stale(db: Database, tmp_path) -> None:
     from gis.units import import_units
     from tests.fixtures_access import (
         BEAT_X,
@@ -256,7 +292,7 @@ def test_noisy_police_layer_stored_reported_and_snapped(city_db: Database, monke
     assert len(state.report.noise) > 20
     assert {v.codes[0] for v in state.report.violations if v.kind == "grid_split_across_beats"} == {
         e["grid"]
-        for e in json.loads((SAMPLE_CITY / "police" / "misalignments.json").read_text("utf-8"))
+        for e in sample_city_listing("police/misalignments.json")
         if e["kind"] == "grid_split_across_beats"
     }
     monkeypatch.setenv("TONGGE_DATABASE_URL", city_db.url)

@@ -46,6 +46,7 @@ VALID = {
     "key_id": "tg_nope",
     "op": "merge",
     "changeset_id": "999999",
+    "route_id": "999999",
     "category": "0101",
     "incident_id": "1",
     "action": "accept",
@@ -91,6 +92,7 @@ BAD: dict[str, list[tuple[str, str]]] = {
     "sliver_width": [("-0.5", "sliver")],
     "rate": [("0", "rate")],
     "workers": [("0", "--workers")],
+    "route_id": [("abc", "ROUTE_ID"), ("999999", "no route 999999")],
     "category": [("9999", "9999")],
     "incident_id": [("abc", "INCIDENT_ID")],
     "ids": [("abc", "IDS")],
@@ -118,6 +120,9 @@ BAD_FOR: dict[tuple[str, ...], dict[str, list[tuple[str, str]]]] = {
     ("incidents", "transition"): {"action": [("teleport", "teleport")], "unit": []},
     # --layer only qualifies --unit; the street file comes with every call.
     **{("patrol", verb): {"layer": []} for verb in ("plan", "export", "check", "score")},
+    # Filters: an unknown unit or layer lists no route.
+    ("patrol", "routes", "list"): {"unit": [], "layer": []},
+    ("incidents", "evaluate"): {"by": [("police:no_such_level", "by")]},
 }
 
 #: Optional parameters given with every call of a command (with their valid value).
@@ -133,6 +138,7 @@ FILE_ONLY = {("check",), *(("patrol", verb) for verb in ("plan", "export", "chec
 BAD_SETTINGS = [
     ("TONGGE_DATABASE_URL", "mysql://root@localhost/tongge", "database url"),
     ("TONGGE_CLI_NICENESS", "very", "TONGGE_CLI_NICENESS"),
+    ("TONGGE_BASEMAP_URL", "ftp://tiles.example.cn/{z}/{x}/{y}.png", "TONGGE_BASEMAP_URL"),
 ]
 
 
@@ -375,8 +381,16 @@ def test_geocode_before_the_first_version_says_so_per_row(
 ) -> None:
     target = tmp_path / "early.csv"
     code, output = run(
-        "geocode", str(workspace["source"]), "-o", str(target), "--x", "x", "--y", "y",
-        "--at", "2020-01-01",
+        "geocode",
+        str(workspace["source"]),
+        "-o",
+        str(target),
+        "--x",
+        "x",
+        "--y",
+        "y",
+        "--at",
+        "2020-01-01",
     )
     assert code == 0, output
     assert set(pd.read_csv(target)["status"]) == {"before_first_version"}

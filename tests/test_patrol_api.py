@@ -127,3 +127,19 @@ def test_bad_uploads_are_problems_not_500s(
             files={"network": upload(network), "track": upload(track)},
         )
         assert scored.status_code == 400 and "GPX" in scored.text
+
+
+def test_plan_on_the_stored_streets_without_an_upload(
+    city_db: Database, grids: tuple[str, str, Path]
+) -> None:
+    mine, _, _ = grids
+    with signed_in(city_db, role="grid_worker", units=[f"governance:{mine}"]) as client:
+        answer = client.post("/api/v1/patrol/plan", params={"unit": mine})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["covered_share"] == pytest.approx(1) and body["street_length_m"] > 0
+        gpx = client.post("/api/v1/patrol/plan", params={"unit": mine, "format": "gpx"})
+        assert gpx.status_code == 200 and gpxpy.parse(gpx.text).routes
+    with signed_in(city_db, role="admin", units=[]) as client:
+        nothing = client.post("/api/v1/patrol/plan")
+        assert nothing.status_code == 400 and "unit" in nothing.text

@@ -75,10 +75,40 @@ def test_plan_a_stored_unit_json_contract(city: Database, tmp_path: Path) -> Non
     assert code in (tmp_path / "plan.gpx").read_text(encoding="utf-8")
 
 
-def test_unit_without_network_says_there_is_no_street_layer(city: Database) -> None:
+def test_unit_without_network_plans_on_the_stored_streets(city: Database) -> None:
+    from boundaries import SAMPLE_STREETS
+
+    frame, _ = units_page(city, layer="governance", level="grid", limit=1)
+    code = str(frame["code"].iloc[0])
+    exit_code, stdout, _ = tongge("plan", "--unit", code, "--format", "json")
+    assert exit_code == 0
+    stored = json.loads(stdout)
+    assert stored["covered_share"] == pytest.approx(1) and stored["street_length_m"] > 0
+    # The stored layer is the sample city's street file: the same plan.
+    exit_code, stdout, _ = tongge(
+        "plan", "--unit", code, "--network", SAMPLE_STREETS, "--format", "json"
+    )
+    assert exit_code == 0
+    from_file = json.loads(stdout)
+    for key in ("street_length_m", "length_m", "lower_bound_m", "segments"):
+        assert stored[key] == pytest.approx(from_file[key], abs=0.2), key
+
+
+def test_no_stored_streets_and_no_network_is_refused(city: Database) -> None:
+    with city.transaction() as repo:
+        repo.streets.upsert(
+            gpd.GeoDataFrame(
+                {"key": [], "name": [], "class": [], "attributes": []},
+                geometry=[],
+                crs="EPSG:4490",
+            ),
+            replace_all=True,
+        )
     exit_code, _, stderr = tongge("plan", "--unit", "350502")
     assert exit_code == 2
     assert "no stored street layer" in stderr and "--network" in stderr
+    exit_code, _, stderr = tongge("plan")
+    assert exit_code == 2 and "nothing to plan" in stderr
 
 
 def recorded(route_file: Path, path: Path) -> Path:

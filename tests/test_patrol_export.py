@@ -15,7 +15,7 @@ from gis.datum import wgs84_to_gcj02
 from gis.errors import InputError
 from gis.patrol import Checkpoint, PatrolPlan, plan_patrol, write_plan
 from gis.patrol._export import GPX_NS
-from tests.fixtures_patrol import grid_lines, tiny, to_lonlat
+from tests.fixtures_patrol import grid_lines, tiny, to_lonlat, validate_gpx11
 
 
 @pytest.fixture
@@ -34,6 +34,7 @@ def test_gpx_has_routes_waypoints_and_unit_codes(plan: PatrolPlan, tmp_path: Pat
     target = write_plan(plan, tmp_path / "plan.gpx", unit_code="350502004001", unit_name="网格一")
     text = target.read_text(encoding="utf-8")
     assert 'version="1.1"' in text and "http://www.topografix.com/GPX/1/1" in text
+    validate_gpx11(text)  # the GPX 1.1 schema itself
     gpx = gpxpy.parse(text)
     assert len(gpx.routes) == len(plan.routes) > 1
     assert [w.name for w in gpx.waypoints] == ["社区服务站"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import geopandas as gpd
@@ -10,7 +9,7 @@ import pytest
 import shapely
 
 from api.bootstrap import open_database
-from boundaries import SAMPLE_CITY, sample_city_manifest
+from boundaries import SAMPLE_CITY, sample_city_listing, sample_city_manifest
 from gis.io import read_units
 from gis.layers import BUILTIN_LAYERS
 from gis.repository import Database
@@ -72,7 +71,7 @@ def test_real_street_names_and_codes() -> None:
 
 
 def test_police_layer_has_the_documented_misalignments() -> None:
-    misalignments = json.loads((SAMPLE_CITY / "police" / "misalignments.json").read_text("utf-8"))
+    misalignments = sample_city_listing("police/misalignments.json")
     assert len(misalignments) >= 3
     grids = gpd.read_file(level_file("governance", "grid")).set_index("code").to_crs(4549)
     beats = gpd.read_file(level_file("police", "beat")).set_index("code").to_crs(4549)
@@ -111,9 +110,8 @@ def test_sample_places_are_assigned_cut_flagged_and_outside_reported(city_db: Da
     from gis.places import assign_places, unit_workload
 
     db = city_db  # loaded on first use, as above (once per run, copied)
-    places = SAMPLE_CITY / "places"
-    cut = json.loads((places / "cut_buildings.json").read_text("utf-8"))
-    outside = json.loads((places / "outside_buildings.json").read_text("utf-8"))
+    cut = sample_city_listing("places/cut_buildings.json")
+    outside = sample_city_listing("places/outside_buildings.json")
     frame = assign_places(db).frame.set_index("key")
     assert frame.index.is_unique  # every building exactly once
     for item in cut:
@@ -131,3 +129,41 @@ def test_sample_places_are_assigned_cut_flagged_and_outside_reported(city_db: Da
         int(counted.loc["350502", "households"]) + outside_households == grids["households"].sum()
     )
     assert int(load.outside["households"]) == outside_households
+
+
+def test_township_work_areas_are_the_third_layer_of_the_same_grid() -> None:
+    from gis.alignment import check_alignment
+
+    grids = read_units(level_file("governance", "grid"))
+    communities = read_units(level_file("governance", "community"))
+    areas = read_units(level_file("township", "work_area"))
+    streets = read_units(level_file("township", "street"))
+    civil_streets = read_units(level_file("governance", "street"))
+    # Its streets are the civil streets; every work area groups whole communities of one.
+    assert sorted(streets["code"]) == sorted(civil_streets["code"])
+    pairs = zip(areas["code"], areas["parent_code"], strict=True)
+    assert all(code[:9] == parent and code[9] == "9" for code, parent in pairs)
+    assert 8 < len(areas) < len(communities)
+    report = check_alignment(grids, areas, a_parents=communities, b_parents=streets)
+    assert report.aligned, report.to_dict()["violations"][:3]
+    assert report.a_count == len(grids) and not report.noise and report.slivers == 0
+    assert len(report.checked) > 3  # the parent rules (community, street) were checked too
+
+
+def test_police_layer_is_digitised_separately_one_station_per_street() -> None:
+    streets = read_units(level_file("governance", "street"))
+    stations = read_units(level_file("police", "station"))
+    # One station per street, named after it (the usual urban pattern).
+    assert sorted(n.removesuffix("派出所") for n in stations["name"]) == sorted(
+        n.removesuffix("街道") for n in streets["name"]
+    )
+    # Drawn by another department: beat edges follow the grids' at a metre or
+    # two, sharing their vertices only on the district outline (where both
+    # follow the official outline).
+    county = read_units(level_file("governance", "county")).geometry.iloc[0]
+    micro = read_units(level_file("governance", "micro_grid"))
+    beats = read_units(level_file("police", "beat"))
+    outline = {tuple(p) for p in shapely.get_coordinates(county).tolist()}
+    grid_xy = {tuple(p) for p in shapely.get_coordinates(micro.geometry.values).tolist()}
+    beat_xy = {tuple(p) for p in shapely.get_coordinates(beats.geometry.values).tolist()} - outline
+    assert len(beat_xy & grid_xy) < 0.05 * len(beat_xy)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import mapbox_vector_tile
@@ -19,6 +21,7 @@ from api.app import create_app
 from gis.datum import wgs84_to_gcj02
 from gis.repository import Database
 from gis.settings import Settings
+from gis.streets import import_streets
 from gis.tiles import TileLayer, encode_tile, tile_bounds
 from gis.tiles._service import BUFFER, EXTENT
 from gis.units import import_units
@@ -63,6 +66,8 @@ def test_encoder_round_trips_through_the_reference_decoder() -> None:
             square,
             shapely.LineString([(0, 0), (5, 5), (5, 5), (9, 1)]),
             shapely.MultiPoint([(1, 2), (3, 4)]),
+            shapely.Point(),  # empty: left out
+            shapely.Point(-7, 4100),  # a label point in the buffer beyond the tile's corner
         ],
         dtype=object,
     )
@@ -70,6 +75,8 @@ def test_encoder_round_trips_through_the_reference_decoder() -> None:
         {"code": "A", "households": 12, "share": 1.5, "delta": -3, "dedicated": True, "x": None},
         {"code": "B"},
         {},
+        {"code": "empty"},
+        {"code": "P"},
     ]
     features = decode(encode_tile([TileLayer("grid", geometries, properties)]))["grid"]
     polygon = shapely.geometry.shape(features[0]["geometry"])
@@ -83,6 +90,8 @@ def test_encoder_round_trips_through_the_reference_decoder() -> None:
     }
     assert features[1]["geometry"]["coordinates"] == [[0, 0], [5, 5], [9, 1]]
     assert features[2]["geometry"]["coordinates"] == [[1, 2], [3, 4]]
+    assert features[3]["geometry"] == {"type": "Point", "coordinates": [-7, 4100]}
+    assert features[3]["properties"] == {"code": "P"} and len(features) == 4
 
 
 @settings(max_examples=60, deadline=None)
@@ -273,3 +282,93 @@ def test_basemap_places_stay_inside_the_jurisdiction(city_db: Database) -> None:
         assert "households" not in own["buildings"][0]["properties"]  # no counts of people
         low = client.get(f"/api/v1/tiles/places/12/{x >> 4}/{y >> 4}.mvt", headers=admin)
         assert low.status_code == 200 and low.content == b""
+
+
+def _streets_file(path: Path, streets: dict[str, tuple[str, list[tuple[float, float]]]]) -> Path:
+    features = [
+        {
+            "type": "Feature",
+            "properties": {"key": key, "name": name, "class": "residential"},
+            "geometry": {"type": "LineString", "coordinates": coords},
+        }
+        for key, (name, coords) in streets.items()
+    ]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), "utf-8")
+    return path
+
+
+def test_streets_are_in_the_basemap_tiles_and_follow_imports(
+    client: TestClient, db: Database, tmp_path: Path
+) -> None:
+    # Two streets across the corner of four communities, one far away.
+    first = {
+        "s1": ("中山路", [(118.545, 24.925), (118.555, 24.925)]),
+        "s2": ("新华路", [(118.55, 24.92), (118.55, 24.93)]),
+        "far": ("远路", [(118.60, 24.95), (118.61, 24.96)]),
+    }
+    import_streets(db, path=_streets_file(tmp_path / "a.geojson", first))
+    z = 16
+    x, y = tile_of(118.55, 24.925, z)
+    url = f"/api/v1/tiles/places/{z}/{x}/{y}.mvt"
+    response = client.get(url)
+    assert response.status_code == 200
+    names = {f["properties"]["name"] for f in decode(response.content)["streets"]}
+    assert names == {"中山路", "新华路"}
+    # Below the places zoom: nothing (no basemap detail at district views).
+    assert client.get(f"/api/v1/tiles/places/13/{x >> 3}/{y >> 3}.mvt").content == b""
+    # A new network replaces the streets: the tiles follow (streets bump the places clock).
+    second = {"s3": ("温陵路", [(118.548, 24.924), (118.552, 24.926)])}
+    import_streets(db, path=_streets_file(tmp_path / "b.geojson", second), replace=True)
+    for _ in range(100):
+        names = {
+            f["properties"]["name"] for f in decode(client.get(url).content).get("streets", [])
+        }
+        if names == {"温陵路"}:
+            break
+        time.sleep(0.1)
+    assert names == {"温陵路"}
+
+
+def test_streets_of_a_grid_worker_stop_at_their_area(
+    client: TestClient, db: Database, tmp_path: Path
+) -> None:
+    streets = {"s1": ("中山路", [(118.545, 24.93), (118.555, 24.93)])}
+    import_streets(db, path=_streets_file(tmp_path / "a.geojson", streets))
+    worker = sign_in(client, db, role="grid_worker", units=["governance:350502001001"])
+    z = 16
+    x, y = tile_of(118.55, 24.93, z)
+    url = f"/api/v1/tiles/places/{z}/{x}/{y}.mvt"
+    everything = decode(client.get(url).content)["streets"]
+    own = decode(client.get(url, headers=worker).content)["streets"]
+    bounds = tile_bounds(z, x, y)
+    # The worker's community ends at lon 118.55: their piece of the street stops there.
+    edge = (TO_MERCATOR.transform(118.55, 24.93)[0] - bounds[0]) / (bounds[2] - bounds[0]) * EXTENT
+
+    def xs(features: list[dict[str, Any]]) -> list[float]:
+        return [
+            p[0] for f in features for p in np.asarray(f["geometry"]["coordinates"]).reshape(-1, 2)
+        ]
+
+    assert max(xs(everything)) > edge + 100
+    assert max(xs(own)) <= edge + 1
+
+
+def test_each_unit_is_labelled_in_exactly_one_tile(client: TestClient) -> None:
+    # The communities span several tiles at zoom 15: pieces in each, one label point.
+    z = 15
+    x0, y0 = tile_of(118.50, 24.95, z)
+    x1, y1 = tile_of(118.60, 24.90, z)
+    labels: list[str] = []
+    pieces: set[tuple[int, int, str]] = set()
+    for x in range(x0, x1 + 1):
+        for y in range(y0, y1 + 1):
+            tile = decode(client.get(f"/api/v1/tiles/governance/community/{z}/{x}/{y}.mvt").content)
+            labels += [f["properties"]["code"] for f in tile.get("labels", [])]
+            pieces |= {(x, y, f["properties"]["code"]) for f in tile.get("community", [])}
+            for feature in tile.get("labels", []):
+                # The label point lies inside the tile and inside its unit's piece there.
+                px, py = feature["geometry"]["coordinates"]
+                assert 0 <= px <= EXTENT and 0 <= py <= EXTENT
+                assert (x, y, feature["properties"]["code"]) in pieces
+    assert sorted(labels) == sorted(COMMUNITIES)
+    assert len(pieces) > 2 * len(COMMUNITIES)  # each community is cut into several tiles

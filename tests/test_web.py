@@ -187,8 +187,13 @@ def test_english_switch_and_shareable_url(server: Server, browser: Browser) -> N
     assert page.input_value("#layer") == "police" and page.input_value("#level") == "beat"
     assert page.inner_text("#signout") == "Sign out"
     assert rendered_units(page, "beat")
+    # The sample city is generated: the map says so, in both languages.
+    assert page.is_visible("#synthetic")
+    assert page.inner_text("#synthetic") == "Synthetic sample data"
+    assert "police" in (page.get_attribute("#synthetic", "data-layers") or "").split()
     page.click("#lang")
     assert page.inner_text("#signout") == "退出" and "lang=zh" in page.url
+    assert page.inner_text("#synthetic").startswith("示例数据")
 
 
 @pytest.mark.parametrize("path", ["/docs", "/redoc"])
@@ -253,10 +258,14 @@ def test_planner_splits_a_micro_grid_by_drawing_a_line(server: Server, browser: 
     footprints = shapely.union_all(np.asarray(buildings.geometry.values)).buffer(2e-5)
     minx, miny, maxx, maxy = polygon.bounds
     segment = None
-    for share in np.linspace(0.3, 0.7, 41):
-        y = miny + share * (maxy - miny)
-        across = shapely.LineString([(minx - 1, y), (maxx + 1, y)]).intersection(polygon)
-        parts = [p for p in shapely.get_parts(across) if p.length > (maxx - minx) / 3]
+    # West-east lines first, then north-south ones.
+    shares = np.linspace(0.3, 0.7, 41)
+    lines = [((minx - 1, y), (maxx + 1, y)) for y in miny + shares * (maxy - miny)]
+    lines += [((x, miny - 1), (x, maxy + 1)) for x in minx + shares * (maxx - minx)]
+    for start, end in lines:
+        across = shapely.LineString([start, end]).intersection(polygon)
+        span = maxy - miny if start[0] == end[0] else maxx - minx
+        parts = [p for p in shapely.get_parts(across) if p.length > span / 3]
         if len(parts) == 1 and not parts[0].intersects(footprints):
             segment = parts[0]
             break
@@ -280,8 +289,10 @@ def test_planner_splits_a_micro_grid_by_drawing_a_line(server: Server, browser: 
 
     page.click("#edit-toggle")
     page.select_option("#edit-op", "split")
-    # Pick the unit by clicking inside it, off the line to be drawn.
-    above = shapely.LineString([(inner.x, inner.y), (inner.x, maxy + 1)]).intersection(polygon)
+    # Pick the unit by clicking inside it, off the line to be drawn (north of
+    # a west-east line, east of a north-south one).
+    away = (maxx + 1, inner.y) if x0 == x1 else (inner.x, maxy + 1)
+    above = shapely.LineString([(inner.x, inner.y), away]).intersection(polygon)
     reach = max(shapely.get_parts(above), key=lambda part: part.length)
     inside = reach.interpolate(0.5, normalized=True)
     page.mouse.click(*pixel(inside.x, inside.y))
@@ -323,3 +334,37 @@ def test_planner_splits_a_micro_grid_by_drawing_a_line(server: Server, browser: 
     )
     page.screenshot(path=SCREENSHOTS / "edit_saved.png")
     assert not recorder.outside(server.url) and not recorder.errors, recorder.errors
+
+
+def test_grid_worker_sees_and_downloads_their_routes(server: Server, browser: Browser) -> None:
+    located = httpx.post(
+        f"{server.url}/api/v1/geocode",
+        json={"x": POINT[0], "y": POINT[1], "crs": "cgcs2000"},
+        headers=token(server, add_user(server.db, role="admin")),
+    ).json()
+    grid = next(u for u in located["layers"]["governance"]["units"] if u["level"] == "grid")
+    username = add_user(server.db, role="grid_worker", units=[f"governance:{grid['code']}"])
+    saved = httpx.post(
+        f"{server.url}/api/v1/patrol/routes",
+        json={"unit": grid["code"], "shift": "早班"},
+        headers=token(server, username),
+        timeout=120,
+    )
+    assert saved.status_code == 201, saved.text
+    route = saved.json()["routes"][0]["id"]
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    recorder = sign_in(page, server, username)
+    page.fill("#query", grid["code"])
+    page.press("#query", "Enter")
+    page.click(f"#panel a[data-result=unit][data-code='{grid['code']}']")
+    page.wait_for_selector(f"#patrol li[data-route='{route}']", timeout=30_000)
+    drawn = page.evaluate(
+        "() => window.tonggeMap.getSource('patrol-routes')._data.features.map(f => f.properties.id)"
+    )
+    assert route in drawn
+    with page.expect_download() as caught:
+        page.click(f"#patrol button[data-route='{route}'][data-format=gpx][data-datum=wgs84]")
+    text = Path(caught.value.path()).read_text(encoding="utf-8")
+    assert "<rte>" in text and grid["code"] in text
+    page.screenshot(path=SCREENSHOTS / "grid_worker_routes.png")
+    assert not recorder.outside(server.url) and not recorder.errors

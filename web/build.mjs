@@ -1,14 +1,15 @@
 // Build the web map and the offline API docs into the Python package (api/static).
-//   node build.mjs          write api/static/{web,docs} and gis/maps/assets (Leaflet for offline folium maps)
+//   node build.mjs          write api/static/{web,docs,glyphs} and gis/maps/assets (Leaflet for offline folium maps)
 //   node build.mjs --check  build into a temporary folder and fail if the committed files differ
 import * as esbuild from "esbuild";
 import { cpSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
+import { buildGlyphs } from "./glyphs.mjs";
 
 const here = new URL(".", import.meta.url).pathname;
 const project = join(here, "..");
-const OUTPUTS = ["api/static/web", "api/static/docs", "gis/maps/assets"];
+const OUTPUTS = ["api/static/web", "api/static/docs", "api/static/glyphs", "gis/maps/assets"];
 const check = process.argv.includes("--check");
 const out = check ? mkdtempSync(join(tmpdir(), "tongge-web-")) : project;
 
@@ -36,6 +37,7 @@ async function build(root) {
     logLevel: "warning",
   });
   cpSync(join(here, "src", "index.html"), join(into, "web", "index.html"));
+  buildGlyphs(join(here, "node_modules"), join(into, "glyphs"));
   const swagger = join(here, "node_modules", "swagger-ui-dist");
   for (const file of ["swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png", "LICENSE"]) {
     cpSync(join(swagger, file), join(into, "docs", file === "LICENSE" ? "swagger-ui.LICENSE" : file));

@@ -18,6 +18,7 @@ from api.cli import (
     _access,
     _alignment,
     _edits,
+    _evaluation,
     _incidents,
     _locate,
     _patrol,
@@ -60,6 +61,7 @@ _streets.register(app)
 _edits.register(app)
 _patrol.register(app)
 _incidents.register(app)
+_evaluation.register(_incidents.incidents_app)
 
 
 def main() -> None:

@@ -316,13 +316,16 @@ def layers(
                         {"name": lv.name, "title": lv.title, "units": lv.unit_count}
                         for lv in s.levels
                     ],
+                    "synthetic": s.synthetic,
+                    "source": s.source,
                 }
                 for s in summaries
             ]
         )
         return
     for summary in summaries:
-        out.print(f"[bold]{summary.name}[/bold] {summary.title}")
+        mark = "  [yellow]示例数据 synthetic sample data[/yellow]" if summary.synthetic else ""
+        out.print(f"[bold]{summary.name}[/bold] {summary.title}{mark}")
         for level in summary.levels:
             out.print(
                 f"  {level.rank}. {level.name:<12} {level.title:<24} {level.unit_count:>6} units"

@@ -6,12 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import event_time, get_db
-from api.security import current_jurisdiction
-from gis.access import Jurisdiction
-from gis.alignment import alignment_report, noise_tolerance
+from api.security import current_jurisdiction, current_principal
+from gis.access import Jurisdiction, Principal
+from gis.alignment import alignment_report, apply_reviewed, noise_tolerance
 from gis.repository import Database
 
 router = APIRouter(prefix="/api/v1", tags=["alignment"])
@@ -88,4 +88,72 @@ def alignment(
     )
     return alignment_report(
         db, a=layer_a, b=layer_b, at=at, proposal=proposal, jurisdiction=jurisdiction, noise=noise
+    )
+
+
+class ApplyRequest(BaseModel):
+    """Store the proposal you reviewed as a new dated version of layer B."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    layer_a: str = Field(default="governance:grid", max_length=130)
+    layer_b: str = Field(default="police:beat", max_length=130)
+    valid_from: str = Field(
+        max_length=40,
+        description="Effective date/time of the new version.",
+        examples=["2027-01-01"],
+    )
+    moves: list[Annotated[str, Field(max_length=64)]] = Field(
+        max_length=100_000,
+        description="a_code of every move in the proposal you reviewed (refused with 412 when "
+        "today's proposal differs).",
+    )
+    noise_width_m: float = 10.0
+    noise_household_share: float = 0.02
+    noise_area_share: float = 0.15
+
+
+class ApplyAnswer(BaseModel):
+    """What was stored."""
+
+    applied: bool
+    proposal: dict[str, Any]
+    imports: list[dict[str, Any]]
+
+
+@router.post(
+    "/alignment/apply",
+    summary="Apply a same-grid proposal 同格调整 (administrators)",
+    response_model=ApplyAnswer,
+    responses={
+        400: {"description": "Nothing to apply, or the proposal does not restore alignment"},
+        403: {"description": "Not an administrator of the whole city"},
+        412: {"description": "The proposal changed since you reviewed it"},
+    },
+)
+def apply(
+    body: ApplyRequest,
+    db: Database = Depends(get_db),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    principal: Principal = Depends(current_principal),
+) -> dict[str, Any]:
+    """Recompute the proposal and store it as a new version of layer B (as `tongge align --apply`).
+
+    Only when it still moves exactly the units you reviewed (`moves`); the
+    import is audited.
+    """
+    noise = noise_tolerance(
+        width_m=body.noise_width_m,
+        household_share=body.noise_household_share,
+        area_share=body.noise_area_share,
+    )
+    return apply_reviewed(
+        db,
+        a=body.layer_a,
+        b=body.layer_b,
+        valid_from=body.valid_from,
+        moves=body.moves,
+        noise=noise,
+        actor=principal,
+        jurisdiction=jurisdiction,
     )

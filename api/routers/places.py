@@ -210,6 +210,8 @@ class UnitLoad(BaseModel):
     households: int
     persons: int
     places: int | None = None
+    min_households: float | None = Field(default=None, description="The level's target, from.")
+    max_households: float | None = Field(default=None, description="The level's target, to.")
     over: bool | None = Field(default=None, description="Above the level's target.")
     under: bool | None = Field(default=None, description="Below the level's target.")
 

@@ -47,13 +47,20 @@ async def places_tile(
     """Return building footprints and points of interest of tile ``z/x/y`` (EPSG:3857 XYZ).
 
     The offline basemap: source layers ``buildings`` (``key``, ``use``,
-    ``floors``; from zoom 14) and ``pois`` (``name``, ``category``; from
-    zoom 15), only inside your jurisdiction; empty below zoom 14.
+    ``floors``; from zoom 14), ``streets`` (``name``, ``class``; from zoom
+    14) and ``pois`` (``name``, ``category``; from zoom 15), only inside your
+    jurisdiction; empty below zoom 14.
     """
     # Places only where the caller sees the units wholly (their own area).
     visible = None if jurisdiction.unrestricted else dict(jurisdiction.wholly)
     data, etag = await run_in_threadpool(
-        tiles.places_tile, z=z, x=x, y=y, visible=visible, datum=datum
+        tiles.places_tile,
+        z=z,
+        x=x,
+        y=y,
+        visible=visible,
+        area=None if visible is None else jurisdiction.area,
+        datum=datum,
     )
     return _answer(request, data, etag)
 
@@ -84,7 +91,9 @@ async def level_tile(
     """Return the units of ``layer``/``level`` that meet tile ``z/x/y`` (EPSG:3857 XYZ).
 
     One source layer named after the level; each feature carries ``code``,
-    ``name``, ``parent_code`` and ``households``. Shapes are simplified per
+    ``name``, ``parent_code`` and ``households``. Source layer ``labels``:
+    one point per unit (``code``, ``name``; inside it, far from its edges),
+    in the one tile that holds it, so a map names each unit once. Shapes are simplified per
     zoom with shared edges kept shared; only the units of your jurisdiction
     are in the tile (other layers' units cut to your area). Tiles follow
     boundary changes at once.

@@ -67,6 +67,14 @@ def list_units(
             examples=["118.55,24.88,118.62,24.93"],
         ),
     ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="Only units whose code starts with this or whose name contains it.",
+            examples=["开元"],
+        ),
+    ] = None,
     at: datetime | None = Depends(event_time),
     limit: int = Depends(page_size),
     offset: Annotated[int, Query(ge=0, le=10_000_000, description="Units to skip.")] = 0,
@@ -83,6 +91,7 @@ def list_units(
         limit=limit,
         offset=offset,
         jurisdiction=jurisdiction,
+        search=q,
     )
     links = []
     if offset + len(frame) < total:
@@ -128,6 +137,47 @@ def get_unit(
     feature["ancestors"] = [unit_ref(row) for row in detail["ancestors"]]
     feature["children"] = [unit_ref(row) for _, row in detail["children"].iterrows()]
     return feature
+
+
+class Overlap(BaseModel):
+    """A unit of another layer covering part of the unit."""
+
+    layer: str
+    level: str
+    code: str
+    name: str | None = None
+    area_m2: float = Field(description="Shared ground, m² (CGCS2000 Gauss-Kruger).")
+    share: float = Field(description="Share of the unit's area (0-1).")
+
+
+class Overlaps(BaseModel):
+    """The units of every other layer covering a unit (同格)."""
+
+    layer: str
+    code: str
+    area_m2: float
+    overlaps: list[Overlap]
+
+
+@router.get(
+    "/units/{code}/overlaps",
+    summary="Units of other layers covering a unit 同格单元 (area shares)",
+    response_model=Overlaps,
+    responses={404: {"description": "No unit with this code (in your jurisdiction)"}},
+)
+def get_overlaps(
+    code: str,
+    db: Database = Depends(get_db),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    layer: Annotated[str | None, Query(description="Layer, when a code exists in several.")] = None,
+    at: datetime | None = Depends(event_time),
+) -> dict[str, Any]:
+    """Return, per other layer and level, the units covering part of this one and their share.
+
+    E.g. which police beats cover a grid, and how much of it each. Only units
+    you may see; of another layer's unit, the ground inside your area.
+    """
+    return unit_registry.unit_overlaps(db, code=code, layer=layer, at=at, jurisdiction=jurisdiction)
 
 
 @router.get(

@@ -45,6 +45,14 @@ class Layer(BaseModel):
     name: str = Field(examples=["governance"])
     title: str = Field(examples=["综治网格 governance grids"])
     levels: list[Level]
+    synthetic: bool = Field(
+        default=False,
+        description="Some of its current units are synthetic sample data (示例数据), "
+        "e.g. the bundled sample city: not a real layout.",
+    )
+    source: str | None = Field(
+        default=None, description="Where synthetic data come from (the manifest's note)."
+    )
 
 
 class UnitProperties(BaseModel):
@@ -110,6 +118,8 @@ def layer_schema(summary: LayerSummary) -> Layer:
             )
             for lv in summary.levels
         ],
+        synthetic=summary.synthetic,
+        source=summary.source,
     )
 
 

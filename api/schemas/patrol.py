@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import date
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -64,3 +65,102 @@ class ScoreResponse(BaseModel):
     checkpoints_missed: list[str]
     points: int
     dropped_points: int
+
+
+class ScheduleRequest(BaseModel):
+    """A unit's week of visits (周走访)."""
+
+    unit: str = Field(min_length=1, max_length=64, description="Unit code (grid, micro-grid).")
+    layer: str | None = Field(default=None, max_length=64)
+    days: int = Field(default=5, ge=1, le=7, description="Working days.")
+    visited: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None,
+        max_length=100_000,
+        description="Place ids visited last week: the others are carried over, visited first.",
+    )
+    start: str | None = Field(default=None, description="LON,LAT (WGS84): the office.")
+    start_date: date | None = Field(default=None, description="The first working day.")
+    visit_minutes: float = Field(default=5.0, ge=0, le=240)
+    balance: Literal["time", "walk"] = "time"
+    tolerance: float = Field(default=0.15, gt=0, lt=1)
+    mode: Literal["walk", "drive"] = "walk"
+
+
+class ScheduleDayModel(BaseModel):
+    """One working day of visits."""
+
+    day: int
+    date: str | None
+    visits: int
+    carried: int = Field(description="Visits carried over from last week.")
+    length_m: float = Field(description="Walking length (m).")
+    walk_s: float
+    visit_s: float = Field(description="Time at the doors (s).")
+    time_s: float
+    places: list[str] = Field(description="Place ids in walking order.")
+
+
+class ScheduleResponse(BaseModel):
+    """The week: per day visits, length and time; how evenly it is spread."""
+
+    days: list[ScheduleDayModel]
+    visits: int
+    carried: int
+    length_m: float
+    time_s: float
+    balance: str
+    tolerance: float
+    spread: float = Field(description="Largest relative deviation of a day from the mean day.")
+    balanced: bool
+    mode: str
+
+
+class RouteSaveRequest(BaseModel):
+    """Plan a unit on the stored streets and store its routes for a member of staff and a shift."""
+
+    unit: str = Field(min_length=1, max_length=64)
+    layer: str | None = Field(default=None, max_length=64)
+    staff_id: int | None = Field(default=None, ge=1, description="Who walks them (`/staff`).")
+    shift: str | None = Field(default=None, max_length=64, description="e.g. 早班 08:00-12:00")
+    name: str | None = Field(default=None, max_length=200)
+    mode: Literal["walk", "drive"] = "walk"
+    start: str | None = Field(default=None, description="LON,LAT (WGS84) start and end.")
+    checkpoints: list[Annotated[str, Field(max_length=300)]] = Field(
+        default_factory=list, max_length=200, description="NAME@LON,LAT (WGS84)."
+    )
+    max_length_m: float | None = Field(default=None, gt=0, description="Longest route (m).")
+
+
+class StoredRoute(BaseModel):
+    """A stored route of a unit (its line only in the single-route answer)."""
+
+    id: int
+    layer: str
+    level: str
+    unit_code: str
+    unit_version: str = Field(description="The unit's boundary version it was planned on.")
+    revision: int = Field(description="The registry's boundary revision then.")
+    part: int = Field(description="Which route of the plan (a plan split into shifts).")
+    staff_id: int | None
+    shift: str | None
+    name: str | None
+    params: dict[str, Any]
+    length_m: float
+    street_m: float
+    deadhead_m: float
+    segments: int
+    time_s: float
+    checkpoints: list[str]
+    stale: bool = Field(description="The unit's boundary moved since: re-plan.")
+    stale_reason: str | None
+    created_by: str
+    created_at: str
+    geometry: dict[str, Any] | None = Field(
+        default=None, description="GeoJSON LineString (CGCS2000 lon/lat)."
+    )
+
+
+class RouteList(BaseModel):
+    """Stored routes, newest first."""
+
+    routes: list[StoredRoute]

@@ -36,6 +36,7 @@ class Permission(StrEnum):
     GEOCODE = "geocode"
     GEOCODE_BATCH = "geocode:batch"
     ALIGNMENT_READ = "alignment:read"
+    ALIGNMENT_APPLY = "alignment:apply"
     WORKLOAD_READ = "workload:read"
     ACCOUNTS_ADMIN = "accounts:admin"
     AUDIT_READ = "audit:read"

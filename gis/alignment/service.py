@@ -28,7 +28,7 @@ from gis.alignment import (
     propose_alignment,
 )
 from gis.alignment._stale import stale_edges, stale_references
-from gis.errors import InputError
+from gis.errors import ForbiddenError, InputError, StaleVersionError
 from gis.layers import LayerSpec
 from gis.repository import Database
 from gis.times import isoformat_local, parse_time
@@ -43,6 +43,7 @@ __all__ = [
     "align",
     "alignment_report",
     "apply_alignment",
+    "apply_reviewed",
     "noise_tolerance",
     "parse_layer_level",
 ]
@@ -308,6 +309,76 @@ def apply_alignment(
             actor=actor,
         )
     ]
+
+
+def apply_reviewed(
+    db: Database,
+    *,
+    a: LayerLevel | str,
+    b: LayerLevel | str,
+    valid_from: str | date | datetime,
+    moves: list[str],
+    noise: NoiseTolerance | None = None,
+    actor: Principal = SYSTEM,
+    jurisdiction: Jurisdiction | None = None,
+) -> dict[str, Any]:
+    """Apply the proposal a reviewer saw: recompute it now, store it if it is still the same.
+
+    Parameters
+    ----------
+    a, b : LayerLevel or str
+        The two levels, as for :func:`align`.
+    valid_from : str, date or datetime
+        When the new version of layer B takes effect.
+    moves : list of str
+        The codes of the A units the reviewed proposal moved (its ``moves``'
+        ``a_code``): when today's proposal moves others, nothing is stored.
+    noise : NoiseTolerance, optional
+        The boundary-noise thresholds the report was made with.
+    actor : Principal
+        Who applies it (audited with the import).
+    jurisdiction : Jurisdiction, optional
+        The caller's: the proposal rewrites layer B everywhere, so only an
+        unrestricted caller may apply it.
+
+    Returns
+    -------
+    dict
+        ``applied``, ``proposal`` (as :meth:`Proposal.to_dict`) and
+        ``imports`` (the stored versions, as ``ImportResult.to_dict``).
+
+    Raises
+    ------
+    ForbiddenError
+        For a caller bound to some units.
+    StaleVersionError
+        When the layers changed and the proposal now moves other units.
+    InputError
+        When there is nothing to apply, or the proposal does not restore
+        alignment (nothing is stored).
+    """
+    if jurisdiction is not None and not jurisdiction.unrestricted:
+        raise ForbiddenError(
+            "a same-grid proposal rewrites the whole layer: only a caller bound to no units "
+            "may apply it"
+        )
+    state = align(db, a=a, b=b, noise=noise)
+    if state.report.aligned and not state.report.noise:
+        raise InputError(f"{state.a} already nests in {state.b}: nothing to apply", field="moves")
+    plan = propose(state)
+    now = sorted(m.a_code for m in plan.moves)
+    if now != sorted(moves):
+        raise StaleVersionError(
+            "the layers changed since the proposal was shown: it now moves "
+            f"{', '.join(now) or 'nothing'}; review it again",
+            codes=sorted(set(now) ^ set(moves)),
+        )
+    results = apply_alignment(db, state=state, proposal=plan, valid_from=valid_from, actor=actor)
+    return {
+        "applied": True,
+        "proposal": plan.to_dict(),
+        "imports": [result.to_dict() for result in results],
+    }
 
 
 def _level_of(db: Database, ref: LayerLevel) -> LayerSpec:

@@ -672,6 +672,12 @@ def _store(
         units=units,
         from_draft=from_draft,
     )
+    # Patrol routes planned on a boundary that moved need re-planning.
+    repo.routes.mark_stale(
+        layer=changeset.layer,
+        codes=_moved_codes(changeset),
+        reason=f"change set {changeset_id} moved the unit's boundary",
+    )
     append_audit(
         repo,
         actor=actor,
@@ -690,6 +696,18 @@ def _store(
         },
     )
     return changeset_id
+
+
+def _moved_codes(changeset: ChangeSet) -> list[str]:
+    # Units retired, or whose boundary after the change differs from before.
+    moved: list[str] = []
+    for change in changeset.levels:
+        after = dict(zip(change.after["code"], change.after.geometry.values, strict=True))
+        for code, before in zip(change.before["code"], change.before.geometry.values, strict=True):
+            now = after.get(code)
+            if now is None or not shapely.equals(before, now):
+                moved.append(str(code))
+    return moved
 
 
 # -- history and revert --------------------------------------------------------------
@@ -726,7 +744,9 @@ def changeset_detail(
     """Return one stored change set with its units before and after (GeoDataFrame).
 
     With ``visible``, a change set touching a unit outside the caller's
-    jurisdiction is "not found".
+    jurisdiction is "not found". A unit the change set retired (a merged or
+    split micro-grid) is no longer in any jurisdiction: it counts as visible
+    when its parent is.
     """
     with db.reader() as repo:
         found = repo.changesets.get(changeset_id=changeset_id)

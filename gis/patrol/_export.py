@@ -17,6 +17,7 @@ shifts them for Chinese phone apps (Amap/Tencent, Baidu) with
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -31,9 +32,16 @@ from gis.crs import transformer
 from gis.datum import wgs84_to_bd09, wgs84_to_gcj02
 from gis.errors import InputError
 from gis.files import write_csv
-from gis.patrol._plan import PatrolPlan, route_line
+from gis.patrol._plan import Checkpoint, PatrolPlan, route_line
 
-__all__ = ["DATUMS", "EXPORT_FORMATS", "GPX_NS", "plan_to_geojson", "write_plan"]
+__all__ = [
+    "DATUMS",
+    "EXPORT_FORMATS",
+    "GPX_NS",
+    "plan_to_geojson",
+    "stored_route_text",
+    "write_plan",
+]
 
 EXPORT_FORMATS = ("gpx", "kml", "geojson", "csv")
 DATUMS = ("wgs84", "gcj02", "bd09")
@@ -298,3 +306,100 @@ def _segment_table(plan: PatrolPlan, datum: str) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class _StoredRoute:
+    # The figures _gpx/_kml read from a route, for a stored one.
+    length_m: float
+    street_m: float
+    deadhead_m: float
+    segments: int
+    time_s: float
+    checkpoints: list[str]
+
+
+@dataclass(frozen=True)
+class _StoredPlan:
+    routes: list[_StoredRoute]
+    checkpoints: list[Checkpoint]
+
+
+def stored_route_text(route: dict[str, Any], *, fmt: str, datum: str = "wgs84") -> str:
+    """Return a stored route (:mod:`gis.patrol._routes`) as GPX 1.1, KML, GeoJSON or CSV text.
+
+    Raises
+    ------
+    InputError
+        Unknown format or datum.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise InputError(
+            f"unknown format {fmt!r}: use one of {', '.join(EXPORT_FORMATS)}", field="format"
+        )
+    if datum not in DATUMS:
+        raise InputError(f"datum {datum!r} is not one of {', '.join(DATUMS)}", field="datum")
+    figures = route["figures"]
+    checkpoints = [Checkpoint(c["name"], c["lon"], c["lat"]) for c in route["checkpoints"]]
+    plan = _StoredPlan(
+        routes=[
+            _StoredRoute(
+                length_m=figures["length_m"],
+                street_m=figures["street_m"],
+                deadhead_m=figures["deadhead_m"],
+                segments=figures["segments"],
+                time_s=figures["time_s"],
+                checkpoints=[c.name for c in checkpoints],
+            )
+        ],
+        checkpoints=checkpoints,
+    )
+    to_wgs = transformer(CRS.from_epsg(4490), CRS.from_epsg(4326))
+
+    def convert(coords: np.ndarray) -> np.ndarray:
+        lon, lat = to_wgs.transform(coords[:, 0], coords[:, 1])
+        x, y = _shift(np.asarray(lon), np.asarray(lat), datum)
+        return np.column_stack([np.round(x, 7), np.round(y, 7)])
+
+    line = shapely.transform(route["line"], convert)
+    points = [shapely.transform(shapely.Point(c.lon, c.lat), convert) for c in checkpoints]
+    meta = {"unit_code": route["unit_code"], "unit_name": route.get("name"), "datum": datum}
+    if fmt == "gpx":
+        return _gpx(plan, [line], points, meta)  # type: ignore[arg-type]
+    if fmt == "kml":
+        return _kml(plan, [line], points, meta)  # type: ignore[arg-type]
+    if fmt == "geojson":
+        properties = {
+            "kind": "route",
+            "route": route["id"],
+            **_route_properties(plan.routes[0]),
+            "unit_code": route["unit_code"],
+            "layer": route["layer"],
+            "staff_id": route["staff_id"],
+            "shift": route["shift"],
+            "datum": datum,
+        }
+        features = [
+            {
+                "type": "Feature",
+                "geometry": shapely.geometry.mapping(line),
+                "properties": properties,
+            }
+        ]
+        features += [
+            {
+                "type": "Feature",
+                "geometry": shapely.geometry.mapping(p),
+                "properties": {"kind": "checkpoint", "name": c.name, "datum": datum},
+            }
+            for c, p in zip(checkpoints, points, strict=True)
+        ]
+        return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False)
+    table = pd.DataFrame(
+        [
+            {"order": k, "name": name, "length_m": length, "covers": bool(covers)}
+            for k, (name, length, covers) in enumerate(route["steps"], start=1)
+        ],
+        columns=["order", "name", "length_m", "covers"],
+    )
+    return str(write_csv(table))

@@ -140,6 +140,7 @@ def plan_patrol(
     start: tuple[float, float] | None = None,
     checkpoints: Sequence[Checkpoint] = (),
     max_length_m: float | None = None,
+    required: np.ndarray | None = None,
 ) -> PatrolPlan:
     """Plan closed routes covering every street segment of ``area``.
 
@@ -157,6 +158,9 @@ def plan_patrol(
         Places every plan passes (their nearest node).
     max_length_m : float, optional
         Longest route allowed; the tour is split into several.
+    required : ndarray of bool, optional
+        The segments to cover, instead of those of ``area`` (the streets in
+        front of a day's visits, :mod:`gis.patrol._schedule`).
 
     Returns
     -------
@@ -171,7 +175,8 @@ def plan_patrol(
     seg = network.segments
     if max_length_m is not None and not max_length_m > 0:
         raise InputError("max_length_m must be a positive number of metres", field="max_length_m")
-    required = _inside(network, area, area_crs)
+    if required is None:
+        required = _inside(network, area, area_crs)
     if not required.any():
         raise InputError("no street of the network lies in the area", field="area")
     u = seg["u"].to_numpy()

@@ -58,11 +58,14 @@ class BasemapPlaces:
         Per layer, the unit code of each building (row for row; None: none).
     pois : DataFrame
         ``key``, ``name``, ``category``, ``lon``, ``lat`` (EPSG:4490).
+    streets : GeoDataFrame, optional
+        Street centre lines (EPSG:4490) with ``name`` and ``class``.
     """
 
     buildings: gpd.GeoDataFrame
     units: dict[str, Any]
     pois: pd.DataFrame
+    streets: gpd.GeoDataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class UnitPlaces:
         self._buildings: gpd.GeoDataFrame | None = None
         self._households: pd.DataFrame | None = None
         self._pois: pd.DataFrame | None = None
+        self._streets: gpd.GeoDataFrame | None = None
         self._workloads: dict[str, Workload] = {}
 
     def unit(self, *, layer: str, code: str, jurisdiction: Jurisdiction) -> VisibleUnit:
@@ -139,9 +143,7 @@ class UnitPlaces:
         if visible is not None:
             result = result.restricted_to(visible)
         if level is not None:
-            result = dataclasses.replace(
-                result, units=result.units[result.units["level"] == level]
-            )
+            result = dataclasses.replace(result, units=result.units[result.units["level"] == level])
         return result
 
     def workload(self, *, layer: str, at: datetime | None = None) -> Workload:
@@ -175,19 +177,21 @@ class UnitPlaces:
         return dict(zip(units["code"], units["households"].fillna(0).astype(int), strict=True))
 
     def basemap(self, layers: list[str]) -> BasemapPlaces:
-        """Return footprints, POIs and each building's unit in ``layers`` (for map tiles)."""
+        """Return footprints, POIs, streets and each building's unit in ``layers`` (map tiles)."""
         units = {layer: self._assigned(layer)["unit"].to_numpy(dtype=object) for layer in layers}
         with self._lock:
             self._check()
-            if self._buildings is None or self._pois is None:
+            if self._buildings is None or self._pois is None or self._streets is None:
                 with self._db.reader() as repo:
                     if self._buildings is None:
                         self._buildings = repo.places.buildings_frame()
                     if self._pois is None:
                         self._pois = repo.places.pois_table()
-            buildings, pois = self._buildings, self._pois
+                    if self._streets is None:
+                        self._streets = repo.streets.frame()
+            buildings, pois, streets = self._buildings, self._pois, self._streets
         # Assignments follow the buildings frame's order (key order), row for row.
-        return BasemapPlaces(buildings=buildings, units=units, pois=pois)
+        return BasemapPlaces(buildings=buildings, units=units, pois=pois, streets=streets)
 
     def buildings(
         self, *, layer: str, code: str, jurisdiction: Jurisdiction | None = None
@@ -264,6 +268,7 @@ class UnitPlaces:
             self._buildings = None
             self._households = None
             self._pois = None
+            self._streets = None
 
     def _assigned(self, layer: str) -> pd.DataFrame:
         with self._lock:

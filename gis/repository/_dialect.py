@@ -234,7 +234,8 @@ def erase_append_only(connection: Any, table: Any) -> None:
         connection.execute(text(statement))
 
 
-#: Counter name -> the tables whose changes bump it.
+#: Counter name -> the tables whose changes bump it (as migration 0005 made
+#: them; migration 0009 adds ``streets`` to ``places``: map tiles draw them).
 REVISION_COUNTERS: dict[str, tuple[str, ...]] = {
     "boundaries": ("units", "imports", "layers", "levels"),
     "places": ("buildings", "households", "places"),

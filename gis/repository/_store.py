@@ -22,6 +22,7 @@ from gis.repository._changesets import ChangeSetStore
 from gis.repository._dialect import bbox_filter, geometry_as_wkb
 from gis.repository._incidents import IncidentStore
 from gis.repository._places import PlaceStore
+from gis.repository._routes import RouteStore
 from gis.repository._streets import StreetStore
 from gis.repository._types import ImportSummary, LayerSummary, LevelSummary
 from gis.repository.models import (
@@ -79,6 +80,11 @@ class Repository:
     def places(self) -> PlaceStore:
         """Buildings, households and points of interest."""
         return PlaceStore(self._session)
+
+    @property
+    def routes(self) -> RouteStore:
+        """Stored patrol routes."""
+        return RouteStore(self._session)
 
     @property
     def streets(self) -> StreetStore:
@@ -170,15 +176,19 @@ class Repository:
                 .group_by(UnitRow.level_id)
             ).all()
         )
+        provenance = self._provenance(when)
         result = []
         for layer in self._session.scalars(select(LayerRow).order_by(LayerRow.id)).all():
             levels = self._session.scalars(
                 select(LevelRow).where(LevelRow.layer_id == layer.id).order_by(LevelRow.rank)
             ).all()
+            source = provenance.get(layer.id)
             result.append(
                 LayerSummary(
                     name=layer.name,
                     title=layer.title,
+                    synthetic=source is not None,
+                    source=source or None,
                     levels=tuple(
                         LevelSummary(
                             name=level.name,
@@ -192,6 +202,39 @@ class Repository:
                 )
             )
         return result
+
+    def _provenance(self, when: datetime) -> dict[int, str]:
+        # Layers with units valid at ``when`` from an import marked synthetic,
+        # with that import's source note ("" when it has none).
+        used = (
+            select(UnitRow.import_id)
+            .where(_valid_at(when), UnitRow.import_id.is_not(None))
+            .distinct()
+        )
+        found: dict[int, str] = {}
+        rows = self._session.execute(
+            select(ImportRow.layer_id, ImportRow.summary)
+            .where(ImportRow.id.in_(used))
+            .order_by(ImportRow.id)
+        ).all()
+        for layer_id, summary in rows:
+            mark = (summary or {}).get("provenance") or {}
+            if mark.get("synthetic") is True:
+                found.setdefault(int(layer_id), str(mark.get("source") or ""))
+        return found
+
+    def mark_provenance(self, *, import_id: int, synthetic: bool, source: str | None) -> None:
+        """Record where an import's data come from (kept in its summary).
+
+        ``synthetic`` data (the bundled sample city) make the layer's summary
+        say so while any unit of the import is valid.
+        """
+        row = self._session.get(ImportRow, import_id)
+        if row is None:
+            raise NotFoundError(f"no import {import_id}")
+        mark = {"synthetic": bool(synthetic), "source": source}
+        row.summary = {**(row.summary or {}), "provenance": mark}
+        self._session.flush()
 
     def is_empty(self) -> bool:
         """Whether no unit is stored at all."""
@@ -256,10 +299,13 @@ class Repository:
         limit: int | None = None,
         offset: int = 0,
         all_versions: bool = False,
+        search: str | None = None,
     ) -> gpd.GeoDataFrame:
         """Return units as a GeoDataFrame in EPSG:4490, ordered by level and code.
 
-        Only versions valid at ``at`` (default: now) unless ``all_versions``.
+        Only versions valid at ``at`` (default: now) unless ``all_versions``;
+        with ``search`` only units whose code starts with it or whose name
+        contains it (case-insensitive; ``%`` and ``_`` are plain characters).
         """
         query = (
             select(
@@ -286,6 +332,7 @@ class Repository:
             codes=codes,
             bbox=bbox,
             all_versions=all_versions,
+            search=search,
         )
         query = query.order_by(LayerRow.id, LevelRow.rank, UnitRow.code, UnitRow.valid_from)
         if limit is not None:
@@ -314,6 +361,7 @@ class Repository:
         parent: str | None = None,
         codes: Sequence[str] | None = None,
         bbox: tuple[float, float, float, float] | None = None,
+        search: str | None = None,
     ) -> int:
         """Count the units :meth:`units_frame` would return without paging."""
         query = (
@@ -331,6 +379,7 @@ class Repository:
             codes=codes,
             bbox=bbox,
             all_versions=False,
+            search=search,
         )
         return int(self._session.scalar(query) or 0)
 
@@ -596,6 +645,7 @@ class Repository:
         codes: Sequence[str] | None,
         bbox: tuple[float, float, float, float] | None,
         all_versions: bool,
+        search: str | None = None,
     ) -> Any:
         if layer is not None:
             query = query.where(LayerRow.name == layer)
@@ -609,6 +659,14 @@ class Repository:
             query = query.where(UnitRow.code.in_(list(codes)))
         if bbox is not None:
             query = query.where(bbox_filter(self.dialect, UnitRow.geom, "units", bbox))
+        if search:
+            # autoescape: a user's % or _ matches itself, not "anything".
+            query = query.where(
+                or_(
+                    UnitRow.code.startswith(search, autoescape=True),
+                    UnitRow.name.icontains(search, autoescape=True),
+                )
+            )
         return query
 
 

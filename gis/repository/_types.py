@@ -19,11 +19,18 @@ class LevelSummary:
 
 @dataclass(frozen=True)
 class LayerSummary:
-    """A layer with its levels."""
+    """A layer with its levels.
+
+    ``synthetic`` is true when some of the layer's units valid at the time
+    asked came from an import marked synthetic (the bundled sample city);
+    ``source`` is that import's note on where the data come from.
+    """
 
     name: str
     title: str
     levels: tuple[LevelSummary, ...]
+    synthetic: bool = False
+    source: str | None = None
 
 
 @dataclass

@@ -443,3 +443,37 @@ class IncidentKeyRow(Base):
     body_hash: Mapped[str] = mapped_column(String(64))
     incident_id: Mapped[int] = mapped_column(_INCIDENT_ID)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PatrolRouteRow(Base):
+    """A planned patrol route of a unit (one part of a plan), for a member of staff and a shift."""
+
+    __tablename__ = "patrol_routes"
+    __table_args__ = (
+        Index("ix_patrol_routes_unit", "layer", "unit_code"),
+        Index("ix_patrol_routes_box", "min_lon", "max_lon"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    layer: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(64))
+    unit_code: Mapped[str] = mapped_column(String(64))
+    unit_version: Mapped[datetime] = mapped_column(UTCDateTime)
+    revision: Mapped[int] = mapped_column(Integer)
+    part: Mapped[int] = mapped_column(Integer)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
+    shift: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    steps: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    checkpoints: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    wkb: Mapped[bytes] = mapped_column(LargeBinary)
+    min_lon: Mapped[float] = mapped_column(Float)
+    min_lat: Mapped[float] = mapped_column(Float)
+    max_lon: Mapped[float] = mapped_column(Float)
+    max_lat: Mapped[float] = mapped_column(Float)
+    stale: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    stale_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

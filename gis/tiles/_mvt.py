@@ -105,6 +105,18 @@ def _encode_layer(layer: TileLayer) -> bytes:
         int(row): None if data is None else (_POLYGON, data)
         for row, data in zip(polygon_rows, polygon_bytes, strict=True)
     }
+    # Single points (label anchors, POIs): a few bytes each, made with plain
+    # integers (numpy's per-call overhead would be most of a tile's time).
+    single = (shapely.get_type_id(geometries) == 0) & ~shapely.is_empty(geometries)
+    point_rows = np.flatnonzero(single)
+    if len(point_rows):
+        coords = shapely.get_coordinates(geometries[point_rows]).astype(np.int64).tolist()
+        head = _varint(_command(_MOVE_TO, 1))
+        for row, (x, y) in zip(point_rows.tolist(), coords, strict=True):
+            encoded[row] = (
+                _POINT,
+                head + _varint((x << 1) ^ (x >> 63)) + _varint((y << 1) ^ (y >> 63)),
+            )
     features = []
     for row, (geometry, properties) in enumerate(zip(geometries, layer.properties, strict=True)):
         found = encoded[row] if row in encoded else _encode_other(geometry)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
 import shapely
 from numpy.typing import NDArray
@@ -73,6 +74,14 @@ class _Source:
     mercator: NDArray[np.object_]
     households: Mapping[str, int]
     by_zoom: dict[int, tuple[NDArray[np.object_], shapely.STRtree]] = field(default_factory=dict)
+    label_points: tuple[NDArray[np.object_], shapely.STRtree] | None = None
+
+    def labels(self) -> tuple[NDArray[np.object_], shapely.STRtree]:
+        """One label point per unit (inside it, far from its edges), made once."""
+        if self.label_points is None:
+            points = np.asarray([_label_point(g) for g in self.mercator], dtype=object)
+            self.label_points = (points, shapely.STRtree(points))
+        return self.label_points
 
     def at_zoom(self, z: int) -> tuple[NDArray[np.object_], shapely.STRtree]:
         key = min(z, _SIMPLIFY_UP_TO + 1)
@@ -107,6 +116,10 @@ class _PlacesSource:
     poi_units: dict[str, NDArray[np.object_]]
     poi_name: NDArray[np.object_]
     poi_category: NDArray[np.object_]
+    streets: NDArray[np.object_]
+    street_tree: shapely.STRtree
+    street_name: NDArray[np.object_]
+    street_class: NDArray[np.object_]
 
 
 def _visible_rows(
@@ -228,15 +241,17 @@ class TileService:
         x: int,
         y: int,
         visible: Mapping[str, frozenset[str]] | None = None,
+        area: BaseGeometry | None = None,
         datum: str = "cgcs2000",
     ) -> tuple[bytes, str]:
         """Return the basemap tile of the city's own places and its ETag.
 
         Source layers ``buildings`` (footprints with ``key``, ``use``,
-        ``floors``; from zoom 14) and ``pois`` (``name``, ``category``; from
-        zoom 15). A caller with a jurisdiction (``visible``: codes per layer)
-        gets only the places inside it. No counts of people: those are
-        personal data.
+        ``floors``; from zoom 14), ``streets`` (centre lines with ``name``
+        and ``class``; from zoom 14) and ``pois`` (``name``, ``category``;
+        from zoom 15). A caller with a jurisdiction (``visible``: codes per
+        layer) gets only the places inside it, and the streets cut to its
+        ``area`` (EPSG:4490). No counts of people: those are personal data.
         """
         _check_address(z, x, y)
         if datum not in DATUMS:
@@ -245,7 +260,7 @@ class TileService:
             return b"", _etag(b"")
         indexes = self._indexes.get()
         scope = None if visible is None else tuple(sorted(visible.items()))
-        key = ("places", datum, z, x, y, scope)
+        key = ("places", datum, z, x, y, scope, None if visible is None else id(area))
         with self._lock:
             self._follow(indexes)
             cached = self._tiles.get(key)
@@ -253,7 +268,8 @@ class TileService:
                 self._tiles.move_to_end(key)
                 return cached, _etag(cached)
             source = self._places_source(indexes, datum)
-        data = _encode_places(source, z, x, y, visible)
+            cut = None if visible is None else self._area(area, datum)
+        data = _encode_places(source, z, x, y, visible, cut)
         with self._lock:
             self._tiles[key] = data
             while len(self._tiles) > self._max_tiles:
@@ -305,6 +321,10 @@ class TileService:
             lowest = max(levels, key=lambda lv: lv.rank)
             poi_units[layer] = lowest.index.lookup(lon, lat)
         pois = _to_mercator(np.asarray(shapely.points(lon, lat), dtype=object), datum)
+        lines = snapshot.streets
+        if lines is None:
+            lines = gpd.GeoDataFrame({"name": [], "class": []}, geometry=[], crs=4490)
+        streets = _to_mercator(np.asarray(lines.geometry.values, dtype=object), datum)
         found = _PlacesSource(
             buildings=buildings,
             building_tree=shapely.STRtree(buildings),
@@ -317,6 +337,10 @@ class TileService:
             poi_units=poi_units,
             poi_name=snapshot.pois["name"].to_numpy(dtype=object),
             poi_category=snapshot.pois["category"].to_numpy(dtype=object),
+            streets=streets,
+            street_tree=shapely.STRtree(streets),
+            street_name=lines["name"].to_numpy(dtype=object),
+            street_class=lines["class"].to_numpy(dtype=object),
         )
         self._places_sources[datum] = found
         return found
@@ -388,11 +412,69 @@ def _encode(
         for i in hits
     ]
     pixels = to_tile_pixels(np.asarray(clipped, dtype=object), bounds, extent=EXTENT)
-    return encode_tile([TileLayer(level, pixels, properties, extent=EXTENT)])
+    return encode_tile(
+        [
+            TileLayer(level, pixels, properties, extent=EXTENT),
+            _labels(source, bounds, visible, partial, area),
+        ]
+    )
+
+
+def _label_point(geometry: BaseGeometry) -> BaseGeometry:
+    # The pole of inaccessibility of the largest part: where a name fits best.
+    parts = shapely.get_parts(geometry)
+    if not len(parts):
+        return shapely.Point()
+    largest = parts[int(np.argmax(shapely.area(parts)))]
+    try:
+        return shapely.polylabel(largest, tolerance=max(float(np.sqrt(largest.area)) / 40, 0.5))
+    except Exception:  # a degenerate ring: any point inside will do
+        return shapely.point_on_surface(largest)
+
+
+def _labels(
+    source: _Source,
+    bounds: tuple[float, float, float, float],
+    visible: frozenset[str] | None,
+    partial: frozenset[str],
+    area: BaseGeometry | None,
+) -> TileLayer:
+    """Source layer ``labels``: each unit's label point, in exactly one tile.
+
+    A unit cut by tile edges would be labelled once per piece; its one point
+    lies in one tile only (bounds half-open), so the map names it once.
+    """
+    points, tree = source.labels()
+    rows = np.sort(tree.query(shapely.box(*bounds)))
+    x, y = shapely.get_x(points[rows]), shapely.get_y(points[rows])
+    rows = rows[(x >= bounds[0]) & (x < bounds[2]) & (y > bounds[1]) & (y <= bounds[3])]
+    codes = source.level.codes
+    if visible is not None:
+        keep = np.fromiter(
+            (
+                codes[i] in visible
+                and (codes[i] not in partial or (area is not None and area.contains(points[i])))
+                for i in rows
+            ),
+            dtype=bool,
+            count=len(rows),
+        )
+        rows = rows[keep]
+    return TileLayer(
+        "labels",
+        to_tile_pixels(points[rows], bounds, extent=EXTENT),
+        [{"code": codes[i], "name": source.level.names[i]} for i in rows],
+        extent=EXTENT,
+    )
 
 
 def _encode_places(
-    source: _PlacesSource, z: int, x: int, y: int, visible: Mapping[str, frozenset[str]] | None
+    source: _PlacesSource,
+    z: int,
+    x: int,
+    y: int,
+    visible: Mapping[str, frozenset[str]] | None,
+    area: BaseGeometry | None = None,
 ) -> bytes:
     bounds = tile_bounds(z, x, y)
     pad = (bounds[2] - bounds[0]) * BUFFER / EXTENT
@@ -410,6 +492,21 @@ def _encode_places(
                 {"key": source.keys[i], "use": source.use[i], "floors": source.floors[i]}
                 for i in rows
             ],
+            extent=EXTENT,
+        )
+    )
+    # Streets: public geography, but a caller with a jurisdiction sees them
+    # only across its own area, like everything else on its map.
+    rows = np.sort(source.street_tree.query(shapely.box(*box)))
+    lines = np.asarray(shapely.clip_by_rect(source.streets[rows], *box), dtype=object)
+    if area is not None:
+        lines = np.asarray(shapely.intersection(lines, area), dtype=object)
+    keep = ~shapely.is_empty(lines) if len(lines) else np.zeros(0, dtype=bool)
+    layers.append(
+        TileLayer(
+            "streets",
+            to_tile_pixels(lines[keep], bounds, extent=EXTENT),
+            [{"name": source.street_name[i], "class": source.street_class[i]} for i in rows[keep]],
             extent=EXTENT,
         )
     )

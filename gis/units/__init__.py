@@ -36,6 +36,7 @@ from gis.units._import import (
     import_units,
     mismatch_report,
 )
+from gis.units._overlaps import unit_overlaps
 from gis.validate import Tolerances, ValidationReport, validate_units
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "list_layers",
     "parse_time",
     "unit_detail",
+    "unit_overlaps",
     "units_page",
 ]
 
@@ -127,7 +129,11 @@ def import_manifest(
     """Import every level of every layer a manifest lists (e.g. the sample city).
 
     The manifest is JSON: ``{"valid_from", "layers": [{"name", "title",
-    "levels": [{"name", "title", "file"}]}]}``, files relative to it.
+    "levels": [{"name", "title", "file"}]}]}``, files relative to it. A
+    manifest (or one of its layers) with ``"synthetic": true`` and a
+    ``"source"`` note marks its imports so: the layer's summary
+    (:func:`list_layers`, ``GET /layers``) then says the data are synthetic
+    for as long as any of these units is valid.
     """
     path = Path(manifest)
     try:
@@ -144,21 +150,31 @@ def import_manifest(
                 levels=tuple(LevelSpec(lv["name"], lv.get("title", "")) for lv in layer["levels"]),
             )
             define_layer(db, spec=spec, actor=actor)
+        synthetic = layer.get("synthetic", description.get("synthetic", False))
+        source = layer.get("source", description.get("source"))
+        if not isinstance(synthetic, bool) or not (source is None or isinstance(source, str)):
+            raise InputError(
+                f"{path}: 'synthetic' must be true or false and 'source' a text", field="manifest"
+            )
         for level in layer["levels"]:
             if step is not None:
                 step(f"{layer['name']}:{level['name']}")
-            results.append(
-                import_file(
-                    db,
-                    path=path.parent / level["file"],
-                    layer=layer["name"],
-                    level=level["name"],
-                    valid_from=description.get("valid_from"),
-                    keep_attributes=True,  # a manifest's files are complete (households...)
-                    on_progress=on_progress,
-                    actor=actor,
-                )
+            result = import_file(
+                db,
+                path=path.parent / level["file"],
+                layer=layer["name"],
+                level=level["name"],
+                valid_from=description.get("valid_from"),
+                keep_attributes=True,  # a manifest's files are complete (households...)
+                on_progress=on_progress,
+                actor=actor,
             )
+            if synthetic and result.summary.import_id is not None:
+                with db.transaction() as repo:
+                    repo.mark_provenance(
+                        import_id=result.summary.import_id, synthetic=True, source=source
+                    )
+            results.append(result)
     return results
 
 
@@ -294,11 +310,16 @@ def import_history(
                 "source": Path(row["source"]).name,
                 "valid_from": row["valid_from"],
                 "created_at": row["created_at"],
-                "counts": row["summary"] if visible is None else {"units": len(codes)},
+                "counts": _counts(row["summary"]) if visible is None else {"units": len(codes)},
                 "codes": codes,
             }
         )
     return history
+
+
+def _counts(summary: dict[str, Any]) -> dict[str, Any]:
+    # An import's summary also holds where its data come from: not a count.
+    return {key: value for key, value in summary.items() if key != "provenance"}
 
 
 def import_moves(
@@ -345,12 +366,15 @@ def units_page(
     limit: int = 100,
     offset: int = 0,
     jurisdiction: Jurisdiction | None = None,
+    search: str | None = None,
 ) -> tuple[gpd.GeoDataFrame, int]:
     """Return one page of a layer's units and the total number matching.
 
     With ``jurisdiction`` only the units it may see, those of other layers
-    with their boundaries clipped to its area.
+    with their boundaries clipped to its area. With ``search`` only units
+    whose code starts with it or whose name contains it (case-insensitive).
     """
+    search = search.strip() if search else None
     codes = None if jurisdiction is None else jurisdiction.codes(layer)
     when = parse_time(at, field="at")
     with db.reader() as repo:
@@ -367,9 +391,10 @@ def units_page(
             limit=limit,
             offset=offset,
             codes=only,
+            search=search,
         )
         total = repo.count_units(
-            layer=layer, level=level, parent=parent, bbox=bbox, at=when, codes=only
+            layer=layer, level=level, parent=parent, bbox=bbox, at=when, codes=only, search=search
         )
     if jurisdiction is not None and len(frame):
         frame = frame.set_geometry(

@@ -332,6 +332,7 @@ def import_units(
             if precondition is not None:
                 precondition(repo)
             result = plan.write(repo, actor=actor, on_progress=on_progress)
+            _flag_routes(repo, result, source=source)
             if on_written is not None:
                 on_written(repo, result)
         break
@@ -859,6 +860,20 @@ def _merge(first: ValidationReport, second: ValidationReport) -> ValidationRepor
     second.problems[:0] = first.problems
     second.warnings[:0] = first.warnings
     return second
+
+
+def _flag_routes(repo: Repository, result: ImportResult, *, source: str) -> None:
+    # Patrol routes of a unit whose boundary this import changed or retired
+    # need re-planning, however the change came (edits flag theirs the same way).
+    moved = [
+        code for s in [result.summary, *result.cascaded] for code in (*s.updated, *s.retired)
+    ]
+    if moved:
+        repo.routes.mark_stale(
+            layer=result.summary.layer,
+            codes=moved,
+            reason=f"import ({source}) changed or retired the unit",
+        )
 
 
 def _keep_unchanged(

@@ -5,6 +5,7 @@ import { TerraDraw, TerraDrawLineStringMode, TerraDrawPolygonMode } from "terra-
 import { TerraDrawMapLibreGLAdapter } from "terra-draw-maplibre-gl-adapter";
 import { api } from "./api.js";
 import { t } from "./i18n.js";
+import { geometryToDisplay, geometryToServer } from "./basemap.js";
 
 // Which drawing each operation needs.
 const DRAWING = {
@@ -97,7 +98,8 @@ export class EditMode {
     const parts = Number(document.getElementById("edit-parts").value);
     const body = { op: this.op, level: this.level, units: this.units, dry_run: dryRun, cascade: "new" };
     if (document.getElementById("edit-force").checked) body.force = true;
-    if (this.geometry) body.geometry = this.geometry;
+    // Drawn on the basemap, in its datum: the server takes CGCS2000.
+    if (this.geometry) body.geometry = geometryToServer(this.geometry);
     if (to) body.to = this.op === "retire" ? to.split(/[\s,，]+/) : to;
     if (this.op === "auto_split") body.parts = parts;
     if (!dryRun) {
@@ -145,7 +147,7 @@ export class EditMode {
     } else if (error.status === 422 && error.problem?.problems) {
       const features = error.problem.problems
         .filter((p) => p.geometry)
-        .map((p) => ({ type: "Feature", geometry: p.geometry, properties: { side: "problem" } }));
+        .map((p) => ({ type: "Feature", geometry: geometryToDisplay(p.geometry), properties: { side: "problem" } }));
       this.map.getSource("preview")?.setData({ type: "FeatureCollection", features });
       setStatus(error.problem.problems.map((p) => `${p.rule}: ${p.message}`).join("\n"), "error");
     } else {
@@ -154,7 +156,7 @@ export class EditMode {
   }
 
   showGeometry(collection) {
-    this.map.getSource("preview")?.setData(collection ?? { type: "FeatureCollection", features: [] });
+    this.map.getSource("preview")?.setData(geometryToDisplay(collection) ?? { type: "FeatureCollection", features: [] });
   }
 
   async history(code) {

@@ -1,7 +1,7 @@
 // Chinese by default, English on request; one table, keys used by data-i18n attributes.
 const TEXT = {
   zh: {
-    layer: "图层", level: "层级", locate: "定位", savePng: "保存图片", signOut: "退出",
+    layer: "图层", level: "层级", locate: "定位", savePng: "保存图片", print: "打印", signOut: "退出",
     signInTitle: "登录网格地图", username: "用户名", password: "密码", signIn: "登录",
     searchHint: "坐标 118.58,24.91 · 地址 · 网格编码",
     clickHint: "点击地图或输入坐标/地址,查询所属的各级网格与警务区(同格)。",
@@ -16,9 +16,21 @@ const TEXT = {
     saving: "正在保存…", saved: "已保存变更集", reverted: "已撤回变更集",
     stale: "有人已修改这些单元(412):请重新加载后再编辑。", created: "新增", changed: "变更", retired: "撤销",
     moves: "迁移", buildingsUnit: "栋房屋", householdsUnit: "户", sameGrid: "同格问题",
+    viewTree: "层级目录", viewSameGrid: "同格校核", viewWorkload: "负载着色", back: "返回",
+    searchUnits: "单元", searchAddress: "地址", noResults: "没有结果", searching: "正在搜索…",
+    buildings: "房屋", persons: "人口", workload: "负载", target: "目标", under: "偏少", over: "偏多", within: "适中",
+    noTarget: "无目标", staff: "人员", overlaps: "同格单元(其他图层)", share: "面积占比", history: "变更记录",
+    revert: "撤回", revertConfirm: "撤回变更集 #{id}?将以新变更集恢复原边界。", alreadyReverted: "该变更集已撤回(409)。",
+    refused: "被拒绝(422)", noHistory: "无变更记录", loading: "加载中…",
+    check: "校核", layerA: "图层 A(须嵌套)", layerB: "图层 B", aligned: "已同格,无问题。",
+    violations: "违规", noise: "边界误差(非违规)", proposal: "调整方案", apply: "应用方案", applyFrom: "生效日期",
+    applyConfirm: "将方案应用为图层 B 的新版本({n} 个网格调整)?", applied: "已应用方案",
+    proposalStale: "数据已变化,方案不同(412):请重新校核。", moveTo: "划入", households_short: "户",
+    legendTitle: "户数(网格目标)", noneVisible: "您的管辖范围内没有单元",
+    synthetic: "示例数据 · 非真实布局",
   },
   en: {
-    layer: "Layer", level: "Level", locate: "Locate", savePng: "Save PNG", signOut: "Sign out",
+    layer: "Layer", level: "Level", locate: "Locate", savePng: "Save PNG", print: "Print", signOut: "Sign out",
     signInTitle: "Sign in to the grid map", username: "User name", password: "Password", signIn: "Sign in",
     searchHint: "lon,lat · address · unit code",
     clickHint: "Click the map, or type coordinates or an address, to find its units in every layer (same grid).",
@@ -33,6 +45,18 @@ const TEXT = {
     saving: "Saving…", saved: "Saved change set", reverted: "Reverted change set",
     stale: "Someone changed these units meanwhile (412): reload, then edit again.", created: "Created", changed: "Changed", retired: "Retired",
     moves: "Moves", buildingsUnit: "buildings", householdsUnit: "households", sameGrid: "Same-grid problems",
+    viewTree: "Hierarchy", viewSameGrid: "Same grid", viewWorkload: "Workload colours", back: "Back",
+    searchUnits: "Units", searchAddress: "Address", noResults: "No results", searching: "Searching…",
+    buildings: "Buildings", persons: "Persons", workload: "Workload", target: "Target", under: "under", over: "over", within: "within",
+    noTarget: "no target", staff: "Staff", overlaps: "Other layers covering it", share: "Area share", history: "History",
+    revert: "Revert", revertConfirm: "Revert change set #{id}? The earlier boundaries come back as a new change set.", alreadyReverted: "Reverted already (409).",
+    refused: "Refused (422)", noHistory: "No change sets", loading: "Loading…",
+    check: "Check", layerA: "Layer A (must nest)", layerB: "Layer B", aligned: "Aligned: no problems.",
+    violations: "Violations", noise: "Boundary noise (not violations)", proposal: "Proposal", apply: "Apply proposal", applyFrom: "Valid from",
+    applyConfirm: "Apply the proposal as a new version of layer B ({n} grids move)?", applied: "Proposal applied",
+    proposalStale: "The data changed and so did the proposal (412): check again.", moveTo: "to", households_short: "hh",
+    legendTitle: "Households (grid target)", noneVisible: "No units in your jurisdiction",
+    synthetic: "Synthetic sample data",
   },
 };
 
@@ -40,8 +64,9 @@ let current = "zh";
 
 export const language = () => current;
 
-export function t(key) {
-  return TEXT[current][key] ?? TEXT.zh[key] ?? key;
+export function t(key, values = {}) {
+  const text = TEXT[current][key] ?? TEXT.zh[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
 }
 
 export function setLanguage(lang) {

@@ -1,11 +1,22 @@
 // tongge 同格 web map: sign in, switch layer and level, locate, look at a unit.
-// Everything it loads comes from the server that serves it (no CDN, no basemap
-// from the internet): the map is the city's own units as vector tiles.
+// Everything it loads comes from the server that serves it (no CDN, no fonts
+// or basemap from the internet) unless the operator configures an external
+// basemap: the map is the city's own units, streets and places as vector tiles.
 import maplibregl from "maplibre-gl";
 import { api, session } from "./api.js";
 import { t, setLanguage, language, translatePage } from "./i18n.js";
-import { renderLocate, renderUnit, renderMessage } from "./panel.js";
+import { renderLocate, renderMessage } from "./panel.js";
 import { EditMode } from "./edit.js";
+import { showUnitRoutes } from "./patrol.js";
+import { Tree } from "./tree.js";
+import { search as searchAll } from "./search.js";
+import { renderUnitPanel } from "./unitpanel.js";
+import { SameGrid } from "./samegrid.js";
+import { fillColour, forgetWorkload, renderLegend, workloadOf } from "./workload.js";
+import { IncidentsLayer } from "./incidents.js";
+import { loadBasemap, tileQuery, toDisplay, toServer } from "./basemap.js";
+import { GLYPHS, LOCAL_CJK_FONTS, LABEL_LAYERS, STREET_LAYERS, addLabels, addStreets } from "./labels.js";
+import { readView, writeView } from "./url.js";
 
 const state = {
   layers: [],
@@ -13,19 +24,21 @@ const state = {
   level: null,
   datum: "cgcs2000",
   me: null,
+  unit: null,
 };
 
 // Read before the map writes its own view into the hash.
-const initialParams = new URLSearchParams(location.hash.slice(1));
+const initialHash = location.hash;
+const initialParams = new URLSearchParams(initialHash.slice(1));
 
 const map = new maplibregl.Map({
   container: "map",
-  style: { version: 8, sources: {}, layers: [
+  style: { version: 8, sources: {}, glyphs: `${location.origin}${GLYPHS}`, layers: [
     { id: "background", type: "background", paint: { "background-color": "#f4f1ea" } },
   ] },
   center: [118.58, 24.91],
   zoom: 12,
-  hash: "map",
+  localIdeographFontFamily: LOCAL_CJK_FONTS,
   attributionControl: false,
   canvasContextAttributes: { preserveDrawingBuffer: true },
   transformRequest: (url) =>
@@ -37,20 +50,25 @@ window.tonggeMap = map; // for the browser tests and the curious
 
 let marker = null;
 let editor = null;
+let tree = null;
+let sameGrid = null;
+const may = (permission) => state.me?.permissions.includes(permission);
+let incidents = null; // the incidents control (incidents.js), for callers who may read them
 
 function tileUrl(layer, level) {
-  return `${location.origin}/api/v1/tiles/${encodeURIComponent(layer)}/${encodeURIComponent(level)}/{z}/{x}/{y}.mvt`;
+  return `${location.origin}/api/v1/tiles/${encodeURIComponent(layer)}/${encodeURIComponent(level)}/{z}/{x}/{y}.mvt${tileQuery()}`;
 }
 
 function showLevel() {
   const { layer, level } = state;
-  for (const id of ["units-fill", "buildings", "pois", "units-line", "units-selected", "parent-line"]) {
+  incidents?.detach();
+  for (const id of ["units-fill", ...STREET_LAYERS, "buildings", "pois", "units-line", "units-selected", "parent-line", ...LABEL_LAYERS]) {
     if (map.getLayer(id)) map.removeLayer(id);
   }
   for (const id of ["units", "parents", "places"]) if (map.getSource(id)) map.removeSource(id);
   if (!layer || !level) return;
   map.addSource("units", { type: "vector", tiles: [tileUrl(layer, level)], minzoom: 8, maxzoom: 18, promoteId: "code" });
-  map.addSource("places", { type: "vector", tiles: [`${location.origin}/api/v1/tiles/places/{z}/{x}/{y}.mvt`], minzoom: 14, maxzoom: 18 });
+  map.addSource("places", { type: "vector", tiles: [`${location.origin}/api/v1/tiles/places/{z}/{x}/{y}.mvt${tileQuery()}`], minzoom: 14, maxzoom: 18 });
   map.addLayer({
     id: "units-fill", type: "fill", source: "units", "source-layer": level,
     paint: {
@@ -59,7 +77,8 @@ function showLevel() {
       "fill-opacity": ["interpolate", ["linear"], ["zoom"], 13, 0.55, 16, 0.25],
     },
   });
-  // The city's own places as the basemap (offline): footprints, then POIs.
+  // The city's own places as the basemap (offline): streets, footprints, then POIs.
+  addStreets(map);
   map.addLayer({
     id: "buildings", type: "fill", source: "places", "source-layer": "buildings", minzoom: 14,
     paint: { "fill-color": "#b9b2a6", "fill-opacity": 0.85, "fill-outline-color": "#8d8578" },
@@ -74,7 +93,7 @@ function showLevel() {
   });
   map.addLayer({
     id: "units-selected", type: "line", source: "units", "source-layer": level,
-    filter: ["==", ["get", "code"], ""],
+    filter: ["==", ["get", "code"], state.unit ?? ""],
     paint: { "line-color": "#c0392b", "line-width": 3 },
   });
   const levels = state.layers.find((l) => l.name === layer)?.levels ?? [];
@@ -87,10 +106,36 @@ function showLevel() {
       paint: { "line-color": "#2c3e50", "line-width": 2.2 },
     });
   }
+  colourByWorkload();
+  incidents?.refresh();
+  addLabels(map, level, parent?.name);
   writeUrl();
 }
 
+async function colourByWorkload() {
+  // The fill against the level's household target (when the role may read workload).
+  const { layer, level } = state;
+  const legend = document.getElementById("legend");
+  const on = document.getElementById("workload-on").checked;
+  if (!may("workload:read") || !on) {
+    legend.hidden = true;
+    if (map.getLayer("units-fill")) map.setPaintProperty("units-fill", "fill-color", fillColour(null));
+    return;
+  }
+  try {
+    const { target, most } = await workloadOf(layer, level);
+    if (layer !== state.layer || level !== state.level || !map.getLayer("units-fill")) return;
+    map.setPaintProperty("units-fill", "fill-color", fillColour(target, most));
+    const title = state.layers.find((l) => l.name === layer)?.levels.find((l) => l.name === level)?.title ?? level;
+    renderLegend(legend, target, title, most);
+    legend.hidden = false;
+  } catch {
+    legend.hidden = true;
+  }
+}
+
 function refreshTiles() {
+  forgetWorkload();
   // The server rebuilds its indexes in the background: fetch the tiles again
   // now and a little later, so the new units appear as soon as they exist.
   for (const delay of [200, 1500, 4000]) {
@@ -104,11 +149,7 @@ function refreshTiles() {
 }
 
 function writeUrl() {
-  const params = new URLSearchParams(location.hash.slice(1));
-  params.set("layer", state.layer ?? "");
-  params.set("level", state.level ?? "");
-  params.set("lang", language());
-  history.replaceState(null, "", `#${params.toString().replaceAll("%2F", "/")}`);
+  writeView(map, { layer: state.layer, level: state.level, unit: state.unit, lang: language() });
 }
 
 function fillLevels() {
@@ -143,7 +184,7 @@ async function fitToJurisdiction() {
 }
 
 function extend(bounds, geometry) {
-  const walk = (c) => (typeof c[0] === "number" ? bounds.extend(c) : c.forEach(walk));
+  const walk = (c) => (typeof c[0] === "number" ? bounds.extend(toDisplay(c)) : c.forEach(walk));
   walk(geometry.coordinates);
 }
 
@@ -154,10 +195,11 @@ async function locate(body) {
     renderLocate(answer, { onUnit: openUnit });
     if (answer.lon != null) {
       marker?.remove();
-      marker = new maplibregl.Marker({ color: "#c0392b" }).setLngLat([answer.lon, answer.lat]).addTo(map);
+      const shown = toDisplay([answer.lon, answer.lat]);
+      marker = new maplibregl.Marker({ color: "#c0392b" }).setLngLat(shown).addTo(map);
       const own = answer.layers[state.layer]?.units.find((u) => u.level === state.level);
       select(own?.code ?? "");
-      if (!map.getBounds().contains([answer.lon, answer.lat])) map.flyTo({ center: [answer.lon, answer.lat] });
+      if (!map.getBounds().contains(shown)) map.flyTo({ center: shown });
     }
   } catch (error) {
     renderMessage(error.message, true);
@@ -165,17 +207,67 @@ async function locate(body) {
 }
 
 function select(code) {
-  if (map.getLayer("units-selected")) map.setFilter("units-selected", ["==", ["get", "code"], code]);
+  state.unit = code || null;
+  if (map.getLayer("units-selected")) map.setFilter("units-selected", ["==", ["get", "code"], code ?? ""]);
+  writeUrl();
 }
 
 async function openUnit(code, layer) {
   try {
     const unit = await api(`/api/v1/units/${encodeURIComponent(code)}?layer=${encodeURIComponent(layer)}`);
-    renderUnit(unit, { onUnit: openUnit });
+    renderUnitPanel(document.getElementById("panel"), unit, {
+      me: state.me, layers: state.layers, onUnit: openUnit, onChanged: refreshTiles,
+    });
     if (layer === state.layer) select(code);
+    showUnitRoutes(map, code, layer); // patrol routes of the unit (patrol.js)
+    return unit;
   } catch (error) {
     renderMessage(error.message, true);
+    return null;
   }
+}
+
+/** Show a unit (GeoJSON Feature) on the map: its layer and level, flown to, selected, its panel open. */
+function switchTo(layer, level) {
+  if (layer === state.layer && level === state.level) return;
+  const known = state.layers.find((l) => l.name === layer)?.levels.some((l) => l.name === level);
+  if (!known) return;
+  const layerChanged = layer !== state.layer;
+  state.layer = layer;
+  document.getElementById("layer").value = layer;
+  state.level = level;
+  fillLevels();
+  showLevel();
+  editor?.setLevel(state.layer, state.level);
+  if (layerChanged && tree && !document.getElementById("tree-box").hidden) showTree();
+}
+
+async function showUnit(feature) {
+  const p = feature.properties;
+  switchTo(p.layer, p.level);
+  const bounds = new maplibregl.LngLatBounds();
+  if (feature.geometry) extend(bounds, feature.geometry);
+  if (!bounds.isEmpty()) map.fitBounds(bounds, { padding: 60, maxZoom: 17, duration: 600 });
+  select(p.code);
+  await openUnit(p.code, p.layer);
+}
+
+function showTree() {
+  const layer = state.layers.find((l) => l.name === state.layer);
+  if (layer) tree.show(layer).catch((error) => renderMessage(error.message, true));
+}
+
+function toggleView(name) {
+  const views = { tree: "tree-box", samegrid: "samegrid-box" };
+  for (const [view, box] of Object.entries(views)) {
+    const open = view === name && document.getElementById(box).hidden;
+    document.getElementById(box).hidden = !open;
+    document.getElementById(`view-${view}`).setAttribute("aria-pressed", String(open));
+    if (!open) continue;
+    if (view === "tree") showTree();
+    if (view === "samegrid" && !sameGrid.result) sameGrid.form();
+  }
+  if (document.getElementById("samegrid-box").hidden) sameGrid?.clear();
 }
 
 function parseQuery(text) {
@@ -189,13 +281,12 @@ function parseQuery(text) {
 async function search(text) {
   const point = parseQuery(text);
   if (point) return locate(point);
-  if (/^[A-Za-z0-9]{4,}$/.test(text.trim())) {
-    // A unit code: open it in the current layer, else in any.
-    try {
-      return await openUnit(text.trim(), state.layer);
-    } catch { /* fall through to an address */ }
-  }
-  return locate({ address: text.trim() });
+  return searchAll(text, {
+    layers: state.layers,
+    panel: document.getElementById("panel"),
+    onUnit: showUnit,
+    onPoint: (answer) => locate({ address: text.trim() }).then(() => map.flyTo({ center: [answer.lon, answer.lat], zoom: 16 })),
+  });
 }
 
 function bindControls() {
@@ -203,7 +294,11 @@ function bindControls() {
     state.layer = event.target.value;
     fillLevels();
     showLevel();
+    if (!document.getElementById("tree-box").hidden) showTree();
   });
+  document.getElementById("view-tree").addEventListener("click", () => toggleView("tree"));
+  document.getElementById("view-samegrid").addEventListener("click", () => toggleView("samegrid"));
+  document.getElementById("workload-on").addEventListener("change", () => colourByWorkload());
   document.getElementById("level").addEventListener("change", (event) => {
     state.level = event.target.value;
     showLevel();
@@ -233,11 +328,15 @@ function bindControls() {
     location.reload();
   });
   document.getElementById("png").addEventListener("click", () => {
+    // The map's drawing buffer is kept (preserveDrawingBuffer), so the canvas
+    // holds the current view, labels and selection included.
     const link = document.createElement("a");
-    link.download = `tongge_${state.layer}_${state.level}.png`;
+    link.download = `tongge_${state.layer}_${state.level}${state.unit ? `_${state.unit}` : ""}.png`;
     link.href = map.getCanvas().toDataURL("image/png");
     link.click();
   });
+  document.getElementById("print").addEventListener("click", () => window.print());
+  map.on("moveend", () => { if (document.body.dataset.ready) writeUrl(); });
   map.on("click", (event) => {
     if (editor?.draw) {
       // Editing: a click picks the unit under it (unless a drawing is under way).
@@ -246,7 +345,8 @@ function bindControls() {
       if (hit) editor.toggleUnit(hit.properties.code);
       return;
     }
-    locate({ x: event.lngLat.lng, y: event.lngLat.lat, crs: "cgcs2000" });
+    const [x, y] = toServer([event.lngLat.lng, event.lngLat.lat]);
+    locate({ x, y, crs: "cgcs2000" });
   });
   map.on("mousemove", "units-fill", () => { map.getCanvas().style.cursor = "crosshair"; });
 }
@@ -269,6 +369,15 @@ async function signIn() {
   });
 }
 
+// Generated sample data (the bundled sample city) must never pass for a real layout.
+function showSynthetic(layers) {
+  const synthetic = layers.filter((l) => l.synthetic);
+  const badge = document.getElementById("synthetic");
+  badge.hidden = synthetic.length === 0;
+  badge.title = synthetic.map((l) => `${l.title}: ${l.source ?? ""}`).join("\n");
+  badge.dataset.layers = synthetic.map((l) => l.name).join(" ");
+}
+
 async function start() {
   const params = initialParams;
   setLanguage(params.get("lang") === "en" ? "en" : "zh");
@@ -285,12 +394,29 @@ async function start() {
   }
   document.getElementById("who").textContent = `${state.me.name} · ${state.me.role_title}`;
   state.layers = layers.filter((l) => l.levels.some((lv) => lv.unit_count > 0));
+  showSynthetic(state.layers);
   const layerSelect = document.getElementById("layer");
   layerSelect.replaceChildren(...state.layers.map((l) => new Option(l.title, l.name)));
   state.layer = state.layers.some((l) => l.name === params.get("layer")) ? params.get("layer") : state.layers[0]?.name;
   state.level = params.get("level");
   layerSelect.value = state.layer ?? "";
   fillLevels();
+  // The role decides what is offered: the server refuses the rest anyway.
+  tree = new Tree(document.getElementById("tree-box"), { onSelect: showUnit });
+  window.tonggeTree = tree;
+  if (may("workload:read")) document.getElementById("workload-toggle").hidden = false;
+  if (may("alignment:read")) {
+    sameGrid = new SameGrid(map, {
+      me: state.me, box: document.getElementById("samegrid-box"), tileUrl, onUnit: openUnit,
+      onApplied: refreshTiles, onShow: switchTo,
+    });
+    window.tonggeSameGrid = sameGrid;
+    document.getElementById("view-samegrid").hidden = false;
+  }
+  if (state.me.permissions.includes("incidents:read")) {
+    incidents = new IncidentsLayer(() => ({ layer: state.layer, level: state.level }));
+    map.addControl(incidents, "top-right");
+  }
   if (state.me.permissions.includes("boundaries:edit")) {
     editor = new EditMode(map, { layer: state.layer, level: state.level, onSaved: refreshTiles });
     window.tonggeEditor = editor;
@@ -298,12 +424,29 @@ async function start() {
   }
   const ready = async () => {
     map.resize();
-    if (!params.get("map")) await fitToJurisdiction();
+    try {
+      await loadBasemap(map, api); // before any overlay: they follow its datum
+    } catch (error) {
+      renderMessage(error.message, true);
+    }
+    const view = readView(initialHash);
+    if (view.center) map.jumpTo({ center: view.center, zoom: view.zoom });
+    else if (!view.unit) await fitToJurisdiction();
     showLevel();
+    if (view.unit) {
+      // A shared link to a unit: open its panel, outline it, and show it.
+      const unit = await openUnit(view.unit, state.layer);
+      if (unit && !view.center) {
+        const bounds = new maplibregl.LngLatBounds();
+        extend(bounds, unit.geometry);
+        if (!bounds.isEmpty()) map.fitBounds(bounds, { padding: 60, animate: false });
+      }
+    }
     document.body.dataset.ready = "true";
+    writeUrl();
   };
-  if (map.loaded()) await ready(); else map.once("load", ready);
   renderMessage(t("clickHint"));
+  if (map.loaded()) await ready(); else map.once("load", ready);
 }
 
 start();

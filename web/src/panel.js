@@ -3,7 +3,7 @@ import { t } from "./i18n.js";
 
 const panel = () => document.getElementById("panel");
 
-function el(tag, attrs = {}, ...children) {
+export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (key === "onclick") node.addEventListener("click", value);
@@ -17,7 +17,7 @@ export function renderMessage(text, isError = false) {
   panel().replaceChildren(el("p", { class: isError ? "error" : "hint" }, text));
 }
 
-function unitLink(code, name, layer, onUnit) {
+export function unitLink(code, name, layer, onUnit) {
   if (!code) return el("span", { class: "hint" }, t("none"));
   return el("a", { href: "#", "data-code": code, onclick: (e) => { e.preventDefault(); onUnit(code, layer); } },
     name ?? code, " ", el("span", { class: "code" }, code));
@@ -42,29 +42,6 @@ export function renderLocate(answer, { onUnit }) {
   if (answer.responsible?.length) {
     parts.push(el("h2", {}, t("responsible")), el("ul", {},
       ...answer.responsible.map((p) => el("li", {}, `${p.role_title ?? p.role}: ${p.name}`))));
-  }
-  panel().replaceChildren(...parts);
-}
-
-export function renderUnit(unit, { onUnit }) {
-  const p = unit.properties;
-  const rows = [
-    [t("code"), el("span", { class: "code" }, p.code)],
-    [t("layer"), p.layer], [t("level"), p.level], [t("kind"), p.kind],
-    [t("validFrom"), new Date(p.valid_from).toLocaleString()],
-  ];
-  if (p.attributes?.households != null) rows.push([t("households"), String(p.attributes.households)]);
-  const parts = [
-    el("h2", { "data-unit": p.code }, p.name ?? p.code),
-    el("table", {}, ...rows.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, v)))),
-  ];
-  if (unit.ancestors?.length) {
-    parts.push(el("h2", {}, t("ancestors")), el("ul", {},
-      ...unit.ancestors.map((a) => el("li", {}, unitLink(a.code, a.name, p.layer, onUnit)))));
-  }
-  if (unit.children?.length) {
-    parts.push(el("h2", {}, `${t("children")} (${unit.children.length})`), el("ul", {},
-      ...unit.children.map((c) => el("li", {}, unitLink(c.code, c.name, p.layer, onUnit)))));
   }
   panel().replaceChildren(...parts);
 }
