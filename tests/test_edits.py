@@ -7,6 +7,7 @@ accepted change set leaves every level a valid nested coverage.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,7 @@ from gis.validate import Problem
 from tests.fixtures_edits import (
     area_m2,
     assert_state_consistent,
+    deg,
     line,
     polygon,
     tiny_layer,
@@ -300,3 +302,25 @@ def test_drawn_vertices_snap_to_street_centre_lines() -> None:
     assert area_m2(_geometry(loose.apply_to(tiny_layer()), "grid", "1005"), state) == pytest.approx(
         2_350, rel=1e-3
     )
+
+
+def test_transfer_of_a_disc_drawn_across_a_slanted_shared_edge() -> None:
+    """A disc on the edge between 1001 and 1002 (slanted in degrees): 1002's half goes to 1001.
+
+    ::
+
+    +-------+-------+        +-------+-------+
+    | 1001 (:)  1002|   ->   | 1001 (|  1002 |
+    +-------+-------+        +-------+-------+
+
+    The disc cuts the edge between its vertices, where the cut points lie on
+    the edge only to a rounding error: the ground moved still borders 1001.
+    """
+    state = tiny_layer(buildings=False)
+    drawn = deg(shapely.Point(100, 163).buffer(15, quad_segs=8))
+    after = transfer(state, level="grid", geometry=drawn, to="1001").apply_to(state)
+    gained = area_m2(_geometry(after, "grid", "1001"), state) - area_m2(
+        _geometry(state, "grid", "1001"), state
+    )
+    assert gained == pytest.approx(math.pi * 15**2 / 2, rel=0.05)
+    assert_state_consistent(after)

@@ -14,7 +14,7 @@ import pytest
 import shapely
 
 from gis.access.audit import audit_log
-from gis.edits import EditOptions, split
+from gis.edits import EditOptions, split, transfer
 from gis.edits.service import (
     apply_changeset,
     changeset_detail,
@@ -199,3 +199,33 @@ def test_a_refused_edit_writes_nothing(db: Database) -> None:
     )
     assert forced.to_dict()["cut_buildings"] == ["b1"]
     assert changeset_history(db, layer="test")[1] == 0
+
+
+def test_a_disc_drawn_on_a_real_shared_edge_borders_the_receiver(city_db: Database) -> None:
+    """On the sample city, a 30 m disc on the edge between two grids goes to either side.
+
+    The drawing cuts the edge between vertices; the cut points lie on it only
+    to a rounding error. This was refused as ``not_adjacent`` for most edges.
+    """
+    state = load_state(city_db, layer="governance")
+    grids = state.frame("grid").reset_index(drop=True)
+    tried = 0
+    for i in range(0, len(grids), max(1, len(grids) // 25)):
+        code, geometry = str(grids["code"].iloc[i]), grids.geometry.values[i]
+        for j in grids.sindex.query(geometry, predicate="touches"):
+            border = shapely.intersection(
+                shapely.boundary(geometry), shapely.boundary(grids.geometry.values[j])
+            )
+            if border.length == 0:
+                continue
+            middle = shapely.line_interpolate_point(border, 0.5, normalized=True)
+            disc = shapely.buffer(middle, 30 / 111_320.0, quad_segs=8)
+            try:
+                transfer(
+                    state, level="grid", geometry=disc, to=code, options=EditOptions(force=True)
+                )
+            except EditRefusedError as refused:
+                assert "not_adjacent" not in {p.rule for p in refused.problems}, code
+            tried += 1
+            break
+    assert tried >= 15

@@ -405,21 +405,13 @@ def _run(client: TestClient, db: Database, dataset: Dataset) -> None:
     run_state_machine_as_test(_machine(client, db, dataset), settings=_SETTINGS)
 
 
-#: Found by these tests on main's edit pipeline (after the editperf merge):
-#: (1) sample city: a split whose cascade makes a new child can leave that
-#: child empty, refused as ``invalid_geometry … is empty`` — a 422 carrying a
-#: validation ``report`` instead of located ``problems``; (2) Chicago: carve in
-#: beat 0111, merge stations 01+02, split station 01 (angle 0) answers 500
-#: (GEOS "CoverageUnion cannot process incorrectly noded inputs"). Strict: when
-#: both are fixed these pass and the marker must go.
-_KNOWN_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="edit ops: an empty cascaded child (422 without problems); a 500 on Chicago splits",
-)
+#: These runs found (and now guard) two faults of the edit pipeline: a split
+#: whose cascade left a new child empty on the precision grid (refused with a
+#: validation report instead of located problems), and a GEOS "incorrectly
+#: noded" error from the coverage union of a valid coverage (a 500).
 
 
 @pytest.mark.slow
-@_KNOWN_BUG
 def test_random_api_edits_on_a_sample_city_street(db: Database, tmp_path: Path) -> None:
     load_city_street(db, tmp_path)
     assert not stored_layer_problems(db, "governance") and not places_problems(db, "governance")
@@ -428,7 +420,6 @@ def test_random_api_edits_on_a_sample_city_street(db: Database, tmp_path: Path) 
 
 
 @pytest.mark.slow
-@_KNOWN_BUG
 def test_random_api_edits_on_the_chicago_beats(db: Database, chicago: Path) -> None:
     load_chicago_beats(db)
     assert not stored_layer_problems(db, "police")

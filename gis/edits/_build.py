@@ -16,6 +16,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
@@ -194,11 +195,9 @@ def build_changeset(
             geometry=[as_multipolygon(g) for g in kid_after.geometry.values]
         )
         kb, ka, _ = _node_around(kids, kid_before, _frame(_records(kid_after)), locator)
-        changes.append(
-            _level_change(
-                lv.name, kb, ka, created=list(result.created), retired=list(result.retired)
-            )
-        )
+        created, retired = list(result.created), list(result.retired)
+        ka = _without_empty(ka, created, retired)
+        changes.append(_level_change(lv.name, kb, ka, created=created, retired=retired))
         parents_before, parents_after = kb, ka
     warnings = list(ground.warnings)
     if noded_neighbours:
@@ -230,6 +229,26 @@ def build_changeset(
 
 
 # -- steps ---------------------------------------------------------------------------
+
+
+def _without_empty(
+    after: gpd.GeoDataFrame, created: list[str], retired: list[str]
+) -> gpd.GeoDataFrame:
+    """Drop cascaded children left with no area on the precision grid.
+
+    A piece thinner than the grid (a sliver with no neighbour to join) can
+    vanish when it is noded and snapped; it held no ground, so a unit it
+    would have created is not made and a unit it would have kept ends.
+    """
+    empty = np.asarray(shapely.is_empty(after.geometry.values), dtype=bool)
+    if not empty.any():
+        return after
+    for code in after["code"].astype(str)[empty]:
+        if code in created:
+            created.remove(code)
+        elif code not in retired:
+            retired.append(code)
+    return after[~empty]
 
 
 def _crossing(
@@ -293,8 +312,7 @@ def _node_around(
         else frame
     )
     near = around[~around["code"].astype(str).isin(replaced)]
-    subset = concat_units([near, after])
-    noded, fixes = node_level(subset, tolerances=locator.tolerances, projected=locator.projected)
+    noded, fixes, near = _node_rings(frame, near, after, replaced, locator)
     geometries = np.asarray(noded.geometry.values, dtype=object)
     if len(geometries) > 1 and not shapely.coverage_is_valid(geometries):
         edges = shapely.coverage_invalid_edges(geometries)
@@ -322,6 +340,48 @@ def _node_around(
     after_all = after_all.assign(geometry=[as_multipolygon(g) for g in after_all.geometry.values])
     before_all = concat_units([before, near[near["code"].astype(str).isin(neighbours)]])
     return before_all, _frame(_records(after_all)), neighbours
+
+
+#: Rings of neighbours noded at most (each ring only when the last one moved).
+_MAX_RINGS = 6
+
+
+def _node_rings(
+    frame: gpd.GeoDataFrame,
+    near: gpd.GeoDataFrame,
+    after: gpd.GeoDataFrame,
+    replaced: set[str],
+    locator: Locator,
+) -> tuple[gpd.GeoDataFrame, list[Any], gpd.GeoDataFrame]:
+    """Node the new units with their neighbours, widening the ring while it must.
+
+    Noding snaps vertices a hair apart (within the sliver width). Data not on
+    the precision grid can carry such pairs on edges the edit never touched:
+    a neighbour snapped there no longer matches the unit beyond it. Those
+    units join the noding, ring by ring, until the edges out of the noded
+    area match again.
+    """
+    for _ring in range(_MAX_RINGS):
+        subset = concat_units([near, after])
+        noded, fixes = node_level(
+            subset, tolerances=locator.tolerances, projected=locator.projected
+        )
+        moved = {f.code for f in fixes} & set(near["code"].astype(str))
+        if not moved:
+            break
+        changed = noded[noded["code"].astype(str).isin(moved)]
+        reach = shapely.buffer(shapely.union_all(shapely.envelope(changed.geometry.values)), 1e-6)
+        inside = set(subset["code"].astype(str)) | replaced
+        rows = np.sort(frame.sindex.query(reach, predicate="intersects"))
+        ring = frame.iloc[rows]
+        ring = ring[~ring["code"].astype(str).isin(inside)]
+        if ring.empty:
+            break
+        joined = np.asarray([*changed.geometry.values, *ring.geometry.values], dtype=object)
+        if shapely.coverage_is_valid(joined):
+            break
+        near = concat_units([near, ring])
+    return noded, fixes, near
 
 
 def _cut_buildings(
@@ -409,8 +469,10 @@ def _frame(rows: list[dict[str, Any]]) -> gpd.GeoDataFrame:
         {
             "code": [str(r["code"]) for r in rows],
             "name": [r.get("name") for r in rows],
+            # A top-level unit has no parent: stored NULL, read back as NaN
+            # (never the text "nan").
             "parent_code": [
-                None if r.get("parent_code") is None else str(r["parent_code"]) for r in rows
+                None if pd.isna(r.get("parent_code")) else str(r["parent_code"]) for r in rows
             ],
             "kind": [r.get("kind") or "comprehensive" for r in rows],
             "attributes": attributes,

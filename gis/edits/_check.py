@@ -11,14 +11,16 @@ around them, and follow the layer's code rules.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import geopandas as gpd
 import numpy as np
 import shapely
 
 from gis.edits._impact import after_units, envelope, near
 from gis.edits._model import ChangeSet, LayerState, LevelChange, concat_units
-from gis.errors import ValidationFailedError
-from gis.validate import ValidationReport, validate_units
+from gis.errors import EditRefusedError
+from gis.validate import Problem, ValidationReport, validate_units
 
 __all__ = ["check_levels"]
 
@@ -31,8 +33,8 @@ def check_levels(state: LayerState, changeset: ChangeSet) -> None:
 
     Raises
     ------
-    ValidationFailedError
-        With the report, when a level would not be a valid nested coverage.
+    EditRefusedError
+        With located problems, when a level would not be a valid nested coverage.
     """
     report = ValidationReport(unit_count=0)
     parents_after: dict[str, LevelChange] = {}
@@ -82,10 +84,38 @@ def check_levels(state: LayerState, changeset: ChangeSet) -> None:
         parents_after[change.level] = change
     if report.problems:
         report.problems.sort(key=lambda p: (p.rule, p.codes))
-        raise ValidationFailedError(
+        # Refused like every other edit: each problem located, with its geometry
+        # (those the validator leaves without one are drawn as the units named).
+        raise EditRefusedError(
             f"edit:{changeset.op}: {len(report.problems)} problem(s); nothing was written",
-            report=report,
+            problems=[_located(p, changeset) for p in report.problems],
         )
+
+
+def _located(problem: Problem, changeset: ChangeSet) -> Problem:
+    """Return ``problem`` with a geometry: its own, else the named units' after or before."""
+    if problem.geometry is not None and not problem.geometry.is_empty:
+        return problem
+    named = set(problem.codes)
+    shapes = [
+        g
+        for change in changeset.levels
+        for frame in (change.after, change.before)
+        for code, g in zip(frame["code"].astype(str), frame.geometry.values, strict=True)
+        if code in named and g is not None and not g.is_empty
+    ]
+    if not shapes:
+        shapes = [
+            g for change in changeset.levels for g in change.before.geometry.values if g is not None
+        ]
+    where = shapely.union_all(shapes) if shapes else shapely.Point()
+    point = shapely.point_on_surface(where) if not where.is_empty else None
+    return replace(
+        problem,
+        geometry=where,
+        lon=problem.lon if problem.lon is not None else (point.x if point else None),
+        lat=problem.lat if problem.lat is not None else (point.y if point else None),
+    )
 
 
 def _scope(change: LevelChange, above: LevelChange | None) -> set[str]:

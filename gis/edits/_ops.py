@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
@@ -38,6 +39,8 @@ from gis.validate._report import Locator
 __all__ = ["auto_split_children", "carve", "merge", "reshape", "retire", "split", "transfer"]
 
 _METRES_PER_DEGREE = 111_320.0
+#: Two outlines this close (about 1 cm, the precision grid) meet.
+_NEAR_DEG = 1e-7
 
 
 def transfer(
@@ -242,13 +245,17 @@ def split(
         )
     )
     row = ctx.row(unit)
-    parent = row.get("parent_code")
+    parent = _parent_code(row)
     taken = ctx.state.codes_taken(level)
-    siblings = (
-        [str(c) for c in ctx.frame["code"][ctx.frame["parent_code"] == parent]]
-        if parent is not None
-        else []
-    )
+    # A top-level unit's siblings are the other top-level units (no parent).
+    siblings = [
+        str(c)
+        for c in ctx.frame["code"][
+            ctx.frame["parent_code"].isna()
+            if parent is None
+            else ctx.frame["parent_code"] == parent
+        ]
+    ]
     owner = faces.owner.copy()
     created: dict[str, dict[str, Any]] = {}
     for number, part in enumerate(others, start=2):
@@ -798,10 +805,18 @@ def _shape(geometry: BaseGeometry | Mapping[str, Any]) -> BaseGeometry:
 
 def _borders(a: BaseGeometry, b: BaseGeometry, locator: Locator) -> bool:
     """Whether two polygons share an edge (not just a point)."""
-    if not shapely.intersects(a, b):
+    if shapely.distance(a, b) > _NEAR_DEG:
         return False
     shared = shapely.intersection(shapely.boundary(a), shapely.boundary(b))
     if not shared.is_empty and locator.project(shared).length > locator.tolerances.sliver_width_m:
+        return True
+    # A piece cut out of a unit by a drawing has new vertices on the shared
+    # edge that lie on it only to a rounding error: the exact intersection of
+    # the outlines is then a few points. Measure the edge along the piece.
+    along = shapely.intersection(
+        shapely.boundary(b), shapely.buffer(shapely.boundary(a), _NEAR_DEG)
+    )
+    if not along.is_empty and locator.project(along).length > locator.tolerances.sliver_width_m:
         return True
     overlap = _polygonal(shapely.intersection(a, b))
     return not overlap.is_empty
@@ -921,8 +936,14 @@ def _poi_footprint(
     return footprint, found
 
 
+def _parent_code(row: Mapping[str, Any]) -> str | None:
+    """Return the row's parent code; None for a top-level unit (stored NULL, read as NaN)."""
+    parent = row.get("parent_code")
+    return None if parent is None or pd.isna(parent) or parent == "" else str(parent)
+
+
 def _new_code(parent: str | None, unit: str | None, taken: set[str], siblings: list[str]) -> str:
-    if parent is None:
+    if parent is None or pd.isna(parent):
         # A top-level unit has no parent to number under: number like its siblings.
         base = (unit or "")[: max(len(unit or "") - 3, 0)]
         return next_code(base, taken, siblings=siblings)

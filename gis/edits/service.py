@@ -447,7 +447,7 @@ def apply_changeset(
     StaleVersionError
         A unit the change set changes has a newer version than the one it
         was computed against (or a code it creates exists now).
-    ValidationFailedError
+    EditRefusedError
         A level would not be a valid nested coverage.
     ConflictError
         Boundaries kept changing while the edit was applied, or a level
@@ -757,7 +757,15 @@ def changeset_detail(
         existing = units[units["side"] == "before"]["code"]
         parents = dict(zip(units["code"].astype(str), units["parent_code"], strict=True))
         if visible is not None and not all(_sees(visible, str(c), parents) for c in existing):
-            raise missing
+            # A unit of the change set whose parent it does not list (a noded
+            # neighbour made by an earlier edit, valid from a second later and
+            # so in no jurisdiction yet): walk up the layer as it was then.
+            when = found["valid_from"]
+            for at in (when, when - timedelta(microseconds=1)):
+                for code, parent in repo.unit_tree(layer=layer, at=at):
+                    parents.setdefault(str(code), parent)
+            if not all(_sees(visible, str(c), parents) for c in existing):
+                raise missing
         found["reverted_by"] = repo.changesets.reverted_by(changeset_id=changeset_id)
     return found
 
