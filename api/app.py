@@ -282,7 +282,8 @@ def _complete_openapi(app: FastAPI, *models: type[BaseModel]) -> None:
                     if (method.upper(), path) in PUBLIC:
                         operation["security"] = []
                     else:
-                        responses.update(_GUARD_RESPONSES)
+                        # Copies: each operation's error bodies are set below.
+                        responses.update({k: dict(v) for k, v in _GUARD_RESPONSES.items()})
                     for status, description in ERROR_RESPONSES.items():
                         responses.setdefault(status, {"description": description})
                     # Every error answer is application/problem+json, whatever

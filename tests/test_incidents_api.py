@@ -329,7 +329,9 @@ def test_sample_city_end_to_end(city_db: Database) -> None:
     grid = units.iloc[len(units) // 2]
     point = grid.geometry.representative_point()
     code, community = str(grid["code"]), str(grid["parent_code"])
-    settings = Settings(database_url=city_db.url, load_sample_city=False)
+    # Staff are added below straight into the database, not through this app:
+    # the app reads the change counters at every request (no refresh interval).
+    settings = Settings(database_url=city_db.url, load_sample_city=False, index_refresh_seconds=0)
     app = create_app(settings, db=city_db)
     with TestClient(app) as client:
         app.state.locator.cache.get()

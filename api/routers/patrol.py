@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi import Path as PathParameter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
@@ -342,7 +343,7 @@ def routes_list(
     stale: Annotated[
         bool | None, Query(description="true: only routes to re-plan (boundary moved).")
     ] = None,
-    staff_id: Annotated[int | None, Query(ge=1)] = None,
+    staff_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> dict[str, Any]:
     """List the stored routes of the units you see entirely (a grid worker: their own)."""
     point = parse_lonlat(covering, field="covering") if covering else None
@@ -366,7 +367,7 @@ def routes_list(
     responses={404: {"description": "No such route in your jurisdiction"}},
 )
 def route_detail(
-    route_id: int,
+    route_id: Annotated[int, PathParameter(ge=1, le=2**31 - 1, description="Stored route id.")],
     db: Database = Depends(get_db),
     jurisdiction: Jurisdiction = Depends(current_jurisdiction),
 ) -> dict[str, Any]:
@@ -381,7 +382,7 @@ def route_detail(
     responses={404: {"description": "No such route in your jurisdiction"}},
 )
 def route_delete(
-    route_id: int,
+    route_id: Annotated[int, PathParameter(ge=1, le=2**31 - 1, description="Stored route id.")],
     db: Database = Depends(get_db),
     jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     principal: Principal = Depends(current_principal),
@@ -400,7 +401,7 @@ def route_delete(
     },
 )
 def route_export(
-    route_id: int,
+    route_id: Annotated[int, PathParameter(ge=1, le=2**31 - 1, description="Stored route id.")],
     db: Database = Depends(get_db),
     jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     principal: Principal = Depends(current_principal),

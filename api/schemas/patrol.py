@@ -120,7 +120,9 @@ class RouteSaveRequest(BaseModel):
 
     unit: str = Field(min_length=1, max_length=64)
     layer: str | None = Field(default=None, max_length=64)
-    staff_id: int | None = Field(default=None, ge=1, description="Who walks them (`/staff`).")
+    staff_id: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="Who walks them (`/staff`)."
+    )
     shift: str | None = Field(default=None, max_length=64, description="e.g. 早班 08:00-12:00")
     name: str | None = Field(default=None, max_length=200)
     mode: Literal["walk", "drive"] = "walk"

@@ -219,7 +219,8 @@ async function openUnit(code, layer) {
       me: state.me, layers: state.layers, onUnit: openUnit, onChanged: refreshTiles,
     });
     if (layer === state.layer) select(code);
-    showUnitRoutes(map, code, layer); // patrol routes of the unit (patrol.js)
+    // Patrol routes of the unit (patrol.js), for the roles that plan and walk them.
+    if (may("patrol")) showUnitRoutes(map, code, layer);
     return unit;
   } catch (error) {
     renderMessage(error.message, true);
