@@ -19,6 +19,8 @@ from gis.patrol._service import load_unit, plan_for
 from gis.repository import Database
 from gis.units import import_units, units_page
 from tests._client import signed_in
+from tests.fixtures_governance import frame as governance_frame
+from tests.fixtures_governance import load_governance
 from tests.fixtures_patrol import validate_gpx11
 
 LINE = shapely.LineString([(118.58, 24.90), (118.581, 24.90), (118.581, 24.901)])
@@ -125,6 +127,50 @@ def test_routes_are_flagged_stale_when_an_import_retires_their_unit(city_db: Dat
     stale = list_routes(city_db, everything, stale=True)
     assert [r["id"] for r in stale] == ids
     assert "redrawn.gpkg" in stale[0]["stale_reason"]
+
+
+def test_an_import_that_moves_a_street_flags_the_routes_of_its_cascaded_children(
+    db: Database,
+) -> None:
+    # On both databases: routes are flagged in the import's own transaction,
+    # including routes of children the import moved by cascading, and only those.
+    load_governance(db)
+    fields = {
+        "layer": "governance",
+        "unit_version": datetime(2026, 1, 1, tzinfo=UTC),
+        "revision": 1,
+        "part": 1,
+        "staff_id": None,
+        "shift": None,
+        "name": None,
+        "params": {},
+        "figures": {},
+        "steps": [],
+        "checkpoints": [],
+        "created_by": "test",
+        "created_at": datetime(2026, 1, 2, tzinfo=UTC),
+    }
+    with db.transaction() as repo:
+        moved = repo.routes.add(line=LINE, unit_code="350502001001", level="community", **fields)
+        kept = repo.routes.add(line=LINE, unit_code="350502", level="county", **fields)
+    streets = {
+        "350502001": shapely.box(118.50, 24.90, 118.56, 24.95),
+        "350502002": shapely.box(118.56, 24.90, 118.60, 24.95),
+    }
+    result = import_units(
+        db,
+        units=governance_frame(streets),
+        layer="governance",
+        level="street",
+        source="streets-2026.gpkg",
+        valid_from="2026-06-01",
+        cascade="merge",
+    )
+    assert "350502001001" in result.cascaded[0].updated
+    with db.reader() as repo:
+        stale = repo.routes.list(stale=True)
+        assert moved in [r["id"] for r in stale] and kept not in [r["id"] for r in stale]
+        assert "streets-2026.gpkg" in str(repo.routes.get(moved)["stale_reason"])  # type: ignore[index]
 
 
 def test_grid_workers_see_and_download_only_their_own_routes(
