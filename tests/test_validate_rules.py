@@ -23,6 +23,7 @@ from gis.io import FieldMap, read_units
 from gis.layers import GOVERNANCE
 from gis.units import check_file
 from gis.validate import RULES, Problem, Tolerances, ValidationReport, validate_units
+from gis.validate._coverage import coverage_union
 from tests import fixtures_grids as fg
 
 TO_METRES = Transformer.from_crs("EPSG:4490", fg.CRS, always_xy=True)
@@ -555,3 +556,15 @@ def test_check_file_with_a_field_map(tmp_path: Path) -> None:
 def pd_concat(*frames: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Concatenate unit frames with a fresh 0..n-1 index (as if read from one file)."""
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
+
+
+def test_coverage_union_answers_when_geos_calls_the_coverage_incorrectly_noded() -> None:
+    # A vertex on one side of a shared edge and not on the other: GEOS'
+    # coverage union raises on this; the overlay union must answer instead.
+    left = shapely.box(0, 0, 1, 1)
+    right = shapely.Polygon([(1, 0), (2, 0), (2, 1), (1, 1), (1, 0.5)])
+    pair = np.array([left, right], dtype=object)
+    with pytest.raises(shapely.errors.GEOSException):
+        shapely.coverage_union_all(pair)
+    union = coverage_union(pair, is_coverage=True)
+    assert union.equals(shapely.box(0, 0, 2, 1))
