@@ -108,3 +108,29 @@ def test_only_planners_in_their_jurisdiction_may_edit(db: Database) -> None:
         assert hidden.status_code == 404
         listed = client.get("/api/v1/layers/test/changesets", headers=other).json()
         assert listed["total"] == 0
+
+
+def test_a_planner_still_lists_a_change_set_whose_units_were_all_retired_since(
+    db: Database,
+) -> None:
+    # 1002002 merged into 1002001, then grid 1002 merged into 1001: every unit
+    # of the first change set (and its grid) is retired, yet it is the
+    # planner's history; a planner of the other community still does not see it.
+    _load(db)
+    with signed_in(db, role="planner", units=["test:1"]) as client:
+        # Effective in the past: an edit effective now is seen a second later.
+        micro = {"op": "merge", "level": "micro_grid", "units": ["1002001", "1002002"]}
+        micro["valid_from"] = "2026-07-01"
+        first = client.post(_EDITS, json=micro).json()["changeset"]
+        grids = {"op": "merge", "level": "grid", "units": ["1001", "1002"]}
+        grids["valid_from"] = "2026-08-01"
+        second = client.post(_EDITS, json=grids).json()["changeset"]
+    # A new server: its jurisdictions are resolved over the units valid now.
+    with signed_in(db, role="planner", units=["test:1"]) as client:
+        listed = client.get("/api/v1/layers/test/changesets").json()
+        assert [c["id"] for c in listed["changesets"]] == [second, first]
+        by_unit = client.get("/api/v1/layers/test/changesets", params={"unit": "1002002"})
+        assert [c["id"] for c in by_unit.json()["changesets"]] == [first]
+        assert client.get(f"/api/v1/layers/test/changesets/{first}").status_code == 200
+        other = sign_in(client, db, role="planner", units=["test:2"])
+        assert client.get("/api/v1/layers/test/changesets", headers=other).json()["total"] == 0

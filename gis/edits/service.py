@@ -729,9 +729,35 @@ def changeset_history(
     ``status`` only those in it (``applied``, ``draft``, ``reverted``, ``discarded``).
     """
     with db.reader() as repo:
+        if visible is not None:
+            visible = sorted(_with_retired_descendants(repo, layer=layer, visible=visible))
         return repo.changesets.history(
             layer=layer, unit=unit, codes=visible, status=status, limit=limit, offset=offset
         )
+
+
+def _with_retired_descendants(repo: Repository, *, layer: str, visible: Sequence[str]) -> set[str]:
+    """Add to ``visible`` the retired units that lay under one of them (at any time).
+
+    Jurisdictions name the units valid now; a change set whose units were all
+    retired since (a split merged again) is still the caller's history, as
+    :func:`changeset_detail` sees it through the parents. Units valid now keep
+    the jurisdiction's own answer.
+    """
+    seen = set(visible)
+    current = {code for code, _ in repo.unit_tree(layer=layer, at=utc_now())}
+    parents: dict[str, set[str]] = {}
+    for code, parent in repo.unit_tree(layer=layer, at=None):
+        if code not in current and parent is not None:
+            parents.setdefault(code, set()).add(parent)
+    grew = True
+    while grew:  # one pass per level of the layer
+        grew = False
+        for code, ups in parents.items():
+            if code not in seen and ups & seen:
+                seen.add(code)
+                grew = True
+    return seen
 
 
 def changeset_detail(

@@ -253,13 +253,17 @@ class Repository:
         rows = self._session.execute(select(RevisionRow.name, RevisionRow.value)).all()
         return {name: int(value) for name, value in rows}
 
-    def unit_tree(self, *, layer: str, at: datetime) -> list[tuple[str, str | None]]:
-        """Return ``(code, parent_code)`` of a layer's units valid at ``at`` (no geometry)."""
+    def unit_tree(self, *, layer: str, at: datetime | None) -> list[tuple[str, str | None]]:
+        """Return ``(code, parent_code)`` of a layer's units valid at ``at`` (no geometry).
+
+        ``at=None``: every distinct pair over the layer's whole history.
+        """
         query = (
             select(UnitRow.code, UnitRow.parent_code)
             .join(LayerRow, LayerRow.id == UnitRow.layer_id)
-            .where(LayerRow.name == layer, _valid_at(at))
+            .where(LayerRow.name == layer)
         )
+        query = query.distinct() if at is None else query.where(_valid_at(at))
         return [(code, parent) for code, parent in self._session.execute(query).all()]
 
     def version_window(self, *, at: datetime) -> tuple[datetime | None, datetime | None]:
