@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import gpxpy
 import pyogrio
@@ -135,7 +136,7 @@ def test_an_import_that_moves_a_street_flags_the_routes_of_its_cascaded_children
     # On both databases: routes are flagged in the import's own transaction,
     # including routes of children the import moved by cascading, and only those.
     load_governance(db)
-    fields = {
+    fields: dict[str, Any] = {
         "layer": "governance",
         "unit_version": datetime(2026, 1, 1, tzinfo=UTC),
         "revision": 1,
