@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -103,10 +104,10 @@ def edit_command(
     format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
 ) -> None:
     """Edit boundaries (边界编辑): preview with --dry-run, save with --draft, else apply."""
-    as_json = format is ReportFormat.json
-    try:
+
+    def run() -> edits.EditResult:
         drawing = edits.read_drawing(geometry) if geometry is not None else None
-        result = edits.edit(
+        return edits.edit(
             open_database(),
             layer=layer,
             op=op.value,
@@ -124,6 +125,14 @@ def edit_command(
             actor=cli_principal(),
             draft=draft,
         )
+
+    _report_edit(run, as_json=format is ReportFormat.json)
+
+
+def _report_edit(run: Callable[[], edits.EditResult], *, as_json: bool) -> None:
+    """Run an edit, a revert or a draft's apply; print its answer or its refusal."""
+    try:
+        result = run()
     except EditRefusedError as refused:
         _refused(refused, as_json=as_json)
     except TonggeError as error:
@@ -262,23 +271,17 @@ def revert_command(
     format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
 ) -> None:
     """Restore the geometry before a change set exactly (a new change set)."""
-    as_json = format is ReportFormat.json
-    try:
-        result = edits.revert(
+    _report_edit(
+        lambda: edits.revert(
             open_database(),
             layer=layer,
             changeset_id=changeset_id,
             reason=reason,
             dry_run=dry_run,
             actor=cli_principal(),
-        )
-    except TonggeError as error:
-        fail(error, as_json=as_json)
-    answer = result.to_dict()
-    if as_json:
-        echo_json(answer)
-        return
-    _print_edit(answer)
+        ),
+        as_json=format is ReportFormat.json,
+    )
 
 
 @changesets_app.command("apply")
@@ -296,24 +299,16 @@ def apply_command(
     format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
 ) -> None:
     """Apply a draft change set, if nothing under it changed since it was computed."""
-    as_json = format is ReportFormat.json
-    try:
-        result = drafts.apply_draft(
+    _report_edit(
+        lambda: drafts.apply_draft(
             open_database(),
             layer=layer,
             changeset_id=changeset_id,
             valid_from=valid_from,
             actor=cli_principal(),
-        )
-    except EditRefusedError as refused:
-        _refused(refused, as_json=as_json)
-    except TonggeError as error:
-        fail(error, as_json=as_json)
-    answer = result.to_dict()
-    if as_json:
-        echo_json(answer)
-        return
-    _print_edit(answer)
+        ),
+        as_json=format is ReportFormat.json,
+    )
 
 
 @changesets_app.command("discard")
