@@ -18,6 +18,9 @@ from gis.repository import Database
 
 router = APIRouter(prefix="/api/v1", tags=["edits"])
 
+LayerName = Annotated[str, PathParameter(max_length=64, description="Layer name.")]
+ChangeSetId = Annotated[int, PathParameter(ge=1, le=2**31 - 1, description="Change set id.")]
+
 
 def _visible(jurisdiction: Jurisdiction, principal: Principal, layer: str) -> Callable[[str], bool]:
     """Whether the caller may see a unit code of ``layer`` in a change set.
@@ -45,7 +48,7 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
     responses=_REFUSALS,
 )
 def post_edit(
-    layer: Annotated[str, PathParameter(max_length=64)],
+    layer: LayerName,
     body: EditRequest,
     db: Database = Depends(get_db),
     jurisdiction: Jurisdiction = Depends(current_jurisdiction),
@@ -92,7 +95,7 @@ def post_edit(
     response_model=ChangeSetPage,
 )
 def list_changesets(
-    layer: Annotated[str, PathParameter(max_length=64)],
+    layer: LayerName,
     db: Database = Depends(get_db),
     jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     unit: Annotated[str | None, Query(max_length=64, description="Only those touching it.")] = None,
@@ -124,8 +127,8 @@ def list_changesets(
     responses={404: {"description": "No such change set in your jurisdiction"}},
 )
 def get_changeset(
-    layer: Annotated[str, PathParameter(max_length=64)],
-    changeset_id: Annotated[int, PathParameter(ge=1, le=2**31 - 1)],
+    layer: LayerName,
+    changeset_id: ChangeSetId,
     db: Database = Depends(get_db),
     jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     principal: Principal = Depends(current_principal),
@@ -147,8 +150,8 @@ def get_changeset(
     responses={**_REFUSALS, 409: {"description": "Reverted already"}},
 )
 def revert_changeset(
-    layer: Annotated[str, PathParameter(max_length=64)],
-    changeset_id: Annotated[int, PathParameter(ge=1, le=2**31 - 1)],
+    layer: LayerName,
+    changeset_id: ChangeSetId,
     db: Database = Depends(get_db),
     jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     principal: Principal = Depends(current_principal),
@@ -173,8 +176,8 @@ def revert_changeset(
     responses={**_REFUSALS, 409: {"description": "Not a draft (applied or discarded already)"}},
 )
 def apply_draft(
-    layer: Annotated[str, PathParameter(max_length=64)],
-    changeset_id: Annotated[int, PathParameter(ge=1, le=2**31 - 1)],
+    layer: LayerName,
+    changeset_id: ChangeSetId,
     db: Database = Depends(get_db),
     jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     principal: Principal = Depends(current_principal),
@@ -210,8 +213,8 @@ def apply_draft(
     },
 )
 def discard_draft(
-    layer: Annotated[str, PathParameter(max_length=64)],
-    changeset_id: Annotated[int, PathParameter(ge=1, le=2**31 - 1)],
+    layer: LayerName,
+    changeset_id: ChangeSetId,
     db: Database = Depends(get_db),
     jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     principal: Principal = Depends(current_principal),
