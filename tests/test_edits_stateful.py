@@ -218,6 +218,16 @@ class _Edits(RuleBasedStateMachine):
             | self._options(data)
         )
 
+    def _pick_with_neighbours(
+        self, data: st.DataObject, op: str
+    ) -> tuple[str, gpd.GeoDataFrame, str, list[str]] | None:
+        """Mark ``op`` tried; draw a level and a unit; ``None`` when it has no neighbour."""
+        self.done.add(op)
+        level = data.draw(st.sampled_from(self.dataset.levels), label="level")
+        frame, code = self._pick(data, level)
+        neighbours = _neighbours(frame, code)
+        return (level, frame, code, neighbours) if neighbours else None
+
     @precondition(_fresh("split"))
     @rule(data=st.data())
     def split(self, data: st.DataObject) -> None:
@@ -239,24 +249,20 @@ class _Edits(RuleBasedStateMachine):
     @precondition(_fresh("merge"))
     @rule(data=st.data())
     def merge(self, data: st.DataObject) -> None:
-        self.done.add("merge")
-        level = data.draw(st.sampled_from(self.dataset.levels), label="level")
-        frame, code = self._pick(data, level)
-        neighbours = _neighbours(frame, code)
-        if not neighbours:
+        picked = self._pick_with_neighbours(data, "merge")
+        if picked is None:
             return
+        level, _, code, neighbours = picked
         other = data.draw(st.sampled_from(neighbours), label="with")
         self._post({"op": "merge", "level": level, "units": [code, other]} | self._options(data))
 
     @precondition(_fresh("retire"))
     @rule(data=st.data())
     def retire(self, data: st.DataObject) -> None:
-        self.done.add("retire")
-        level = data.draw(st.sampled_from(self.dataset.levels), label="level")
-        frame, code = self._pick(data, level)
-        neighbours = _neighbours(frame, code)
-        if not neighbours:
+        picked = self._pick_with_neighbours(data, "retire")
+        if picked is None:
             return
+        level, _, code, neighbours = picked
         self._post(
             {"op": "retire", "level": level, "units": [code], "to": neighbours}
             | self._options(data)
@@ -284,12 +290,10 @@ class _Edits(RuleBasedStateMachine):
     @precondition(_fresh("reshape"))
     @rule(data=st.data())
     def reshape(self, data: st.DataObject) -> None:
-        self.done.add("reshape")
-        level = data.draw(st.sampled_from(self.dataset.levels), label="level")
-        frame, code = self._pick(data, level)
-        neighbours = _neighbours(frame, code)
-        if not neighbours:
+        picked = self._pick_with_neighbours(data, "reshape")
+        if picked is None:
             return
+        level, frame, code, neighbours = picked
         other = data.draw(st.sampled_from(neighbours), label="with")
         border = _border(frame, code, other)
         if border.geom_type != "LineString" or border.is_closed:
