@@ -367,4 +367,11 @@ def test_grid_worker_sees_and_downloads_their_routes(server: Server, browser: Br
     text = Path(caught.value.path()).read_text(encoding="utf-8")
     assert "<rte>" in text and grid["code"] in text
     page.screenshot(path=SCREENSHOTS / "grid_worker_routes.png")
+    # Locating a place of the grid lists the routes covering it, like the API's answer.
+    page.fill("#query", f"{POINT[0]},{POINT[1]}")
+    page.press("#query", "Enter")
+    page.wait_for_selector(
+        f"#panel [data-section=routes] li[data-route='{route}'][data-unit='{grid['code']}']",
+        timeout=30_000,
+    )
     assert not recorder.outside(server.url) and not recorder.errors

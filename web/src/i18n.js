@@ -28,6 +28,7 @@ const TEXT = {
     proposalStale: "数据已变化,方案不同(412):请重新校核。", moveTo: "划入", households_short: "户",
     legendTitle: "户数(网格目标)", noneVisible: "您的管辖范围内没有单元",
     synthetic: "示例数据 · 非真实布局",
+    routes: "巡查路线", noRoutes: "无巡查路线", replan: "需重新规划",
   },
   en: {
     layer: "Layer", level: "Level", locate: "Locate", savePng: "Save PNG", print: "Print", signOut: "Sign out",
@@ -57,6 +58,7 @@ const TEXT = {
     proposalStale: "The data changed and so did the proposal (412): check again.", moveTo: "to", households_short: "hh",
     legendTitle: "Households (grid target)", noneVisible: "No units in your jurisdiction",
     synthetic: "Synthetic sample data",
+    routes: "Patrol routes", noRoutes: "No patrol routes", replan: "re-plan",
   },
 };
 

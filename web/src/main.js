@@ -217,10 +217,10 @@ async function openUnit(code, layer) {
     const unit = await api(`/api/v1/units/${encodeURIComponent(code)}?layer=${encodeURIComponent(layer)}`);
     renderUnitPanel(document.getElementById("panel"), unit, {
       me: state.me, layers: state.layers, onUnit: openUnit, onChanged: refreshTiles,
+      // Patrol routes of the unit (patrol.js), for the roles that plan and walk them.
+      routes: may("patrol") ? () => showUnitRoutes(map, code, layer) : null,
     });
     if (layer === state.layer) select(code);
-    // Patrol routes of the unit (patrol.js), for the roles that plan and walk them.
-    if (may("patrol")) showUnitRoutes(map, code, layer);
     return unit;
   } catch (error) {
     renderMessage(error.message, true);
