@@ -33,8 +33,9 @@ from api.errors import (
 from api.hardening import API_HEADERS
 from api.permissions import permission_for
 from api.schemas.locate import GeocodeRequest
-from gis.access import Jurisdiction
+from gis.access import Jurisdiction, Permission, Principal
 from gis.errors import TonggeError
+from gis.patrol._routes import routes_at
 
 ASGIScope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -127,6 +128,12 @@ class GeocodeFastPath:
             )
         else:
             status, answer = answer_geocode(locator, parsed, jurisdiction=jurisdiction)
+        if status == 200 and may_patrol(principal):
+            # A database read: off the event loop. Only callers who walk or
+            # plan routes pay for it (dispatchers, the hot path, do not).
+            answer = await run_in_threadpool(
+                with_routes, state.db, answer, jurisdiction=jurisdiction
+            )
         await _send(send, status, answer, extra=cors)
 
     def _cors_headers(self, scope: ASGIScope) -> dict[str, str]:
@@ -183,6 +190,32 @@ def answer_geocode(
     except TonggeError as error:
         problem = domain_problem(error)
         return int(problem["status"]), problem
+
+
+def with_routes(db: Any, answer: dict[str, Any], *, jurisdiction: Jurisdiction) -> dict[str, Any]:
+    """Add ``routes``: the stored patrol routes covering the located place.
+
+    For callers with the ``patrol`` permission only (the caller checks).
+    Routes of the units the place lies in (any level of any layer) and
+    routes passing within 30 m of it, of units the caller sees entirely;
+    an empty list when the place was not located or lies outside the
+    caller's area.
+    """
+    lon, lat = answer.get("lon"), answer.get("lat")
+    if lon is None or lat is None or answer.get("status") == "outside_jurisdiction":
+        return {**answer, "routes": []}
+    units = [
+        (layer, unit["code"])
+        for layer, result in (answer.get("layers") or {}).items()
+        for unit in result.get("units", [])
+        if unit.get("code")
+    ]
+    return {**answer, "routes": routes_at(db, jurisdiction, lon, lat, units=units)}
+
+
+def may_patrol(principal: Principal) -> bool:
+    """Whether locate answers for ``principal`` list patrol routes."""
+    return principal.can(Permission.PATROL)
 
 
 def _content_length(scope: ASGIScope) -> int | None:

@@ -20,6 +20,8 @@ Examples
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -42,6 +44,8 @@ __all__ = [
 ]
 
 STORAGE_CRS = CRS.from_epsg(4490)
+#: Transformers kept per thread (local Lambert projections make new pairs).
+_MAX_TRANSFORMERS = 64
 _OFFSET_DATUMS = ("gcj02", "bd09")
 _ALIASES = {
     "wgs84": "EPSG:4326",
@@ -114,9 +118,41 @@ def _parse_text(text: str) -> CoordinateSystem:
     return CoordinateSystem(name=alias or crs.to_string(), crs=crs)
 
 
+_transformers = threading.local()
+
+
+def _forget_transformers() -> None:
+    # A forked child starts afresh: PROJ contexts are not carried across a fork.
+    global _transformers
+    _transformers = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_transformers)
+
+
+def _srs(crs: object) -> str:
+    return crs.srs if isinstance(crs, CRS) else repr(crs)
+
+
 def transformer(source: CRS, target: CRS) -> Transformer:
-    """Return a PROJ transformer with x = longitude/easting, always."""
-    return Transformer.from_crs(source, target, always_xy=True)
+    """Return a PROJ transformer with x = longitude/easting, always.
+
+    Made once per pair of CRSs and thread: PROJ takes a tenth of a second
+    or more to choose the operation (a weekly schedule routes dozens of
+    days, each asking again), and a transformer is not shared between
+    threads (each has its own PROJ context).
+    """
+    cache: dict[tuple[str, str], Transformer] | None = getattr(_transformers, "cache", None)
+    if cache is None:
+        cache = _transformers.cache = {}
+    # ``srs`` is the text the CRS was made from: cheap, unlike hashing a CRS.
+    key = (_srs(source), _srs(target))
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= _MAX_TRANSFORMERS:
+            cache.clear()
+        found = cache[key] = Transformer.from_crs(source, target, always_xy=True)
+    return found
 
 
 def local_projected_crs(lon: float, lat: float) -> CRS:

@@ -194,6 +194,33 @@ def test_english_switch_and_shareable_url(server: Server, browser: Browser) -> N
     page.click("#lang")
     assert page.inner_text("#signout") == "退出" and "lang=zh" in page.url
     assert page.inner_text("#synthetic").startswith("示例数据")
+    # Open panels are drawn again in the language chosen: a unit's panel…
+    page.fill("#query", f"{POINT[0]},{POINT[1]}")
+    page.press("#query", "Enter")
+    page.wait_for_selector("#panel [data-status=ok]", timeout=30_000)
+    assert page.inner_text("#panel [data-status=ok]") == "已定位"
+    page.click("#lang")
+    page.wait_for_function(
+        "() => document.querySelector('#panel [data-status=ok]')?.textContent === 'located'"
+    )
+    assert page.inner_text("#panel [data-section=routes] h2") == "Patrol routes"
+    page.click("#panel a[data-code]")
+    page.wait_for_selector("#panel[data-loaded] [data-section=overlaps] h2", timeout=30_000)
+    assert page.inner_text("#panel [data-section=overlaps] h2") == "Other layers covering it"
+    page.click("#lang")
+    page.wait_for_function(
+        "() => document.querySelector('#panel [data-section=overlaps] h2')?.textContent"
+        " === '同格单元(其他图层)'"
+    )
+    # …and a search's results.
+    page.fill("#query", "350502")
+    page.press("#query", "Enter")
+    page.wait_for_selector("#panel a[data-result=unit]", timeout=30_000)
+    assert page.inner_text("#panel h2").startswith("单元")
+    page.click("#lang")
+    page.wait_for_function(
+        "() => document.querySelector('#panel h2')?.textContent.startsWith('Units')"
+    )
 
 
 @pytest.mark.parametrize("path", ["/docs", "/redoc"])
@@ -304,7 +331,38 @@ def test_planner_splits_a_micro_grid_by_drawing_a_line(server: Server, browser: 
     page.wait_for_selector("#edit-status[data-preview=preview]", timeout=30_000)
     assert micro["code"] in page.inner_text("#edit-impact")
     page.screenshot(path=SCREENSHOTS / "edit_preview.png")
+    # Someone else changes the micro-grid meanwhile (the same split, then
+    # reverted: it is back as a new version). Saving is refused (412) with a
+    # clear message, and one more preview lets the planner save.
+    edits = f"{server.url}/api/v1/layers/governance/edits"
+    body = page.evaluate("() => window.tonggeEditor.body(false)")
+    seen = ", ".join(page.evaluate("() => Object.values(window.tonggeEditor.lastPreview.etags)"))
+    other = httpx.post(edits, json={**body, "reason": "someone else"}, headers=admin, timeout=120)
+    assert other.status_code == 200, other.text
+    undone = httpx.post(
+        f"{server.url}/api/v1/layers/governance/changesets/{other.json()['changeset']}/revert",
+        json={},
+        headers=admin,
+        timeout=120,
+    )
+    assert undone.status_code == 200, undone.text
+    for _ in range(150):  # until the server's edit state holds the new version
+        probe = httpx.post(
+            edits, json={**body, "dry_run": True}, headers={**admin, "If-Match": seen}, timeout=120
+        )
+        if probe.status_code == 412:
+            break
+        time.sleep(0.2)
+    assert probe.status_code == 412, probe.text
     page.fill("#edit-reason", "浏览器测试 browser test")
+    page.click("#edit-save")
+    page.wait_for_selector("#edit-status[data-kind=error-412]", timeout=30_000)
+    assert micro["code"] in page.inner_text("#edit-status")
+    assert "预览" in page.inner_text("#edit-status") and page.is_disabled("#edit-save")
+    page.screenshot(path=SCREENSHOTS / "edit_stale.png")
+    page.click("#edit-preview")
+    page.wait_for_selector("#edit-status[data-preview=preview]", timeout=30_000)
+    assert micro["code"] in page.inner_text("#edit-impact")
     page.click("#edit-save")
     page.wait_for_selector("#edit-status[data-preview=applied]", timeout=30_000)
     saved = page.evaluate("() => window.tonggeEditor.lastSaved")
@@ -333,7 +391,9 @@ def test_planner_splits_a_micro_grid_by_drawing_a_line(server: Server, browser: 
         timeout=30_000,
     )
     page.screenshot(path=SCREENSHOTS / "edit_saved.png")
-    assert not recorder.outside(server.url) and not recorder.errors, recorder.errors
+    # The console notes the refused save (412) the test provoked, nothing else.
+    errors = [e for e in recorder.errors if "status of 412" not in e]
+    assert not recorder.outside(server.url) and not errors, errors
 
 
 def test_grid_worker_sees_and_downloads_their_routes(server: Server, browser: Browser) -> None:
@@ -367,4 +427,11 @@ def test_grid_worker_sees_and_downloads_their_routes(server: Server, browser: Br
     text = Path(caught.value.path()).read_text(encoding="utf-8")
     assert "<rte>" in text and grid["code"] in text
     page.screenshot(path=SCREENSHOTS / "grid_worker_routes.png")
+    # Locating a place of the grid lists the routes covering it, like the API's answer.
+    page.fill("#query", f"{POINT[0]},{POINT[1]}")
+    page.press("#query", "Enter")
+    page.wait_for_selector(
+        f"#panel [data-section=routes] li[data-route='{route}'][data-unit='{grid['code']}']",
+        timeout=30_000,
+    )
     assert not recorder.outside(server.url) and not recorder.errors

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import event_time, get_db, remove_folder
 from api.errors import PROBLEM_JSON
-from api.fastpath import answer_geocode, parse_geocode
+from api.fastpath import answer_geocode, may_patrol, parse_geocode, with_routes
 from api.schemas.locate import GeocodeAnswer
 from api.security import current_jurisdiction, current_principal
 from gis.access import Jurisdiction, Principal, record
@@ -85,7 +85,9 @@ def get_locator(request: Request) -> LocateService:
     },
 )
 async def geocode(
-    request: Request, jurisdiction: Jurisdiction = Depends(current_jurisdiction)
+    request: Request,
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    principal: Principal = Depends(current_principal),
 ) -> Response:
     """Return the unit at every level of every layer for one point (same-grid 同格 answer).
 
@@ -93,7 +95,10 @@ async def geocode(
     input is echoed. With `accuracy_m` each level lists the units the circle
     overlaps with their shares. Units outside your jurisdiction are answered
     as `restricted`, without code or name; a place outside your area answers
-    `outside_jurisdiction` (whatever lies there).
+    `outside_jurisdiction` (whatever lies there). Callers with the `patrol`
+    permission also get `routes`: the stored patrol routes of the units the
+    place lies in and those passing within 30 m of it (their units seen
+    entirely); others get no `routes`.
     """
     # api.app.TonggeAPI answers this path with api.fastpath.GeocodeFastPath
     # before routing: this route documents the endpoint (OpenAPI) and is only
@@ -102,6 +107,10 @@ async def geocode(
     status, answer = await run_in_threadpool(
         answer_geocode, get_locator(request), parsed, jurisdiction=jurisdiction
     )
+    if status == 200 and may_patrol(principal):
+        answer = await run_in_threadpool(
+            with_routes, request.app.state.db, answer, jurisdiction=jurisdiction
+        )
     media = "application/json" if status == 200 else PROBLEM_JSON
     return Response(orjson.dumps(answer), status_code=status, media_type=media)
 

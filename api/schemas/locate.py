@@ -161,6 +161,27 @@ class GeocodePerson(BaseModel):
     phone: str | None = Field(description="Work phone.")
 
 
+class GeocodeRoute(BaseModel):
+    """A stored patrol route covering the place (for callers with ``patrol``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    name: str | None
+    layer: str
+    level: str
+    unit_code: str
+    part: int
+    staff_id: int | None
+    staff_name: str | None
+    shift: str | None
+    stale: bool = Field(description="The unit's boundary moved since: re-plan.")
+    stale_reason: str | None
+    length_m: float | None
+    in_unit: bool = Field(description="The route's unit contains the place.")
+    distance_m: float = Field(description="From the place to the route's line (m).")
+
+
 class GeocodeAnswer(BaseModel):
     """Where a point is, in every layer at once (:class:`gis.locate.answers.LocateAnswer`).
 
@@ -189,4 +210,10 @@ class GeocodeAnswer(BaseModel):
     layers: dict[str, GeocodeLayer]
     responsible: list[GeocodePerson] = Field(
         default_factory=list, description="People responsible (grid worker, police...)."
+    )
+    routes: list[GeocodeRoute] | None = Field(
+        default=None,
+        description="Only for callers with the `patrol` permission: the stored patrol routes "
+        "of the units the place lies in and those passing within 30 m of it (units seen "
+        "entirely); empty when not located or outside your area.",
     )

@@ -162,11 +162,9 @@ def _degree_of(u: np.ndarray, v: np.ndarray) -> list[tuple[int, int]]:
     return [(int(n), int(c)) for n, c in zip(nodes, counts, strict=True)]
 
 
-def _dist(graph: nx.Graph, a: int, b: int) -> float:
-    return float(nx.dijkstra_path_length(graph, a, b, weight="weight"))
-
-
-def _match(avail: nx.Graph, odd: list[int], describe: Any) -> list[tuple[int, int]]:
+def _match(
+    avail: nx.Graph, odd: list[int], describe: Any, dist: np.ndarray | None = None
+) -> list[tuple[int, int]]:
     """Pair the odd nodes at least total shortest-path distance.
 
     Exact (matching on the complete graph of distances) up to
@@ -177,7 +175,8 @@ def _match(avail: nx.Graph, odd: list[int], describe: Any) -> list[tuple[int, in
     """
     if not odd:
         return []
-    dist = _distances(avail, odd)
+    if dist is None:
+        dist = _distances(avail, odd)
     unreachable = ~np.isfinite(dist)
     if unreachable.any():
         a, b = np.argwhere(unreachable)[0]
@@ -210,9 +209,13 @@ def _matching_bound(avail: nx.Graph, odd: list[int], describe: Any) -> float:
     # node pays half its distance to the nearest other odd node.
     if not odd:
         return 0.0
-    if len(odd) <= EXACT_MATCHING:
-        return sum(_dist(avail, a, b) for a, b in _match(avail, odd, describe))
     dist = _distances(avail, odd)
+    if len(odd) <= EXACT_MATCHING:
+        # The matched pairs' distances from the same matrix (one Dijkstra
+        # per odd node, not one more per pair).
+        at = {node: k for k, node in enumerate(odd)}
+        pairs = _match(avail, odd, describe, dist)
+        return float(sum(dist[at[a], at[b]] for a, b in pairs))
     np.fill_diagonal(dist, np.inf)
     return float(dist.min(axis=1).sum() / 2)
 

@@ -11,7 +11,7 @@ who see its unit entirely (a grid worker: their own units).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -36,6 +36,7 @@ __all__ = [
     "get_route",
     "list_routes",
     "route_json",
+    "routes_at",
     "save_plan_routes",
 ]
 
@@ -176,6 +177,88 @@ def list_routes(
         near = lines.distance(point).to_numpy() <= tolerance_m
         found = [r for r, keep in zip(found, near, strict=True) if keep]
     return [route_json(r, geometry=False) for r in found]
+
+
+def routes_at(
+    db: Database,
+    jurisdiction: Jurisdiction,
+    lon: float,
+    lat: float,
+    *,
+    units: Iterable[tuple[str, str]] = (),
+    tolerance_m: float = COVERING_M,
+) -> list[dict[str, Any]]:
+    """Return the stored routes covering a place, for the locate answer (no geometry).
+
+    A route covers the place when its unit is one of ``units`` (the
+    ``(layer, code)`` pairs the place was located in, at any level) or when
+    its line passes within ``tolerance_m`` of it (a street walked by the
+    route of a neighbouring unit). Only routes of units the caller sees
+    entirely; those passing nearest first.
+
+    Parameters
+    ----------
+    db : Database
+        The registry.
+    jurisdiction : Jurisdiction
+        The caller's; routes of units not seen entirely are left out.
+    lon, lat : float
+        The place (CGCS2000, EPSG:4490).
+    units : iterable of (str, str)
+        The units containing the place.
+    tolerance_m : float
+        How near a route's line must pass (m).
+
+    Returns
+    -------
+    list of dict
+        ``id``, ``name``, ``layer``, ``level``, ``unit_code``, ``part``,
+        ``staff_id``, ``staff_name``, ``shift``, ``stale``, ``stale_reason``,
+        ``length_m``, ``in_unit`` (the route's unit contains the place),
+        ``distance_m`` (from the place to the line).
+    """
+    wanted = set(units)
+    pad = tolerance_m / 90_000 + 1e-6  # degrees, generous at these latitudes
+    bbox = (lon - pad, lat - pad, lon + pad, lat + pad)
+    with db.reader() as repo:
+        found = {r["id"]: r for r in repo.routes.list(bbox=bbox)}
+        if wanted:
+            for route in repo.routes.list(units=sorted({code for _, code in wanted})):
+                found.setdefault(route["id"], route)
+        seen = [r for r in found.values() if jurisdiction.sees_wholly(r["layer"], r["unit_code"])]
+        staff_ids = sorted({r["staff_id"] for r in seen if r["staff_id"] is not None})
+        names = {s["id"]: s["name"] for s in repo.staff()} if staff_ids else {}
+    if not seen:
+        return []
+    crs = local_projected_crs(lon, lat)
+    lines = gpd.GeoSeries([r["line"] for r in seen], crs=4490).to_crs(crs)
+    point = gpd.GeoSeries([shapely.Point(lon, lat)], crs=4490).to_crs(crs).iloc[0]
+    distances = lines.distance(point).to_numpy()
+    out = []
+    for route, distance in zip(seen, distances, strict=True):
+        in_unit = (route["layer"], route["unit_code"]) in wanted
+        if not in_unit and distance > tolerance_m:
+            continue
+        out.append(
+            {
+                "id": route["id"],
+                "name": route["name"],
+                "layer": route["layer"],
+                "level": route["level"],
+                "unit_code": route["unit_code"],
+                "part": route["part"],
+                "staff_id": route["staff_id"],
+                "staff_name": names.get(route["staff_id"]),
+                "shift": route["shift"],
+                "stale": route["stale"],
+                "stale_reason": route["stale_reason"],
+                "length_m": route["figures"].get("length_m"),
+                "in_unit": in_unit,
+                "distance_m": round(float(distance), 1),
+            }
+        )
+    out.sort(key=lambda r: (r["distance_m"], -r["id"]))
+    return out
 
 
 def get_route(db: Database, jurisdiction: Jurisdiction, route_id: int) -> dict[str, Any]:

@@ -20,8 +20,8 @@ export const session = {
 };
 
 /** Call the API; throws an Error carrying the problem+json detail. */
-export async function api(path, { method = "GET", body } = {}) {
-  const headers = { ...session.headers() };
+export async function api(path, { method = "GET", body, headers: extra = {} } = {}) {
+  const headers = { ...session.headers(), ...extra };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
     method,

@@ -73,6 +73,8 @@ export class EditMode {
     this.units = [];
     this.geometry = null;
     this.lastPreview = null;
+    this.lastRefusal = null;
+    this.lastSaved = null;
     this.draw?.clear();
     this.map.getSource("preview")?.setData({ type: "FeatureCollection", features: [] });
     this.render();
@@ -115,6 +117,7 @@ export class EditMode {
     try {
       const answer = await api(`/api/v1/layers/${encodeURIComponent(this.layer)}/edits`, { method: "POST", body: this.body(true) });
       this.lastPreview = answer;
+      this.lastRefusal = null;
       this.showGeometry(answer.geometry);
       renderImpact(answer);
       document.getElementById("edit-save").disabled = false;
@@ -125,9 +128,15 @@ export class EditMode {
 
   async save() {
     setStatus(t("saving"));
+    // The unit versions the preview was computed on: if someone changed one
+    // since, the server refuses (412) instead of applying over their change.
+    const seen = Object.values(this.lastPreview?.etags ?? {});
+    const headers = seen.length ? { "If-Match": seen.join(", ") } : {};
     try {
-      const answer = await api(`/api/v1/layers/${encodeURIComponent(this.layer)}/edits`, { method: "POST", body: this.body(false) });
+      const answer = await api(`/api/v1/layers/${encodeURIComponent(this.layer)}/edits`, { method: "POST", body: this.body(false), headers });
       this.lastSaved = answer;
+      this.lastPreview = null;
+      this.lastRefusal = null;
       renderImpact(answer);
       setStatus(`${t("saved")} #${answer.changeset}`, "ok");
       document.getElementById("edit-save").disabled = true;
@@ -142,8 +151,17 @@ export class EditMode {
 
   refused(error) {
     document.getElementById("edit-save").disabled = true;
+    delete document.getElementById("edit-status").dataset.preview; // nothing previewed stands
     if (error.status === 412) {
-      setStatus(t("stale"), "error");
+      // The drawing and the chosen units are kept: one click on Preview shows
+      // the edit against the current boundaries, then it can be saved.
+      this.lastPreview = null;
+      this.lastRefusal = error;
+      const codes = (error.problem?.codes ?? []).join(", ");
+      setStatus(t("staleEdit", { codes }), "error");
+      document.getElementById("edit-status").dataset.kind = "error-412";
+      document.getElementById("edit-impact").replaceChildren();
+      document.getElementById("edit-preview").focus();
     } else if (error.status === 422 && error.problem?.problems) {
       const features = error.problem.problems
         .filter((p) => p.geometry)
@@ -168,6 +186,14 @@ export class EditMode {
     const answer = await api(`/api/v1/layers/${encodeURIComponent(this.layer)}/changesets/${id}/revert`, { method: "POST", body: {} });
     setStatus(`${t("reverted")} #${id} → #${answer.changeset}`, "ok");
     this.onSaved(answer);
+  }
+
+  /** Draw the panel again in the current language (its last preview or refusal included). */
+  redraw() {
+    this.render();
+    if (this.lastRefusal && !this.lastPreview) this.refused(this.lastRefusal);
+    else if (this.lastSaved && !this.lastPreview) renderImpact(this.lastSaved);
+    else if (this.lastPreview) renderImpact(this.lastPreview);
   }
 
   render() {

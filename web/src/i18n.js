@@ -28,6 +28,8 @@ const TEXT = {
     proposalStale: "数据已变化,方案不同(412):请重新校核。", moveTo: "划入", households_short: "户",
     legendTitle: "户数(网格目标)", noneVisible: "您的管辖范围内没有单元",
     synthetic: "示例数据 · 非真实布局",
+    routes: "巡查路线", noRoutes: "无巡查路线", replan: "需重新规划",
+    staleEdit: "保存被拒(412):预览之后有人修改了这些单元({codes})。请点击“预览”查看最新边界,确认后再保存。",
   },
   en: {
     layer: "Layer", level: "Level", locate: "Locate", savePng: "Save PNG", print: "Print", signOut: "Sign out",
@@ -57,6 +59,8 @@ const TEXT = {
     proposalStale: "The data changed and so did the proposal (412): check again.", moveTo: "to", households_short: "hh",
     legendTitle: "Households (grid target)", noneVisible: "No units in your jurisdiction",
     synthetic: "Synthetic sample data",
+    routes: "Patrol routes", noRoutes: "No patrol routes", replan: "re-plan",
+    staleEdit: "Not saved (412): someone changed these units after your preview ({codes}). Preview again to see the current boundaries, then save.",
   },
 };
 
@@ -69,10 +73,19 @@ export function t(key, values = {}) {
   return text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
 }
 
+const listeners = [];
+
+/** Call `redraw` after every language switch (open panels draw themselves again). */
+export function onLanguage(redraw) {
+  listeners.push(redraw);
+}
+
 export function setLanguage(lang) {
+  const changed = (lang in TEXT ? lang : "zh") !== current;
   current = lang in TEXT ? lang : "zh";
   document.documentElement.lang = current === "zh" ? "zh-CN" : "en";
   translatePage();
+  if (changed) for (const redraw of listeners) redraw(current);
 }
 
 export function translatePage() {

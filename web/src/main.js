@@ -4,7 +4,7 @@
 // basemap: the map is the city's own units, streets and places as vector tiles.
 import maplibregl from "maplibre-gl";
 import { api, session } from "./api.js";
-import { t, setLanguage, language, translatePage } from "./i18n.js";
+import { t, setLanguage, language, translatePage, onLanguage } from "./i18n.js";
 import { renderLocate, renderMessage } from "./panel.js";
 import { EditMode } from "./edit.js";
 import { showUnitRoutes } from "./patrol.js";
@@ -25,6 +25,8 @@ const state = {
   datum: "cgcs2000",
   me: null,
   unit: null,
+  // What the side panel shows, to draw it again in another language.
+  panel: { kind: "hint" },
 };
 
 // Read before the map writes its own view into the hash.
@@ -190,8 +192,10 @@ function extend(bounds, geometry) {
 
 async function locate(body) {
   renderMessage(t("locating"));
+  state.panel = { kind: "busy" };
   try {
     const answer = await api("/api/v1/geocode", { method: "POST", body });
+    state.panel = { kind: "locate", answer };
     renderLocate(answer, { onUnit: openUnit });
     if (answer.lon != null) {
       marker?.remove();
@@ -202,6 +206,7 @@ async function locate(body) {
       if (!map.getBounds().contains(shown)) map.flyTo({ center: shown });
     }
   } catch (error) {
+    state.panel = { kind: "error" };
     renderMessage(error.message, true);
   }
 }
@@ -212,17 +217,24 @@ function select(code) {
   writeUrl();
 }
 
+function drawUnitPanel(unit) {
+  const { code, layer } = unit.properties;
+  state.panel = { kind: "unit", unit };
+  renderUnitPanel(document.getElementById("panel"), unit, {
+    me: state.me, layers: state.layers, onUnit: openUnit, onChanged: refreshTiles,
+    // Patrol routes of the unit (patrol.js), for the roles that plan and walk them.
+    routes: may("patrol") ? () => showUnitRoutes(map, code, layer) : null,
+  });
+}
+
 async function openUnit(code, layer) {
   try {
     const unit = await api(`/api/v1/units/${encodeURIComponent(code)}?layer=${encodeURIComponent(layer)}`);
-    renderUnitPanel(document.getElementById("panel"), unit, {
-      me: state.me, layers: state.layers, onUnit: openUnit, onChanged: refreshTiles,
-    });
+    drawUnitPanel(unit);
     if (layer === state.layer) select(code);
-    // Patrol routes of the unit (patrol.js), for the roles that plan and walk them.
-    if (may("patrol")) showUnitRoutes(map, code, layer);
     return unit;
   } catch (error) {
+    state.panel = { kind: "error" };
     renderMessage(error.message, true);
     return null;
   }
@@ -282,12 +294,26 @@ function parseQuery(text) {
 async function search(text) {
   const point = parseQuery(text);
   if (point) return locate(point);
+  state.panel = { kind: "search", text };
   return searchAll(text, {
     layers: state.layers,
     panel: document.getElementById("panel"),
     onUnit: showUnit,
     onPoint: (answer) => locate({ address: text.trim() }).then(() => map.flyTo({ center: [answer.lon, answer.lat], zoom: 16 })),
   });
+}
+
+/** Draw every open panel again in the language just chosen (from what each last showed). */
+function redrawInLanguage() {
+  const shown = state.panel;
+  if (shown.kind === "locate") renderLocate(shown.answer, { onUnit: openUnit });
+  else if (shown.kind === "unit") drawUnitPanel(shown.unit);
+  else if (shown.kind === "search") search(shown.text);
+  else if (shown.kind === "hint") renderMessage(t("clickHint"));
+  sameGrid?.redraw();
+  if (editor?.draw) editor.redraw();
+  if (state.me && may("workload:read")) colourByWorkload();
+  if (tree && !document.getElementById("tree-box").hidden) showTree();
 }
 
 function bindControls() {
@@ -324,6 +350,7 @@ function bindControls() {
     setLanguage(language() === "zh" ? "en" : "zh");
     writeUrl();
   });
+  onLanguage(redrawInLanguage);
   document.getElementById("signout").addEventListener("click", () => {
     session.clear();
     location.reload();

@@ -1,5 +1,6 @@
 // The side panel: a locate answer (every layer at once) or one unit.
 import { t } from "./i18n.js";
+import { routeList } from "./patrol.js";
 
 const panel = () => document.getElementById("panel");
 
@@ -42,6 +43,11 @@ export function renderLocate(answer, { onUnit }) {
   if (answer.responsible?.length) {
     parts.push(el("h2", {}, t("responsible")), el("ul", {},
       ...answer.responsible.map((p) => el("li", {}, `${p.role_title ?? p.role}: ${p.name}`))));
+  }
+  if (answer.routes) {
+    // Only for roles with `patrol`: the stored routes of the units here and those passing by.
+    parts.push(el("section", { "data-section": "routes" },
+      el("h2", {}, t("routes")), routeList(answer.routes, { withUnit: true })));
   }
   panel().replaceChildren(...parts);
 }

@@ -43,6 +43,17 @@ export class SameGrid {
       el("label", {}, t("layerA"), " ", a), el("label", {}, t("layerB"), " ", b), run, this.result);
   }
 
+  /** Draw the form and the findings again in the current language (the inputs kept). */
+  redraw() {
+    if (!this.result) return; // never opened
+    const a = this.box.querySelector("#sg-a")?.value;
+    const b = this.box.querySelector("#sg-b")?.value;
+    this.form();
+    if (a != null) this.box.querySelector("#sg-a").value = a;
+    if (b != null) this.box.querySelector("#sg-b").value = b;
+    if (this.report) this.render();
+  }
+
   async check(a, b) {
     this.clear();
     this.result.replaceChildren(el("p", { class: "hint" }, t("loading")));

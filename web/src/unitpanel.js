@@ -6,6 +6,7 @@ import { api } from "./api.js";
 import { el, unitLink } from "./panel.js";
 import { t } from "./i18n.js";
 import { standing, workloadOf, forgetWorkload } from "./workload.js";
+import { routeList } from "./patrol.js";
 
 const may = (me, permission) => me.permissions.includes(permission);
 
@@ -99,9 +100,10 @@ async function revert(id, { layer, status, onChanged }) {
 
 /**
  * Draw `unit` (GET /api/v1/units/{code}) into `panel`, then fill each part as it arrives.
- * @param {{me: object, layers: object[], onUnit: Function, onChanged: Function}} context
+ * `routes` (for roles with `patrol`) loads the unit's stored patrol routes (and draws them).
+ * @param {{me: object, layers: object[], onUnit: Function, onChanged: Function, routes?: Function}} context
  */
-export function renderUnitPanel(panel, unit, { me, layers, onUnit, onChanged }) {
+export function renderUnitPanel(panel, unit, { me, layers, onUnit, onChanged, routes }) {
   const p = unit.properties;
   const layer = layers.find((l) => l.name === p.layer);
   const level = layer?.levels.find((l) => l.name === p.level);
@@ -128,6 +130,13 @@ export function renderUnitPanel(panel, unit, { me, layers, onUnit, onChanged }) 
     parts.push(part.node);
     const query = new URLSearchParams({ layer: p.layer, unit: p.code });
     jobs.push(fill(part.body, async () => staffList(await api(`/api/v1/staff?${query}`))));
+  }
+  if (routes && may(me, "patrol")) {
+    // Routes 巡查路线 of the unit, each downloadable for a phone (patrol.js).
+    const part = section("routes", t("routes"));
+    part.node.id = "patrol";
+    parts.push(part.node);
+    jobs.push(fill(part.body, async () => routeList(await routes())));
   }
   const overlaps = section("overlaps", t("overlaps"));
   parts.push(overlaps.node);
