@@ -61,7 +61,7 @@ def server(sample_city_file: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     assert uv.started, "the server did not start"
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):  # the locate indexes are built in the background
-        if httpx.get(f"{url}/health/ready").status_code == 200:
+        if httpx.get(f"{url}/health/ready", timeout=60).status_code == 200:
             break
         time.sleep(0.1)
     app.state.tiles.warm()  # as the start-up thread does: wait until it has
@@ -110,7 +110,9 @@ def sign_in(page: Page, server: Server, username: str, *, hash_: str = "") -> Re
 
 def token(server: Server, username: str) -> dict[str, str]:
     answer = httpx.post(
-        f"{server.url}/api/v1/auth/token", data={"username": username, "password": PASSWORD}
+        f"{server.url}/api/v1/auth/token",
+        data={"username": username, "password": PASSWORD},
+        timeout=60,
     )
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
@@ -147,6 +149,7 @@ def test_dispatcher_locates_a_gcj02_point_like_the_api(server: Server, browser: 
         f"{server.url}/api/v1/geocode",
         json={"x": float(gx[0]), "y": float(gy[0]), "crs": "gcj02"},
         headers=token(server, username),
+        timeout=60,
     ).json()
     assert page.get_attribute("[data-status]", "data-status") == expected["status"] == "ok"
     for layer, answer in expected["layers"].items():
@@ -169,6 +172,7 @@ def test_grid_worker_sees_only_their_grid(server: Server, browser: Browser) -> N
         f"{server.url}/api/v1/geocode",
         json={"x": POINT[0], "y": POINT[1], "crs": "cgcs2000"},
         headers=token(server, add_user(server.db, role="admin")),
+        timeout=60,
     ).json()
     grid = next(u for u in located["layers"]["governance"]["units"] if u["level"] == "grid")
     username = add_user(server.db, role="grid_worker", units=[f"governance:{grid['code']}"])
@@ -272,10 +276,14 @@ def test_planner_splits_a_micro_grid_by_drawing_a_line(server: Server, browser: 
         f"{server.url}/api/v1/geocode",
         json={"x": POINT[0], "y": POINT[1], "crs": "cgcs2000"},
         headers=admin,
+        timeout=60,
     ).json()
     micro = next(u for u in located["layers"]["governance"]["units"] if u["level"] == "micro_grid")
     unit = httpx.get(
-        f"{server.url}/api/v1/units/{micro['code']}", params={"layer": "governance"}, headers=admin
+        f"{server.url}/api/v1/units/{micro['code']}",
+        params={"layer": "governance"},
+        headers=admin,
+        timeout=60,
     ).json()
     polygon = shapely.geometry.shape(unit["geometry"])
     # A line across the micro-grid, boundary to boundary, between its buildings
@@ -376,6 +384,7 @@ def test_planner_splits_a_micro_grid_by_drawing_a_line(server: Server, browser: 
             f"{server.url}/api/v1/units/{grid['code']}",
             params={"layer": "governance"},
             headers=admin,
+            timeout=60,
         ).json()["children"]
         codes = {c["code"] for c in children}
         if set(saved["created"]) <= codes:
@@ -401,6 +410,7 @@ def test_grid_worker_sees_and_downloads_their_routes(server: Server, browser: Br
         f"{server.url}/api/v1/geocode",
         json={"x": POINT[0], "y": POINT[1], "crs": "cgcs2000"},
         headers=token(server, add_user(server.db, role="admin")),
+        timeout=60,
     ).json()
     grid = next(u for u in located["layers"]["governance"]["units"] if u["level"] == "grid")
     username = add_user(server.db, role="grid_worker", units=[f"governance:{grid['code']}"])

@@ -75,7 +75,7 @@ def server(sample_city_file: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     assert uv.started, "the server did not start"
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
-        if httpx.get(f"{url}/health/ready").status_code == 200:
+        if httpx.get(f"{url}/health/ready", timeout=60).status_code == 200:
             break
         time.sleep(0.1)
     app.state.tiles.warm()

@@ -68,7 +68,7 @@ def serve(db: Database, **settings: Any) -> Iterator[Server]:
     assert uv.started, "the server did not start"
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):  # the locate indexes are built in the background
-        if httpx.get(f"{url}/health/ready").status_code == 200:
+        if httpx.get(f"{url}/health/ready", timeout=60).status_code == 200:
             break
         time.sleep(0.1)
     app.state.tiles.warm()
@@ -162,26 +162,28 @@ def wait_drawn(page: Page) -> None:
 
 def test_map_config_is_offline_by_default(server: Server) -> None:
     username = add_user(server.db, role="grid_worker", units=["governance:350502"])
-    answer = httpx.get(f"{server.url}/api/v1/map/config", headers=token(server, username))
+    answer = httpx.get(
+        f"{server.url}/api/v1/map/config", headers=token(server, username), timeout=60
+    )
     assert answer.status_code == 200
     body = answer.json()
     assert body["basemap"] is None and body["fonts"] == ["Noto Sans Regular", "Noto Sans Bold"]
-    assert httpx.get(f"{server.url}/api/v1/map/config").status_code == 401
+    assert httpx.get(f"{server.url}/api/v1/map/config", timeout=60).status_code == 401
     # The page may load from this server only.
-    csp = httpx.get(f"{server.url}/").headers["content-security-policy"]
+    csp = httpx.get(f"{server.url}/", timeout=60).headers["content-security-policy"]
     assert "http" not in csp
 
 
 def test_glyphs_are_served_offline(server: Server) -> None:
-    latin = httpx.get(f"{server.url}/glyphs/Noto Sans Regular/0-255.pbf")
+    latin = httpx.get(f"{server.url}/glyphs/Noto Sans Regular/0-255.pbf", timeout=60)
     assert latin.status_code == 200 and len(latin.content) > 10_000
     # Glyph "0" (id 48) is in the range, with an SDF bitmap.
     assert b"Noto Sans Regular" in latin.content and b"0-255" in latin.content
     # A range not shipped (CJK is drawn locally) is an empty glyph set, not an error.
-    cjk = httpx.get(f"{server.url}/glyphs/Noto Sans Regular/19968-20223.pbf")
+    cjk = httpx.get(f"{server.url}/glyphs/Noto Sans Regular/19968-20223.pbf", timeout=60)
     assert cjk.status_code == 200 and cjk.content == b""
     for bad in ("Comic Sans/0-255", "Noto Sans Regular/1-256", "Noto Sans Regular/65536-65791"):
-        assert httpx.get(f"{server.url}/glyphs/{bad}.pbf").status_code == 404
+        assert httpx.get(f"{server.url}/glyphs/{bad}.pbf", timeout=60).status_code == 404
 
 
 def test_labels_render_with_no_network(server: Server, browser: Browser) -> None:  # noqa: F811
@@ -233,6 +235,7 @@ def test_a_link_opens_the_same_view_with_the_selected_unit(
         f"{server.url}/api/v1/geocode",
         json={"x": POINT[0], "y": POINT[1], "crs": "cgcs2000"},
         headers=token(server, username),
+        timeout=60,
     ).json()
     grid = next(u for u in expected["layers"]["governance"]["units"] if u["level"] == "grid")
     page.wait_for_function("(code) => location.hash.includes(`unit=${code}`)", arg=grid["code"])
@@ -286,7 +289,7 @@ def test_gcj02_basemap_gets_gcj02_overlays_and_sends_cgcs2000(
             basemap_attribution="测试底图 test tiles",
         ) as server,
     ):
-        csp = httpx.get(f"{server.url}/").headers["content-security-policy"]
+        csp = httpx.get(f"{server.url}/", timeout=60).headers["content-security-policy"]
         assert f"img-src 'self' data: blob: {tiles.origin};" in csp
         assert f"connect-src 'self' {tiles.origin};" in csp
         username = add_user(server.db, role="dispatcher", units=["governance:350502"])
@@ -318,6 +321,7 @@ def test_gcj02_basemap_gets_gcj02_overlays_and_sends_cgcs2000(
             f"{server.url}/api/v1/geocode",
             json={"x": POINT[0], "y": POINT[1], "crs": "cgcs2000"},
             headers=token(server, username),
+            timeout=60,
         ).json()
         micro = next(
             u for u in expected["layers"]["governance"]["units"] if u["level"] == "micro_grid"

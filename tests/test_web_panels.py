@@ -45,6 +45,7 @@ def grid_at_point(site: Server, headers: dict[str, str]) -> str:
         f"{site.url}/api/v1/geocode",
         json={"x": POINT[0], "y": POINT[1], "crs": "cgcs2000"},
         headers=headers,
+        timeout=60,
     ).json()
     return next(u["code"] for u in located["layers"]["governance"]["units"] if u["level"] == "grid")
 
@@ -154,7 +155,10 @@ def test_search_by_code_name_and_address(
     page.click("#panel a[data-result=address]")
     page.wait_for_selector("[data-status]")
     answer = httpx.post(
-        f"{server.url}/api/v1/geocode", json={"address": building["address"]}, headers=headers
+        f"{server.url}/api/v1/geocode",
+        json={"address": building["address"]},
+        headers=headers,
+        timeout=60,
     ).json()
     assert page.get_attribute("[data-status]", "data-status") == answer["status"]
     row = page.locator("tr[data-layer='governance'][data-level='grid']")
@@ -197,6 +201,7 @@ def test_unit_panel_counts_staff_other_layers_and_history_with_revert(
         f"{server.url}/api/v1/staff",
         json={"layer": "governance", "unit_code": grid, "role": "grid_worker", "name": "张网格"},
         headers=admin,
+        timeout=60,
     )
     assert staff.status_code == 201, staff.text
     first, second = _neighbours_over(server, admin, grid)
