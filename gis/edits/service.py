@@ -293,11 +293,17 @@ def edit(
     state, when = effective_state(db, layer=layer, valid_from=valid_from)
     check_etags(state, if_match)
     named = [*units, *([to] if isinstance(to, str) else list(to or []))]
-    parents = {
-        str(code): parent
-        for frame in state.levels.values()
-        for code, parent in zip(frame["code"], frame["parent_code"], strict=True)
-    }
+    # The walk up the parents is only needed to check a jurisdiction (a map
+    # of every unit: not built for the callers that see everything).
+    parents = (
+        {
+            str(code): parent
+            for frame in state.levels.values()
+            for code, parent in zip(frame["code"], frame["parent_code"], strict=True)
+        }
+        if visible is not None
+        else {}
+    )
     _require_visible(visible, layer, named, parents)
     changeset = run_operation(
         state,
