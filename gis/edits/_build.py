@@ -21,6 +21,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from gis.coverage import cascade_children, node_level
+from gis.edits._arrays import stored_rows
 from gis.edits._model import (
     ChangeSet,
     EditOptions,
@@ -91,14 +92,14 @@ def build_changeset(
     frame = state.frame(level)
     # Only the units the operation hands back, not the whole level.
     mentioned = set(ground.geometries) | set(ground.retired)
-    rows = {str(r["code"]): r for r in _records(frame[frame["code"].astype(str).isin(mentioned)])}
+    rows = {str(r["code"]): r for r in _records(stored_rows(frame, codes=mentioned))}
     after_rows = []
     for code, geometry in ground.geometries.items():
         base = ground.created.get(code) or {k: v for k, v in rows[code].items() if k != "geometry"}
         after_rows.append({**base, "code": code, "geometry": as_multipolygon(geometry)})
     after = _frame(after_rows)
     affected = set(ground.geometries) | set(ground.retired)
-    before = frame[frame["code"].astype(str).isin(affected)]
+    before = stored_rows(frame, codes=affected)
     # Units given back unchanged (exactly) are not part of the change.
     unchanged = {
         code
@@ -168,7 +169,7 @@ def build_changeset(
         touched_parents = set(parents_before["code"].astype(str)) | set(
             parents_after["code"].astype(str)
         )
-        mine = kids[kids["parent_code"].astype(str).isin(touched_parents)]
+        mine = stored_rows(kids, parents=touched_parents)
         if mine.empty:
             break
         result = cascade_children(
@@ -306,12 +307,7 @@ def _node_around(
         )
     )
     # The level's own spatial index (built once per state), then the units that stay.
-    around = (
-        frame.iloc[np.sort(frame.sindex.query(shapely.buffer(area, 1e-6), predicate="intersects"))]
-        if len(frame)
-        else frame
-    )
-    near = around[~around["code"].astype(str).isin(replaced)]
+    near = stored_rows(frame, area=shapely.buffer(area, 1e-6), exclude=replaced)
     noded, fixes, near = _node_rings(frame, near, after, replaced, locator)
     geometries = np.asarray(noded.geometry.values, dtype=object)
     if len(geometries) > 1 and not shapely.coverage_is_valid(geometries):
@@ -372,9 +368,7 @@ def _node_rings(
         changed = noded[noded["code"].astype(str).isin(moved)]
         reach = shapely.buffer(shapely.union_all(shapely.envelope(changed.geometry.values)), 1e-6)
         inside = set(subset["code"].astype(str)) | replaced
-        rows = np.sort(frame.sindex.query(reach, predicate="intersects"))
-        ring = frame.iloc[rows]
-        ring = ring[~ring["code"].astype(str).isin(inside)]
+        ring = stored_rows(frame, area=reach, exclude=inside)
         if ring.empty:
             break
         joined = np.asarray([*changed.geometry.values, *ring.geometry.values], dtype=object)
