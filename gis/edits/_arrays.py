@@ -21,8 +21,7 @@ import shapely
 from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
 
-from gis.crs import STORAGE_CRS
-from gis.edits._model import UNIT_COLUMNS, LevelChange
+from gis.edits._model import UNIT_COLUMNS, LevelChange, frame_from_arrays
 
 __all__ = [
     "LevelArrays",
@@ -127,11 +126,7 @@ def stored_rows(
 
 def units_frame(codes: NDArray[np.object_], geometries: NDArray[np.object_]) -> gpd.GeoDataFrame:
     """Return a frame of units (``code`` and geometry, EPSG:4490) from arrays."""
-    return gpd.GeoDataFrame(
-        {"code": np.asarray(codes, dtype=object)},
-        geometry=gpd.array.GeometryArray(np.asarray(geometries, dtype=object), crs=STORAGE_CRS),
-        crs=STORAGE_CRS,
-    )
+    return frame_from_arrays({"code": np.asarray(codes, dtype=object)}, geometries)
 
 
 def around(
@@ -212,9 +207,7 @@ def after_frame(
         for c in UNIT_COLUMNS
     }
     geometry = np.concatenate([stored.geometries[rows], new_geoms[taken]])[order]
-    return gpd.GeoDataFrame(
-        columns, geometry=gpd.array.GeometryArray(geometry, crs=STORAGE_CRS), crs=STORAGE_CRS
-    )
+    return frame_from_arrays(columns, geometry)
 
 
 def _matching(
