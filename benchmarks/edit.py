@@ -146,10 +146,13 @@ def run_city(db: Database, *, layer: str, args: argparse.Namespace, target_ms: f
             timings["preview_split"].append(elapsed)
         timings["naive_split"].append(_timed(partial(_naive_split, geometry, cut))[0])
         # A 30 m disc on the middle of the edge shared with a neighbour goes to it.
+        # The neighbour has the same parent: ground crossing a parent's boundary
+        # is refused (``crosses_parent``: such an edit is made a level up).
+        parent = grids["parent_code"].iloc[i]
         neighbours = [
             int(j)
             for j in np.sort(grids.sindex.query(geometry, predicate="touches"))
-            if str(grids["code"].iloc[j]) != code
+            if str(grids["code"].iloc[j]) != code and grids["parent_code"].iloc[j] == parent
         ]
         edges = [
             shapely.line_merge(

@@ -161,11 +161,13 @@ def assign_buildings(
     """
     keys = _check_keys(buildings, key)
     codes = _check_codes(units, code)
-    if (buildings.crs is None) != (units.crs is None):
+    # Each .crs reads the geometry column into a new GeoSeries: read once.
+    buildings_crs, units_crs = buildings.crs, units.crs
+    if (buildings_crs is None) != (units_crs is None):
         raise ValueError("buildings and units must both have a CRS, or both have none")
-    entrances = _entrance_points(buildings, entrance, units.crs)
-    if buildings.crs is not None and not CRS(buildings.crs).equals(CRS(units.crs)):
-        buildings = buildings.to_crs(units.crs)
+    entrances = _entrance_points(buildings, entrance, units_crs)
+    if buildings_crs is not None and not CRS(buildings_crs).equals(CRS(units_crs)):
+        buildings = buildings.to_crs(units_crs)
     footprints = np.asarray(buildings.geometry.values, dtype=object)
     _check_footprints(footprints, keys)
     ugeoms = np.asarray(units.geometry.values, dtype=object)
@@ -198,7 +200,7 @@ def assign_buildings(
     rule[clear[found >= 0]] = _COVERED
     outside[clear[found >= 0]] = 0.0
 
-    metric = metric_for(units.crs, _total_bounds(bounds))
+    metric = metric_for(units_crs, _total_bounds(bounds))
     candidates = np.flatnonzero(near)
     exact = _exact(
         footprints[candidates], ugeoms, rank, metric, cut_tolerance_share, cut_tolerance_m2
@@ -338,6 +340,9 @@ def _check_keys(buildings: gpd.GeoDataFrame, key: str) -> Objects:
     column = buildings[key]
     if column.isna().any():
         raise ValueError(f"building at row {int(np.argmax(column.isna().to_numpy()))} has no key")
+    values = column.to_numpy(dtype=object)
+    if len(set(values)) == len(values):  # the usual case, without a pass of pandas
+        return values
     repeated = column[column.duplicated()]
     if len(repeated):
         raise ValueError(
@@ -355,7 +360,7 @@ def _check_codes(units: gpd.GeoDataFrame, code: str) -> Objects:
         raise ValueError("no units to assign the buildings to")
     codes = np.array([str(c) for c in units[code]], dtype=object)
     text = pd.Series(codes)
-    if text.duplicated().any():
+    if len(set(codes)) != len(codes) and text.duplicated().any():
         repeated = sorted(set(text[text.duplicated()]))[:5]
         raise ValueError(
             f"unit codes must be unique, repeated: {repeated}; join the parts of a unit into "

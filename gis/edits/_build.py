@@ -21,6 +21,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from gis.coverage import cascade_children, node_level
+from gis.edits._arrays import stored_rows
 from gis.edits._model import (
     ChangeSet,
     EditOptions,
@@ -29,6 +30,7 @@ from gis.edits._model import (
     as_multipolygon,
     concat_units,
     empty_units,
+    frame_from_arrays,
 )
 from gis.errors import EditRefusedError
 from gis.validate import Problem
@@ -91,14 +93,14 @@ def build_changeset(
     frame = state.frame(level)
     # Only the units the operation hands back, not the whole level.
     mentioned = set(ground.geometries) | set(ground.retired)
-    rows = {str(r["code"]): r for r in _records(frame[frame["code"].astype(str).isin(mentioned)])}
+    rows = {str(r["code"]): r for r in _records(stored_rows(frame, codes=mentioned))}
     after_rows = []
     for code, geometry in ground.geometries.items():
         base = ground.created.get(code) or {k: v for k, v in rows[code].items() if k != "geometry"}
         after_rows.append({**base, "code": code, "geometry": as_multipolygon(geometry)})
     after = _frame(after_rows)
     affected = set(ground.geometries) | set(ground.retired)
-    before = frame[frame["code"].astype(str).isin(affected)]
+    before = stored_rows(frame, codes=affected)
     # Units given back unchanged (exactly) are not part of the change.
     unchanged = {
         code
@@ -168,7 +170,7 @@ def build_changeset(
         touched_parents = set(parents_before["code"].astype(str)) | set(
             parents_after["code"].astype(str)
         )
-        mine = kids[kids["parent_code"].astype(str).isin(touched_parents)]
+        mine = stored_rows(kids, parents=touched_parents)
         if mine.empty:
             break
         result = cascade_children(
@@ -306,12 +308,7 @@ def _node_around(
         )
     )
     # The level's own spatial index (built once per state), then the units that stay.
-    around = (
-        frame.iloc[np.sort(frame.sindex.query(shapely.buffer(area, 1e-6), predicate="intersects"))]
-        if len(frame)
-        else frame
-    )
-    near = around[~around["code"].astype(str).isin(replaced)]
+    near = stored_rows(frame, area=shapely.buffer(area, 1e-6), exclude=replaced)
     noded, fixes, near = _node_rings(frame, near, after, replaced, locator)
     geometries = np.asarray(noded.geometry.values, dtype=object)
     if len(geometries) > 1 and not shapely.coverage_is_valid(geometries):
@@ -372,9 +369,7 @@ def _node_rings(
         changed = noded[noded["code"].astype(str).isin(moved)]
         reach = shapely.buffer(shapely.union_all(shapely.envelope(changed.geometry.values)), 1e-6)
         inside = set(subset["code"].astype(str)) | replaced
-        rows = np.sort(frame.sindex.query(reach, predicate="intersects"))
-        ring = frame.iloc[rows]
-        ring = ring[~ring["code"].astype(str).isin(inside)]
+        ring = stored_rows(frame, area=reach, exclude=inside)
         if ring.empty:
             break
         joined = np.asarray([*changed.geometry.values, *ring.geometry.values], dtype=object)
@@ -397,34 +392,53 @@ def _cut_buildings(
     candidates = state.buildings_in(ground)
     if candidates is None or candidates.empty:
         return []
-    sides = [_Side(before), _Side(after)]
-    cut = []
-    for key, footprint in zip(candidates["key"], candidates.geometry.values, strict=True):
-        if footprint is None or footprint.is_empty:
-            continue
-        old, new = (side.overlapping(footprint, locator) for side in sides)
-        if len(new) > 1 and new != old:
-            cut.append((str(key), new, footprint))
-    return cut
+    keys = candidates["key"].to_numpy(dtype=object)
+    footprints = np.asarray(candidates.geometry.values, dtype=object)
+    present = np.flatnonzero(~(shapely.is_missing(footprints) | shapely.is_empty(footprints)))
+    keys, footprints = keys[present], footprints[present]
+    old, new = (_Side(side).overlapping(footprints, locator) for side in (before, after))
+    return [
+        (str(key), n, footprint)
+        for key, footprint, o, n in zip(keys, footprints, old, new, strict=True)
+        if len(n) > 1 and n != o
+    ]
 
 
 class _Side:
     """The units of one side of a change, indexed for the footprints asking which they overlap."""
 
     def __init__(self, units: gpd.GeoDataFrame) -> None:
-        self.codes = [str(c) for c in units["code"]]
+        self.codes = np.array([str(c) for c in units["code"]], dtype=object)
         self.geometries = np.asarray(units.geometry.values, dtype=object)
         self.tree = shapely.STRtree(self.geometries)
 
-    def overlapping(self, footprint: BaseGeometry, locator: Locator) -> set[str]:
-        found = set()
-        for i in np.sort(self.tree.query(footprint, predicate="intersects")):
-            geometry = self.geometries[i]
-            if shapely.covers(geometry, footprint):
-                return {self.codes[i]}
-            piece = _polygonal(shapely.intersection(footprint, geometry))
-            if not piece.is_empty and locator.area(piece) > _BUILDING_OVERLAP_M2:
-                found.add(self.codes[i])
+    def overlapping(self, footprints: np.ndarray, locator: Locator) -> list[set[str]]:
+        """Return, per footprint, the unit covering it, else those it overlaps (over 0.05 m²).
+
+        All footprints at once (one query, one overlay per pair met).
+        """
+        found: list[set[str]] = [set() for _ in footprints]
+        if not len(footprints):
+            return found
+        fi, ui = self.tree.query(footprints, predicate="intersects")
+        order = np.lexsort((ui, fi))  # per footprint, units in index order
+        fi, ui = fi[order], ui[order]
+        covered = shapely.covers(self.geometries[ui], footprints[fi])
+        first: dict[int, int] = {}
+        for f, u in zip(fi[covered], ui[covered], strict=True):
+            first.setdefault(int(f), int(u))
+        for f, u in first.items():
+            found[f] = {self.codes[u]}
+        rest = np.flatnonzero([int(f) not in first for f in fi])
+        if len(rest):
+            pieces = shapely.intersection(footprints[fi[rest]], self.geometries[ui[rest]])
+            areas = shapely.area(locator.project(np.asarray(pieces, dtype=object)))
+            for f, u in zip(
+                fi[rest][areas > _BUILDING_OVERLAP_M2],
+                ui[rest][areas > _BUILDING_OVERLAP_M2],
+                strict=True,
+            ):
+                found[int(f)].add(self.codes[u])
         return found
 
 
@@ -453,19 +467,20 @@ def _level_change(
 
 def _records(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
     columns = [c for c in frame.columns if c != frame.geometry.name]
+    # Column by column (row tuples through pandas cost more than the data).
+    values = [frame[c].to_numpy(dtype=object) for c in columns]
     return [
-        {**{c: row[i] for i, c in enumerate(columns)}, "geometry": g}
-        for row, g in zip(
-            frame[columns].itertuples(index=False, name=None), frame.geometry.values, strict=True
-        )
+        {**dict(zip(columns, row, strict=True)), "geometry": g}
+        for row, g in zip(zip(*values, strict=True), frame.geometry.values, strict=True)
     ]
 
 
 def _frame(rows: list[dict[str, Any]]) -> gpd.GeoDataFrame:
     if not rows:
         return empty_units()
-    attributes = [dict(r.get("attributes") or {}) for r in rows]
-    return gpd.GeoDataFrame(
+    attributes = np.empty(len(rows), dtype=object)
+    attributes[:] = [dict(r.get("attributes") or {}) for r in rows]
+    return frame_from_arrays(
         {
             "code": [str(r["code"]) for r in rows],
             "name": [r.get("name") for r in rows],
@@ -477,8 +492,7 @@ def _frame(rows: list[dict[str, Any]]) -> gpd.GeoDataFrame:
             "kind": [r.get("kind") or "comprehensive" for r in rows],
             "attributes": attributes,
         },
-        geometry=[r["geometry"] for r in rows],
-        crs=4490,
+        [r["geometry"] for r in rows],
     )
 
 

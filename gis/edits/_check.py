@@ -13,12 +13,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import geopandas as gpd
-import numpy as np
 import shapely
 
-from gis.edits._impact import after_units, envelope, near
-from gis.edits._model import ChangeSet, LayerState, LevelChange, concat_units
+from gis.edits._arrays import after_frame, envelope
+from gis.edits._model import ChangeSet, LayerState, LevelChange, empty_units
 from gis.errors import EditRefusedError
 from gis.validate import Problem, ValidationReport, validate_units
 
@@ -44,7 +42,7 @@ def check_levels(state: LayerState, changeset: ChangeSet) -> None:
         scope = _scope(change, changeset.levels[i - 1] if i else None)
         frame = state.frame(change.level)
         if parent_level is None:
-            units = after_units(frame, change, envelope([change.before, change.after]))
+            units = after_frame(frame, change, envelope([change.before, change.after]))
             parents = None
         else:
             parent_frame = state.frame(parent_level.name)
@@ -52,16 +50,23 @@ def check_levels(state: LayerState, changeset: ChangeSet) -> None:
             around = envelope(
                 [change.before, change.after, *([above.before, above.after] if above else [])]
             )
-            parents = _rows(near(parent_frame, around), above, scope)
-            # Children lie in their parents (or in the ground of one that went).
+            # The touched parents as they are after the change of their level.
+            parents = after_frame(
+                parent_frame,
+                above or LevelChange(parent_level.name, empty_units(), empty_units()),
+                around,
+                codes=scope,
+                new_anywhere=True,
+            )
+            # Children lie in their parents (or in the ground of one that went);
+            # stored ones whose parent went are kept, so that an orphan is reported.
             area = envelope([parents, change.before, *([above.before] if above else [])])
-            units = _children(near(frame, area), change, scope)
+            units = after_frame(frame, change, area, parents=scope, new_anywhere=True)
         if units.empty:
             continue
         area = shapely.buffer(envelope([units]), _NEIGHBOUR_DEG)
         listed = set(units["code"].astype(str))
-        around = after_units(frame, change, area)
-        neighbours = around[~around["code"].astype(str).isin(listed)]
+        neighbours = after_frame(frame, change, area, exclude=listed)
         checked = validate_units(
             units,
             parents=parents,
@@ -128,28 +133,3 @@ def _scope(change: LevelChange, above: LevelChange | None) -> set[str]:
         found |= set(above.before["code"].astype(str)) | set(above.after["code"].astype(str))
         found -= set(above.retired)
     return found
-
-
-def _rows(frame: gpd.GeoDataFrame, change: LevelChange | None, codes: set[str]) -> gpd.GeoDataFrame:
-    """Return the units with ``codes`` of a level as they are after ``change`` (of that level)."""
-    stored = frame[frame["code"].astype(str).isin(codes)] if codes else frame.iloc[:0]
-    if change is None:
-        return stored
-    gone = set(change.before["code"].astype(str)) | set(change.after["code"].astype(str))
-    new = change.after[change.after["code"].astype(str).isin(codes)]
-    return concat_units([stored[~stored["code"].astype(str).isin(gone)], new]).sort_values(
-        "code", ignore_index=True
-    )
-
-
-def _children(frame: gpd.GeoDataFrame, change: LevelChange, parents: set[str]) -> gpd.GeoDataFrame:
-    """Return the units of a level under ``parents`` after ``change``.
-
-    Stored ones whose parent went are kept, so that an orphan is reported.
-    """
-    gone = set(change.before["code"].astype(str)) | set(change.after["code"].astype(str))
-    parent_codes = frame["parent_code"].astype(str).to_numpy()
-    stored = frame[np.isin(parent_codes, list(parents))]
-    kept = stored[~stored["code"].astype(str).isin(gone)]
-    new = change.after[change.after["parent_code"].astype(str).isin(parents)]
-    return concat_units([kept, new]).sort_values("code", ignore_index=True)

@@ -16,7 +16,6 @@ layer on real data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import geopandas as gpd
@@ -25,7 +24,9 @@ import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from gis.assign import DEFAULT_TARGETS, assign_buildings, diff
+from gis.assign import DEFAULT_TARGETS
+from gis.edits._arrays import after_frame, envelope, level_arrays
+from gis.edits._assigned import Assignments
 from gis.edits._model import ChangeSet, LayerState, LevelChange, as_multipolygon, concat_units
 from gis.units import MOVE_COLUMNS
 
@@ -43,23 +44,9 @@ __all__ = [
 
 #: The layer pair the same-grid (同格) check compares by default.
 ALIGNMENT_PAIR = (("governance", "grid"), ("police", "beat"))
-#: Units within this (degrees, ~1 km) of the moved ground may receive its buildings.
-_RECEIVERS_DEG = 0.01
-#: Units within this (degrees, ~200 m) of a touched unit may hold its buildings.
-_HOLDERS_DEG = 0.002
 
 
 # -- the area around a change --------------------------------------------------------
-
-
-def envelope(frames: Iterable[gpd.GeoDataFrame]) -> BaseGeometry:
-    """Return the union of the bounding boxes of every unit in ``frames``."""
-    boxes = [
-        shapely.envelope(np.asarray(f.geometry.values, dtype=object)) for f in frames if len(f)
-    ]
-    if not boxes:
-        return shapely.Polygon()
-    return shapely.union_all(np.concatenate(boxes))
 
 
 def near(frame: gpd.GeoDataFrame, area: BaseGeometry) -> gpd.GeoDataFrame:
@@ -77,10 +64,7 @@ def after_units(
     ``frame`` is the level as stored; the change's units replace their stored
     versions and the units it makes join.
     """
-    gone = set(change.before["code"].astype(str)) | set(change.after["code"].astype(str))
-    stored = near(frame, area)
-    kept = stored[~stored["code"].astype(str).isin(gone)]
-    return concat_units([kept, near(change.after, area)]).sort_values("code", ignore_index=True)
+    return after_frame(frame, change, area)
 
 
 def effective_codes(change: LevelChange) -> set[str]:
@@ -121,13 +105,16 @@ def _same_value(a: Any, b: Any) -> bool:
 # -- buildings -----------------------------------------------------------------------
 
 
-def building_moves(state: LayerState, changeset: ChangeSet) -> pd.DataFrame:
+def building_moves(
+    state: LayerState, changeset: ChangeSet, assignments: Assignments | None = None
+) -> pd.DataFrame:
     """Return the buildings whose lowest-level unit changes (:data:`gis.units.MOVE_COLUMNS`).
 
     Buildings hang on the lowest level that has units: when the change set
     stops above it (the units below did not have to change), nothing moves.
-    Only the buildings on the changed ground are assigned again, to the units
-    around it before and after (the import pipeline's rule).
+    Only the buildings on the changed ground can move: those around it are
+    assigned to the units before and after (the import pipeline's rule;
+    ``assignments`` shares them with :func:`workload`).
     """
     deepest = changeset.levels[-1]
     rank = state.spec.rank(deepest.level)
@@ -143,24 +130,28 @@ def building_moves(state: LayerState, changeset: ChangeSet) -> pd.DataFrame:
         if c in changed
     ]
     area = shapely.union_all(np.asarray(touched, dtype=object))
-    buildings = state.buildings_in(area)
-    if buildings is None or buildings.empty:
+    assigned = (assignments or Assignments(state)).of(deepest)
+    if assigned is None:
         return _no_moves()
-    buildings = _with_entrances(buildings)
-    receivers = shapely.buffer(shapely.envelope(area), _RECEIVERS_DEG)
-    units_before = near(state.frame(deepest.level), receivers)
-    units_after = after_units(state.frame(deepest.level), deepest, receivers)
-    old = assign_buildings(buildings, units_before, entrance="entrance").frame
-    new = assign_buildings(buildings, units_after, entrance="entrance").frame
-    moved = diff(old, new)
-    if moved.empty:
+    footprints = np.asarray(assigned.buildings.geometry.values, dtype=object)
+    shapely.prepare(area)
+    rows = np.flatnonzero(
+        shapely.intersects(area, footprints) & (assigned.before != assigned.after)
+    )
+    if not len(rows):
         return _no_moves()
-    counts = buildings.set_index("key")[["households", "persons"]]
-    moved = moved.join(counts, on="key")
-    moved["level"] = deepest.level
-    moved["households"] = moved["households"].fillna(0).astype(int)
-    moved["persons"] = moved["persons"].fillna(0).astype(int)
-    moved["changed_level"] = changeset.levels[0].level
+    mine = assigned.buildings.iloc[rows]
+    moved = pd.DataFrame(
+        {
+            "key": mine["key"].to_numpy(),
+            "level": deepest.level,
+            "from_unit": pd.Series(assigned.before[rows], dtype=object),
+            "to_unit": pd.Series(assigned.after[rows], dtype=object),
+            "changed_level": changeset.levels[0].level,
+            "households": np.nan_to_num(mine["households"].to_numpy(dtype=float)).astype(int),
+            "persons": np.nan_to_num(mine["persons"].to_numpy(dtype=float)).astype(int),
+        }
+    )
     moved["from_code"] = _ancestors(state, changeset, moved["from_unit"], side="before")
     moved["to_code"] = _ancestors(state, changeset, moved["to_unit"], side="after")
     return moved[MOVE_COLUMNS].reset_index(drop=True)
@@ -168,17 +159,6 @@ def building_moves(state: LayerState, changeset: ChangeSet) -> pd.DataFrame:
 
 def _no_moves() -> pd.DataFrame:
     return pd.DataFrame(columns=MOVE_COLUMNS)
-
-
-def _with_entrances(buildings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    if "entrance" in buildings:
-        return buildings
-    buildings = buildings.copy()
-    buildings["entrance"] = [
-        None if pd.isna(x) or pd.isna(y) else shapely.Point(float(x), float(y))
-        for x, y in zip(buildings["entrance_lon"], buildings["entrance_lat"], strict=True)
-    ]
-    return buildings
 
 
 def _ancestors(
@@ -208,12 +188,9 @@ def _ancestors(
 
 
 def _stored_parent(state: LayerState, level: str, code: str) -> str | None:
-    frame = state.frame(level)
-    hits = np.flatnonzero(frame["code"].astype(str).to_numpy() == code)
-    if not len(hits):
-        return None
-    parent = frame["parent_code"].iloc[hits[0]]
-    return None if parent is None or pd.isna(parent) else str(parent)
+    arrays = level_arrays(state.frame(level))
+    row = arrays.rows.get(code)
+    return None if row is None else arrays.parents[row]
 
 
 def poi_moves(
@@ -288,11 +265,20 @@ def _owner(point: BaseGeometry, state: LayerState, level: str) -> str | None:
 # -- workload ------------------------------------------------------------------------
 
 
-def workload(state: LayerState, changeset: ChangeSet) -> list[dict[str, Any]]:
-    """Households of every touched unit before and after, against its level's target."""
+def workload(
+    state: LayerState, changeset: ChangeSet, assignments: Assignments | None = None
+) -> list[dict[str, Any]]:
+    """Households of every touched unit before and after, against its level's target.
+
+    The buildings around each level's change are assigned to its units before
+    and after (``assignments``, shared with :func:`building_moves`).
+    """
+    assignments = assignments or Assignments(state)
     rows: list[dict[str, Any]] = []
     for change in changeset.levels:
-        before, after = _households(state, change)
+        assigned = assignments.of(change)
+        before = {} if assigned is None else assigned.households("before")
+        after = {} if assigned is None else assigned.households("after")
         target = DEFAULT_TARGETS.get(change.level)
         codes = dict.fromkeys(
             [*change.before["code"].astype(str), *change.after["code"].astype(str)]
@@ -309,30 +295,6 @@ def workload(state: LayerState, changeset: ChangeSet) -> list[dict[str, Any]]:
                 }
             )
     return rows
-
-
-def _households(state: LayerState, change: LevelChange) -> tuple[dict[str, int], dict[str, int]]:
-    """Households per unit around the change, before and after it."""
-    area = envelope([change.before, change.after])
-    if area.is_empty:
-        return {}, {}
-    buildings = state.buildings_in(area)
-    if buildings is None or buildings.empty:
-        return {}, {}
-    buildings = _with_entrances(buildings)
-    around = shapely.buffer(area, _HOLDERS_DEG)
-    frame = state.frame(change.level)
-    counts: list[dict[str, int]] = []
-    for units in (concat_units([near(frame, around)]), after_units(frame, change, around)):
-        if units.empty:
-            counts.append({})
-            continue
-        assigned = assign_buildings(buildings, units, entrance="entrance").frame
-        joined = assigned.merge(buildings[["key", "households"]], on="key")
-        counts.append(
-            {str(k): int(v) for k, v in joined.groupby("unit")["households"].sum().items()}
-        )
-    return counts[0], counts[1]
 
 
 # -- same grid (同格) ------------------------------------------------------------------

@@ -28,6 +28,7 @@ __all__ = [
     "LayerState",
     "LevelChange",
     "Operation",
+    "frame_from_arrays",
     "unit_etag",
 ]
 
@@ -316,9 +317,25 @@ def concat_units(frames: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
         for c in UNIT_COLUMNS
     }
     geometry = np.concatenate([np.asarray(f.geometry.values, dtype=object) for f in parts])
-    return gpd.GeoDataFrame(
-        columns, geometry=gpd.array.GeometryArray(geometry, crs=STORAGE_CRS), crs=STORAGE_CRS
-    )
+    return frame_from_arrays(columns, geometry)
+
+
+def frame_from_arrays(columns: Mapping[str, Any], geometry: Any) -> gpd.GeoDataFrame:
+    """Return a GeoDataFrame (EPSG:4490) of ``columns`` and a ``geometry`` column.
+
+    Built as geopandas builds the result of a pandas operation on a
+    GeoDataFrame (a pandas frame whose geometry column is already a
+    GeometryArray, re-labelled): the public constructor re-checks the
+    geometry and its CRS, about 2 ms a frame, and a preview builds dozens.
+    """
+    values = gpd.array.GeometryArray(np.asarray(geometry, dtype=object), crs=STORAGE_CRS)
+    plain = pd.DataFrame({**columns, "geometry": values}, copy=False)
+    from_mgr = getattr(gpd.GeoDataFrame, "_from_mgr", None)
+    if from_mgr is None:  # pragma: no cover - a pandas without it: the public way
+        return gpd.GeoDataFrame(plain, geometry="geometry", crs=STORAGE_CRS)
+    frame: gpd.GeoDataFrame = from_mgr(plain._mgr, plain._mgr.axes)
+    frame._geometry_column_name = "geometry"
+    return frame
 
 
 def as_multipolygon(geometry: shapely.Geometry) -> shapely.MultiPolygon:

@@ -28,6 +28,8 @@ import shapely
 
 from gis.access.audit import append_audit
 from gis.access.principal import SYSTEM, Principal
+from gis.edits._arrays import level_arrays
+from gis.edits._assigned import Assignments
 from gis.edits._cache import cached_state, read_versions, state_at, state_cache
 from gis.edits._check import check_levels
 from gis.edits._impact import (
@@ -293,11 +295,17 @@ def edit(
     state, when = effective_state(db, layer=layer, valid_from=valid_from)
     check_etags(state, if_match)
     named = [*units, *([to] if isinstance(to, str) else list(to or []))]
-    parents = {
-        str(code): parent
-        for frame in state.levels.values()
-        for code, parent in zip(frame["code"], frame["parent_code"], strict=True)
-    }
+    # The walk up the parents is only needed to check a jurisdiction (a map
+    # of every unit: not built for the callers that see everything).
+    parents = (
+        {
+            str(code): parent
+            for frame in state.levels.values()
+            for code, parent in zip(frame["code"], frame["parent_code"], strict=True)
+        }
+        if visible is not None
+        else {}
+    )
     _require_visible(visible, layer, named, parents)
     changeset = run_operation(
         state,
@@ -460,14 +468,17 @@ def apply_changeset(
             state, when = effective_state(db, layer=changeset.layer, valid_from=valid_from)
         _check_current(changeset, state)
         check_levels(state, changeset)
-        moves = building_moves(state, changeset)
+        # The buildings around each level, assigned before and after once: the
+        # moves and the workload both read them.
+        assignments = Assignments(state)
+        moves = building_moves(state, changeset, assignments)
         result = EditResult(
             changeset=changeset,
             applied=not dry_run,
             changeset_id=None,
             valid_from=when,
             moves=moves,
-            impact=impact(state, changeset, moves, db=db),
+            impact=impact(state, changeset, moves, db=db, assignments=assignments),
         )
         if dry_run:
             return result
@@ -513,7 +524,7 @@ def _check_current(changeset: ChangeSet, state: LayerState) -> None:
     for change in changeset.levels:
         frame = state.frame(change.level)
         codes = change.before["code"].astype(str).to_numpy()
-        rows = dict(zip(frame["code"].astype(str), range(len(frame)), strict=True))
+        rows = level_arrays(frame).rows
         for code, geometry in zip(codes, change.before.geometry.values, strict=True):
             tag = changeset.etags.get(code)
             row = rows.get(code)
@@ -878,6 +889,7 @@ def impact(
     moves: pd.DataFrame,
     *,
     db: Database | None = None,
+    assignments: Assignments | None = None,
 ) -> dict[str, Any]:
     """Return what a change set does to places, workload and alignment (JSON-ready).
 
@@ -906,7 +918,7 @@ def impact(
         ),
         "moves": _records(moves),
         "staff": _staff(changeset, db),
-        "workload": workload(state, changeset),
+        "workload": workload(state, changeset, assignments),
         "alignment": alignment(state, changeset, _alignment_others(state, changeset, db)),
     }
 
@@ -940,13 +952,16 @@ def _alignment_others(
     if db is None or other is None:
         return None
     layer, level = other
-    with db.reader() as repo:
-        if layer not in {s.name for s in repo.list_layers()}:
-            return None
-        minx, miny, maxx, maxy = alignment_box(changeset).bounds
-        return repo.units_frame(
-            layer=layer, level=level, at=state.at, bbox=(minx, miny, maxx, maxy)
-        )
+    # The other layer from the state cache (read once per revision), the units
+    # whose box meets the check's box, as the database's box filter gives them.
+    try:
+        theirs = cached_state(db, layer=layer, at=state.at).frame(level)
+    except NotFoundError:
+        return None
+    if theirs.empty:
+        return theirs
+    box = alignment_box(changeset)
+    return theirs.iloc[np.sort(theirs.sindex.query(box))]
 
 
 def read_drawing(path: str, *, label: str | None = None) -> Any:

@@ -1,0 +1,114 @@
+"""The buildings around one level's change, assigned to its units before and after, once.
+
+The moves (the lowest level) and the workload (every level) of a preview
+both need where the buildings around the change go, before and after: each
+level's two assignments are made here once and shared (they were made three
+times for the lowest level). The units given to the assignment are those
+meeting the box of the footprints and entrances: a building's unit depends
+only on the units its footprint meets and those holding its entrance or
+first vertex, so the answer is that of the whole level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from numpy.typing import NDArray
+
+from gis.assign import assign_buildings
+from gis.edits._arrays import around, envelope, units_frame
+from gis.edits._model import LayerState, LevelChange
+
+__all__ = ["Assigned", "Assignments", "with_entrances"]
+
+
+@dataclass(frozen=True)
+class Assigned:
+    """The buildings meeting the box of one level's change, with their unit before and after.
+
+    Attributes
+    ----------
+    buildings : GeoDataFrame
+        ``key``, ``households``, ``persons``, ``entrance`` and the footprint.
+    before, after : ndarray of object
+        Each building's unit code (``None``: in no unit), row for row.
+    """
+
+    buildings: gpd.GeoDataFrame
+    before: NDArray[np.object_]
+    after: NDArray[np.object_]
+
+    def households(self, side: str) -> dict[str, int]:
+        """Return the households per unit on one side (``before`` or ``after``).
+
+        Units holding no building are left out (their workload is unknown, not 0).
+        """
+        units = self.before if side == "before" else self.after
+        counts = np.nan_to_num(self.buildings["households"].to_numpy(dtype=float))
+        found: dict[str, float] = {}
+        for unit, count in zip(units, counts, strict=True):
+            if unit is not None:
+                found[unit] = found.get(unit, 0.0) + count
+        return {code: int(total) for code, total in found.items()}
+
+
+class Assignments:
+    """The assignments of a preview, one per level, made when first asked for."""
+
+    def __init__(self, state: LayerState) -> None:
+        self.state = state
+        self._made: dict[str, Assigned | None] = {}
+
+    def of(self, change: LevelChange) -> Assigned | None:
+        """Return the assignments around ``change`` (``None`` without buildings there)."""
+        if change.level not in self._made:
+            self._made[change.level] = _assign(self.state, change)
+        return self._made[change.level]
+
+
+def _assign(state: LayerState, change: LevelChange) -> Assigned | None:
+    area = envelope([change.before, change.after])
+    if area.is_empty:
+        return None
+    buildings = state.buildings_in(area)
+    if buildings is None or buildings.empty:
+        return None
+    buildings = with_entrances(buildings)
+    frame = state.frame(change.level)
+    box = _reach(buildings)
+    sides = []
+    for after in (False, True):
+        codes, geometries = around(frame, change, box, after=after)
+        if not len(codes):
+            sides.append(np.full(len(buildings), None, dtype=object))
+            continue
+        units = units_frame(codes, geometries)
+        unit = assign_buildings(buildings, units, entrance="entrance").frame["unit"]
+        sides.append(unit.to_numpy(dtype=object))
+    return Assigned(buildings=buildings, before=sides[0], after=sides[1])
+
+
+def _reach(buildings: gpd.GeoDataFrame) -> shapely.Geometry:
+    """Return the box of the footprints and entrances: the units outside it decide nothing."""
+    bounds = shapely.bounds(np.asarray(buildings.geometry.values, dtype=object))
+    entrances = np.asarray(buildings["entrance"].to_numpy(dtype=object), dtype=object)
+    points = shapely.get_coordinates(entrances[shapely.is_geometry(entrances)])
+    xs = np.concatenate([bounds[:, 0], bounds[:, 2], points[:, 0]])
+    ys = np.concatenate([bounds[:, 1], bounds[:, 3], points[:, 1]])
+    return shapely.box(np.nanmin(xs), np.nanmin(ys), np.nanmax(xs), np.nanmax(ys))
+
+
+def with_entrances(buildings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Return ``buildings`` with an ``entrance`` point column (from the cache, or made)."""
+    if "entrance" in buildings:
+        return buildings
+    buildings = buildings.copy()
+    buildings["entrance"] = [
+        None if pd.isna(x) or pd.isna(y) else shapely.Point(float(x), float(y))
+        for x, y in zip(buildings["entrance_lon"], buildings["entrance_lat"], strict=True)
+    ]
+    return buildings
