@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from gis.access import Jurisdiction, JurisdictionResolver, Permission, Principal
-from gis.access.audit import append_audit
+from gis.access.audit import append_audit, audit_values
 from gis.crs import STORAGE_CRS, local_projected_crs, transformer
 from gis.errors import ConflictError, InputError, NotFoundError
 from gis.incidents._model import (
@@ -45,9 +45,10 @@ from gis.incidents._model import (
     IntakeResult,
     Transition,
 )
+from gis.incidents._writer import Conflict, IntakeJob, writer_for
 from gis.incidents.taxonomy import Taxonomy, load_taxonomy
 from gis.locate import LocateAnswer, LocateService
-from gis.repository import Database, KeyTaken
+from gis.repository import Database
 from gis.revisions import RevisionClock
 from gis.settings import get_settings
 from gis.staff import StaffMember, responsible_for
@@ -426,43 +427,29 @@ def intake(
     body_hash = draft.body_hash()
     scope = actor if idempotency_key is not None else None
     db.prepare_incidents(received_at)
+    job = IntakeJob(
+        values=values,
+        units=_unit_rows(units),
+        transitions=steps,
+        audit=audit_values(
+            principal,
+            action="incidents.intake",
+            target="incident:",
+            detail={"status": status, "category": draft.category, "channel": draft.channel},
+        ),
+        scope=scope,
+        key=idempotency_key,
+        body_hash=body_hash,
+    )
     try:
-        with db.transaction() as repo:
-            row = repo.incidents.create(
-                values=values,
-                units=_unit_rows(units),
-                transitions=steps,
-                scope=scope,
-                key=idempotency_key,
-                body_hash=body_hash,
-            )
-            append_audit(
-                repo,
-                actor=principal,
-                action="incidents.intake",
-                target=f"incident:{row['id']}",
-                detail={"status": status, "category": draft.category, "channel": draft.channel},
-            )
-    except KeyTaken:
-        # A retry (perhaps racing the first request, which has committed by
-        # now: the unique index made this one wait for it).
-        return _replay(db, scope or "", str(idempotency_key), body_hash)
-    return IntakeResult(incident=_incident(row), created=True)
-
-
-def _replay(db: Database, scope: str, key: str, body_hash: str) -> IntakeResult:
-    with db.reader() as repo:
-        taken = repo.incidents.by_key(scope=scope, key=key)
-        row = None if taken is None else repo.incidents.get(incident_id=taken["incident_id"])
-    if taken is None or row is None:  # pragma: no cover - the key and incident commit together
-        raise ConflictError("the idempotency key is being used by another request: retry")
-    if taken["body_hash"] != body_hash:
+        row, created = writer_for(db).submit(job)
+    except Conflict:
         raise IdempotencyConflict(
             "Idempotency-Key was used before with a different request body: use a new key "
             "for a new incident",
             field="Idempotency-Key",
-        )
-    return IntakeResult(incident=_incident(row), created=False)
+        ) from None
+    return IntakeResult(incident=_incident(row), created=created)
 
 
 def _lowest(units: dict[str, dict[str, str]]) -> dict[str, str]:
