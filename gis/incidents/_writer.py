@@ -26,16 +26,27 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from gis.errors import ConflictError
 from gis.repository import Database, KeyTaken, Repository
 
-__all__ = ["Conflict", "IntakeJob", "IntakeWriter", "writer_for"]
+__all__ = ["IdempotencyConflict", "IntakeJob", "IntakeWriter", "writer_for"]
 
 #: How many times a batch is tried again when another process took one of its keys.
 _KEY_RACE_ATTEMPTS = 5
 
 
-class Conflict(Exception):  # noqa: N818 (an outcome, raised to the waiting request)
-    """The job's key was stored before with another body (the service raises the 409)."""
+class IdempotencyConflict(ConflictError):  # noqa: N818 (the contract's name)
+    """An ``Idempotency-Key`` used again with a different request body (HTTP 409)."""
+
+    title = "Idempotency key reused"
+
+
+def _conflict() -> IdempotencyConflict:
+    return IdempotencyConflict(
+        "Idempotency-Key was used before with a different request body: use a new key "
+        "for a new incident",
+        field="Idempotency-Key",
+    )
 
 
 @dataclass
@@ -108,8 +119,12 @@ class IntakeWriter:
         """Queue ``job`` and wait for its batch to commit; return ``(row, created)``.
 
         Raises whatever stopped the job's batch (the job tried alone, so that
-        the error is its own), or :class:`Conflict`.
+        the error is its own), or :class:`IdempotencyConflict`.
         """
+        return self.enqueue(job).result()
+
+    def enqueue(self, job: IntakeJob) -> Future[tuple[dict[str, Any], bool]]:
+        """Queue ``job``; return its future (resolved once its batch has committed)."""
         with self._ready:
             self._queue.append(job)
             if self._thread is None:
@@ -118,7 +133,7 @@ class IntakeWriter:
                 )
                 self._thread.start()
             self._ready.notify()
-        return job.future.result()
+        return job.future
 
     def _run(self) -> None:
         while True:
@@ -205,11 +220,11 @@ def _store_batch(
         elif kind == "sibling":
             owner = batch[ref]
             if owner.body_hash != job.body_hash:
-                outcomes.append(Conflict())
+                outcomes.append(_conflict())
             else:
                 outcomes.append(({**owner.values, "id": ids[plan[ref][1]]}, False))
         elif body_hash != job.body_hash:
-            outcomes.append(Conflict())
+            outcomes.append(_conflict())
         elif ref in earlier:
             outcomes.append((earlier[ref], False))
         else:  # pragma: no cover - a key and its incident commit together

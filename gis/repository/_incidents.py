@@ -68,8 +68,6 @@ _TR: Table = IncidentTransitionRow.__table__  # type: ignore[assignment]
 _K: Table = IncidentKeyRow.__table__  # type: ignore[assignment]
 _FIELDS = tuple(column.name for column in _T.columns)
 _INSERT_INCIDENT = insert(_T).returning(_T.c.id)
-# Many rows in one statement, ids in the order of the rows (SQLAlchemy's insertmanyvalues).
-_INSERT_INCIDENTS = insert(_T).returning(_T.c.id, sort_by_parameter_order=True)
 _INSERT_KEY = insert(_K)
 
 
@@ -226,8 +224,14 @@ class IncidentStore:
         """
         if not items:
             return []
-        result = self._session.execute(_INSERT_INCIDENTS, [item["values"] for item in items])
-        ids = [int(row[0]) for row in result.all()]
+        # Ids are taken first, so that every table is one plain multi-row
+        # insert (RETURNING the ids in row order makes SQLAlchemy insert
+        # SQLite rows one at a time).
+        ids = self._new_ids(len(items))
+        self._session.execute(
+            insert(_T),
+            [{**item["values"], "id": new_id} for new_id, item in zip(ids, items, strict=True)],
+        )
         units = [
             {"incident_id": new_id, "layer": layer, "level": level, "code": code}
             for new_id, item in zip(ids, items, strict=True)
@@ -261,6 +265,21 @@ class IncidentStore:
                     raise KeyTaken("an idempotency key is taken") from None
                 raise
         return ids
+
+    def _new_ids(self, count: int) -> list[int]:
+        if self._session.get_bind().dialect.name == "postgresql":
+            rows = self._session.execute(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('incidents', 'id')) "
+                    "FROM generate_series(1, :count)"
+                ),
+                {"count": count},
+            ).all()
+            return sorted(int(row[0]) for row in rows)
+        # SQLite: what it would choose itself (the table has no AUTOINCREMENT),
+        # safe as the write transaction holds the database's write lock.
+        last = int(self._session.scalar(select(func.max(_T.c.id))) or 0)
+        return list(range(last + 1, last + 1 + count))
 
     def keys_taken(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
         """Return the stored pairs among ``pairs``: their ``incident_id`` and ``body_hash``."""
