@@ -276,14 +276,15 @@ def test_one_batch_decides_each_key_exactly_once_also_across_processes(desk: Des
             desk.db, principal, new, idempotency_key=key, now=T0, locator=desk.locator
         )
 
-    writer = IntakeWriter(desk.db, max_wait=1.0)
-    futures = [
-        writer.enqueue(job(DISPATCHER, draft(), "batch-1")),
-        writer.enqueue(job(DISPATCHER, draft(), "batch-1")),  # the same request again
-        writer.enqueue(job(DISPATCHER, draft(IN_B), "batch-1")),  # another body
-        writer.enqueue(job(DISPATCHER, draft(IN_B), None)),
-        writer.enqueue(job(DISPATCHER, draft(IN_B), "batch-2")),
+    jobs = [
+        job(DISPATCHER, draft(), "batch-1"),
+        job(DISPATCHER, draft(), "batch-1"),  # the same request again
+        job(DISPATCHER, draft(IN_B), "batch-1"),  # another body
+        job(DISPATCHER, draft(IN_B), None),
+        job(DISPATCHER, draft(IN_B), "batch-2"),
     ]
+    writer = IntakeWriter(desk.db, max_wait=5.0, max_batch=len(jobs))  # all five, at once
+    futures = [writer.enqueue(item) for item in jobs]
     first, again, _, unkeyed, second = (f.exception() or f.result() for f in futures)
     assert isinstance(futures[2].exception(), IdempotencyConflict)
     assert writer.batches == 1

@@ -21,6 +21,7 @@ is tried again, the keys looked up anew.
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -143,8 +144,14 @@ class IntakeWriter:
                 if not self._queue:
                     self._thread = None  # the next submit starts a new writer
                     return
-                if len(self._queue) < self.max_batch and self.max_wait > 0:
-                    self._ready.wait(self.max_wait)
+                # Let a batch gather for up to max_wait (a submit wakes the
+                # wait early: wait again for the rest of the time).
+                deadline = time.monotonic() + self.max_wait
+                while len(self._queue) < self.max_batch:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._ready.wait(left)
                 batch = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
             self._flush(batch)
