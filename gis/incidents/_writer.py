@@ -89,9 +89,9 @@ class IntakeWriter:
     max_batch : int
         The most intakes stored in one transaction.
     max_wait : float
-        Seconds the writer waits for more intakes once one is queued (while
-        a batch commits, the next one gathers anyway: under load batches
-        fill without waiting).
+        Seconds the writer waits for more intakes once one is queued, unless
+        the last batch held a single one (no concurrency: nothing to wait
+        for). While a batch commits the next one gathers anyway.
     idle_seconds : float
         The writer thread ends after this long without work (started again
         by the next intake), so that a database no longer used is not kept.
@@ -112,6 +112,7 @@ class IntakeWriter:
         self._queue: list[IntakeJob] = []
         self._ready = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._last_batch = 2  # gather from the start (the first requests come together)
         #: Batches committed and their sizes (for benchmarks; not a measurement in tests).
         self.batches = 0
         self.stored = 0
@@ -145,15 +146,17 @@ class IntakeWriter:
                     self._thread = None  # the next submit starts a new writer
                     return
                 # Let a batch gather for up to max_wait (a submit wakes the
-                # wait early: wait again for the rest of the time).
+                # wait early: wait again for the rest of the time) — when
+                # intakes come together; a lone one (the CLI) is not delayed.
                 deadline = time.monotonic() + self.max_wait
-                while len(self._queue) < self.max_batch:
+                while self._last_batch > 1 and len(self._queue) < self.max_batch:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
                     self._ready.wait(left)
                 batch = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
+                self._last_batch = len(batch)
             self._flush(batch)
 
     def _flush(self, batch: list[IntakeJob]) -> None:
