@@ -489,7 +489,9 @@ class _Server:
             "TONGGE_LOAD_SAMPLE_CITY": "false",
             "TONGGE_SECRET_KEY": self.secret,
         }
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env)
+        # A session of its own: the crash kills the server's whole process
+        # group (with --workers, uvicorn's supervisor and every worker).
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
         _wait(self.port)
         _ready(self.port)
 
@@ -510,7 +512,7 @@ class _Server:
 
     def kill(self) -> None:
         assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
+        os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
 
     def stop(self) -> None:
