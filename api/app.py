@@ -16,6 +16,7 @@ from api import errors, web
 from api.bootstrap import open_database
 from api.errors import ERROR_RESPONSES, OPEN311_PREFIX, PROBLEM_JSON, Problem
 from api.fastpath import GeocodeFastPath
+from api.fastpath_intake import IntakeFastPath
 from api.hardening import Hardening
 from api.jsontext import StrictJSONResponse
 from api.permissions import PUBLIC, check_routes
@@ -310,20 +311,26 @@ def create_server_app() -> FastAPI:
 
 
 class TonggeAPI(FastAPI):
-    """The FastAPI application with ``POST /api/v1/geocode`` answered in front of its stack.
+    """The FastAPI application with its two hot routes answered in front of its stack.
 
     Starlette's middleware stack costs about as much as the lookup itself:
-    that one route goes to :class:`api.fastpath.GeocodeFastPath` (which does
-    the stack's work itself), everything else (and the lifespan) to FastAPI.
+    ``POST /api/v1/geocode`` goes to :class:`api.fastpath.GeocodeFastPath` and
+    ``POST /api/v1/incidents`` to :class:`api.fastpath_intake.IntakeFastPath`
+    (which do the stack's work themselves), everything else (and the
+    lifespan) to FastAPI.
     """
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.fast_path = GeocodeFastPath(self)
+        self.intake_path = IntakeFastPath(self)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Answer the geocode route directly; pass everything else to FastAPI."""
+        """Answer the hot routes directly; pass everything else to FastAPI."""
         if GeocodeFastPath.handles(scope):
             await self.fast_path(scope, receive, send)
+            return
+        if IntakeFastPath.handles(scope):
+            await self.intake_path(scope, receive, send)
             return
         await super().__call__(scope, receive, send)

@@ -59,6 +59,8 @@ class GeocodeFastPath:
         checks and the locate service once its lifespan has started.
     """
 
+    path = PATH
+
     def __init__(self, owner: Any) -> None:
         self.owner = owner
 
@@ -74,7 +76,7 @@ class GeocodeFastPath:
             await self._answer(scope, receive, send, cors)
         except Exception:
             # Never a traceback or a plain-text 500 to the client; the log has it.
-            _log.exception("unhandled error in POST %s", PATH)
+            _log.exception("unhandled error in POST %s", self.path)
             problem = problem_body(
                 500, "Internal error", "the server could not handle this request"
             )
@@ -173,9 +175,7 @@ def answer_geocode(
         return 422, request
     try:
         if request.address is not None:
-            answer = locator.locate_address(
-                request.address, at=request.at, viewer=jurisdiction
-            )
+            answer = locator.locate_address(request.address, at=request.at, viewer=jurisdiction)
         else:
             assert request.x is not None and request.y is not None  # checked by the schema
             answer = locator.locate(

@@ -175,8 +175,15 @@ def _run_dialect(
             retry_share=args.retry_share,
             endpoint=args.endpoint,
         )
+        cpu = server.cpu_seconds()
         asyncio.run(load.run(args.seconds))
+        cpu = server.cpu_seconds() - cpu
         steady = load.summary(args.seconds)
+        # The server's own CPU per intake: comparable across runs on a busy machine.
+        steady["server_cpu_ms_per_intake"] = round(
+            1000 * cpu / max(1, len(load.acknowledged) + load.retries), 2
+        )
+        steady["load_average"] = os.getloadavg()[0]
     finally:
         server.stop()
     steady.update(_check(url, load.acknowledged))
@@ -482,13 +489,30 @@ class _Server:
             "TONGGE_LOAD_SAMPLE_CITY": "false",
             "TONGGE_SECRET_KEY": self.secret,
         }
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env)
+        # A session of its own: the crash kills the server's whole process
+        # group (with --workers, uvicorn's supervisor and every worker).
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
         _wait(self.port)
         _ready(self.port)
 
+    def cpu_seconds(self) -> float:
+        """Return the CPU time (user + system) of the server and its worker processes."""
+        assert self.process is not None
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid, ppid = int(stat.parent.name), int(fields[1])
+            if self.process.pid in (pid, ppid):
+                total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+
     def kill(self) -> None:
         assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
+        os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
 
     def stop(self) -> None:

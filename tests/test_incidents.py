@@ -16,15 +16,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from gis.access import SYSTEM, Role, audit_log
+from gis.access import SYSTEM, Principal, Role, audit_log
 from gis.errors import ConflictError, ForbiddenError, InputError, NotFoundError
 from gis.incidents import (
     IdempotencyConflict,
+    IncidentDraft,
     IncidentLocation,
     Taxonomy,
     default_taxonomy,
     load_taxonomy,
+    service,
 )
+from gis.incidents._writer import IntakeJob, IntakeWriter
 from gis.repository import Database
 from tests.fixtures_access import (
     BEAT_X,
@@ -258,6 +261,48 @@ def test_concurrent_retries_make_one_incident(desk: Desk) -> None:
     assert count(desk.db, "incidents") == 1 and count(desk.db, "incident_units") == 7
     assert count(desk.db, "incident_transitions") == 2
     assert audit_log(desk.db, action="incidents.intake")[1] == 1
+
+
+def test_one_batch_decides_each_key_exactly_once_also_across_processes(desk: Desk) -> None:
+    """Intakes stored together: a key twice in the batch, another body, no key, a later batch.
+
+    A writer that waits long enough takes every job into one transaction;
+    a second database handle (as another uvicorn worker would have) stores
+    through its own writer and replays, the unique index deciding.
+    """
+
+    def job(principal: Principal, new: IncidentDraft, key: str | None) -> IntakeJob:
+        return service.prepare_intake(
+            desk.db, principal, new, idempotency_key=key, now=T0, locator=desk.locator
+        )
+
+    jobs = [
+        job(DISPATCHER, draft(), "batch-1"),
+        job(DISPATCHER, draft(), "batch-1"),  # the same request again
+        job(DISPATCHER, draft(IN_B), "batch-1"),  # another body
+        job(DISPATCHER, draft(IN_B), None),
+        job(DISPATCHER, draft(IN_B), "batch-2"),
+    ]
+    writer = IntakeWriter(desk.db, max_wait=5.0, max_batch=len(jobs))  # all five, at once
+    futures = [writer.enqueue(item) for item in jobs]
+    first, again, _, unkeyed, second = (f.exception() or f.result() for f in futures)
+    assert isinstance(futures[2].exception(), IdempotencyConflict)
+    assert writer.batches == 1
+    assert first[1] and not again[1] and unkeyed[1] and second[1]  # type: ignore[index]
+    assert first[0]["id"] == again[0]["id"]  # type: ignore[index]
+    assert count(desk.db, "incidents") == 3 and count(desk.db, "incident_keys") == 2
+    assert count(desk.db, "incident_transitions") == 6
+    assert audit_log(desk.db, action="incidents.intake")[1] == 3
+
+    other = Database(desk.db.url)  # another process's engine and writer
+    try:
+        replay = service.intake(other, DISPATCHER, draft(), idempotency_key="batch-1", now=T0)
+        assert not replay.created and replay.incident.id == first[0]["id"]  # type: ignore[index]
+        with pytest.raises(IdempotencyConflict):
+            service.intake(other, DISPATCHER, draft(IN_B), idempotency_key="batch-1", now=T0)
+    finally:
+        other.dispose()
+    assert count(desk.db, "incidents") == 3
 
 
 def test_a_refused_intake_writes_nothing(desk: Desk) -> None:

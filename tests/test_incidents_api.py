@@ -271,7 +271,25 @@ BAD = [
     ({**BODY, "surprise": 1}, {}, 422, "surprise"),
     ({**BODY, "media": ["a b"]}, {}, 400, "media"),
     (BODY, {"Idempotency-Key": "spaces are not allowed"}, 400, "Idempotency-Key"),
+    (BODY, {"Idempotency-Key": "k" * 201}, 422, "header.Idempotency-Key"),
 ]
+
+
+@pytest.mark.parametrize(
+    ("content", "media"),
+    [(b"category=0101", "application/x-www-form-urlencoded"), (b"{", "application/json")],
+)
+def test_a_body_that_is_not_a_json_object_is_a_422(
+    client: TestClient, city: Database, hotline: dict[str, str], content: bytes, media: str
+) -> None:
+    """The intake hot path refuses what FastAPI's body parsing would (not JSON, cut JSON)."""
+    response = client.post(
+        "/api/v1/incidents", content=content, headers={**hotline, "Content-Type": media}
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert count(city) == 0
 
 
 @pytest.mark.parametrize(("body", "headers", "status", "field"), BAD)

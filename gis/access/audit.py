@@ -14,7 +14,7 @@ from gis.access.principal import Principal
 from gis.repository import Database, Repository
 from gis.times import parse_time
 
-__all__ = ["AuditEntry", "append_audit", "audit_log", "record"]
+__all__ = ["AuditEntry", "append_audit", "audit_log", "audit_values", "record"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,27 @@ class AuditEntry:
         return {**vars(self), "at": self.at.isoformat() + "Z"}
 
 
+def audit_values(
+    actor: Principal,
+    *,
+    action: str,
+    target: str,
+    detail: dict[str, Any] | None = None,
+    client: str | None = None,
+) -> dict[str, Any]:
+    """Return the columns of one entry, for :meth:`AccessStore.append_audits` (batches)."""
+    return {
+        "at": parse_time(None),
+        "actor": actor.name,
+        "actor_kind": actor.kind,
+        "role": actor.role.value,
+        "action": action,
+        "target": target[:300],
+        "detail": detail or {},
+        "client": client or actor.client,
+    }
+
+
 def append_audit(
     repo: Repository,
     *,
@@ -47,14 +68,7 @@ def append_audit(
 ) -> int:
     """Append an entry inside the caller's transaction (it commits with the change)."""
     return repo.access.append_audit(
-        at=parse_time(None),
-        actor=actor.name,
-        actor_kind=actor.kind,
-        role=actor.role.value,
-        action=action,
-        target=target[:300],
-        detail=detail or {},
-        client=client or actor.client,
+        **audit_values(actor, action=action, target=target, detail=detail, client=client)
     )
 
 

@@ -24,6 +24,7 @@ import secrets
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from gis.access import Jurisdiction, JurisdictionResolver, Permission, Principal
-from gis.access.audit import append_audit
+from gis.access.audit import append_audit, audit_values
 from gis.crs import STORAGE_CRS, local_projected_crs, transformer
 from gis.errors import ConflictError, InputError, NotFoundError
 from gis.incidents._model import (
@@ -45,9 +46,10 @@ from gis.incidents._model import (
     IntakeResult,
     Transition,
 )
+from gis.incidents._writer import IdempotencyConflict, IntakeJob, writer_for
 from gis.incidents.taxonomy import Taxonomy, load_taxonomy
 from gis.locate import LocateAnswer, LocateService
-from gis.repository import Database, KeyTaken
+from gis.repository import Database
 from gis.revisions import RevisionClock
 from gis.settings import get_settings
 from gis.staff import StaffMember, responsible_for
@@ -57,12 +59,15 @@ __all__ = [
     "ACTIONS",
     "IdempotencyConflict",
     "duplicates",
+    "enqueue_intake",
     "escalate_overdue",
     "frame",
     "get",
     "history",
     "intake",
+    "intake_result",
     "overdue",
+    "prepare_intake",
     "relocate",
     "relocation_report",
     "search",
@@ -88,12 +93,6 @@ _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 # 18-digit resident ID numbers (last one may be X) and the old 15-digit form.
 _ID_NUMBER = re.compile(r"(?<!\d)(\d{17}[\dXx]|\d{15})(?!\d)")
 _STREET_LEVELS = ("street", "town")
-
-
-class IdempotencyConflict(ConflictError):  # noqa: N818 (the contract's name)
-    """An ``Idempotency-Key`` used again with a different request body (HTTP 409)."""
-
-    title = "Idempotency key reused"
 
 
 #: action -> (statuses it applies to, the status it leads to, the permission it needs)
@@ -350,6 +349,8 @@ def intake(
 
     Returns the incident and whether this call created it (False: a retry
     with the same ``idempotency_key`` and body returned the first one).
+    Returns once the incident is committed (stored with others taken in at
+    the same moment, in one transaction: see :mod:`gis.incidents._writer`).
 
     Raises
     ------
@@ -358,6 +359,49 @@ def intake(
         without zone or in the future, an ID number in the contact...
     IdempotencyConflict
         The key was used before (by the same caller) with another body.
+    """
+    job = prepare_intake(
+        db,
+        principal,
+        draft,
+        idempotency_key=idempotency_key,
+        now=now,
+        locator=locator,
+        taxonomy=taxonomy,
+    )
+    return intake_result(enqueue_intake(db, job).result())
+
+
+def enqueue_intake(db: Database, job: IntakeJob) -> Future[tuple[dict[str, Any], bool]]:
+    """Hand a prepared job to the database's writer; the future resolves once it is committed.
+
+    Its result goes to :func:`intake_result`; it raises
+    :class:`IdempotencyConflict` or what stopped the job's write.
+    """
+    return writer_for(db).enqueue(job)
+
+
+def intake_result(stored: tuple[dict[str, Any], bool]) -> IntakeResult:
+    """Return the result of a stored intake job (the writer's ``(row, created)``)."""
+    row, created = stored
+    return IntakeResult(incident=_incident(row), created=created)
+
+
+def prepare_intake(
+    db: Database,
+    principal: Principal,
+    draft: IncidentDraft,
+    *,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+    locator: LocateService | None = None,
+    taxonomy: Taxonomy | None = None,
+) -> IntakeJob:
+    """Validate, locate and attach the people: the job the writer stores (no database write).
+
+    For callers that wait for the commit themselves (the API's event loop):
+    ``writer_for(db).enqueue(job)`` gives the future, :func:`intake_result`
+    its answer. Raises as :func:`intake` does before storing.
     """
     principal.require(P.INCIDENTS_REPORT)
     received_at = _now(now)
@@ -426,43 +470,20 @@ def intake(
     body_hash = draft.body_hash()
     scope = actor if idempotency_key is not None else None
     db.prepare_incidents(received_at)
-    try:
-        with db.transaction() as repo:
-            row = repo.incidents.create(
-                values=values,
-                units=_unit_rows(units),
-                transitions=steps,
-                scope=scope,
-                key=idempotency_key,
-                body_hash=body_hash,
-            )
-            append_audit(
-                repo,
-                actor=principal,
-                action="incidents.intake",
-                target=f"incident:{row['id']}",
-                detail={"status": status, "category": draft.category, "channel": draft.channel},
-            )
-    except KeyTaken:
-        # A retry (perhaps racing the first request, which has committed by
-        # now: the unique index made this one wait for it).
-        return _replay(db, scope or "", str(idempotency_key), body_hash)
-    return IntakeResult(incident=_incident(row), created=True)
-
-
-def _replay(db: Database, scope: str, key: str, body_hash: str) -> IntakeResult:
-    with db.reader() as repo:
-        taken = repo.incidents.by_key(scope=scope, key=key)
-        row = None if taken is None else repo.incidents.get(incident_id=taken["incident_id"])
-    if taken is None or row is None:  # pragma: no cover - the key and incident commit together
-        raise ConflictError("the idempotency key is being used by another request: retry")
-    if taken["body_hash"] != body_hash:
-        raise IdempotencyConflict(
-            "Idempotency-Key was used before with a different request body: use a new key "
-            "for a new incident",
-            field="Idempotency-Key",
-        )
-    return IntakeResult(incident=_incident(row), created=False)
+    return IntakeJob(
+        values=values,
+        units=_unit_rows(units),
+        transitions=steps,
+        audit=audit_values(
+            principal,
+            action="incidents.intake",
+            target="incident:",
+            detail={"status": status, "category": draft.category, "channel": draft.channel},
+        ),
+        scope=scope,
+        key=idempotency_key,
+        body_hash=body_hash,
+    )
 
 
 def _lowest(units: dict[str, dict[str, str]]) -> dict[str, str]:

@@ -46,7 +46,6 @@ from gis.locate.answers import (
 )
 from gis.repository import Database
 from gis.revisions import RevisionClock
-from gis.staff import responsible_for
 from gis.times import isoformat_local, parse_time
 
 __all__ = [
@@ -223,7 +222,6 @@ class LocateService:
                     lowest = depth == len(levels) - 1
                     answers.append(answer_point(level, row, point, measure=lowest))
             layers[layer] = LayerAnswer.of(answers)
-        staff = self.cache.staff()
         first_version = message = None
         status = _overall(layers)
         if indexes.start is None and indexes.end is not None:
@@ -238,7 +236,7 @@ class LocateService:
             input=request,
             status=status,
             layers=layers,
-            responsible=tuple(responsible_for(staff, _local_first(layers))) if staff else (),
+            responsible=self.cache.responsible(_local_first(layers)),
             lon=lon,
             lat=lat,
             at=when.isoformat(),

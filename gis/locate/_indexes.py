@@ -11,6 +11,7 @@ the new set is built in the background and swapped in whole).
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 import threading
 from collections import OrderedDict
@@ -27,7 +28,7 @@ from gis.crs import STORAGE_CRS, local_projected_crs, transformer
 from gis.gridindex import GridIndex
 from gis.repository import Database
 from gis.revisions import RevisionClock
-from gis.staff import StaffMember, list_staff
+from gis.staff import StaffMember, list_staff, responsible_for
 from gis.times import parse_time
 
 __all__ = ["IndexCache", "IndexSet", "LevelIndex"]
@@ -130,6 +131,9 @@ class IndexCache:
         self._sets: OrderedDict[tuple[int, datetime | None], IndexSet] = OrderedDict()
         self._staff_revision = -1
         self._staff: list[StaffMember] = []
+        # (staff revision, most local unit first) -> the people responsible there.
+        self._responsible: dict[tuple[int, tuple[tuple[str, str], ...]], tuple[StaffMember, ...]]
+        self._responsible = {}
         self._lock = threading.Lock()  # one build at a time
         self._pending: threading.Thread | None = None
 
@@ -168,6 +172,25 @@ class IndexCache:
             self._staff = list_staff(self._db)
             self._staff_revision = revision
         return self._staff
+
+    def responsible(self, units: list[tuple[str, str]]) -> tuple[StaffMember, ...]:
+        """Return the people responsible for a place (:func:`~gis.staff.responsible_for`).
+
+        ``units`` lists ``(layer, code)`` most local first. Kept per staff
+        revision: a place's units repeat (every intake in a grid), and the
+        choice walks the whole staff list.
+        """
+        staff = self.staff()
+        key = (self._staff_revision, tuple(units))
+        found = self._responsible.get(key)
+        if found is None:
+            if len(self._responsible) > 50_000 or any(
+                k[0] != key[0] for k in itertools.islice(self._responsible, 1)
+            ):
+                self._responsible = {}  # a new staff revision (or too many places)
+            found = tuple(responsible_for(staff, list(units))) if staff else ()
+            self._responsible[key] = found
+        return found
 
     def _find(self, when: datetime, revision: int | None) -> IndexSet | None:
         # Newest first; ``revision=None`` accepts any (a stale set, while

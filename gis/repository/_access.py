@@ -120,6 +120,11 @@ class AccessStore:
         """
         return int(self._session.execute(_INSERT_AUDIT, values).scalar_one())
 
+    def append_audits(self, entries: Sequence[dict[str, Any]]) -> None:
+        """Append many audit entries in one statement (a batch of intakes)."""
+        if entries:
+            self._session.execute(insert(_AUDIT_TABLE), list(entries))
+
     def audit_entries(
         self,
         *,

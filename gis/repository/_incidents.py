@@ -213,6 +213,101 @@ class IncidentStore:
             )
         return {**{name: values.get(name) for name in _FIELDS}, "id": new_id}
 
+    def create_many(self, items: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert incidents with their units, transitions and keys in a few statements.
+
+        Each item has ``values``, ``units``, ``transitions`` and optionally
+        ``scope``, ``key`` and ``body_hash`` (as :meth:`create`). Returns the
+        new ids in the order of ``items``. A key taken meanwhile (by another
+        process: the caller looked the keys up in this transaction) raises
+        :class:`KeyTaken`; the caller rolls back and tries again.
+        """
+        if not items:
+            return []
+        # Ids are taken first, so that every table is one plain multi-row
+        # insert (RETURNING the ids in row order makes SQLAlchemy insert
+        # SQLite rows one at a time).
+        ids = self._new_ids(len(items))
+        self._session.execute(
+            insert(_T),
+            [{**item["values"], "id": new_id} for new_id, item in zip(ids, items, strict=True)],
+        )
+        units = [
+            {"incident_id": new_id, "layer": layer, "level": level, "code": code}
+            for new_id, item in zip(ids, items, strict=True)
+            for layer, level, code in item["units"]
+        ]
+        if units:
+            self._session.execute(insert(_U), units)
+        steps = [
+            {**step, "incident_id": new_id}
+            for new_id, item in zip(ids, items, strict=True)
+            for step in item["transitions"]
+        ]
+        if steps:
+            self._session.execute(insert(_TR), steps)
+        keys = [
+            {
+                "scope": item["scope"],
+                "key": item["key"],
+                "body_hash": item["body_hash"],
+                "incident_id": new_id,
+                "created_at": item["values"]["received_at"],
+            }
+            for new_id, item in zip(ids, items, strict=True)
+            if item.get("key") is not None
+        ]
+        if keys:
+            try:
+                self._session.execute(_INSERT_KEY, keys)
+            except IntegrityError as error:
+                if is_unique_violation(error):
+                    raise KeyTaken("an idempotency key is taken") from None
+                raise
+        return ids
+
+    def _new_ids(self, count: int) -> list[int]:
+        if self._session.get_bind().dialect.name == "postgresql":
+            rows = self._session.execute(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('incidents', 'id')) "
+                    "FROM generate_series(1, :count)"
+                ),
+                {"count": count},
+            ).all()
+            return sorted(int(row[0]) for row in rows)
+        # SQLite: what it would choose itself (the table has no AUTOINCREMENT),
+        # safe as the write transaction holds the database's write lock.
+        last = int(self._session.scalar(select(func.max(_T.c.id))) or 0)
+        return list(range(last + 1, last + 1 + count))
+
+    def keys_taken(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Return the stored pairs among ``pairs``: their ``incident_id`` and ``body_hash``."""
+        wanted = set(pairs)
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        keys = sorted({key for _, key in wanted})
+        for start in range(0, len(keys), 500):  # bound the parameters of one statement
+            rows = self._session.execute(
+                select(_K.c.scope, _K.c.key, _K.c.incident_id, _K.c.body_hash).where(
+                    _K.c.key.in_(keys[start : start + 500])
+                )
+            ).all()
+            for scope, key, incident_id, body_hash in rows:
+                if (scope, key) in wanted:
+                    found[(scope, key)] = {"incident_id": incident_id, "body_hash": body_hash}
+        return found
+
+    def get_many(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Return the incidents of ``ids`` by id (missing ones left out)."""
+        wanted = sorted(set(ids))
+        found: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 500):
+            rows = self._session.execute(
+                select(_T).where(_T.c.id.in_(wanted[start : start + 500]))
+            ).mappings()
+            found.update({int(row["id"]): dict(row) for row in rows})
+        return found
+
     def by_key(self, *, scope: str, key: str) -> dict[str, Any] | None:
         """Return the stored ``(scope, key)``: ``incident_id`` and ``body_hash``, or None."""
         row = self._session.execute(
