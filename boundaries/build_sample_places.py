@@ -229,6 +229,8 @@ class Inputs:
     faces: list[Any]  # street-network faces, metres
     faces_of: dict[str, list[int]]  # micro-grid code -> its faces
     arterials: Any  # union of arterial centre lines, metres
+    water: Any  # the river (晋江) in the district, metres: no building in it
+    wet: frozenset[int]  # faces of the street network that are river
 
 
 def read_layer(path: Path, proj: city.Projection) -> dict[str, Unit]:
@@ -280,6 +282,8 @@ def load() -> Inputs:
     county = levels["county"][city.COUNTY_CODE]
 
     faces, _, _, _ = city.make_blocks(outline, proj, np.random.default_rng(SEED))
+    river = city.jinjiang(outline, proj)
+    wet = frozenset(map(int, np.flatnonzero(city.water_faces(faces, river))))
     micro = list(levels["micro_grid"].values())
     tree = shapely.STRtree([u.metres for u in micro])
     points = shapely.point_on_surface(np.array(faces, dtype=object))
@@ -302,7 +306,8 @@ def load() -> Inputs:
 
     roads = shapely.intersection(city.main_roads(outline, np.random.default_rng(SEED)), outline)
     arterials = shapely.union_all([r for r in roads if not r.is_empty])
-    return Inputs(proj, outline, county, levels, beat_of, faces, dict(faces_of), arterials)
+    return Inputs(proj, outline, county, levels, beat_of, faces, dict(faces_of), arterials,
+                  river.water, wet)
 
 
 # --------------------------------------------------------------------------------------
@@ -330,7 +335,7 @@ def _direction(line: Any, at_start: bool) -> FloatArray:
     return v / (np.hypot(*v) or 1.0)
 
 
-def strokes(faces: list[Any], outline: Any) -> list[Any]:
+def strokes(faces: list[Any], outline: Any, water: Any = None) -> list[Any]:
     """Return the roads of the network as strokes: edges joined straight through junctions.
 
     Parameters
@@ -339,6 +344,8 @@ def strokes(faces: list[Any], outline: Any) -> list[Any]:
         Faces of the street network (metres).
     outline : Polygon
         The district (metres); its boundary is not a road.
+    water : Polygon, optional
+        The river (metres); its banks are not roads (bridges across it are).
 
     Returns
     -------
@@ -351,6 +358,10 @@ def strokes(faces: list[Any], outline: Any) -> list[Any]:
     mids = shapely.line_interpolate_point(edges, 0.5, normalized=True)
     edges = [e for e, d in zip(edges, shapely.distance(outline.boundary, mids), strict=True)
              if d > 0.05]
+    if water is not None:  # banks are snap-rounded to 10 cm: a little slack
+        mids = shapely.line_interpolate_point(edges, 0.5, normalized=True)
+        edges = [e for e, d in zip(edges, shapely.distance(water.boundary, mids), strict=True)
+                 if d > 0.2]
     at: dict[XY, list[tuple[int, FloatArray]]] = defaultdict(list)
     for i, e in enumerate(edges):
         c = shapely.get_coordinates(e)
@@ -702,6 +713,8 @@ class Placer:
         found = []
         zone = self.infill_zone if infill else self.art_zone
         for f in self.inputs.faces_of[code]:
+            if f in self.inputs.wet:
+                continue  # the river
             face = self.inputs.faces[f]
             inner = face.buffer(-setback, join_style="mitre")
             if inner.is_empty:
@@ -1112,7 +1125,7 @@ def make_cuts(inputs: Inputs, buildings: list[Building], count: int,
         near = [buildings[j] for j in btree.query(moved.buffer(1.0)) if buildings[j] is not b]
         if any(n.geom.distance(moved) < 1.0 for n in [*near, *(f["key"] for f in found)]):
             continue
-        if not inputs.outline.covers(moved):
+        if not inputs.outline.covers(moved) or inputs.water.intersects(moved):
             continue
         shares = {}
         for j in tree.query(moved, predicate="intersects"):
@@ -1327,7 +1340,7 @@ def build(out: Path) -> None:
     """Generate every place file into ``out``, check them and print a summary."""
     rng = np.random.default_rng(PLACES_SEED)
     inputs = load()
-    lines = strokes(inputs.faces, inputs.outline)
+    lines = strokes(inputs.faces, inputs.outline, inputs.water)
     roads = name_roads(lines, inputs.arterials, inputs.proj.point(*OLD_CITY), rng)
     placer = Placer(inputs, rng)
     pois, dropped = plan_places(inputs, placer, rng)
@@ -1428,6 +1441,8 @@ def check(inputs: Inputs, buildings: list[Building], frame: gpd.GeoDataFrame,
         fail("building keys or addresses repeat")
     if not (shapely.is_valid(geoms).all() and (shapely.get_type_id(geoms) == 3).all()):
         fail("a footprint is not a valid Polygon")
+    if shapely.intersects(inputs.water, [b.geom for b in buildings]).any():
+        fail("a building stands in the river")
     per_micro = frame.groupby(frame["key"].str[1:19])["households"].sum().astype(int).to_dict()
     if per_micro != {c: u.households for c, u in micro.items()}:
         fail("households per micro-grid differ from the layer")

@@ -59,7 +59,7 @@ def build(out: Path) -> None:
     # the same draws here give the same names.
     rng = np.random.default_rng(places.PLACES_SEED)
     inputs = places.load()
-    lines = places.strokes(inputs.faces, inputs.outline)
+    lines = places.strokes(inputs.faces, inputs.outline, inputs.water)
     roads = places.name_roads(lines, inputs.arterials, inputs.proj.point(*places.OLD_CITY), rng)
     roads = sorted(roads, key=lambda r: (-round(r.geom.length, 1), r.name, r.rank))
     features = []
