@@ -150,14 +150,23 @@ DIGITISE_RMS_M = 1.5  # rms offset of police edges from the grid edges they foll
 DIGITISE_SIMPLIFY_M = 1.0  # Douglas-Peucker tolerance of the police digitiser
 DIGITISE_WAVES = 8  # sinusoids per coordinate; wavelengths 250-900 m
 DIGITISE_TAPER_M = 150.0  # offsets grow from 0 at the outline to full over this distance
-# Dedicated grids 专属网格: (street code, institution) -> one grid in that street.
+# Dedicated grids 专属网格: (street code, institution, households) -> one grid in
+# that street, sized by its institution rather than by the 300-500 rule: staff
+# flats of a middle school and a hospital, a primary school and a hospital
+# campus with no residents, the dormitories of an industrial park.
 DEDICATED = (
-    ("350502004", "中学"),
-    ("350502003", "医院"),
-    ("350502005", "小学"),
-    ("350502006", "医院"),
-    ("350502008", "工业园"),
+    ("350502004", "中学", 64),
+    ("350502003", "医院", 0),
+    ("350502005", "小学", 0),
+    ("350502006", "医院", 118),
+    ("350502008", "工业园", 262),
 )
+# Comprehensive grids off the 300-500 rule, as in any real district: a few
+# large estates never split, a few thin village or old-town grids: the
+# households of grids drawn at random from a stream of their own (so the rest
+# of the city does not move).
+OUTLIER_SEED = (SEED, 5)
+OUTLIER_HOUSEHOLDS = (538, 571, 612, 236, 258, 281)
 
 FloatArray = np.ndarray
 # Every file says what it is (issue 15: real names and codes make synthetic
@@ -1013,8 +1022,8 @@ def build() -> None:
 
     faces, blocks, bgraph, persons = make_blocks(outline, proj, rng)
     units, micro_blocks, grid_totals = partition(divisions, bgraph, proj, rng)
-    adjusted = assign_households(units, micro_blocks, bgraph, persons, grid_totals, rng)
     mark_dedicated(units, bgraph, micro_blocks)
+    adjusted = assign_households(units, micro_blocks, bgraph, persons, grid_totals, rng)
 
     # Micro-grids are unions of faces in metres, then rounded EPSG:4490; every
     # other unit is the coverage union of its rounded micro-grids, so neighbours
@@ -1161,9 +1170,11 @@ def assign_households(units: dict[str, Unit], micro_blocks: list[list[int]], gra
                       rng: np.random.Generator) -> tuple[int, int]:
     """Give each micro-grid whole households and people.
 
-    A grid's total is clipped into ``GRID_BAND`` (5 households inside it), then
-    shared among its micro-grids in proportion to their blocks and moved
-    household by household into ``MICRO_BAND`` where needed.
+    A comprehensive grid's total is clipped into ``GRID_BAND`` (5 households
+    inside it), except the outliers, which get :data:`OUTLIER_HOUSEHOLDS`; a dedicated grid holds its institution's households
+    (:data:`DEDICATED`, possibly none). The total is shared among the
+    micro-grids in proportion to their blocks and moved household by
+    household into ``MICRO_BAND`` where needed (not for dedicated grids).
 
     Returns
     -------
@@ -1173,14 +1184,29 @@ def assign_households(units: dict[str, Unit], micro_blocks: list[list[int]], gra
     by_grid: dict[str, list[Unit]] = defaultdict(list)
     for unit in _level(units, 18):
         by_grid[unit.code[:15]].append(unit)
+    sized = {f"{street}:{name}": households for street, name, households in DEDICATED}
+    plain = sorted(g for g in by_grid if units[g].kind == "comprehensive")
+    picks = np.random.default_rng(OUTLIER_SEED).permutation(len(plain))
+    outlier: dict[str, int] = {}
+    for n in OUTLIER_HOUSEHOLDS:  # a large one needs enough micro-grids to stay in theirs
+        fits = (plain[int(i)] for i in picks if plain[int(i)] not in outlier)
+        outlier[next(g for g in fits if n <= MICRO_BAND[1] * len(by_grid[g]) - 50)] = n
     clipped = nudged = 0
     for gcode, micros in by_grid.items():
-        total = min(max(grid_totals[gcode], GRID_BAND[0] + 5), GRID_BAND[1] - 5)
-        clipped += total != grid_totals[gcode]
+        grid = units[gcode]
         weights = np.array([graph.weight[micro_blocks[u.members[0]]].sum() for u in micros])
-        counts = largest_remainder(weights, total)
-        fitted = fit_band(counts, MICRO_BAND)
-        nudged += fitted != counts
+        if grid.kind == "dedicated":
+            institution = grid.name.removeprefix(units[gcode[:12]].name).removesuffix("专属网格")
+            fitted = largest_remainder(weights, sized[f"{gcode[:9]}:{institution}"])
+        else:
+            if gcode in outlier:
+                total = outlier[gcode]
+            else:
+                total = min(max(grid_totals[gcode], GRID_BAND[0] + 5), GRID_BAND[1] - 5)
+                clipped += total != grid_totals[gcode]
+            counts = largest_remainder(weights, total)
+            fitted = fit_band(counts, MICRO_BAND)
+            nudged += fitted != counts
         for unit, households in zip(micros, fitted, strict=True):
             blocks = micro_blocks[unit.members[0]]
             pph = float(np.average(persons[blocks], weights=graph.area[blocks]))
@@ -1236,7 +1262,7 @@ def mark_dedicated(units: dict[str, Unit], graph: Graph, micro_blocks: list[list
     grid_area: dict[str, float] = defaultdict(float)
     for code, area in micro_area.items():
         grid_area[code[:15]] += area
-    for street, institution in DEDICATED:
+    for street, institution, _ in DEDICATED:
         communities = sorted(c for c in units if len(c) == 12 and c.startswith(street))
         candidates = [[g for g in sorted(grid_area) if g.startswith(c)] for c in communities]
         grids = next(g for g in candidates if len(g) >= 3)
@@ -1628,8 +1654,14 @@ def check(levels: dict[str, list[Unit]], police: dict[str, list[Unit]],
             else:
                 assert all(u.parent is None for u in units), name
             parents = {u.code: u for u in units}
-    assert all(GRID_BAND[0] <= u.households <= GRID_BAND[1] for u in levels["grid"]), "grid band"
-    assert all(MICRO_BAND[0] <= u.households <= MICRO_BAND[1] for u in levels["micro_grid"])
+    # Every comprehensive grid is in the band but the few outliers; dedicated
+    # grids are sized by their institution (some hold no one).
+    plain = [u for u in levels["grid"] if u.kind == "comprehensive"]
+    off = [u for u in plain if not GRID_BAND[0] <= u.households <= GRID_BAND[1]]
+    assert len(off) == len(OUTLIER_HOUSEHOLDS), f"grid band: {len(off)} outliers"
+    assert sum(u.households == 0 for u in levels["grid"] if u.kind == "dedicated") >= 2
+    assert all(MICRO_BAND[0] <= u.households <= MICRO_BAND[1]
+               for u in levels["micro_grid"] if u.kind == "comprehensive")
     if len(shapely.get_parts(outline)) == 1:
         for layer in (levels, police, township):
             for name, units in layer.items():

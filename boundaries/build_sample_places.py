@@ -80,6 +80,14 @@ OLD_CITY_RADIUS = 1600.0  # metres: low-rise dense core inside
 ARTERIAL_SETBACK = 6.0  # buildings keep this far from an arterial's centre line
 CUT_SHARE = 0.005  # share of buildings that deliberately straddle a unit boundary
 OUTSIDE_COUNT = 5  # buildings deliberately put just outside the district
+SHOPS_SEED = (city.SEED, 4)  # shops draw from a stream of their own: buildings do not move
+SHOPS_PER_HOUSEHOLD = 0.3  # 商铺 per household, as the district's seeds report
+# Ground-floor shops per building, relative: the old town's street fronts are
+# nearly all shops; estates have a row along the road; villages some.
+SHOP_WEIGHT = {"old": 1.0, "highrise": 0.9, "walkup": 0.7, "village": 0.45, "infill": 0.3}
+SHOP_TRADES = ("便利店", "小吃店", "理发店", "五金店", "药店", "茶叶店", "服装店", "水果店",
+               "餐馆", "超市", "手机店", "杂货店", "早餐店", "洗衣店", "面线糊店", "海鲜店",
+               "烟酒店", "文具店", "鞋店", "美容店")
 NO_ENTRANCE = 0.3  # share of buildings without an entrance point
 
 FloatArray = np.ndarray
@@ -1306,6 +1314,8 @@ def households(inputs: Inputs, buildings: list[Building], rng: np.random.Generat
     for b in buildings:
         by_micro[b.micro].append(b)
     for code, unit in inputs.levels["micro_grid"].items():
+        if not unit.households:
+            continue  # a dedicated grid with no residents (a school, a hospital campus)
         homes = [b for b in by_micro[code] if b.households]
         sizes = household_sizes(unit.households, unit.population, rng)
         at = 0
@@ -1389,9 +1399,60 @@ def build(out: Path) -> None:
                      "note": "registered to the micro-grid, footprint outside the district"}
                     for b in sorted(outside, key=lambda b: b.key)]
 
+    shops = ground_floor_shops(buildings, frame, np.random.default_rng(SHOPS_SEED))
+
     check(inputs, buildings, frame, homes, poi_rows, cut_rows, outside_rows)
+    if not 0.25 <= (len(shops) + (frame["use"] == "shop").sum()) / len(homes) <= 0.35:
+        raise SystemExit("check failed: shops are not about 0.3 per household")
     write(out, frame, homes, poi_rows, cut_rows, outside_rows)
+    shops.to_parquet(out / "shops.parquet", index=False, compression="zstd", compression_level=9)
+    mark_parquet(out / "shops.parquet")
     summary(out, buildings, frame, homes, poi_rows, cut_rows, dropped, roads)
+    print(f"shops {len(shops)} on ground floors + {(frame['use'] == 'shop').sum()} standalone: "
+          f"{(len(shops) + (frame['use'] == 'shop').sum()) / len(homes):.2f} per household")
+
+
+def ground_floor_shops(buildings: list[Building], frame: gpd.GeoDataFrame,
+                       rng: np.random.Generator) -> pd.DataFrame:
+    """Return the shops (商铺) on the ground floors of homes, about 0.3 per household.
+
+    Each home gets a Poisson number of shops with a mean that grows with its
+    households (square root: a longer front) and its typology
+    (:data:`SHOP_WEIGHT`), doubled where it has an entrance on a road;
+    the means are scaled so that, with the standalone shop buildings, the
+    district has :data:`SHOPS_PER_HOUSEHOLD` shops per household. A shop
+    stands at its building's entrance (else a point inside it) and has the
+    building's address.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``key`` (``M`` + building key + 2 digits), ``name``, ``category``
+        (``shop``), ``address``, ``building_key``, ``lon``, ``lat``.
+    """
+    homes = [i for i, b in enumerate(buildings) if b.use == "residential"]
+    weight = np.array([SHOP_WEIGHT[buildings[i].typology] * math.sqrt(buildings[i].households)
+                       * (2.0 if buildings[i].entrance is not None else 1.0) for i in homes])
+    total_households = sum(b.households for b in buildings)
+    target = SHOPS_PER_HOUSEHOLD * total_households - int((frame["use"] == "shop").sum())
+    counts = rng.poisson(weight * target / weight.sum())
+    inside = shapely.point_on_surface(frame.geometry.values)
+    rows: dict[str, list[Any]] = defaultdict(list)
+    for i, n in zip(homes, counts, strict=True):
+        lon, lat = frame["entrance_lon"].iloc[i], frame["entrance_lat"].iloc[i]
+        if pd.isna(lon):
+            lon, lat = inside[i].x, inside[i].y
+        for k in range(1, int(n) + 1):
+            rows["key"].append(f"M{frame['key'].iloc[i][1:]}{k:02d}")
+            trade = TRADE_NAMES[int(rng.integers(len(TRADE_NAMES)))]
+            rows["name"].append(trade + SHOP_TRADES[int(rng.integers(len(SHOP_TRADES)))])
+            rows["address"].append(frame["address"].iloc[i])
+            rows["building_key"].append(frame["key"].iloc[i])
+            rows["lon"].append(float(lon))
+            rows["lat"].append(float(lat))
+    return pd.DataFrame({"key": rows["key"], "name": rows["name"], "category": "shop",
+                         "address": rows["address"], "building_key": rows["building_key"],
+                         "lon": rows["lon"], "lat": rows["lat"]})
 
 
 def _cut_row(entry: dict[str, Any]) -> dict[str, Any]:
@@ -1444,7 +1505,7 @@ def check(inputs: Inputs, buildings: list[Building], frame: gpd.GeoDataFrame,
     if shapely.intersects(inputs.water, [b.geom for b in buildings]).any():
         fail("a building stands in the river")
     per_micro = frame.groupby(frame["key"].str[1:19])["households"].sum().astype(int).to_dict()
-    if per_micro != {c: u.households for c, u in micro.items()}:
+    if {c: per_micro.get(c, 0) for c in micro} != {c: u.households for c, u in micro.items()}:
         fail("households per micro-grid differ from the layer")
     cut_keys = {c["key"] for c in cuts}
     out_keys = {o["key"] for o in outside}
@@ -1481,6 +1542,7 @@ def check(inputs: Inputs, buildings: list[Building], frame: gpd.GeoDataFrame,
             with_homes.astype(int)):
         fail("household rows per building differ from the buildings' counts")
     persons = homes.groupby(homes["building_key"].astype(str).str[1:19])["persons"].sum()
+    persons = persons.reindex(list(micro), fill_value=0)  # grids with no one live in them
     if persons.astype(int).to_dict() != {c: u.population for c, u in micro.items()}:
         fail("persons per micro-grid differ from the layer's population")
     if not homes["key"].is_unique or not homes["persons"].between(1, 6).all():
