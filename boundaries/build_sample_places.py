@@ -189,7 +189,16 @@ ARTERIAL_BASES = (
     "西湖", "北峰", "南环", "津头", "江南", "锦美", "乌石", "登峰", "亭店", "明光", "五星",
     "仙塘", "树兜", "高山", "赤土", "玉霞", "梅山", "延陵", "田中", "黄石", "金浦", "东浦",
     "王宫", "开元", "浮桥", "东湖", "象峰", "后坑", "曾林", "龙门", "紫帽", "晋光", "德济",
+    # generic names, placed anywhere
+    "朝阳", "建设", "光明", "长春", "振兴", "学府", "育才", "文化", "崇福", "兴贤", "庄府",
+    "镇抚", "南俊", "北门", "花园", "迎春", "中华", "丰盛", "福源", "安吉", "兴业", "科技",
 )
+# Bases that say where they are: by the river (江滨 "river bank", 笋江 the
+# Jinjiang's reach at 浮桥, 德济门 and 聚宝街 by the water) or the name of a
+# street or community. Such a base only names an arterial that runs within
+# NEAR_NAMESAKE_M of the river or of its namesake unit.
+RIVER_BASES = ("江滨", "滨江", "笋江", "德济", "聚宝", "津头")
+NEAR_NAMESAKE_M = 300.0
 LANE_FIRST = ("井亭书花竹桂榕柳梅兰松菊莲桃金银玉宝福寿康宁安平和兴荣华仁义礼德文孝忠信泰丰"
               "新古三五七九龙凤鹤云霞清")
 LANE_SECOND = "井亭坊园苑塘桥池林埕坂厝埔兜山溪田湖门楼坛宫头尾"
@@ -411,8 +420,19 @@ def _orient(line: Any) -> Any:
     return shapely.reverse(line) if flip else line
 
 
+def namesakes(inputs: Inputs) -> dict[str, Any]:
+    """Return where each located road-name base belongs (metres): the river or its unit."""
+    found: dict[str, Any] = dict.fromkeys(RIVER_BASES, inputs.water)
+    for level, suffix in (("street", "街道"), ("community", "社区")):
+        for unit in inputs.levels[level].values():
+            base = unit.name.removesuffix(suffix)
+            if base in ARTERIAL_BASES and base not in found:
+                found[base] = unit.metres
+    return found
+
+
 def name_roads(lines: list[Any], arterials: Any, old_city: XY,
-               rng: np.random.Generator) -> list[Road]:
+               rng: np.random.Generator, located: dict[str, Any] | None = None) -> list[Road]:
     """Name the strokes: arterials 路/大道/街 (long ones split 东/西 or 北/中/南), lanes 巷/里/街.
 
     Parameters
@@ -425,12 +445,16 @@ def name_roads(lines: list[Any], arterials: Any, old_city: XY,
         Old-city centre (metres): its arterials may be called 街.
     rng : numpy.random.Generator
         Seeded source of randomness.
+    located : dict, optional
+        Base -> area (metres) it must be near (:func:`namesakes`): 江滨路 by
+        the river, 金龙路 in or by 金龙街道. Other bases go anywhere.
 
     Returns
     -------
     list of Road
         Names are unique in the district.
     """
+    located = located or {}
     lines = sorted(lines, key=lambda g: (-round(g.length, 1), *shapely.get_coordinates(g)[0]))
     near = arterials.buffer(1.5)
     share = shapely.length(shapely.intersection(lines, near)) / shapely.length(lines)
@@ -445,7 +469,16 @@ def name_roads(lines: list[Any], arterials: Any, old_city: XY,
     pools = {"short": [b + ("里" if rng.random() < 0.2 else "巷") for b in lane_bases],
              "long": [b + ("路" if rng.random() < 0.5 else "街") for b in lane_bases[::-1]]}
     for k, line in enumerate(lines[i] for i in np.flatnonzero(is_art)):
-        base = bases.pop()
+        # a long road is named in pieces (北/中/南路): each must be near the namesake
+        chunks = max(1, min(3, math.ceil(line.length / 3000)))
+        ends = [substring(line, line.length * r / chunks, line.length * (r + 1) / chunks)
+                for r in range(chunks)]
+        fits = [b for b in bases if b not in located
+                or max(shapely.distance(ends, located[b])) <= NEAR_NAMESAKE_M]
+        if not fits:
+            raise SystemExit("no road-name base left for an arterial")
+        base = fits[-1]
+        bases.remove(base)
         mid = line.interpolate(0.5, normalized=True)
         in_old = math.dist((mid.x, mid.y), old_city) < OLD_CITY_RADIUS
         kind = "大道" if k < 2 else ("街" if in_old and rng.random() < 0.5 else "路")
@@ -1351,7 +1384,8 @@ def build(out: Path) -> None:
     rng = np.random.default_rng(PLACES_SEED)
     inputs = load()
     lines = strokes(inputs.faces, inputs.outline, inputs.water)
-    roads = name_roads(lines, inputs.arterials, inputs.proj.point(*OLD_CITY), rng)
+    roads = name_roads(lines, inputs.arterials, inputs.proj.point(*OLD_CITY), rng,
+                       namesakes(inputs))
     placer = Placer(inputs, rng)
     pois, dropped = plan_places(inputs, placer, rng)
     micro = inputs.levels["micro_grid"]

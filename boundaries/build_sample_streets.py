@@ -60,7 +60,8 @@ def build(out: Path) -> None:
     rng = np.random.default_rng(places.PLACES_SEED)
     inputs = places.load()
     lines = places.strokes(inputs.faces, inputs.outline, inputs.water)
-    roads = places.name_roads(lines, inputs.arterials, inputs.proj.point(*places.OLD_CITY), rng)
+    roads = places.name_roads(lines, inputs.arterials, inputs.proj.point(*places.OLD_CITY), rng,
+                              places.namesakes(inputs))
     roads = sorted(roads, key=lambda r: (-round(r.geom.length, 1), r.name, r.rank))
     features = []
     for n, road in enumerate(roads, start=1):
