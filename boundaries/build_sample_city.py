@@ -1111,7 +1111,7 @@ def make_blocks(outline: shapely.Geometry, proj: Projection, rng: np.random.Gene
 
 
 def water_faces(faces: Sequence[shapely.Polygon], river: River) -> FloatArray:
-    """Return a flag per face: does it lie in the river (no homes)?"""
+    """Return a flag per face: True where the face lies in the river (no homes)."""
     points = shapely.get_coordinates(shapely.point_on_surface(np.array(faces, dtype=object)))
     return shapely.contains_xy(river.water, points[:, 0], points[:, 1])
 
@@ -1171,8 +1171,9 @@ def assign_households(units: dict[str, Unit], micro_blocks: list[list[int]], gra
     """Give each micro-grid whole households and people.
 
     A comprehensive grid's total is clipped into ``GRID_BAND`` (5 households
-    inside it), except the outliers, which get :data:`OUTLIER_HOUSEHOLDS`; a dedicated grid holds its institution's households
-    (:data:`DEDICATED`, possibly none). The total is shared among the
+    inside it), except the outliers, which get :data:`OUTLIER_HOUSEHOLDS`; a
+    dedicated grid holds its institution's households (:data:`DEDICATED`,
+    possibly none). The total is shared among the
     micro-grids in proportion to their blocks and moved household by
     household into ``MICRO_BAND`` where needed (not for dedicated grids).
 

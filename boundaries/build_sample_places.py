@@ -471,10 +471,10 @@ def name_roads(lines: list[Any], arterials: Any, old_city: XY,
     for k, line in enumerate(lines[i] for i in np.flatnonzero(is_art)):
         # a long road is named in pieces (北/中/南路): each must be near the namesake
         chunks = max(1, min(3, math.ceil(line.length / 3000)))
-        ends = [substring(line, line.length * r / chunks, line.length * (r + 1) / chunks)
-                for r in range(chunks)]
+        spans = [substring(line, line.length * r / chunks, line.length * (r + 1) / chunks)
+                 for r in range(chunks)]
         fits = [b for b in bases if b not in located
-                or max(shapely.distance(ends, located[b])) <= NEAR_NAMESAKE_M]
+                or max(shapely.distance(spans, located[b])) <= NEAR_NAMESAKE_M]
         if not fits:
             raise SystemExit("no road-name base left for an arterial")
         base = fits[-1]
