@@ -214,4 +214,4 @@ def test_sample_streets_are_the_named_roads_of_the_addresses() -> None:
 def test_sample_city_database_holds_the_streets(city_db: Database) -> None:  # noqa: F811
     stored = streets_frame(city_db)
     assert len(stored) == 2204
-    assert stored.iloc[0][["key", "name", "class"]].tolist() == ["S00001", "锦美大道", "arterial"]
+    assert stored.iloc[0][["key", "name", "class"]].tolist() == ["S00001", "花园大道", "arterial"]
