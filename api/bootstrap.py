@@ -115,3 +115,6 @@ def _load_sample_places(db: Database, folder: Path, *, step: Callable[[str], Non
     import_buildings(db, path=files["buildings"])
     import_households(db, path=files["households"])
     import_pois(db, path=files["pois"])
+    shops = folder / "shops.parquet"  # ground-floor shops, lon/lat columns
+    if shops.exists():
+        import_pois(db, path=shops)

@@ -85,26 +85,43 @@ WORK_AREA_COMMUNITIES = 4  # communities per township work area (乡镇工作片
 # areas (old city, Fuqiao, Jiangnan, Jinlong, Changtai), not surveyed data.
 DENSITY_CENTRES = (
     (118.586, 24.909, 95.0, 1100.0),  # 古城 old city: 鲤中/开元/海滨/临江
-    (118.565, 24.903, 45.0, 900.0),  # 浮桥 / 新步
-    (118.553, 24.889, 40.0, 1000.0),  # 江南
-    (118.538, 24.921, 25.0, 1300.0),  # 金龙
-    (118.512, 24.915, 15.0, 1800.0),  # 常泰
+    (118.563, 24.910, 40.0, 900.0),  # 浮桥 / 新步, on the north bank
+    (118.553, 24.889, 34.0, 1000.0),  # 江南, south of the river
+    (118.540, 24.927, 22.0, 1300.0),  # 金龙
+    (118.510, 24.912, 13.0, 1800.0),  # 常泰
 )
 BASE_DENSITY = 4.0
 
 # Street regions grow from a rough position of each street office's area to a
-# rough share of the district's area (km², approximate; used for placement only:
-# the four old-city streets are small and dense, the western ones large).
+# rough share of the district's area (km², approximate; used for placement only).
+# Rough real arrangement: the four old-city streets in the east, 开元 north of
+# 东街/西街 and 鲤中 south of it, 海滨 in the south-west of the old town by the
+# river, 临江 along the river in the south-east up to 温陵路; west of the old
+# town on the north bank 浮桥, then 金龙; south of the river 江南 and, to its
+# west, 常泰. The river keeps the two banks apart (see :data:`JINJIANG`).
 STREET_SEEDS = {
-    "350502001": ((118.593, 24.907), 1.6),  # 海滨街道
-    "350502002": ((118.580, 24.898), 1.6),  # 临江街道
-    "350502003": ((118.589, 24.915), 1.9),  # 鲤中街道
-    "350502004": ((118.578, 24.914), 2.7),  # 开元街道
-    "350502005": ((118.563, 24.902), 5.5),  # 浮桥街道
-    "350502006": ((118.550, 24.887), 9.5),  # 江南街道
-    "350502007": ((118.540, 24.928), 14.5),  # 金龙街道
-    "350502008": ((118.508, 24.912), 14.5),  # 常泰街道
+    "350502001": ((118.5775, 24.9015), 1.6),  # 海滨街道
+    "350502002": ((118.5935, 24.9005), 1.6),  # 临江街道
+    "350502003": ((118.5890, 24.9080), 1.9),  # 鲤中街道
+    "350502004": ((118.5820, 24.9210), 2.7),  # 开元街道
+    "350502005": ((118.5620, 24.9120), 5.5),  # 浮桥街道
+    "350502006": ((118.5530, 24.8880), 9.5),  # 江南街道
+    "350502007": ((118.5380, 24.9330), 14.5),  # 金龙街道
+    "350502008": ((118.5080, 24.9120), 14.5),  # 常泰街道
 }
+# The Jinjiang (晋江), drawn by hand from its general course (not surveyed): it
+# enters the district in the north-west, runs south-east between 金龙 (north
+# bank) and 常泰, then between 浮桥 and 江南, and below the old city its
+# middle is the district boundary. Centre line (lon, lat) from the outline
+# vertex where it enters; the banks are offset from it by the half width and
+# end on outline vertices, so no vertex is added to the district boundary.
+JINJIANG = (
+    (118.5155, 24.9379), (118.5245, 24.9318), (118.5340, 24.9243), (118.5435, 24.9165),
+    (118.5520, 24.9095), (118.5595, 24.9035), (118.5655, 24.8975), (118.5715, 24.8928),
+    (118.5790, 24.8918), (118.5860, 24.8925),
+)
+JINJIANG_HALF_WIDTH_M = 140.0
+JINJIANG_NAME = "晋江"
 # Community size factors (1.0 = the street's average). Three large communities get
 # about ten grids each so that they are split into two police beats.
 LARGE_COMMUNITIES = {"350502008005": 2.4, "350502007007": 2.4, "350502006002": 2.4}
@@ -133,14 +150,23 @@ DIGITISE_RMS_M = 1.5  # rms offset of police edges from the grid edges they foll
 DIGITISE_SIMPLIFY_M = 1.0  # Douglas-Peucker tolerance of the police digitiser
 DIGITISE_WAVES = 8  # sinusoids per coordinate; wavelengths 250-900 m
 DIGITISE_TAPER_M = 150.0  # offsets grow from 0 at the outline to full over this distance
-# Dedicated grids 专属网格: (street code, institution) -> one grid in that street.
+# Dedicated grids 专属网格: (street code, institution, households) -> one grid in
+# that street, sized by its institution rather than by the 300-500 rule: staff
+# flats of a middle school and a hospital, a primary school and a hospital
+# campus with no residents, the dormitories of an industrial park.
 DEDICATED = (
-    ("350502004", "中学"),
-    ("350502003", "医院"),
-    ("350502005", "小学"),
-    ("350502006", "医院"),
-    ("350502008", "工业园"),
+    ("350502004", "中学", 64),
+    ("350502003", "医院", 0),
+    ("350502005", "小学", 0),
+    ("350502006", "医院", 118),
+    ("350502008", "工业园", 262),
 )
+# Comprehensive grids off the 300-500 rule, as in any real district: a few
+# large estates never split, a few thin village or old-town grids: the
+# households of grids drawn at random from a stream of their own (so the rest
+# of the city does not move).
+OUTLIER_SEED = (SEED, 5)
+OUTLIER_HOUSEHOLDS = (538, 571, 612, 236, 258, 281)
 
 FloatArray = np.ndarray
 # Every file says what it is (issue 15: real names and codes make synthetic
@@ -450,6 +476,62 @@ class Density:
         return Density(self.centres, self.peaks, self.sigmas, self.base, total / integral)
 
 
+@dataclass(frozen=True)
+class River:
+    """The Jinjiang inside the district (metres).
+
+    ``banks`` are the north and south bank lines, each ending on outline
+    vertices; ``water`` is the area between them (and the outline);
+    ``north`` is everything left of the centre line, to tell the banks apart.
+    """
+
+    banks: tuple[shapely.LineString, ...]
+    water: shapely.Geometry
+    north: shapely.Geometry
+
+
+def jinjiang(outline: shapely.Geometry, proj: Projection) -> River:
+    """Return the river :data:`JINJIANG` in the district, its banks pinned to the outline.
+
+    Each bank is the centre line offset by :data:`JINJIANG_HALF_WIDTH_M`,
+    extended beyond the district and cut by it; the longest piece inside is
+    kept and its ends are moved onto the nearest outline vertices, so the
+    district boundary gains no vertex.
+    """
+    centre = shapely.LineString([proj.point(*p) for p in JINJIANG])
+    corners = shapely.get_coordinates(outline.boundary)
+    banks = []
+    for side in (1.0, -1.0):  # offset_curve: positive is the left (north) side
+        bank = shapely.offset_curve(centre, side * JINJIANG_HALF_WIDTH_M, join_style="round")
+        c = shapely.get_coordinates(bank)
+        ahead, back = c[-1] - c[-2], c[0] - c[1]
+        c = np.vstack([c[0] + 800.0 * back / np.hypot(*back), c,
+                       c[-1] + 800.0 * ahead / np.hypot(*ahead)])
+        inside = shapely.get_parts(shapely.intersection(shapely.LineString(c), outline))
+        piece = max(inside, key=lambda g: (g.length, *shapely.get_coordinates(g)[0]))
+        coords = shapely.get_coordinates(piece)
+        for end in (0, -1):
+            order = np.argsort(np.hypot(*(corners - coords[end]).T), kind="stable")
+            for k in order[:8]:
+                pinned = coords.copy()
+                pinned[end] = corners[k]
+                # the other end is still on the boundary only to rounding
+                if shapely.difference(shapely.LineString(pinned), outline).length < 1e-6:
+                    coords = pinned
+                    break
+            else:
+                raise RuntimeError("cannot pin a bank of the river to the outline")
+        if not outline.covers(shapely.LineString(coords)):
+            raise RuntimeError("a bank of the river leaves the district")
+        banks.append(shapely.LineString(coords))
+    pieces = shapely.polygonize([shapely.unary_union([*banks, outline.boundary])]).geoms
+    water = [p for p in pieces if all(p.boundary.intersection(b).length > 1.0 for b in banks)]
+    if len(water) != 1:
+        raise RuntimeError(f"the river is {len(water)} pieces")
+    north = shapely.buffer(centre, 20_000.0, single_sided=True)
+    return River(tuple(banks), water[0], north)
+
+
 def main_roads(outline: shapely.Geometry, rng: np.random.Generator) -> list[shapely.LineString]:
     """Return a rotated, jittered lattice of arterial roads covering ``outline``.
 
@@ -506,7 +588,7 @@ def lanes(block: shapely.Polygon, spacing: float, angle: float,
     return [g for g in clipped if not g.is_empty and g.length > 0]
 
 
-def street_faces(outline: shapely.Geometry, density: Density,
+def street_faces(outline: shapely.Geometry, density: Density, river: River,
                  rng: np.random.Generator) -> list[shapely.Polygon]:
     """Return the faces (blocks) of a synthetic street network clipped to the outline.
 
@@ -516,6 +598,9 @@ def street_faces(outline: shapely.Geometry, density: Density,
         District outline in metres.
     density : Density
         Calibrated household density; denser areas get a finer lane network.
+    river : River
+        The Jinjiang: no lane inside it; its banks are edges of the network;
+        arterials cross it (bridges) and cut it into reaches.
     rng : numpy.random.Generator
         Source of randomness (seeded).
 
@@ -532,12 +617,15 @@ def street_faces(outline: shapely.Geometry, density: Density,
     arterial_blocks.sort(key=lambda p: (round(p.centroid.y), round(p.centroid.x)))
     base_angle = math.radians(17.0)
     pieces: list[shapely.Geometry] = list(roads)
+    pieces.extend(river.banks)
     for block in arterial_blocks:
-        point = block.representative_point()
+        land = block.difference(river.water)
+        point = (land if land.area > 1.0 else block).representative_point()
         households_per_m2 = float(density(point.x, point.y))
         spacing = float(np.clip(math.sqrt(BLOCK_HOUSEHOLDS / households_per_m2), 55.0, 260.0))
         angle = base_angle + math.radians(rng.normal(0.0, 6.0))
-        pieces.extend(lanes(block, spacing, angle, rng))
+        if land.area > 1.0:
+            pieces.extend(lanes(land, spacing, angle, rng))
     corners = shapely.get_coordinates(border)
     inner = [p for p in (_pin(line, outline, corners) for piece in pieces
                          for line in shapely.get_parts(piece)) if p is not None]
@@ -665,8 +753,12 @@ def face_graph(faces: Sequence[shapely.Polygon]) -> Graph:
     return Graph(centroids, area, np.zeros(len(faces)), [dict(sorted(d.items())) for d in nbrs])
 
 
-def merge_slivers(faces: list[shapely.Polygon], graph: Graph) -> list[list[int]]:
+def merge_slivers(faces: list[shapely.Polygon], graph: Graph,
+                  wet: FloatArray | None = None) -> list[list[int]]:
     """Group faces into blocks, folding tiny or thin faces into their longest neighbour.
+
+    With ``wet`` (a flag per face: river), water and land are not mixed when
+    the face has a neighbour of its own kind.
 
     Returns
     -------
@@ -685,8 +777,10 @@ def merge_slivers(faces: list[shapely.Polygon], graph: Graph) -> list[list[int]]
     compact = 4 * math.pi * graph.area / perimeter**2
     small = (graph.area < 400.0) | ((graph.area < 2500.0) & (compact < 0.15))
     for f in sorted(map(int, np.flatnonzero(small)), key=lambda i: (graph.area[i], i)):
-        if graph.nbrs[f]:
-            best = max(graph.nbrs[f].items(), key=lambda kv: (kv[1], -kv[0]))[0]
+        same = {n: length for n, length in graph.nbrs[f].items()
+                if wet is None or wet[n] == wet[f]}
+        if same or graph.nbrs[f]:
+            best = max((same or graph.nbrs[f]).items(), key=lambda kv: (kv[1], -kv[0]))[0]
             parent[find(f)] = find(best)
     groups: dict[int, list[int]] = defaultdict(list)
     for f in range(len(faces)):
@@ -928,8 +1022,8 @@ def build() -> None:
 
     faces, blocks, bgraph, persons = make_blocks(outline, proj, rng)
     units, micro_blocks, grid_totals = partition(divisions, bgraph, proj, rng)
-    adjusted = assign_households(units, micro_blocks, bgraph, persons, grid_totals, rng)
     mark_dedicated(units, bgraph, micro_blocks)
+    adjusted = assign_households(units, micro_blocks, bgraph, persons, grid_totals, rng)
 
     # Micro-grids are unions of faces in metres, then rounded EPSG:4490; every
     # other unit is the coverage union of its rounded micro-grids, so neighbours
@@ -989,21 +1083,37 @@ def make_blocks(outline: shapely.Geometry, proj: Projection, rng: np.random.Gene
         base=BASE_DENSITY,
     )
     density = raw.calibrated(outline, TOTAL_HOUSEHOLDS / (1 - NON_RESIDENTIAL_SHARE))
-    faces = street_faces(outline, density, rng)
+    river = jinjiang(outline, proj)
+    faces = street_faces(outline, density, river, rng)
     fgraph = face_graph(faces)
-    blocks = merge_slivers(faces, fgraph)
+    wet_faces = water_faces(faces, river)
+    blocks = merge_slivers(faces, fgraph, wet_faces)
     graph = fgraph.aggregate(blocks)
     bridge_components(graph)
+    wet = np.array([wet_faces[b].sum() * 2 > len(b) for b in blocks])
+    # The river belongs to the units of its north bank: the blocks of the south
+    # bank do not touch it in the graph, so no unit spans both banks and the
+    # units of the south bank follow the river's edge.
+    south = ~shapely.contains_xy(river.north, graph.xy[:, 0], graph.xy[:, 1])
+    for n in map(int, np.flatnonzero(wet)):
+        for m in [m for m in graph.nbrs[n] if south[m] and not wet[m]]:
+            del graph.nbrs[n][m], graph.nbrs[m][n]
     # Households: density x area with noise; some blocks hold no homes; a cap so
     # that one block never fills a micro-grid on its own.
     local = density(graph.xy[:, 0], graph.xy[:, 1])
     noise = rng.lognormal(0.0, 0.35, len(graph))
-    residential = rng.random(len(graph)) >= NON_RESIDENTIAL_SHARE
+    residential = (rng.random(len(graph)) >= NON_RESIDENTIAL_SHARE) & ~wet
     capacity = np.minimum(local * graph.area * noise * residential, BLOCK_MAX_HOUSEHOLDS)
     graph.weight = capacity * TOTAL_HOUSEHOLDS / capacity.sum()
     # People per household: ~2.6 in the dense old city, ~3.2 in the periphery.
     persons = 3.2 - 0.6 * np.sqrt(local / local.max())
     return faces, blocks, graph, persons
+
+
+def water_faces(faces: Sequence[shapely.Polygon], river: River) -> FloatArray:
+    """Return a flag per face: True where the face lies in the river (no homes)."""
+    points = shapely.get_coordinates(shapely.point_on_surface(np.array(faces, dtype=object)))
+    return shapely.contains_xy(river.water, points[:, 0], points[:, 1])
 
 
 def partition(divisions: list[dict[str, str]], graph: Graph, proj: Projection,
@@ -1060,9 +1170,12 @@ def assign_households(units: dict[str, Unit], micro_blocks: list[list[int]], gra
                       rng: np.random.Generator) -> tuple[int, int]:
     """Give each micro-grid whole households and people.
 
-    A grid's total is clipped into ``GRID_BAND`` (5 households inside it), then
-    shared among its micro-grids in proportion to their blocks and moved
-    household by household into ``MICRO_BAND`` where needed.
+    A comprehensive grid's total is clipped into ``GRID_BAND`` (5 households
+    inside it), except the outliers, which get :data:`OUTLIER_HOUSEHOLDS`; a
+    dedicated grid holds its institution's households (:data:`DEDICATED`,
+    possibly none). The total is shared among the
+    micro-grids in proportion to their blocks and moved household by
+    household into ``MICRO_BAND`` where needed (not for dedicated grids).
 
     Returns
     -------
@@ -1072,14 +1185,29 @@ def assign_households(units: dict[str, Unit], micro_blocks: list[list[int]], gra
     by_grid: dict[str, list[Unit]] = defaultdict(list)
     for unit in _level(units, 18):
         by_grid[unit.code[:15]].append(unit)
+    sized = {f"{street}:{name}": households for street, name, households in DEDICATED}
+    plain = sorted(g for g in by_grid if units[g].kind == "comprehensive")
+    picks = np.random.default_rng(OUTLIER_SEED).permutation(len(plain))
+    outlier: dict[str, int] = {}
+    for n in OUTLIER_HOUSEHOLDS:  # a large one needs enough micro-grids to stay in theirs
+        fits = (plain[int(i)] for i in picks if plain[int(i)] not in outlier)
+        outlier[next(g for g in fits if n <= MICRO_BAND[1] * len(by_grid[g]) - 50)] = n
     clipped = nudged = 0
     for gcode, micros in by_grid.items():
-        total = min(max(grid_totals[gcode], GRID_BAND[0] + 5), GRID_BAND[1] - 5)
-        clipped += total != grid_totals[gcode]
+        grid = units[gcode]
         weights = np.array([graph.weight[micro_blocks[u.members[0]]].sum() for u in micros])
-        counts = largest_remainder(weights, total)
-        fitted = fit_band(counts, MICRO_BAND)
-        nudged += fitted != counts
+        if grid.kind == "dedicated":
+            institution = grid.name.removeprefix(units[gcode[:12]].name).removesuffix("专属网格")
+            fitted = largest_remainder(weights, sized[f"{gcode[:9]}:{institution}"])
+        else:
+            if gcode in outlier:
+                total = outlier[gcode]
+            else:
+                total = min(max(grid_totals[gcode], GRID_BAND[0] + 5), GRID_BAND[1] - 5)
+                clipped += total != grid_totals[gcode]
+            counts = largest_remainder(weights, total)
+            fitted = fit_band(counts, MICRO_BAND)
+            nudged += fitted != counts
         for unit, households in zip(micros, fitted, strict=True):
             blocks = micro_blocks[unit.members[0]]
             pph = float(np.average(persons[blocks], weights=graph.area[blocks]))
@@ -1135,7 +1263,7 @@ def mark_dedicated(units: dict[str, Unit], graph: Graph, micro_blocks: list[list
     grid_area: dict[str, float] = defaultdict(float)
     for code, area in micro_area.items():
         grid_area[code[:15]] += area
-    for street, institution in DEDICATED:
+    for street, institution, _ in DEDICATED:
         communities = sorted(c for c in units if len(c) == 12 and c.startswith(street))
         candidates = [[g for g in sorted(grid_area) if g.startswith(c)] for c in communities]
         grids = next(g for g in candidates if len(g) >= 3)
@@ -1527,8 +1655,14 @@ def check(levels: dict[str, list[Unit]], police: dict[str, list[Unit]],
             else:
                 assert all(u.parent is None for u in units), name
             parents = {u.code: u for u in units}
-    assert all(GRID_BAND[0] <= u.households <= GRID_BAND[1] for u in levels["grid"]), "grid band"
-    assert all(MICRO_BAND[0] <= u.households <= MICRO_BAND[1] for u in levels["micro_grid"])
+    # Every comprehensive grid is in the band but the few outliers; dedicated
+    # grids are sized by their institution (some hold no one).
+    plain = [u for u in levels["grid"] if u.kind == "comprehensive"]
+    off = [u for u in plain if not GRID_BAND[0] <= u.households <= GRID_BAND[1]]
+    assert len(off) == len(OUTLIER_HOUSEHOLDS), f"grid band: {len(off)} outliers"
+    assert sum(u.households == 0 for u in levels["grid"] if u.kind == "dedicated") >= 2
+    assert all(MICRO_BAND[0] <= u.households <= MICRO_BAND[1]
+               for u in levels["micro_grid"] if u.kind == "comprehensive")
     if len(shapely.get_parts(outline)) == 1:
         for layer in (levels, police, township):
             for name, units in layer.items():

@@ -80,6 +80,14 @@ OLD_CITY_RADIUS = 1600.0  # metres: low-rise dense core inside
 ARTERIAL_SETBACK = 6.0  # buildings keep this far from an arterial's centre line
 CUT_SHARE = 0.005  # share of buildings that deliberately straddle a unit boundary
 OUTSIDE_COUNT = 5  # buildings deliberately put just outside the district
+SHOPS_SEED = (city.SEED, 4)  # shops draw from a stream of their own: buildings do not move
+SHOPS_PER_HOUSEHOLD = 0.3  # 商铺 per household, as the district's seeds report
+# Ground-floor shops per building, relative: the old town's street fronts are
+# nearly all shops; estates have a row along the road; villages some.
+SHOP_WEIGHT = {"old": 1.0, "highrise": 0.9, "walkup": 0.7, "village": 0.45, "infill": 0.3}
+SHOP_TRADES = ("便利店", "小吃店", "理发店", "五金店", "药店", "茶叶店", "服装店", "水果店",
+               "餐馆", "超市", "手机店", "杂货店", "早餐店", "洗衣店", "面线糊店", "海鲜店",
+               "烟酒店", "文具店", "鞋店", "美容店")
 NO_ENTRANCE = 0.3  # share of buildings without an entrance point
 
 FloatArray = np.ndarray
@@ -181,7 +189,16 @@ ARTERIAL_BASES = (
     "西湖", "北峰", "南环", "津头", "江南", "锦美", "乌石", "登峰", "亭店", "明光", "五星",
     "仙塘", "树兜", "高山", "赤土", "玉霞", "梅山", "延陵", "田中", "黄石", "金浦", "东浦",
     "王宫", "开元", "浮桥", "东湖", "象峰", "后坑", "曾林", "龙门", "紫帽", "晋光", "德济",
+    # generic names, placed anywhere
+    "朝阳", "建设", "光明", "长春", "振兴", "学府", "育才", "文化", "崇福", "兴贤", "庄府",
+    "镇抚", "南俊", "北门", "花园", "迎春", "中华", "丰盛", "福源", "安吉", "兴业", "科技",
 )
+# Bases that say where they are: by the river (江滨 "river bank", 笋江 the
+# Jinjiang's reach at 浮桥, 德济门 and 聚宝街 by the water) or the name of a
+# street or community. Such a base only names an arterial that runs within
+# NEAR_NAMESAKE_M of the river or of its namesake unit.
+RIVER_BASES = ("江滨", "滨江", "笋江", "德济", "聚宝", "津头")
+NEAR_NAMESAKE_M = 300.0
 LANE_FIRST = ("井亭书花竹桂榕柳梅兰松菊莲桃金银玉宝福寿康宁安平和兴荣华仁义礼德文孝忠信泰丰"
               "新古三五七九龙凤鹤云霞清")
 LANE_SECOND = "井亭坊园苑塘桥池林埕坂厝埔兜山溪田湖门楼坛宫头尾"
@@ -229,6 +246,8 @@ class Inputs:
     faces: list[Any]  # street-network faces, metres
     faces_of: dict[str, list[int]]  # micro-grid code -> its faces
     arterials: Any  # union of arterial centre lines, metres
+    water: Any  # the river (晋江) in the district, metres: no building in it
+    wet: frozenset[int]  # faces of the street network that are river
 
 
 def read_layer(path: Path, proj: city.Projection) -> dict[str, Unit]:
@@ -280,6 +299,8 @@ def load() -> Inputs:
     county = levels["county"][city.COUNTY_CODE]
 
     faces, _, _, _ = city.make_blocks(outline, proj, np.random.default_rng(SEED))
+    river = city.jinjiang(outline, proj)
+    wet = frozenset(map(int, np.flatnonzero(city.water_faces(faces, river))))
     micro = list(levels["micro_grid"].values())
     tree = shapely.STRtree([u.metres for u in micro])
     points = shapely.point_on_surface(np.array(faces, dtype=object))
@@ -302,7 +323,8 @@ def load() -> Inputs:
 
     roads = shapely.intersection(city.main_roads(outline, np.random.default_rng(SEED)), outline)
     arterials = shapely.union_all([r for r in roads if not r.is_empty])
-    return Inputs(proj, outline, county, levels, beat_of, faces, dict(faces_of), arterials)
+    return Inputs(proj, outline, county, levels, beat_of, faces, dict(faces_of), arterials,
+                  river.water, wet)
 
 
 # --------------------------------------------------------------------------------------
@@ -330,7 +352,7 @@ def _direction(line: Any, at_start: bool) -> FloatArray:
     return v / (np.hypot(*v) or 1.0)
 
 
-def strokes(faces: list[Any], outline: Any) -> list[Any]:
+def strokes(faces: list[Any], outline: Any, water: Any = None) -> list[Any]:
     """Return the roads of the network as strokes: edges joined straight through junctions.
 
     Parameters
@@ -339,6 +361,8 @@ def strokes(faces: list[Any], outline: Any) -> list[Any]:
         Faces of the street network (metres).
     outline : Polygon
         The district (metres); its boundary is not a road.
+    water : Polygon, optional
+        The river (metres); its banks are not roads (bridges across it are).
 
     Returns
     -------
@@ -351,6 +375,10 @@ def strokes(faces: list[Any], outline: Any) -> list[Any]:
     mids = shapely.line_interpolate_point(edges, 0.5, normalized=True)
     edges = [e for e, d in zip(edges, shapely.distance(outline.boundary, mids), strict=True)
              if d > 0.05]
+    if water is not None:  # banks are snap-rounded to 10 cm: a little slack
+        mids = shapely.line_interpolate_point(edges, 0.5, normalized=True)
+        edges = [e for e, d in zip(edges, shapely.distance(water.boundary, mids), strict=True)
+                 if d > 0.2]
     at: dict[XY, list[tuple[int, FloatArray]]] = defaultdict(list)
     for i, e in enumerate(edges):
         c = shapely.get_coordinates(e)
@@ -392,8 +420,19 @@ def _orient(line: Any) -> Any:
     return shapely.reverse(line) if flip else line
 
 
+def namesakes(inputs: Inputs) -> dict[str, Any]:
+    """Return where each located road-name base belongs (metres): the river or its unit."""
+    found: dict[str, Any] = dict.fromkeys(RIVER_BASES, inputs.water)
+    for level, suffix in (("street", "街道"), ("community", "社区")):
+        for unit in inputs.levels[level].values():
+            base = unit.name.removesuffix(suffix)
+            if base in ARTERIAL_BASES and base not in found:
+                found[base] = unit.metres
+    return found
+
+
 def name_roads(lines: list[Any], arterials: Any, old_city: XY,
-               rng: np.random.Generator) -> list[Road]:
+               rng: np.random.Generator, located: dict[str, Any] | None = None) -> list[Road]:
     """Name the strokes: arterials 路/大道/街 (long ones split 东/西 or 北/中/南), lanes 巷/里/街.
 
     Parameters
@@ -406,12 +445,16 @@ def name_roads(lines: list[Any], arterials: Any, old_city: XY,
         Old-city centre (metres): its arterials may be called 街.
     rng : numpy.random.Generator
         Seeded source of randomness.
+    located : dict, optional
+        Base -> area (metres) it must be near (:func:`namesakes`): 江滨路 by
+        the river, 金龙路 in or by 金龙街道. Other bases go anywhere.
 
     Returns
     -------
     list of Road
         Names are unique in the district.
     """
+    located = located or {}
     lines = sorted(lines, key=lambda g: (-round(g.length, 1), *shapely.get_coordinates(g)[0]))
     near = arterials.buffer(1.5)
     share = shapely.length(shapely.intersection(lines, near)) / shapely.length(lines)
@@ -426,7 +469,16 @@ def name_roads(lines: list[Any], arterials: Any, old_city: XY,
     pools = {"short": [b + ("里" if rng.random() < 0.2 else "巷") for b in lane_bases],
              "long": [b + ("路" if rng.random() < 0.5 else "街") for b in lane_bases[::-1]]}
     for k, line in enumerate(lines[i] for i in np.flatnonzero(is_art)):
-        base = bases.pop()
+        # a long road is named in pieces (北/中/南路): each must be near the namesake
+        chunks = max(1, min(3, math.ceil(line.length / 3000)))
+        spans = [substring(line, line.length * r / chunks, line.length * (r + 1) / chunks)
+                 for r in range(chunks)]
+        fits = [b for b in bases if b not in located
+                or max(shapely.distance(spans, located[b])) <= NEAR_NAMESAKE_M]
+        if not fits:
+            raise SystemExit("no road-name base left for an arterial")
+        base = fits[-1]
+        bases.remove(base)
         mid = line.interpolate(0.5, normalized=True)
         in_old = math.dist((mid.x, mid.y), old_city) < OLD_CITY_RADIUS
         kind = "大道" if k < 2 else ("街" if in_old and rng.random() < 0.5 else "路")
@@ -702,6 +754,8 @@ class Placer:
         found = []
         zone = self.infill_zone if infill else self.art_zone
         for f in self.inputs.faces_of[code]:
+            if f in self.inputs.wet:
+                continue  # the river
             face = self.inputs.faces[f]
             inner = face.buffer(-setback, join_style="mitre")
             if inner.is_empty:
@@ -1112,7 +1166,7 @@ def make_cuts(inputs: Inputs, buildings: list[Building], count: int,
         near = [buildings[j] for j in btree.query(moved.buffer(1.0)) if buildings[j] is not b]
         if any(n.geom.distance(moved) < 1.0 for n in [*near, *(f["key"] for f in found)]):
             continue
-        if not inputs.outline.covers(moved):
+        if not inputs.outline.covers(moved) or inputs.water.intersects(moved):
             continue
         shares = {}
         for j in tree.query(moved, predicate="intersects"):
@@ -1293,6 +1347,8 @@ def households(inputs: Inputs, buildings: list[Building], rng: np.random.Generat
     for b in buildings:
         by_micro[b.micro].append(b)
     for code, unit in inputs.levels["micro_grid"].items():
+        if not unit.households:
+            continue  # a dedicated grid with no residents (a school, a hospital campus)
         homes = [b for b in by_micro[code] if b.households]
         sizes = household_sizes(unit.households, unit.population, rng)
         at = 0
@@ -1327,8 +1383,9 @@ def build(out: Path) -> None:
     """Generate every place file into ``out``, check them and print a summary."""
     rng = np.random.default_rng(PLACES_SEED)
     inputs = load()
-    lines = strokes(inputs.faces, inputs.outline)
-    roads = name_roads(lines, inputs.arterials, inputs.proj.point(*OLD_CITY), rng)
+    lines = strokes(inputs.faces, inputs.outline, inputs.water)
+    roads = name_roads(lines, inputs.arterials, inputs.proj.point(*OLD_CITY), rng,
+                       namesakes(inputs))
     placer = Placer(inputs, rng)
     pois, dropped = plan_places(inputs, placer, rng)
     micro = inputs.levels["micro_grid"]
@@ -1376,9 +1433,60 @@ def build(out: Path) -> None:
                      "note": "registered to the micro-grid, footprint outside the district"}
                     for b in sorted(outside, key=lambda b: b.key)]
 
+    shops = ground_floor_shops(buildings, frame, np.random.default_rng(SHOPS_SEED))
+
     check(inputs, buildings, frame, homes, poi_rows, cut_rows, outside_rows)
+    if not 0.25 <= (len(shops) + (frame["use"] == "shop").sum()) / len(homes) <= 0.35:
+        raise SystemExit("check failed: shops are not about 0.3 per household")
     write(out, frame, homes, poi_rows, cut_rows, outside_rows)
+    shops.to_parquet(out / "shops.parquet", index=False, compression="zstd", compression_level=9)
+    mark_parquet(out / "shops.parquet")
     summary(out, buildings, frame, homes, poi_rows, cut_rows, dropped, roads)
+    print(f"shops {len(shops)} on ground floors + {(frame['use'] == 'shop').sum()} standalone: "
+          f"{(len(shops) + (frame['use'] == 'shop').sum()) / len(homes):.2f} per household")
+
+
+def ground_floor_shops(buildings: list[Building], frame: gpd.GeoDataFrame,
+                       rng: np.random.Generator) -> pd.DataFrame:
+    """Return the shops (商铺) on the ground floors of homes, about 0.3 per household.
+
+    Each home gets a Poisson number of shops with a mean that grows with its
+    households (square root: a longer front) and its typology
+    (:data:`SHOP_WEIGHT`), doubled where it has an entrance on a road;
+    the means are scaled so that, with the standalone shop buildings, the
+    district has :data:`SHOPS_PER_HOUSEHOLD` shops per household. A shop
+    stands at its building's entrance (else a point inside it) and has the
+    building's address.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``key`` (``M`` + building key + 2 digits), ``name``, ``category``
+        (``shop``), ``address``, ``building_key``, ``lon``, ``lat``.
+    """
+    homes = [i for i, b in enumerate(buildings) if b.use == "residential"]
+    weight = np.array([SHOP_WEIGHT[buildings[i].typology] * math.sqrt(buildings[i].households)
+                       * (2.0 if buildings[i].entrance is not None else 1.0) for i in homes])
+    total_households = sum(b.households for b in buildings)
+    target = SHOPS_PER_HOUSEHOLD * total_households - int((frame["use"] == "shop").sum())
+    counts = rng.poisson(weight * target / weight.sum())
+    inside = shapely.point_on_surface(frame.geometry.values)
+    rows: dict[str, list[Any]] = defaultdict(list)
+    for i, n in zip(homes, counts, strict=True):
+        lon, lat = frame["entrance_lon"].iloc[i], frame["entrance_lat"].iloc[i]
+        if pd.isna(lon):
+            lon, lat = inside[i].x, inside[i].y
+        for k in range(1, int(n) + 1):
+            rows["key"].append(f"M{frame['key'].iloc[i][1:]}{k:02d}")
+            trade = TRADE_NAMES[int(rng.integers(len(TRADE_NAMES)))]
+            rows["name"].append(trade + SHOP_TRADES[int(rng.integers(len(SHOP_TRADES)))])
+            rows["address"].append(frame["address"].iloc[i])
+            rows["building_key"].append(frame["key"].iloc[i])
+            rows["lon"].append(float(lon))
+            rows["lat"].append(float(lat))
+    return pd.DataFrame({"key": rows["key"], "name": rows["name"], "category": "shop",
+                         "address": rows["address"], "building_key": rows["building_key"],
+                         "lon": rows["lon"], "lat": rows["lat"]})
 
 
 def _cut_row(entry: dict[str, Any]) -> dict[str, Any]:
@@ -1428,8 +1536,10 @@ def check(inputs: Inputs, buildings: list[Building], frame: gpd.GeoDataFrame,
         fail("building keys or addresses repeat")
     if not (shapely.is_valid(geoms).all() and (shapely.get_type_id(geoms) == 3).all()):
         fail("a footprint is not a valid Polygon")
+    if shapely.intersects(inputs.water, [b.geom for b in buildings]).any():
+        fail("a building stands in the river")
     per_micro = frame.groupby(frame["key"].str[1:19])["households"].sum().astype(int).to_dict()
-    if per_micro != {c: u.households for c, u in micro.items()}:
+    if {c: per_micro.get(c, 0) for c in micro} != {c: u.households for c, u in micro.items()}:
         fail("households per micro-grid differ from the layer")
     cut_keys = {c["key"] for c in cuts}
     out_keys = {o["key"] for o in outside}
@@ -1466,6 +1576,7 @@ def check(inputs: Inputs, buildings: list[Building], frame: gpd.GeoDataFrame,
             with_homes.astype(int)):
         fail("household rows per building differ from the buildings' counts")
     persons = homes.groupby(homes["building_key"].astype(str).str[1:19])["persons"].sum()
+    persons = persons.reindex(list(micro), fill_value=0)  # grids with no one live in them
     if persons.astype(int).to_dict() != {c: u.population for c, u in micro.items()}:
         fail("persons per micro-grid differ from the layer's population")
     if not homes["key"].is_unique or not homes["persons"].between(1, 6).all():

@@ -59,8 +59,9 @@ def build(out: Path) -> None:
     # the same draws here give the same names.
     rng = np.random.default_rng(places.PLACES_SEED)
     inputs = places.load()
-    lines = places.strokes(inputs.faces, inputs.outline)
-    roads = places.name_roads(lines, inputs.arterials, inputs.proj.point(*places.OLD_CITY), rng)
+    lines = places.strokes(inputs.faces, inputs.outline, inputs.water)
+    roads = places.name_roads(lines, inputs.arterials, inputs.proj.point(*places.OLD_CITY), rng,
+                              places.namesakes(inputs))
     roads = sorted(roads, key=lambda r: (-round(r.geom.length, 1), r.name, r.rank))
     features = []
     for n, road in enumerate(roads, start=1):

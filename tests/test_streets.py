@@ -201,8 +201,8 @@ def test_cli_import_then_export(cli_db: Database, tmp_path: Path) -> None:
 
 def test_sample_streets_are_the_named_roads_of_the_addresses() -> None:
     streets = read_streets(SAMPLE_STREETS)
-    assert len(streets) == 2186 and streets["key"].is_unique and streets["name"].is_unique
-    assert dict(streets["class"].value_counts()) == {"lane": 2098, "arterial": 88}
+    assert len(streets) == 2204 and streets["key"].is_unique and streets["name"].is_unique
+    assert dict(streets["class"].value_counts()) == {"lane": 2108, "arterial": 96}
     buildings = pd.read_parquet(SAMPLE_CITY / "places" / "buildings.parquet", columns=["road"])
     assert set(buildings["road"]) <= set(streets["name"])
     county = gpd.read_file(SAMPLE_CITY / "governance" / "county.geojson").geometry.iloc[0]
@@ -213,5 +213,5 @@ def test_sample_streets_are_the_named_roads_of_the_addresses() -> None:
 @pytest.mark.slow
 def test_sample_city_database_holds_the_streets(city_db: Database) -> None:  # noqa: F811
     stored = streets_frame(city_db)
-    assert len(stored) == 2186
-    assert stored.iloc[0][["key", "name", "class"]].tolist() == ["S00001", "锦美大道", "arterial"]
+    assert len(stored) == 2204
+    assert stored.iloc[0][["key", "name", "class"]].tolist() == ["S00001", "花园大道", "arterial"]

@@ -75,10 +75,11 @@ class NoiseTolerance:
         thin = width < self.width_m
         if household_share is None:
             return thin
-        # Without households (no weights, or a park) only the width can tell:
-        # a wide piece of a park is still ground that changes hands.
-        with np.errstate(invalid="ignore"):
-            few = ~np.isnan(household_share) & (household_share < self.household_share)
+        # Without household counts (no weights) only the width can tell. A
+        # unit whose households are known to be none (NaN share: a hospital
+        # campus, a park) moves no household, so its area share decides: a
+        # wide sliver along its edge is noise, a real part of it is not.
+        few = np.nan_to_num(household_share, nan=0.0) < self.household_share
         return thin | (few & (area_share < self.area_share))
 
     def to_dict(self) -> dict[str, float]:
