@@ -1,0 +1,311 @@
+"""From finishing a drawn split line to the preview shown, in the real web map (issue 14).
+
+Loads the sample city into a temporary SpatiaLite file, starts the API on it
+(uvicorn in a child process, loopback only), signs a planner of district
+``350502`` in to the web map in headless Chromium (Playwright) and, for
+``--count`` different micro-grids spread over the district, draws a split
+line with terra-draw across each one (boundary to boundary, between its
+buildings, as ``tests/test_web.py`` does) and finishes it with Enter.
+
+The time is taken in the page with ``performance.now()``: from the ``keyup``
+of that Enter (terra-draw finishes a line on it; a listener in the capture
+phase sees it before terra-draw does) to the first animation frame after the
+UI marks the preview as shown (``#edit-status[data-preview=preview]``, set
+once the impact panel is rendered). A refusal (``data-kind=error…``) is
+counted, not timed.
+
+Right after each draw, the very request the page sent (its
+``tonggeEditor.body(true)``) is posted again through the HTTP API alone
+(``POST /api/v1/layers/governance/edits``, ``dry_run``), so ``ratio`` shows
+what the browser adds: drawing, request, JSON, rendering the panel.
+
+Prints one JSON object (p50/p95 of both, ratio, counts, load average);
+progress to stderr. Target: ``browser.p95_ms`` ≤ 300.
+Run: ``python benchmarks/web_preview.py [--count 15]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import shapely
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import logger  # noqa: E402
+
+from api.bootstrap import open_database  # noqa: E402
+from gis.access import SYSTEM  # noqa: E402
+from gis.access.accounts import create_user  # noqa: E402
+from gis.settings import Settings  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+LAYER, LEVEL, DISTRICT = "governance", "micro_grid", "350502"
+PASSWORD = "web-preview-benchmark-password"
+TARGET_P95_MS = 300.0
+log = logger("web-preview-bench")
+
+# Installed in the page just before Enter: resolves with the times (ms) from
+# the Enter keyup to the preview marker, and to the next animation frame.
+WATCH = """() => {
+  const status = document.getElementById("edit-status");
+  delete status.dataset.preview;  // the marker of the previous draw
+  window.tonggeBench = new Promise((resolve) => {
+    let start = null;
+    const onKey = (event) => { if (event.key === "Enter" && start === null) start = performance.now(); };
+    document.addEventListener("keyup", onKey, true);
+    const watcher = new MutationObserver(() => {
+      const shown = status.dataset.preview === "preview";
+      const refused = (status.dataset.kind || "").startsWith("error");
+      if (!shown && !refused) return;
+      const marked = performance.now();
+      watcher.disconnect();
+      document.removeEventListener("keyup", onKey, true);
+      requestAnimationFrame(() => resolve({
+        refused, text: status.textContent,
+        marker_ms: marked - start, frame_ms: performance.now() - start,
+      }));
+    });
+    watcher.observe(status, { attributes: true, attributeFilter: ["data-preview", "data-kind"] });
+  });
+}"""
+
+
+def percentiles(ms: list[float]) -> dict[str, Any]:
+    """p50/p95/max of a list of milliseconds (``None`` when empty)."""
+    if not ms:
+        return {"n": 0, "p50_ms": None, "p95_ms": None, "max_ms": None}
+    values = np.asarray(ms)
+    return {
+        "n": len(values),
+        "p50_ms": round(float(np.percentile(values, 50)), 1),
+        "p95_ms": round(float(np.percentile(values, 95)), 1),
+        "max_ms": round(float(values.max()), 1),
+    }
+
+
+def split_line(polygon: Any, footprints: Any) -> Any | None:
+    """A straight segment across ``polygon``, boundary to boundary, missing every building."""
+    minx, miny, maxx, maxy = polygon.bounds
+    shares = np.linspace(0.3, 0.7, 41)
+    lines = [((minx - 1, y), (maxx + 1, y)) for y in miny + shares * (maxy - miny)]
+    lines += [((x, miny - 1), (x, maxy + 1)) for x in minx + shares * (maxx - minx)]
+    for start, end in lines:
+        across = shapely.LineString([start, end]).intersection(polygon)
+        span = maxy - miny if start[0] == end[0] else maxx - minx
+        parts = [p for p in shapely.get_parts(across) if p.length > span / 3]
+        if len(parts) == 1 and not parts[0].intersects(footprints):
+            return parts[0]
+    return None
+
+
+def candidates(db: Any, count: int) -> list[tuple[str, Any, Any]]:
+    """Up to ``count`` micro-grids of the district, evenly spread over its codes, with a line."""
+    from gis.units import units_page
+
+    units, _ = units_page(db, layer=LAYER, level=LEVEL, limit=100_000)
+    units = units[units["code"].str.startswith(DISTRICT)].sort_values("code")
+    found: list[tuple[str, Any, Any]] = []
+    # Three times as many tried as needed: some have no straight line between buildings.
+    step = max(1, len(units) // (count * 3))
+    for code, polygon in zip(units["code"][::step], units.geometry.values[::step], strict=True):
+        with db.reader() as repo:
+            buildings = repo.places.buildings_frame(bbox=polygon.bounds)
+        footprints = shapely.union_all(np.asarray(buildings.geometry.values)).buffer(2e-5)
+        segment = split_line(polygon, footprints)
+        if segment is not None:
+            found.append((code, polygon, segment))
+        if len(found) == count:
+            break
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
+    """Start the API on ``url`` (loopback only); return once it is ready."""
+    env = {
+        **os.environ,
+        "TONGGE_DATABASE_URL": url,
+        "TONGGE_LOAD_SAMPLE_CITY": "false",
+        "TONGGE_SECRET_KEY": secrets.token_urlsafe(48),
+        "PYTHONPATH": str(ROOT),
+    }
+    command = [sys.executable, "-m", "uvicorn", "api.app:create_server_app", "--factory"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    process = subprocess.Popen([*command, "--log-level", "warning"], cwd=ROOT, env=env)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=60).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            raise SystemExit("the server stopped while starting")
+        time.sleep(0.5)
+    process.terminate()
+    raise SystemExit("the server did not become ready")
+
+
+def draw_all(base: str, username: str, grids: list[tuple[str, Any, Any]]) -> dict[str, Any]:
+    """Draw each split in the web map; time it there and through the API alone."""
+    from playwright.sync_api import sync_playwright
+
+    answer = httpx.post(
+        f"{base}/api/v1/auth/token", data={"username": username, "password": PASSWORD}, timeout=60
+    )
+    headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+    edits = f"{base}/api/v1/layers/{LAYER}/edits"
+    browser_ms: list[float] = []
+    marker_ms: list[float] = []
+    api_ms: list[float] = []
+    refused: list[dict[str, str]] = []
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
+        )
+        page = chromium.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(f"{base}/")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("#signin-form button[type=submit]")
+        page.wait_for_selector("body[data-ready=true]", timeout=60_000)
+        page.click("#edit-toggle")
+        page.select_option("#edit-op", "split")
+        for number, (code, polygon, segment) in enumerate(grids, 1):
+            page.click("#edit-reset")
+            minx, miny, maxx, maxy = polygon.bounds
+            page.evaluate(
+                "(b) => window.tonggeMap.fitBounds(b, {padding: 120, animate: false})",
+                [[minx, miny], [maxx, maxy]],
+            )
+            page.wait_for_function(
+                "() => window.tonggeMap.loaded() && window.tonggeMap.areTilesLoaded()",
+                timeout=60_000,
+            )
+            box = page.locator("#map").bounding_box()
+            assert box is not None
+
+            def pixel(lon: float, lat: float, box: dict[str, float] = box) -> tuple[float, float]:
+                point = page.evaluate("(p) => window.tonggeMap.project(p)", [lon, lat])
+                return box["x"] + point["x"], box["y"] + point["y"]
+
+            (x0, y0), (x1, y1) = segment.coords[0], segment.coords[-1]
+            inner = segment.interpolate(0.5, normalized=True)
+            # Pick the unit off the line: north of a west-east line, east of a north-south one.
+            away = (maxx + 1, inner.y) if x0 == x1 else (inner.x, maxy + 1)
+            above = shapely.LineString([(inner.x, inner.y), away]).intersection(polygon)
+            reach = max(shapely.get_parts(above), key=lambda part: part.length)
+            inside = reach.interpolate(0.5, normalized=True)
+            page.mouse.click(*pixel(inside.x, inside.y))
+            picked = page.inner_text("#edit-units")
+            if picked != code:
+                log(f"{number}/{len(grids)} {code}: the click picked {picked!r}, skipped")
+                continue
+            page.click("#edit-draw")
+            page.mouse.click(*pixel(x0, y0))
+            page.mouse.click(*pixel(x1, y1))
+            page.evaluate(WATCH)
+            page.keyboard.press("Enter")
+            seen = page.evaluate("() => window.tonggeBench")
+            if seen["refused"]:
+                refused.append({"code": code, "status": seen["text"][:200]})
+                log(f"{number}/{len(grids)} {code}: refused: {seen['text'][:120]}")
+                continue
+            browser_ms.append(seen["frame_ms"])
+            marker_ms.append(seen["marker_ms"])
+            body = page.evaluate("() => window.tonggeEditor.body(true)")
+            start = time.perf_counter()
+            direct = httpx.post(edits, json=body, headers=headers, timeout=120)
+            api_ms.append((time.perf_counter() - start) * 1000)
+            assert direct.status_code == 200, direct.text
+            log(
+                f"{number}/{len(grids)} {code}: browser {seen['frame_ms']:.0f} ms, "
+                f"API alone {api_ms[-1]:.0f} ms"
+            )
+        chromium.close()
+    return {
+        "browser": percentiles(browser_ms),
+        "browser_marker": percentiles(marker_ms),
+        "api": percentiles(api_ms),
+        "refused": refused,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the JSON result."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=15, help="micro-grids to split")
+    args = parser.parse_args(argv)
+    folder = Path(tempfile.mkdtemp(prefix="tongge-web-preview-"))
+    url = f"sqlite:///{folder / 'city.sqlite'}"
+    log("loading the sample city (about a minute)")
+    db = open_database(Settings(database_url=url, load_sample_city=True), create=True)
+    username = "planner-web-preview"
+    create_user(
+        db,
+        username=username,
+        role="planner",
+        units=[f"{LAYER}:{DISTRICT}"],
+        password=PASSWORD,
+        actor=SYSTEM,
+    )
+    grids = candidates(db, args.count)
+    db.dispose()
+    log(f"{len(grids)} micro-grids with a line between their buildings")
+    port = free_port()
+    server = start_server(url, port)
+    try:
+        timings = draw_all(f"http://127.0.0.1:{port}", username, grids)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    browser, api = timings["browser"], timings["api"]
+    ratio = (
+        {
+            key: round(browser[key] / max(api[key], 1e-6), 2)
+            for key in ("p50_ms", "p95_ms")
+        }
+        if browser["n"]
+        else None
+    )
+    result = {
+        "benchmark": "web_preview",
+        "count": browser["n"],
+        "refused_count": len(timings["refused"]),
+        "browser": browser,
+        "browser_marker": timings["browser_marker"],
+        "api": api,
+        "ratio_browser_over_api": ratio,
+        "target_p95_ms": TARGET_P95_MS,
+        "meets_target": browser["p95_ms"] is not None and browser["p95_ms"] <= TARGET_P95_MS,
+        "refused": timings["refused"],
+        "load_average": [round(value, 2) for value in os.getloadavg()],
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+    }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
