@@ -66,7 +66,9 @@ WATCH = """() => {
   delete status.dataset.preview;  // the marker of the previous draw
   window.tonggeBench = new Promise((resolve) => {
     let start = null;
-    const onKey = (event) => { if (event.key === "Enter" && start === null) start = performance.now(); };
+    const onKey = (event) => {
+      if (event.key === "Enter" && start === null) start = performance.now();
+    };
     document.addEventListener("keyup", onKey, true);
     const watcher = new MutationObserver(() => {
       const shown = status.dataset.preview === "preview";
@@ -86,7 +88,7 @@ WATCH = """() => {
 
 
 def percentiles(ms: list[float]) -> dict[str, Any]:
-    """p50/p95/max of a list of milliseconds (``None`` when empty)."""
+    """Return p50/p95/max of a list of milliseconds (``None`` when empty)."""
     if not ms:
         return {"n": 0, "p50_ms": None, "p95_ms": None, "max_ms": None}
     values = np.asarray(ms)
@@ -99,7 +101,7 @@ def percentiles(ms: list[float]) -> dict[str, Any]:
 
 
 def split_line(polygon: Any, footprints: Any) -> Any | None:
-    """A straight segment across ``polygon``, boundary to boundary, missing every building."""
+    """Return a straight segment across ``polygon``, boundary to boundary, missing buildings."""
     minx, miny, maxx, maxy = polygon.bounds
     shares = np.linspace(0.3, 0.7, 41)
     lines = [((minx - 1, y), (maxx + 1, y)) for y in miny + shares * (maxy - miny)]
@@ -114,7 +116,7 @@ def split_line(polygon: Any, footprints: Any) -> Any | None:
 
 
 def candidates(db: Any, count: int) -> list[tuple[str, Any, Any]]:
-    """Up to ``count`` micro-grids of the district, evenly spread over its codes, with a line."""
+    """Return up to ``count`` micro-grids of the district, spread over its codes, with a line."""
     from gis.units import units_page
 
     units, _ = units_page(db, layer=LAYER, level=LEVEL, limit=100_000)
@@ -282,10 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         server.wait(timeout=30)
     browser, api = timings["browser"], timings["api"]
     ratio = (
-        {
-            key: round(browser[key] / max(api[key], 1e-6), 2)
-            for key in ("p50_ms", "p95_ms")
-        }
+        {key: round(browser[key] / max(api[key], 1e-6), 2) for key in ("p50_ms", "p95_ms")}
         if browser["n"]
         else None
     )
