@@ -327,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)
     browser, api = timings["browser"], timings["api"]
     ratio = (
         {key: round(browser[key] / max(api[key], 1e-6), 2) for key in ("p50_ms", "p95_ms")}
