@@ -9,6 +9,7 @@ leave it out to cover the whole uploaded network.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -171,25 +172,21 @@ async def check(
 ) -> dict[str, Any]:
     """Return the route's length outside the unit and the unit's streets it does not cover."""
     area = _unit(db, jurisdiction, unit, layer, network)
-    workdir = Path(tempfile.mkdtemp(prefix="tongge-patrol-"))
-    try:
-        source, name = await _save_network(request, network, workdir)
-        route_file, route_name = await _save(request, route, workdir, stem="route")
 
-        def work() -> dict[str, Any]:
-            streets = network_for(db, source, area=area, mode=mode, label=name)
-            lines = read_route(route_file, datum=datum, label=route_name)
-            return check_route(
-                streets,
-                lines,
-                area=area.geometry if area else None,
-                area_crs=area.crs if area else "EPSG:4326",
-                tolerance_m=tolerance_m,
-            ).to_dict()
+    def work(
+        source: Path | None, name: str | None, route_file: Path, route_name: str
+    ) -> dict[str, Any]:
+        streets = network_for(db, source, area=area, mode=mode, label=name)
+        lines = read_route(route_file, datum=datum, label=route_name)
+        return check_route(
+            streets,
+            lines,
+            area=area.geometry if area else None,
+            area_crs=area.crs if area else "EPSG:4326",
+            tolerance_m=tolerance_m,
+        ).to_dict()
 
-        return await run_in_threadpool(work)
-    finally:
-        remove_folder(workdir)
+    return await _with_uploads(request, network, route, "route", work)
 
 
 @router.post(
@@ -213,32 +210,28 @@ async def score(
 ) -> dict[str, Any]:
     """Return the planned street length walked, time inside the unit, checkpoints reached."""
     area = _unit(db, jurisdiction, unit, layer, network)
-    workdir = Path(tempfile.mkdtemp(prefix="tongge-patrol-"))
-    try:
-        source, name = await _save_network(request, network, workdir)
-        track_file, track_name = await _save(request, track, workdir, stem="track")
 
-        def work() -> dict[str, Any]:
-            planned = plan_for(
-                db,
-                source,
-                area=area,
-                mode=mode,
-                checkpoints=[parse_checkpoint(c) for c in checkpoint or []],
-                label=name,
-            )
-            recorded = read_track(track_file, datum=datum, label=track_name)
-            return score_track(
-                planned,
-                recorded,
-                area=area.geometry if area else None,
-                area_crs=area.crs if area else "EPSG:4326",
-                tolerance_m=tolerance_m,
-            ).to_dict()
+    def work(
+        source: Path | None, name: str | None, track_file: Path, track_name: str
+    ) -> dict[str, Any]:
+        planned = plan_for(
+            db,
+            source,
+            area=area,
+            mode=mode,
+            checkpoints=[parse_checkpoint(c) for c in checkpoint or []],
+            label=name,
+        )
+        recorded = read_track(track_file, datum=datum, label=track_name)
+        return score_track(
+            planned,
+            recorded,
+            area=area.geometry if area else None,
+            area_crs=area.crs if area else "EPSG:4326",
+            tolerance_m=tolerance_m,
+        ).to_dict()
 
-        return await run_in_threadpool(work)
-    finally:
-        remove_folder(workdir)
+    return await _with_uploads(request, network, track, "track", work)
 
 
 @router.post(
@@ -496,3 +489,25 @@ async def _save(
     if size == 0:
         raise InputError(f"{name}: the uploaded file is empty", field=stem)
     return target, name
+
+
+async def _with_uploads(
+    request: Request,
+    network: UploadFile | None,
+    upload: UploadFile,
+    stem: str,
+    work: Callable[[Path | None, str | None, Path, str], dict[str, Any]],
+) -> dict[str, Any]:
+    """Save the optional network and ``upload`` in a private folder, run ``work`` on them.
+
+    ``work(network_path, network_name, upload_path, upload_name)`` runs in the
+    thread pool (it reads files and computes); the folder is removed whatever
+    happens, so an upload never outlives its request.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="tongge-patrol-"))
+    try:
+        source, name = await _save_network(request, network, workdir)
+        path, upload_name = await _save(request, upload, workdir, stem=stem)
+        return await run_in_threadpool(work, source, name, path, upload_name)
+    finally:
+        remove_folder(workdir)
