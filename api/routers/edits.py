@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
@@ -34,6 +35,44 @@ def _visible(jurisdiction: Jurisdiction, principal: Principal, layer: str) -> Ca
     return lambda code: jurisdiction.sees_wholly(layer, code) or code in granted
 
 
+IfMatch = Annotated[
+    str | None,
+    Header(max_length=4000, description="ETags of the unit versions you saw, comma-separated."),
+]
+
+
+def _etags(if_match: str | None) -> list[str]:
+    return [tag for tag in (if_match or "").split(",") if tag.strip()]
+
+
+@dataclass(frozen=True)
+class ChangeSetTarget:
+    """One change set of a layer as the caller addresses it, with what they may see."""
+
+    db: Database
+    layer: str
+    changeset_id: int
+    actor: Principal
+    visible: Callable[[str], bool]
+
+    def scope(self) -> dict[str, Any]:
+        """Return the keyword arguments every change-set service function takes."""
+        return {"layer": self.layer, "changeset_id": self.changeset_id, "visible": self.visible}
+
+
+def changeset_target(
+    layer: LayerName,
+    changeset_id: ChangeSetId,
+    db: Database = Depends(get_db),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    principal: Principal = Depends(current_principal),
+) -> ChangeSetTarget:
+    """Resolve the change set named by the path for the signed-in caller."""
+    return ChangeSetTarget(
+        db, layer, changeset_id, principal, _visible(jurisdiction, principal, layer)
+    )
+
+
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such layer, level or unit in your jurisdiction"},
     412: {"description": "A unit changed since the versions you name (If-Match) or read"},
@@ -53,10 +92,7 @@ def post_edit(
     db: Database = Depends(get_db),
     jurisdiction: Jurisdiction = Depends(current_jurisdiction),
     principal: Principal = Depends(current_principal),
-    if_match: Annotated[
-        str | None,
-        Header(max_length=4000, description="ETags of the unit versions you saw, comma-separated."),
-    ] = None,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
     """Run an operation; with `dry_run` nothing is written (the impact preview).
 
@@ -83,7 +119,7 @@ def post_edit(
         dry_run=body.dry_run,
         actor=principal,
         visible=_visible(jurisdiction, principal, layer),
-        if_match=[t for t in (if_match or "").split(",") if t.strip()],
+        if_match=_etags(if_match),
         draft=body.draft,
     )
     return result.to_dict()
@@ -126,21 +162,9 @@ def list_changesets(
     response_model=ChangeSetDetail,
     responses={404: {"description": "No such change set in your jurisdiction"}},
 )
-def get_changeset(
-    layer: LayerName,
-    changeset_id: ChangeSetId,
-    db: Database = Depends(get_db),
-    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
-    principal: Principal = Depends(current_principal),
-) -> dict[str, Any]:
+def get_changeset(target: ChangeSetTarget = Depends(changeset_target)) -> dict[str, Any]:
     """Return a change set with every unit before and after (GeoJSON)."""
-    stored = edits.changeset_detail(
-        db,
-        layer=layer,
-        changeset_id=changeset_id,
-        visible=_visible(jurisdiction, principal, layer),
-    )
-    return edits.changeset_json(stored)
+    return edits.changeset_json(edits.changeset_detail(target.db, **target.scope()))
 
 
 @router.post(
@@ -150,22 +174,11 @@ def get_changeset(
     responses={**_REFUSALS, 409: {"description": "Reverted already"}},
 )
 def revert_changeset(
-    layer: LayerName,
-    changeset_id: ChangeSetId,
-    db: Database = Depends(get_db),
-    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
-    principal: Principal = Depends(current_principal),
+    target: ChangeSetTarget = Depends(changeset_target),
     reason: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> dict[str, Any]:
     """Restore the geometry before the change set exactly, as a new change set (audited)."""
-    result = edits.revert(
-        db,
-        layer=layer,
-        changeset_id=changeset_id,
-        reason=reason,
-        actor=principal,
-        visible=_visible(jurisdiction, principal, layer),
-    )
+    result = edits.revert(target.db, **target.scope(), reason=reason, actor=target.actor)
     return result.to_dict()
 
 
@@ -176,29 +189,20 @@ def revert_changeset(
     responses={**_REFUSALS, 409: {"description": "Not a draft (applied or discarded already)"}},
 )
 def apply_draft(
-    layer: LayerName,
-    changeset_id: ChangeSetId,
-    db: Database = Depends(get_db),
-    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
-    principal: Principal = Depends(current_principal),
+    target: ChangeSetTarget = Depends(changeset_target),
     valid_from: Annotated[
         str | None,
         Query(max_length=40, description="Effective date (default: the draft's, else now)."),
     ] = None,
-    if_match: Annotated[
-        str | None,
-        Header(max_length=4000, description="ETags of the unit versions you saw, comma-separated."),
-    ] = None,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
     """Apply a draft exactly as computed, if nothing under it changed since (else 412, audited)."""
     result = drafts.apply_draft(
-        db,
-        layer=layer,
-        changeset_id=changeset_id,
+        target.db,
+        **target.scope(),
         valid_from=valid_from,
-        actor=principal,
-        visible=_visible(jurisdiction, principal, layer),
-        if_match=[t for t in (if_match or "").split(",") if t.strip()],
+        actor=target.actor,
+        if_match=_etags(if_match),
     )
     return result.to_dict()
 
@@ -212,19 +216,8 @@ def apply_draft(
         409: {"description": "Not a draft"},
     },
 )
-def discard_draft(
-    layer: LayerName,
-    changeset_id: ChangeSetId,
-    db: Database = Depends(get_db),
-    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
-    principal: Principal = Depends(current_principal),
-) -> dict[str, Any]:
+def discard_draft(target: ChangeSetTarget = Depends(changeset_target)) -> dict[str, Any]:
     """Discard a draft: it stays in the history with status `discarded` (audited)."""
-    stored = drafts.discard_draft(
-        db,
-        layer=layer,
-        changeset_id=changeset_id,
-        actor=principal,
-        visible=_visible(jurisdiction, principal, layer),
+    return edits.changeset_json(
+        drafts.discard_draft(target.db, **target.scope(), actor=target.actor)
     )
-    return edits.changeset_json(stored)
