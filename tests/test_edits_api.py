@@ -134,3 +134,40 @@ def test_a_planner_still_lists_a_change_set_whose_units_were_all_retired_since(
         assert client.get(f"/api/v1/layers/test/changesets/{first}").status_code == 200
         other = sign_in(client, db, role="planner", units=["test:2"])
         assert client.get("/api/v1/layers/test/changesets", headers=other).json()["total"] == 0
+
+
+def test_a_split_that_only_adds_a_vertex_to_a_neighbour_outside_the_jurisdiction_is_allowed(
+    db: Database,
+) -> None:
+    # Splitting grid 1002 along y=125 ends the cut on the edge it shares with
+    # grid 2001 (community 2), which has no vertex there: noding gives 2001
+    # (and its micro-grid 2001001) that vertex so the shared edge stays
+    # identical. Its ground does not change, so a planner of community 1 may
+    # make the split; moving ground of 2001 stays refused.
+    _load(db)
+    cut = shapely.geometry.mapping(line((100, 125), (200, 125)))
+    with signed_in(db, role="planner", units=["test:1"]) as client:
+        split = {"op": "split", "level": "grid", "units": ["1002"], "geometry": cut}
+        preview = client.post(_EDITS, json={**split, "dry_run": True})
+        assert preview.status_code == 200, preview.text
+        assert "2001" not in preview.json()["retired"]
+        applied = client.post(_EDITS, json=split)
+        assert applied.status_code == 200, applied.text
+        with db.reader() as repo:
+            neighbour = repo.units_frame(layer="test", level="grid").set_index("code")
+        assert neighbour.loc["2001"].geometry.area > 0
+    # A planner of grid 1001 alone may not take ground from its sibling 1002.
+    grab = shapely.geometry.mapping(polygon((90, 150), (130, 150), (130, 190), (90, 190)))
+    with signed_in(db, role="planner", units=["test:1001"]) as client:
+        taken = client.post(
+            _EDITS,
+            json={
+                "op": "transfer",
+                "level": "grid",
+                "geometry": grab,
+                "to": "1001",
+                "dry_run": True,
+            },
+        )
+        assert taken.status_code == 403, taken.text
+        assert "1002" not in taken.text  # a unit outside the jurisdiction is not named

@@ -57,7 +57,13 @@ from gis.edits._ops import (
     split,
     transfer,
 )
-from gis.errors import ConflictError, InputError, NotFoundError, StaleVersionError
+from gis.errors import (
+    ConflictError,
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+    StaleVersionError,
+)
 from gis.repository import Database, ImportSummary, Repository
 from gis.times import TimeLike, parse_time, utc_now
 
@@ -319,9 +325,7 @@ def edit(
         poi=poi,
         options=options,
     )
-    _require_visible(
-        visible, layer, [c for change in changeset.levels for c in change.before["code"]], parents
-    )
+    _require_ground_visible(visible, changeset, parents)
     if draft:
         from gis.edits.drafts import save_draft
 
@@ -383,6 +387,45 @@ def _require_visible(
     for code in codes:
         if not _sees(visible, str(code), parents or {}):
             raise NotFoundError(f"no unit {code!r} in layer {layer!r}", field="units")
+
+
+def _require_ground_visible(
+    visible: Callable[[str], bool] | None, changeset: ChangeSet, parents: Mapping[str, Any]
+) -> None:
+    """Refuse a change set that moves ground of a unit outside the caller's jurisdiction.
+
+    Noding may give a neighbour across the jurisdiction's edge a vertex where
+    a drawn line meets their shared edge (so that edge stays identical on both
+    sides): its ground and parent are unchanged, so that is allowed. Anything
+    else done to such a unit is refused without naming it (a hidden unit's
+    code is not disclosed).
+    """
+    if visible is None:
+        return
+    outside = 0
+    for change in changeset.levels:
+        after = dict(zip(change.after["code"], change.after.geometry.values, strict=True))
+        after_parent = dict(zip(change.after["code"], change.after["parent_code"], strict=True))
+        rows = zip(
+            change.before["code"],
+            change.before.geometry.values,
+            change.before["parent_code"],
+            strict=True,
+        )
+        for code, geometry, parent in rows:
+            if _sees(visible, str(code), parents):
+                continue
+            kept = after.get(code)
+            new_parent = after_parent.get(code)
+            same_parent = new_parent == parent or (pd.isna(new_parent) and pd.isna(parent))
+            if kept is None or not same_parent or not shapely.equals(kept, geometry):
+                outside += 1
+    if outside:
+        raise ForbiddenError(
+            f"the edit moves ground of {outside} unit(s) outside your jurisdiction; "
+            "a planner whose jurisdiction holds both sides can make it",
+            field="geometry",
+        )
 
 
 def _sees(visible: Callable[[str], bool], code: str, parents: Mapping[str, Any]) -> bool:
