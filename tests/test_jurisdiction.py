@@ -257,3 +257,57 @@ def test_the_locate_indexes_give_the_same_jurisdictions(city: Database) -> None:
         # The same ground, up to the back-projection (well under a millimetre).
         assert shapely.symmetric_difference(indexed.area, loaded.area).area < 1e-12
         assert indexed.covers(*IN_B) == loaded.covers(*IN_B)
+
+
+def test_jurisdictions_follow_a_change_while_the_locate_indexes_are_rebuilt(
+    city: Database,
+) -> None:
+    # A served application answers locate requests from the previous indexes
+    # while the new ones are built in the background. Jurisdictions must not:
+    # the micro-grid a split just made is seen at once, one just retired no
+    # longer is. The rebuild is held back here (its lock taken) to keep the
+    # indexes stale for as long as the test needs.
+    from gis.edits import service as edits
+
+    clock = RevisionClock(city, refresh_seconds=0)
+    locator = LocateService(city, clock=clock, background=True)
+    resolver = JurisdictionResolver(city, clock=clock, indexes=locator.cache)
+    principal = Principal(
+        kind="user", name="w", role=Role.GRID_WORKER, units=(f"governance:{GRID_A}",)
+    )
+    assert resolver.jurisdiction(principal).sees_wholly("governance", MICRO_A[0])
+    cut = shapely.LineString([(118.50, 24.9375), (118.5125, 24.9375)])
+    result = edits.edit(
+        city,
+        layer="governance",
+        op="split",
+        level="micro_grid",
+        units=[MICRO_A[0]],
+        geometry=shapely.geometry.mapping(cut),
+        actor=SYSTEM,
+    )
+    created = result.to_dict()["created"]
+    assert created
+    retired = edits.edit(
+        city,
+        layer="governance",
+        op="retire",
+        level="micro_grid",
+        units=[MICRO_A[1]],
+        to=[MICRO_A[0]],
+        actor=SYSTEM,
+    )
+    assert retired.to_dict()["retired"] == [MICRO_A[1]]
+    locator.cache.wait()
+    with locator.cache._lock:  # no rebuild can start: the indexes stay stale
+        stale = locator.cache.get()
+        assert stale.revision != clock.current().boundaries
+        seen = resolver.jurisdiction(principal)
+        assert all(seen.sees_wholly("governance", code) for code in created)
+        assert not seen.sees_wholly("governance", MICRO_A[1])
+    locator.cache.wait()
+    locator.cache.get()  # starts the rebuild now that it may
+    locator.cache.wait()
+    rebuilt = resolver.jurisdiction(principal)
+    assert all(rebuilt.sees_wholly("governance", code) for code in created)
+    assert not rebuilt.sees_wholly("governance", MICRO_A[1])

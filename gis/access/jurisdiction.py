@@ -332,8 +332,9 @@ class JurisdictionResolver:
     indexes : IndexCache, optional
         The locate service's indexes of the boundaries valid now: their
         codes, parents and metric geometries are used instead of loading the
-        units again (a served application: rebuilt in the background after a
-        change, so no request waits for it here either).
+        units again. While they are rebuilt in the background after a change
+        (a served application), the units are read instead: a jurisdiction
+        never lags behind a change.
     """
 
     def __init__(
@@ -367,12 +368,17 @@ class JurisdictionResolver:
 
     def _refresh_revision(self) -> None:
         revision: object
-        if self._indexes is not None:
-            current = self._indexes.get()
+        current = self._indexes.get() if self._indexes is not None else None
+        if current is not None and current.revision == self._clock.current().boundaries:
             revision = (current.revision, current.start, id(current))
             self._current = current
         else:
+            # No indexes, or they are still being rebuilt after a change (a
+            # served application answers locate requests from the previous
+            # set meanwhile): read the units, so that a unit just made is
+            # seen and one just retired is not, from the change on.
             revision = self._clock.current().current_boundaries
+            self._current = None
         if revision != self._revision:
             self._revision = revision
             self._trees.clear()
