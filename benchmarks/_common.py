@@ -5,6 +5,7 @@ from __future__ import annotations
 import cProfile
 import io
 import pstats
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -83,3 +84,28 @@ def profile_summary(func: Callable[[], Any], lines: int = 25) -> str:
     stats.sort_stats("cumulative").print_stats(lines)
     stats.sort_stats("tottime").print_stats(lines)
     return out.getvalue()
+
+
+def free_port() -> int:
+    """Return a TCP port free on the loopback interface now (for a server started next)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 120.0) -> None:
+    """Wait until a server accepts connections on ``127.0.0.1:port``.
+
+    Raises
+    ------
+    RuntimeError
+        When nothing listens there within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"server on :{port} did not start")

@@ -35,7 +35,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import free_port, wait_for_port  # noqa: E402
 
 from api.bootstrap import open_database  # noqa: E402
 from boundaries import SAMPLE_CITY  # noqa: E402
@@ -125,7 +127,7 @@ def main() -> None:
         key = keys.get(name)
         (work / name).mkdir(exist_ok=True)
         script = _wrk_script(work / name, _points(200), api_key=key)
-        port = _free_port()
+        port = free_port()
         _log(f"starting {name} on :{port}")
         process = subprocess.Popen(
             [
@@ -144,7 +146,7 @@ def main() -> None:
             env={**os.environ, **env},
         )
         try:
-            _wait(port)
+            wait_for_port(port)
             endpoint = f"http://127.0.0.1:{port}{path}"
             _answering(endpoint, key)  # indexes built (in the background or on first use)
             time.sleep(args.settle)
@@ -421,23 +423,6 @@ def _load(url: str, script: Path, seconds: int, connections: int, threads: int) 
 
 def _ms(value: str, unit: str) -> float:
     return round(float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit], 3)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(port: int, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"server on :{port} did not start")
 
 
 def _answering(endpoint: str, key: str | None, timeout: float = 300.0) -> None:

@@ -31,7 +31,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import logger  # noqa: E402
+from _common import free_port, logger  # noqa: E402
 
 from api.bootstrap import open_database  # noqa: E402
 from gis.access import SYSTEM  # noqa: E402
@@ -141,12 +140,6 @@ def candidates(db: Any, count: int) -> list[tuple[str, Any, Any]]:
         if len(found) == count:
             break
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start_server(url: str, port: int) -> subprocess.Popen[bytes]:

@@ -9,9 +9,7 @@ for each grid.
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +17,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 import xmltodict
 from fastapi.testclient import TestClient
 from georeport import GeoReport
@@ -33,6 +30,7 @@ from gis.incidents import open311 as spec
 from gis.incidents.taxonomy import load_taxonomy
 from gis.repository import Database
 from gis.settings import Settings
+from tests._webserver import serve
 from tests.fixtures_access import GRID_A, GRID_B, MICRO_A, load_two_grids
 
 IN_A = (118.505, 24.94)  # micro-grid A1 of grid A
@@ -387,23 +385,8 @@ def served(db: Database, tmp_path: Path) -> Iterator[Served]:
     """Serve the city on a free loopback port (public-read mode on), for a client library."""
     load_two_grids(db, tmp_path)
     key = _key(db, GRID_A)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    settings = Settings(database_url=db.url, load_sample_city=False, open311_public_read=True)
-    app = create_app(settings, db=db)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the server did not start"
-    yield Served(f"http://127.0.0.1:{port}{BASE}", db, key)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(db, ready=False, open311_public_read=True) as url:
+        yield Served(f"{url}{BASE}", db, key)
 
 
 @pytest.mark.parametrize("output", ["json", "xml"])

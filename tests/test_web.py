@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,16 +18,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-from api.app import create_app
 from gis.datum import wgs84_to_gcj02
 from gis.repository import Database
-from gis.settings import Settings
 from tests._client import PASSWORD, add_user
+from tests._webserver import offline_chromium, serve
 
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(os.environ.get("TONGGE_SCREENSHOTS", "var/screenshots"))
 # A point in the old city (开元街道), in CGCS2000.
 POINT = (118.5856, 24.9112)
@@ -47,40 +42,15 @@ def server(sample_city_file: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     path = tmp_path_factory.mktemp("web") / "city.sqlite"
     shutil.copyfile(sample_city_file, path)
     db = Database(f"sqlite:///{path}")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    app = create_app(Settings(database_url=db.url, load_sample_city=False), db=db)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not uv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert uv.started, "the server did not start"
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):  # the locate indexes are built in the background
-        if httpx.get(f"{url}/health/ready", timeout=60).status_code == 200:
-            break
-        time.sleep(0.1)
-    app.state.tiles.warm()  # as the start-up thread does: wait until it has
-    yield Server(url=url, db=db)
-    uv.should_exit = True
-    thread.join(timeout=10)
+    with serve(db) as url:
+        yield Server(url=url, db=db)
     db.dispose()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            # Offline: every host name but the loopback server fails to resolve.
-            args=["--no-sandbox", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
-        )
+    with offline_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 class Recorder:

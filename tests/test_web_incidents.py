@@ -7,27 +7,20 @@ level as a choropleth; every request goes to the server that serves the map.
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
-from api.app import create_app
 from gis.access import SYSTEM
 from gis.incidents import IncidentDraft, IncidentLocation, service
 from gis.repository import Database
-from gis.settings import Settings
 from tests._client import PASSWORD, add_user
+from tests._webserver import offline_chromium, serve
 
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path("var/screenshots")
 # Points in the old city (开元街道), in CGCS2000, and one far outside every unit.
 IN_CITY = [(118.5856, 24.9112), (118.5858, 24.9113), (118.5790, 24.9080)]
@@ -60,40 +53,15 @@ def server(sample_city_file: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             event_time=when,
         )
         public.append(service.intake(db, SYSTEM, draft, now=when).incident.public_id)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    app = create_app(Settings(database_url=db.url, load_sample_city=False), db=db)
-    uv = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not uv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert uv.started, "the server did not start"
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        if httpx.get(f"{url}/health/ready", timeout=60).status_code == 200:
-            break
-        time.sleep(0.1)
-    app.state.tiles.warm()
-    yield Server(url=url, db=db, located=public[:3], review=public[3])
-    uv.should_exit = True
-    thread.join(timeout=10)
+    with serve(db) as url:
+        yield Server(url=url, db=db, located=public[:3], review=public[3])
     db.dispose()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
-        )
+    with offline_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 def test_dispatcher_sees_open_incidents_and_the_evaluation_choropleth(

@@ -14,10 +14,8 @@ import http.server
 import json
 import re
 import shutil
-import socket
 import struct
 import threading
-import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,14 +25,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page
 
-from api.app import create_app
 from gis.datum import wgs84_to_gcj02
 from gis.repository import Database
-from gis.settings import Settings
 from tests._client import add_user
+from tests._webserver import free_port
+from tests._webserver import serve as serve_url
 from tests.test_web import (  # noqa: F401  (browser: fixture)
     POINT,
     SCREENSHOTS,
@@ -46,37 +43,11 @@ from tests.test_web import (  # noqa: F401  (browser: fixture)
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def serve(db: Database, **settings: Any) -> Iterator[Server]:
     """Run the API on ``db`` with ``settings`` on a free loopback port."""
-    port = _free_port()
-    app = create_app(Settings(database_url=db.url, load_sample_city=False, **settings), db=db)
-    uv = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not uv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert uv.started, "the server did not start"
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):  # the locate indexes are built in the background
-        if httpx.get(f"{url}/health/ready", timeout=60).status_code == 200:
-            break
-        time.sleep(0.1)
-    app.state.tiles.warm()
-    try:
+    with serve_url(db, **settings) as url:
         yield Server(url=url, db=db)
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +114,7 @@ class TileServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", _free_port()), Handler)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
         self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
