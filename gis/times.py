@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from gis.errors import InputError
 
-__all__ = ["LOCAL_ZONE", "TimeLike", "isoformat_local", "parse_time", "utc_now"]
+__all__ = ["LOCAL_ZONE", "TimeLike", "isoformat_local", "isoformat_utc", "parse_time", "utc_now"]
 
 LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
 
@@ -89,3 +89,20 @@ def isoformat_local(value: datetime | None) -> str | None:
     if value.tzinfo is None:  # stored values are UTC
         value = value.replace(tzinfo=UTC)
     return value.astimezone(LOCAL_ZONE).isoformat()
+
+
+def isoformat_utc(value: datetime) -> str:
+    """Write a time in UTC with the ``Z`` designator (logs and records for machines).
+
+    A naive value is a stored one, hence UTC.
+
+    Examples
+    --------
+    >>> isoformat_utc(parse_time("2026-01-01"))
+    '2025-12-31T16:00:00Z'
+    >>> isoformat_utc(datetime(2026, 1, 1, 8, 30))
+    '2026-01-01T08:30:00Z'
+    """
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"

@@ -14,6 +14,7 @@ import math
 import re
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -514,6 +515,12 @@ def test_changes_and_exports_leave_audit_entries(client: TestClient, city: Datab
         assert "HA-1" not in str(entry.detail)  # counts, never the personal data itself
     page = client.get("/api/v1/admin/audit", headers=admin, params={"action": "households"}).json()
     assert [e["action"] for e in page["entries"]] == ["households.read", "households.export"]
+    # Times are ISO 8601 in UTC with the Z designator (was "+00:00Z", which no parser reads).
+    stamps = [e["at"] for e in page["entries"]] + [user.json()["created_at"]]
+    stamps += [key.json()["created_at"]]
+    for stamp in stamps:
+        assert stamp.endswith("Z") and "+" not in stamp
+        assert datetime.fromisoformat(stamp).utcoffset() == timedelta(0)
     assert client.get("/api/v1/admin/audit", headers=worker).status_code == 403
     # A disabled user and a reset password end earlier tokens at once.
     zhao = token_headers_for(
@@ -543,7 +550,7 @@ def test_failed_sign_in_is_audited_and_rate_limited(client: TestClient, city: Da
         # about to expire would let the next attempt through).
         if response.status_code == 429 and int(response.headers["retry-after"]) >= 2:
             break
-        assert len(statuses) < 40, statuses
+        assert len(statuses) < 40, str(statuses)
     # 10 per minute, bursts of 10: the bucket refills one attempt per 6 s, so
     # a slow machine (each failed check hashes a password) gets a few more.
     refilled = math.ceil((time.monotonic() - started) / 6)

@@ -30,6 +30,7 @@ from gis.access.principal import Principal
 from gis.access.roles import Role
 from gis.errors import AuthenticationError, ConflictError, InputError, NotFoundError
 from gis.repository import Database, Repository
+from gis.times import isoformat_utc
 
 __all__ = [
     "ApiKey",
@@ -78,7 +79,7 @@ class User:
             "role_title": self.role.label,
             "units": list(self.units),
             "active": self.active,
-            "created_at": self.created_at.isoformat() + "Z",
+            "created_at": isoformat_utc(self.created_at),
         }
 
     @property
@@ -108,9 +109,9 @@ class ApiKey:
             "role": self.role.value,
             "units": list(self.units),
             "rate_per_minute": self.rate_per_minute,
-            "created_at": self.created_at.isoformat() + "Z",
+            "created_at": isoformat_utc(self.created_at),
             "created_by": self.created_by,
-            "revoked_at": self.revoked_at.isoformat() + "Z" if self.revoked_at else None,
+            "revoked_at": isoformat_utc(self.revoked_at) if self.revoked_at else None,
         }
 
     @property

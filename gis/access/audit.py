@@ -12,7 +12,7 @@ from typing import Any
 
 from gis.access.principal import Principal
 from gis.repository import Database, Repository
-from gis.times import parse_time
+from gis.times import isoformat_utc, parse_time
 
 __all__ = ["AuditEntry", "append_audit", "audit_log", "audit_values", "record"]
 
@@ -33,7 +33,7 @@ class AuditEntry:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form."""
-        return {**vars(self), "at": self.at.isoformat() + "Z"}
+        return {**vars(self), "at": isoformat_utc(self.at)}
 
 
 def audit_values(
