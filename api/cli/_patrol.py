@@ -32,6 +32,7 @@ from gis.patrol._routes import (
 from gis.patrol._service import (
     UnitArea,
     area_from_file,
+    clip_arguments,
     load_unit,
     network_for,
     parse_checkpoint,
@@ -400,8 +401,7 @@ def check_command(
         result = check_route(
             streets,
             lines,
-            area=chosen.geometry if chosen else None,
-            area_crs=chosen.crs if chosen else "EPSG:4326",
+            **clip_arguments(chosen),
             tolerance_m=tolerance_m,
         )
     except TonggeError as error:
@@ -449,8 +449,7 @@ def score_command(
         result = score_track(
             plan,
             recorded,
-            area=chosen.geometry if chosen else None,
-            area_crs=chosen.crs if chosen else "EPSG:4326",
+            **clip_arguments(chosen),
             tolerance_m=tolerance_m,
         )
     except TonggeError as error:

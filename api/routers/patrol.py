@@ -44,6 +44,7 @@ from gis.patrol._routes import (
 )
 from gis.patrol._service import (
     UnitArea,
+    clip_arguments,
     load_unit,
     network_for,
     parse_checkpoint,
@@ -181,8 +182,7 @@ async def check(
         return check_route(
             streets,
             lines,
-            area=area.geometry if area else None,
-            area_crs=area.crs if area else "EPSG:4326",
+            **clip_arguments(area),
             tolerance_m=tolerance_m,
         ).to_dict()
 
@@ -226,8 +226,7 @@ async def score(
         return score_track(
             planned,
             recorded,
-            area=area.geometry if area else None,
-            area_crs=area.crs if area else "EPSG:4326",
+            **clip_arguments(area),
             tolerance_m=tolerance_m,
         ).to_dict()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,6 +69,16 @@ class UnitArea:
     layer: str | None = None
     level: str | None = None
     valid_from: datetime | None = None
+
+
+def clip_arguments(area: UnitArea | None) -> dict[str, Any]:
+    """Return the ``area`` and ``area_crs`` keywords of :func:`check_route` and :func:`score_track`.
+
+    Without a unit (a whole uploaded network) nothing is clipped.
+    """
+    if area is None:
+        return {"area": None, "area_crs": "EPSG:4326"}
+    return {"area": area.geometry, "area_crs": area.crs}
 
 
 def load_unit(
