@@ -84,6 +84,8 @@ BEAT_GRIDS = 8  # grids per police beat, ~8:1 as in Nanjing Qinhuai
 # cutting elsewhere, the cut weighs BEAT_CUT.weight against balance, and sweeps
 # may miss the even split by up to BEAT_CUT.slack grids to find such a cut.
 BEAT_ROAD_CUT_COST = 0.05
+BEAT_BAND = (5, 12)  # grids a beat may end up with after settle() (or no further out)
+BEAT_SETTLE_M = 50.0  # least cut cost (m off the arterials) a settling move must save
 ON_ROAD_M = 1.0  # a shared edge lies on a road when its midpoint is this close to its centre line
 BEAT_ROAD_M = 5.0  # a digitised beat edge counts as "along an arterial" within this distance
 WORK_AREA_COMMUNITIES = 4  # communities per township work area (乡镇工作片), about
@@ -1115,9 +1117,11 @@ def build() -> None:
             misalignments, adjusted, proj, (len(faces), len(blocks)))
     print("  police layer digitised separately: "
           + ", ".join(f"{k} {v}" for k, v in digitised.items()))
-    print(f"  beat edges along arterials: {on_roads['exact']:.1%} of the inner beat boundaries "
-          f"(on the grid edges, within {ON_ROAD_M:g} m), {on_roads['drawn']:.1%} as digitised "
-          f"(within {BEAT_ROAD_M:g} m)")
+    (along, inner), drawn = on_roads["exact"], on_roads["drawn"]
+    print(f"  beat edges along arterials: {along / inner:.1%} of the inner beat boundaries "
+          f"({along / 1000:.1f} of {inner / 1000:.1f} km on the grid edges, "
+          f"within {ON_ROAD_M:g} m), "
+          f"{drawn[0] / drawn[1]:.1%} as digitised (within {BEAT_ROAD_M:g} m)")
 
 
 def make_blocks(outline: shapely.Geometry, proj: Projection, rng: np.random.Generator
@@ -1424,13 +1428,54 @@ def plan_beats(grid_codes: list[str], graph: Graph) -> list[list[str]]:
             if len(grids) > BEAT_GRIDS:
                 parts = split(graph, grids, [1.0] * math.ceil(len(grids) / BEAT_GRIDS),
                               BEAT_CUT)
+                parts = settle(graph, parts)
                 beats += [[grid_codes[i] for i in part] for part in parts]
         cgraph = graph.aggregate([grids_of[c] for c in small])
         for comp in cgraph.components(range(len(small))):
             k = max(1, round(float(cgraph.weight[comp].sum()) / BEAT_GRIDS))
-            for part in split(cgraph, comp, [1.0] * k, BEAT_CUT):
+            for part in settle(cgraph, split(cgraph, comp, [1.0] * k, BEAT_CUT)):
                 beats.append([grid_codes[i] for c in part for i in grids_of[small[c]]])
     return beats
+
+
+def settle(graph: Graph, parts: list[list[int]]) -> list[list[int]]:
+    """Move single units between neighbouring parts while that makes the cut cheaper.
+
+    A move must save at least :data:`BEAT_SETTLE_M` of cut cost, keep the
+    part it leaves connected and both parts' weights inside
+    :data:`BEAT_BAND` (or no further out than before); the best move is made
+    first, until none is left.
+    """
+    part_of = {n: p for p, nodes in enumerate(parts) for n in nodes}
+    members = [set(p) for p in parts]
+    size = [float(graph.weight[p].sum()) for p in parts]
+    lo, hi = BEAT_BAND
+    for _ in range(4 * len(part_of)):
+        best: tuple[float, int, int] | None = None
+        for n in sorted(part_of):
+            a, w = part_of[n], float(graph.weight[n])
+            links: dict[int, float] = defaultdict(float)
+            for m, cost in graph.nbrs[n].items():
+                if m in part_of:
+                    links[part_of[m]] += cost
+            for b in sorted(links):
+                gain = links[b] - links.get(a, 0.0)
+                if b == a or gain < BEAT_SETTLE_M or (best and gain <= best[0]):
+                    continue
+                if size[a] - w < min(lo, size[a]) or size[b] + w > max(hi, size[b]):
+                    continue
+                if len(members[a]) > 1 and graph.connected(members[a] - {n}):
+                    best = (gain, n, b)
+        if best is None:
+            break
+        _, n, b = best
+        a = part_of[n]
+        members[a].discard(n)
+        members[b].add(n)
+        part_of[n] = b
+        size[a] -= float(graph.weight[n])
+        size[b] += float(graph.weight[n])
+    return [sorted(m) for m in members]
 
 
 def build_police(micro_units: list[Unit], graph: Graph, on_road: Graph
@@ -1796,16 +1841,17 @@ def alignment_report(levels: dict[str, list[Unit]], police: dict[str, list[Unit]
 
 
 def beat_road_share(beats: list[Unit], county: shapely.Geometry, proj: Projection,
-                    arterials: shapely.Geometry, tolerance: float) -> float:
-    """Return the share of inner beat-boundary length within ``tolerance`` m of an arterial.
+                    arterials: shapely.Geometry, tolerance: float) -> tuple[float, float]:
+    """Return the inner beat-boundary length (m) near an arterial, and all of it.
 
-    Inner: the edges between two beats, not the district outline.
+    Inner: the edges between two beats, not the district outline; near:
+    within ``tolerance`` m of an arterial centre line.
     """
     metres = proj.to_metres(np.array([b.geom for b in beats], dtype=object))
     edges = shapely.union_all(shapely.boundary(metres))
     inner = shapely.difference(edges, proj.to_metres(county).boundary.buffer(0.5))
     along = shapely.intersection(inner, arterials.buffer(tolerance))
-    return float(along.length / inner.length)
+    return float(along.length), float(inner.length)
 
 
 def _check_misalignments(levels: dict[str, list[Unit]], police: dict[str, list[Unit]],
