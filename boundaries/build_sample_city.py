@@ -78,6 +78,16 @@ GRID_TARGET = 400
 MICRO_BAND = (20, 100)  # households per micro-grid (DOMAIN.md)
 MICRO_TARGET = 60
 BEAT_GRIDS = 8  # grids per police beat, ~8:1 as in Nanjing Qinhuai
+# Beat edges follow the main roads where they can (a beat is usually bounded by
+# 主干路, which patrol cars and officers both know): when grids are grouped into
+# beats, cutting between two grids along an arterial costs only this share of
+# cutting elsewhere, the cut weighs BEAT_CUT.weight against balance, and sweeps
+# may miss the even split by up to BEAT_CUT.slack grids to find such a cut.
+BEAT_ROAD_CUT_COST = 0.05
+BEAT_BAND = (5, 12)  # grids a beat may end up with after settle() (or no further out)
+BEAT_SETTLE_M = 50.0  # least cut cost (m off the arterials) a settling move must save
+ON_ROAD_M = 1.0  # a shared edge lies on a road when its midpoint is this close to its centre line
+BEAT_ROAD_M = 5.0  # a digitised beat edge counts as "along an arterial" within this distance
 WORK_AREA_COMMUNITIES = 4  # communities per township work area (乡镇工作片), about
 
 # Relative household density (households per hectare before calibration):
@@ -558,6 +568,16 @@ def main_roads(outline: shapely.Geometry, rng: np.random.Generator) -> list[shap
     return lines
 
 
+def arterial_lines(outline: shapely.Geometry) -> shapely.Geometry:
+    """Return the arterials (metres) as the street network has them, clipped to ``outline``.
+
+    :func:`main_roads` is the first draw of the build's generator, so a fresh
+    one with the same seed gives the same lattice (the places build does the same).
+    """
+    roads = shapely.intersection(main_roads(outline, np.random.default_rng(SEED)), outline)
+    return shapely.union_all([r for r in roads if not r.is_empty])
+
+
 def lanes(block: shapely.Polygon, spacing: float, angle: float,
           rng: np.random.Generator) -> list[shapely.Geometry]:
     """Return secondary lanes inside one arterial block, clipped to it.
@@ -730,11 +750,15 @@ class Graph:
         return Graph(xy, area, weight, [dict(sorted(d.items())) for d in nbrs])
 
 
-def face_graph(faces: Sequence[shapely.Polygon]) -> Graph:
+def face_graph(faces: Sequence[shapely.Polygon], along: shapely.Geometry | None = None
+               ) -> Graph:
     """Return the adjacency graph of faces that share edges (not just corners).
 
     Faces come from one noded network, so shared edges are made of identical
-    segments and can be matched exactly.
+    segments and can be matched exactly. With ``along`` (lines, e.g. the
+    arterials), only shared segments whose midpoint lies within
+    :data:`ON_ROAD_M` of it are counted: neighbours with no such segment keep
+    a link of length 0.
     """
     owners: dict[tuple[XY, XY], list[int]] = defaultdict(list)
     for f, face in enumerate(faces):
@@ -742,12 +766,19 @@ def face_graph(faces: Sequence[shapely.Polygon]) -> Graph:
             pts = [tuple(p) for p in shapely.get_coordinates(ring).tolist()]
             for p, q in itertools.pairwise(pts):
                 owners[(p, q) if p < q else (q, p)].append(f)
+    shared = [(pq, fs) for pq, fs in owners.items() if len(fs) == 2 and fs[0] != fs[1]]
+    near = np.ones(len(shared), dtype=bool)
+    if along is not None and shared:
+        mids = shapely.points([((p[0] + q[0]) / 2, (p[1] + q[1]) / 2) for (p, q), _ in shared])
+        hits = shapely.STRtree(shapely.get_parts(along)).query(
+            mids, predicate="dwithin", distance=ON_ROAD_M)
+        near[:] = False
+        near[hits[0]] = True
     nbrs: list[dict[int, float]] = [defaultdict(float) for _ in faces]
-    for (p, q), fs in owners.items():
-        if len(fs) == 2 and fs[0] != fs[1]:
-            length = math.dist(p, q)
-            nbrs[fs[0]][fs[1]] += length
-            nbrs[fs[1]][fs[0]] += length
+    for ((p, q), fs), counted in zip(shared, near, strict=True):
+        length = math.dist(p, q) if counted else 0.0
+        nbrs[fs[0]][fs[1]] += length
+        nbrs[fs[1]][fs[0]] += length
     centroids = shapely.get_coordinates(shapely.centroid(np.array(faces)))
     area = shapely.area(np.array(faces))
     return Graph(centroids, area, np.zeros(len(faces)), [dict(sorted(d.items())) for d in nbrs])
@@ -812,22 +843,41 @@ def _sweep(graph: Graph, nodes: set[int], direction: FloatArray, goal: float) ->
     return region
 
 
+@dataclass(frozen=True)
+class CutPolicy:
+    """How :func:`bisect` trades weight balance against the cost of the cut.
+
+    ``weight`` multiplies the cut (``Graph.cut`` over the square root of the
+    area); ``slack`` also tries sweeps whose goal is up to that much weight
+    either side of the target, so a cheaper cut can win at some imbalance.
+    """
+
+    weight: float = 0.02
+    slack: int = 0
+
+
+BEAT_CUT = CutPolicy(weight=0.3, slack=1)  # see BEAT_ROAD_CUT_COST
+
+
 def bisect(graph: Graph, nodes: Sequence[int], share: float,
-           sizes: tuple[int, int] = (1, 1)) -> tuple[list[int], list[int]]:
+           sizes: tuple[int, int] = (1, 1), policy: CutPolicy = CutPolicy()
+           ) -> tuple[list[int], list[int]]:
     """Split connected ``nodes`` into two connected parts, the first with ``share`` of weight.
 
-    Sixteen sweep directions are tried; stray pieces of the remainder are handed
-    to the grown part so both stay connected. The split with the best mix of
-    weight balance and short cut is kept; each side keeps at least ``sizes`` units.
+    Sixteen sweep directions are tried (for each goal within ``policy.slack``);
+    stray pieces of the remainder are handed to the grown part so both stay
+    connected. The split with the best mix of weight balance and cheap cut is
+    kept; each side keeps at least ``sizes`` units.
     """
     node_set = set(nodes)
     total = float(graph.weight[list(nodes)].sum())
     scale = math.sqrt(float(graph.area[list(nodes)].sum()))
     goal = share * total
     best: tuple[float, list[int], list[int]] | None = None
-    for k in range(16):
+    sweeps = [(d, k) for d in range(-policy.slack, policy.slack + 1) for k in range(16)]
+    for d, k in sorted(sweeps, key=lambda dk: (abs(dk[0]), dk[0], dk[1])):
         angle = k * math.pi / 8
-        region = _sweep(graph, node_set, np.array([math.cos(angle), math.sin(angle)]), goal)
+        region = _sweep(graph, node_set, np.array([math.cos(angle), math.sin(angle)]), goal + d)
         pieces = graph.components(node_set - region)
         if not pieces:
             continue
@@ -837,7 +887,7 @@ def bisect(graph: Graph, nodes: Sequence[int], share: float,
         if len(region) < sizes[0] or len(rest) < sizes[1]:
             continue
         error = abs(float(graph.weight[list(region)].sum()) - goal) / max(total, 1e-9)
-        score = error + 0.02 * graph.cut(region, rest) / scale
+        score = error + policy.weight * graph.cut(region, rest) / scale
         if best is None or score < best[0] - 1e-12:
             best = (score, sorted(region), sorted(rest))
     if best is None:
@@ -845,7 +895,8 @@ def bisect(graph: Graph, nodes: Sequence[int], share: float,
     return best[1], best[2]
 
 
-def split(graph: Graph, nodes: Sequence[int], targets: Sequence[float]) -> list[list[int]]:
+def split(graph: Graph, nodes: Sequence[int], targets: Sequence[float],
+          policy: CutPolicy = CutPolicy()) -> list[list[int]]:
     """Split connected ``nodes`` into ``len(targets)`` connected parts weighted like ``targets``.
 
     Parameters
@@ -856,6 +907,8 @@ def split(graph: Graph, nodes: Sequence[int], targets: Sequence[float]) -> list[
         A connected set of units.
     targets : sequence of float
         Relative target weight of each part; parts are returned in this order.
+    policy : CutPolicy
+        Balance against cut cost (default: balance first, short cuts second).
 
     Returns
     -------
@@ -867,8 +920,8 @@ def split(graph: Graph, nodes: Sequence[int], targets: Sequence[float]) -> list[
         raise RuntimeError(f"cannot split {len(nodes)} units into {len(targets)} parts")
     k = len(targets) // 2
     first, second = bisect(graph, nodes, sum(targets[:k]) / sum(targets),
-                           (k, len(targets) - k))
-    return split(graph, first, targets[:k]) + split(graph, second, targets[k:])
+                           (k, len(targets) - k), policy)
+    return split(graph, first, targets[:k], policy) + split(graph, second, targets[k:], policy)
 
 
 def grow(graph: Graph, seeds: Sequence[int], targets: Sequence[float],
@@ -1040,7 +1093,9 @@ def build() -> None:
     for unit in units.values():
         if len(unit.code) != 18:
             unit.members = [i for i, u in enumerate(micro_units) if u.code.startswith(unit.code)]
-    police, misalignments = build_police(micro_units, mgraph)
+    arterials = arterial_lines(outline)
+    police, misalignments = build_police(micro_units, mgraph,
+                                         face_graph(micro_metres, along=arterials))
     township = build_township(units, micro_units, mgraph)
     for unit in [*units.values(), *police.values(), *township.values()]:
         if len(unit.members) > 1 or unit.geom is None:
@@ -1051,7 +1106,10 @@ def build() -> None:
     levels = {name: _level(units, n) for name, n in
               (("county", 6), ("street", 9), ("community", 12), ("grid", 15), ("micro_grid", 18))}
     police_levels = {"station": _level(police, 9), "beat": _level(police, 12)}
-    digitised = digitise_police(police_levels, levels["county"][0].geom, proj)
+    county = levels["county"][0].geom
+    on_roads = {"exact": beat_road_share(police_levels["beat"], county, proj, arterials, ON_ROAD_M)}
+    digitised = digitise_police(police_levels, county, proj)
+    on_roads["drawn"] = beat_road_share(police_levels["beat"], county, proj, arterials, BEAT_ROAD_M)
     township_levels = {"street": _level(township, 9), "work_area": _level(township, 12)}
     check(levels, police_levels, misalignments, proj, township_levels)
     write_all(levels, police_levels, misalignments, township_levels)
@@ -1059,6 +1117,11 @@ def build() -> None:
             misalignments, adjusted, proj, (len(faces), len(blocks)))
     print("  police layer digitised separately: "
           + ", ".join(f"{k} {v}" for k, v in digitised.items()))
+    (along, inner), drawn = on_roads["exact"], on_roads["drawn"]
+    print(f"  beat edges along arterials: {along / inner:.1%} of the inner beat boundaries "
+          f"({along / 1000:.1f} of {inner / 1000:.1f} km on the grid edges, "
+          f"within {ON_ROAD_M:g} m), "
+          f"{drawn[0] / drawn[1]:.1%} as digitised (within {BEAT_ROAD_M:g} m)")
 
 
 def make_blocks(outline: shapely.Geometry, proj: Projection, rng: np.random.Generator
@@ -1320,18 +1383,32 @@ class BeatPlan:
             self.beat_of[i] = beat
 
 
+def beat_costs(graph: Graph, on_road: Graph) -> Graph:
+    """Return ``graph`` with each shared length replaced by the cost of a beat edge there.
+
+    The part of a shared edge that runs along an arterial (``on_road``, the
+    same units' graph counting only such edges) costs
+    :data:`BEAT_ROAD_CUT_COST` of its length, the rest its full length.
+    """
+    nbrs = [{m: length - (1.0 - BEAT_ROAD_CUT_COST) * on_road.nbrs[n].get(m, 0.0)
+             for m, length in links.items()} for n, links in enumerate(graph.nbrs)]
+    return Graph(graph.xy, graph.area, graph.weight, nbrs)
+
+
 def plan_beats(grid_codes: list[str], graph: Graph) -> list[list[str]]:
     """Group whole grids into beats of about ``BEAT_GRIDS`` grids that nest with communities.
 
     A community with more than ``BEAT_GRIDS`` grids is split into several
-    beats; smaller neighbouring communities of one street share a beat.
+    beats; smaller neighbouring communities of one street share a beat. The
+    cuts prefer arterials (``graph`` holds :func:`beat_costs`), within
+    :data:`BEAT_CUT`'s slack on the grid count.
 
     Parameters
     ----------
     grid_codes : list of str
         Every grid code, sorted.
     graph : Graph
-        Grid graph in the order of ``grid_codes``.
+        Grid graph in the order of ``grid_codes``; its shared lengths are cut costs.
 
     Returns
     -------
@@ -1349,17 +1426,59 @@ def plan_beats(grid_codes: list[str], graph: Graph) -> list[list[str]]:
         small = [c for c, grids in grids_of.items() if len(grids) <= BEAT_GRIDS]
         for grids in grids_of.values():
             if len(grids) > BEAT_GRIDS:
-                parts = split(graph, grids, [1.0] * math.ceil(len(grids) / BEAT_GRIDS))
+                parts = split(graph, grids, [1.0] * math.ceil(len(grids) / BEAT_GRIDS),
+                              BEAT_CUT)
+                parts = settle(graph, parts)
                 beats += [[grid_codes[i] for i in part] for part in parts]
         cgraph = graph.aggregate([grids_of[c] for c in small])
         for comp in cgraph.components(range(len(small))):
             k = max(1, round(float(cgraph.weight[comp].sum()) / BEAT_GRIDS))
-            for part in split(cgraph, comp, [1.0] * k):
+            for part in settle(cgraph, split(cgraph, comp, [1.0] * k, BEAT_CUT)):
                 beats.append([grid_codes[i] for c in part for i in grids_of[small[c]]])
     return beats
 
 
-def build_police(micro_units: list[Unit], graph: Graph
+def settle(graph: Graph, parts: list[list[int]]) -> list[list[int]]:
+    """Move single units between neighbouring parts while that makes the cut cheaper.
+
+    A move must save at least :data:`BEAT_SETTLE_M` of cut cost, keep the
+    part it leaves connected and both parts' weights inside
+    :data:`BEAT_BAND` (or no further out than before); the best move is made
+    first, until none is left.
+    """
+    part_of = {n: p for p, nodes in enumerate(parts) for n in nodes}
+    members = [set(p) for p in parts]
+    size = [float(graph.weight[p].sum()) for p in parts]
+    lo, hi = BEAT_BAND
+    for _ in range(4 * len(part_of)):
+        best: tuple[float, int, int] | None = None
+        for n in sorted(part_of):
+            a, w = part_of[n], float(graph.weight[n])
+            links: dict[int, float] = defaultdict(float)
+            for m, cost in graph.nbrs[n].items():
+                if m in part_of:
+                    links[part_of[m]] += cost
+            for b in sorted(links):
+                gain = links[b] - links.get(a, 0.0)
+                if b == a or gain < BEAT_SETTLE_M or (best and gain <= best[0]):
+                    continue
+                if size[a] - w < min(lo, size[a]) or size[b] + w > max(hi, size[b]):
+                    continue
+                if len(members[a]) > 1 and graph.connected(members[a] - {n}):
+                    best = (gain, n, b)
+        if best is None:
+            break
+        _, n, b = best
+        a = part_of[n]
+        members[a].discard(n)
+        members[b].add(n)
+        part_of[n] = b
+        size[a] -= float(graph.weight[n])
+        size[b] += float(graph.weight[n])
+    return [sorted(m) for m in members]
+
+
+def build_police(micro_units: list[Unit], graph: Graph, on_road: Graph
                  ) -> tuple[dict[str, Unit], list[dict[str, Any]]]:
     """Build stations and beats from whole grids, then apply the deliberate misalignments.
 
@@ -1369,6 +1488,8 @@ def build_police(micro_units: list[Unit], graph: Graph
         Micro-grids, sorted by code.
     graph : Graph
         Micro-grid graph in the same order.
+    on_road : Graph
+        The same, counting only shared edges along arterials.
 
     Returns
     -------
@@ -1381,7 +1502,8 @@ def build_police(micro_units: list[Unit], graph: Graph
     codes = [u.code for u in micro_units]
     grid_codes = sorted({c[:15] for c in codes})
     micro_of_grid = [[i for i, c in enumerate(codes) if c.startswith(g)] for g in grid_codes]
-    plan = BeatPlan.from_grids(codes, graph, plan_beats(grid_codes, graph.aggregate(micro_of_grid)))
+    costs = beat_costs(graph, on_road).aggregate(micro_of_grid)
+    plan = BeatPlan.from_grids(codes, graph, plan_beats(grid_codes, costs))
     station_of = {street: n for n, (_, streets) in enumerate(STATIONS) for street in streets}
     for n, (name, _) in enumerate(STATIONS):
         if not graph.connected(i for i, c in enumerate(codes) if station_of[c[:9]] == n):
@@ -1716,6 +1838,20 @@ def alignment_report(levels: dict[str, list[Unit]], police: dict[str, list[Unit]
         "street_crossing_beats": {b for b, comms in communities_of_beat.items()
                                   if len({c[:9] for c in comms}) > 1},
     }
+
+
+def beat_road_share(beats: list[Unit], county: shapely.Geometry, proj: Projection,
+                    arterials: shapely.Geometry, tolerance: float) -> tuple[float, float]:
+    """Return the inner beat-boundary length (m) near an arterial, and all of it.
+
+    Inner: the edges between two beats, not the district outline; near:
+    within ``tolerance`` m of an arterial centre line.
+    """
+    metres = proj.to_metres(np.array([b.geom for b in beats], dtype=object))
+    edges = shapely.union_all(shapely.boundary(metres))
+    inner = shapely.difference(edges, proj.to_metres(county).boundary.buffer(0.5))
+    along = shapely.intersection(inner, arterials.buffer(tolerance))
+    return float(along.length), float(inner.length)
 
 
 def _check_misalignments(levels: dict[str, list[Unit]], police: dict[str, list[Unit]],

@@ -167,3 +167,24 @@ def test_police_layer_is_digitised_separately_one_station_per_street() -> None:
     grid_xy = {tuple(p) for p in shapely.get_coordinates(micro.geometry.values).tolist()}
     beat_xy = {tuple(p) for p in shapely.get_coordinates(beats.geometry.values).tolist()} - outline
     assert len(beat_xy & grid_xy) < 0.05 * len(beat_xy)
+
+
+def _share_along(
+    units: gpd.GeoDataFrame, county: shapely.Geometry, near: shapely.Geometry
+) -> float:
+    """Share of the inner boundary length of ``units`` (not the outline) inside ``near``."""
+    edges = shapely.union_all(shapely.boundary(units.geometry.values))
+    inner = shapely.difference(edges, shapely.buffer(county.boundary, 0.5))
+    return float(shapely.intersection(inner, near).length / inner.length)
+
+
+def test_beat_edges_prefer_the_arterials() -> None:
+    # Grids are grouped into beats cutting along arterials (主干路) where they
+    # can (16.1% of the inner beat edges within 5 m of one before, 18.2% now);
+    # beats still nest in communities, whose own edges mostly follow lanes, so
+    # the share stays near theirs (boundaries/README.md, Police).
+    streets = gpd.read_file(SAMPLE_CITY / "streets.geojson").to_crs(4549)
+    arterials = shapely.union_all(streets.loc[streets["class"] == "arterial"].geometry.values)
+    county = gpd.read_file(level_file("governance", "county")).to_crs(4549).geometry.iloc[0]
+    beats = gpd.read_file(level_file("police", "beat")).to_crs(4549)
+    assert _share_along(beats, county, shapely.buffer(arterials, 5.0)) >= 0.18
