@@ -283,17 +283,22 @@ class IncidentStore:
 
     def keys_taken(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
         """Return the stored pairs among ``pairs``: their ``incident_id`` and ``body_hash``."""
-        wanted = set(pairs)
+        by_scope: dict[str, list[str]] = {}
+        for scope, key in set(pairs):
+            by_scope.setdefault(scope, []).append(key)
         found: dict[tuple[str, str], dict[str, Any]] = {}
-        keys = sorted({key for _, key in wanted})
-        for start in range(0, len(keys), 500):  # bound the parameters of one statement
-            rows = self._session.execute(
-                select(_K.c.scope, _K.c.key, _K.c.incident_id, _K.c.body_hash).where(
-                    _K.c.key.in_(keys[start : start + 500])
-                )
-            ).all()
-            for scope, key, incident_id, body_hash in rows:
-                if (scope, key) in wanted:
+        for scope, keys in by_scope.items():
+            keys.sort()
+            # The scope is named so that the unique index on (scope, key)
+            # answers: ``key IN (...)`` alone scans the whole table, which
+            # only grows (every intake with a key adds a row).
+            for start in range(0, len(keys), 500):  # bound the parameters of one statement
+                rows = self._session.execute(
+                    select(_K.c.key, _K.c.incident_id, _K.c.body_hash).where(
+                        _K.c.scope == scope, _K.c.key.in_(keys[start : start + 500])
+                    )
+                ).all()
+                for key, incident_id, body_hash in rows:
                     found[(scope, key)] = {"incident_id": incident_id, "body_hash": body_hash}
         return found
 
