@@ -353,7 +353,8 @@ def intake(
     with the same ``idempotency_key`` and body returned the first one).
     Returns once the incident is committed (stored with others taken in at
     the same moment, in one transaction: see :mod:`gis.incidents._writer`).
-    Anyone allowed to report may report a place outside their own units
+    ``options`` are :func:`prepare_intake`'s: ``idempotency_key``, ``now``,
+    ``locator``, ``taxonomy``. Anyone allowed to report may report a place outside their own units
     (a hotline takes calls about the whole city): what the caller is then
     shown of the incident is the API's business (a receipt only).
 
