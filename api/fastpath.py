@@ -15,8 +15,10 @@ endpoint in OpenAPI.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -47,6 +49,16 @@ PATH = "/api/v1/geocode"
 _CREDENTIALS = (b"authorization", b"x-api-key")
 _JSON = [(b"content-type", b"application/json"), *API_HEADERS]
 _PROBLEM = [(b"content-type", PROBLEM_JSON.encode()), *API_HEADERS]
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A request past the guard's checks: its caller, their area, headers kept, body."""
+
+    principal: Principal
+    jurisdiction: Jurisdiction
+    headers: dict[str, str]
+    body: bytes
 
 
 class GeocodeFastPath:
@@ -82,33 +94,45 @@ class GeocodeFastPath:
             )
             await _send(send, 500, problem, extra=cors)
 
-    async def _answer(
-        self, scope: ASGIScope, receive: Receive, send: Send, cors: dict[str, str]
-    ) -> None:
+    async def _admit(
+        self,
+        scope: ASGIScope,
+        receive: Receive,
+        send: Send,
+        cors: dict[str, str],
+        *,
+        headers: tuple[bytes, ...] = (),
+    ) -> Admitted | None:
+        """Run the guard's checks and read the body; None once a problem was answered.
+
+        The same checks as :func:`api.security.guard`, in the same order
+        (credentials, the route's permission, the client's address), then
+        the configured body limit (a declared length over it is refused
+        before a byte is read). ``headers`` names request headers kept
+        besides the credentials (ASGI names are lower case).
+        """
         state = self.owner.state
         security = state.security
-        # Only the credential headers matter here (ASGI names are lower case).
-        headers = {
+        wanted = _CREDENTIALS + headers
+        kept = {
             name.decode("latin-1"): value.decode("latin-1")
             for name, value in scope.get("headers") or []
-            if name in _CREDENTIALS
+            if name in wanted
         }
         try:
-            # The same checks as api.security.guard, in the same order.
-            principal = security.admit(headers)
-            permission_for("POST", PATH).check(principal)
+            principal = security.admit(kept)
+            permission_for("POST", self.path).check(principal)
+            client = scope.get("client")
+            principal = dataclasses.replace(principal, client=client[0] if client else None)
             jurisdiction = security.jurisdictions.jurisdiction(principal)
         except TonggeError as error:
-            problem = domain_problem(error)
-            extra = {**problem_headers(error), **cors}
-            await _send(send, int(problem["status"]), problem, extra=extra)
-            return
+            await _send_problem(send, error, cors)
+            return None
         limit = state.settings.max_body_bytes
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            # Refused before a byte of the body is read.
             await _send(send, 413, _too_large(limit), extra=cors)
-            return
+            return None
         body = bytearray()
         more = True
         while more:
@@ -117,9 +141,19 @@ class GeocodeFastPath:
             more = message.get("more_body", False)
             if len(body) > limit:
                 await _send(send, 413, _too_large(limit), extra=cors)
-                return
+                return None
+        return Admitted(principal, jurisdiction, kept, bytes(body))
+
+    async def _answer(
+        self, scope: ASGIScope, receive: Receive, send: Send, cors: dict[str, str]
+    ) -> None:
+        admitted = await self._admit(scope, receive, send, cors)
+        if admitted is None:
+            return
+        state = self.owner.state
+        principal, jurisdiction = admitted.principal, admitted.jurisdiction
         locator = state.locator
-        parsed = parse_geocode(bytes(body))
+        parsed = parse_geocode(admitted.body)
         if isinstance(parsed, GeocodeRequest) and not locator.ready(
             at=parsed.at, address=parsed.address is not None
         ):
@@ -237,12 +271,16 @@ def _too_large(limit: int) -> dict[str, Any]:
     }
 
 
-async def _send(
-    send: Send, status: int, body: dict[str, Any], *, extra: dict[str, str] | None = None
-) -> None:
+async def _send(send: Send, status: int, body: Any, *, extra: dict[str, str] | None = None) -> None:
+    # JSON for an answer, problem+json for an error (both hot paths).
     payload = orjson.dumps(body)
-    headers = [*(_JSON if status == 200 else _PROBLEM), (b"content-length", b"%d" % len(payload))]
+    headers = [*(_JSON if status < 300 else _PROBLEM), (b"content-length", b"%d" % len(payload))]
     if extra:
         headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+async def _send_problem(send: Send, error: TonggeError, cors: dict[str, str]) -> None:
+    problem = domain_problem(error)
+    await _send(send, int(problem["status"]), problem, extra={**problem_headers(error), **cors})

@@ -16,27 +16,14 @@ through :func:`api.routers.incidents.intake_answer`.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from email.message import Message as MediaType
 from typing import Any
 
-import orjson
 from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.errors import domain_problem, problem_headers, validation_problem
-from api.fastpath import (
-    _CREDENTIALS,
-    _JSON,
-    _PROBLEM,
-    ASGIScope,
-    GeocodeFastPath,
-    Receive,
-    Send,
-    _content_length,
-    _too_large,
-)
-from api.permissions import permission_for
+from api.errors import validation_problem
+from api.fastpath import ASGIScope, GeocodeFastPath, Receive, Send, _send, _send_problem
 from api.routers.incidents import draft_of, intake_answer
 from api.schemas.incidents import IncidentIn, IncidentOut, IncidentReceipt
 from gis.errors import TonggeError
@@ -61,44 +48,20 @@ class IntakeFastPath(GeocodeFastPath):
     async def _answer(
         self, scope: ASGIScope, receive: Receive, send: Send, cors: dict[str, str]
     ) -> None:
-        state = self.owner.state
-        security = state.security
-        headers = {
-            name.decode("latin-1"): value.decode("latin-1")
-            for name, value in scope.get("headers") or []
-            if name in _CREDENTIALS or name in (b"idempotency-key", b"content-type")
-        }
-        try:
-            # The same checks as api.security.guard, in the same order.
-            principal = security.admit(headers)
-            permission_for("POST", PATH).check(principal)
-            client = scope.get("client")
-            principal = dataclasses.replace(principal, client=client[0] if client else None)
-            jurisdiction = security.jurisdictions.jurisdiction(principal)
-        except TonggeError as error:
-            await _problem(send, error, cors)
+        admitted = await self._admit(
+            scope, receive, send, cors, headers=(b"idempotency-key", b"content-type")
+        )
+        if admitted is None:
             return
-        limit = state.settings.max_body_bytes
-        declared = _content_length(scope)
-        if declared is not None and declared > limit:
-            await _send(send, 413, _too_large(limit), extra=cors)
-            return
-        body = bytearray()
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > limit:
-                await _send(send, 413, _too_large(limit), extra=cors)
-                return
+        state, headers = self.owner.state, admitted.headers
+        principal, jurisdiction = admitted.principal, admitted.jurisdiction
         key = headers.get("idempotency-key")
         invalid = _invalid_request(headers.get("content-type"), key)
         if invalid is not None:
             await _send(send, 422, validation_problem(invalid), extra=cors)
             return
         try:
-            parsed = IncidentIn.model_validate_json(bytes(body))
+            parsed = IncidentIn.model_validate_json(admitted.body)
         except ValidationError as error:
             problem = validation_problem(error.errors(include_url=False))
             await _send(send, 422, problem, extra=cors)
@@ -117,7 +80,7 @@ class IntakeFastPath(GeocodeFastPath):
                 )
             stored = await asyncio.wrap_future(service.enqueue_intake(db, job))
         except TonggeError as error:
-            await _problem(send, error, cors)
+            await _send_problem(send, error, cors)
             return
         result = service.intake_result(stored)
         status, extra, answer = intake_answer(result, principal, jurisdiction)
@@ -148,20 +111,3 @@ def _invalid_request(media: str | None, key: str | None) -> list[dict[str, Any]]
                 }
             ]
     return None
-
-
-async def _problem(send: Send, error: TonggeError, cors: dict[str, str]) -> None:
-    problem = domain_problem(error)
-    await _send(send, int(problem["status"]), problem, extra={**problem_headers(error), **cors})
-
-
-async def _send(send: Send, status: int, body: Any, *, extra: dict[str, str] | None = None) -> None:
-    payload = orjson.dumps(body)
-    headers = [
-        *(_JSON if status < 300 else _PROBLEM),
-        (b"content-length", b"%d" % len(payload)),
-    ]
-    if extra:
-        headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})

@@ -109,7 +109,6 @@ class Desk:
             principal,
             new or draft(),
             locator=self.locator,
-            jurisdiction=self.seen(principal),
             **kw,
         )
 

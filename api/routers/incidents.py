@@ -6,7 +6,9 @@ principal, jurisdiction and the application's locate service.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
@@ -38,9 +40,40 @@ from gis.locate import LocateService
 from gis.repository import Database
 from gis.times import parse_time
 
+_R = TypeVar("_R")
+
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 
 _ID = Annotated[int, Path(ge=1, le=2**63 - 1, description="The incident's id.")]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks (their principal and jurisdiction) and the database: every route's first needs."""
+
+    db: Database
+    principal: Principal
+    jurisdiction: Jurisdiction
+
+    def call(self, function: Callable[..., _R], *args: Any, **options: Any) -> _R:
+        """Call a service function for this caller: ``function(db, principal, *args, ...)``."""
+        return function(self.db, self.principal, *args, jurisdiction=self.jurisdiction, **options)
+
+
+def _caller(
+    db: Database = Depends(get_db),
+    principal: Principal = Depends(current_principal),
+    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+) -> Caller:
+    return Caller(db, principal, jurisdiction)
+
+
+_CALLER = Annotated[Caller, Depends(_caller)]
+
+
+def _split(values: str | None) -> list[str] | None:
+    # A comma-separated query value (statuses).
+    return [v.strip() for v in values.split(",") if v.strip()] if values else None
 
 
 def _locator(request: Request) -> LocateService:
@@ -87,6 +120,7 @@ def intake(
     body: IncidentIn,
     response: Response,
     request: Request,
+    caller: _CALLER,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -95,9 +129,6 @@ def intake(
             description="Makes retries safe: the same key returns the same incident.",
         ),
     ] = None,
-    db: Database = Depends(get_db),
-    principal: Principal = Depends(current_principal),
-    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
 ) -> dict[str, Any]:
     """Locate the incident in every layer at its event time and hand it to the people there.
 
@@ -111,14 +142,13 @@ def intake(
     # (the same steps without the stack's per-request cost); this route
     # documents it in OpenAPI.
     result = service.intake(
-        db,
-        principal,
+        caller.db,
+        caller.principal,
         draft_of(body),
         idempotency_key=idempotency_key,
         locator=_locator(request),
-        jurisdiction=jurisdiction,
     )
-    status, headers, answer = intake_answer(result, principal, jurisdiction)
+    status, headers, answer = intake_answer(result, caller.principal, caller.jurisdiction)
     response.status_code = status
     response.headers.update(headers)
     return answer
@@ -156,25 +186,14 @@ def intake_answer(
     status = 201 if result.created else 200
     if service.visible(incident, jurisdiction, principal.actor):
         return status, headers, _out(incident)
-    return (
-        status,
-        headers,
-        {
-            "id": incident.id,
-            "public_id": incident.public_id,
-            "category": incident.category,
-            "status": incident.status,
-            "received_at": incident.to_dict()["received_at"],
-            "deadline_at": incident.to_dict()["deadline_at"],
-        },
-    )
+    whole = incident.to_dict()
+    receipt = ("id", "public_id", "category", "status", "received_at", "deadline_at")
+    return status, headers, {name: whole[name] for name in receipt}
 
 
 @router.get("", summary="Incidents of your units 事件列表", response_model=list[IncidentOut])
 def list_incidents(
-    db: Database = Depends(get_db),
-    principal: Principal = Depends(current_principal),
-    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    caller: _CALLER,
     status: Annotated[
         str | None, Query(max_length=200, description="Statuses, comma-separated.")
     ] = None,
@@ -188,29 +207,25 @@ def list_incidents(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[dict[str, Any]]:
     """Return the incidents of your jurisdiction, newest first (no reporter contacts)."""
-    found = service.search(
-        db,
-        principal,
-        status=[s.strip() for s in status.split(",") if s.strip()] if status else None,
+    found = caller.call(
+        service.search,
+        status=_split(status),
         category=category,
         unit=unit,
         since=None if since is None else parse_time(since, field="since"),
         until=None if until is None else parse_time(until, field="until"),
         limit=limit,
         offset=offset,
-        jurisdiction=jurisdiction,
     )
     return [_out(i) for i in found]
 
 
 @router.get("/overdue", summary="Overdue incidents 超期事件", response_model=list[IncidentOut])
 def overdue(
-    db: Database = Depends(get_db),
-    principal: Principal = Depends(current_principal),
-    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    caller: _CALLER,
 ) -> list[dict[str, Any]]:
     """Return your open incidents whose deadline has passed, the most overdue first."""
-    return [_out(i) for i in service.overdue(db, principal, jurisdiction=jurisdiction)]
+    return [_out(i) for i in caller.call(service.overdue)]
 
 
 @router.post(
@@ -219,13 +234,10 @@ def overdue(
     response_model=list[IncidentOut],
 )
 def escalate_overdue(
-    db: Database = Depends(get_db),
-    principal: Principal = Depends(current_principal),
-    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    caller: _CALLER,
 ) -> list[dict[str, Any]]:
     """Escalate every overdue incident being handled in your units to its street (audited)."""
-    done = service.escalate_overdue(db, principal, jurisdiction=jurisdiction)
-    return [_out(i) for i in done]
+    return [_out(i) for i in caller.call(service.escalate_overdue)]
 
 
 @router.get(
@@ -235,9 +247,7 @@ def escalate_overdue(
 )
 def relocation_report(
     request: Request,
-    db: Database = Depends(get_db),
-    principal: Principal = Depends(current_principal),
-    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    caller: _CALLER,
     status: Annotated[
         str | None, Query(max_length=200, description="Statuses, comma-separated.")
     ] = None,
@@ -246,13 +256,7 @@ def relocation_report(
 
     They keep the units they were dispatched to; ``POST relocate`` moves them.
     """
-    return service.relocation_report(
-        db,
-        principal,
-        status=[s.strip() for s in status.split(",") if s.strip()] if status else None,
-        locator=_locator(request),
-        jurisdiction=jurisdiction,
-    )
+    return caller.call(service.relocation_report, status=_split(status), locator=_locator(request))
 
 
 @router.post(
@@ -263,19 +267,10 @@ def relocation_report(
 def relocate(
     body: RelocateIn,
     request: Request,
-    db: Database = Depends(get_db),
-    principal: Principal = Depends(current_principal),
-    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    caller: _CALLER,
 ) -> list[dict[str, Any]]:
     """Move incidents to the units of today's boundaries; each move is a transition."""
-    return service.relocate(
-        db,
-        principal,
-        body.ids,
-        reason=body.reason,
-        locator=_locator(request),
-        jurisdiction=jurisdiction,
-    )
+    return caller.call(service.relocate, body.ids, reason=body.reason, locator=_locator(request))
 
 
 @router.get(
@@ -286,15 +281,15 @@ def relocate(
 )
 def get_incident(
     incident_id: _ID,
-    db: Database = Depends(get_db),
-    principal: Principal = Depends(current_principal),
-    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    caller: _CALLER,
 ) -> dict[str, Any]:
     """Return one incident; handlers also get the reporter's contact (that read is audited)."""
-    incident = service.get(db, principal, incident_id, jurisdiction=jurisdiction)
+    incident = caller.call(service.get, incident_id)
+    principal = caller.principal
     contact = principal.can(Permission.INCIDENTS_HANDLE) and incident.reporter_contact is not None
     if contact:
-        record(db, actor=principal, action="incidents.contact", target=f"incident:{incident.id}")
+        target = f"incident:{incident.id}"
+        record(caller.db, actor=principal, action="incidents.contact", target=target)
     return incident.to_dict(contact=contact)
 
 
@@ -306,13 +301,10 @@ def get_incident(
 )
 def incident_history(
     incident_id: _ID,
-    db: Database = Depends(get_db),
-    principal: Principal = Depends(current_principal),
-    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    caller: _CALLER,
 ) -> list[dict[str, Any]]:
     """Return every step of one incident: who, when, from and to which status, the note."""
-    steps = service.history(db, principal, incident_id, jurisdiction=jurisdiction)
-    return [step.to_dict() for step in steps]
+    return [step.to_dict() for step in caller.call(service.history, incident_id)]
 
 
 @router.get(
@@ -323,20 +315,13 @@ def incident_history(
 )
 def incident_duplicates(
     incident_id: _ID,
-    db: Database = Depends(get_db),
-    principal: Principal = Depends(current_principal),
-    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    caller: _CALLER,
     radius_m: Annotated[float | None, Query(gt=0, le=5000)] = None,
     window_hours: Annotated[float | None, Query(gt=0, le=2160)] = None,
 ) -> list[dict[str, Any]]:
     """Suggest incidents of the same category near this one and close in time (merge them)."""
-    pairs = service.duplicates(
-        db,
-        principal,
-        incident_id,
-        radius_m=radius_m,
-        window_hours=window_hours,
-        jurisdiction=jurisdiction,
+    pairs = caller.call(
+        service.duplicates, incident_id, radius_m=radius_m, window_hours=window_hours
     )
     return [{"distance_m": distance, "incident": _out(other)} for other, distance in pairs]
 
@@ -354,18 +339,15 @@ def incident_transition(
     incident_id: _ID,
     body: TransitionIn,
     request: Request,
-    db: Database = Depends(get_db),
-    principal: Principal = Depends(current_principal),
-    jurisdiction: Jurisdiction = Depends(current_jurisdiction),
+    caller: _CALLER,
 ) -> dict[str, Any]:
     """Take one action on an incident (audited; only its jurisdiction acts).
 
     Actions: dispatch, accept, start, resolve, close (with the resident's
     feedback), reopen, reject, merge, escalate.
     """
-    incident = service.transition(
-        db,
-        principal,
+    incident = caller.call(
+        service.transition,
         incident_id,
         body.action,
         note=body.note,
@@ -376,6 +358,5 @@ def incident_transition(
         feedback_text=body.feedback_text,
         revision=body.revision,
         locator=_locator(request),
-        jurisdiction=jurisdiction,
     )
     return _out(incident)

@@ -251,7 +251,6 @@ def post_request(
         idempotency_key=idempotency_key,
         now=now,
         locator=state.locator,
-        jurisdiction=state.security.jurisdictions.jurisdiction(caller),
     )
     incident = result.incident
     body = [

@@ -369,7 +369,6 @@ def intake_request(
     idempotency_key: str | None,
     now: datetime,
     locator: LocateService | None = None,
-    jurisdiction: Jurisdiction | None = None,
 ) -> IntakeResult:
     """Take in a POST service request (see :func:`draft_from_form`) as an incident.
 
@@ -387,7 +386,6 @@ def intake_request(
         idempotency_key=idempotency_key,
         now=now,
         locator=locator,
-        jurisdiction=jurisdiction,
         taxonomy=taxonomy,
     )
 

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -58,6 +58,7 @@ from gis.times import LOCAL_ZONE, utc_now
 __all__ = [
     "ACTIONS",
     "IdempotencyConflict",
+    "IntakeOptions",
     "duplicates",
     "enqueue_intake",
     "escalate_overdue",
@@ -334,16 +335,17 @@ def _public_id(received_at: datetime) -> str:
     return f"{received_at.astimezone(LOCAL_ZONE):%Y%m%d}-{token}"
 
 
+class IntakeOptions(TypedDict, total=False):
+    """The keyword arguments of :func:`intake`, as :func:`prepare_intake` takes them."""
+
+    idempotency_key: str | None
+    now: datetime | None
+    locator: LocateService | None
+    taxonomy: Taxonomy | None
+
+
 def intake(
-    db: Database,
-    principal: Principal,
-    draft: IncidentDraft,
-    *,
-    idempotency_key: str | None = None,
-    now: datetime | None = None,
-    locator: LocateService | None = None,
-    jurisdiction: Jurisdiction | None = None,
-    taxonomy: Taxonomy | None = None,
+    db: Database, principal: Principal, draft: IncidentDraft, **options: Unpack[IntakeOptions]
 ) -> IntakeResult:
     """Take in one incident: validate, locate at the event time, attach the people, store.
 
@@ -351,6 +353,10 @@ def intake(
     with the same ``idempotency_key`` and body returned the first one).
     Returns once the incident is committed (stored with others taken in at
     the same moment, in one transaction: see :mod:`gis.incidents._writer`).
+    ``options`` are :func:`prepare_intake`'s: ``idempotency_key``, ``now``,
+    ``locator``, ``taxonomy``. Anyone allowed to report may report a place outside their own units
+    (a hotline takes calls about the whole city): what the caller is then
+    shown of the incident is the API's business (a receipt only).
 
     Raises
     ------
@@ -360,15 +366,7 @@ def intake(
     IdempotencyConflict
         The key was used before (by the same caller) with another body.
     """
-    job = prepare_intake(
-        db,
-        principal,
-        draft,
-        idempotency_key=idempotency_key,
-        now=now,
-        locator=locator,
-        taxonomy=taxonomy,
-    )
+    job = prepare_intake(db, principal, draft, **options)
     return intake_result(enqueue_intake(db, job).result())
 
 
@@ -565,6 +563,29 @@ def _roots(principal: Principal) -> list[tuple[str, str]] | None:
     return [tuple(ref.split(":", 1)) for ref in principal.units if ":" in ref]  # type: ignore[misc]
 
 
+def _statuses(status: str | Sequence[str] | None) -> list[str] | None:
+    return [status] if isinstance(status, str) else list(status) if status else None
+
+
+def _seen_incidents(
+    db: Database,
+    principal: Principal,
+    seen: Jurisdiction,
+    *,
+    actor: str | None = None,
+    **filters: Any,
+) -> list[Incident]:
+    """Return every stored incident matching ``filters`` that ``seen`` may see, newest first.
+
+    The store narrows to the principal's units (and the unlocated ones);
+    :func:`visible` decides. ``actor``: the caller also sees the unlocated
+    incidents it took in.
+    """
+    with db.reader() as repo:
+        rows = repo.incidents.search(roots=_roots(principal), limit=None, **filters)
+    return [i for i in map(_incident, rows) if visible(i, seen, actor)]
+
+
 def get(
     db: Database,
     principal: Principal,
@@ -603,7 +624,7 @@ def search(
     """
     principal.require(P.INCIDENTS_READ)
     seen = _jurisdiction(db, principal, jurisdiction)
-    statuses = [status] if isinstance(status, str) else list(status) if status else None
+    statuses = _statuses(status)
     for value in statuses or ():
         if value not in ACTIONS_STATUSES:
             raise InputError(
@@ -694,14 +715,14 @@ def overdue(
     principal.require(P.INCIDENTS_READ)
     seen = _jurisdiction(db, principal, jurisdiction)
     when = _now(now)
-    with db.reader() as repo:
-        rows = repo.incidents.search(
-            roots=_roots(principal),
-            status=sorted(OPEN_STATUSES),
-            deadline_before=when,
-            limit=None,
-        )
-    found = [i for i in map(_incident, rows) if visible(i, seen, principal.actor)]
+    found = _seen_incidents(
+        db,
+        principal,
+        seen,
+        actor=principal.actor,
+        status=sorted(OPEN_STATUSES),
+        deadline_before=when,
+    )
     found.sort(key=lambda i: (i.deadline_at, i.id))
     return found[:limit]
 
@@ -1117,16 +1138,10 @@ def relocation_report(
     principal.require(P.INCIDENTS_READ)
     seen = _jurisdiction(db, principal, jurisdiction)
     when = _now(now)
-    statuses = [status] if isinstance(status, str) else list(status) if status else None
-    with db.reader() as repo:
-        rows = repo.incidents.search(
-            roots=_roots(principal),
-            with_unlocated=False,
-            status=statuses,
-            located_only=True,
-            limit=None,
-        )
-    incidents = [i for i in map(_incident, rows) if i.units and visible(i, seen)]
+    located = _seen_incidents(
+        db, principal, seen, with_unlocated=False, status=_statuses(status), located_only=True
+    )
+    incidents = [i for i in located if i.units]
     if not incidents:
         return []
     lon = np.array([i.lon for i in incidents], dtype=float)
@@ -1234,13 +1249,9 @@ def frame(
     """
     principal.require(P.INCIDENTS_READ)
     seen = _jurisdiction(db, principal, jurisdiction)
-    with db.reader() as repo:
-        rows = repo.incidents.search(roots=_roots(principal), since=since, until=until, limit=None)
     tax = _taxonomy(None)
     records = []
-    for incident in map(_incident, rows):
-        if not visible(incident, seen):
-            continue
+    for incident in _seen_incidents(db, principal, seen, since=since, until=until):
         try:
             class_code = tax.get(incident.category).class_code
         except InputError:  # a category dropped from the taxonomy since

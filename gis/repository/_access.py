@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
+from gis.repository._dialect import bulk_insert
 from gis.repository.models import ApiKeyRow, AuditRow, UserRow
 
 _USER_FIELDS = (
@@ -122,8 +123,13 @@ class AccessStore:
 
     def append_audits(self, entries: Sequence[dict[str, Any]]) -> None:
         """Append many audit entries in one statement (a batch of intakes)."""
-        if entries:
-            self._session.execute(insert(_AUDIT_TABLE), list(entries))
+        columns = _AUDIT_FIELDS[1:]  # the id is the database's
+        bulk_insert(
+            self._session.connection(),
+            _AUDIT_TABLE,
+            columns,
+            [[entry[name] for name in columns] for entry in entries],
+        )
 
     def audit_entries(
         self,

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from geoalchemy2.admin.dialects.sqlite import load_spatialite_driver
-from sqlalchemy import ColumnElement, Engine, create_engine, event, func, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Dialect,
+    Engine,
+    Table,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.engine import make_url
 
 from gis.errors import InputError
@@ -16,6 +28,7 @@ __all__ = [
     "REVISION_COUNTERS",
     "append_only_statements",
     "bbox_filter",
+    "bulk_insert",
     "database_file",
     "display_url",
     "erase_append_only",
@@ -133,6 +146,67 @@ def is_unique_violation(error: Exception) -> bool:
     if getattr(original, "sqlstate", None) == "23505":  # psycopg 3
         return True
     return "UNIQUE constraint failed" in str(original)
+
+
+#: (dialect, table, columns) -> the driver's INSERT statement and each column's bind processor.
+_BULK_INSERTS: dict[
+    tuple[str, str, tuple[str, ...]], tuple[str, list[tuple[int, Callable[[Any], Any]]]]
+] = {}
+
+
+def _bulk_statement(
+    dialect: Dialect, table: Table, columns: tuple[str, ...]
+) -> tuple[str, list[tuple[int, Callable[[Any], Any]]]]:
+    key = (dialect.name, table.name, columns)
+    found = _BULK_INSERTS.get(key)
+    if found is None:
+        quote = dialect.identifier_preparer.quote
+        # SQLite's driver takes ``?``; psycopg takes ``%s`` for positional values.
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        sql = (
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in columns)}) "
+            f"VALUES ({', '.join([mark] * len(columns))})"
+        )
+        processors: list[tuple[int, Callable[[Any], Any]]] = []
+        for index, name in enumerate(columns):
+            # The column type's own conversion (aware times to naive UTC and,
+            # on SQLite, to its text form; JSON to text or psycopg's Json):
+            # stored exactly as through SQLAlchemy's statements.
+            process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                processors.append((index, process))
+        found = _BULK_INSERTS[key] = (sql, processors)
+    return found
+
+
+def bulk_insert(
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+) -> None:
+    """Insert ``rows`` (plain tuples, values in the order of ``columns``) in one ``executemany``.
+
+    For batches on a hot path (the intake writer): SQLAlchemy's per-row
+    parameter handling of an ``insert()`` (a dict built and compiled per row)
+    costs more than the database's work. The statement goes to the driver
+    as it is, inside the connection's transaction; psycopg pipelines an
+    ``executemany``, SQLite runs one prepared statement. Errors are
+    SQLAlchemy's as with any statement (``IntegrityError``...).
+    """
+    dialect = connection.dialect
+    sql, processors = _bulk_statement(dialect, table, tuple(columns))
+    if processors:
+        params = []
+        for row in rows:
+            values = list(row)
+            for index, process in processors:
+                values[index] = process(values[index])
+            params.append(tuple(values))
+    else:
+        params = [tuple(row) for row in rows]
+    if params:
+        connection.exec_driver_sql(sql, params)
 
 
 def bbox_filter(

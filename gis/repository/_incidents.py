@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gis.errors import ConflictError
-from gis.repository._dialect import is_unique_violation
+from gis.repository._dialect import bulk_insert, is_unique_violation
 from gis.repository.models import (
     IncidentKeyRow,
     IncidentRow,
@@ -67,8 +67,20 @@ _U: Table = IncidentUnitRow.__table__  # type: ignore[assignment]
 _TR: Table = IncidentTransitionRow.__table__  # type: ignore[assignment]
 _K: Table = IncidentKeyRow.__table__  # type: ignore[assignment]
 _FIELDS = tuple(column.name for column in _T.columns)
-_INSERT_INCIDENT = insert(_T).returning(_T.c.id)
-_INSERT_KEY = insert(_K)
+#: Every column but the id, in table order (what an intake's ``values`` hold).
+_VALUE_FIELDS = tuple(name for name in _FIELDS if name != "id")
+_UNIT_FIELDS = ("incident_id", "layer", "level", "code")
+_STEP_FIELDS = (
+    "incident_id",
+    "action",
+    "from_status",
+    "to_status",
+    "actor",
+    "at",
+    "note",
+    "detail",
+)
+_KEY_FIELDS = ("scope", "key", "body_hash", "incident_id", "created_at")
 
 
 class KeyTaken(ConflictError):  # noqa: N818 (a signal between the store and the service)
@@ -155,69 +167,13 @@ class IncidentStore:
 
     # -- intake ---------------------------------------------------------------
 
-    def create(
-        self,
-        *,
-        values: dict[str, Any],
-        units: Sequence[tuple[str, str, str]],
-        transitions: Sequence[dict[str, Any]],
-        scope: str | None = None,
-        key: str | None = None,
-        body_hash: str | None = None,
-    ) -> dict[str, Any]:
-        """Insert an incident with its units and first transitions; return it.
-
-        With an idempotency ``key`` the key is taken in the same transaction:
-        a retry racing this one waits on the unique index until it ends.
-        When ``(scope, key)`` is taken already, :class:`KeyTaken` is raised
-        and the transaction rolls back, so nothing is written (read the first
-        incident with :meth:`by_key` in a new transaction).
-        """
-        row = self._insert(values, units, transitions)
-        if key is not None:
-            try:
-                self._session.execute(
-                    _INSERT_KEY,
-                    {
-                        "scope": scope,
-                        "key": key,
-                        "body_hash": body_hash,
-                        "incident_id": row["id"],
-                        "created_at": values["received_at"],
-                    },
-                )
-            except IntegrityError as error:
-                if is_unique_violation(error):
-                    raise KeyTaken("the idempotency key is taken") from None
-                raise
-        return row
-
-    def _insert(
-        self,
-        values: dict[str, Any],
-        units: Sequence[tuple[str, str, str]],
-        transitions: Sequence[dict[str, Any]],
-    ) -> dict[str, Any]:
-        new_id = int(self._session.execute(_INSERT_INCIDENT, values).scalar_one())
-        if units:
-            self._session.execute(
-                insert(_U),
-                [
-                    {"incident_id": new_id, "layer": layer, "level": level, "code": code}
-                    for layer, level, code in units
-                ],
-            )
-        if transitions:
-            self._session.execute(
-                insert(_TR), [{**item, "incident_id": new_id} for item in transitions]
-            )
-        return {**{name: values.get(name) for name in _FIELDS}, "id": new_id}
-
     def create_many(self, items: Sequence[dict[str, Any]]) -> list[int]:
         """Insert incidents with their units, transitions and keys in a few statements.
 
-        Each item has ``values``, ``units``, ``transitions`` and optionally
-        ``scope``, ``key`` and ``body_hash`` (as :meth:`create`). Returns the
+        Each item has ``values`` (every column but the id), ``units``
+        (``(layer, level, code)``), ``transitions`` (their columns but the
+        ids) and optionally ``scope``, ``key`` and ``body_hash`` (the
+        idempotency key taken in the same transaction). Returns the
         new ids in the order of ``items``. A key taken meanwhile (by another
         process: the caller looked the keys up in this transaction) raises
         :class:`KeyTaken`; the caller rolls back and tries again.
@@ -226,44 +182,43 @@ class IncidentStore:
             return []
         # Ids are taken first, so that every table is one plain multi-row
         # insert (RETURNING the ids in row order makes SQLAlchemy insert
-        # SQLite rows one at a time).
+        # SQLite rows one at a time); the rows go to the driver as tuples.
         ids = self._new_ids(len(items))
-        self._session.execute(
-            insert(_T),
-            [{**item["values"], "id": new_id} for new_id, item in zip(ids, items, strict=True)],
+        pairs = list(zip(ids, items, strict=True))
+        connection = self._session.connection()
+        bulk_insert(
+            connection,
+            _T,
+            ("id", *_VALUE_FIELDS),
+            [(new_id, *[item["values"][name] for name in _VALUE_FIELDS]) for new_id, item in pairs],
         )
-        units = [
-            {"incident_id": new_id, "layer": layer, "level": level, "code": code}
-            for new_id, item in zip(ids, items, strict=True)
-            for layer, level, code in item["units"]
-        ]
-        if units:
-            self._session.execute(insert(_U), units)
-        steps = [
-            {**step, "incident_id": new_id}
-            for new_id, item in zip(ids, items, strict=True)
-            for step in item["transitions"]
-        ]
-        if steps:
-            self._session.execute(insert(_TR), steps)
+        bulk_insert(
+            connection,
+            _U,
+            _UNIT_FIELDS,
+            [(new_id, *unit) for new_id, item in pairs for unit in item["units"]],
+        )
+        bulk_insert(
+            connection,
+            _TR,
+            _STEP_FIELDS,
+            [
+                (new_id, *[step[name] for name in _STEP_FIELDS[1:]])
+                for new_id, item in pairs
+                for step in item["transitions"]
+            ],
+        )
         keys = [
-            {
-                "scope": item["scope"],
-                "key": item["key"],
-                "body_hash": item["body_hash"],
-                "incident_id": new_id,
-                "created_at": item["values"]["received_at"],
-            }
-            for new_id, item in zip(ids, items, strict=True)
+            (item["scope"], item["key"], item["body_hash"], new_id, item["values"]["received_at"])
+            for new_id, item in pairs
             if item.get("key") is not None
         ]
-        if keys:
-            try:
-                self._session.execute(_INSERT_KEY, keys)
-            except IntegrityError as error:
-                if is_unique_violation(error):
-                    raise KeyTaken("an idempotency key is taken") from None
-                raise
+        try:
+            bulk_insert(connection, _K, _KEY_FIELDS, keys)
+        except IntegrityError as error:
+            if is_unique_violation(error):
+                raise KeyTaken("an idempotency key is taken") from None
+            raise
         return ids
 
     def _new_ids(self, count: int) -> list[int]:
@@ -283,17 +238,22 @@ class IncidentStore:
 
     def keys_taken(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
         """Return the stored pairs among ``pairs``: their ``incident_id`` and ``body_hash``."""
-        wanted = set(pairs)
+        by_scope: dict[str, list[str]] = {}
+        for scope, key in set(pairs):
+            by_scope.setdefault(scope, []).append(key)
         found: dict[tuple[str, str], dict[str, Any]] = {}
-        keys = sorted({key for _, key in wanted})
-        for start in range(0, len(keys), 500):  # bound the parameters of one statement
-            rows = self._session.execute(
-                select(_K.c.scope, _K.c.key, _K.c.incident_id, _K.c.body_hash).where(
-                    _K.c.key.in_(keys[start : start + 500])
-                )
-            ).all()
-            for scope, key, incident_id, body_hash in rows:
-                if (scope, key) in wanted:
+        for scope, keys in by_scope.items():
+            keys.sort()
+            # The scope is named so that the unique index on (scope, key)
+            # answers: ``key IN (...)`` alone scans the whole table, which
+            # only grows (every intake with a key adds a row).
+            for start in range(0, len(keys), 500):  # bound the parameters of one statement
+                rows = self._session.execute(
+                    select(_K.c.key, _K.c.incident_id, _K.c.body_hash).where(
+                        _K.c.scope == scope, _K.c.key.in_(keys[start : start + 500])
+                    )
+                ).all()
+                for key, incident_id, body_hash in rows:
                     found[(scope, key)] = {"incident_id": incident_id, "body_hash": body_hash}
         return found
 
