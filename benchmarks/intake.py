@@ -41,7 +41,6 @@ import os
 import random
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -59,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import logger  # noqa: E402
+from _common import free_port, logger, wait_for_port  # noqa: E402
 from sqlalchemy import create_engine, make_url, text  # noqa: E402
 
 from api.bootstrap import open_database  # noqa: E402
@@ -462,7 +461,7 @@ class _Server:
         self.url = url
         self.folder = folder
         self.workers = workers
-        self.port = _free_port()
+        self.port = free_port()
         self.secret = secrets.token_urlsafe(48)
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -492,7 +491,7 @@ class _Server:
         # A session of its own: the crash kills the server's whole process
         # group (with --workers, uvicorn's supervisor and every worker).
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
-        _wait(self.port)
+        wait_for_port(self.port, timeout=180.0)
         _ready(self.port)
 
     def cpu_seconds(self) -> float:
@@ -599,23 +598,6 @@ def _points(db: Database, count: int) -> np.ndarray:
     rng = np.random.default_rng(17)
     chosen = rng.choice(len(inside), size=min(count, len(inside)), replace=False)
     return np.array([(p.x, p.y) for p in inside.iloc[chosen]])
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait(port: int, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"server on :{port} did not start")
 
 
 def _ready(port: int, timeout: float = 180.0) -> None:
