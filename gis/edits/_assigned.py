@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from gis.assign import assign_buildings
 from gis.edits._arrays import around, envelope, units_frame
 from gis.edits._model import LayerState, LevelChange
-from gis.edits._standing import reach, standing_units
+from gis.edits._standing import reach, ready_units
 
 __all__ = ["Assigned", "Assignments", "with_entrances"]
 
@@ -91,9 +91,10 @@ def _assign(state: LayerState, change: LevelChange) -> Assigned | None:
     sides = []
     for after in (False, True):
         if not after and rows is not None and every is not None:
-            standing = standing_units(frame, every, lineage=(state.spec.name, change.level))
-            sides.append(standing[rows])
-            continue
+            standing = ready_units(frame, every, lineage=(state.spec.name, change.level))
+            if standing is not None:
+                sides.append(standing[rows])
+                continue
         codes, geometries = around(frame, change, box, after=after)
         if not len(codes):
             sides.append(np.full(len(buildings), None, dtype=object))

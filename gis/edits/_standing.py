@@ -10,7 +10,9 @@ geometries compared), and only the buildings meeting them, or with their
 entrance in them, are assigned again. A building's unit depends only on the
 units its footprint meets and the one holding its entrance (or, clear of
 every boundary, its first vertex, inside the footprint): every other
-building keeps its unit.
+building keeps its unit. The first assignment of a level takes seconds on a
+large city: a preview does not wait for it (:func:`ready_units`), it is made
+in the background for the next ones.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from numpy.typing import NDArray
 from gis.assign import assign_buildings
 from gis.edits._arrays import LevelArrays, level_arrays, units_frame
 
-__all__ = ["reach", "standing_units"]
+__all__ = ["reach", "ready_units", "standing_units"]
 
 #: Above this share of a level's units changed, the whole level is assigned again.
 _REDO_SHARE = 0.2
@@ -50,6 +52,8 @@ _MADE: dict[tuple[int, int], _Made] = {}
 _LAST: dict[Hashable, _Made] = {}
 _ENTRANCES: dict[int, tuple[weakref.ref[gpd.GeoDataFrame], NDArray[np.int64], shapely.STRtree]] = {}
 _LOCK = threading.Lock()
+#: The assignments being made in the background (see :func:`ready_units`).
+_BUILDING: set[tuple[int, int]] = set()
 
 
 def standing_units(
@@ -61,23 +65,76 @@ def standing_units(
     and spatial index); ``lineage`` names the level (layer and level) whose
     last assignment the next frame's is derived from. Never modify the answer.
     """
+    found = _made(frame, buildings, lineage)
+    if found is None:
+        found = _store(frame, buildings, lineage, _whole(frame, buildings))
+    return found
+
+
+def ready_units(
+    frame: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame, *, lineage: Hashable
+) -> NDArray[np.object_] | None:
+    """Return :func:`standing_units` if made or cheap to derive, else ``None`` (and make it).
+
+    Assigning every building of a large city to a level takes seconds: the
+    first preview does not wait for it (it assigns its few buildings itself);
+    it is made in a background thread, once, for the next previews.
+    """
+    found = _made(frame, buildings, lineage)
+    if found is not None:
+        return found
+    key = (id(frame), id(buildings))
+    with _LOCK:
+        if key in _BUILDING:
+            return None
+        _BUILDING.add(key)
+
+    def build() -> None:
+        try:
+            _store(frame, buildings, lineage, _whole(frame, buildings))
+        finally:
+            with _LOCK:
+                _BUILDING.discard(key)
+
+    threading.Thread(target=build, name="tongge-standing-units", daemon=True).start()
+    return None
+
+
+def _made(
+    frame: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame, lineage: Hashable
+) -> NDArray[np.object_] | None:
+    """Return the assignment of ``frame`` made already, or derived from the last one."""
     key = (id(frame), id(buildings))
     with _LOCK:
         found = _MADE.get(key)
         last = _LAST.get((lineage, id(buildings)))
     if found is not None and found.frame() is frame and found.buildings() is buildings:
         return found.units
+    if last is None or last.buildings() is not buildings:
+        return None
+    units = _derived(last, level_arrays(frame), buildings)
+    return None if units is None else _store(frame, buildings, lineage, units)
+
+
+def _whole(frame: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame) -> NDArray[np.object_]:
     arrays = level_arrays(frame)
-    units = None
-    if last is not None and last.buildings() is buildings:
-        units = _derived(last, arrays, buildings)
-    if units is None:
-        units = _assigned(buildings, arrays.codes, arrays.geometries)
+    return _assigned(buildings, arrays.codes, arrays.geometries)
+
+
+def _store(
+    frame: gpd.GeoDataFrame,
+    buildings: gpd.GeoDataFrame,
+    lineage: Hashable,
+    units: NDArray[np.object_],
+) -> NDArray[np.object_]:
+    """Keep ``units`` as ``frame``'s assignment and as the base of the next one."""
+    key = (id(frame), id(buildings))
 
     def forget(_: object, key: tuple[int, int] = key) -> None:
         with _LOCK:
             _MADE.pop(key, None)
 
+    arrays = level_arrays(frame)
     made = _Made(
         frame=weakref.ref(frame, forget),
         buildings=weakref.ref(buildings),
