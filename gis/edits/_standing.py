@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from gis.assign import assign_buildings
 from gis.edits._arrays import LevelArrays, level_arrays, units_frame
 
-__all__ = ["reach", "ready_units", "standing_units"]
+__all__ = ["reach", "ready_units", "settle", "standing_units"]
 
 #: Above this share of a level's units changed, the whole level is assigned again.
 _REDO_SHARE = 0.2
@@ -54,6 +54,7 @@ _ENTRANCES: dict[int, tuple[weakref.ref[gpd.GeoDataFrame], NDArray[np.int64], sh
 _LOCK = threading.Lock()
 #: The assignments being made in the background (see :func:`ready_units`).
 _BUILDING: set[tuple[int, int]] = set()
+_THREADS: list[threading.Thread] = []
 
 
 def standing_units(
@@ -96,8 +97,20 @@ def ready_units(
             with _LOCK:
                 _BUILDING.discard(key)
 
-    threading.Thread(target=build, name="tongge-standing-units", daemon=True).start()
+    thread = threading.Thread(target=build, name="tongge-standing-units", daemon=True)
+    with _LOCK:
+        _THREADS.append(thread)
+    thread.start()
     return None
+
+
+def settle() -> None:
+    """Wait until the assignments being made in the background are made (benchmarks, tests)."""
+    with _LOCK:
+        running = list(_THREADS)
+        _THREADS.clear()
+    for thread in running:
+        thread.join()
 
 
 def _made(
