@@ -217,9 +217,7 @@ def test_slivers_are_ignored_but_counted() -> None:
     report = check_alignment(grids, beats)
     assert report.aligned
     assert report.slivers == 1 and 0 < report.sliver_area_m2 < 1
-    strict = check_alignment(
-        grids, beats, tolerance_m2=0.0, tolerance_share=0.0, noise=NO_NOISE
-    )
+    strict = check_alignment(grids, beats, tolerance_m2=0.0, tolerance_share=0.0, noise=NO_NOISE)
     assert strict.violations[0].kind == "grid_split_across_beats"
     # A 1 m strip (~111 m², 1% of g2): ignored at a 2% tolerance, not at the default 0.1%
     # when boundary noise is not allowed for; by default it is noise (1 m wide), listed.
@@ -535,3 +533,39 @@ def test_sample_city_proposal_removes_every_misalignment(
     impact = proposal.impact.set_index("code")
     assert impact.households_after.sum() == impact.households_before.sum() == 133_666
     assert list(proposal.b_units.columns) == list(city["beats"].columns)
+
+
+def test_only_the_wanted_violations_are_made_and_they_are_the_same(
+    city: dict[str, gpd.GeoDataFrame],
+) -> None:
+    """``wanted`` (an edit's preview) gives exactly the violations naming those codes.
+
+    Whole layers with both parent layers, and the cut an edit's preview makes:
+    the grids meeting a box, the beats whose box meets it (their ground goes
+    far outside the grids given).
+    """
+    full_args: dict[str, Any] = {
+        "a_parents": city["communities"],
+        "b_parents": city["stations"],
+        "weights": city["micro"],
+    }
+    grids, beats = city["grids"], city["beats"]
+    cases: list[tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, dict[str, Any]]] = [
+        (grids, beats, full_args)
+    ]
+    rng = np.random.default_rng(3)
+    for i in rng.choice(len(grids), size=4, replace=False):
+        box = shapely.box(*shapely.buffer(grids.geometry.values[i], 0.001).bounds)
+        near = grids.iloc[np.sort(grids.sindex.query(box, predicate="intersects"))]
+        theirs = beats.iloc[np.sort(beats.sindex.query(box))]
+        cases.append((near, theirs, {}))
+    for a, b, args in cases:
+        full = check_alignment(a, b, **args)
+        named = {c for v in full.violations for c in v.codes}
+        picks = [*sorted(named)[:6], *rng.choice(a["code"].astype(str), size=3), "nowhere"]
+        for code in picks:
+            wanted = {str(code)}
+            mine = check_alignment(a, b, wanted=wanted, **args)
+            expected = [v for v in full.violations if wanted & set(v.codes)]
+            assert [v.to_dict() for v in mine.violations] == [v.to_dict() for v in expected]
+            assert [v.geometry for v in mine.violations] == [v.geometry for v in expected]

@@ -390,6 +390,10 @@ def test_planner_splits_a_micro_grid_by_drawing_a_line(server: Server, browser: 
         timeout=30_000,
     )
     page.screenshot(path=SCREENSHOTS / "edit_saved.png")
+    # A new drawing clears the last answer: no stale marker, no stale impact (issue 14).
+    page.click("#edit-draw")
+    assert page.get_attribute("#edit-status", "data-preview") is None
+    assert page.inner_text("#edit-impact").strip() == ""
     # The console notes the refused save (412) the test provoked, nothing else.
     errors = [e for e in recorder.errors if "status of 412" not in e]
     assert not recorder.outside(server.url) and not errors, errors

@@ -207,8 +207,8 @@ class AlignmentReport:
 
 
 def check_alignment(
-    a_units: gpd.GeoDataFrame,
-    b_units: gpd.GeoDataFrame,
+    a_units: gpd.GeoDataFrame | Layer,
+    b_units: gpd.GeoDataFrame | Layer,
     *,
     a_parents: gpd.GeoDataFrame | None = None,
     b_parents: gpd.GeoDataFrame | None = None,
@@ -218,14 +218,17 @@ def check_alignment(
     tolerance_m2: float = 1.0,
     noise: NoiseTolerance | None = None,
     detect_datum: bool = True,
+    wanted: Iterable[str] | None = None,
 ) -> AlignmentReport:
     """Check that layer A nests in layer B (同格): every grid in one beat, beats nest with parents.
 
     Parameters
     ----------
-    a_units, b_units : GeoDataFrame
+    a_units, b_units : GeoDataFrame or Layer
         The two layers, e.g. governance grids and police beats, each with a
-        unique ``code``, optionally ``parent_code``, and a CRS.
+        unique ``code``, optionally ``parent_code``, and a CRS. A
+        :class:`~gis.alignment._units.Layer` (from ``as_layer``) is taken as
+        it is: one layer checked against several others is converted once.
     a_parents : GeoDataFrame, optional
         The parents of A (e.g. communities). A grid's community is the one its
         ``parent_code`` names, else the one holding it. Without this frame,
@@ -251,6 +254,12 @@ def check_alignment(
         Look for a whole-layer GCJ-02/BD-09 offset of B from A. When found,
         it is reported (``report.datum_offset``) and the violations are those
         of B converted back to CGCS2000, not the hundreds the offset makes.
+    wanted : iterable of str, optional
+        Only the violations naming one of these codes are wanted (an edit's
+        preview looks at the units it touches): those are the same as without
+        it, the others are not made, and the ground outside the other layer
+        is examined only for the units that can change them (``noise`` and
+        ``slivers`` are then partial).
 
     Returns
     -------
@@ -295,8 +304,8 @@ def check_alignment(
     >>> print(report.violations[0].message)
     grid g2 is split across 2 beats: b1 70.0%, b2 30.0% of its area
     """
-    a = as_layer(a_units, role="a_units")
-    b = as_layer(b_units, role="b_units")
+    a = a_units if isinstance(a_units, Layer) else as_layer(a_units, role="a_units")
+    b = b_units if isinstance(b_units, Layer) else as_layer(b_units, role="b_units")
     ap = as_layer(a_parents, role="a_parents") if a_parents is not None else None
     bp = as_layer(b_parents, role="b_parents") if b_parents is not None else None
     offset = detect_datum_offset(a.geoms, b.geoms) if detect_datum else None
@@ -318,6 +327,7 @@ def check_alignment(
         tolerance_share=tolerance_share,
         tolerance_m2=tolerance_m2,
         noise=noise,
+        wanted=None if wanted is None else frozenset(str(c) for c in wanted),
     )
     report.datum_offset = offset
     return report
@@ -335,6 +345,11 @@ class _Found:
     violations: list[Violation] = field(default_factory=list)
     slivers: int = 0
     sliver_area_m2: float = 0.0
+    wanted: frozenset[str] | None = None
+
+    def named(self, codes: Iterable[str]) -> bool:
+        """Whether a violation naming ``codes`` is wanted (all are, without ``wanted``)."""
+        return self.wanted is None or not self.wanted.isdisjoint(codes)
 
     def sliver(self, areas: Floats) -> None:
         self.slivers += len(areas)
@@ -350,11 +365,20 @@ def check_overlaps(
     tolerance_share: float,
     tolerance_m2: float,
     noise: NoiseTolerance | None = None,
+    wanted: frozenset[str] | None = None,
 ) -> AlignmentReport:
     """Check computed overlaps (see :func:`check_alignment`); shared with the proposal."""
-    found = _Found()
+    found = _Found(wanted=wanted)
     noise = noise or NoiseTolerance()
-    sorted_ = classify(ov, tolerance_share=tolerance_share, tolerance_m2=tolerance_m2, noise=noise)
+    a_mask, b_mask = _examined(ov, wanted)
+    sorted_ = classify(
+        ov,
+        tolerance_share=tolerance_share,
+        tolerance_m2=tolerance_m2,
+        noise=noise,
+        a_examined=a_mask,
+        b_examined=b_mask,
+    )
     found.sliver(np.asarray(sorted_.sliver_areas, dtype=float))
     rows = sorted_.rows
     a_out, a_out_sig = sorted_.a_out, sorted_.a_out_real
@@ -375,6 +399,8 @@ def check_overlaps(
             ov, rows, a_labels, b_labels, parents, tolerance_share, tolerance_m2, noise, found
         )
 
+    if wanted is not None:
+        found.violations = [v for v in found.violations if found.named(v.codes)]
     found.violations.sort(key=lambda v: (KINDS.index(v.kind), v.codes))
     return AlignmentReport(
         violations=found.violations,
@@ -391,6 +417,26 @@ def check_overlaps(
     )
 
 
+def _examined(
+    ov: Overlaps, wanted: frozenset[str] | None
+) -> tuple[NDArray[np.bool_] | None, NDArray[np.bool_] | None]:
+    """Return the A and B units whose ground outside the other layer can change a wanted violation.
+
+    A B unit's uncovered ground matters to the violations naming it or a unit
+    it meets (it names the A units it cuts); an A unit's, to those naming it
+    and to those of the B units it meets (whether it is cut). ``None``: all.
+    """
+    if wanted is None:
+        return None, None
+    a_named = np.fromiter((str(c) in wanted for c in ov.a.codes), dtype=bool, count=len(ov.a))
+    b_named = np.fromiter((str(c) in wanted for c in ov.b.codes), dtype=bool, count=len(ov.b))
+    b_mask = b_named.copy()
+    b_mask[ov.bi[a_named[ov.ai]]] = True
+    a_mask = a_named.copy()
+    a_mask[ov.ai[b_mask[ov.bi]]] = True
+    return a_mask, b_mask
+
+
 def _grids_split(ov: Overlaps, rows: Indices, count: NDArray[np.int64], found: _Found) -> None:
     share, hh_share = ov.share, ov.household_share
     by_a = _group(ov.ai[rows], rows)
@@ -398,6 +444,8 @@ def _grids_split(ov: Overlaps, rows: Indices, count: NDArray[np.int64], found: _
         pairs = by_a[int(a)]  # largest first: the first beat is the grid's main beat
         a_code = str(ov.a.codes[a])
         b_codes = tuple(str(ov.b.codes[ov.bi[p]]) for p in pairs)
+        if not found.named((a_code, *b_codes)):
+            continue
         stray = pairs[1:]
         listed = ", ".join(f"{c} {share[p]:.1%}" for c, p in zip(b_codes, pairs, strict=True))
         message = f"grid {a_code} is split across {len(pairs)} beats: {listed} of its area"
@@ -426,6 +474,8 @@ def _grids_outside(
         pairs = by_a.get(int(a), [])
         a_code = str(ov.a.codes[a])
         b_codes = tuple(str(ov.b.codes[ov.bi[p]]) for p in pairs)
+        if not found.named((a_code, *b_codes)):
+            continue
         inside = ov.pieces[ov.ai == a]
         ground = polygonal(shapely.difference(ov.a.geoms[a], shapely.union_all(inside)))
         lon, lat = lonlat(ground)
@@ -465,6 +515,8 @@ def _beats_cutting(
         pairs = sorted(by_b.get(b, []), key=lambda p: str(ov.a.codes[ov.ai[p]]))
         b_code = str(ov.b.codes[b])
         a_codes = tuple(str(ov.a.codes[ov.ai[p]]) for p in pairs)
+        if not found.named((b_code, *a_codes)):
+            continue
         parts = [f"beat {b_code}"]
         if pairs:
             listed = ", ".join(
@@ -525,6 +577,8 @@ def _beats_crossing(ov: Overlaps, rows: Indices, labels: Objects, found: _Found)
         stray = sorted((p for c in partial for p in by_community[c]), key=lambda p: ov.ai[p])
         b_code = str(ov.b.codes[b])
         a_codes = tuple(str(ov.a.codes[ov.ai[p]]) for p in stray)
+        if not found.named((b_code, *partial, *a_codes)):
+            continue
         inside = {
             c: float(ov.area[ps].sum() / community_area[c]) if community_area[c] else 0.0
             for c, ps in sorted(by_community.items())

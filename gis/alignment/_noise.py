@@ -179,10 +179,15 @@ def classify(
     tolerance_m2: float,
     noise: NoiseTolerance,
     level: str = "units",
+    a_examined: NDArray[np.bool_] | None = None,
+    b_examined: NDArray[np.bool_] | None = None,
 ) -> Classified:
     """Sort the pairs of ``ov`` into real ground, slivers and boundary noise.
 
     The largest pair of each A unit is always real: a unit is never all noise.
+    ``a_examined`` / ``b_examined`` (default: all) are the units whose ground
+    outside the other layer is examined: the others' is taken as not real
+    (and their noise is not listed).
     """
     share = ov.share
     over = (ov.area >= tolerance_m2) & (share >= tolerance_share)
@@ -219,7 +224,8 @@ def classify(
         inside = np.bincount(ov.ai, weights=ov.households, minlength=len(ov.a))
         a_hh = np.full(len(ov.a), np.nan)
         np.divide(ov.a_households - inside, ov.a_households, out=a_hh, where=ov.a_households > 0)
-    a_real = _uncovered(ov, a_over, a_out, a_ratio, a_hh, noise, found, level=level, of_a=True)
+    a_look = a_over if a_examined is None else a_over & a_examined
+    a_real = _uncovered(ov, a_look, a_out, a_ratio, a_hh, noise, found, level=level, of_a=True)
 
     b_out = ov.b_uncovered_m2()
     b_ratio = _div(b_out, ov.b_area)
@@ -227,7 +233,8 @@ def classify(
     slivers += b_out[~b_over & (b_out > FLOAT_NOISE_M2)].tolist()
     # Ground in no A unit holds none of A's households: it counts by area.
     b_hh = None if a_hh is None else np.zeros(len(ov.b))
-    b_real = _uncovered(ov, b_over, b_out, b_ratio, b_hh, noise, found, level=level, of_a=False)
+    b_look = b_over if b_examined is None else b_over & b_examined
+    b_real = _uncovered(ov, b_look, b_out, b_ratio, b_hh, noise, found, level=level, of_a=False)
     found.sort(key=lambda n: (n.level, n.a_code or "", n.b_code or ""))
     return Classified(rows, a_out, b_out, a_real, b_real, found, slivers)
 

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from gis.assign import assign_buildings
 from gis.edits._arrays import around, envelope, units_frame
 from gis.edits._model import LayerState, LevelChange
+from gis.edits._standing import reach, ready_units
 
 __all__ = ["Assigned", "Assignments", "with_entrances"]
 
@@ -74,14 +75,26 @@ def _assign(state: LayerState, change: LevelChange) -> Assigned | None:
     area = envelope([change.before, change.after])
     if area.is_empty:
         return None
-    buildings = state.buildings_in(area)
+    every = state.buildings
+    rows = None
+    if every is not None and "entrance" in every:
+        # The places cache's frame: the stored level's side is read by row.
+        rows = np.sort(every.sindex.query(area, predicate="intersects")) if len(every) else None
+        buildings = every.iloc[rows].reset_index(drop=True) if rows is not None else every
+    else:
+        buildings = state.buildings_in(area)
     if buildings is None or buildings.empty:
         return None
     buildings = with_entrances(buildings)
     frame = state.frame(change.level)
-    box = _reach(buildings)
+    box = reach(buildings)
     sides = []
     for after in (False, True):
+        if not after and rows is not None and every is not None:
+            standing = ready_units(frame, every, lineage=(state.spec.name, change.level))
+            if standing is not None:
+                sides.append(standing[rows])
+                continue
         codes, geometries = around(frame, change, box, after=after)
         if not len(codes):
             sides.append(np.full(len(buildings), None, dtype=object))
@@ -90,16 +103,6 @@ def _assign(state: LayerState, change: LevelChange) -> Assigned | None:
         unit = assign_buildings(buildings, units, entrance="entrance").frame["unit"]
         sides.append(unit.to_numpy(dtype=object))
     return Assigned(buildings=buildings, before=sides[0], after=sides[1])
-
-
-def _reach(buildings: gpd.GeoDataFrame) -> shapely.Geometry:
-    """Return the box of the footprints and entrances: the units outside it decide nothing."""
-    bounds = shapely.bounds(np.asarray(buildings.geometry.values, dtype=object))
-    entrances = np.asarray(buildings["entrance"].to_numpy(dtype=object), dtype=object)
-    points = shapely.get_coordinates(entrances[shapely.is_geometry(entrances)])
-    xs = np.concatenate([bounds[:, 0], bounds[:, 2], points[:, 0]])
-    ys = np.concatenate([bounds[:, 1], bounds[:, 3], points[:, 1]])
-    return shapely.box(np.nanmin(xs), np.nanmin(ys), np.nanmax(xs), np.nanmax(ys))
 
 
 def with_entrances(buildings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

@@ -310,6 +310,7 @@ def alignment(
     other layer does not exist).
     """
     from gis.alignment import check_alignment
+    from gis.alignment._units import as_layer
 
     empty: dict[str, Any] = {"before": 0, "after": 0, "added": [], "resolved": [], "checked": None}
     pair = dict(ALIGNMENT_PAIR)
@@ -321,11 +322,14 @@ def alignment(
     gone = set(change.before["code"].astype(str)) | set(change.after["code"].astype(str))
     sides = {"before": concat_units([near(frame, box)]), "after": after_units(frame, change, box)}
     found: dict[str, set[tuple[str, tuple[str, ...]]]] = {}
-    theirs = others[["code", "parent_code", "geometry"]]
+    # The other layer is the same on both sides: converted once.
+    theirs = as_layer(others[["code", "parent_code", "geometry"]], role="others")
     for side, units in sides.items():
         ours = units[["code", "parent_code", "geometry"]]
-        a, b = (ours, theirs) if changeset.layer == ALIGNMENT_PAIR[0][0] else (theirs, ours)
-        report = check_alignment(a, b)
+        if changeset.layer == ALIGNMENT_PAIR[0][0]:
+            report = check_alignment(ours, theirs, wanted=gone)
+        else:
+            report = check_alignment(theirs, ours, wanted=gone)
         found[side] = {(v.kind, tuple(v.codes)) for v in report.violations if gone & set(v.codes)}
 
     def listed(items: set[tuple[str, tuple[str, ...]]]) -> list[dict[str, Any]]:

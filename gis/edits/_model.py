@@ -152,7 +152,10 @@ class LayerState:
 
     def codes_taken(self, level: str) -> set[str]:
         """Return every code ``level`` ever used."""
-        return set(self.taken.get(level, set())) | set(self.frame(level)["code"].astype(str))
+        from gis.edits._arrays import level_arrays  # it builds on this module
+
+        # The level's codes as read once per frame (not a pass over its arrow column).
+        return set(self.taken.get(level, set())) | set(level_arrays(self.frame(level)).rows)
 
     def projected(self) -> CRS:
         """Return the metric CRS edits of this layer are measured in."""
@@ -297,7 +300,8 @@ def problem_geojson(problem: Problem) -> dict[str, Any]:
 
 def empty_units() -> gpd.GeoDataFrame:
     """Return a unit frame without rows."""
-    return gpd.GeoDataFrame({c: [] for c in UNIT_COLUMNS}, geometry=[], crs=STORAGE_CRS)
+    # As the public constructor makes it (empty float columns), without its checks.
+    return frame_from_arrays({c: np.zeros(0) for c in UNIT_COLUMNS}, np.zeros(0, dtype=object))
 
 
 def concat_units(frames: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame:

@@ -91,8 +91,21 @@ export class EditMode {
     if (!mode || !this.draw) return;
     this.draw.clear();
     this.geometry = null;
+    this.clearPreview();
     this.draw.setMode(mode);
     setStatus(t("drawHint"));
+  }
+
+  /** Forget the last preview, refusal or save: a new drawing makes them stale (issue 14). */
+  clearPreview() {
+    this.lastPreview = null;
+    this.lastRefusal = null;
+    this.lastSaved = null;
+    // Whoever waits for the next preview's marker must not see the last one.
+    delete document.getElementById("edit-status").dataset.preview;
+    document.getElementById("edit-impact").replaceChildren();
+    document.getElementById("edit-save").disabled = true;
+    this.map.getSource("preview")?.setData({ type: "FeatureCollection", features: [] });
   }
 
   body(dryRun) {
@@ -113,6 +126,7 @@ export class EditMode {
   }
 
   async preview() {
+    delete document.getElementById("edit-status").dataset.preview; // until this one is shown
     setStatus(t("previewing"));
     try {
       const answer = await api(`/api/v1/layers/${encodeURIComponent(this.layer)}/edits`, { method: "POST", body: this.body(true) });
