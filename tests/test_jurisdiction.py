@@ -19,7 +19,9 @@ not X, which only touches grid B.
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import geopandas as gpd
@@ -298,6 +300,9 @@ def test_jurisdictions_follow_a_change_while_the_locate_indexes_are_rebuilt(
         actor=SYSTEM,
     )
     assert retired.to_dict()["retired"] == [MICRO_A[1]]
+    # Two edits within one second: the second takes effect a second later.
+    while datetime.now(UTC) < retired.valid_from:
+        time.sleep(0.05)
     locator.cache.wait()
     with locator.cache._lock:  # no rebuild can start: the indexes stay stale
         stale = locator.cache.get()
