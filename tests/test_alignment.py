@@ -392,8 +392,17 @@ def test_voronoi_grids_in_beats_split_and_proposal(seed: int, n_grids: int, n_be
     proposal = propose_alignment(grids, split, weights=micro)
     assert proposal.aligned, proposal.report.to_dict()
     assert validate_units(proposal.b_units).ok
-    (move,) = proposal.moves
     in_grid = grid_of == grid_of[moved]
+    if not proposal.moves:
+        # A piece holding under the noise share of the grid's households is
+        # not worth moving a whole grid for: the proposal snaps the two beats'
+        # edges onto the grid's instead (seen with seed 621, 14 grids, 4 beats:
+        # 23 of 1,194 households).
+        share = report.to_dict()["noise_tolerance"]["household_share"]
+        assert micro.households[moved] < share * micro.households[in_grid].sum()
+        assert set(proposal.snapped) == {f"b{home:02d}", f"b{into:02d}"}
+        return
+    (move,) = proposal.moves
     held = {home: micro.households[in_grid & (micro_beat == home)].sum()}
     held[into] = micro.households[moved]
     # The grid goes to the beat holding most of its households, unless the
