@@ -311,7 +311,10 @@ def _in_storage_crs(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 def _parents(parents: gpd.GeoDataFrame) -> Parents:
     frame = _in_storage_crs(parents)
-    frame = frame[~frame.geometry.isna() & ~frame.geometry.is_empty]
+    present = np.asarray(frame.geometry.values, dtype=object)
+    present = ~(shapely.is_missing(present) | shapely.is_empty(present))
+    if not present.all():  # a boolean selection builds a frame: only when one is left out
+        frame = frame[present]
     codes = frame["code"].astype(str).tolist()
     geometries = np.asarray(frame.geometry.values, dtype=object)
     geometries = shapely.make_valid(geometries)
