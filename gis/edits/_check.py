@@ -26,6 +26,10 @@ __all__ = ["check_levels"]
 _NEIGHBOUR_DEG = 1e-6
 
 
+#: The columns the validator reads of the parents and of the neighbours (with the geometry).
+_CODE_ONLY = ("code",)
+
+
 def check_levels(state: LayerState, changeset: ChangeSet) -> None:
     """Validate every level of ``changeset`` around the change.
 
@@ -57,6 +61,7 @@ def check_levels(state: LayerState, changeset: ChangeSet) -> None:
                 around,
                 codes=scope,
                 new_anywhere=True,
+                columns=_CODE_ONLY,
             )
             # Children lie in their parents (or in the ground of one that went);
             # stored ones whose parent went are kept, so that an orphan is reported.
@@ -66,7 +71,7 @@ def check_levels(state: LayerState, changeset: ChangeSet) -> None:
             continue
         area = shapely.buffer(envelope([units]), _NEIGHBOUR_DEG)
         listed = set(units["code"].astype(str))
-        neighbours = after_frame(frame, change, area, exclude=listed)
+        neighbours = after_frame(frame, change, area, exclude=listed, columns=_CODE_ONLY)
         checked = validate_units(
             units,
             parents=parents,

@@ -25,9 +25,9 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from gis.assign import DEFAULT_TARGETS
-from gis.edits._arrays import after_frame, envelope, level_arrays
+from gis.edits._arrays import after_frame, envelope, level_arrays, stored_frame
 from gis.edits._assigned import Assignments
-from gis.edits._model import ChangeSet, LayerState, LevelChange, as_multipolygon, concat_units
+from gis.edits._model import ChangeSet, LayerState, LevelChange, as_multipolygon
 from gis.units import MOVE_COLUMNS
 
 __all__ = [
@@ -320,12 +320,16 @@ def alignment(
     box = alignment_box(changeset)
     frame = state.frame(change.level)
     gone = set(change.before["code"].astype(str)) | set(change.after["code"].astype(str))
-    sides = {"before": concat_units([near(frame, box)]), "after": after_units(frame, change, box)}
+    # Only the columns the check reads, built from the level's arrays.
+    wanted = ("code", "parent_code")
+    sides = {
+        "before": stored_frame(frame, box, columns=wanted),
+        "after": after_frame(frame, change, box, columns=wanted),
+    }
     found: dict[str, set[tuple[str, tuple[str, ...]]]] = {}
     # The other layer is the same on both sides: converted once.
     theirs = as_layer(others[["code", "parent_code", "geometry"]], role="others")
-    for side, units in sides.items():
-        ours = units[["code", "parent_code", "geometry"]]
+    for side, ours in sides.items():
         if changeset.layer == ALIGNMENT_PAIR[0][0]:
             report = check_alignment(ours, theirs, wanted=gone)
         else:

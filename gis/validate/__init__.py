@@ -158,7 +158,7 @@ def validate_units(
         return report
 
     step("geometry")
-    storage, joins = merge_multipart_units(units.to_crs(STORAGE_CRS))
+    storage, joins = merge_multipart_units(_in_storage_crs(units))
     report.unit_count = len(storage)
     for join in joins:
         lon, lat = _lonlat(storage.geometry[storage["code"] == join.code].iloc[0])
@@ -200,7 +200,7 @@ def validate_units(
     checked_codes = [codes[i] for i in np.flatnonzero(usable)]
     first_checked = 0
     if neighbours is not None and len(neighbours):
-        others = np.asarray(neighbours.to_crs(STORAGE_CRS).geometry.values, dtype=object)
+        others = np.asarray(_in_storage_crs(neighbours).geometry.values, dtype=object)
         checked = np.concatenate([others, checked])
         checked_codes = [str(c) for c in neighbours["code"]] + checked_codes
         first_checked = len(others)
@@ -300,9 +300,21 @@ def _projected_crs_for(frame: gpd.GeoDataFrame) -> CRS:
     return local_projected_crs((bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2)
 
 
+def _in_storage_crs(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Return ``frame`` in EPSG:4490 (itself when it already is: only read from here)."""
+    # An edit's preview validates frames already in EPSG:4490 several times:
+    # ``to_crs`` would copy each frame and run a no-op transformation.
+    if frame.crs == STORAGE_CRS:
+        return frame
+    return frame.to_crs(STORAGE_CRS)
+
+
 def _parents(parents: gpd.GeoDataFrame) -> Parents:
-    frame = parents.to_crs(STORAGE_CRS)
-    frame = frame[~frame.geometry.isna() & ~frame.geometry.is_empty]
+    frame = _in_storage_crs(parents)
+    present = np.asarray(frame.geometry.values, dtype=object)
+    present = ~(shapely.is_missing(present) | shapely.is_empty(present))
+    if not present.all():  # a boolean selection builds a frame: only when one is left out
+        frame = frame[present]
     codes = frame["code"].astype(str).tolist()
     geometries = np.asarray(frame.geometry.values, dtype=object)
     geometries = shapely.make_valid(geometries)
