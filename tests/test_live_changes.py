@@ -60,6 +60,13 @@ def _batch_grid(client: TestClient) -> str:
     return str(pd.read_csv(io.BytesIO(response.content), dtype=str)["governance_grid"][0])
 
 
+def _serving_revision(client: TestClient) -> int | None:
+    answer = client.get("/health/ready")
+    assert answer.status_code == 200, answer.text
+    revision: int | None = answer.json()["boundaries_revision"]
+    return revision
+
+
 def _households(client: TestClient, code: str) -> int:
     body = client.get("/api/v1/workload", params={"level": "grid"}).json()
     return next(int(u["households"]) for u in body["units"] if u["code"] == code)
@@ -77,8 +84,13 @@ def test_a_change_valid_now_is_seen_by_every_answer_within_two_seconds(
         assert _batch_grid(admin) == GRID_A
         assert _households(admin, GRID_B) == 2
         assert admin.get("/api/v1/buildings/BA-1", headers=worker_b).status_code == 404
+        # What the web map watches after a save to fetch its tiles again.
+        assert _eventually(lambda: _serving_revision(admin) is not None)
+        before = _serving_revision(admin)
 
         move_edge(db, utc_now())  # valid from this very second, while the API serves
+
+        assert _eventually(lambda: _serving_revision(admin) not in (None, before))
 
         assert _eventually(lambda: _grid_of(admin, STRIP_POINT) == GRID_B)
         assert _eventually(lambda: _grid_of(admin, {"address": "中山南路1号"}) == GRID_B)

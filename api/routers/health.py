@@ -61,7 +61,13 @@ def health(db: Database = Depends(get_db)) -> Health:
     responses={503: {"description": "Not ready: the database cannot be written"}},
 )
 def ready(request: Request, db: Database = Depends(get_db)) -> Ready:
-    """Return ``ready`` when the database accepts a write (a probe that is rolled back)."""
+    """Return ``ready`` when the database accepts a write (a probe that is rolled back).
+
+    `boundaries_revision` tells a map when its tiles show a boundary change:
+    once it differs from the value read before the change.
+    """
     readiness: Readiness = request.app.state.readiness
     readiness.check(db)
-    return Ready(version=__version__, database=db.dialect)
+    locator = getattr(request.app.state, "locator", None)
+    revision = locator.cache.serving_revision() if locator is not None else None
+    return Ready(version=__version__, database=db.dialect, boundaries_revision=revision)

@@ -27,6 +27,13 @@ class Ready(BaseModel):
     status: Literal["ready"] = "ready"
     version: str
     database: str = Field(description="Database dialect: postgresql or sqlite.")
+    boundaries_revision: int | None = Field(
+        default=None,
+        description=(
+            "Boundaries revision the locate indexes and map tiles answer from (null while "
+            "the first are built). After a boundary change it moves on once they show it."
+        ),
+    )
 
 
 class Level(BaseModel):

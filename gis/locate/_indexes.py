@@ -159,6 +159,18 @@ class IndexCache:
             return True
         return self._background and self._find(when, None) is not None
 
+    def serving_revision(self) -> int | None:
+        """Return the boundaries revision the indexes answer from now, without building.
+
+        A set behind the change counters starts its background rebuild (as
+        :meth:`get` does); ``None`` until the first set is built. A client
+        that saw revision ``r`` before a change knows the indexes (and the
+        tiles made from them) show the change once this differs from ``r``.
+        """
+        if not self.ready():
+            return None
+        return self.get().revision
+
     def wait(self, timeout: float | None = None) -> None:
         """Wait for a background rebuild to finish (tests, benchmarks, shut-down)."""
         pending = self._pending

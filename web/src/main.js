@@ -136,18 +136,42 @@ async function colourByWorkload() {
   }
 }
 
+function reloadTiles() {
+  for (const id of ["units", "parents"]) {
+    const source = map.getSource(id);
+    if (source) source.setTiles(source.tiles);
+  }
+}
+
+let watching = 0;
+
+async function servingRevision() {
+  try {
+    return (await api("/health/ready")).boundaries_revision ?? null;
+  } catch {
+    return null;
+  }
+}
+
 function refreshTiles() {
   forgetWorkload();
   // The server rebuilds its indexes in the background: fetch the tiles again
   // now and a little later, so the new units appear as soon as they exist.
-  for (const delay of [200, 1500, 4000]) {
-    setTimeout(() => {
-      for (const id of ["units", "parents"]) {
-        const source = map.getSource(id);
-        if (source) source.setTiles(source.tiles);
+  for (const delay of [200, 1500, 4000]) setTimeout(reloadTiles, delay);
+  // A slower rebuild (a large city, a busy server): watch the revision the
+  // tiles are made from and fetch them again once it moves on (up to a minute).
+  const run = ++watching;
+  (async () => {
+    const seen = await servingRevision();
+    for (let i = 0; i < 120 && run === watching; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const now = await servingRevision();
+      if (now !== null && now !== seen) {
+        reloadTiles();
+        return;
       }
-    }, delay);
-  }
+    }
+  })();
 }
 
 function writeUrl() {
