@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from gis.assign import assign_buildings
 from gis.edits._arrays import around, envelope, units_frame
+from gis.edits._ground import buildings_on, changed_ground
 from gis.edits._model import LayerState, LevelChange
 from gis.edits._standing import reach, ready_units
 
@@ -87,22 +88,40 @@ def _assign(state: LayerState, change: LevelChange) -> Assigned | None:
         return None
     buildings = with_entrances(buildings)
     frame = state.frame(change.level)
-    box = reach(buildings)
-    sides = []
-    for after in (False, True):
-        if not after and rows is not None and every is not None:
-            standing = ready_units(frame, every, lineage=(state.spec.name, change.level))
-            if standing is not None:
-                sides.append(standing[rows])
-                continue
-        codes, geometries = around(frame, change, box, after=after)
-        if not len(codes):
-            sides.append(np.full(len(buildings), None, dtype=object))
-            continue
-        units = units_frame(codes, geometries)
-        unit = assign_buildings(buildings, units, entrance="entrance").frame["unit"]
-        sides.append(unit.to_numpy(dtype=object))
-    return Assigned(buildings=buildings, before=sides[0], after=sides[1])
+    standing = None
+    if rows is not None and every is not None:
+        standing = ready_units(frame, every, lineage=(state.spec.name, change.level))
+    if standing is None:
+        # Both sides assigned here (the stored side is being made, or no cache).
+        box = reach(buildings)
+        before = _assigned(buildings, *around(frame, change, box, after=False))
+        return Assigned(
+            buildings, before, _assigned(buildings, *around(frame, change, box, after=True))
+        )
+    assert rows is not None and every is not None
+    before = standing[rows]
+    # Only the buildings on ground that changes can stand elsewhere after it:
+    # the others keep their stored unit (:mod:`gis.edits._ground`).
+    pieces = changed_ground(
+        (change.before["code"], change.before.geometry.values),
+        (change.after["code"], change.after.geometry.values),
+    )
+    moved = np.flatnonzero(np.isin(rows, buildings_on(every, pieces)))
+    after = before.copy()
+    if len(moved):
+        mine = buildings.iloc[moved]
+        after[moved] = _assigned(mine, *around(frame, change, reach(mine), after=True))
+    return Assigned(buildings=buildings, before=before, after=after)
+
+
+def _assigned(
+    buildings: gpd.GeoDataFrame, codes: NDArray[np.object_], geometries: NDArray[np.object_]
+) -> NDArray[np.object_]:
+    """Return the unit of each building among these units (``None``: in none of them)."""
+    if not len(codes):
+        return np.full(len(buildings), None, dtype=object)
+    unit = assign_buildings(buildings, units_frame(codes, geometries), entrance="entrance")
+    return np.asarray(unit.frame["unit"].to_numpy(dtype=object), dtype=object)
 
 
 def with_entrances(buildings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

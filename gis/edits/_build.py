@@ -22,6 +22,7 @@ from shapely.geometry.base import BaseGeometry
 
 from gis.coverage import cascade_children, node_level
 from gis.edits._arrays import stored_rows
+from gis.edits._ground import changed_ground, footprints_on
 from gis.edits._model import (
     ChangeSet,
     EditOptions,
@@ -398,7 +399,15 @@ def _cut_buildings(
         return []
     keys = candidates["key"].to_numpy(dtype=object)
     footprints = np.asarray(candidates.geometry.values, dtype=object)
-    present = np.flatnonzero(~(shapely.is_missing(footprints) | shapely.is_empty(footprints)))
+    present = ~(shapely.is_missing(footprints) | shapely.is_empty(footprints))
+    # A building off the ground that changes overlaps the same units before
+    # and after (a noded neighbour's ground is the same): only those on it
+    # are measured.
+    pieces = changed_ground(
+        (before["code"], before.geometry.values), (after["code"], after.geometry.values)
+    )
+    present[present] = footprints_on(footprints[present], pieces)
+    present = np.flatnonzero(present)
     keys, footprints = keys[present], footprints[present]
     old, new = (_Side(side).overlapping(footprints, locator) for side in (before, after))
     return [
