@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from gis.assign import assign_buildings
 from gis.edits._arrays import around, envelope, units_frame
-from gis.edits._ground import buildings_on, changed_ground
+from gis.edits._ground import buildings_on, pieces_of
 from gis.edits._model import LayerState, LevelChange
 from gis.edits._standing import reach, ready_units
 
@@ -102,11 +102,7 @@ def _assign(state: LayerState, change: LevelChange) -> Assigned | None:
     before = standing[rows]
     # Only the buildings on ground that changes can stand elsewhere after it:
     # the others keep their stored unit (:mod:`gis.edits._ground`).
-    pieces = changed_ground(
-        (change.before["code"], change.before.geometry.values),
-        (change.after["code"], change.after.geometry.values),
-    )
-    moved = np.flatnonzero(np.isin(rows, buildings_on(every, pieces)))
+    moved = np.flatnonzero(np.isin(rows, buildings_on(every, pieces_of(change.ground))))
     after = before.copy()
     if len(moved):
         mine = buildings.iloc[moved]

@@ -24,10 +24,11 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 from shapely.errors import GEOSException
+from shapely.geometry.base import BaseGeometry
 
 from gis.edits._standing import entrances_near
 
-__all__ = ["REACH_DEG", "buildings_on", "changed_ground", "footprints_on"]
+__all__ = ["REACH_DEG", "buildings_on", "changed_ground", "footprints_on", "pieces_of"]
 
 #: A building this close (degrees, about 10 cm) to changed ground counts as on it.
 REACH_DEG = 1e-6
@@ -36,8 +37,8 @@ REACH_DEG = 1e-6
 def changed_ground(
     before: tuple[Iterable[object], Iterable[object]],
     after: tuple[Iterable[object], Iterable[object]],
-) -> NDArray[np.object_]:
-    """Return the pieces of ground whose unit differs after a change (EPSG:4490).
+) -> dict[str, BaseGeometry]:
+    """Return, per unit whose ground changes, the ground that changes hands (EPSG:4490).
 
     Parameters
     ----------
@@ -46,29 +47,36 @@ def changed_ground(
 
     Returns
     -------
-    ndarray of Geometry
-        Per unit made or retired, its ground; per unit re-shaped, the
-        symmetric difference of its ground before and after (none when they
-        are equal). Empty when no ground changes hands.
+    dict of str to Geometry
+        A unit made or retired: all its ground; a unit re-shaped: the
+        symmetric difference of its ground before and after. Units whose
+        ground is the same (a noded neighbour, a unit re-named or
+        re-parented) are left out.
     """
     old = {str(c): g for c, g in zip(*before, strict=True)}
     new = {str(c): g for c, g in zip(*after, strict=True)}
-    pieces = [g for c, g in new.items() if c not in old]
-    pieces += [g for c, g in old.items() if c not in new]
+    found = {c: g for c, g in new.items() if c not in old}
+    found.update({c: g for c, g in old.items() if c not in new})
     both = [c for c in new if c in old and new[c] is not old[c]]
     if both:
         a = np.array([old[c] for c in both], dtype=object)
         b = np.array([new[c] for c in both], dtype=object)
-        differ = ~np.asarray(shapely.equals_exact(a, b, tolerance=0.0), dtype=bool)
-        for x, y in zip(a[differ], b[differ], strict=True):
+        same = np.asarray(shapely.equals_exact(a, b, tolerance=0.0), dtype=bool)
+        for code, x, y in zip(np.array(both, dtype=object)[~same], a[~same], b[~same], strict=True):
             try:
-                pieces.append(shapely.symmetric_difference(x, y))
+                found[code] = shapely.symmetric_difference(x, y)
             except GEOSException:  # cannot be told apart exactly: all of it changed
-                pieces += [x, y]
-    found = np.array(pieces, dtype=object)
-    if not len(found):
-        return found
-    return found[~(shapely.is_missing(found) | shapely.is_empty(found))]
+                found[code] = shapely.union(x, y, grid_size=1e-7)
+    return {
+        c: g
+        for c, g in found.items()
+        if g is not None and isinstance(g, shapely.Geometry) and not g.is_empty
+    }
+
+
+def pieces_of(ground: dict[str, BaseGeometry]) -> NDArray[np.object_]:
+    """Return the pieces of :func:`changed_ground` as an array (for spatial queries)."""
+    return np.array(list(ground.values()), dtype=object)
 
 
 def buildings_on(buildings: gpd.GeoDataFrame, pieces: NDArray[np.object_]) -> NDArray[np.int64]:
