@@ -22,7 +22,7 @@ from shapely.geometry.base import BaseGeometry
 
 from gis.coverage import cascade_children, node_level
 from gis.edits._arrays import stored_rows
-from gis.edits._ground import footprints_on, pieces_of
+from gis.edits._ground import buildings_near, pieces_of
 from gis.edits._model import (
     ChangeSet,
     EditOptions,
@@ -386,18 +386,15 @@ def _cut_buildings(
     before, after = change.before, change.after
     if after.empty:
         return []
-    ground = _union(after)
-    candidates = state.buildings_in(ground)
+    # A building off the ground that changes overlaps the same units before
+    # and after (a noded neighbour's ground is the same): only those on it
+    # are measured (one off every unit after is in none: never cut).
+    candidates = buildings_near(state, pieces_of(change.ground))
     if candidates is None or candidates.empty:
         return []
     keys = candidates["key"].to_numpy(dtype=object)
     footprints = np.asarray(candidates.geometry.values, dtype=object)
-    present = ~(shapely.is_missing(footprints) | shapely.is_empty(footprints))
-    # A building off the ground that changes overlaps the same units before
-    # and after (a noded neighbour's ground is the same): only those on it
-    # are measured.
-    present[present] = footprints_on(footprints[present], pieces_of(change.ground))
-    present = np.flatnonzero(present)
+    present = np.flatnonzero(~(shapely.is_missing(footprints) | shapely.is_empty(footprints)))
     keys, footprints = keys[present], footprints[present]
     old, new = (_Side(side).overlapping(footprints, locator) for side in (before, after))
     return [

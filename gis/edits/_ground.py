@@ -26,9 +26,17 @@ from numpy.typing import NDArray
 from shapely.errors import GEOSException
 from shapely.geometry.base import BaseGeometry
 
+from gis.edits._model import LayerState
 from gis.edits._standing import entrances_near
 
-__all__ = ["REACH_DEG", "buildings_on", "changed_ground", "footprints_on", "pieces_of"]
+__all__ = [
+    "REACH_DEG",
+    "buildings_near",
+    "buildings_on",
+    "changed_ground",
+    "footprints_on",
+    "pieces_of",
+]
 
 #: A building this close (degrees, about 10 cm) to changed ground counts as on it.
 REACH_DEG = 1e-6
@@ -90,6 +98,30 @@ def buildings_on(buildings: gpd.GeoDataFrame, pieces: NDArray[np.object_]) -> ND
     _, footprints = buildings.sindex.query(pieces, predicate="dwithin", distance=REACH_DEG)
     entrances = entrances_near(buildings, pieces, REACH_DEG)
     return np.union1d(footprints, entrances).astype(np.int64)
+
+
+def buildings_near(state: LayerState, pieces: NDArray[np.object_]) -> gpd.GeoDataFrame | None:
+    """Return the buildings within :data:`REACH_DEG` of ``pieces``, in their frame's order.
+
+    From the state's buildings (their spatial index), else read around the
+    pieces; ``None`` when the state knows no buildings.
+    """
+    every = state.buildings
+    if every is not None:
+        if not len(pieces) or every.empty:
+            return every.iloc[:0]
+        _, rows = every.sindex.query(pieces, predicate="dwithin", distance=REACH_DEG)
+        return every.iloc[np.unique(rows)].reset_index(drop=True)
+    if not len(pieces):
+        return None
+    minx, miny, maxx, maxy = shapely.total_bounds(pieces)
+    read = state.buildings_in(
+        shapely.box(minx - REACH_DEG, miny - REACH_DEG, maxx + REACH_DEG, maxy + REACH_DEG)
+    )
+    if read is None or read.empty:
+        return read
+    near = footprints_on(np.asarray(read.geometry.values, dtype=object), pieces)
+    return read.iloc[np.flatnonzero(near)].reset_index(drop=True)
 
 
 def footprints_on(
