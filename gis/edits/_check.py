@@ -31,7 +31,8 @@ from gis.edits._model import (
     frame_from_arrays,
 )
 from gis.errors import EditRefusedError
-from gis.validate import Problem, ValidationReport, validate_units
+from gis.validate import Problem, Tolerances, ValidationReport, validate_units
+from gis.validate._report import Locator
 
 __all__ = ["check_levels"]
 
@@ -120,18 +121,19 @@ def _nests_locally(
     """Whether one level surely nests after the change, judged on the units it touches.
 
     A parent whose ground the change set leaves as it is (not edited, or
-    only noded) was exactly covered by its stored children: it still is when
-    the children the change touches hold, after it, the very ground they held
-    before. So such a parent is checked against that ground only (its other
-    children are the stored ones), instead of against all its children — on
-    a large level (500 grids under one district) that is most of a preview.
-    Parents whose ground changes are checked with all their children, as by
+    only noded: see :func:`_ground_moved`) was covered by its stored
+    children: it still is when the children the change touches hold, after
+    it, the very ground they held before. So such a parent is checked
+    against that ground only (its other children are the stored ones),
+    instead of against all its children — on a large level (500 grids under
+    one district) that is most of a preview. Parents whose ground changes
+    are checked with all their children, as by
     :func:`_whole_parents`. ``False`` (any problem, or nothing to gain): the
     caller runs the whole check, whose problems are the ones reported.
     """
     parent_level = state.spec.parent_level(change.level)
     assert parent_level is not None
-    moved = set(above.ground) if above is not None else set()
+    moved = _ground_moved(state, above)
     fixed = scope - moved
     if not fixed:
         return False
@@ -170,6 +172,27 @@ def _nests_locally(
         return not len(codes)
     parents = frame_from_arrays({"code": codes}, geometries)
     return not _validated(state, change, units, parents).problems
+
+
+def _ground_moved(state: LayerState, above: LevelChange | None) -> set[str]:
+    """Return the parents whose ground the change set moves (made, ended or re-shaped).
+
+    A parent only noded along a new edge gains vertices; snapping them may
+    shift its outline by a hair. Under the sliver area in all, whatever that
+    does to its untouched children is a sliver, which the whole check only
+    warns about (never a problem): such a parent's ground counts as left alone.
+    """
+    if above is None:
+        return set()
+    tolerances = Tolerances()
+    locator = Locator(state.projected(), tolerances)
+    moved = set(above.created) | set(above.retired)
+    moved |= {
+        code
+        for code, piece in above.ground.items()
+        if code not in moved and locator.area(piece) >= tolerances.sliver_area_m2
+    }
+    return moved
 
 
 def _validated(
