@@ -6,7 +6,11 @@ level's two assignments are made here once and shared (they were made three
 times for the lowest level). The units given to the assignment are those
 meeting the box of the footprints and entrances: a building's unit depends
 only on the units its footprint meets and those holding its entrance or
-first vertex, so the answer is that of the whole level.
+first vertex, so the answer is that of the whole level. Once the stored
+level's assignment is cached (:mod:`gis.edits._standing`), the "before"
+side is read from it and only the buildings on ground that changes hands
+(:mod:`gis.edits._ground`) are assigned again for the "after" side: the
+others, a merely noded neighbour's included, keep their stored unit.
 """
 
 from __future__ import annotations
