@@ -32,14 +32,23 @@ Per city, over random grids:
 - ``cpu_ms``: the CPU time of the same calls (on a shared machine wall time
   includes waiting for a core).
 
+Building the synthetic city takes about a quarter of an hour, loading the
+sample city about a minute: ``--synthetic-city PATH`` / ``--sample-city
+PATH`` keep the built SpatiaLite file at ``PATH`` (built there when it does
+not exist) and reuse it on later runs. The run works on a copy in its
+temporary folder, so the applied edits never reach the kept file and every
+run starts from the same city.
+
 Prints one JSON object; progress to stderr.
-Run: ``python benchmarks/edit.py [--count 20] [--apply 5] [--skip-synthetic]``.
+Run: ``python benchmarks/edit.py [--count 20] [--apply 5] [--skip-synthetic]
+[--synthetic-city PATH] [--sample-city PATH]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -92,21 +101,36 @@ def main() -> int:
     parser.add_argument("--grids", type=int, default=500)
     parser.add_argument("--buildings", type=int, default=200_000)
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument(
+        "--synthetic-city",
+        type=Path,
+        help="keep the built synthetic city in this SpatiaLite file and reuse it "
+        "(built there when missing; --micro-grids, --grids, --buildings and --seed "
+        "only matter then)",
+    )
+    parser.add_argument(
+        "--sample-city",
+        type=Path,
+        help="keep the loaded sample city in this SpatiaLite file and reuse it",
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="tongge-edit-"))
     result: dict[str, Any] = {}
-    log("loading the sample city (about a minute)")
-    sample = open_database(
-        Settings(database_url=f"sqlite:///{folder / 'sample.sqlite'}", load_sample_city=True),
-        create=True,
+    sample = _city(
+        folder / "sample.sqlite",
+        args.sample_city,
+        _sample_city,
+        "loading the sample city (about a minute)",
     )
     result["sample"] = run_city(sample, layer="governance", args=args, target_ms=100)
     if not args.skip_synthetic:
-        log(
+        synthetic = _city(
+            folder / "synthetic.sqlite",
+            args.synthetic_city,
+            lambda path: synthetic_city(path, args),
             f"building the synthetic city: {args.micro_grids} micro-grids, "
-            f"{args.buildings} buildings"
+            f"{args.buildings} buildings (about a quarter of an hour)",
         )
-        synthetic = synthetic_city(folder / "synthetic.sqlite", args)
         result["synthetic"] = run_city(synthetic, layer="synthetic", args=args, target_ms=300)
     result["targets"] = {
         "preview_p95_ms": {"sample": 100, "synthetic": 300},
@@ -114,6 +138,35 @@ def main() -> int:
     }
     print(json.dumps(result))
     return 0
+
+
+def _city(
+    work: Path, kept: Path | None, build: Callable[[Path], Database], message: str
+) -> Database:
+    """Open a city to edit at ``work``: built there, or a copy of the ``kept`` file.
+
+    A ``kept`` file that does not exist yet is built first; the run then edits
+    a copy, so the kept city stays as built for the next run.
+    """
+    if kept is None:
+        log(message)
+        return build(work)
+    if not kept.exists():
+        log(f"{message}; kept in {kept}")
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        build(kept).dispose()  # closes the file (and folds its journal in)
+    else:
+        log(f"reusing {kept}")
+    shutil.copyfile(kept, work)
+    work.chmod(0o600)
+    return open_database(Settings(database_url=f"sqlite:///{work}", load_sample_city=False))
+
+
+def _sample_city(path: Path) -> Database:
+    """Load the sample city into a new SpatiaLite file."""
+    return open_database(
+        Settings(database_url=f"sqlite:///{path}", load_sample_city=True), create=True
+    )
 
 
 def run_city(db: Database, *, layer: str, args: argparse.Namespace, target_ms: float) -> dict:

@@ -263,16 +263,19 @@ def next_code(parent: str, taken: Collection[str], *, siblings: Collection[str] 
     >>> next_code("350502004011003", set())
     '350502004011003001'
     """
+    # ``taken`` is every code the level ever used (thousands): the codes
+    # under ``parent`` are picked in one pass, then looked at.
+    mine = [s for s in taken if s.startswith(parent)]
     lengths = Counter(
         len(s) - len(parent)
-        for s in list(siblings) + list(taken)
-        if s.startswith(parent) and s[len(parent) :].isdigit() and len(s) > len(parent)
+        for s in [*(s for s in siblings if s.startswith(parent)), *mine]
+        if s[len(parent) :].isdigit() and len(s) > len(parent)
     )
     width = lengths.most_common(1)[0][0] if lengths else 3
     used = [
         int(s[len(parent) :])
-        for s in taken
-        if s.startswith(parent) and len(s) == len(parent) + width and s[len(parent) :].isdigit()
+        for s in mine
+        if len(s) == len(parent) + width and s[len(parent) :].isdigit()
     ]
     number = max(used, default=0) + 1
     if len(str(number)) > width:

@@ -6,7 +6,11 @@ level's two assignments are made here once and shared (they were made three
 times for the lowest level). The units given to the assignment are those
 meeting the box of the footprints and entrances: a building's unit depends
 only on the units its footprint meets and those holding its entrance or
-first vertex, so the answer is that of the whole level.
+first vertex, so the answer is that of the whole level. Once the stored
+level's assignment is cached (:mod:`gis.edits._standing`), the "before"
+side is read from it and only the buildings on ground that changes hands
+(:mod:`gis.edits._ground`) are assigned again for the "after" side: the
+others, a merely noded neighbour's included, keep their stored unit.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from numpy.typing import NDArray
 
 from gis.assign import assign_buildings
 from gis.edits._arrays import around, envelope, units_frame
+from gis.edits._ground import buildings_on, pieces_of
 from gis.edits._model import LayerState, LevelChange
 from gis.edits._standing import reach, ready_units
 
@@ -87,22 +92,36 @@ def _assign(state: LayerState, change: LevelChange) -> Assigned | None:
         return None
     buildings = with_entrances(buildings)
     frame = state.frame(change.level)
-    box = reach(buildings)
-    sides = []
-    for after in (False, True):
-        if not after and rows is not None and every is not None:
-            standing = ready_units(frame, every, lineage=(state.spec.name, change.level))
-            if standing is not None:
-                sides.append(standing[rows])
-                continue
-        codes, geometries = around(frame, change, box, after=after)
-        if not len(codes):
-            sides.append(np.full(len(buildings), None, dtype=object))
-            continue
-        units = units_frame(codes, geometries)
-        unit = assign_buildings(buildings, units, entrance="entrance").frame["unit"]
-        sides.append(unit.to_numpy(dtype=object))
-    return Assigned(buildings=buildings, before=sides[0], after=sides[1])
+    standing = None
+    if rows is not None and every is not None:
+        standing = ready_units(frame, every, lineage=(state.spec.name, change.level))
+    if standing is None:
+        # Both sides assigned here (the stored side is being made, or no cache).
+        box = reach(buildings)
+        before = _assigned(buildings, *around(frame, change, box, after=False))
+        return Assigned(
+            buildings, before, _assigned(buildings, *around(frame, change, box, after=True))
+        )
+    assert rows is not None and every is not None
+    before = standing[rows]
+    # Only the buildings on ground that changes can stand elsewhere after it:
+    # the others keep their stored unit (:mod:`gis.edits._ground`).
+    moved = np.flatnonzero(np.isin(rows, buildings_on(every, pieces_of(change.ground))))
+    after = before.copy()
+    if len(moved):
+        mine = buildings.iloc[moved]
+        after[moved] = _assigned(mine, *around(frame, change, reach(mine), after=True))
+    return Assigned(buildings=buildings, before=before, after=after)
+
+
+def _assigned(
+    buildings: gpd.GeoDataFrame, codes: NDArray[np.object_], geometries: NDArray[np.object_]
+) -> NDArray[np.object_]:
+    """Return the unit of each building among these units (``None``: in none of them)."""
+    if not len(codes):
+        return np.full(len(buildings), None, dtype=object)
+    unit = assign_buildings(buildings, units_frame(codes, geometries), entrance="entrance")
+    return np.asarray(unit.frame["unit"].to_numpy(dtype=object), dtype=object)
 
 
 def with_entrances(buildings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

@@ -22,6 +22,7 @@ from shapely.geometry.base import BaseGeometry
 
 from gis.coverage import cascade_children, node_level
 from gis.edits._arrays import stored_rows
+from gis.edits._ground import buildings_near, pieces_of
 from gis.edits._model import (
     ChangeSet,
     EditOptions,
@@ -135,7 +136,10 @@ def build_changeset(
         raise refuse(problems)
 
     before_all, after_all, noded_neighbours = _node_around(frame, before, after, locator)
-    cut = _cut_buildings(state, before_all, after_all, locator)
+    first = _level_change(
+        level, before_all, after_all, created=list(ground.created), retired=list(ground.retired)
+    )
+    cut = _cut_buildings(state, first, locator)
     if cut and not options.force:
         raise refuse(
             [
@@ -150,15 +154,7 @@ def build_changeset(
                 for key, codes, geometry in cut
             ]
         )
-    changes = [
-        _level_change(
-            level,
-            before_all,
-            after_all,
-            created=list(ground.created),
-            retired=list(ground.retired),
-        )
-    ]
+    changes = [first]
 
     # The levels below follow, level by level.
     parents_before, parents_after = before_all, after_all
@@ -384,16 +380,16 @@ def _node_rings(
 
 
 def _cut_buildings(
-    state: LayerState,
-    before: gpd.GeoDataFrame,
-    after: gpd.GeoDataFrame,
-    locator: Locator,
+    state: LayerState, change: LevelChange, locator: Locator
 ) -> list[tuple[str, set[str], BaseGeometry]]:
     """List buildings a new edge cuts: in several units after, not the same ones before."""
+    before, after = change.before, change.after
     if after.empty:
         return []
-    ground = _union(after)
-    candidates = state.buildings_in(ground)
+    # A building off the ground that changes overlaps the same units before
+    # and after (a noded neighbour's ground is the same): only those on it
+    # are measured (one off every unit after is in none: never cut).
+    candidates = buildings_near(state, pieces_of(change.ground))
     if candidates is None or candidates.empty:
         return []
     keys = candidates["key"].to_numpy(dtype=object)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Literal
 
 import geopandas as gpd
@@ -194,6 +195,21 @@ class LevelChange:
     def touched(self) -> bool:
         """Whether anything changes at this level."""
         return bool(self.created or self.changed or self.retired)
+
+    @cached_property
+    def ground(self) -> dict[str, BaseGeometry]:
+        """Return, per unit whose ground changes, the ground changing hands.
+
+        See :func:`gis.edits._ground.changed_ground` (made once per change:
+        the cut-building check, the nesting check and the building
+        assignments all ask).
+        """
+        from gis.edits._ground import changed_ground  # it builds on this module
+
+        return changed_ground(
+            (self.before["code"], self.before.geometry.values),
+            (self.after["code"], self.after.geometry.values),
+        )
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from gis.coverage import next_code
+from gis.edits._arrays import level_arrays
 from gis.edits._build import NewGround, build_changeset, refuse
 from gis.edits._faces import Faces, union_faces
 from gis.edits._model import GRID_SIZE, ChangeSet, EditOptions, LayerState
@@ -248,14 +249,9 @@ def split(
     parent = _parent_code(row)
     taken = ctx.state.codes_taken(level)
     # A top-level unit's siblings are the other top-level units (no parent).
-    siblings = [
-        str(c)
-        for c in ctx.frame["code"][
-            ctx.frame["parent_code"].isna()
-            if parent is None
-            else ctx.frame["parent_code"] == parent
-        ]
-    ]
+    # The level's arrays (read once per frame), not a pass of pandas over it.
+    stored = level_arrays(ctx.frame)
+    siblings = [str(c) for c, p in zip(stored.codes, stored.parents, strict=True) if p == parent]
     owner = faces.owner.copy()
     created: dict[str, dict[str, Any]] = {}
     for number, part in enumerate(others, start=2):
@@ -626,7 +622,7 @@ class _Context:
         self.options = options
         self.frame = state.frame(level)
         self.locator = Locator(state.projected(), options.tolerances)
-        self._rows = {str(c): i for i, c in enumerate(self.frame["code"])}
+        self._rows = level_arrays(self.frame).rows  # made once per level frame
 
     def unit(self, code: str) -> BaseGeometry:
         if str(code) not in self._rows:

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from gis.assign import assign_buildings
 from gis.edits._arrays import LevelArrays, level_arrays, units_frame
 
-__all__ = ["reach", "ready_units", "settle", "standing_units"]
+__all__ = ["entrances_near", "reach", "ready_units", "settle", "standing_units"]
 
 #: Above this share of a level's units changed, the whole level is assigned again.
 _REDO_SHARE = 0.2
@@ -219,6 +219,25 @@ def reach(buildings: gpd.GeoDataFrame) -> shapely.Geometry:
 
 def _entrances_in(buildings: gpd.GeoDataFrame, area: shapely.Geometry) -> NDArray[np.int64]:
     """Return the rows of the buildings whose entrance lies in ``area``."""
+    has, tree = _entrance_tree(buildings)
+    return has[tree.query(area, predicate="intersects")]
+
+
+def entrances_near(
+    buildings: gpd.GeoDataFrame, areas: NDArray[np.object_], distance: float
+) -> NDArray[np.int64]:
+    """Return the rows of the buildings whose entrance is within ``distance`` of ``areas``.
+
+    ``buildings`` is the places cache's frame: the index of its entrances is
+    made once and kept as long as it lives. Rows may repeat.
+    """
+    has, tree = _entrance_tree(buildings)
+    _, hits = tree.query(areas, predicate="dwithin", distance=distance)
+    return has[hits]
+
+
+def _entrance_tree(buildings: gpd.GeoDataFrame) -> tuple[NDArray[np.int64], shapely.STRtree]:
+    """Return the rows of the buildings with an entrance, and an index of those entrances."""
     key = id(buildings)
     with _LOCK:
         found = _ENTRANCES.get(key)
@@ -229,4 +248,4 @@ def _entrances_in(buildings: gpd.GeoDataFrame, area: shapely.Geometry) -> NDArra
         with _LOCK:
             _ENTRANCES[key] = found
     _, has, tree = found
-    return has[tree.query(area, predicate="intersects")]
+    return has, tree
