@@ -224,7 +224,9 @@ def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the server did not become ready")
 
 
-def draw_all(base: str, username: str, grids: list[tuple[str, Any, Any]]) -> dict[str, Any]:
+def draw_all(
+    base: str, username: str, grids: list[tuple[str, Any, Any]], *, pause: bool = True
+) -> dict[str, Any]:
     """Draw each split in the web map; time it there and through the API alone."""
     from playwright.sync_api import sync_playwright
 
@@ -312,7 +314,8 @@ def draw_all(base: str, username: str, grids: list[tuple[str, Any, Any]]) -> dic
             page.mouse.click(*pixel(x1, y1))
             # A person sees the line reach its last point before pressing Enter:
             # the map draws that click first (the next time it is idle; at most 1 s).
-            page.evaluate(SETTLE)
+            if pause:
+                page.evaluate(SETTLE)
             page.evaluate(WATCH)
             page.keyboard.press("Enter")
             seen = page.evaluate("() => window.tonggeBench")
@@ -368,6 +371,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--city", type=Path, help="a SQLite file of the sample city to copy instead of loading it"
     )
+    parser.add_argument(
+        "--no-pause",
+        action="store_true",
+        help="press Enter right after the last click, the map still drawing it (as before)",
+    )
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="tongge-web-preview-"))
     url = f"sqlite:///{folder / 'city.sqlite'}"
@@ -391,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     server = start_server(url, port)
     try:
-        timings = draw_all(f"http://127.0.0.1:{port}", username, grids)
+        timings = draw_all(f"http://127.0.0.1:{port}", username, grids, pause=not args.no_pause)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -406,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "web_preview",
         "count": browser["n"],
         "refused_count": len(timings["refused"]),
+        "pause_before_enter": not args.no_pause,
         "browser": browser,
         "browser_marker": timings["browser_marker"],
         "browser_request": timings["browser_request"],
