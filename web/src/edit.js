@@ -46,6 +46,7 @@ class HoldingAdapter extends TerraDrawMapLibreGLAdapter {
     // The adapter draws on the next animation frame: the update terra-draw has
     // just asked for (finishing the line) is still waiting there, so take it
     // back and ask for it again on release (at worst drawn twice, never lost).
+    // `_nextRender` is the adapter's own frame request (1.5.0, pinned).
     if (this._nextRender !== undefined) cancelAnimationFrame(this._nextRender);
     this.held = this.latest ? [this.latest] : [];
     this.holdTimer = setTimeout(() => this.release(), ms);
@@ -109,9 +110,10 @@ export class EditMode {
       const feature = this.draw.getSnapshotFeature(id);
       this.geometry = feature?.geometry ?? null;
       // terra-draw's own redraw of the finished line waits for the preview (see HoldingAdapter).
-      this.adapter.hold(HOLD_MS);
+      const adapter = this.adapter;
+      adapter.hold(HOLD_MS);
       this.draw.setMode("static");
-      this.preview().finally(() => this.adapter?.release());
+      this.preview().finally(() => adapter.release());
     });
     this.render();
   }
