@@ -328,6 +328,14 @@ def test_planner_splits_a_micro_grid_by_drawing_a_line(server: Server, browser: 
     # Reported, not asserted (issue target 300 ms p95; benchmarks/web_preview.py).
     preview_ms = page.wait_for_function("() => window.lineToPreview").json_value()
     assert micro["code"] in page.inner_text("#edit-impact")
+    # On the map: the preview's lines, and the drawn line (terra-draw's redraw of
+    # it, held while the preview was fetched, done since).
+    page.wait_for_function(
+        "() => window.tonggeEditor.adapter.held === null"
+        " && window.tonggeMap.querySourceFeatures('preview').length > 0"
+        " && window.tonggeMap.querySourceFeatures('td-linestring').length > 0",
+        timeout=30_000,
+    )
     page.screenshot(path=SCREENSHOTS / "edit_preview.png")
     # Someone else changes the micro-grid meanwhile (the same split, then
     # reverted: it is back as a new version). Saving is refused (412) with a

@@ -13,6 +13,61 @@ const DRAWING = {
   merge: null, retire: null, auto_split: null,
 };
 
+// The longest terra-draw's redraw of a finished drawing waits for the preview (ms).
+const HOLD_MS = 2000;
+
+/**
+ * terra-draw's MapLibre adapter, able to hold its map updates for a moment.
+ * Each update is a setData on its sources, after which MapLibre redraws the
+ * whole map (twice: when the data and when its tiles arrive). Without a GPU
+ * (software WebGL: headless browsers, virtual desktops) one redraw blocks the
+ * page 100–200 ms, so the redraws terra-draw asks for when a line is finished
+ * (the line restyled, its closing point gone, the static mode's style) ran
+ * while the preview was fetched and the answer waited for them (issue 14).
+ * Held, they are drawn in the same frames as the preview. What is held is
+ * only the restyle: the line drawn so far stays on the map meanwhile.
+ */
+class HoldingAdapter extends TerraDrawMapLibreGLAdapter {
+  constructor(config) {
+    super(config);
+    this.held = null; // the render calls put off, in order, while holding
+    this.holdTimer = null;
+  }
+
+  render(changes, styling) {
+    this.latest = [changes, styling];
+    if (this.held) this.held.push(this.latest);
+    else super.render(changes, styling);
+  }
+
+  /** Put off the map updates until release() (at most `ms`), the one already asked for included. */
+  hold(ms) {
+    if (this.held) return;
+    // The adapter draws on the next animation frame: the update terra-draw has
+    // just asked for (finishing the line) is still waiting there, so take it
+    // back and ask for it again on release (at worst drawn twice, never lost).
+    // `_nextRender` is the adapter's own frame request (1.5.0, pinned).
+    if (this._nextRender !== undefined) cancelAnimationFrame(this._nextRender);
+    this.held = this.latest ? [this.latest] : [];
+    this.holdTimer = setTimeout(() => this.release(), ms);
+  }
+
+  release() {
+    clearTimeout(this.holdTimer);
+    const held = this.held;
+    this.held = null;
+    // In order, as terra-draw asked for them: the adapter keeps the last and
+    // updates every source any of them changed.
+    for (const [changes, styling] of held ?? []) super.render(changes, styling);
+  }
+
+  clear() {
+    // Cleared while holding: what was held is gone with the drawing.
+    if (this.held) this.held = [];
+    super.clear();
+  }
+}
+
 export class EditMode {
   constructor(map, { layer, level, onSaved }) {
     this.map = map;
@@ -45,16 +100,20 @@ export class EditMode {
       id: "preview-problems", type: "line", source: "preview", filter: ["==", ["get", "side"], "problem"],
       paint: { "line-color": "#c0392b", "line-width": 5 },
     });
+    this.adapter = new HoldingAdapter({ map: this.map });
     this.draw = new TerraDraw({
-      adapter: new TerraDrawMapLibreGLAdapter({ map: this.map }),
+      adapter: this.adapter,
       modes: [new TerraDrawLineStringMode(), new TerraDrawPolygonMode()],
     });
     this.draw.start();
     this.draw.on("finish", (id) => {
       const feature = this.draw.getSnapshotFeature(id);
       this.geometry = feature?.geometry ?? null;
+      // terra-draw's own redraw of the finished line waits for the preview (see HoldingAdapter).
+      const adapter = this.adapter;
+      adapter.hold(HOLD_MS);
       this.draw.setMode("static");
-      this.preview();
+      this.preview().finally(() => adapter.release());
     });
     this.render();
   }
@@ -64,6 +123,7 @@ export class EditMode {
     delete document.body.dataset.editing;
     this.draw?.stop();
     this.draw = null;
+    this.adapter = null;
     for (const id of ["preview-after", "preview-problems"]) if (this.map.getLayer(id)) this.map.removeLayer(id);
     if (this.map.getSource("preview")) this.map.removeSource("preview");
     this.reset();

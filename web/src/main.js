@@ -42,6 +42,10 @@ const map = new maplibregl.Map({
   zoom: 12,
   localIdeographFontFamily: LOCAL_CJK_FONTS,
   attributionControl: false,
+  // Labels without their 300 ms fade: each fade is a few more whole-map
+  // redraws after every change, and without a GPU each one blocks the page
+  // 100–200 ms (issue 14).
+  fadeDuration: 0,
   canvasContextAttributes: { preserveDrawingBuffer: true },
   transformRequest: (url) =>
     url.startsWith(location.origin) ? { url, headers: session.headers() } : { url },
