@@ -49,6 +49,10 @@ def merge_multipart_units(frame: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, li
     if "code" not in frame or frame.empty:
         return frame, []
     codes = frame["code"]
+    values = codes.to_numpy(dtype=object)
+    present = values[~pd.isna(values)]
+    if len(set(present)) == len(present):  # the usual case, without a pass of pandas
+        return frame, []
     repeated = codes[codes.notna() & codes.duplicated(keep=False)]
     if repeated.empty:
         return frame, []

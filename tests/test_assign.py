@@ -282,6 +282,27 @@ def test_prebuilt_index_gives_the_same_answer(two_units):
     pd.testing.assert_frame_equal(built, reused)
 
 
+@pytest.mark.parametrize("count", [3, 100])
+def test_few_points_asked_of_geos_give_the_grid_index_answer(count):
+    # Up to SMALL_LOOKUPS points are asked of GEOS instead of a GridIndex:
+    # the same answers, on shared edges and vertices too (smallest code).
+    rng = np.random.default_rng(count)
+    edges = [0.0, 7.0, 10.0, 16.0]
+    units = units_frame(["c", "a", "b"], [box(0, 0, 7, 10), box(7, 0, 10, 10), box(10, 0, 16, 10)])
+    x = rng.choice([*edges, *rng.uniform(-2, 18, 8)], size=count)
+    y = rng.choice([0.0, 5.0, 10.0, *rng.uniform(-2, 12, 4)], size=count)
+    size = rng.choice([0.001, 0.5, 3.0], size=count)
+    buildings = buildings_frame(
+        [box(a, b, a + s, b + s) for a, b, s in zip(x, y, size, strict=True)],
+        door=[point(a, b) if k % 2 else None for k, (a, b) in enumerate(zip(x, y, strict=True))],
+    )
+    asked = assign_buildings(buildings, units, entrance="door").frame
+    indexed = assign_buildings(
+        buildings, units, entrance="door", index=GridIndex.from_frame(units)
+    ).frame
+    pd.testing.assert_frame_equal(asked, indexed)
+
+
 def test_invalid_footprint_across_a_boundary_is_measured_repaired(two_units):
     bowtie = shapely.Polygon(
         [(X0 + 14, Y0 + 2), (X0 + 24, Y0 + 8), (X0 + 24, Y0 + 2), (X0 + 14, Y0 + 8)]

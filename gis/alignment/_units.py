@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from numpy.typing import NDArray
 from pyproj import CRS
@@ -64,12 +65,15 @@ def as_layer(frame: gpd.GeoDataFrame, *, role: str) -> Layer:
     if "code" not in frame:
         raise ValueError(f"{role} has no 'code' column")
     merged, _joins = merge_multipart_units(frame)
-    codes = merged["code"]
-    if codes.isna().any():
+    # The codes as an array: an edit's preview converts small frames, where
+    # each pandas pass costs more than the data.
+    values = merged["code"].to_numpy(dtype=object)
+    if pd.isna(values).any():
         raise ValueError(f"{role} has units without a code")
-    text = codes.astype(str)
-    if text.duplicated().any():
-        repeated = sorted(set(text[text.duplicated()]))[:5]
+    text = np.array([str(v) for v in values], dtype=object)
+    if len(set(text)) != len(text):
+        seen = pd.Series(text)
+        repeated = sorted(set(seen[seen.duplicated()]))[:5]
         raise ValueError(f"{role} has duplicate codes {repeated}: validate the layer first")
     geoms = np.asarray(merged.geometry.to_crs(STORAGE_CRS).values, dtype=object)
     bad = (
@@ -89,7 +93,7 @@ def as_layer(frame: gpd.GeoDataFrame, *, role: str) -> Layer:
         parents = np.array(
             [None if _missing(p) else str(p) for p in merged["parent_code"]], dtype=object
         )
-    return Layer(merged, text.to_numpy(dtype=object), geoms, parents)
+    return Layer(merged, text, geoms, parents)
 
 
 def _missing(value: object) -> bool:

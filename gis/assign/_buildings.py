@@ -27,6 +27,9 @@ COLUMNS = ("key", "unit", "rule", "cut", "shares", "outside_share", "nearest", "
 _ENTRANCE, _COVERED, _LARGEST, _UNASSIGNED = range(4)
 _POLYGON, _MULTIPOLYGON = 3, 6
 _NOISE = 1e-6  # outside shares below this are the rounding of the pieces' areas
+#: Up to this many point lookups (footprints plus entrances), no GridIndex is built.
+SMALL_LOOKUPS = 256
+_RULE_DTYPE = pd.CategoricalDtype(list(RULES))
 
 Objects = NDArray[np.object_]
 Floats = NDArray[np.float64]
@@ -165,13 +168,19 @@ def assign_buildings(
     buildings_crs, units_crs = buildings.crs, units.crs
     if (buildings_crs is None) != (units_crs is None):
         raise ValueError("buildings and units must both have a CRS, or both have none")
-    entrances = _entrance_points(buildings, entrance, units_crs)
-    if buildings_crs is not None and not CRS(buildings_crs).equals(CRS(units_crs)):
+    entrances = _entrance_points(buildings, entrance, units_crs, buildings_crs)
+    if buildings_crs is not None and not _same_crs(buildings_crs, units_crs):
         buildings = buildings.to_crs(units_crs)
     footprints = np.asarray(buildings.geometry.values, dtype=object)
     _check_footprints(footprints, keys)
     ugeoms = np.asarray(units.geometry.values, dtype=object)
-    index = _check_index(index, units, codes, code)
+    lookups = len(footprints) + (0 if entrances is None else int(entrances[0].sum()))
+    if index is None and lookups <= SMALL_LOOKUPS:
+        # A few dozen points (an edit's buildings): building the grid index
+        # costs more than asking GEOS about each point (same answers).
+        lookup: GridIndex | _FewPoints = _FewPoints(ugeoms, codes)
+    else:
+        lookup = _check_index(index, units, codes, code)
     rank = np.empty(len(codes), dtype=np.int64)
     rank[np.argsort(codes.astype(str), kind="stable")] = np.arange(len(codes))
 
@@ -195,7 +204,7 @@ def assign_buildings(
     clear = np.flatnonzero(~near)
     coords, which = shapely.get_coordinates(footprints[clear], return_index=True)
     first = coords[np.searchsorted(which, np.arange(len(clear)))]
-    found = index.lookup_index(first[:, 0], first[:, 1]) if len(clear) else clear
+    found = lookup.lookup_index(first[:, 0], first[:, 1]) if len(clear) else clear
     unit[clear] = found
     rule[clear[found >= 0]] = _COVERED
     outside[clear[found >= 0]] = 0.0
@@ -215,7 +224,7 @@ def assign_buildings(
     # Rule 1 overrides: the entrance is where people go in.
     if entrances is not None:
         has = np.flatnonzero(entrances[0])
-        at = index.lookup_index(entrances[1][has], entrances[2][has])
+        at = lookup.lookup_index(entrances[1][has], entrances[2][has])
         inside = has[at >= 0]
         unit[inside] = at[at >= 0]
         rule[inside] = _ENTRANCE
@@ -232,7 +241,7 @@ def assign_buildings(
         {
             "key": buildings[key].to_numpy(),
             "unit": pd.Series(labels[unit], dtype=object, index=buildings.index),
-            "rule": pd.Categorical.from_codes(rule, categories=list(RULES)),
+            "rule": pd.Categorical.from_codes(rule, dtype=_RULE_DTYPE),
             "cut": cut,
             "shares": pd.Series(shares, dtype=object, index=buildings.index),
             "outside_share": outside,
@@ -354,13 +363,16 @@ def _check_keys(buildings: gpd.GeoDataFrame, key: str) -> Objects:
 def _check_codes(units: gpd.GeoDataFrame, code: str) -> Objects:
     if code not in units.columns:
         raise ValueError(f"no column {code!r} in the units (columns: {list(units.columns)})")
-    if units[code].isna().any():
-        raise ValueError(f"unit at row {int(np.argmax(units[code].isna().to_numpy()))} has no code")
+    # The column read once: each read of a frame's column costs a Series.
+    values = units[code].to_numpy(dtype=object)
+    missing = pd.isna(values)
+    if missing.any():
+        raise ValueError(f"unit at row {int(np.argmax(missing))} has no code")
     if len(units) == 0:
         raise ValueError("no units to assign the buildings to")
-    codes = np.array([str(c) for c in units[code]], dtype=object)
-    text = pd.Series(codes)
-    if len(set(codes)) != len(codes) and text.duplicated().any():
+    codes = np.array([str(c) for c in values], dtype=object)
+    if len(set(codes)) != len(codes):
+        text = pd.Series(codes)
         repeated = sorted(set(text[text.duplicated()]))[:5]
         raise ValueError(
             f"unit codes must be unique, repeated: {repeated}; join the parts of a unit into "
@@ -400,7 +412,7 @@ def _check_index(
 
 
 def _entrance_points(
-    buildings: gpd.GeoDataFrame, column: str | None, crs: Any
+    buildings: gpd.GeoDataFrame, column: str | None, crs: Any, buildings_crs: Any
 ) -> tuple[NDArray[np.bool_], Floats, Floats] | None:
     """Return ``(has_entrance, x, y)`` in the units' CRS, or ``None`` without a column."""
     if column is None:
@@ -409,16 +421,69 @@ def _entrance_points(
         raise ValueError(f"no entrance column {column!r} in the buildings")
     values = buildings[column]
     source = values.crs if isinstance(values, gpd.GeoSeries) else None
-    points = gpd.GeoSeries(np.asarray(values.to_numpy(), dtype=object), crs=source or buildings.crs)
-    geoms = np.asarray(points.values, dtype=object)
+    points = _plain_points(values) if source is None else None
+    if points is None:
+        points = gpd.GeoSeries(
+            np.asarray(values.to_numpy(), dtype=object), crs=source or buildings_crs
+        )
+        points_crs = points.crs
+        geoms = np.asarray(points.values, dtype=object)
+    else:
+        # Shapely points (or None) in the buildings' CRS: no GeoSeries to make.
+        points_crs, geoms = buildings_crs, points
     types = shapely.get_type_id(geoms)
     bad = np.flatnonzero((types != 0) & (types != -1))
     if bad.size:
         raise ValueError(f"entrance of building row {int(bad[0])} is not a Point")
-    if points.crs is not None and crs is not None and not CRS(points.crs).equals(CRS(crs)):
-        points = points.to_crs(crs)
+    if points_crs is not None and crs is not None and not _same_crs(points_crs, crs):
+        points = gpd.GeoSeries(geoms, crs=points_crs).to_crs(crs)
         geoms = np.asarray(points.values, dtype=object)
     has = (types == 0) & ~shapely.is_empty(geoms)
     xy = np.full((len(geoms), 2), np.nan)
     xy[has] = shapely.get_coordinates(geoms[has])
     return has, xy[:, 0], xy[:, 1]
+
+
+def _plain_points(values: pd.Series) -> Objects | None:
+    """Return a column of shapely geometries or ``None`` as an array (else ``None``)."""
+    geoms = np.asarray(values.to_numpy(), dtype=object)
+    try:
+        shapely.get_type_id(geoms)
+    except TypeError:  # something else: the GeoSeries constructor says what
+        return None
+    return geoms
+
+
+def _same_crs(a: Any, b: Any) -> bool:
+    """Whether two CRS are equal (the same object is, without parsing either)."""
+    return a is b or bool(CRS(a).equals(CRS(b)))
+
+
+class _FewPoints:
+    """Point lookups as :meth:`GridIndex.lookup_index` answers them, asked of GEOS.
+
+    The unit that covers the point (interior or boundary); of several, the
+    one with the smallest code; none: -1. For a few points, cheaper than
+    building a :class:`GridIndex`.
+    """
+
+    def __init__(self, geometries: Objects, codes: Objects) -> None:
+        coords, which = shapely.get_coordinates(geometries, return_index=True)
+        finite = np.isfinite(coords).all(axis=1)
+        if not finite.all():  # as GridIndex refuses them
+            row = int(which[np.argmin(finite)])
+            raise ValueError(f"unit {codes[row]!r} (row {row}) has non-finite coordinates")
+        self._tree = shapely.STRtree(geometries)
+        self._rank = np.empty(len(codes), dtype=np.int64)
+        self._rank[np.argsort(codes.astype(str), kind="stable")] = np.arange(len(codes))
+
+    def lookup_index(self, x: Floats, y: Floats) -> Indices:
+        found = np.full(len(x), -1, dtype=np.int64)
+        if not len(x):
+            return found
+        point, unit = self._tree.query(shapely.points(x, y), predicate="covered_by")
+        order = np.lexsort((self._rank[unit], point))  # per point, the smallest code first
+        point, unit = point[order], unit[order]
+        first = _firsts(point)
+        found[point[first]] = unit[first]
+        return found
