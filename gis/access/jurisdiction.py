@@ -44,6 +44,7 @@ import shapely
 from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
 
+from gis._prepared import prepare_for_points
 from gis.access.principal import Principal
 from gis.crs import STORAGE_CRS, local_projected_crs, transformer
 from gis.errors import NotFoundError
@@ -307,7 +308,8 @@ def _overlaps(
     if not pieces:
         return overlapping, None
     area = shapely.union_all(pieces)
-    shapely.prepare(area)
+    # Shared by request threads for point tests: its locator is built here.
+    prepare_for_points(area)
     return overlapping, area
 
 

@@ -13,6 +13,7 @@ import shapely
 from numpy.typing import NDArray
 from pyproj import CRS
 
+from gis._prepared import prepared_copies
 from gis.assign._measure import Metric, metric_for, nearest_units
 from gis.assign._near import near_boundaries, unit_edges
 from gis.gridindex import GridIndex
@@ -287,9 +288,12 @@ def _exact(
     outside = np.ones(n)
 
     # Rule 2: the first covering unit in code order has the smallest code.
-    # (Preparing the units, in place, pays off from the second footprint on.)
-    shapely.prepare(ugeoms)
-    hit = np.flatnonzero(shapely.covers(ugeoms[ui], geoms[bi]))
+    # Preparing the units pays off from the second footprint on; they are
+    # copies because the units come from caches other threads use at the
+    # same time (GEOS prepared polygons are not thread-safe: gis._prepared).
+    met_units, local = np.unique(ui, return_inverse=True)
+    prepared = prepared_copies(ugeoms[met_units])
+    hit = np.flatnonzero(shapely.covers(prepared[local], geoms[bi]))
     hit = hit[_firsts(bi[hit])]
     unit[bi[hit]] = ui[hit]
     rule[bi[hit]] = _COVERED

@@ -24,6 +24,7 @@ import shapely
 from numpy.typing import NDArray
 from pyproj import CRS, Transformer
 
+from gis._prepared import prepare_for_points
 from gis.crs import STORAGE_CRS, local_projected_crs, transformer
 from gis.gridindex import GridIndex
 from gis.repository import Database
@@ -285,8 +286,8 @@ def _build(db: Database, when: datetime, revision: int) -> IndexSet:
 
 
 def _prepared(geometries: NDArray[np.object_]) -> NDArray[np.object_]:
-    shapely.prepare(geometries)
-    return geometries
+    # Published to every request thread: point locators built before that.
+    return prepare_for_points(geometries)
 
 
 def _total_bounds(frames: list[gpd.GeoDataFrame]) -> tuple[float, float, float, float]:

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
 
 from gis import datum as datums
+from gis._prepared import prepare_for_points
 from gis.errors import InputError, NotFoundError
 from gis.locate._indexes import IndexCache, IndexSet, LevelIndex
 from gis.places import BasemapPlaces
@@ -284,7 +285,7 @@ class TileService:
         found = self._areas.get((id(area), datum))
         if found is None or found[0] is not area:
             found = (area, _to_mercator(np.array([area], dtype=object), datum)[0])
-            shapely.prepare(found[1])
+            prepare_for_points(found[1])  # read by request threads at once
             if len(self._areas) > 256:
                 self._areas.clear()
             self._areas[(id(area), datum)] = found
