@@ -121,6 +121,9 @@ export class EditMode {
   close() {
     document.getElementById("edit").hidden = true;
     delete document.body.dataset.editing;
+    // Closed while a preview is out: what terra-draw held goes with its drawing
+    // (released later, it would be drawn into sources stop() removes).
+    if (this.adapter?.held) this.adapter.held = [];
     this.draw?.stop();
     this.draw = null;
     this.adapter = null;
