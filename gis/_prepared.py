@@ -52,16 +52,10 @@ def prepare_for_points(geometries: G) -> G:
     shapely.prepare(geometries)
     flat = np.atleast_1d(np.asarray(geometries, dtype=object))
     solid = flat[~(shapely.is_missing(flat) | shapely.is_empty(flat))]
-    if len(solid):
-        # Any point does: the first test builds the locator's whole index.
-        x, y = shapely.get_coordinates(shapely.get_point(shapely.boundary(solid), 0)).T
-        if len(x) == len(solid):
-            shapely.intersects_xy(solid, x, y)
-        else:  # a collection without a boundary point: one by one
-            for geometry in solid:
-                xy = shapely.get_coordinates(geometry)
-                if len(xy):
-                    shapely.intersects_xy(geometry, xy[0, 0], xy[0, 1])
+    # Any point of each does: the first test builds the locator's whole index.
+    xy, which = shapely.get_coordinates(solid, return_index=True)
+    first = np.searchsorted(which, np.arange(len(solid)))
+    shapely.intersects_xy(solid, xy[first, 0], xy[first, 1])
     return geometries
 
 
