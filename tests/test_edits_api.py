@@ -93,6 +93,20 @@ def test_a_stale_etag_is_412_naming_the_unit(db: Database) -> None:
         assert "1004" in stale.json()["codes"]
 
 
+def test_a_malformed_if_match_is_400_naming_the_header_and_star_matches(db: Database) -> None:
+    _load(db)
+    with signed_in(db, role="admin") as client:
+        for garbage in ("garbage", '"no-at-sign"', '"1004@"', 'W/"@2026-01-01"'):
+            bad = client.post(_EDITS, json=_transfer(dry_run=True), headers={"If-Match": garbage})
+            assert bad.status_code == 400, (garbage, bad.text)
+            assert bad.json()["field"] == "If-Match"
+        seen = client.post(_EDITS, json=_transfer(dry_run=True)).json()["etags"]["1004"]
+        weak = client.post(_EDITS, json=_transfer(dry_run=True), headers={"If-Match": f"W/{seen}"})
+        assert weak.status_code == 200, weak.text
+        star = client.post(_EDITS, json=_transfer(dry_run=True), headers={"If-Match": "*"})
+        assert star.status_code == 200, star.text
+
+
 def test_only_planners_in_their_jurisdiction_may_edit(db: Database) -> None:
     _load(db)
     with signed_in(db, role="planner", units=["test:2"]) as client:

@@ -37,7 +37,14 @@ def _visible(jurisdiction: Jurisdiction, principal: Principal, layer: str) -> Ca
 
 IfMatch = Annotated[
     str | None,
-    Header(max_length=4000, description="ETags of the unit versions you saw, comma-separated."),
+    Header(
+        max_length=4000,
+        description=(
+            "ETags of the unit versions you saw (as the answers' `etags` give them), "
+            "comma-separated; `*` for any current version. A tag this API never gave out "
+            "is a 400 naming `If-Match`; one of a version changed since is a 412."
+        ),
+    ),
 ]
 
 
@@ -74,6 +81,7 @@ def changeset_target(
 
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Unusable input (e.g. a malformed `If-Match`), `field` names it"},
     404: {"description": "No such layer, level or unit in your jurisdiction"},
     412: {"description": "A unit changed since the versions you name (If-Match) or read"},
     422: {"description": "The edit is refused: `problems` with rule, codes, lon, lat, geometry"},

@@ -360,20 +360,56 @@ def effective_state(
 
 
 def check_etags(state: LayerState, tags: Sequence[str]) -> None:
-    """Refuse (:class:`StaleVersionError`) ETags of unit versions that are no longer current."""
+    """Refuse (:class:`StaleVersionError`) ETags of unit versions that are no longer current.
+
+    Each tag is an ETag as :func:`~gis.edits._model.unit_etag` gives it
+    (``"<code>@<valid from>"``, optionally weak, ``W/"…"``); ``*`` matches any
+    current version (RFC 9110). Anything else is not an ETag of ours and is
+    refused as bad input naming ``If-Match`` (a 400, not a 412: nothing changed,
+    the client sent something we never gave out).
+
+    Examples
+    --------
+    >>> _etag_code('W/"350502001001@2026-01-01T00:00:00+00:00"')
+    '350502001001'
+    >>> _etag_code("*") is None
+    True
+    """
     stale = []
     for tag in tags:
-        text = tag.strip()
-        if text.startswith("W/"):
-            text = text[2:]
-        code = text.strip('"').split("@", 1)[0]
-        if state.etags.get(code) != f'"{text.strip(chr(34))}"':
+        code = _etag_code(tag)
+        if code is None:
+            continue
+        if state.etags.get(code) != _strong(tag):
             stale.append(code)
     if stale:
         raise StaleVersionError(
             f"{len(stale)} unit(s) changed since you read them: {', '.join(sorted(stale)[:20])}",
             codes=sorted(stale),
         )
+
+
+def _strong(tag: str) -> str:
+    text = tag.strip()
+    return text[2:] if text.startswith("W/") else text
+
+
+def _etag_code(tag: str) -> str | None:
+    """Return the unit code an ETag names (``None`` for ``*``), or refuse a malformed tag."""
+    text = _strong(tag)
+    if text == "*":
+        return None
+    inner = text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else ""
+    code, at, stamp = inner.partition("@")
+    if not (code and at and stamp) or '"' in inner:
+        shown = tag.strip()[:60]
+        raise InputError(
+            f"If-Match: {shown!r} is not an ETag given out by this API; send the ETags of the "
+            'unit versions you read (e.g. "350502001001@2026-01-01T00:00:00+00:00"), '
+            "comma-separated, or * for any current version",
+            field="If-Match",
+        )
+    return code
 
 
 def _require_visible(
