@@ -13,9 +13,12 @@ The time is taken in the page with ``performance.now()``: from the ``keyup``
 of that Enter (terra-draw finishes a line on it; a listener in the capture
 phase sees it before terra-draw does) to the first animation frame after the
 UI marks the preview as shown (``#edit-status[data-preview=preview]``, set
-once the impact panel is rendered and the map's preview source set). Also
-reported: ``browser_map``, to the frame after the map first drew the preview's
-lines; the map's redraws between the Enter and the marker; when the page's
+once the impact panel is rendered and the preview's lines are in the SVG
+overlay). Also reported: ``browser_map``, to the frame after the one that first
+showed the preview's lines on the map, whichever way they are drawn: the SVG
+overlay over the map (``browser_map_overlay``) or the map's own WebGL layers
+(``browser_map_gl``, reported apart; the only way in bundles before the
+overlay); the map's redraws between the Enter and the marker; when the page's
 request ended. A refusal (``data-kind=error…``, or a 422 of the API on the
 line before it is drawn) is counted, not timed.
 
@@ -66,7 +69,9 @@ log = logger("web-preview-bench")
 
 # Installed in the page just before Enter: resolves with the times (ms) from
 # the Enter keyup to the preview marker, to the next animation frame (the panel
-# painted), and to the frame after the map first drew the preview's lines; the
+# painted), to the frame after the one that first showed the preview's lines in
+# the SVG overlay (``.preview-overlay path``, web/src/overlay.js; none in older
+# bundles) and to the frame after the map's WebGL canvas first drew them; the
 # map's redraws before the marker; the page's own request (Resource Timing).
 WATCH = """() => {
   const status = document.getElementById("edit-status");
@@ -78,6 +83,24 @@ WATCH = """() => {
     let frame = null;
     let loaded = false;
     let renders = 0;  // the map's redraws from the Enter to the marker
+    let overlay = null;  // the frame after the overlay's lines were painted
+    let overlayPaths = 0;
+    // The overlay's paths, with their coordinates, in the DOM: the next frame
+    // paints them; the one after it starts once that one is on the screen.
+    const onOverlay = () => {
+      if (start === null || overlayPaths) return;
+      const paths = [...document.querySelectorAll(".preview-overlay path")]
+        .filter((path) => path.getAttribute("d"));
+      if (!paths.length) return;
+      overlayPaths = paths.length;
+      overlayWatcher.disconnect();
+      requestAnimationFrame(() => requestAnimationFrame(() => {
+        overlay = performance.now() - start;
+      }));
+    };
+    const overlayWatcher = new MutationObserver(onOverlay);
+    overlayWatcher.observe(
+      map.getContainer(), { childList: true, subtree: true, attributes: true });
     const onKey = (event) => {
       if (event.key === "Enter" && start === null) start = performance.now();
     };
@@ -97,12 +120,14 @@ WATCH = """() => {
     const done = (result) => {
       map.off("render", onRender);
       map.off("sourcedata", onData);
+      overlayWatcher.disconnect();
       document.removeEventListener("keyup", onKey, true);
       const sent = performance.getEntriesByType("resource")
         .filter((entry) => entry.name.includes("/edits"));
       const request = sent[sent.length - 1];
       resolve({
         ...result, text: status.textContent, renders_before_marker: renders,
+        overlay_ms: overlay, overlay_paths: overlayPaths,
         request_ms: request ? request.duration : null,
         request_end_ms: request ? request.responseEnd - start : null,
       });
@@ -115,7 +140,7 @@ WATCH = """() => {
       painting = true;
       requestAnimationFrame(() => done({
         refused: false, marker_ms: marked - start, frame_ms: frame - start,
-        map_ms: performance.now() - start,
+        map_gl_ms: performance.now() - start,
       }));
     };
     const watcher = new MutationObserver(() => {
@@ -125,7 +150,7 @@ WATCH = """() => {
       marked = performance.now();
       watcher.disconnect();
       if (refused) {
-        done({ refused: true, marker_ms: null, frame_ms: null, map_ms: null });
+        done({ refused: true, marker_ms: null, frame_ms: null, map_gl_ms: null });
         return;
       }
       requestAnimationFrame(() => { frame = performance.now(); });
@@ -133,7 +158,9 @@ WATCH = """() => {
       setTimeout(() => {
         if (painting) return;
         painting = true;
-        done({ refused: false, marker_ms: marked - start, frame_ms: frame - start, map_ms: null });
+        done({
+          refused: false, marker_ms: marked - start, frame_ms: frame - start, map_gl_ms: null,
+        });
       }, 10_000);
     });
     watcher.observe(status, { attributes: true, attributeFilter: ["data-preview", "data-kind"] });
@@ -238,6 +265,9 @@ def draw_all(
     browser_ms: list[float] = []
     marker_ms: list[float] = []
     map_ms: list[float] = []
+    map_gl_ms: list[float] = []
+    overlay_ms: list[float] = []
+    overlay_paths: list[int] = []
     request_end_ms: list[float] = []
     renders: list[int] = []
     request_ms: list[float] = []
@@ -330,8 +360,15 @@ def draw_all(
             browser_ms.append(seen["frame_ms"])
             marker_ms.append(seen["marker_ms"])
             renders.append(seen["renders_before_marker"])
-            if seen["map_ms"] is not None:
-                map_ms.append(seen["map_ms"])
+            # On the map, drawn either way: the SVG overlay or the map's own layers.
+            shown = [seen[key] for key in ("overlay_ms", "map_gl_ms") if seen[key] is not None]
+            if shown:
+                map_ms.append(min(shown))
+            if seen["map_gl_ms"] is not None:
+                map_gl_ms.append(seen["map_gl_ms"])
+            if seen["overlay_ms"] is not None:
+                overlay_ms.append(seen["overlay_ms"])
+            overlay_paths.append(seen["overlay_paths"])
             if seen["request_ms"] is not None:
                 request_ms.append(seen["request_ms"])
                 request_end_ms.append(seen["request_end_ms"])
@@ -345,7 +382,8 @@ def draw_all(
             log(
                 f"{number}/{len(grids)} {code}: browser {seen['frame_ms']:.0f} ms "
                 f"(its request {seen['request_ms'] or 0:.0f} ms, map "
-                f"{seen['map_ms'] or 0:.0f} ms, {seen['renders_before_marker']} redraws "
+                f"{map_ms[-1] if shown else 0:.0f} ms (overlay {seen['overlay_ms'] or 0:.0f}, "
+                f"GL {seen['map_gl_ms'] or 0:.0f}), {seen['renders_before_marker']} redraws "
                 "before the answer was shown), API alone "
                 f"{api_before:.0f} ms before, {api_ms[-2]:.0f} ms after"
             )
@@ -356,6 +394,9 @@ def draw_all(
         "browser_request": percentiles(request_ms),
         "browser_request_end": percentiles(request_end_ms),
         "browser_map": percentiles(map_ms),
+        "browser_map_gl": percentiles(map_gl_ms),
+        "browser_map_overlay": percentiles(overlay_ms),
+        "overlay_paths": overlay_paths,
         "map_redraws_before_marker": renders,
         "api": percentiles(api_ms),
         "api_before_draw": percentiles(api_before_ms),
@@ -420,6 +461,9 @@ def main(argv: list[str] | None = None) -> int:
         "browser_request": timings["browser_request"],
         "browser_request_end": timings["browser_request_end"],
         "browser_map": timings["browser_map"],
+        "browser_map_gl": timings["browser_map_gl"],
+        "browser_map_overlay": timings["browser_map_overlay"],
+        "overlay_paths": timings["overlay_paths"],
         "map_redraws_before_marker": timings["map_redraws_before_marker"],
         "first_preview_ms": timings["first_preview_ms"],
         "api": api,

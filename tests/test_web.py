@@ -239,7 +239,11 @@ def test_align_map_renders_with_no_network(
 
 # In the page, from the keyup of the Enter that finishes a drawn line (terra-draw
 # finishes on it; the capture phase sees it first) to the first animation frame
-# after the UI marks the preview as shown: ``window.lineToPreview`` (ms).
+# after the UI marks the preview as shown: ``window.lineToPreview`` (ms). Also,
+# as they are when the marker is set: the SVG overlay's paths (the preview's
+# lines until the map draws them) as lists of points on the map, with their
+# side and unit code (``window.previewOverlay``), and whether the map's preview
+# source had any feature (``window.previewSourceAtMarker``).
 LINE_TO_PREVIEW = """() => {
   const status = document.getElementById("edit-status");
   let start = null;
@@ -248,9 +252,42 @@ LINE_TO_PREVIEW = """() => {
   const watcher = new MutationObserver(() => {
     if (status.dataset.preview !== "preview") return;
     watcher.disconnect();
+    const svg = document.querySelector(".preview-overlay");
+    window.previewOverlay = {
+      label: svg?.getAttribute("aria-label") ?? null,
+      role: svg?.getAttribute("role") ?? null,
+      paths: [...document.querySelectorAll(".preview-overlay path")].map((path) => ({
+        side: path.dataset.side,
+        code: path.dataset.code,
+        points: [...path.getAttribute("d").matchAll(/[ML]([-\\d.]+) ([-\\d.]+)/g)]
+          .map((m) => [Number(m[1]), Number(m[2])]),
+      })),
+    };
+    window.previewSourceAtMarker = window.tonggeMap.querySourceFeatures("preview").length;
     requestAnimationFrame(() => { window.lineToPreview = performance.now() - start; });
   });
   watcher.observe(status, { attributes: true, attributeFilter: ["data-preview"] });
+}"""
+
+# Of the overlay's points (the middles of its segments, inside the map), how
+# many the map's own preview layer covers once drawn (within 3 px).
+OVERLAY_ON_MAP = """(paths) => {
+  const map = window.tonggeMap;
+  const { width, height } = map.getCanvas().getBoundingClientRect();
+  let inside = 0;
+  let hits = 0;
+  for (const { points } of paths) {
+    for (let i = 1; i < points.length; i++) {
+      const x = (points[i - 1][0] + points[i][0]) / 2;
+      const y = (points[i - 1][1] + points[i][1]) / 2;
+      if (x < 5 || y < 5 || x > width - 5 || y > height - 5) continue;
+      inside += 1;
+      const found = map.queryRenderedFeatures([[x - 3, y - 3], [x + 3, y + 3]],
+        { layers: ["preview-after"] });
+      if (found.length) hits += 1;
+    }
+  }
+  return { inside, hits };
 }"""
 
 
@@ -336,6 +373,24 @@ def test_planner_splits_a_micro_grid_by_drawing_a_line(server: Server, browser: 
         " && window.tonggeMap.querySourceFeatures('td-linestring').length > 0",
         timeout=30_000,
     )
+    # The preview's new boundaries were on the map with the marker, in the SVG
+    # overlay (the map's own layers draw them a redraw or two later): one path
+    # per unit after the split, where the map's preview layer then drew them.
+    overlay = page.evaluate("() => window.previewOverlay")
+    answer = page.evaluate("() => window.tonggeEditor.lastPreview")
+    after = [
+        f["properties"]["code"]
+        for f in answer["geometry"]["features"]
+        if f["properties"]["side"] == "after"
+    ]
+    assert overlay["role"] == "img" and overlay["label"]
+    assert sorted(p["code"] for p in overlay["paths"]) == sorted(after)
+    assert {p["side"] for p in overlay["paths"]} == {"after"}
+    assert len(after) >= 2  # the two halves at least
+    assert page.evaluate("() => window.previewSourceAtMarker") == 0  # not the map's yet
+    page.wait_for_selector(".preview-overlay", state="detached", timeout=30_000)  # handed over
+    covered = page.evaluate(OVERLAY_ON_MAP, overlay["paths"])
+    assert covered["inside"] >= 4 and covered["hits"] == covered["inside"], covered
     page.screenshot(path=SCREENSHOTS / "edit_preview.png")
     # Someone else changes the micro-grid meanwhile (the same split, then
     # reverted: it is back as a new version). Saving is refused (412) with a

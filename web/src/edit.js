@@ -6,6 +6,7 @@ import { TerraDrawMapLibreGLAdapter } from "terra-draw-maplibre-gl-adapter";
 import { api } from "./api.js";
 import { t } from "./i18n.js";
 import { geometryToDisplay, geometryToServer } from "./basemap.js";
+import { PreviewOverlay } from "./overlay.js";
 
 // Which drawing each operation needs.
 const DRAWING = {
@@ -15,6 +16,25 @@ const DRAWING = {
 
 // The longest terra-draw's redraw of a finished drawing waits for the preview (ms).
 const HOLD_MS = 2000;
+// The longest the map's own drawing of a preview waits for the frame of its SVG overlay (ms).
+const AFTER_PAINT_MS = 500;
+const EMPTY = { type: "FeatureCollection", features: [] };
+
+/**
+ * Call `fn` once the frame after now is painted: from a task queued by the
+ * next animation frame (run after that frame's paint), or after `AFTER_PAINT_MS`
+ * when no frame comes (a hidden tab).
+ */
+function afterPaint(fn) {
+  let done = false;
+  const run = () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
+  requestAnimationFrame(() => setTimeout(run, 0));
+  setTimeout(run, AFTER_PAINT_MS);
+}
 
 /**
  * terra-draw's MapLibre adapter, able to hold its map updates for a moment.
@@ -78,6 +98,10 @@ export class EditMode {
     this.geometry = null;
     this.draw = null;
     this.lastPreview = null;
+    this.overlay = new PreviewOverlay(map);
+    // Bumped whenever the preview shown goes stale (a new one, cleared, saved,
+    // refused, closed): the map's late drawing of an earlier one is dropped.
+    this.turn = 0;
   }
 
   setLevel(layer, level) {
@@ -113,7 +137,7 @@ export class EditMode {
       const adapter = this.adapter;
       adapter.hold(HOLD_MS);
       this.draw.setMode("static");
-      this.preview().finally(() => adapter.release());
+      this.preview(adapter);
     });
     this.render();
   }
@@ -139,7 +163,7 @@ export class EditMode {
     this.lastRefusal = null;
     this.lastSaved = null;
     this.draw?.clear();
-    this.map.getSource("preview")?.setData({ type: "FeatureCollection", features: [] });
+    this.dropPreviewLines();
     this.render();
   }
 
@@ -168,7 +192,14 @@ export class EditMode {
     delete document.getElementById("edit-status").dataset.preview;
     document.getElementById("edit-impact").replaceChildren();
     document.getElementById("edit-save").disabled = true;
-    this.map.getSource("preview")?.setData({ type: "FeatureCollection", features: [] });
+    this.dropPreviewLines();
+  }
+
+  /** Take the preview's lines off the map (overlay and map source), and any late drawing of them. */
+  dropPreviewLines() {
+    this.turn += 1;
+    this.overlay.clear();
+    this.map.getSource("preview")?.setData(EMPTY);
   }
 
   body(dryRun) {
@@ -188,19 +219,27 @@ export class EditMode {
     return body;
   }
 
-  async preview() {
+  /**
+   * Ask the server for the preview and show it. `held`: terra-draw's adapter
+   * holding the redraw of the drawing just finished, released once the map
+   * draws the preview (see HoldingAdapter).
+   */
+  async preview(held = null) {
     delete document.getElementById("edit-status").dataset.preview; // until this one is shown
     setStatus(t("previewing"));
+    let answer;
     try {
-      const answer = await api(`/api/v1/layers/${encodeURIComponent(this.layer)}/edits`, { method: "POST", body: this.body(true) });
-      this.lastPreview = answer;
-      this.lastRefusal = null;
-      this.showGeometry(answer.geometry);
-      renderImpact(answer);
-      document.getElementById("edit-save").disabled = false;
+      answer = await api(`/api/v1/layers/${encodeURIComponent(this.layer)}/edits`, { method: "POST", body: this.body(true) });
     } catch (error) {
+      held?.release();
       this.refused(error);
+      return;
     }
+    this.lastPreview = answer;
+    this.lastRefusal = null;
+    this.showGeometry(answer.geometry, held);
+    renderImpact(answer);
+    document.getElementById("edit-save").disabled = false;
   }
 
   async save() {
@@ -218,7 +257,7 @@ export class EditMode {
       setStatus(`${t("saved")} #${answer.changeset}`, "ok");
       document.getElementById("edit-save").disabled = true;
       this.draw?.clear();
-      this.map.getSource("preview")?.setData({ type: "FeatureCollection", features: [] });
+      this.dropPreviewLines();
       this.units = [];
       this.onSaved(answer);
     } catch (error) {
@@ -243,6 +282,8 @@ export class EditMode {
       const features = error.problem.problems
         .filter((p) => p.geometry)
         .map((p) => ({ type: "Feature", geometry: geometryToDisplay(p.geometry), properties: { side: "problem" } }));
+      this.turn += 1; // the problems replace whatever preview was on its way
+      this.overlay.clear();
       this.map.getSource("preview")?.setData({ type: "FeatureCollection", features });
       setStatus(error.problem.problems.map((p) => `${p.rule}: ${p.message}`).join("\n"), "error");
     } else {
@@ -250,8 +291,33 @@ export class EditMode {
     }
   }
 
-  showGeometry(collection) {
-    this.map.getSource("preview")?.setData(geometryToDisplay(collection) ?? { type: "FeatureCollection", features: [] });
+  /**
+   * Show a preview's lines: at once in the SVG overlay (drawn in the next
+   * frame, with no map redraw in it), then, once that frame is painted, in the
+   * map's own preview layers, together with terra-draw's held redraw; the
+   * overlay goes when the map has drawn them (its next `idle`). Without a GPU
+   * each map redraw blocks the page 100–200 ms and a new source takes two: the
+   * lines were on the screen that much later (issue 14).
+   */
+  showGeometry(collection, held = null) {
+    const shown = geometryToDisplay(collection) ?? EMPTY;
+    // Not the map source: emptied now, it would be one more map redraw in the
+    // overlay's frame (its last lines, if any, go with the setData below).
+    this.turn += 1;
+    const turn = this.turn;
+    this.overlay.show(shown, t("previewLines"));
+    afterPaint(() => {
+      // Stale (cleared, closed, another preview): terra-draw's redraw is still due.
+      if (turn !== this.turn) {
+        held?.release();
+        return;
+      }
+      this.map.getSource("preview")?.setData(shown);
+      held?.release();
+      this.map.once("idle", () => {
+        if (turn === this.turn) this.overlay.clear();
+      });
+    });
   }
 
   async history(code) {
@@ -268,6 +334,7 @@ export class EditMode {
   /** Draw the panel again in the current language (its last preview or refusal included). */
   redraw() {
     this.render();
+    this.overlay.svg?.setAttribute("aria-label", t("previewLines"));
     if (this.lastRefusal && !this.lastPreview) this.refused(this.lastRefusal);
     else if (this.lastSaved && !this.lastPreview) renderImpact(this.lastSaved);
     else if (this.lastPreview) renderImpact(this.lastPreview);

@@ -29,6 +29,7 @@ const TEXT = {
     legendTitle: "户数(网格目标)", noneVisible: "您的管辖范围内没有单元",
     synthetic: "示例数据 · 非真实布局",
     routes: "巡查路线", noRoutes: "无巡查路线", replan: "需重新规划",
+    previewLines: "预览的新边界",
     staleEdit: "保存被拒(412):预览之后有人修改了这些单元({codes})。请点击“预览”查看最新边界,确认后再保存。",
   },
   en: {
@@ -60,6 +61,7 @@ const TEXT = {
     legendTitle: "Households (grid target)", noneVisible: "No units in your jurisdiction",
     synthetic: "Synthetic sample data",
     routes: "Patrol routes", noRoutes: "No patrol routes", replan: "re-plan",
+    previewLines: "The preview's new boundaries",
     staleEdit: "Not saved (412): someone changed these units after your preview ({codes}). Preview again to see the current boundaries, then save.",
   },
 };
