@@ -243,15 +243,23 @@ def poi_moves(
     before = _locate(mine, deepest.before)
     after = _locate(mine, deepest.after)
     moved = []
+    # The key and name columns are read once, when a POI moves (each
+    # ``pois[column].iloc[i]`` makes a Series: a few ms over dozens of POIs).
+    columns: tuple[np.ndarray, np.ndarray] | None = None
     for j, i in enumerate(candidates):
         if before[j] == after[j] or after[j] is None:
             continue
         origin = before[j] if before[j] is not None else _owner(mine[j], state, deepest.level)
         if origin != after[j]:
+            if columns is None:
+                columns = (
+                    pois["key"].to_numpy(dtype=object),
+                    pois["name"].to_numpy(dtype=object),
+                )
             moved.append(
                 {
-                    "key": str(pois["key"].iloc[i]),
-                    "name": pois["name"].iloc[i],
+                    "key": str(columns[0][i]),
+                    "name": columns[1][i],
                     "from_unit": origin,
                     "to_unit": after[j],
                 }
