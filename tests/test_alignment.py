@@ -12,6 +12,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from hypothesis import HealthCheck, assume, given, settings
@@ -26,6 +27,7 @@ from gis.alignment import (
     propose_alignment,
     shares,
 )
+from gis.alignment._units import Reuse
 from gis.layers import BUILTIN_LAYERS
 from gis.maps import alignment_map
 from gis.validate import validate_units
@@ -578,3 +580,52 @@ def test_only_the_wanted_violations_are_made_and_they_are_the_same(
             expected = [v for v in full.violations if wanted & set(v.codes)]
             assert [v.to_dict() for v in mine.violations] == [v.to_dict() for v in expected]
             assert [v.geometry for v in mine.violations] == [v.geometry for v in expected]
+
+
+def test_reuse_gives_the_answers_of_checks_made_apart(
+    city: dict[str, gpd.GeoDataFrame],
+) -> None:
+    """A :class:`Reuse` shared by checks of the same objects (an edit's before and after).
+
+    Around a grid as a preview cuts them, before and after the grid is split
+    in two: each report, shares and noise included, is the one made without it.
+    """
+    grids, beats = city["grids"], city["beats"]
+    rng = np.random.default_rng(5)
+    for i in rng.choice(len(grids), size=4, replace=False):
+        box = shapely.box(*shapely.buffer(grids.geometry.values[i], 0.001).bounds)
+        near = grids.iloc[np.sort(grids.sindex.query(box, predicate="intersects"))]
+        theirs = beats.iloc[np.sort(beats.sindex.query(box))]
+        unit = grids.geometry.values[i]
+        west, south, east, north = unit.bounds
+        middle = (west + east) / 2
+        halves = [
+            shapely.intersection(unit, shapely.box(west, south, middle, north)),
+            shapely.intersection(unit, shapely.box(middle, south, east, north)),
+        ]
+        code = str(grids["code"].iloc[i])
+        kept = near[near["code"].astype(str) != code]
+        cut = pd.concat(
+            [
+                kept,
+                gpd.GeoDataFrame(
+                    {"code": [f"{code}a", f"{code}b"], "parent_code": grids["parent_code"].iloc[i]},
+                    geometry=halves,
+                    crs=grids.crs,
+                ),
+            ],
+            ignore_index=True,
+        )
+        wanted = {code, f"{code}a", f"{code}b"}
+        reuse = Reuse()
+        for ours in (near, cut):
+            cases: list[dict[str, Any]] = [{}, {"wanted": wanted}]
+            for args in cases:
+                alone = check_alignment(ours, theirs, **args)
+                shared = check_alignment(ours, theirs, reuse=reuse, **args)
+                assert shared.to_dict(include_shares=True) == alone.to_dict(include_shares=True)
+                assert shared.shares.equals(alone.shares)
+                assert [n.width_m for n in shared.noise] == [n.width_m for n in alone.noise]
+                assert [v.geometry for v in shared.violations] == [
+                    v.geometry for v in alone.violations
+                ]

@@ -21,6 +21,7 @@ from gis.alignment._units import (
     Indices,
     Layer,
     Objects,
+    Reuse,
     as_layer,
     lonlat,
     metric_for,
@@ -219,6 +220,7 @@ def check_alignment(
     noise: NoiseTolerance | None = None,
     detect_datum: bool = True,
     wanted: Iterable[str] | None = None,
+    reuse: Reuse | None = None,
 ) -> AlignmentReport:
     """Check that layer A nests in layer B (同格): every grid in one beat, beats nest with parents.
 
@@ -260,6 +262,10 @@ def check_alignment(
         it, the others are not made, and the ground outside the other layer
         is examined only for the units that can change them (``noise`` and
         ``slivers`` are then partial).
+    reuse : Reuse, optional
+        Projections, intersections and uncovered ground shared with other
+        checks of the same geometry objects (an edit's preview checks before
+        and after it): the same answers, the shared work done once.
 
     Returns
     -------
@@ -312,7 +318,7 @@ def check_alignment(
     if offset is not None:
         b, bp = in_cgcs2000(b, offset), None if bp is None else in_cgcs2000(bp, offset)
     metric = metric_for(a.geoms, b.geoms)
-    ov = overlaps(a, b, weights=weights, weight_column=weight_column, metric=metric)
+    ov = overlaps(a, b, weights=weights, weight_column=weight_column, metric=metric, reuse=reuse)
     point_weights = weights if isinstance(weights, gpd.GeoDataFrame) else None
     parents_ov = (
         overlaps(ap, bp, weights=point_weights, weight_column=weight_column, metric=metric)

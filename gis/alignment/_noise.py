@@ -260,13 +260,16 @@ def _uncovered(
     ground = np.empty(len(units), dtype=object)
     for j, u in enumerate(units.tolist()):
         held = ov.pieces[keys == u]
-        rest = (
-            shapely.difference(layer.geoms[u], shapely.union_all(held))
-            if len(held)
-            else (layer.geoms[u])
-        )
-        ground[j] = polygonal(rest)
-    width = widths_m(ov.metric.project(ground))
+
+        def rest(unit: shapely.Geometry = layer.geoms[u], held: Any = held) -> shapely.Geometry:
+            return polygonal(
+                shapely.difference(unit, shapely.union_all(held)) if len(held) else unit
+            )
+
+        ground[j] = rest() if ov.reuse is None else ov.reuse.ground(layer.geoms[u], held, rest)
+    reuse = ov.reuse
+    projected = ov.metric.project(ground) if reuse is None else reuse.project(ov.metric, ground)
+    width = widths_m(projected)
     shares = None if hh_share is None else hh_share[units]
     noisy = noise.is_noise(width, ratio[units], shares)
     real[units[noisy]] = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeAlias
 
 import geopandas as gpd
@@ -17,6 +18,7 @@ from gis.alignment._units import (
     Layer,
     Metric,
     Objects,
+    Reuse,
     as_layer,
     metric_for,
     owner_rows,
@@ -56,6 +58,8 @@ class Overlaps:
         (a whole unit is never a sliver).
     a_households, b_households : ndarray or None
         Households of each unit, inside the other layer or not.
+    reuse : Reuse or None
+        The work shared with other checks of the same geometries, if any.
     """
 
     a: Layer
@@ -72,6 +76,7 @@ class Overlaps:
     a_households: Floats | None = None
     b_households: Floats | None = None
     width: Floats | None = None
+    reuse: Reuse | None = None
 
     @property
     def share(self) -> Floats:
@@ -183,11 +188,17 @@ def overlaps(
     weights: Weights = None,
     weight_column: str | None = None,
     metric: Metric | None = None,
+    reuse: Reuse | None = None,
 ) -> Overlaps:
-    """Compute the :class:`Overlaps` of two layers (see :func:`shares`)."""
+    """Compute the :class:`Overlaps` of two layers (see :func:`shares`).
+
+    ``reuse`` shares the projections and intersections with other checks of
+    the same geometries (the same answers, computed once).
+    """
     metric = metric or metric_for(a.geoms, b.geoms)
-    a_area = metric.area(a.geoms)
-    b_area = metric.area(b.geoms)
+    project = metric.project if reuse is None else partial(reuse.project, metric)
+    a_area = metric.area(a.geoms) if reuse is None else reuse.area(metric, a.geoms)
+    b_area = metric.area(b.geoms) if reuse is None else reuse.area(metric, b.geoms)
     tree = shapely.STRtree(b.geoms)
 
     # Aligned layers: nearly every A unit lies in one B unit. A covered_by
@@ -201,8 +212,12 @@ def overlaps(
     rest = np.flatnonzero(~covered)
     cut_i, cut_b = tree.query(a.geoms[rest], predicate="intersects")
     cut_a = rest[cut_i]
-    cut_pieces = shapely.intersection(a.geoms[cut_a], b.geoms[cut_b])
-    cut_projected = metric.project(cut_pieces)
+    cut_pieces = (
+        shapely.intersection(a.geoms[cut_a], b.geoms[cut_b])
+        if reuse is None
+        else reuse.intersection(a.geoms[cut_a], b.geoms[cut_b])
+    )
+    cut_projected = project(cut_pieces)
     cut_area = np.nan_to_num(shapely.area(cut_projected), nan=0.0)
     keep = cut_area > 0
     cut_width = widths_m(cut_projected[keep])
@@ -230,7 +245,7 @@ def overlaps(
         )
     return Overlaps(
         a, b, metric, a_area, b_area, ai, bi, area, whole, pieces,
-        households, a_households, b_households, width,
+        households, a_households, b_households, width, reuse,
     )  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -121,6 +122,83 @@ class Metric:
         if len(geoms) == 0:
             return np.zeros(0)
         return np.nan_to_num(shapely.area(self.project(geoms)), nan=0.0)
+
+
+class Reuse:
+    """Results of GEOS and PROJ work on the same geometry objects, shared between checks.
+
+    An edit's preview checks the units around the change twice, before and
+    after it: most units (and the whole other layer) are the same objects
+    on both sides, and their projections, pairwise intersections and
+    uncovered ground come out the same. Kept by the objects' identity
+    (the geometries are held, so an identity is never reused meanwhile)
+    and, for measures, per metric CRS (another CRS is measured afresh).
+    Deterministic work only: the answers are those computed without it.
+    Not thread-safe: one per preview.
+    """
+
+    def __init__(self) -> None:
+        self._crs: str | None = None
+        self._projected: dict[int, tuple[shapely.Geometry, shapely.Geometry]] = {}
+        self._pairs: dict[tuple[int, int], tuple[object, object, shapely.Geometry]] = {}
+        self._ground: dict[tuple[int, ...], tuple[object, shapely.Geometry]] = {}
+
+    def project(self, metric: Metric, geoms: Objects) -> Objects:
+        """Return ``metric.project(geoms)``, projecting only the geometries not seen."""
+        srs = metric.crs.srs
+        if self._crs is None:
+            self._crs = srs
+        if srs != self._crs or not len(geoms):
+            return metric.project(geoms)
+        out = np.empty(len(geoms), dtype=object)
+        todo = []
+        for i, g in enumerate(geoms):
+            found = self._projected.get(id(g))
+            if found is None:
+                todo.append(i)
+            else:
+                out[i] = found[1]
+        if todo:
+            rows = np.asarray(todo, dtype=np.intp)
+            made = metric.project(geoms[rows])
+            for i, m in zip(todo, made, strict=True):
+                out[i] = m
+                self._projected[id(geoms[i])] = (geoms[i], m)
+        return out
+
+    def area(self, metric: Metric, geoms: Objects) -> Floats:
+        """Return ``metric.area(geoms)`` from the projections kept."""
+        if len(geoms) == 0:
+            return np.zeros(0)
+        return np.nan_to_num(shapely.area(self.project(metric, geoms)), nan=0.0)
+
+    def intersection(self, a: Objects, b: Objects) -> Objects:
+        """Return ``shapely.intersection(a, b)``, pair by pair, computing only new pairs."""
+        out = np.empty(len(a), dtype=object)
+        todo = []
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            found = self._pairs.get((id(x), id(y)))
+            if found is None:
+                todo.append(i)
+            else:
+                out[i] = found[2]
+        if todo:
+            rows = np.asarray(todo, dtype=np.intp)
+            made = shapely.intersection(a[rows], b[rows])
+            for i, m in zip(todo, made, strict=True):
+                out[i] = m
+                self._pairs[(id(a[i]), id(b[i]))] = (a[i], b[i], m)
+        return out
+
+    def ground(
+        self, unit: shapely.Geometry, held: Objects, make: Callable[[], shapely.Geometry]
+    ) -> shapely.Geometry:
+        """Return ``make()`` (``unit``'s ground outside the pieces ``held``), once per inputs."""
+        key = (id(unit), *(id(p) for p in held))
+        found = self._ground.get(key)
+        if found is None:
+            found = self._ground[key] = ((unit, tuple(held)), make())
+        return found[1]
 
 
 def metric_for(*layers: Objects) -> Metric:

@@ -30,7 +30,9 @@ from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
+from pandas.api.extensions import ExtensionDtype
 from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
@@ -155,10 +157,15 @@ def cascade_children(
     new_geometries = np.array([new[c] for c in new_codes], dtype=object)
     tree = shapely.STRtree(new_geometries)
 
+    # Column by column, as ``to_dict("records")`` gives the values (Python
+    # scalars, missing text as NaN, ``pd.NA`` as None): without the frame it
+    # drops and re-reads.
+    names = [c for c in children.columns if c != children.geometry.name]
+    values = [_plain(children[c]) for c in names]
     rows: dict[str, dict[str, Any]] = {
         str(r["code"]): {**r, "geometry": g}
         for r, g in zip(
-            children.drop(columns=children.geometry.name).to_dict("records"),
+            (dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)),
             children.geometry.values,
             strict=True,
         )
@@ -334,6 +341,17 @@ def _longest_border(
         if length > best_length:
             best, best_length = code, length
     return best
+
+
+def _plain(column: pd.Series) -> np.ndarray:
+    """Return a column's values as ``DataFrame.to_dict("records")`` gives them."""
+    values = column.to_numpy(dtype=object)
+    if isinstance(column.dtype, ExtensionDtype):
+        missing = np.array([v is pd.NA for v in values], dtype=bool)
+        if missing.any():
+            values = values.copy()
+            values[missing] = None
+    return values
 
 
 def _parent(row: Mapping[str, Any]) -> str | None:

@@ -18,6 +18,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
 
 from gis.coverage import cascade_children, node_level
@@ -186,13 +187,14 @@ def build_changeset(
         followed = {*result.created, *result.changed, *result.retired}
         kid_before = mine[mine["code"].astype(str).isin(followed)]
         new_kids = result.children
-        kid_after = new_kids[
-            new_kids["code"].astype(str).isin(set(result.created) | set(result.changed))
-        ]
-        kid_after = kid_after.assign(
-            geometry=[as_multipolygon(g) for g in kid_after.geometry.values]
+        made = set(result.created) | set(result.changed)
+        picked = np.flatnonzero([str(c) in made for c in new_kids["code"]])
+        kid_after = _frame_at(
+            new_kids,
+            picked,
+            [as_multipolygon(g) for g in new_kids.geometry.values[picked]],
         )
-        kb, ka, _ = _node_around(kids, kid_before, _frame(_records(kid_after)), locator)
+        kb, ka, _ = _node_around(kids, kid_before, kid_after, locator)
         created, retired = list(result.created), list(result.retired)
         ka = _without_empty(ka, created, retired)
         changes.append(_level_change(lv.name, kb, ka, created=created, retired=retired))
@@ -332,11 +334,10 @@ def _node_around(
     # Rows picked by arrays: each boolean selection of a frame costs a frame.
     joining = after_codes | set(neighbours)
     taken = np.flatnonzero([str(c) in joining for c in noded["code"]])
-    after_all = noded.iloc[taken]
-    after_all = after_all.assign(geometry=[as_multipolygon(g) for g in after_all.geometry.values])
+    after_all = _frame_at(noded, taken, [as_multipolygon(g) for g in noded.geometry.values[taken]])
     moved = np.flatnonzero([c in fixed for c in near_codes])
     before_all = concat_units([before, near.iloc[moved]])
-    return before_all, _frame(_records(after_all)), neighbours
+    return before_all, after_all, neighbours
 
 
 #: Rings of neighbours noded at most (each ring only when the last one moved).
@@ -473,6 +474,37 @@ def _records(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
         {**dict(zip(columns, row, strict=True)), "geometry": g}
         for row, g in zip(zip(*values, strict=True), frame.geometry.values, strict=True)
     ]
+
+
+def _frame_at(
+    frame: gpd.GeoDataFrame, rows: NDArray[np.int64], geometries: list[BaseGeometry]
+) -> gpd.GeoDataFrame:
+    """Return ``_frame(_records(frame.iloc[rows].assign(geometry=geometries)))``.
+
+    Read from the columns' arrays at ``rows``: no intermediate frames (a
+    selection, an ``assign`` and a frame of records cost more than the data).
+    """
+    if not len(rows):
+        return empty_units()
+    names = set(frame.columns) - {frame.geometry.name}
+
+    def column(name: str) -> NDArray[np.object_]:
+        if name not in names:
+            return np.full(len(rows), None, dtype=object)
+        return np.asarray(frame[name].to_numpy(dtype=object), dtype=object)[rows]
+
+    attributes = np.empty(len(rows), dtype=object)
+    attributes[:] = [dict(a or {}) for a in column("attributes")]
+    return frame_from_arrays(
+        {
+            "code": [str(c) for c in column("code")],
+            "name": list(column("name")),
+            "parent_code": [None if pd.isna(p) else str(p) for p in column("parent_code")],
+            "kind": [k or "comprehensive" for k in column("kind")],
+            "attributes": attributes,
+        },
+        geometries,
+    )
 
 
 def _frame(rows: list[dict[str, Any]]) -> gpd.GeoDataFrame:
