@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import gc
 import threading
 import weakref
 from collections import OrderedDict
@@ -37,6 +36,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from gis._heap import keep_long_lived
 from gis.crs import STORAGE_CRS
 from gis.edits._model import UNIT_COLUMNS, LayerState, unit_etag
 from gis.errors import NotFoundError
@@ -249,19 +249,13 @@ def clear(db: Database) -> None:
 
 
 def _long_lived(value: _T) -> _T:
-    """Return ``value`` (just read from the database) after freezing the heap.
+    """Return ``value`` (just read from the database) once it is kept out of the collector's scans.
 
     A layer's versions or the places are hundreds of thousands of objects
-    kept for the process's life (until their revision is evicted). A full
-    (generation 2) collection scans every tracked object: with them in the
-    heap it takes ~0.1 s and lands in whatever request allocates at that
-    moment, a preview's tail. Collected once here, then moved out of the
-    collector's reach (:func:`gc.freeze`, as the locate indexes do): later
-    full collections scan only what was made since. A read already costs
-    seconds, the collection here a tenth of that.
+    kept until their revision is evicted; see :mod:`gis._heap`. A read
+    already costs seconds, the collection there a tenth of that.
     """
-    gc.collect()
-    gc.freeze()
+    keep_long_lived()
     return value
 
 

@@ -10,7 +10,6 @@ the new set is built in the background and swapped in whole).
 
 from __future__ import annotations
 
-import gc
 import itertools
 import logging
 import threading
@@ -24,6 +23,7 @@ import shapely
 from numpy.typing import NDArray
 from pyproj import CRS, Transformer
 
+from gis._heap import keep_long_lived
 from gis._prepared import prepare_for_points
 from gis.crs import STORAGE_CRS, local_projected_crs, transformer
 from gis.gridindex import GridIndex
@@ -217,8 +217,7 @@ class IndexCache:
         built = _build(self._db, when, revision)
         # Hundreds of thousands of long-lived geometry objects: keep the
         # cyclic garbage collector from re-scanning them (latency spikes).
-        gc.collect()
-        gc.freeze()
+        keep_long_lived()
         sets = OrderedDict(self._sets)
         sets[(revision, built.start)] = built
         while len(sets) > self._keep:
