@@ -23,6 +23,7 @@ from api.cli._output import (
 )
 from gis.access import cli_principal
 from gis.alignment import (
+    DEFAULT_NOISE,
     AlignmentReport,
     Proposal,
     align,
@@ -64,17 +65,17 @@ def align_command(
     noise_width: Annotated[
         float,
         typer.Option(help="Pieces narrower than this (m) are boundary noise, not violations."),
-    ] = 10.0,
+    ] = DEFAULT_NOISE.width_m,
     noise_households: Annotated[
         float,
         typer.Option(
             help="Pieces under this share of a grid's households (and under --noise-area) "
             "are boundary noise."
         ),
-    ] = 0.02,
+    ] = DEFAULT_NOISE.household_share,
     noise_area: Annotated[
         float, typer.Option(help="See --noise-households: the area share (0-1).")
-    ] = 0.15,
+    ] = DEFAULT_NOISE.area_share,
     format: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.text,
 ) -> None:
     """Check that layer A's units each lie in one unit of layer B (exit 1 when not aligned)."""

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import event_time, get_db
 from api.security import current_jurisdiction, current_principal
 from gis.access import Jurisdiction, Principal
-from gis.alignment import alignment_report, apply_reviewed, noise_tolerance
+from gis.alignment import DEFAULT_NOISE, alignment_report, apply_reviewed, noise_tolerance
 from gis.repository import Database
 
 router = APIRouter(prefix="/api/v1", tags=["alignment"])
@@ -60,13 +60,13 @@ def alignment(
     proposal: Annotated[bool, Query(description="Include the least change that fixes it.")] = False,
     noise_width_m: Annotated[
         float, Query(description="Pieces narrower than this (m) are boundary noise.")
-    ] = 10.0,
+    ] = DEFAULT_NOISE.width_m,
     noise_household_share: Annotated[
         float, Query(description="Pieces under this share of households (and area) are noise.")
-    ] = 0.02,
+    ] = DEFAULT_NOISE.household_share,
     noise_area_share: Annotated[
         float, Query(description="See noise_household_share: the area share.")
-    ] = 0.15,
+    ] = DEFAULT_NOISE.area_share,
 ) -> dict[str, Any]:
     """Report, for every unit of layer A, whether it lies in exactly one unit of layer B.
 
@@ -108,9 +108,9 @@ class ApplyRequest(BaseModel):
         description="a_code of every move in the proposal you reviewed (refused with 412 when "
         "today's proposal differs).",
     )
-    noise_width_m: float = 10.0
-    noise_household_share: float = 0.02
-    noise_area_share: float = 0.15
+    noise_width_m: float = DEFAULT_NOISE.width_m
+    noise_household_share: float = DEFAULT_NOISE.household_share
+    noise_area_share: float = DEFAULT_NOISE.area_share
 
 
 class ApplyAnswer(BaseModel):

@@ -38,7 +38,7 @@ True
 """
 
 from gis.alignment._check import KINDS, AlignmentReport, Violation, check_alignment
-from gis.alignment._noise import NO_NOISE, Noise, NoiseTolerance
+from gis.alignment._noise import DEFAULT_NOISE, NO_NOISE, Noise, NoiseTolerance
 from gis.alignment._propose import Move, Proposal, propose_alignment
 from gis.alignment._shares import shares
 from gis.alignment.service import (
@@ -54,6 +54,7 @@ from gis.alignment.service import (
 )
 
 __all__ = [
+    "DEFAULT_NOISE",
     "KINDS",
     "NO_NOISE",
     "AlignmentReport",

@@ -251,7 +251,7 @@ def check_alignment(
         light (under ``household_share`` of the grid's households and
         ``area_share`` of its area) are boundary noise: listed in
         ``report.noise`` per pair of units, not violations. Default
-        :class:`NoiseTolerance` (10 m, 2 %, 15 %); :data:`NO_NOISE` turns it off.
+        :data:`DEFAULT_NOISE` (20 m, 2 %, 15 %); :data:`NO_NOISE` turns it off.
     detect_datum : bool, default True
         Look for a whole-layer GCJ-02/BD-09 offset of B from A. When found,
         it is reported (``report.datum_offset``) and the violations are those

@@ -12,10 +12,15 @@ known, a real share of the area).
 
 The defaults come from the noise study in ``tests/test_alignment_noise.py``:
 the sample city's police layer moved by smooth random displacements of 0.5,
-1, 3 and 8 m rms leaves slivers up to ~11 m wide (mean width, 2 x area /
-perimeter; up to ~14 m at 8 m rms) and up to ~11 % of a grid's area, but no
-household; the seeded misalignments are 54 m or more wide and hold 21 % or
-more of their grid's area and 22 % or more of its households.
+1, 3 and 5 m rms leaves pieces up to ~10 m wide (mean width, 2 x area /
+perimeter); at 8 m rms (peaks of ~20 m) up to ~16 m, and where such a peak
+lies across a long straight beat edge on a main road a strip ~15 m wide and
+a few hundred metres long takes in the homes along that road (up to ~13 %
+of a grid's households). The seeded misalignments are 54 m or more wide and
+hold 21 % or more of their grid's area and 22 % or more of its households.
+The width threshold (20 m) sits between the two, and is what two honest
+drawings of one edge along a main road differ by: the road's centre line
+and its red line or the walls behind it (主干路 red lines are 40 m or more).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from numpy.typing import NDArray
 from gis.alignment._shares import Overlaps, widths_m
 from gis.alignment._units import Floats, Indices, lonlat, polygonal
 
-__all__ = ["NO_NOISE", "Classified", "Noise", "NoiseTolerance", "classify"]
+__all__ = ["DEFAULT_NOISE", "NO_NOISE", "Classified", "Noise", "NoiseTolerance", "classify"]
 
 # Sums of separately measured pieces differ from the whole by float error
 # (~1e-6 m² for a grid); a remainder this small is arithmetic, not ground.
@@ -46,8 +51,8 @@ class NoiseTolerance:
     width_m : float
         Pieces narrower than this (mean width 2 x area / perimeter of their
         widest polygon, in metres, in the local Gauss-Kruger zone) are noise.
-        Default 10 m: a road's half-width, the most two drawings of one edge
-        differ by.
+        Default 20 m: half a main road's red-line width, the most two honest
+        drawings of one edge differ by (centre line against walls).
     household_share : float
         Pieces holding under this share of the unit's households **and**
         under ``area_share`` of its area are noise. Default 2 %. Without
@@ -56,7 +61,7 @@ class NoiseTolerance:
         See ``household_share``. Default 15 %.
     """
 
-    width_m: float = 10.0
+    width_m: float = 20.0
     household_share: float = 0.02
     area_share: float = 0.15
 
@@ -90,6 +95,9 @@ class NoiseTolerance:
             "area_share": self.area_share,
         }
 
+
+#: The default thresholds (20 m, 2 %, 15 %): what the API and the CLI offer.
+DEFAULT_NOISE = NoiseTolerance()
 
 #: Thresholds that make nothing noise (the strict check).
 NO_NOISE = NoiseTolerance(width_m=0.0, household_share=0.0, area_share=0.0)

@@ -21,6 +21,7 @@ import shapely
 from gis.access.jurisdiction import Jurisdiction
 from gis.access.principal import SYSTEM, Principal
 from gis.alignment import (
+    DEFAULT_NOISE,
     AlignmentReport,
     NoiseTolerance,
     Proposal,
@@ -80,7 +81,10 @@ class AlignmentState:
 
 
 def noise_tolerance(
-    *, width_m: float = 10.0, household_share: float = 0.02, area_share: float = 0.15
+    *,
+    width_m: float = DEFAULT_NOISE.width_m,
+    household_share: float = DEFAULT_NOISE.household_share,
+    area_share: float = DEFAULT_NOISE.area_share,
 ) -> NoiseTolerance:
     """Build boundary-noise thresholds from user input (a clear error naming the bad one).
 
