@@ -862,8 +862,8 @@ class CutPolicy:
 BEAT_CUT = CutPolicy(weight=0.3, slack=1)  # see BEAT_ROAD_CUT_COST
 # Communities (社区) are mostly bounded by main roads: their split weighs the
 # arterial-cheap cut (beat_costs) five times the default and may also cut between
-# whole superblocks (the blocks between arterials) at up to 10% of the street's
-# households off the target share.
+# whole superblocks (the blocks between arterials) that miss the target share by
+# up to 10% of the households being split.
 COMMUNITY_CUT = CutPolicy(weight=0.1, group_slack=0.1)
 
 
