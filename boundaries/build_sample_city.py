@@ -133,8 +133,8 @@ JINJIANG = (
 JINJIANG_HALF_WIDTH_M = 140.0
 JINJIANG_NAME = "晋江"
 # Community size factors (1.0 = the street's average). Three large communities get
-# about ten grids each so that they are split into two police beats.
-LARGE_COMMUNITIES = {"350502008005": 2.4, "350502007007": 2.4, "350502006002": 2.4}
+# nine grids or more each so that they are split into two police beats.
+LARGE_COMMUNITIES = {"350502008005": 2.4, "350502007007": 2.8, "350502006002": 2.4}
 
 # Police stations: each is named after its first street and covers whole streets.
 # One police station per street, as in most Chinese urban districts (a
@@ -849,25 +849,65 @@ class CutPolicy:
 
     ``weight`` multiplies the cut (``Graph.cut`` over the square root of the
     area); ``slack`` also tries sweeps whose goal is up to that much weight
-    either side of the target, so a cheaper cut can win at some imbalance.
+    either side of the target, so a cheaper cut can win at some imbalance;
+    ``group_slack`` (a share of the weight; with groups) also tries every cut
+    between whole groups that misses the target by no more than that.
     """
 
     weight: float = 0.02
     slack: int = 0
+    group_slack: float = 0.0
 
 
 BEAT_CUT = CutPolicy(weight=0.3, slack=1)  # see BEAT_ROAD_CUT_COST
+# Communities (社区) are mostly bounded by main roads: their split weighs the
+# arterial-cheap cut (beat_costs) five times the default and may also cut between
+# whole superblocks (the blocks between arterials) that miss the target share by
+# up to 10% of the households being split.
+COMMUNITY_CUT = CutPolicy(weight=0.1, group_slack=0.1)
+
+
+def _group_sweep(graph: Graph, nodes: set[int], direction: FloatArray,
+                 groups: FloatArray) -> list[int]:
+    """Return ``nodes`` in the order a connected sweep along ``direction`` takes them.
+
+    Nodes are ordered by their group's mean position along ``direction``
+    first, their own second, so a group is taken whole before the next one
+    (unless it is split in ``nodes``); every prefix that ends a group is a
+    cut between whole groups.
+    """
+    proj = {n: float(graph.xy[n] @ direction) for n in nodes}
+    members: dict[int, list[int]] = defaultdict(list)
+    for n in sorted(nodes):
+        members[int(groups[n])].append(n)
+    middle = {g: float(np.average([proj[n] for n in ms], weights=graph.area[ms] + 1e-9))
+              for g, ms in members.items()}
+    key = {n: (middle[int(groups[n])], proj[n], n) for n in nodes}
+    start = min(nodes, key=key.__getitem__)
+    heap = [(key[start], start)]
+    seen = {start}
+    order = []
+    while heap:
+        _, n = heapq.heappop(heap)
+        order.append(n)
+        for m in graph.nbrs[n]:
+            if m in nodes and m not in seen:
+                seen.add(m)
+                heapq.heappush(heap, (key[m], m))
+    return order
 
 
 def bisect(graph: Graph, nodes: Sequence[int], share: float,
-           sizes: tuple[int, int] = (1, 1), policy: CutPolicy = CutPolicy()
-           ) -> tuple[list[int], list[int]]:
+           sizes: tuple[int, int] = (1, 1), policy: CutPolicy = CutPolicy(),
+           groups: FloatArray | None = None) -> tuple[list[int], list[int]]:
     """Split connected ``nodes`` into two connected parts, the first with ``share`` of weight.
 
     Sixteen sweep directions are tried (for each goal within ``policy.slack``);
-    stray pieces of the remainder are handed to the grown part so both stay
-    connected. The split with the best mix of weight balance and cheap cut is
-    kept; each side keeps at least ``sizes`` units.
+    with ``groups`` (a group label per node, e.g. superblocks) also sixteen
+    sweeps group by group, cut after each whole group within
+    ``policy.group_slack``. Stray pieces of the remainder are handed to the
+    grown part so both stay connected. The split with the best mix of weight
+    balance and cheap cut is kept; each side keeps at least ``sizes`` units.
     """
     node_set = set(nodes)
     total = float(graph.weight[list(nodes)].sum())
@@ -875,9 +915,24 @@ def bisect(graph: Graph, nodes: Sequence[int], share: float,
     goal = share * total
     best: tuple[float, list[int], list[int]] | None = None
     sweeps = [(d, k) for d in range(-policy.slack, policy.slack + 1) for k in range(16)]
+    regions = []
     for d, k in sorted(sweeps, key=lambda dk: (abs(dk[0]), dk[0], dk[1])):
         angle = k * math.pi / 8
-        region = _sweep(graph, node_set, np.array([math.cos(angle), math.sin(angle)]), goal + d)
+        direction = np.array([math.cos(angle), math.sin(angle)])
+        regions.append(_sweep(graph, node_set, direction, goal + d))
+    if groups is not None and policy.group_slack > 0:
+        for k in range(16):
+            angle = k * math.pi / 8
+            order = _group_sweep(graph, node_set, np.array([math.cos(angle), math.sin(angle)]),
+                                 groups)
+            left = Counter(int(groups[n]) for n in order)
+            taken = 0.0
+            for i, n in enumerate(order[:-1]):
+                taken += float(graph.weight[n])
+                left[int(groups[n])] -= 1
+                if left[int(groups[n])] == 0 and abs(taken - goal) <= policy.group_slack * total:
+                    regions.append(set(order[: i + 1]))
+    for region in regions:
         pieces = graph.components(node_set - region)
         if not pieces:
             continue
@@ -896,7 +951,7 @@ def bisect(graph: Graph, nodes: Sequence[int], share: float,
 
 
 def split(graph: Graph, nodes: Sequence[int], targets: Sequence[float],
-          policy: CutPolicy = CutPolicy()) -> list[list[int]]:
+          policy: CutPolicy = CutPolicy(), groups: FloatArray | None = None) -> list[list[int]]:
     """Split connected ``nodes`` into ``len(targets)`` connected parts weighted like ``targets``.
 
     Parameters
@@ -909,6 +964,9 @@ def split(graph: Graph, nodes: Sequence[int], targets: Sequence[float],
         Relative target weight of each part; parts are returned in this order.
     policy : CutPolicy
         Balance against cut cost (default: balance first, short cuts second).
+    groups : numpy.ndarray, optional
+        A group label per unit of ``graph``: :func:`bisect` also tries cuts
+        between whole groups (see ``CutPolicy.group_slack``).
 
     Returns
     -------
@@ -920,13 +978,19 @@ def split(graph: Graph, nodes: Sequence[int], targets: Sequence[float],
         raise RuntimeError(f"cannot split {len(nodes)} units into {len(targets)} parts")
     k = len(targets) // 2
     first, second = bisect(graph, nodes, sum(targets[:k]) / sum(targets),
-                           (k, len(targets) - k), policy)
-    return split(graph, first, targets[:k], policy) + split(graph, second, targets[k:], policy)
+                           (k, len(targets) - k), policy, groups)
+    return (split(graph, first, targets[:k], policy, groups)
+            + split(graph, second, targets[k:], policy, groups))
 
 
 def grow(graph: Graph, seeds: Sequence[int], targets: Sequence[float],
-         weights: FloatArray) -> list[list[int]]:
+         weights: FloatArray, groups: FloatArray | None = None) -> list[list[int]]:
     """Grow contiguous regions from seeds, the least-filled region taking its nearest unit.
+
+    With ``groups``, "nearest" is the unit whose group (its mean position) is
+    nearest, then the nearest unit of it: a region fills a group before it
+    starts the next, so regions meet along group edges except where two of
+    them fill the same group.
 
     Parameters
     ----------
@@ -938,6 +1002,8 @@ def grow(graph: Graph, seeds: Sequence[int], targets: Sequence[float],
         Target weight per region (relative).
     weights : numpy.ndarray
         Weight of each unit (e.g. area).
+    groups : numpy.ndarray, optional
+        A group label per unit (e.g. superblocks).
 
     Returns
     -------
@@ -945,28 +1011,35 @@ def grow(graph: Graph, seeds: Sequence[int], targets: Sequence[float],
         The units of each region, in seed order.
     """
     owner = dict.fromkeys(range(len(graph)), -1)
-    heaps: list[list[tuple[float, int]]] = [[] for _ in seeds]
+    heaps: list[list[tuple[float, float, int]]] = [[] for _ in seeds]
     filled = [0.0] * len(seeds)
+    centre = graph.xy  # where each unit counts as being: its group's mean position
+    if groups is not None:
+        sums: dict[int, FloatArray] = defaultdict(lambda: np.zeros(3))
+        for n, g in enumerate(groups.tolist()):
+            sums[g] += np.array([*(graph.xy[n] * graph.area[n]), graph.area[n]])
+        centre = np.array([sums[g][:2] / max(sums[g][2], 1e-9) for g in groups.tolist()])
 
     def take(region: int, n: int) -> None:
         owner[n] = region
         filled[region] += float(weights[n])
         for m in graph.nbrs[n]:
             if owner[m] < 0:
+                g = float(np.hypot(*(centre[m] - graph.xy[seeds[region]])))
                 d = float(np.hypot(*(graph.xy[m] - graph.xy[seeds[region]])))
-                heapq.heappush(heaps[region], (d, m))
+                heapq.heappush(heaps[region], (g, d, m))
 
     for region, seed in enumerate(seeds):
         take(region, seed)
     active = set(range(len(seeds)))
     while active:
         region = min(active, key=lambda r: (filled[r] / targets[r], r))
-        while heaps[region] and owner[heaps[region][0][1]] >= 0:
+        while heaps[region] and owner[heaps[region][0][-1]] >= 0:
             heapq.heappop(heaps[region])
         if not heaps[region]:
             active.discard(region)
             continue
-        take(region, heapq.heappop(heaps[region])[1])
+        take(region, heapq.heappop(heaps[region])[-1])
     if min(owner.values()) < 0:
         raise RuntimeError("the block graph is not connected")
     return [sorted(n for n, r in owner.items() if r == region) for region in range(len(seeds))]
@@ -1074,7 +1147,11 @@ def build() -> None:
     outline = proj.to_metres(outline_deg)
 
     faces, blocks, bgraph, persons = make_blocks(outline, proj, rng)
-    units, micro_blocks, grid_totals = partition(divisions, bgraph, proj, rng)
+    arterials = arterial_lines(outline)
+    on_road = face_graph(faces, along=arterials).aggregate(blocks)
+    groups = superblocks(bgraph, outline, arterials)
+    units, micro_blocks, grid_totals = partition(divisions, bgraph, proj, rng,
+                                                 beat_costs(bgraph, on_road), groups)
     mark_dedicated(units, bgraph, micro_blocks)
     adjusted = assign_households(units, micro_blocks, bgraph, persons, grid_totals, rng)
 
@@ -1093,7 +1170,6 @@ def build() -> None:
     for unit in units.values():
         if len(unit.code) != 18:
             unit.members = [i for i, u in enumerate(micro_units) if u.code.startswith(unit.code)]
-    arterials = arterial_lines(outline)
     police, misalignments = build_police(micro_units, mgraph,
                                          face_graph(micro_metres, along=arterials))
     township = build_township(units, micro_units, mgraph)
@@ -1107,7 +1183,9 @@ def build() -> None:
               (("county", 6), ("street", 9), ("community", 12), ("grid", 15), ("micro_grid", 18))}
     police_levels = {"station": _level(police, 9), "beat": _level(police, 12)}
     county = levels["county"][0].geom
-    on_roads = {"exact": beat_road_share(police_levels["beat"], county, proj, arterials, ON_ROAD_M)}
+    on_roads = {level: beat_road_share(levels[level], county, proj, arterials, ON_ROAD_M)
+                for level in ("street", "community")}
+    on_roads["exact"] = beat_road_share(police_levels["beat"], county, proj, arterials, ON_ROAD_M)
     digitised = digitise_police(police_levels, county, proj)
     on_roads["drawn"] = beat_road_share(police_levels["beat"], county, proj, arterials, BEAT_ROAD_M)
     township_levels = {"street": _level(township, 9), "work_area": _level(township, 12)}
@@ -1121,7 +1199,9 @@ def build() -> None:
     print(f"  beat edges along arterials: {along / inner:.1%} of the inner beat boundaries "
           f"({along / 1000:.1f} of {inner / 1000:.1f} km on the grid edges, "
           f"within {ON_ROAD_M:g} m), "
-          f"{drawn[0] / drawn[1]:.1%} as digitised (within {BEAT_ROAD_M:g} m)")
+          f"{drawn[0] / drawn[1]:.1%} as digitised (within {BEAT_ROAD_M:g} m); inner street "
+          f"edges {on_roads['street'][0] / on_roads['street'][1]:.1%}, community edges "
+          f"{on_roads['community'][0] / on_roads['community'][1]:.1%} (within {ON_ROAD_M:g} m)")
 
 
 def make_blocks(outline: shapely.Geometry, proj: Projection, rng: np.random.Generator
@@ -1179,14 +1259,63 @@ def water_faces(faces: Sequence[shapely.Polygon], river: River) -> FloatArray:
     return shapely.contains_xy(river.water, points[:, 0], points[:, 1])
 
 
+def superblocks(graph: Graph, outline: shapely.Geometry, arterials: shapely.Geometry
+                ) -> FloatArray:
+    """Label each block with its superblock: the blocks between the same arterials.
+
+    A superblock is a connected piece (in ``graph``) of the blocks whose
+    centroids lie in one face of the arterials and the outline; the river's
+    banks thus split the faces it crosses (the south bank is not linked to
+    the river). The label is the superblock's lowest block index.
+    """
+    cells = list(shapely.polygonize([shapely.union_all([arterials, outline.boundary])]).geoms)
+    tree = shapely.STRtree(cells)
+    points = shapely.points(graph.xy)
+    cell = np.full(len(graph), -1)
+    inside = tree.query(points, predicate="within")
+    cell[inside[0]] = inside[1]
+    for n in map(int, np.flatnonzero(cell < 0)):  # a centroid outside its own block
+        cell[n] = int(tree.query_nearest(points[n])[0])
+    label = np.full(len(graph), -1)
+    for n in range(len(graph)):
+        if label[n] >= 0:
+            continue
+        label[n] = n
+        stack = [n]
+        while stack:
+            for m in graph.nbrs[stack.pop()]:
+                if label[m] < 0 and cell[m] == cell[n]:
+                    label[m] = n
+                    stack.append(m)
+    return label
+
+
 def partition(divisions: list[dict[str, str]], graph: Graph, proj: Projection,
-              rng: np.random.Generator) -> tuple[dict[str, Unit], list[list[int]], dict[str, int]]:
+              rng: np.random.Generator, costs: Graph, groups: FloatArray
+              ) -> tuple[dict[str, Unit], list[list[int]], dict[str, int]]:
     """Partition the blocks into streets, communities, grids and micro-grids.
 
-    Streets grow from rough real positions to rough real areas; communities
-    (real codes, in bisection order) split their street by household shares;
-    grids and micro-grids split their parent into equal household parts inside
-    their bands and are numbered in reading order.
+    Streets grow from rough real positions to rough real areas, superblock by
+    superblock; communities (real codes, in bisection order) split their
+    street by household shares, preferring cuts along the arterials
+    (:data:`COMMUNITY_CUT`); grids and micro-grids split their parent into
+    equal household parts inside their bands and are numbered in reading order.
+
+    Parameters
+    ----------
+    divisions : list of dict
+        The real streets and communities (``source/divisions.csv``).
+    graph : Graph
+        Block graph; ``weight`` holds households.
+    proj : Projection
+        Metres of the build.
+    rng : numpy.random.Generator
+        Source of the community size factors.
+    costs : Graph
+        ``graph`` with each shared length replaced by its cut cost
+        (:func:`beat_costs`: cheap along arterials).
+    groups : numpy.ndarray
+        Superblock of each block (:func:`superblocks`).
 
     Returns
     -------
@@ -1202,7 +1331,8 @@ def partition(divisions: list[dict[str, str]], graph: Graph, proj: Projection,
     factors = {c["code"]: LARGE_COMMUNITIES.get(c["code"], float(rng.uniform(0.75, 1.25)))
                for c in communities}
     seeds = [nearest(graph, proj.point(*STREET_SEEDS[s["code"]][0])) for s in streets]
-    street_blocks = grow(graph, seeds, [STREET_SEEDS[s["code"]][1] for s in streets], graph.area)
+    street_blocks = grow(graph, seeds, [STREET_SEEDS[s["code"]][1] for s in streets], graph.area,
+                         groups)
 
     units: dict[str, Unit] = {}
     micro_blocks: list[list[int]] = []
@@ -1210,7 +1340,8 @@ def partition(divisions: list[dict[str, str]], graph: Graph, proj: Projection,
     for street, sblocks in zip(streets, street_blocks, strict=True):
         units[street["code"]] = Unit(street["code"], street["name"], COUNTY_CODE)
         members = [c for c in communities if c["parent_code"] == street["code"]]
-        parts = split(graph, sblocks, [factors[c["code"]] for c in members])
+        parts = split(costs, sblocks, [factors[c["code"]] for c in members], COMMUNITY_CUT,
+                      groups)
         for community, cblocks in zip(members, parts, strict=True):
             ccode, cname = community["code"], community["name"]
             units[ccode] = Unit(ccode, cname, street["code"])
@@ -1384,11 +1515,12 @@ class BeatPlan:
 
 
 def beat_costs(graph: Graph, on_road: Graph) -> Graph:
-    """Return ``graph`` with each shared length replaced by the cost of a beat edge there.
+    """Return ``graph`` with each shared length replaced by the cost of a unit edge there.
 
     The part of a shared edge that runs along an arterial (``on_road``, the
     same units' graph counting only such edges) costs
-    :data:`BEAT_ROAD_CUT_COST` of its length, the rest its full length.
+    :data:`BEAT_ROAD_CUT_COST` of its length, the rest its full length. Used
+    for beats and, with :data:`COMMUNITY_CUT`, for communities.
     """
     nbrs = [{m: length - (1.0 - BEAT_ROAD_CUT_COST) * on_road.nbrs[n].get(m, 0.0)
              for m, length in links.items()} for n, links in enumerate(graph.nbrs)]
@@ -1840,14 +1972,14 @@ def alignment_report(levels: dict[str, list[Unit]], police: dict[str, list[Unit]
     }
 
 
-def beat_road_share(beats: list[Unit], county: shapely.Geometry, proj: Projection,
+def beat_road_share(units: list[Unit], county: shapely.Geometry, proj: Projection,
                     arterials: shapely.Geometry, tolerance: float) -> tuple[float, float]:
-    """Return the inner beat-boundary length (m) near an arterial, and all of it.
+    """Return the inner boundary length (m) of ``units`` near an arterial, and all of it.
 
-    Inner: the edges between two beats, not the district outline; near:
-    within ``tolerance`` m of an arterial centre line.
+    Inner: the edges between two units (beats, communities, ...), not the
+    district outline; near: within ``tolerance`` m of an arterial centre line.
     """
-    metres = proj.to_metres(np.array([b.geom for b in beats], dtype=object))
+    metres = proj.to_metres(np.array([u.geom for u in units], dtype=object))
     edges = shapely.union_all(shapely.boundary(metres))
     inner = shapely.difference(edges, proj.to_metres(county).boundary.buffer(0.5))
     along = shapely.intersection(inner, arterials.buffer(tolerance))

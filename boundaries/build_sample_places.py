@@ -946,7 +946,7 @@ def plan_places(inputs: Inputs, placer: Placer, rng: np.random.Generator
     pois : list of Poi
         Points of interest in buildings (alarm posts and police posts are added later).
     dropped : int
-        Institutions for which no micro-grid had room (0 in the committed build).
+        Institutions for which no micro-grid had room (1 in the committed build: a middle school).
     """
     lv = inputs.levels
     micro = lv["micro_grid"]

@@ -2,7 +2,7 @@
 
 A plugin of ``tests/conftest.py``: its fixtures are available to every test.
 
-Loading the sample city (2,204 micro-grids, 25,500 buildings, their
+Loading the sample city (2,230 micro-grids, 25,900 buildings, their
 households) takes about a minute; a test that changes it gets its own copy
 of the file in a few milliseconds.
 """

@@ -542,7 +542,7 @@ def test_sample_city_proposal_removes_every_misalignment(
     )
     assert again.aligned, again.to_dict()["violations"]
     impact = proposal.impact.set_index("code")
-    assert impact.households_after.sum() == impact.households_before.sum() == 133_666
+    assert impact.households_after.sum() == impact.households_before.sum() == 133_871
     assert list(proposal.b_units.columns) == list(city["beats"].columns)
 
 

@@ -69,9 +69,14 @@ def test_route_store_on_both_databases(db: Database) -> None:
 
 
 def micro_grids(db: Database) -> tuple[str, str]:
-    """Return two sibling micro-grids of the sample city."""
-    frame, _ = units_page(db, layer="governance", level="micro_grid", limit=2)
-    return str(frame["code"].iloc[0]), str(frame["code"].iloc[1])
+    """Return the first micro-grid of the sample city and a sibling sharing an edge with it."""
+    frame, _ = units_page(db, layer="governance", level="micro_grid", limit=20)
+    first = frame.iloc[0]
+    for _, other in frame.iloc[1:].iterrows():
+        same_grid = str(other["code"])[:15] == str(first["code"])[:15]
+        if same_grid and shapely.intersection(first.geometry, other.geometry).length > 0:
+            return str(first["code"]), str(other["code"])
+    raise AssertionError("no sibling shares an edge with the first micro-grid")
 
 
 def with_streets(db: Database, count: int) -> list[str]:
