@@ -13,7 +13,7 @@ known, a real share of the area).
 The defaults come from the noise study in ``tests/test_alignment_noise.py``:
 the sample city's police layer moved by smooth random displacements of 0.5,
 1, 3 and 5 m rms leaves pieces up to ~10 m wide (mean width, 2 x area /
-perimeter); at 8 m rms (peaks of ~20 m) up to ~16 m, and where such a peak
+perimeter); at 8 m rms (peaks of ~20 m) up to ~17 m over 20 seeds, and where such a peak
 lies across a long straight beat edge on a main road a strip ~15 m wide and
 a few hundred metres long takes in the homes along that road (up to ~13 %
 of a grid's households). The seeded misalignments are 54 m or more wide and
