@@ -2,7 +2,7 @@
 
 Two cities, each in a temporary SpatiaLite file, timed in the same process:
 
-- ``sample``: the sample city (2,225 micro-grids, 26,000 buildings), layer
+- ``sample``: the sample city (2,230 micro-grids, 26,000 buildings), layer
   ``governance`` edited at the grid level (its micro-grids follow);
 - ``synthetic``: ``--micro-grids`` (5,000) Voronoi micro-grids under
   ``--grids`` (500) grids under one district (``_synthetic.make_layer``) with

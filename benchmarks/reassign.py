@@ -1,6 +1,6 @@
 """Re-assignment after a one-grid change on the sample city, against re-assigning everything.
 
-Loads the sample city (26,000 buildings over 2,225 micro-grids) into a
+Loads the sample city (26,000 buildings over 2,230 micro-grids) into a
 temporary SpatiaLite file, moves a 30 m strip of grid ``350502004011003`` into
 ``350502004011002`` (the change the consistency issue describes) and imports
 it with ``cascade="new"``. Times, in the same process, warm (numba compiled):

@@ -1,6 +1,6 @@
 """Vector tiles of the sample and a synthetic city: ours against PostGIS ``ST_AsMVT``.
 
-Loads the sample city (2,225 micro-grids) and a synthetic city of 5,000
+Loads the sample city (2,230 micro-grids) and a synthetic city of 5,000
 micro-grids (``_synthetic.make_layer``: Voronoi cells of ~80 vertices in a
 30 km square, 250 grids) into temporary SpatiaLite files and times, for the
 micro-grid tiles of each at zooms 13-16 (an even sample of at most
