@@ -26,7 +26,7 @@ from gis.alignment import check_alignment
 from gis.assign import assign_buildings
 from gis.edits import ChangeSet, EditOptions, LayerState, split, transfer
 from gis.edits._cache import clear, places
-from gis.edits._impact import building_moves
+from gis.edits._impact import building_moves, poi_moves
 from gis.edits._standing import standing_units
 from gis.edits.service import apply_changeset, impact, load_state
 from gis.errors import EditRefusedError, StaleVersionError
@@ -202,6 +202,8 @@ def test_the_fast_impact_equals_a_full_recomputation(city: Database) -> None:
         assert sorted(
             (p["key"], p["from_unit"], p["to_unit"]) for p in answer["pois"]
         ) == _full_pois(state, changeset)
+        # The places cache's key and name columns give what the POI frame gives.
+        assert answer["pois"] == poi_moves(state, changeset), changeset.params
         checked += 1
         moved += len(moves)
         if checked == _EDITS:

@@ -69,28 +69,37 @@ class LevelArrays:
         return np.sort(self.index.query(area, predicate="intersects"))
 
 
-_MADE: dict[int, tuple[weakref.ref[gpd.GeoDataFrame], LevelArrays]] = {}
+_MADE: dict[tuple[int, bool], tuple[weakref.ref[gpd.GeoDataFrame], LevelArrays]] = {}
 _LOCK = threading.Lock()
 
 
-def level_arrays(frame: gpd.GeoDataFrame) -> LevelArrays:
-    """Return ``frame``'s units as arrays (made on first use, then shared)."""
-    key = id(frame)
+def level_arrays(frame: gpd.GeoDataFrame, *, indexed: bool = True) -> LevelArrays:
+    """Return ``frame``'s units as arrays (made on first use, then shared).
+
+    ``indexed=False`` (a change's few units, never asked :meth:`LevelArrays.near`)
+    leaves the spatial index out: the arrays are then made without it and
+    kept apart from the indexed ones.
+    """
+    key = (id(frame), indexed)
     with _LOCK:
         found = _MADE.get(key)
     if found is not None and found[0]() is frame:
         return found[1]
-    parents = frame["parent_code"].to_numpy(dtype=object, na_value=None)
+    parents = (
+        frame["parent_code"].to_numpy(dtype=object, na_value=None)
+        if indexed or "parent_code" in frame
+        else np.full(len(frame), None, dtype=object)
+    )
     arrays = LevelArrays(
         codes=np.array([str(c) for c in frame["code"]], dtype=object),
         parents=np.array([None if p is None else str(p) for p in parents], dtype=object),
         geometries=np.asarray(frame.geometry.values, dtype=object),
         columns={c: _column(frame, c) for c in UNIT_COLUMNS},
         rows={str(c): i for i, c in enumerate(frame["code"])},
-        index=frame.sindex,
+        index=frame.sindex if indexed else None,
     )
 
-    def forget(_: object, key: int = key) -> None:
+    def forget(_: object, key: tuple[int, bool] = key) -> None:
         with _LOCK:
             _MADE.pop(key, None)
 
@@ -143,11 +152,12 @@ def around(
     codes, geoms = stored.codes[rows], stored.geometries[rows]
     if not after:
         return codes, geoms
-    new_codes = change.after["code"].to_numpy(dtype=object)
-    new_codes = np.array([str(c) for c in new_codes], dtype=object)
-    gone = {str(c) for c in change.before["code"]} | set(new_codes)
+    # The change's sides are read once per preview (they are asked for often).
+    new = level_arrays(change.after, indexed=False)
+    new_codes = new.codes
+    gone = set(level_arrays(change.before, indexed=False).codes) | set(new_codes)
     keep = np.array([c not in gone for c in codes], dtype=bool)
-    new_geoms = np.asarray(change.after.geometry.values, dtype=object)
+    new_geoms = new.geometries
     meets = shapely.intersects(new_geoms, area) if len(new_geoms) else np.zeros(0, dtype=bool)
     codes = np.concatenate([codes[keep], new_codes[meets]])
     geoms = np.concatenate([geoms[keep], new_geoms[meets]])
@@ -188,16 +198,14 @@ def after_frame(
     """
     stored = level_arrays(frame)
     rows = stored.near(area)
-    gone = {str(c) for c in change.before["code"]} | {str(c) for c in change.after["code"]}
+    # The change's sides are read once per preview (asked for by every check).
+    new = level_arrays(change.after, indexed=False)
+    gone = set(level_arrays(change.before, indexed=False).codes) | set(new.codes)
     gone |= exclude or set()
     keep = np.array([stored.codes[r] not in gone for r in rows], dtype=bool)
     rows = rows[keep] if len(rows) else rows
     rows = rows[_matching(stored.codes[rows], stored.parents[rows], codes, parents)]
-    new = change.after
-    new_codes = np.array([str(c) for c in new["code"]], dtype=object)
-    new_parents = new["parent_code"].to_numpy(dtype=object, na_value=None)
-    new_parents = np.array([None if p is None else str(p) for p in new_parents], dtype=object)
-    new_geoms = np.asarray(new.geometry.values, dtype=object)
+    new_codes, new_parents, new_geoms = new.codes, new.parents, new.geometries
     taken = _matching(new_codes, new_parents, codes, parents)
     if exclude:
         taken &= np.array([c not in exclude for c in new_codes], dtype=bool)
@@ -205,7 +213,10 @@ def after_frame(
         taken &= (not area.is_empty) & shapely.intersects(new_geoms, area)
     order = np.argsort(np.concatenate([stored.codes[rows], new_codes[taken]]), kind="stable")
     values = {
-        c: np.concatenate([stored.columns[c][rows], _column(new, c)[taken]])[order] for c in columns
+        c: np.concatenate([stored.columns[c][rows], _new_column(new, change.after, c)[taken]])[
+            order
+        ]
+        for c in columns
     }
     geometry = np.concatenate([stored.geometries[rows], new_geoms[taken]])[order]
     return frame_from_arrays(values, geometry)
@@ -239,6 +250,12 @@ def _matching(
     if wanted_parents is not None:
         keep &= np.array([p in wanted_parents for p in parents], dtype=bool)
     return keep
+
+
+def _new_column(new: LevelArrays, frame: gpd.GeoDataFrame, name: str) -> NDArray[np.object_]:
+    """Return ``_column(frame, name)``, from ``frame``'s arrays when it is a unit column."""
+    found = new.columns.get(name)
+    return found if found is not None else _column(frame, name)
 
 
 def _column(frame: gpd.GeoDataFrame, name: str) -> NDArray[np.object_]:

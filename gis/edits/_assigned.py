@@ -24,7 +24,7 @@ import shapely
 from numpy.typing import NDArray
 
 from gis.assign import assign_buildings
-from gis.edits._arrays import around, envelope, units_frame
+from gis.edits._arrays import around, units_frame
 from gis.edits._ground import buildings_on, pieces_of
 from gis.edits._model import LayerState, LevelChange
 from gis.edits._standing import reach, ready_units
@@ -77,7 +77,7 @@ class Assignments:
 
 
 def _assign(state: LayerState, change: LevelChange) -> Assigned | None:
-    area = envelope([change.before, change.after])
+    area = change.box
     if area.is_empty:
         return None
     every = state.buildings

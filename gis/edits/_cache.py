@@ -128,6 +128,9 @@ class Places:
         Each POI's point, row for row.
     poi_tree : STRtree
         Over ``poi_points``.
+    poi_keys, poi_names : ndarray of object
+        Each POI's key and name, row for row (as ``pois[column].to_numpy(dtype=object)``:
+        made once here, not on every preview that moves a POI).
     """
 
     revision: int
@@ -135,6 +138,8 @@ class Places:
     pois: pd.DataFrame
     poi_points: np.ndarray
     poi_tree: shapely.STRtree
+    poi_keys: np.ndarray
+    poi_names: np.ndarray
 
 
 class StateCache:
@@ -394,4 +399,6 @@ def _read_places(db: Database, revision: int) -> Places:
         pois=pois,
         poi_points=np.asarray(points, dtype=object),
         poi_tree=shapely.STRtree(points),
+        poi_keys=pois["key"].to_numpy(dtype=object),
+        poi_names=pois["name"].to_numpy(dtype=object),
     )

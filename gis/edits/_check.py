@@ -80,7 +80,7 @@ def _whole_parents(
     parent_level = state.spec.parent_level(change.level)
     frame = state.frame(change.level)
     if parent_level is None:
-        units = after_frame(frame, change, envelope([change.before, change.after]))
+        units = after_frame(frame, change, change.box)
         parents = None
     else:
         parent_frame = state.frame(parent_level.name)
@@ -106,7 +106,7 @@ def _whole_parents(
     if parent_level is None:
         # Without parents, gaps are looked for in the units' extent: only
         # those at the change are this edit's.
-        changed = envelope([change.before, change.after])
+        changed = change.box
         return [
             p
             for p in checked.problems

@@ -197,6 +197,17 @@ class LevelChange:
         return bool(self.created or self.changed or self.retired)
 
     @cached_property
+    def box(self) -> BaseGeometry:
+        """Return the union of the bounding boxes of its units before and after.
+
+        As :func:`gis.edits._arrays.envelope` of both sides, made once per
+        change: the checks, the assignments and the impact all ask.
+        """
+        from gis.edits._arrays import envelope  # it builds on this module
+
+        return envelope([self.before, self.after])
+
+    @cached_property
     def ground(self) -> dict[str, BaseGeometry]:
         """Return, per unit whose ground changes, the ground changing hands.
 

@@ -994,6 +994,7 @@ def impact(
             changeset,
             points=found.poi_points if found is not None else None,
             tree=found.poi_tree if found is not None else None,
+            columns=(found.poi_keys, found.poi_names) if found is not None else None,
         ),
         "moves": _records(moves),
         "staff": _staff(changeset, db),
