@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -139,8 +139,10 @@ class Reuse:
 
     def __init__(self) -> None:
         self._crs: str | None = None
-        self._projected: dict[int, tuple[shapely.Geometry, shapely.Geometry]] = {}
-        self._pairs: dict[tuple[int, int], tuple[object, object, shapely.Geometry]] = {}
+        # Results keyed by the ids of their inputs, stored with the inputs
+        # themselves (held alive, so an id is not reused meanwhile).
+        self._projected: dict[Hashable, tuple[object, ...]] = {}
+        self._pairs: dict[Hashable, tuple[object, ...]] = {}
         self._ground: dict[tuple[int, ...], tuple[object, shapely.Geometry]] = {}
 
     def project(self, metric: Metric, geoms: Objects) -> Objects:
@@ -150,21 +152,12 @@ class Reuse:
             self._crs = srs
         if srs != self._crs or not len(geoms):
             return metric.project(geoms)
-        out = np.empty(len(geoms), dtype=object)
-        todo = []
-        for i, g in enumerate(geoms):
-            found = self._projected.get(id(g))
-            if found is None:
-                todo.append(i)
-            else:
-                out[i] = found[1]
-        if todo:
-            rows = np.asarray(todo, dtype=np.intp)
-            made = metric.project(geoms[rows])
-            for i, m in zip(todo, made, strict=True):
-                out[i] = m
-                self._projected[id(geoms[i])] = (geoms[i], m)
-        return out
+        return _memoised(
+            self._projected,
+            [id(g) for g in geoms],
+            lambda i: (geoms[i],),
+            lambda rows: metric.project(geoms[rows]),
+        )
 
     def area(self, metric: Metric, geoms: Objects) -> Floats:
         """Return ``metric.area(geoms)`` from the projections kept."""
@@ -174,21 +167,12 @@ class Reuse:
 
     def intersection(self, a: Objects, b: Objects) -> Objects:
         """Return ``shapely.intersection(a, b)``, pair by pair, computing only new pairs."""
-        out = np.empty(len(a), dtype=object)
-        todo = []
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            found = self._pairs.get((id(x), id(y)))
-            if found is None:
-                todo.append(i)
-            else:
-                out[i] = found[2]
-        if todo:
-            rows = np.asarray(todo, dtype=np.intp)
-            made = shapely.intersection(a[rows], b[rows])
-            for i, m in zip(todo, made, strict=True):
-                out[i] = m
-                self._pairs[(id(a[i]), id(b[i]))] = (a[i], b[i], m)
-        return out
+        return _memoised(
+            self._pairs,
+            [(id(x), id(y)) for x, y in zip(a, b, strict=True)],
+            lambda i: (a[i], b[i]),
+            lambda rows: shapely.intersection(a[rows], b[rows]),
+        )
 
     def ground(
         self, unit: shapely.Geometry, held: Objects, make: Callable[[], shapely.Geometry]
@@ -267,3 +251,30 @@ def parent_labels(child: Layer, parents: Layer | None) -> Objects | None:
     labels = np.empty(len(child), dtype=object)
     labels[:] = [str(parents.codes[r]) if r >= 0 else None for r in rows]
     return labels
+
+
+def _memoised(
+    cache: dict[Hashable, tuple[object, ...]],
+    keys: Sequence[Hashable],
+    inputs: Callable[[int], tuple[object, ...]],
+    compute: Callable[[NDArray[np.intp]], Objects],
+) -> Objects:
+    """Return one result per key: the cached ones, and ``compute(rows)`` for keys not seen.
+
+    ``inputs(i)`` is stored before the result of row ``i`` (the last item of
+    the cached tuple), keeping alive the objects whose ids make the key.
+    """
+    out = np.empty(len(keys), dtype=object)
+    todo = []
+    for i, key in enumerate(keys):
+        found = cache.get(key)
+        if found is None:
+            todo.append(i)
+        else:
+            out[i] = found[-1]
+    if todo:
+        made = compute(np.asarray(todo, dtype=np.intp))
+        for i, result in zip(todo, made, strict=True):
+            out[i] = result
+            cache[keys[i]] = (*inputs(i), result)
+    return out
